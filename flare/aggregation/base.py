@@ -1,0 +1,64 @@
+"""The aggregation strategy interface (modelled on Flower's ``Strategy``).
+
+An aggregator turns the round's decoded client updates into one global delta.
+It is configuration only; everything it needs per round comes in through
+:class:`AggregationContext`. Results must be a pure function of the inputs:
+the committee recomputes them and compares bytes.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from flare.tensors import Weights
+
+Predictor = Callable[[Weights, np.ndarray], np.ndarray]
+"""``predict(weights, features) -> int64 labels``: inference with the round's model."""
+
+
+@dataclass(frozen=True)
+class ClientUpdate:
+    """One decoded client update, in submission order."""
+
+    client_id: str
+    delta: Weights
+    num_samples: int
+
+
+@dataclass(frozen=True)
+class AggregationContext:
+    """Per-round inputs beyond the updates themselves."""
+
+    global_weights: Weights
+    predict: Predictor | None = None
+    validation_features: np.ndarray | None = None
+    validation_labels: np.ndarray | None = None
+
+
+@dataclass
+class AggregationResult:
+    """The aggregate and the reasons behind it.
+
+    ``scores`` maps each client id to named scores (e.g. ``{"mi": 2.91}``), so a
+    report can say who was filtered and why.
+    """
+
+    delta: Weights
+    accepted: list[str]
+    flagged: list[str]
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+class Aggregator(ABC):
+    """A robust or plain aggregation rule."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def aggregate(
+        self, updates: Sequence[ClientUpdate], context: AggregationContext
+    ) -> AggregationResult:
+        """Combine ``updates`` (non-empty, in submission order) into one delta."""

@@ -1,0 +1,60 @@
+"""Named-tensor types shared by every layer.
+
+Weights travel between layers as an ordered mapping of names to float32 numpy
+arrays, so that compression and aggregation never need torch.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+
+Weights = dict[str, np.ndarray]
+"""Ordered mapping of parameter names to float32 arrays (insertion order is canonical)."""
+
+ModelSpec = dict[str, tuple[int, ...]]
+"""Ordered mapping of parameter names to shapes: what a valid update must look like."""
+
+
+def spec_of(weights: Mapping[str, np.ndarray]) -> ModelSpec:
+    """Return the shapes of ``weights`` in their canonical order."""
+    return {name: tuple(int(d) for d in array.shape) for name, array in weights.items()}
+
+
+def num_parameters(spec: ModelSpec) -> int:
+    """Total number of scalars in a model of this spec."""
+    return sum(int(np.prod(shape, dtype=np.int64)) for shape in spec.values())
+
+
+def raw_nbytes(spec: ModelSpec) -> int:
+    """Size of one full update of this spec as raw float32."""
+    return 4 * num_parameters(spec)
+
+
+def flatten(weights: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Concatenate all tensors, in order, into one float64 vector."""
+    if not weights:
+        return np.zeros(0, dtype=np.float64)
+    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in weights.values()])
+
+
+def unflatten(vector: np.ndarray, spec: ModelSpec) -> Weights:
+    """Inverse of :func:`flatten`: split a vector back into float32 tensors of ``spec``."""
+    out: Weights = {}
+    offset = 0
+    for name, shape in spec.items():
+        size = int(np.prod(shape, dtype=np.int64))
+        out[name] = np.asarray(vector[offset : offset + size], dtype=np.float32).reshape(shape)
+        offset += size
+    if offset != vector.size:
+        raise ValueError(f"vector has {vector.size} values, spec needs {offset}")
+    return out
+
+
+def add(base: Mapping[str, np.ndarray], delta: Mapping[str, np.ndarray]) -> Weights:
+    """``base + delta`` per tensor, in float32 (elementwise, hence bitwise reproducible)."""
+    return {name: (base[name] + delta[name]).astype(np.float32) for name in base}
+
+
+def subtract(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> Weights:
+    """``a - b`` per tensor, in float32."""
+    return {name: (a[name] - b[name]).astype(np.float32) for name in a}
