@@ -13,10 +13,15 @@ from typing import ClassVar
 
 import numpy as np
 
+from flare.errors import FlareError
 from flare.tensors import Weights
 
 Predictor = Callable[[Weights, np.ndarray], np.ndarray]
 """``predict(weights, features) -> int64 labels``: inference with the round's model."""
+
+
+class AggregationError(FlareError, ValueError):
+    """The round's inputs cannot be aggregated: no updates, wrong shapes, missing context."""
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,17 @@ class AggregationResult:
     """The aggregate and the reasons behind it.
 
     ``scores`` maps each client id to named scores (e.g. ``{"mi": 2.91}``), so a
-    report can say who was filtered and why.
+    report can say who was filtered and why. ``reasons`` says, for each flagged
+    client, in one line, why it was left out; ``notes`` holds round-level remarks
+    (for example that nobody was trusted and the delta is zero).
     """
 
     delta: Weights
     accepted: list[str]
     flagged: list[str]
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 class Aggregator(ABC):

@@ -1,0 +1,155 @@
+"""Reproducible arithmetic shared by every aggregator.
+
+Committee members on different machines recompute the aggregate and compare
+bytes, so nothing here may depend on BLAS, thread counts or reduction order:
+
+* sums over clients are explicit Python loops in submission order, each step
+  one elementwise float64 ufunc (no matmul, no ``np.sum`` over the client axis,
+  no fused multiply-add), rounded to float32 once at the end;
+* sums over parameters (norms, distances) use ``np.sum`` on one contiguous
+  float64 vector, whose pairwise summation order is fixed by its length;
+* any float that feeds a decision is first rounded with :func:`round_score` or
+  :func:`round_significant`, so that only a difference larger than the
+  documented precision can change who is trusted.
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from flare.aggregation.base import AggregationError, ClientUpdate
+from flare.tensors import ModelSpec, Weights, spec_of
+
+SCORE_DECIMALS = 9
+"""Scores measured in bits or as ratios are compared after rounding to 1e-9."""
+
+SIGNIFICANT_DIGITS = 9
+"""Scale-dependent quantities (norms, distances) keep nine significant digits."""
+
+
+def round_score(value: float) -> float:
+    """Round a bounded score (bits, ratios) to :data:`SCORE_DECIMALS` decimals."""
+    return round(float(value), SCORE_DECIMALS)
+
+
+def round_significant(value: float) -> float:
+    """Round a scale-dependent value to :data:`SIGNIFICANT_DIGITS` significant digits.
+
+    CPython's float formatting is correctly rounded, hence identical everywhere.
+    """
+    return float(f"{float(value):.{SIGNIFICANT_DIGITS - 1}e}")
+
+
+def validate_updates(updates: Sequence[ClientUpdate], global_weights: Weights) -> ModelSpec:
+    """Check that the round's updates can be aggregated; return the model spec.
+
+    Every update must name a distinct client, claim a positive sample count, and
+    carry finite tensors with exactly the global model's names and shapes.
+    """
+    if not updates:
+        raise AggregationError("no updates to aggregate")
+    spec = spec_of(global_weights)
+    seen: set[str] = set()
+    for update in updates:
+        who = update.client_id
+        if who in seen:
+            raise AggregationError(f"client {who!r} submitted more than one update")
+        seen.add(who)
+        if isinstance(update.num_samples, bool) or not isinstance(update.num_samples, int):
+            raise AggregationError(f"client {who!r}: num_samples must be an int")
+        if update.num_samples <= 0:
+            raise AggregationError(f"client {who!r}: num_samples must be positive")
+        if set(update.delta) != set(spec):
+            missing = sorted(set(spec) - set(update.delta))
+            extra = sorted(set(update.delta) - set(spec))
+            raise AggregationError(
+                f"client {who!r}: tensor names differ from the model "
+                f"(missing {missing}, unexpected {extra})"
+            )
+        for name, shape in spec.items():
+            array = np.asarray(update.delta[name])
+            if tuple(array.shape) != shape:
+                raise AggregationError(
+                    f"client {who!r}: tensor {name!r} has shape {tuple(array.shape)}, "
+                    f"model needs {shape}"
+                )
+            if not np.issubdtype(array.dtype, np.floating):
+                raise AggregationError(f"client {who!r}: tensor {name!r} is not floating point")
+            if not np.all(np.isfinite(array)):
+                raise AggregationError(f"client {who!r}: tensor {name!r} is not finite")
+    return spec
+
+
+def zeros_like_spec(spec: ModelSpec) -> Weights:
+    """An all-zero float32 delta of ``spec``: what a round with nobody trusted returns."""
+    return {name: np.zeros(shape, dtype=np.float32) for name, shape in spec.items()}
+
+
+def weighted_average(
+    deltas: Sequence[Mapping[str, np.ndarray]],
+    weights: Sequence[float],
+    spec: ModelSpec,
+    scales: Sequence[float] | None = None,
+) -> Weights:
+    """``Σ wᵢ·sᵢ·δᵢ / Σ wᵢ``, bitwise reproducible, returned as float32.
+
+    ``weights`` are usually sample counts; ``scales`` (default 1) shrink single
+    updates, e.g. to clip them to a norm bound, without changing their weight.
+    Each client's coefficient ``wᵢ·sᵢ`` is one float64 product; the tensors are
+    accumulated in float64 in the given order with one multiply and one add per
+    step, divided once by ``Σ wᵢ`` and rounded once to float32.
+    """
+    if not deltas:
+        raise AggregationError("cannot average zero updates")
+    if len(weights) != len(deltas):
+        raise AggregationError("need exactly one weight per update")
+    if scales is None:
+        scales = [1.0] * len(deltas)
+    if len(scales) != len(deltas):
+        raise AggregationError("need exactly one scale per update")
+    total = math.fsum(float(w) for w in weights)
+    if not total > 0:
+        raise AggregationError("weights must sum to a positive number")
+    coefficients = [float(w) * float(s) for w, s in zip(weights, scales, strict=True)]
+    averaged: Weights = {}
+    for name, shape in spec.items():
+        accumulator = np.zeros(shape, dtype=np.float64)
+        term = np.empty(shape, dtype=np.float64)
+        for delta, coefficient in zip(deltas, coefficients, strict=True):
+            np.multiply(np.asarray(delta[name], dtype=np.float64), coefficient, out=term)
+            np.add(accumulator, term, out=accumulator)
+        np.divide(accumulator, total, out=accumulator)
+        averaged[name] = accumulator.astype(np.float32)
+    return averaged
+
+
+def flat_vector(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> np.ndarray:
+    """All tensors of ``delta``, in the spec's order, as one contiguous float64 vector."""
+    if not spec:
+        return np.zeros(0, dtype=np.float64)
+    return np.concatenate([np.asarray(delta[name], dtype=np.float64).ravel() for name in spec])
+
+
+def squared_l2(vector: np.ndarray) -> float:
+    """``Σ vₖ²`` of a flat float64 vector: elementwise square, then one pairwise sum."""
+    return float(np.sum(np.square(vector)))
+
+
+def l2_norm(vector: np.ndarray) -> float:
+    """Euclidean norm of a flat float64 vector, rounded to nine significant digits."""
+    return round_significant(math.sqrt(squared_l2(vector)))
+
+
+def stacked_tensor(deltas: Sequence[Mapping[str, np.ndarray]], name: str) -> np.ndarray:
+    """One tensor of every client stacked on a new leading client axis, as float64."""
+    return np.stack([np.asarray(delta[name], dtype=np.float64) for delta in deltas])
+
+
+def median_of(values: Sequence[float]) -> float:
+    """Median of a short list, computed in plain Python (sorting is exact)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2
