@@ -1,0 +1,7 @@
+"""``python -m flare`` is the ``flare`` command."""
+
+import sys
+
+from flare.cli import main
+
+sys.exit(main())

@@ -1,0 +1,36 @@
+"""The ``flare`` command line: one sub-command per module in this package."""
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from flare.errors import FlareError
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other Flare error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from flare.cli import simulate
+
+    parser = _Parser(prog="flare", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    simulate.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``flare`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except FlareError as exc:
+        print(f"flare {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"flare {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,108 @@
+"""What a person watching a run sees: a progress bar and one line per round."""
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from flare.federation.config import SimulationConfig
+from flare.federation.report import RoundRecord, SimulationReport
+from flare.federation.simulation import RunObserver
+
+
+def human_bytes(count: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(count) < 1024 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    raise AssertionError("unreachable")
+
+
+def round_line(record: RoundRecord, total_rounds: int) -> str:
+    """One concise line that says how the round went."""
+    ratio = record.bytes_raw / record.bytes_up if record.bytes_up else 0.0
+    caught = len(set(record.flagged) & set(record.malicious))
+    width = len(str(total_rounds))
+    parts = [
+        f"round {record.round:>{width}}/{total_rounds}",
+        f"acc {record.accuracy:.3f}",
+        f"loss {record.loss:6.3f}",
+        f"up {human_bytes(record.bytes_up):>9} ({ratio:4.1f}x)",
+        f"flagged {len(record.flagged):>2} ({caught}/{len(record.malicious)} malicious)",
+    ]
+    if record.dropped:
+        parts.append(f"dropped {len(record.dropped)}")
+    if record.rejected:
+        parts.append(f"rejected {len(record.rejected)}")
+    parts.append(f"{record.seconds:5.2f}s")
+    return "  ".join(parts)
+
+
+class RoundTable(RunObserver):
+    """Rich progress bar over the clients of a round, then the round's line."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.console = Console(quiet=not enabled, highlight=False)
+        self.progress = Progress(
+            TextColumn("[bold]round {task.fields[round]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("clients"),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._task = None
+        self._rounds = 0
+
+    def __enter__(self) -> "RoundTable":
+        self.progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.progress.stop()
+
+    def run_started(self, config: SimulationConfig) -> None:
+        self._rounds = config.rounds
+        attackers = f"{config.malicious} x {config.attack}" if config.malicious else "none"
+        self.console.print(
+            f"[bold]flare simulate[/]  {config.dataset} / {config.model}  "
+            f"{config.clients} clients ({config.partition})  attackers: {attackers}  "
+            f"aggregator: {config.aggregator}  codec: {config.codec}  seed {config.seed}"
+        )
+
+    def round_started(self, round_number: int, participants: int) -> None:
+        if self._task is not None:
+            self.progress.remove_task(self._task)
+        self._task = self.progress.add_task("", total=participants, round=round_number)
+
+    def client_finished(self, client_id: str) -> None:
+        self.progress.advance(self._task)
+
+    def round_finished(self, record: RoundRecord) -> None:
+        self.console.print(round_line(record, self._rounds))
+
+    def summary(self, report: SimulationReport) -> None:
+        final = report.final
+        ratio = final["bytes_raw"] / final["bytes_up"] if final["bytes_up"] else 0.0
+        detection = final["detection"]
+        self.console.print(
+            f"[bold]final[/]  accuracy {final['accuracy']:.4f}  loss {final['loss']:.4f}  "
+            f"sent {human_bytes(final['bytes_up'])} of {human_bytes(final['bytes_raw'])} raw "
+            f"({ratio:.1f}x)  {report.seconds:.1f}s"
+        )
+        if detection["malicious_flagged"] is not None or detection["honest_flagged"]:
+            mal = detection["malicious_flagged"]
+            self.console.print(
+                "flagged: "
+                + (f"{mal:.0%} of malicious submissions, " if mal is not None else "")
+                + f"{(detection['honest_flagged'] or 0):.0%} of honest ones"
+            )
+
+    def note(self, message: str) -> None:
+        self.console.print(message)

@@ -1,0 +1,200 @@
+"""Clients: honest local training, and the attacks a malicious client can mount.
+
+A client turns the current global weights into an update ΔW = W_local − W_global.
+Every attack here is real: it starts from what an honest client would send, or
+from training on poisoned data, and corrupts it the way the literature does.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from flare.errors import ConfigError
+from flare.models.base import ModelAdapter
+from flare.tensors import Weights, subtract
+
+
+@dataclass(frozen=True)
+class LocalUpdate:
+    """What a client computed this round, before encoding."""
+
+    delta: Weights
+    num_samples: int
+    train_loss: float
+
+
+class Client:
+    """An honest client holding a private shard of training data."""
+
+    def __init__(self, client_id: str, features: np.ndarray, labels: np.ndarray) -> None:
+        self.client_id = client_id
+        self.features = features
+        self.labels = labels
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.labels)
+
+    def local_update(
+        self, model: ModelAdapter, global_weights: Weights, *, seed: int
+    ) -> LocalUpdate:
+        """Train from ``global_weights`` on local data and return the weight delta."""
+        return self.train_on(model, global_weights, self.labels, seed)
+
+    def train_on(
+        self, model: ModelAdapter, global_weights: Weights, labels: np.ndarray, seed: int
+    ) -> LocalUpdate:
+        """Train from ``global_weights`` on local features with the given labels."""
+        model.set_weights(global_weights)
+        result = model.train(self.features, labels, seed=seed)
+        delta = subtract(model.get_weights(), global_weights)
+        return LocalUpdate(delta=delta, num_samples=result.num_samples, train_loss=result.loss)
+
+
+class Attack(ABC):
+    """How a malicious client corrupts its contribution."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def corrupt(
+        self,
+        client: Client,
+        model: ModelAdapter,
+        global_weights: Weights,
+        num_classes: int,
+        rng: np.random.Generator,
+        seed: int,
+    ) -> LocalUpdate:
+        """The malicious update this client sends."""
+
+
+class NoiseAttack(Attack):
+    """The honest update plus i.i.d. Gaussian noise of standard deviation ``sigma``."""
+
+    name = "noise"
+
+    def __init__(self, sigma: float = 0.5) -> None:
+        self.sigma = sigma
+
+    def corrupt(
+        self,
+        client: Client,
+        model: ModelAdapter,
+        global_weights: Weights,
+        num_classes: int,
+        rng: np.random.Generator,
+        seed: int,
+    ) -> LocalUpdate:
+        honest = client.local_update(model, global_weights, seed=seed)
+        noisy = {
+            name: (d + rng.normal(0.0, self.sigma, d.shape)).astype(np.float32)
+            for name, d in honest.delta.items()
+        }
+        return LocalUpdate(noisy, honest.num_samples, honest.train_loss)
+
+
+class RandomWeightsAttack(Attack):
+    """Replace the model by random weights, each tensor ``scale`` times the global's spread."""
+
+    name = "random"
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+
+    def corrupt(
+        self,
+        client: Client,
+        model: ModelAdapter,
+        global_weights: Weights,
+        num_classes: int,
+        rng: np.random.Generator,
+        seed: int,
+    ) -> LocalUpdate:
+        delta = {}
+        for name, w in global_weights.items():
+            spread = float(np.std(w)) or 0.1
+            random_w = rng.normal(0.0, self.scale * spread, w.shape)
+            delta[name] = (random_w - w).astype(np.float32)
+        return LocalUpdate(delta, client.num_samples, float("nan"))
+
+
+class SignFlipAttack(Attack):
+    """The honest update reversed and multiplied by ``scale``: pushes the model uphill."""
+
+    name = "sign-flip"
+
+    def __init__(self, scale: float = 3.0) -> None:
+        self.scale = scale
+
+    def corrupt(
+        self,
+        client: Client,
+        model: ModelAdapter,
+        global_weights: Weights,
+        num_classes: int,
+        rng: np.random.Generator,
+        seed: int,
+    ) -> LocalUpdate:
+        honest = client.local_update(model, global_weights, seed=seed)
+        flipped = {n: (-self.scale * d).astype(np.float32) for n, d in honest.delta.items()}
+        return LocalUpdate(flipped, honest.num_samples, honest.train_loss)
+
+
+class ScalingAttack(Attack):
+    """The honest update boosted by ``factor`` so that it dominates a plain average."""
+
+    name = "scaling"
+
+    def __init__(self, factor: float = 10.0) -> None:
+        self.factor = factor
+
+    def corrupt(
+        self,
+        client: Client,
+        model: ModelAdapter,
+        global_weights: Weights,
+        num_classes: int,
+        rng: np.random.Generator,
+        seed: int,
+    ) -> LocalUpdate:
+        honest = client.local_update(model, global_weights, seed=seed)
+        boosted = {n: (self.factor * d).astype(np.float32) for n, d in honest.delta.items()}
+        return LocalUpdate(boosted, honest.num_samples, honest.train_loss)
+
+
+class LabelFlipAttack(Attack):
+    """Train honestly, but on poisoned labels ``y -> C − 1 − y``."""
+
+    name = "label-flip"
+
+    def corrupt(
+        self,
+        client: Client,
+        model: ModelAdapter,
+        global_weights: Weights,
+        num_classes: int,
+        rng: np.random.Generator,
+        seed: int,
+    ) -> LocalUpdate:
+        return client.train_on(model, global_weights, num_classes - 1 - client.labels, seed)
+
+
+ATTACKS: dict[str, type[Attack]] = {
+    cls.name: cls
+    for cls in (NoiseAttack, RandomWeightsAttack, SignFlipAttack, ScalingAttack, LabelFlipAttack)
+}
+
+
+def make_attack(name: str, strength: float | None = None) -> Attack:
+    """Instantiate a named attack; ``strength`` overrides its main parameter."""
+    if name not in ATTACKS:
+        raise ConfigError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}")
+    cls = ATTACKS[name]
+    if strength is None or cls is LabelFlipAttack:
+        return cls()
+    if not np.isfinite(strength) or strength <= 0:
+        raise ConfigError(f"attack strength must be a positive number, got {strength}")
+    return cls(strength)

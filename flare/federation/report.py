@@ -1,0 +1,91 @@
+"""What a run reports: one record per round and a summary, serialisable to JSON."""
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RoundRecord:
+    """The outcome of one round, in the report's vocabulary."""
+
+    round: int
+    accuracy: float
+    loss: float
+    bytes_up: int
+    bytes_raw: int
+    accepted: list[str]
+    flagged: list[str]
+    malicious: list[str]
+    dropped: list[str]
+    rejected: dict[str, str]
+    seconds: float
+    scores: dict[str, dict[str, float]]
+    timings: dict[str, float]
+    protocol: dict[str, Any] | None = None
+
+
+@dataclass
+class SimulationReport:
+    """The whole run: configuration, rounds, final figures, wall time."""
+
+    config: dict[str, Any]
+    rounds: list[RoundRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    peak_memory_mb: float = 0.0
+
+    @property
+    def final(self) -> dict[str, Any]:
+        last = self.rounds[-1] if self.rounds else None
+        return {
+            "accuracy": last.accuracy if last else None,
+            "loss": last.loss if last else None,
+            "bytes_up": sum(r.bytes_up for r in self.rounds),
+            "bytes_raw": sum(r.bytes_raw for r in self.rounds),
+            "seconds": round(self.seconds, 3),
+            "peak_memory_mb": round(self.peak_memory_mb, 1),
+            "detection": detection_rates(self.rounds),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "config": self.config,
+            "rounds": [asdict(r) for r in self.rounds],
+            "final": self.final,
+        }
+
+    def write_json(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(_json_safe(self.to_dict()), indent=2, allow_nan=False))
+
+
+def detection_rates(rounds: list[RoundRecord]) -> dict[str, float | None]:
+    """Share of malicious submissions flagged and of honest submissions flagged."""
+    mal_seen = mal_flagged = honest_seen = honest_flagged = 0
+    for r in rounds:
+        malicious = set(r.malicious)
+        for cid in r.accepted + r.flagged:
+            flagged = cid in r.flagged
+            if cid in malicious:
+                mal_seen += 1
+                mal_flagged += flagged
+            else:
+                honest_seen += 1
+                honest_flagged += flagged
+    return {
+        "malicious_flagged": mal_flagged / mal_seen if mal_seen else None,
+        "honest_flagged": honest_flagged / honest_seen if honest_seen else None,
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace NaN and infinities (a diverged model's loss) by ``null``: JSON has neither."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value

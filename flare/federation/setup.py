@@ -1,0 +1,89 @@
+"""Build everything a run needs from its configuration: data, clients, model, codec, rule."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from flare.aggregation import make_aggregator
+from flare.aggregation.base import Aggregator
+from flare.compression import make_codec
+from flare.compression.base import Codec
+from flare.data import Dataset, load_dataset, partition
+from flare.federation.clients import Attack, Client, make_attack
+from flare.federation.config import SimulationConfig
+from flare.models import TorchModelAdapter, TrainingConfig, build_model
+from flare.tensors import ModelSpec, Weights, spec_of
+
+ModelBuilder = Callable[[int, int], nn.Module]
+"""``builder(num_features, num_classes) -> nn.Module``: a user's own model."""
+
+
+@dataclass
+class Federation:
+    """The cast of a run: who holds which data, who attacks, and the shared machinery."""
+
+    config: SimulationConfig
+    dataset: Dataset
+    clients: list[Client]
+    malicious_ids: frozenset[str]
+    attack: Attack
+    trainer: TorchModelAdapter
+    evaluator: TorchModelAdapter
+    initial_weights: Weights
+    codec: Codec
+    aggregator: Aggregator
+
+    @property
+    def spec(self) -> ModelSpec:
+        return spec_of(self.initial_weights)
+
+    def predict(self, weights: Weights, features: np.ndarray) -> np.ndarray:
+        """Inference with ``weights``: what the MI filter runs on the validation split."""
+        self.evaluator.set_weights(weights)
+        return self.evaluator.predict(features)
+
+
+def build_federation(
+    config: SimulationConfig, model_builder: ModelBuilder | None = None
+) -> Federation:
+    """Load and split the data, create clients and pick the attackers, all from ``config.seed``."""
+    dataset = load_dataset(config.dataset, seed=config.seed)
+    rng = np.random.default_rng([config.seed, 1])
+    shards = partition(
+        dataset.train_labels, config.clients, config.partition, rng=rng, alpha=config.alpha
+    )
+    clients = [
+        Client(f"client-{i}", dataset.train_features[idx], dataset.train_labels[idx])
+        for i, idx in enumerate(shards)
+    ]
+    attackers = rng.choice(config.clients, size=config.malicious, replace=False)
+    training = TrainingConfig(
+        epochs=config.local_epochs, batch_size=config.batch_size, learning_rate=config.learning_rate
+    )
+
+    def new_module() -> nn.Module:
+        if model_builder is None:
+            return build_model(
+                config.model, dataset.num_features, dataset.num_classes, seed=config.seed
+            )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            return model_builder(dataset.num_features, dataset.num_classes)
+
+    trainer = TorchModelAdapter(new_module(), training)
+    codec_params = {"rank": config.rank} if config.codec == "powersgd" else {}
+    return Federation(
+        config=config,
+        dataset=dataset,
+        clients=clients,
+        malicious_ids=frozenset(clients[i].client_id for i in attackers),
+        attack=make_attack(config.attack, config.attack_strength),
+        trainer=trainer,
+        evaluator=TorchModelAdapter(new_module(), training),
+        initial_weights=trainer.get_weights(),
+        codec=make_codec(config.codec, **codec_params),
+        aggregator=make_aggregator(config.aggregator, **config.aggregator_params),
+    )

@@ -1,0 +1,242 @@
+"""The offline simulation: every client, the aggregator and the clock in one process.
+
+Each round follows the wire path for real — clients encode their updates to
+bytes, the aggregator decodes and validates those bytes — so the bytes counted
+are the bytes a device would send, and a malformed update is refused exactly as
+it would be over the network.
+"""
+
+import hashlib
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from flare.aggregation.base import AggregationContext, ClientUpdate
+from flare.compression import decode_update
+from flare.compression.base import MalformedUpdateError, UpdateBinding, UpdateEncoder
+from flare.federation.clients import Client, LocalUpdate
+from flare.federation.config import SimulationConfig
+from flare.federation.report import RoundRecord, SimulationReport
+from flare.federation.setup import Federation, ModelBuilder, build_federation
+from flare.tensors import Weights, add, raw_nbytes
+
+OFFLINE_TASK = "offline"
+
+
+class RunObserver:
+    """Hooks a front end uses to show progress; every method is optional."""
+
+    def run_started(self, config: SimulationConfig) -> None:
+        """Called once, after set-up, before the first round."""
+
+    def round_started(self, round_number: int, participants: int) -> None:
+        """Called before any client of the round trains."""
+
+    def client_finished(self, client_id: str) -> None:
+        """Called after each client has sent its update."""
+
+    def round_finished(self, record: RoundRecord) -> None:
+        """Called with the round's record once the new global model is evaluated."""
+
+
+class Stopwatch:
+    """Accumulates wall time per named phase of a round."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def weights_digest(weights: Weights) -> str:
+    """A label naming a global model in the offline run (the protocol path uses its CID)."""
+    digest = hashlib.sha256()
+    for name, array in weights.items():
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(array, dtype="<f4").tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def client_seed(seed: int, round_number: int, client_index: int) -> int:
+    """Independent, reproducible seed for one client's training in one round."""
+    return int(np.random.SeedSequence([seed, round_number, client_index]).generate_state(1)[0])
+
+
+class Simulation:
+    """Run federated training offline; ``Simulation(config).run()`` returns the report."""
+
+    def __init__(self, config: SimulationConfig, model_builder: ModelBuilder | None = None) -> None:
+        self.config = config
+        self.model_builder = model_builder
+
+    def run(self, observer: RunObserver | None = None) -> SimulationReport:
+        observer = observer or RunObserver()
+        started = time.perf_counter()
+        federation = build_federation(self.config, self.model_builder)
+        encoders: dict[str, UpdateEncoder] = {}
+        report = SimulationReport(config=self.config.to_dict())
+        observer.run_started(self.config)
+        global_weights = federation.initial_weights
+        for round_number in range(1, self.config.rounds + 1):
+            global_weights, record = self._round(
+                federation, encoders, round_number, global_weights, observer
+            )
+            report.rounds.append(record)
+            observer.round_finished(record)
+        report.seconds = time.perf_counter() - started
+        report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return report
+
+    def _round(
+        self,
+        federation: Federation,
+        encoders: dict[str, UpdateEncoder],
+        round_number: int,
+        global_weights: Weights,
+        observer: RunObserver,
+    ) -> tuple[Weights, RoundRecord]:
+        config = self.config
+        clock = Stopwatch()
+        started = time.perf_counter()
+        participants, dropped = self._participants(federation.clients, round_number)
+        observer.round_started(round_number, len(participants))
+        base_label = weights_digest(global_weights)
+        blobs: list[tuple[str, bytes]] = []
+        for index, client in participants:
+            with clock.phase("train"):
+                update = self._local_update(federation, client, index, round_number, global_weights)
+            with clock.phase("encode"):
+                encoder = encoders.get(client.client_id)
+                if encoder is None:
+                    encoder = federation.codec.new_encoder(
+                        federation.spec, client_seed(config.seed, 0, index)
+                    )
+                    encoders[client.client_id] = encoder
+                binding = UpdateBinding(
+                    sender=client.client_id,
+                    task=OFFLINE_TASK,
+                    round=round_number,
+                    attempt=0,
+                    base_model=base_label,
+                    num_samples=update.num_samples,
+                )
+                blobs.append((client.client_id, encoder.encode(update.delta, binding)))
+            observer.client_finished(client.client_id)
+
+        with clock.phase("decode"):
+            updates, rejected = self._receive(federation, blobs, round_number, base_label)
+        with clock.phase("aggregate"):
+            if updates:
+                context = AggregationContext(
+                    global_weights=global_weights,
+                    predict=federation.predict,
+                    validation_features=federation.dataset.validation_features,
+                    validation_labels=federation.dataset.validation_labels,
+                )
+                result = federation.aggregator.aggregate(updates, context)
+                global_weights = add(global_weights, result.delta)
+                accepted, flagged, scores = result.accepted, result.flagged, result.scores
+            else:
+                accepted, flagged, scores = [], [], {}
+        with clock.phase("evaluate"):
+            federation.evaluator.set_weights(global_weights)
+            evaluation = federation.evaluator.evaluate(
+                federation.dataset.test_features, federation.dataset.test_labels
+            )
+        sent = {cid for cid, _ in blobs}
+        record = RoundRecord(
+            round=round_number,
+            accuracy=evaluation.accuracy,
+            loss=evaluation.loss,
+            bytes_up=sum(len(blob) for _, blob in blobs),
+            bytes_raw=len(blobs) * raw_nbytes(federation.spec),
+            accepted=accepted,
+            flagged=flagged,
+            malicious=sorted(sent & federation.malicious_ids, key=_client_order),
+            dropped=dropped,
+            rejected=rejected,
+            seconds=time.perf_counter() - started,
+            scores=scores,
+            timings={k: round(v, 4) for k, v in clock.seconds.items()},
+        )
+        return global_weights, record
+
+    def _participants(
+        self, clients: list[Client], round_number: int
+    ) -> tuple[list[tuple[int, Client]], list[str]]:
+        """Who takes part this round: not dropped out, and holding any data at all."""
+        rng = np.random.default_rng([self.config.seed, 2, round_number])
+        draws = rng.random(len(clients))
+        active, dropped = [], []
+        for index, (client, draw) in enumerate(zip(clients, draws, strict=True)):
+            if draw < self.config.dropout or client.num_samples == 0:
+                dropped.append(client.client_id)
+            else:
+                active.append((index, client))
+        return active, dropped
+
+    def _local_update(
+        self,
+        federation: Federation,
+        client: Client,
+        index: int,
+        round_number: int,
+        global_weights: Weights,
+    ) -> LocalUpdate:
+        seed = client_seed(self.config.seed, round_number, index)
+        if client.client_id in federation.malicious_ids:
+            return federation.attack.corrupt(
+                client,
+                federation.trainer,
+                global_weights,
+                federation.dataset.num_classes,
+                np.random.default_rng(seed),
+                seed,
+            )
+        return client.local_update(federation.trainer, global_weights, seed=seed)
+
+    def _receive(
+        self,
+        federation: Federation,
+        blobs: list[tuple[str, bytes]],
+        round_number: int,
+        base_label: str,
+    ) -> tuple[list[ClientUpdate], dict[str, str]]:
+        """Decode and validate every blob as the aggregator would; refuse what does not fit."""
+        updates: list[ClientUpdate] = []
+        rejected: dict[str, str] = {}
+        for sender, blob in blobs:
+            try:
+                decoded = decode_update(
+                    blob, federation.spec, max_blob_bytes=self.config.max_update_bytes
+                )
+            except MalformedUpdateError as exc:
+                rejected[sender] = str(exc)
+                continue
+            binding = decoded.binding
+            expected = (sender, OFFLINE_TASK, round_number, 0, base_label)
+            actual = (
+                binding.sender,
+                binding.task,
+                binding.round,
+                binding.attempt,
+                binding.base_model,
+            )
+            if actual != expected:
+                rejected[sender] = f"update bound to {actual}, expected {expected}"
+                continue
+            updates.append(ClientUpdate(sender, decoded.delta, binding.num_samples))
+        return updates, rejected
+
+
+def _client_order(client_id: str) -> int:
+    return int(client_id.rsplit("-", 1)[-1])

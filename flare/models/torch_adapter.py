@@ -1,0 +1,93 @@
+"""PyTorch implementation of :class:`~flare.models.base.ModelAdapter`."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from flare.models.base import EvalResult, ModelAdapter, TrainResult
+from flare.tensors import Weights
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyper-parameters of one client's local training."""
+
+    epochs: int = 2
+    batch_size: int = 16
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
+            raise ValueError("epochs and batch_size must be >= 1 and learning_rate > 0")
+        if not 0 <= self.momentum < 1:
+            raise ValueError("momentum must lie in [0, 1)")
+
+
+class TorchModelAdapter(ModelAdapter):
+    """Wraps any classification ``nn.Module`` whose forward returns logits.
+
+    The weights are the module's floating-point ``state_dict`` entries in their
+    registration order, converted to float32 numpy arrays.
+    """
+
+    def __init__(self, module: nn.Module, training: TrainingConfig | None = None) -> None:
+        self.module = module.float()
+        self.training = training or TrainingConfig()
+        self._names = [n for n, t in module.state_dict().items() if t.is_floating_point()]
+        if not self._names:
+            raise ValueError("the module has no floating-point parameters")
+
+    def get_weights(self) -> Weights:
+        state = self.module.state_dict()
+        return {name: state[name].detach().cpu().numpy().astype(np.float32) for name in self._names}
+
+    def set_weights(self, weights: Weights) -> None:
+        if list(weights) != self._names:
+            raise ValueError("weights do not name the model's parameters in order")
+        state = self.module.state_dict()
+        for name in self._names:
+            if tuple(weights[name].shape) != tuple(state[name].shape):
+                expected = tuple(state[name].shape)
+                raise ValueError(f"{name}: shape {weights[name].shape} != {expected}")
+            state[name].copy_(torch.from_numpy(np.ascontiguousarray(weights[name])))
+
+    def train(self, features: np.ndarray, labels: np.ndarray, *, seed: int) -> TrainResult:
+        cfg = self.training
+        inputs = torch.as_tensor(features, dtype=torch.float32)
+        targets = torch.as_tensor(labels, dtype=torch.int64)
+        generator = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.SGD(
+            self.module.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum
+        )
+        loss_fn = nn.CrossEntropyLoss()
+        self.module.train()
+        total_loss, seen = 0.0, 0
+        for _ in range(cfg.epochs):
+            order = torch.randperm(len(inputs), generator=generator)
+            for start in range(0, len(order), cfg.batch_size):
+                batch = order[start : start + cfg.batch_size]
+                optimizer.zero_grad()
+                loss = loss_fn(self.module(inputs[batch]), targets[batch])
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.item() * len(batch)
+                seen += len(batch)
+        return TrainResult(loss=total_loss / max(seen, 1), num_samples=len(inputs))
+
+    @torch.no_grad()
+    def evaluate(self, features: np.ndarray, labels: np.ndarray) -> EvalResult:
+        self.module.eval()
+        logits = self.module(torch.as_tensor(features, dtype=torch.float32))
+        targets = torch.as_tensor(labels, dtype=torch.int64)
+        loss = float(nn.functional.cross_entropy(logits, targets))
+        accuracy = float((logits.argmax(dim=1) == targets).double().mean())
+        return EvalResult(loss=loss, accuracy=accuracy, num_samples=len(labels))
+
+    @torch.no_grad()
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        self.module.eval()
+        logits = self.module(torch.as_tensor(features, dtype=torch.float32))
+        return logits.argmax(dim=1).numpy().astype(np.int64)
