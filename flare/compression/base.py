@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
+from flare.compression.layout import TensorLayout
 from flare.errors import FlareError
 from flare.tensors import ModelSpec, Weights
 
@@ -54,9 +55,24 @@ class UpdateEncoder(ABC):
 
 
 class Codec(ABC):
-    """An update codec: configuration plus a factory for per-client encoders."""
+    """An update codec: configuration plus a factory for per-client encoders.
+
+    The decoder rebuilds a codec from the name and :meth:`params` written in a blob and
+    accepts the blob only if its layout equals :meth:`layout` for the local model spec,
+    so a codec's configuration alone decides what a valid blob looks like.
+    """
 
     name: ClassVar[str]
+    gzip_wrapped: ClassVar[bool] = False
+    """True when the whole container travels gzip-compressed."""
+
+    @abstractmethod
+    def params(self) -> dict[str, int]:
+        """The configuration, exactly as written into every blob (all keys explicit)."""
+
+    @abstractmethod
+    def layout(self, spec: ModelSpec) -> list[TensorLayout]:
+        """How each tensor of ``spec`` travels; the only layout the decoder accepts."""
 
     @abstractmethod
     def new_encoder(self, spec: ModelSpec, seed: int) -> UpdateEncoder:

@@ -1,0 +1,147 @@
+"""Decoding a stranger's update blob: the single entry point, and its size limits.
+
+Every limit derives from the receiver's own model spec, so nothing the blob says can
+make the decoder read, inflate or allocate more than a genuine update of that model
+would need. The codec is taken from the blob, but the layout the blob must have is
+recomputed from that codec's parameters and the spec, never taken on trust.
+"""
+
+import numpy as np
+
+from flare.compression.base import DecodedUpdate, MalformedUpdateError
+from flare.compression.envelope import read_envelope
+from flare.compression.layout import TensorLayout, reconstruct_low_rank
+from flare.compression.registry import make_codec
+from flare.compression.wire import (
+    GZIP_MAGIC,
+    canonical_json,
+    gzip_decompress,
+    load_container_tensors,
+    read_container_header,
+)
+from flare.errors import ConfigError
+from flare.tensors import ModelSpec, Weights, raw_nbytes
+
+HEADER_BASE_BYTES = 8192
+"""Header allowance for format, codec, params and binding (labels double-escaped)."""
+
+HEADER_BYTES_PER_TENSOR = 1024
+HEADER_BYTES_PER_NAME_CHAR = 64
+HEADER_BYTES_PER_DIMENSION = 32
+
+
+def header_limit(spec: ModelSpec) -> int:
+    """Upper bound on the container header of any valid update for ``spec``.
+
+    A name character costs at most 14 bytes per mention in the metadata (a surrogate
+    pair, escaped twice) and appears at most three times there and twice as a key.
+    """
+    return HEADER_BASE_BYTES + sum(
+        HEADER_BYTES_PER_TENSOR
+        + HEADER_BYTES_PER_NAME_CHAR * len(name)
+        + HEADER_BYTES_PER_DIMENSION * len(shape)
+        for name, shape in spec.items()
+    )
+
+
+def container_limit(spec: ModelSpec) -> int:
+    """Upper bound on an uncompressed container for ``spec``: header plus dense float32."""
+    return 8 + header_limit(spec) + raw_nbytes(spec)
+
+
+def blob_limit(spec: ModelSpec) -> int:
+    """Upper bound on any valid blob for ``spec`` (gzip may grow incompressible data)."""
+    limit = container_limit(spec)
+    return limit + limit // 1024 + 64
+
+
+def _check_layout(claimed: list, expected: list[TensorLayout], spec: ModelSpec) -> None:
+    """Require the blob's layout to be exactly the one its codec produces for ``spec``."""
+    for index, entry in enumerate(claimed):
+        if not isinstance(entry, dict):
+            raise MalformedUpdateError(f"layout entry {index} is not a JSON object")
+    claimed_names = [entry.get("name") for entry in claimed]
+    if claimed_names != list(spec):
+        missing = [name for name in spec if name not in claimed_names]
+        extra = [name for name in claimed_names if name not in spec]
+        raise MalformedUpdateError(
+            f"layout does not list the model's tensors in order: missing {missing}, extra {extra}"
+        )
+    for entry, want in zip(claimed, expected, strict=True):
+        # Compare JSON text, not values: in Python 128.0 == 128 and True == 1.
+        if canonical_json(entry.get("shape")) != canonical_json(list(want.shape)):
+            raise MalformedUpdateError(
+                f"tensor {want.name!r} has shape {entry.get('shape')!r} in the layout, "
+                f"the model has {list(want.shape)}"
+            )
+        if canonical_json(entry) != canonical_json(want.to_json()):
+            raise MalformedUpdateError(
+                f"layout entry for {want.name!r} is not what the codec produces: {entry!r}"
+            )
+
+
+def _check_stored_shapes(shapes: dict[str, tuple[int, ...]], layout: list[TensorLayout]) -> None:
+    expected = {name: shape for entry in layout for name, shape in entry.stored_shapes().items()}
+    missing = sorted(set(expected) - set(shapes))
+    if missing:
+        raise MalformedUpdateError(f"missing tensor {missing[0]!r}")
+    extra = sorted(set(shapes) - set(expected))
+    if extra:
+        raise MalformedUpdateError(f"unexpected tensor {extra[0]!r}")
+    for name, shape in expected.items():
+        if shapes[name] != shape:
+            raise MalformedUpdateError(
+                f"tensor {name!r} has shape {shapes[name]}, expected {shape}"
+            )
+
+
+def _assemble(tensors: dict[str, np.ndarray], layout: list[TensorLayout]) -> Weights:
+    for name, array in tensors.items():
+        if not np.isfinite(array).all():
+            raise MalformedUpdateError(f"tensor {name!r} contains NaN or Inf")
+    delta: Weights = {}
+    for entry in layout:
+        if entry.rank is None:
+            delta[entry.name] = tensors[entry.name]
+            continue
+        p_name, q_name = entry.stored_shapes()
+        matrix = reconstruct_low_rank(tensors[p_name], tensors[q_name])
+        if not np.isfinite(matrix).all():
+            raise MalformedUpdateError(f"low-rank tensor {entry.name!r} overflows float32")
+        delta[entry.name] = matrix.reshape(entry.shape)
+    return delta
+
+
+def decode_update(
+    blob: bytes, spec: ModelSpec, *, max_blob_bytes: int | None = None
+) -> DecodedUpdate:
+    """Validate and decode an update blob for a model of ``spec``.
+
+    ``max_blob_bytes`` tightens the size limit further (e.g. a per-task upload cap); the
+    spec-derived limits always apply. Any defect raises :class:`MalformedUpdateError`.
+    """
+    if not isinstance(blob, bytes | bytearray | memoryview):
+        raise MalformedUpdateError(f"blob must be bytes, got {type(blob).__name__}")
+    blob = bytes(blob)
+    limit = blob_limit(spec) if max_blob_bytes is None else min(max_blob_bytes, blob_limit(spec))
+    if len(blob) > limit:
+        raise MalformedUpdateError(f"blob has {len(blob)} bytes, the limit is {limit}")
+    gzipped = blob.startswith(GZIP_MAGIC)
+    container = gzip_decompress(blob, container_limit(spec)) if gzipped else blob
+
+    header = read_container_header(container, header_limit(spec))
+    envelope = read_envelope(header.metadata)
+    try:
+        codec = make_codec(envelope.codec, **envelope.params)
+    except ConfigError as exc:
+        raise MalformedUpdateError(f"bad codec in blob: {exc}") from None
+    if canonical_json(codec.params()) != canonical_json(envelope.params):
+        raise MalformedUpdateError(f"codec params {envelope.params!r} are not all explicit")
+    if codec.gzip_wrapped != gzipped:
+        framing = "gzip-framed" if gzipped else "not gzip-framed"
+        raise MalformedUpdateError(f"blob is {framing}, which codec {codec.name!r} never is")
+    layout = codec.layout(spec)
+    _check_layout(envelope.layout, layout, spec)
+    _check_stored_shapes(header.shapes, layout)
+    delta = _assemble(load_container_tensors(container), layout)
+    return DecodedUpdate(delta=delta, binding=envelope.binding, codec=codec.name)

@@ -1,0 +1,116 @@
+"""The ``flare`` metadata every update blob carries: format, codec, binding and layout.
+
+It is stored as canonical JSON (sorted keys, no whitespace, ASCII) in the safetensors
+``__metadata__``, so an update's bytes are a function of its content alone, and the
+decoder refuses any other spelling of the same content.
+"""
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from flare.compression.base import Codec, MalformedUpdateError, UpdateBinding
+from flare.compression.layout import TensorLayout
+from flare.compression.wire import canonical_json, parse_json_strictly, write_container
+
+FORMAT_VERSION = "flare-update/1"
+MAX_LABEL_CHARS = 256
+"""Longest sender, task or base_model label: room for an address, an id or a CID."""
+
+MAX_COUNTER = 2**63 - 1
+"""Largest round, attempt or num_samples (fits a signed 64-bit integer everywhere)."""
+
+LABEL_FIELDS = ("sender", "task", "base_model")
+COUNTER_FIELDS = ("round", "attempt", "num_samples")
+ENVELOPE_KEYS = {"binding", "codec", "format", "layout", "params"}
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Parsed metadata of a blob; ``params`` and ``layout`` are still unchecked JSON."""
+
+    codec: str
+    params: dict[str, Any]
+    binding: UpdateBinding
+    layout: list[Any]
+
+
+def _is_printable_ascii(text: str) -> bool:
+    return all(" " <= char <= "~" for char in text)
+
+
+def check_binding(binding: UpdateBinding) -> None:
+    """Reject a binding whose fields could not be written or read back unambiguously."""
+    for field in LABEL_FIELDS:
+        value = getattr(binding, field)
+        if (
+            not isinstance(value, str)
+            or not 1 <= len(value) <= MAX_LABEL_CHARS
+            or not _is_printable_ascii(value)
+        ):
+            raise MalformedUpdateError(
+                f"binding {field} must be 1-{MAX_LABEL_CHARS} printable ASCII characters"
+            )
+    for field in COUNTER_FIELDS:
+        value = getattr(binding, field)
+        lowest = 1 if field == "num_samples" else 0
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or not lowest <= value <= MAX_COUNTER
+        ):
+            raise MalformedUpdateError(
+                f"binding {field} must be an integer in [{lowest}, 2**63-1], got {value!r}"
+            )
+
+
+def _binding_from_json(value: Any) -> UpdateBinding:
+    fields = set(LABEL_FIELDS + COUNTER_FIELDS)
+    if not isinstance(value, dict) or set(value) != fields:
+        raise MalformedUpdateError(f"binding must have exactly the fields {sorted(fields)}")
+    binding = UpdateBinding(**value)
+    check_binding(binding)
+    return binding
+
+
+def write_update(
+    codec: Codec,
+    binding: UpdateBinding,
+    layout: list[TensorLayout],
+    tensors: Mapping[str, np.ndarray],
+) -> bytes:
+    """The container bytes of one update (before any gzip framing)."""
+    check_binding(binding)
+    metadata = {
+        "format": FORMAT_VERSION,
+        "codec": codec.name,
+        "params": codec.params(),
+        "binding": asdict(binding),
+        "layout": [entry.to_json() for entry in layout],
+    }
+    return write_container(tensors, canonical_json(metadata))
+
+
+def read_envelope(metadata: str) -> Envelope:
+    """Parse and type-check a blob's ``flare`` metadata, requiring its canonical spelling."""
+    value = parse_json_strictly(metadata, "flare metadata")
+    if not isinstance(value, dict) or set(value) != ENVELOPE_KEYS:
+        raise MalformedUpdateError(
+            f"flare metadata must have exactly the keys {sorted(ENVELOPE_KEYS)}"
+        )
+    if value["format"] != FORMAT_VERSION:
+        raise MalformedUpdateError(
+            f"unsupported format {value['format']!r}; this reader speaks {FORMAT_VERSION!r}"
+        )
+    if not isinstance(value["codec"], str):
+        raise MalformedUpdateError("codec name is not a string")
+    if not isinstance(value["params"], dict):
+        raise MalformedUpdateError("codec params are not a JSON object")
+    if not isinstance(value["layout"], list):
+        raise MalformedUpdateError("layout is not a JSON array")
+    binding = _binding_from_json(value["binding"])
+    if canonical_json(value) != metadata:
+        raise MalformedUpdateError("flare metadata is not in canonical JSON form")
+    return Envelope(value["codec"], value["params"], binding, value["layout"])

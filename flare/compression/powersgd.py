@@ -1,0 +1,126 @@
+"""PowerSGD low-rank compression with error feedback (Vogels et al., NeurIPS 2019).
+
+Each matrix-shaped tensor ``M`` (conv kernels flattened to ``(out, in*kh*kw)``) is sent
+as two thin factors from one step of power iteration: ``P = orth(M @ Q_prev)`` and
+``Q = M.T @ P``, so ``M ~ P @ Q.T``. Two things make one step enough in practice:
+
+* warm start: ``Q_prev`` is last round's ``Q``, so successive rounds keep iterating on
+  a slowly changing matrix and converge towards its top singular subspace;
+* error feedback: what the factors miss this round is added to next round's delta, so
+  no part of the update is lost, only delayed.
+
+Both are client state, held by :class:`PowerSGDEncoder`.
+"""
+
+import numpy as np
+
+from flare.compression.base import Codec, MalformedUpdateError, UpdateBinding, UpdateEncoder
+from flare.compression.dense import checked_delta
+from flare.compression.envelope import write_update
+from flare.compression.layout import TensorLayout, plan_layout, reconstruct_low_rank
+from flare.errors import ConfigError
+from flare.tensors import ModelSpec, Weights
+
+DEFAULT_RANK = 4
+MAX_RANK = 1024
+DEPENDENT_COLUMN_TOLERANCE = 1e-10
+"""A column keeping less than this fraction of its norm after projection is dependent."""
+
+
+def orthonormalise(matrix: np.ndarray) -> np.ndarray:
+    """Orthonormal columns spanning ``matrix``'s, by modified Gram-Schmidt in float64.
+
+    Columns are processed left to right; a column that is (numerically) dependent on
+    earlier ones becomes zero instead of amplified rounding noise, which keeps the
+    factors exact when the matrix has lower rank than requested.
+    """
+    result = np.array(matrix, dtype=np.float64)
+    for i in range(result.shape[1]):
+        column = result[:, i]
+        original_norm = np.sqrt(column @ column)
+        for j in range(i):
+            column -= (result[:, j] @ column) * result[:, j]
+        norm = np.sqrt(column @ column)
+        if norm == 0.0 or norm <= DEPENDENT_COLUMN_TOLERANCE * original_norm:
+            column[:] = 0.0
+        else:
+            column /= norm
+    return result
+
+
+class PowerSGDEncoder(UpdateEncoder):
+    """One client's PowerSGD state: error memory and warm-start ``Q`` per low-rank tensor."""
+
+    def __init__(self, codec: "PowerSGDCodec", spec: ModelSpec, seed: int) -> None:
+        self.codec = codec
+        self.spec = dict(spec)
+        self.layout = codec.layout(spec)
+        self.rng = np.random.default_rng(seed)
+        self.error: dict[str, np.ndarray] = {}
+        self.warm_q: dict[str, np.ndarray] = {}
+        for entry in self.layout:
+            if entry.rank is not None:
+                rows, cols = entry.matrix_shape
+                self.error[entry.name] = np.zeros((rows, cols), dtype=np.float64)
+                self.warm_q[entry.name] = self.rng.standard_normal((cols, entry.rank))
+
+    def encode(self, delta: Weights, binding: UpdateBinding) -> bytes:
+        """Compress ``delta`` plus the carried error; update the state only on success."""
+        delta = checked_delta(delta, self.spec)
+        tensors: dict[str, np.ndarray] = {}
+        new_error: dict[str, np.ndarray] = {}
+        sent_q: dict[str, np.ndarray] = {}
+        for entry in self.layout:
+            if entry.rank is None:
+                tensors[entry.name] = delta[entry.name]
+                continue
+            matrix = delta[entry.name].reshape(entry.matrix_shape) + self.error[entry.name]
+            p, q = self._factor(entry, matrix)
+            reconstruction = reconstruct_low_rank(p, q)
+            if not (np.isfinite(q).all() and np.isfinite(reconstruction).all()):
+                raise MalformedUpdateError(f"delta {entry.name!r} overflows float32 once factored")
+            tensors.update(zip(entry.stored_shapes(), (p, q), strict=True))
+            new_error[entry.name] = matrix - reconstruction
+            sent_q[entry.name] = q
+        blob = write_update(self.codec, binding, self.layout, tensors)
+        self.error.update(new_error)
+        for name, q in sent_q.items():
+            self.warm_q[name] = self._reseed_zero_columns(q.astype(np.float64))
+        return blob
+
+    def _factor(self, entry: TensorLayout, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One power-iteration step on ``matrix`` (float64), factors rounded to float32."""
+        p = orthonormalise(matrix @ self.warm_q[entry.name])
+        q = matrix.T @ p
+        with np.errstate(over="ignore"):
+            return p.astype(np.float32), q.astype(np.float32)
+
+    def _reseed_zero_columns(self, q: np.ndarray) -> np.ndarray:
+        """Replace all-zero columns of a warm start, or power iteration stays stuck at zero."""
+        for k in range(q.shape[1]):
+            if not q[:, k].any():
+                q[:, k] = self.rng.standard_normal(q.shape[0])
+        return q
+
+
+class PowerSGDCodec(Codec):
+    """Rank-``rank`` PowerSGD for every tensor where the factors are smaller than dense.
+
+    Vectors (biases, norms) and matrices too small to benefit travel dense and exact.
+    """
+
+    name = "powersgd"
+
+    def __init__(self, rank: int = DEFAULT_RANK) -> None:
+        if not isinstance(rank, int) or isinstance(rank, bool) or not 1 <= rank <= MAX_RANK:
+            raise ConfigError(f"powersgd rank must be an integer in [1, {MAX_RANK}], got {rank!r}")
+        self.rank = rank
+
+    def params(self) -> dict[str, int]:
+        return {"rank": self.rank}
+
+    def layout(self, spec: ModelSpec) -> list[TensorLayout]:
+        return plan_layout(spec, rank=self.rank)
+
+    def new_encoder(self, spec: ModelSpec, seed: int) -> UpdateEncoder:
+        return PowerSGDEncoder(self, spec, seed)

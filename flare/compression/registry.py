@@ -1,0 +1,31 @@
+"""Codecs by name: how configuration files and blob metadata pick a codec."""
+
+import inspect
+from typing import Any
+
+from flare.compression.base import Codec
+from flare.compression.dense import GzipCodec, NoneCodec
+from flare.compression.powersgd import PowerSGDCodec
+from flare.errors import ConfigError
+
+CODECS: dict[str, type[Codec]] = {
+    codec.name: codec for codec in (NoneCodec, GzipCodec, PowerSGDCodec)
+}
+
+
+def make_codec(name: str, **params: Any) -> Codec:
+    """The codec called ``name`` configured with ``params``.
+
+    Raises :class:`ConfigError` for an unknown name, an unknown parameter or a bad value,
+    so that both a typo in a config file and a forged blob fail with one clear line.
+    """
+    codec_class = CODECS.get(name) if isinstance(name, str) else None
+    if codec_class is None:
+        raise ConfigError(f"unknown codec {name!r}; known codecs: {sorted(CODECS)}")
+    accepted = set(inspect.signature(codec_class).parameters)
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"codec {name!r} takes parameters {sorted(accepted)}, got unknown {unknown}"
+        )
+    return codec_class(**params)

@@ -1,0 +1,205 @@
+"""Bytes-level wire format: canonical JSON, the safetensors container, and gzip framing.
+
+Update blobs come from strangers, so every reader here checks lengths against a limit
+before it allocates, parses JSON strictly (no duplicate keys, no NaN), and validates
+the safetensors header itself before the safetensors library ever sees the bytes.
+Every problem surfaces as :class:`MalformedUpdateError` with a one-line reason.
+"""
+
+import json
+import struct
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from math import prod
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load, save
+
+from flare.compression.base import MalformedUpdateError
+
+GZIP_MAGIC = b"\x1f\x8b"
+GZIP_HEADER = GZIP_MAGIC + b"\x08\x00" + b"\x00\x00\x00\x00" + b"\x02\xff"
+"""Deflate, no flags, mtime 0, max-compression hint, OS unknown: no per-host bytes."""
+
+GZIP_LEVEL = 9
+HEADER_ALIGNMENT = 8
+"""safetensors pads its header to 8 bytes; requiring it keeps the first byte off 0x1f."""
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON: sorted keys, no whitespace, ASCII only, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key in JSON object")
+    return result
+
+
+def _reject_constant(token: str) -> None:
+    raise ValueError(f"{token} is not allowed in JSON")
+
+
+def parse_json_strictly(text: str, what: str) -> Any:
+    """Parse JSON, refusing duplicate keys and NaN/Infinity; any failure is malformed."""
+    try:
+        return json.loads(
+            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
+        )
+    except (ValueError, RecursionError) as exc:
+        raise MalformedUpdateError(f"{what} is not valid JSON: {exc}") from None
+
+
+def write_container(tensors: Mapping[str, np.ndarray], metadata: str) -> bytes:
+    """A safetensors file of float32 ``tensors`` with ``metadata`` under key ``flare``.
+
+    safetensors orders entries by dtype then name and pads the header with spaces, so
+    the output depends only on the tensors' names, shapes, values and the metadata.
+    """
+    arrays = {name: np.ascontiguousarray(array, dtype="<f4") for name, array in tensors.items()}
+    return save(arrays, metadata={"flare": metadata})
+
+
+@dataclass(frozen=True)
+class ContainerHeader:
+    """The validated header of a container: flare metadata and each tensor's shape."""
+
+    metadata: str
+    shapes: dict[str, tuple[int, ...]]
+
+
+def _non_negative_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _tensor_entry(name: str, entry: Any) -> tuple[tuple[int, ...], int, int]:
+    """Validate one tensor's header entry; return its shape and data offsets."""
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise MalformedUpdateError(
+            f"header entry {name!r} must have exactly dtype, shape, data_offsets"
+        )
+    if entry["dtype"] != "F32":
+        raise MalformedUpdateError(
+            f"tensor {name!r} has dtype {entry['dtype']!r}; only F32 is allowed"
+        )
+    shape, offsets = entry["shape"], entry["data_offsets"]
+    if not isinstance(shape, list) or not all(_non_negative_int(d) for d in shape):
+        raise MalformedUpdateError(f"tensor {name!r} has an invalid shape: {shape!r}")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(_non_negative_int(o) for o in offsets)
+    ):
+        raise MalformedUpdateError(f"tensor {name!r} has invalid data_offsets: {offsets!r}")
+    begin, end = offsets
+    if end - begin != 4 * prod(shape):
+        raise MalformedUpdateError(
+            f"tensor {name!r} spans {end - begin} bytes but shape {shape} needs {4 * prod(shape)}"
+        )
+    return tuple(shape), begin, end
+
+
+def read_container_header(data: bytes, max_header_bytes: int) -> ContainerHeader:
+    """Validate a container's framing and header without trusting any of it.
+
+    Checks the 8-byte length prefix, the header size limit and alignment, strict JSON,
+    the exact key set of every entry, float32 dtypes, and that the tensors' byte ranges
+    tile the data section exactly (no gaps, overlaps or trailing bytes).
+    """
+    if len(data) < 8:
+        raise MalformedUpdateError(f"truncated: {len(data)} bytes, a container needs at least 8")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > max_header_bytes:
+        raise MalformedUpdateError(
+            f"header length {header_len} exceeds the limit of {max_header_bytes} bytes"
+        )
+    if header_len == 0 or header_len % HEADER_ALIGNMENT:
+        raise MalformedUpdateError(f"header length {header_len} is not a positive multiple of 8")
+    if len(data) < 8 + header_len:
+        raise MalformedUpdateError(
+            f"truncated: header needs {8 + header_len} bytes, blob has {len(data)}"
+        )
+    try:
+        header_text = data[8 : 8 + header_len].decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedUpdateError("container header is not UTF-8") from None
+    header = parse_json_strictly(header_text, "container header")
+    if not isinstance(header, dict):
+        raise MalformedUpdateError("container header is not a JSON object")
+    metadata = header.pop("__metadata__", None)
+    if not isinstance(metadata, dict) or set(metadata) != {"flare"}:
+        raise MalformedUpdateError("container __metadata__ must hold exactly the key 'flare'")
+    if not isinstance(metadata["flare"], str):
+        raise MalformedUpdateError("container metadata 'flare' is not a string")
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    spans = []
+    for name, entry in header.items():
+        shapes[name], begin, end = _tensor_entry(name, entry)
+        spans.append((begin, end, name))
+    data_len = len(data) - 8 - header_len
+    position = 0
+    for begin, end, name in sorted(spans):
+        if begin != position:
+            raise MalformedUpdateError(
+                f"tensor {name!r} starts at byte {begin}, expected {position}"
+            )
+        position = end
+    if position != data_len:
+        problem = "truncated" if position > data_len else "trailing bytes"
+        raise MalformedUpdateError(
+            f"{problem}: tensors need {position} data bytes, blob has {data_len}"
+        )
+    return ContainerHeader(metadata["flare"], shapes)
+
+
+def load_container_tensors(data: bytes) -> dict[str, np.ndarray]:
+    """The tensors of a container whose header :func:`read_container_header` accepted."""
+    try:
+        loaded = load(data)
+    except SafetensorError as exc:
+        raise MalformedUpdateError(f"safetensors rejected the container: {exc}") from None
+    return {name: np.array(array, dtype=np.float32) for name, array in loaded.items()}
+
+
+def gzip_compress(data: bytes) -> bytes:
+    """Deterministic gzip: fixed header (no timestamp or host), fixed level, raw deflate."""
+    compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    body = compressor.compress(data) + compressor.flush()
+    trailer = struct.pack("<II", zlib.crc32(data), len(data) & 0xFFFFFFFF)
+    return GZIP_HEADER + body + trailer
+
+
+def gzip_decompress(blob: bytes, max_output_bytes: int) -> bytes:
+    """Inflate one gzip member, never producing more than ``max_output_bytes``.
+
+    The output bound is enforced while inflating, so a decompression bomb costs at most
+    ``max_output_bytes`` of memory. CRC and length trailers are verified by zlib.
+    """
+    if len(blob) < len(GZIP_HEADER) + 8:
+        raise MalformedUpdateError(f"truncated gzip stream: {len(blob)} bytes")
+    if blob[:4] != GZIP_HEADER[:4]:
+        raise MalformedUpdateError("gzip stream must use deflate and set no header flags")
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        output = inflater.decompress(blob, max_output_bytes + 1)
+    except zlib.error as exc:
+        raise MalformedUpdateError(f"corrupt gzip stream: {exc}") from None
+    if len(output) > max_output_bytes:
+        raise MalformedUpdateError(
+            f"gzip stream inflates beyond the limit of {max_output_bytes} bytes"
+        )
+    if not inflater.eof:
+        raise MalformedUpdateError("truncated gzip stream")
+    if inflater.unused_data:
+        raise MalformedUpdateError(
+            f"{len(inflater.unused_data)} trailing bytes after the gzip stream"
+        )
+    return output
