@@ -1,0 +1,117 @@
+"""``StorageProvider``: the one interface the rest of Flare uses for blobs.
+
+A provider maps bytes to a CID and back. The base class owns everything that
+must not differ between providers, so no backend can get it wrong:
+
+* the CID of a blob is computed here (:func:`~flare.storage.unixfs.compute_cid`),
+  identical to Kubo's, so the embedded store and a Kubo node agree;
+* every ``get`` re-hashes what the backend returned and raises
+  :class:`ContentMismatchError` instead of returning bytes that are not the
+  blob asked for: a blob comes from a stranger, and a tampering store, disk or
+  gateway must not be able to feed us anything else;
+* CID strings are validated up front (:class:`InvalidCidError`), so backends
+  only ever see canonical CIDs (safe as file names and URL parameters);
+* size limits are checked on both sides (:class:`BlobTooLargeError`).
+
+Backends implement the small ``_store`` / ``_load`` / ``_contains`` / ``_pin`` /
+``_is_pinned`` hooks. A network backend such as Kubo's RPC API fits the same
+hooks: ``_store`` posts the bytes (and may check the CID the node reports),
+``_load`` streams them with the size limit, and connection failures become
+:class:`StorageUnavailableError`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from flare.storage.cid import Cid
+from flare.storage.errors import BlobTooLargeError, ContentMismatchError
+from flare.storage.unixfs import compute_cid
+
+DEFAULT_MAX_BLOB_SIZE = 64 * 1024 * 1024
+"""64 MiB: far above a compressed model update, far below what would hurt an IoT node."""
+
+
+class StorageProvider(ABC):
+    """Content-addressed blob store whose CIDs equal Kubo's and whose reads are verified."""
+
+    def __init__(self, *, max_blob_size: int = DEFAULT_MAX_BLOB_SIZE) -> None:
+        if max_blob_size < 0:
+            raise ValueError(f"max_blob_size must be non-negative, got {max_blob_size}")
+        self._max_blob_size = max_blob_size
+
+    @property
+    def max_blob_size(self) -> int:
+        """Largest blob, in bytes, this provider accepts on ``put`` and serves on ``get``."""
+        return self._max_blob_size
+
+    def put(self, data: bytes | bytearray | memoryview) -> str:
+        """Store ``data`` and return its CID string (the same CID Kubo would give)."""
+        blob = bytes(data)
+        self._check_size(len(blob), "put")
+        cid = str(compute_cid(blob))
+        self._store(cid, blob)
+        return cid
+
+    def get(self, cid: str) -> bytes:
+        """Return the blob named ``cid``, verified against it.
+
+        Raises :class:`BlobNotFoundError` when absent, :class:`BlobTooLargeError`
+        when over the limit and :class:`ContentMismatchError` when the backend
+        returns bytes that do not hash to ``cid`` (they are then discarded).
+        """
+        wanted = Cid.parse(cid)
+        canonical = str(wanted)
+        blob = self._load(canonical)
+        self._check_size(len(blob), f"get {canonical}")
+        actual = compute_cid(blob)
+        if actual != wanted:
+            raise ContentMismatchError(
+                f"content served for {canonical} hashes to {actual}; refusing it"
+            )
+        return blob
+
+    def has(self, cid: str) -> bool:
+        """Whether the store holds a blob under ``cid`` (not verified: use ``get`` for that)."""
+        return self._contains(str(Cid.parse(cid)))
+
+    def pin(self, cid: str) -> None:
+        """Keep ``cid`` for good (idempotent); :class:`BlobNotFoundError` if it is absent."""
+        self._pin(str(Cid.parse(cid)))
+
+    def is_pinned(self, cid: str) -> bool:
+        """Whether ``cid`` has been pinned in this store."""
+        return self._is_pinned(str(Cid.parse(cid)))
+
+    def _check_size(self, size: int, operation: str) -> None:
+        """Raise :class:`BlobTooLargeError` when ``size`` exceeds the limit."""
+        if size > self._max_blob_size:
+            raise BlobTooLargeError(
+                f"{operation}: blob of {size} bytes exceeds the limit of "
+                f"{self._max_blob_size} bytes"
+            )
+
+    @abstractmethod
+    def _store(self, cid: str, data: bytes) -> None:
+        """Persist ``data`` under its canonical ``cid`` (already computed, size checked)."""
+
+    @abstractmethod
+    def _load(self, cid: str) -> bytes:
+        """Return the stored bytes for canonical ``cid``, unverified.
+
+        Raise :class:`BlobNotFoundError` when absent; should call
+        :meth:`_check_size` before reading a blob whose size is known up front,
+        so an oversized blob is refused without being read.
+        """
+
+    @abstractmethod
+    def _contains(self, cid: str) -> bool:
+        """Whether a blob is stored under canonical ``cid``."""
+
+    @abstractmethod
+    def _pin(self, cid: str) -> None:
+        """Record a pin on canonical ``cid``; raise :class:`BlobNotFoundError` if absent."""
+
+    @abstractmethod
+    def _is_pinned(self, cid: str) -> bool:
+        """Whether canonical ``cid`` is pinned."""

@@ -1,0 +1,84 @@
+"""``DirectoryStore``: a content-addressed store on the local file system.
+
+Layout under the root directory::
+
+    blobs/<cid>   the blob's bytes, one file per blob
+    pins/<cid>    an empty marker file per pinned blob
+
+CIDs are validated before they reach this class, so they are always canonical
+base32 (``[a-z2-7]``) and safe as file names. Blobs are written to a temporary
+file in ``blobs/`` and renamed into place, so a reader (another process
+included) sees either nothing or the whole blob, and a crash leaves at most a
+stray ``.tmp-*`` file that is never mistaken for a blob. Pins are marker files
+rather than one index file so that concurrent processes never overwrite each
+other's pins. Everything survives a restart: a new instance over the same
+directory sees the same blobs and pins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from flare.storage.base import DEFAULT_MAX_BLOB_SIZE, StorageProvider
+from flare.storage.errors import BlobNotFoundError
+
+_TEMP_PREFIX = ".tmp-"
+
+
+class DirectoryStore(StorageProvider):
+    """Blobs as files named by CID under ``root``; see the module docstring for the layout."""
+
+    def __init__(self, root: str | os.PathLike[str], *, max_blob_size: int = DEFAULT_MAX_BLOB_SIZE):
+        super().__init__(max_blob_size=max_blob_size)
+        self._root = Path(root)
+        self._blob_dir = self._root / "blobs"
+        self._pin_dir = self._root / "pins"
+        self._blob_dir.mkdir(parents=True, exist_ok=True)
+        self._pin_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def root(self) -> Path:
+        """The directory this store lives in."""
+        return self._root
+
+    def blob_path(self, cid: str) -> Path:
+        """Where the blob for canonical ``cid`` lives (whether or not it exists)."""
+        return self._blob_dir / cid
+
+    def _store(self, cid: str, data: bytes) -> None:
+        # Always rewrite, even when the file exists: content addressing makes
+        # this harmless, and it repairs a blob that was damaged on disk.
+        descriptor, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=self._blob_dir)
+        try:
+            with os.fdopen(descriptor, "wb") as temp_file:
+                temp_file.write(data)
+                temp_file.flush()
+                os.fsync(temp_file.fileno())
+            os.replace(temp_name, self.blob_path(cid))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp_name)
+            raise
+
+    def _load(self, cid: str) -> bytes:
+        try:
+            with open(self.blob_path(cid), "rb") as blob_file:
+                self._check_size(os.fstat(blob_file.fileno()).st_size, f"get {cid}")
+                # Read at most one byte past the limit, in case the file grows meanwhile.
+                return blob_file.read(self.max_blob_size + 1)
+        except FileNotFoundError:
+            raise BlobNotFoundError(f"no blob stored under {cid} in {self._root}") from None
+
+    def _contains(self, cid: str) -> bool:
+        return self.blob_path(cid).is_file()
+
+    def _pin(self, cid: str) -> None:
+        if not self._contains(cid):
+            raise BlobNotFoundError(f"cannot pin {cid}: no blob stored under it in {self._root}")
+        (self._pin_dir / cid).touch(exist_ok=True)
+
+    def _is_pinned(self, cid: str) -> bool:
+        return (self._pin_dir / cid).is_file()
