@@ -56,12 +56,12 @@ class PowerSGDEncoder(UpdateEncoder):
         self.spec = dict(spec)
         self.layout = codec.layout(spec)
         self.rng = np.random.default_rng(seed)
-        self.error: dict[str, np.ndarray] = {}
+        self.error_memory: dict[str, np.ndarray] = {}
         self.warm_q: dict[str, np.ndarray] = {}
         for entry in self.layout:
             if entry.rank is not None:
                 rows, cols = entry.matrix_shape
-                self.error[entry.name] = np.zeros((rows, cols), dtype=np.float64)
+                self.error_memory[entry.name] = np.zeros((rows, cols), dtype=np.float64)
                 self.warm_q[entry.name] = self.rng.standard_normal((cols, entry.rank))
 
     def encode(self, delta: Weights, binding: UpdateBinding) -> bytes:
@@ -74,7 +74,7 @@ class PowerSGDEncoder(UpdateEncoder):
             if entry.rank is None:
                 tensors[entry.name] = delta[entry.name]
                 continue
-            matrix = delta[entry.name].reshape(entry.matrix_shape) + self.error[entry.name]
+            matrix = delta[entry.name].reshape(entry.matrix_shape) + self.error_memory[entry.name]
             p, q = self._factor(entry, matrix)
             reconstruction = reconstruct_low_rank(p, q)
             if not (np.isfinite(q).all() and np.isfinite(reconstruction).all()):
@@ -83,7 +83,7 @@ class PowerSGDEncoder(UpdateEncoder):
             new_error[entry.name] = matrix - reconstruction
             sent_q[entry.name] = q
         blob = write_update(self.codec, binding, self.layout, tensors)
-        self.error.update(new_error)
+        self.error_memory.update(new_error)
         for name, q in sent_q.items():
             self.warm_q[name] = self._reseed_zero_columns(q.astype(np.float64))
         return blob

@@ -63,7 +63,7 @@ def write_container(tensors: Mapping[str, np.ndarray], metadata: str) -> bytes:
     safetensors orders entries by dtype then name and pads the header with spaces, so
     the output depends only on the tensors' names, shapes, values and the metadata.
     """
-    arrays = {name: np.ascontiguousarray(array, dtype="<f4") for name, array in tensors.items()}
+    arrays = {name: np.asarray(array, dtype="<f4", order="C") for name, array in tensors.items()}
     return save(arrays, metadata={"flare": metadata})
 
 

@@ -1,0 +1,170 @@
+"""PowerSGD: exactness on low-rank deltas, error feedback, determinism, size."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flare.compression import PowerSGDCodec, UpdateBinding, decode_update, make_codec
+from flare.compression.layout import reconstruct_low_rank
+from flare.compression.powersgd import orthonormalise
+
+BINDING = UpdateBinding("0xc1", "task-7", 3, 1, "bafkreigh2akiscaildc", 120)
+
+
+def low_rank(rng: np.random.Generator, rows: int, cols: int, rank: int) -> np.ndarray:
+    return (rng.standard_normal((rows, rank)) @ rng.standard_normal((rank, cols))).astype(
+        np.float32
+    )
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.linalg.norm(actual - expected) / np.linalg.norm(expected))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.integers(9, 40),
+    cols=st.integers(9, 40),
+    rank=st.integers(1, 4),
+    true_rank=st.integers(1, 4),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_delta_of_rank_at_most_r_is_reconstructed_exactly(rows, cols, rank, true_rank, seed):
+    true_rank = min(true_rank, rank)
+    rng = np.random.default_rng(seed)
+    spec = {"w": (rows, cols)}
+    delta = {"w": low_rank(rng, rows, cols, true_rank)}
+    blob = PowerSGDCodec(rank=rank).new_encoder(spec, seed).encode(delta, BINDING)
+    assert relative_error(decode_update(blob, spec).delta["w"], delta["w"]) < 1e-5
+
+
+def test_conv_kernels_are_factored_as_out_by_in_times_kernel():
+    rng = np.random.default_rng(0)
+    out_factor, in_factor = rng.standard_normal(32), rng.standard_normal((16, 3, 3))
+    kernel = np.multiply.outer(out_factor, in_factor).astype(np.float32)
+    spec = {"conv": kernel.shape}
+    blob = PowerSGDCodec(rank=1).new_encoder(spec, 0).encode({"conv": kernel}, BINDING)
+    decoded = decode_update(blob, spec).delta["conv"]
+    assert decoded.shape == (32, 16, 3, 3)
+    assert relative_error(decoded, kernel) < 1e-5
+    assert len(blob) < kernel.nbytes / 5
+
+
+def test_vectors_and_small_matrices_travel_dense_and_exact():
+    rng = np.random.default_rng(1)
+    spec = {"bias": (64,), "tiny": (4, 3), "scalar": ()}
+    delta = {k: rng.standard_normal(s).astype(np.float32) for k, s in spec.items()}
+    blob = PowerSGDCodec(rank=2).new_encoder(spec, 0).encode(delta, BINDING)
+    decoded = decode_update(blob, spec).delta
+    for name in spec:
+        np.testing.assert_array_equal(decoded[name], delta[name])
+
+
+def test_error_feedback_telescopes_over_rounds():
+    """sum of what the server saw + what the client still owes == sum of what it trained."""
+    rng = np.random.default_rng(2)
+    spec = {"w": (30, 20), "b": (20,)}
+    encoder = PowerSGDCodec(rank=2).new_encoder(spec, seed=3)
+    sent = {"w": np.zeros((30, 20)), "b": np.zeros(20)}
+    trained = {"w": np.zeros((30, 20)), "b": np.zeros(20)}
+    for _ in range(6):
+        delta = {k: rng.standard_normal(s).astype(np.float32) for k, s in spec.items()}
+        decoded = decode_update(encoder.encode(delta, BINDING), spec).delta
+        for name in spec:
+            sent[name] += decoded[name]
+            trained[name] += delta[name]
+    np.testing.assert_allclose(sent["w"] + encoder.error_memory["w"], trained["w"], atol=1e-12)
+    np.testing.assert_allclose(sent["b"], trained["b"], atol=1e-12)
+    assert np.linalg.norm(encoder.error_memory["w"]) > 1.0  # full-rank deltas: something owed
+
+
+def test_same_seed_gives_the_same_byte_stream_and_another_seed_does_not():
+    rng = np.random.default_rng(4)
+    spec = {"conv": (16, 8, 3, 3), "fc": (64, 32), "b": (32,)}
+    deltas = [
+        {k: rng.standard_normal(s).astype(np.float32) for k, s in spec.items()} for _ in range(4)
+    ]
+    codec = make_codec("powersgd", rank=3)
+    first, second, other = (codec.new_encoder(spec, seed) for seed in (11, 11, 12))
+    stream = [first.encode(d, BINDING) for d in deltas]
+    assert stream == [second.encode(d, BINDING) for d in deltas]
+    assert stream != [other.encode(d, BINDING) for d in deltas]
+
+
+def test_zero_delta_does_not_stall_power_iteration():
+    rng = np.random.default_rng(5)
+    spec = {"w": (20, 24)}
+    encoder = PowerSGDCodec(rank=2).new_encoder(spec, 0)
+    zero = decode_update(encoder.encode({"w": np.zeros((20, 24), np.float32)}, BINDING), spec)
+    assert not zero.delta["w"].any()
+    delta = {"w": low_rank(rng, 20, 24, 2)}
+    decoded = decode_update(encoder.encode(delta, BINDING), spec).delta["w"]
+    assert relative_error(decoded, delta["w"]) < 1e-5
+
+
+def test_powersgd_is_much_smaller_than_dense():
+    spec = {"w": (256, 128)}
+    delta = {"w": np.random.default_rng(6).standard_normal((256, 128)).astype(np.float32)}
+    sizes = {
+        name: len(make_codec(name).new_encoder(spec, 0).encode(delta, BINDING))
+        for name in ("none", "powersgd")
+    }
+    assert sizes["none"] > 15 * sizes["powersgd"]  # data alone: 32768 / (4 * 384) = 21x
+
+
+def test_warm_start_converges_towards_the_best_rank_r_approximation():
+    rng = np.random.default_rng(7)
+    u, _ = np.linalg.qr(rng.standard_normal((60, 40)))
+    v, _ = np.linalg.qr(rng.standard_normal((40, 40)))
+    matrix = (u * 0.5 ** np.arange(40)) @ v.T
+    spec, rank = {"w": (60, 40)}, 2
+    optimal = np.linalg.norm(0.5 ** np.arange(rank, 40))
+    codec = PowerSGDCodec(rank=rank)
+    errors = []
+    for rounds in (1, 8):
+        encoder = codec.new_encoder(spec, 0)
+        for _ in range(rounds):
+            blob = encoder.encode({"w": matrix.astype(np.float32)}, BINDING)
+            encoder.error_memory["w"][:] = 0.0  # isolate warm start from error feedback
+        errors.append(np.linalg.norm(decode_update(blob, spec).delta["w"] - matrix))
+    assert errors[1] < errors[0]
+    assert errors[1] < 1.01 * optimal
+
+
+def test_reconstruction_is_the_documented_fixed_order_sum():
+    rng = np.random.default_rng(8)
+    p = rng.standard_normal((7, 3)).astype(np.float32)
+    q = rng.standard_normal((5, 3)).astype(np.float32)
+    expected = np.zeros((7, 5), dtype=np.float32)
+    for i in range(7):
+        for j in range(5):
+            total = 0.0
+            for k in range(3):
+                total += float(p[i, k]) * float(q[j, k])
+            expected[i, j] = np.float32(total)
+    assert reconstruct_low_rank(p, q).tobytes() == expected.tobytes()
+
+
+def test_orthonormalise_gives_orthonormal_columns_and_zeroes_dependent_ones():
+    rng = np.random.default_rng(9)
+    basis = rng.standard_normal((12, 2))
+    columns = np.column_stack(
+        [basis[:, 0], basis[:, 1], basis @ [2.0, -3.0], rng.standard_normal(12)]
+    )
+    result = orthonormalise(columns)
+    assert not result[:, 2].any()
+    kept = result[:, [0, 1, 3]]
+    np.testing.assert_allclose(kept.T @ kept, np.eye(3), atol=1e-12)
+
+
+@pytest.mark.parametrize("bad_round", [-1, 2**63])
+def test_failed_encode_leaves_the_state_untouched(bad_round):
+    spec = {"w": (16, 16)}
+    encoder = PowerSGDCodec(rank=2).new_encoder(spec, 0)
+    twin = PowerSGDCodec(rank=2).new_encoder(spec, 0)
+    delta = {"w": np.random.default_rng(10).standard_normal((16, 16)).astype(np.float32)}
+    bad = UpdateBinding("0xc1", "task-7", bad_round, 1, "cid", 1)
+    with pytest.raises(ValueError, match="round"):
+        encoder.encode(delta, bad)
+    assert encoder.encode(delta, BINDING) == twin.encode(delta, BINDING)
