@@ -41,19 +41,36 @@ mkdir -p "$DEST_DIR"
 # so an interrupted build never leaves a half-written binary at the cached path.
 STAGING="$(mktemp -d "$DEST_DIR/.build.XXXXXX")"
 trap 'chmod -R u+w "$STAGING" 2>/dev/null; rm -rf "$STAGING"' EXIT
-export GOFLAGS="${GOFLAGS:--buildvcs=false}"
+export GOFLAGS="${GOFLAGS:--buildvcs=false} -mod=mod"
 
-# `go install github.com/ipfs/kubo/cmd/ipfs@VERSION` is refused for recent
-# Kubo: its go.mod carries a `replace` directive (go-libp2p => a fork), which
-# `go install pkg@version` does not allow. So fetch the Kubo module through
-# the module proxy and build it as the main module, where the replace applies;
-# every dependency, the fork included, still comes from the proxy.
+# `go install github.com/ipfs/kubo/cmd/ipfs@VERSION` is refused for Kubo
+# v0.43.1: its go.mod carries `replace github.com/libp2p/go-libp2p =>
+# github.com/lidel/go-libp2p <pseudo-version>`, and `go install pkg@version`
+# allows no replace directive. Honouring the replace does not work either: the
+# module proxy answers 403 for that fork. Its go.mod says the fork exists only
+# until a go-libp2p release requires quic-go >= v0.62.0 and webtransport-go >=
+# v0.13.0; go-libp2p v0.50.0 is that release (upstream v0.49.0, the version
+# Kubo requires, does not compile against webtransport-go v0.13.0). So: fetch
+# the Kubo module through the proxy, swap the fork for upstream v0.50.0, build
+# it as the main module. Content addressing (boxo) is untouched by the swap.
+case "$KUBO_VERSION" in
+    v0.43.1) LIBP2P_STAND_IN="v0.50.0" ;;
+    *) LIBP2P_STAND_IN="" ;;
+esac
+
 SOURCE_DIR="$(go mod download -json "github.com/ipfs/kubo@$KUBO_VERSION" \
     | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
 [[ -d "$SOURCE_DIR" ]] || { log "error: go mod download gave no source directory"; exit 1; }
 cp -R "$SOURCE_DIR" "$STAGING/src"
 chmod -R u+w "$STAGING/src"
-(cd "$STAGING/src" && go build -o "$STAGING/ipfs" ./cmd/ipfs)
+cd "$STAGING/src"
+if [[ -n "$LIBP2P_STAND_IN" ]]; then
+    log "replacing Kubo's unpublished go-libp2p fork with upstream go-libp2p $LIBP2P_STAND_IN"
+    go mod edit -dropreplace github.com/libp2p/go-libp2p \
+        -require "github.com/libp2p/go-libp2p@$LIBP2P_STAND_IN"
+fi
+go build -o "$STAGING/ipfs" ./cmd/ipfs
+cd - >/dev/null
 mv -f "$STAGING/ipfs" "$BINARY"
 
 if ! cached_binary_matches; then
