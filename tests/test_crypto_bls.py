@@ -199,3 +199,12 @@ def test_rogue_infinity_key_is_rejected() -> None:
     """With pk = infinity every pairing with H(m) is 1; such a key must never decode."""
     with pytest.raises(InvalidPointEncoding):
         verify_possession(bytes(256), ADDRESS, bytes(128))
+
+
+def test_spec_document_states_the_constants_in_use() -> None:
+    """docs/crypto.md is what Solidity follows; it must name the tags and -g2 the code uses."""
+    spec = (Path(__file__).parents[1] / "docs" / "crypto.md").read_text()
+    assert f"`{POP_DST.decode()}` | {len(POP_DST)}" in spec
+    assert f"`{VRF_DST.decode()}` | {len(VRF_DST)}" in spec
+    for start in range(0, 256, 64):
+        assert NEG_G2_GENERATOR[start : start + 64].hex() in spec

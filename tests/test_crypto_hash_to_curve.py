@@ -18,6 +18,7 @@ from flare.crypto import (
     hash_to_g1,
 )
 from flare.crypto.vrf import VRF_DST
+from flare.errors import ConfigError
 
 VECTORS = Path(__file__).parent / "vectors"
 J91 = json.loads((VECTORS / "rfc9380_j91_bls12381g1_xmd_sha256_sswu_ro.json").read_text())
@@ -85,7 +86,7 @@ def test_bad_domain_tags_rejected(dst: bytes) -> None:
 
 @pytest.mark.parametrize("length", [0, 255 * 32 + 1, 70000])
 def test_expand_message_xmd_length_limits(length: int) -> None:
-    with pytest.raises(ValueError, match="length"):
+    with pytest.raises(ConfigError, match="length"):
         expand_message_xmd(b"m", b"DST", length)
 
 

@@ -233,3 +233,16 @@ def test_sortition_rejects_bad_counts(k: int, n: int) -> None:
 def test_sortition_needs_a_32_byte_output(output: bytes) -> None:
     with pytest.raises(ConfigError):
         vrf.seat_granted(output, 1, 2)
+
+
+def _evm_high_word(a: int, b: int) -> int:
+    """docs/crypto.md's Solidity: mulmod/mul/sub/lt, all in 256-bit EVM arithmetic."""
+    full = (a * b) % (TWO_256 - 1)
+    low = (a * b) % TWO_256
+    return (full - low - (1 if full < low else 0)) % TWO_256
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=uint256, n=uint256)
+def test_documented_solidity_high_word_is_exact(value: int, n: int) -> None:
+    assert _evm_high_word(value, n) == (value * n) >> 256

@@ -13,9 +13,7 @@ from py_arkworks_bls12381 import G1Point
 
 from flare.crypto.errors import InvalidDomainTag
 from flare.crypto.points import FIELD_MODULUS
-
-SUITE_ID = b"BLS12381G1_XMD:SHA-256_SSWU_RO_"
-"""The RFC 9380 suite identifier every Flare domain tag ends with."""
+from flare.errors import ConfigError
 
 _HASH_BYTES = 32  # b_in_bytes of SHA-256
 _HASH_BLOCK_BYTES = 64  # s_in_bytes of SHA-256
@@ -44,7 +42,7 @@ def expand_message_xmd(message: bytes, dst: bytes, length: int) -> bytes:
     dst_prime = check_domain_tag(dst) + bytes([len(dst)])
     blocks = -(-length // _HASH_BYTES)
     if not 1 <= length <= 65535 or blocks > 255:
-        raise ValueError("expand_message_xmd: length must be 1..8160 bytes")
+        raise ConfigError("expand_message_xmd: length must be 1..8160 bytes")
     message_prime = (
         bytes(_HASH_BLOCK_BYTES) + message + length.to_bytes(2, "big") + b"\x00" + dst_prime
     )
