@@ -1,0 +1,216 @@
+"""PowerSGD benchmark: wire size, reconstruction error vs the SVD optimum, and speed.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/bench_compression.py
+
+Writes docs/bench/compression.md (tables) and docs/bench/compression.json (raw numbers).
+Sizes and errors are deterministic (seeded); times depend on the machine.
+"""
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from flare.compression import PowerSGDCodec, UpdateBinding, decode_update, make_codec
+from flare.compression.layout import reconstruct_low_rank
+from flare.compression.powersgd import orthonormalise
+
+SHAPES = {
+    "fc 64x256": (64, 256),
+    "fc 256x128": (256, 128),
+    "head 128x10": (128, 10),
+    "conv 32x16x3x3": (32, 16, 3, 3),
+}
+RANKS = (1, 2, 4, 8)
+SIGNAL_RANK = 8
+NOISE_FRACTION = 0.1
+REPEATS = 31
+ROUNDS = 10
+DRIFT = 0.05
+BINDING = UpdateBinding("0xbench", "bench", 0, 0, "bench-base", 1)
+COMMAND = ".venv/bin/python benchmarks/bench_compression.py"
+OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "bench"
+
+
+def synthetic_delta(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """A gradient-like matrix: rank-8 signal with geometric spectrum plus 10% Gaussian noise.
+
+    Singular values of the signal are 1, 2^-1/2, 2^-1, ... so the spectrum decays
+    smoothly, and the noise (Frobenius norm 10% of the signal's) keeps it full rank.
+    """
+    rng = np.random.default_rng(seed)
+    rows, cols = shape[0], int(np.prod(shape[1:]))
+    k = min(SIGNAL_RANK, rows, cols)
+    u, _ = np.linalg.qr(rng.standard_normal((rows, k)))
+    v, _ = np.linalg.qr(rng.standard_normal((cols, k)))
+    signal = (u * 2.0 ** (-np.arange(k) / 2)) @ v.T
+    noise = rng.standard_normal((rows, cols))
+    noise *= NOISE_FRACTION * np.linalg.norm(signal) / np.linalg.norm(noise)
+    return (signal + noise).astype(np.float32).reshape(shape)
+
+
+def optimal_error(matrix: np.ndarray, rank: int) -> float:
+    """Relative error of the best rank-``rank`` approximation (Eckart-Young, via SVD)."""
+    singular = np.linalg.svd(
+        matrix.reshape(matrix.shape[0], -1).astype(np.float64), compute_uv=False
+    )
+    return float(np.sqrt(np.sum(singular[rank:] ** 2) / np.sum(singular**2)))
+
+
+def relative_error(approximation: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.linalg.norm(approximation - exact) / np.linalg.norm(exact))
+
+
+def median_seconds(action: Callable[[], object]) -> float:
+    action()  # warm caches and lazy imports
+    samples = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
+    """One row: size, one-shot error, error after warm-started rounds, and timing."""
+    spec = {"w": shape}
+    delta = synthetic_delta(shape, seed=sum(shape))
+    codec = PowerSGDCodec(rank=rank)
+    blob = codec.new_encoder(spec, 0).encode({"w": delta}, BINDING)
+    dense_blob = make_codec("none").new_encoder(spec, 0).encode({"w": delta}, BINDING)
+    layout = codec.layout(spec)[0]
+    one_shot = relative_error(decode_update(blob, spec).delta["w"], delta)
+
+    # Slowly drifting matrix, error memory cleared each round: isolates the warm start.
+    warm_encoder = codec.new_encoder(spec, 0)
+    # Same drifting sequence with error feedback on: how much the server's sum misses.
+    feedback_encoder = codec.new_encoder(spec, 0)
+    drift_rng = np.random.default_rng(1)
+    current = delta.astype(np.float64)
+    sent_sum, true_sum = np.zeros(shape), np.zeros(shape)
+    for _ in range(ROUNDS):
+        current += DRIFT * np.linalg.norm(delta) * _unit(drift_rng.standard_normal(shape))
+        step = current.astype(np.float32)
+        warm_blob = warm_encoder.encode({"w": step}, BINDING)
+        warm_encoder.error_memory["w"][:] = 0.0
+        sent_sum += decode_update(feedback_encoder.encode({"w": step}, BINDING), spec).delta["w"]
+        true_sum += step
+    warm = relative_error(decode_update(warm_blob, spec).delta["w"], step)
+    warm_optimal = optimal_error(step, rank)
+
+    rows, cols = layout.matrix_shape
+    matrix = delta.reshape(rows, cols).astype(np.float64)
+    q, p = np.ones((cols, rank)), np.ones((rows, rank))
+    encoder = codec.new_encoder(spec, 0)
+    codec_seconds = median_seconds(
+        lambda: decode_update(encoder.encode({"w": delta}, BINDING), spec)
+    )
+    core_seconds = median_seconds(lambda: _power_step_and_rebuild(matrix, q))
+    floor_seconds = median_seconds(lambda: (matrix @ q, matrix.T @ p))
+    optimal = optimal_error(delta, rank)
+    return {
+        "layer": label,
+        "shape": list(shape),
+        "rank": rank,
+        "low_rank": layout.is_low_rank,
+        "raw_bytes": delta.nbytes,
+        "dense_blob_bytes": len(dense_blob),
+        "blob_bytes": len(blob),
+        "ratio": delta.nbytes / len(blob),
+        "error": one_shot,
+        "optimal_error": optimal,
+        "error_vs_optimal": one_shot / optimal if optimal else float("nan"),
+        "warm_error": warm,
+        "warm_optimal_error": warm_optimal,
+        "feedback_sum_error": relative_error(sent_sum, true_sum),
+        "codec_seconds": codec_seconds,
+        "core_seconds": core_seconds,
+        "floor_seconds": floor_seconds,
+        "time_vs_floor": codec_seconds / floor_seconds,
+    }
+
+
+def _power_step_and_rebuild(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The codec's arithmetic alone: one power step, then the encoder's and decoder's rebuild."""
+    p = orthonormalise(matrix @ q)
+    p32, q32 = p.astype(np.float32), (matrix.T @ p).astype(np.float32)
+    reconstruct_low_rank(p32, q32)
+    return reconstruct_low_rank(p32, q32)
+
+
+def _unit(array: np.ndarray) -> np.ndarray:
+    return array / np.linalg.norm(array)
+
+
+def markdown(rows: list[dict], environment: dict) -> str:
+    lines = [
+        "# Compression benchmark: PowerSGD",
+        "",
+        f"Produced by `{COMMAND}` ({environment['python']}, numpy {environment['numpy']}, "
+        f"{environment['cpus']} CPUs, {environment['machine']}). Sizes and errors are "
+        "deterministic (seeded); times are wall-clock medians of "
+        f"{REPEATS} runs and move with machine load.",
+        "",
+        f"Input: seeded synthetic deltas with a decaying spectrum: a rank-{SIGNAL_RANK} signal "
+        "with singular values 1, 2^-1/2, 2^-1, ... plus Gaussian noise whose Frobenius norm "
+        f"is {NOISE_FRACTION:.0%} of the signal's (so the matrix is full rank). Conv kernels "
+        "are factored as (out, in*kh*kw).",
+        "",
+        "- **ratio**: raw float32 bytes / whole PowerSGD blob (header included; the header "
+        "is ~0.5 KiB, which dominates for small layers). `dense` means the codec sends the "
+        "tensor as float32 because rank-r factors would not be smaller.",
+        "- **error**: ||M - PQ^T|| / ||M|| after one encode from a fresh encoder (random "
+        "start); **SVD**: the best possible rank-r error; **x opt**: their ratio.",
+        f"- **warm**: the same error after {ROUNDS} encodes of a slowly drifting matrix "
+        f"(each round adds {DRIFT:.0%} of ||M|| in a random direction), error memory cleared "
+        "each round so only the warm start acts; **warm SVD**: optimum for the last matrix.",
+        f"- **EF sum**: with error feedback on, ||sum of decoded - sum of inputs|| / "
+        f"||sum of inputs|| over those {ROUNDS} rounds: what the server is still owed.",
+        "- **codec us**: encode (power step, serialisation) + `decode_update` (validation, "
+        "reconstruction); **core us**: its arithmetic alone (M@Q, Gram-Schmidt, M^T@P, "
+        "and the deterministic rebuild, done twice: encoder's error feedback and decoder); "
+        "**floor us**: the two bare float64 products M@Q and M^T@P; **x floor**: codec / "
+        "floor; **core x**: core / floor.",
+        "",
+        "| layer | r | ratio | error | SVD | x opt | warm | warm SVD | EF sum "
+        "| codec us | core us | floor us | x floor | core x |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        ratio = f"{row['ratio']:.1f}" if row["low_rank"] else f"{row['ratio']:.2f} dense"
+        lines.append(
+            f"| {row['layer']} | {row['rank']} | {ratio} | {row['error']:.3f} "
+            f"| {row['optimal_error']:.3f} | {row['error_vs_optimal']:.2f} "
+            f"| {row['warm_error']:.3f} | {row['warm_optimal_error']:.3f} "
+            f"| {row['feedback_sum_error']:.3f} | {row['codec_seconds'] * 1e6:.0f} "
+            f"| {row['core_seconds'] * 1e6:.0f} | {row['floor_seconds'] * 1e6:.1f} "
+            f"| {row['time_vs_floor']:.0f} | {row['core_seconds'] / row['floor_seconds']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    environment = {
+        "python": f"Python {platform.python_version()}",
+        "numpy": np.__version__,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+    rows = [measure(label, shape, rank) for label, shape in SHAPES.items() for rank in RANKS]
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    (OUTPUT / "compression.md").write_text(markdown(rows, environment))
+    results = {"command": COMMAND, "environment": environment, "rows": rows}
+    (OUTPUT / "compression.json").write_text(json.dumps(results, indent=2) + "\n")
+    sys.stdout.write(markdown(rows, environment))
+
+
+if __name__ == "__main__":
+    main()
