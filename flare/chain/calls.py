@@ -1,0 +1,144 @@
+"""State-changing calls of the coordination contract (docs/protocol.md §4) as typed values.
+
+A connector turns each public method into one of these and hands it to its transport:
+the in-memory chain applies it to its state and journals its calldata; the web3 connector
+sends the same calldata in a signed transaction. Keeping calls as data is what lets both
+implementations share the typed API in :class:`flare.chain.ChainConnector`.
+"""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from eth_abi import decode, encode
+
+from flare.chain.abi import (
+    AbiTuple,
+    Bool,
+    Bytes,
+    Uint32,
+    Uint64,
+    Uint256,
+    field_types,
+    from_abi,
+    selector,
+    signature,
+    to_abi,
+)
+from flare.chain.types import ContentRef, TaskParams
+
+
+@dataclass(frozen=True)
+class Call:
+    """Base of the call values; ``FUNCTION`` is the Solidity function name."""
+
+    FUNCTION: ClassVar[str]
+
+    @classmethod
+    def signature(cls) -> str:
+        """Canonical function signature, e.g. ``startTask(uint256)``."""
+        return signature(cls.FUNCTION, field_types(cls))
+
+    @classmethod
+    def selector(cls) -> bytes:
+        """The 4-byte function selector that starts this call's calldata."""
+        return selector(cls.signature())
+
+
+@dataclass(frozen=True)
+class CreateTask(Call):
+    """Create a task; anyone may."""
+
+    FUNCTION = "createTask"
+    model: AbiTuple[ContentRef]
+    validation_set: AbiTuple[ContentRef]
+    params: AbiTuple[TaskParams]
+
+
+@dataclass(frozen=True)
+class Register(Call):
+    """Join a task with a BLS key and a proof of possession over the sender's address."""
+
+    FUNCTION = "register"
+    task_id: Uint256
+    public_key: Bytes
+    possession_proof: Bytes
+
+
+@dataclass(frozen=True)
+class StartTask(Call):
+    """Open round 1 once enough participants registered."""
+
+    FUNCTION = "startTask"
+    task_id: Uint256
+
+
+@dataclass(frozen=True)
+class Submit(Call):
+    """Submit this attempt's update of the sender."""
+
+    FUNCTION = "submit"
+    task_id: Uint256
+    update: AbiTuple[ContentRef]
+    sample_count: Uint64
+
+
+@dataclass(frozen=True)
+class ClaimSeat(Call):
+    """Claim a committee seat with a VRF proof; the key is authenticated by its hash."""
+
+    FUNCTION = "claimSeat"
+    task_id: Uint256
+    public_key: Bytes
+    proof: Bytes
+
+
+@dataclass(frozen=True)
+class Propose(Call):
+    """Propose the attempt's aggregate and the submissions it accepted."""
+
+    FUNCTION = "propose"
+    task_id: Uint256
+    model: AbiTuple[ContentRef]
+    accepted: Bytes
+
+
+@dataclass(frozen=True)
+class Vote(Call):
+    """Approve or reject a proposal; reaching quorum finalizes the round."""
+
+    FUNCTION = "vote"
+    task_id: Uint256
+    proposal_id: Uint32
+    approve: Bool
+
+
+@dataclass(frozen=True)
+class Timeout(Call):
+    """Close an expired attempt and open the next one."""
+
+    FUNCTION = "timeout"
+    task_id: Uint256
+
+
+CALL_TYPES: tuple[type[Call], ...] = (
+    CreateTask,
+    Register,
+    StartTask,
+    Submit,
+    ClaimSeat,
+    Propose,
+    Vote,
+    Timeout,
+)
+CALLS_BY_SELECTOR: dict[bytes, type[Call]] = {kind.selector(): kind for kind in CALL_TYPES}
+
+
+def encode_call(call: Call) -> bytes:
+    """The transaction calldata of ``call``: selector + ABI-encoded arguments."""
+    return call.selector() + encode(field_types(type(call)), list(to_abi(call)))
+
+
+def decode_call(calldata: bytes) -> Call:
+    """Inverse of :func:`encode_call`; ``KeyError`` for a selector of no Flare call."""
+    kind = CALLS_BY_SELECTOR[bytes(calldata[:4])]
+    return from_abi(kind, decode(field_types(kind), bytes(calldata[4:]), strict=True))

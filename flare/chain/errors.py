@@ -1,0 +1,303 @@
+"""Custom errors of the coordination contract as typed Python exceptions.
+
+One class per Solidity custom error of docs/protocol.md §7, with the same name and the same
+arguments in the same order. The in-memory chain raises them directly; the web3 connector
+turns revert data into them with :func:`decode_revert`, so callers handle one set of
+exceptions whichever chain they talk to.
+"""
+
+from typing import Any, ClassVar
+
+from eth_abi import decode, encode
+
+from flare.chain.abi import selector, signature, value_from_abi
+from flare.errors import FlareError
+
+
+class ChainError(FlareError):
+    """Base of every chain-layer error; subclasses with ``ARGS`` mirror a Solidity error.
+
+    ``ARGS`` lists ``(python_name, solidity_type)`` pairs. Arguments are positional in
+    Solidity order, also readable by name (``err.task_id``); two errors are equal when they
+    have the same class and arguments, which keeps conformance assertions exact.
+    """
+
+    ARGS: ClassVar[tuple[tuple[str, str], ...]] = ()
+
+    def __init__(self, *args: Any) -> None:
+        if len(args) != len(self.ARGS):
+            raise TypeError(f"{type(self).__name__} takes {len(self.ARGS)} arguments")
+        super().__init__(*args)
+        for (name, _), value in zip(self.ARGS, args, strict=True):
+            setattr(self, name, value)
+
+    @classmethod
+    def signature(cls) -> str:
+        """The Solidity error signature, e.g. ``UnknownTask(uint256)``."""
+        return signature(cls.__name__, [solidity_type for _, solidity_type in cls.ARGS])
+
+    @classmethod
+    def selector(cls) -> bytes:
+        """The 4-byte selector that starts this error's revert data."""
+        return selector(cls.signature())
+
+    def encode(self) -> bytes:
+        """Revert data exactly as the contract returns it: selector + ABI-encoded args."""
+        return self.selector() + encode([t for _, t in self.ARGS], list(self.args))
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.args == other.args  # type: ignore[union-attr]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.args))
+
+    def __str__(self) -> str:
+        rendered = ", ".join(_render(value) for value in self.args)
+        return f"{type(self).__name__}({rendered})"
+
+
+def _render(value: Any) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+
+class UnrecognizedRevert(ChainError):
+    """A revert whose data matches no protocol error (e.g. out of gas, a wrong contract)."""
+
+    def __init__(self, data: bytes) -> None:
+        FlareError.__init__(self, data)
+        self.data = data
+
+    def __str__(self) -> str:
+        return f"UnrecognizedRevert(0x{self.data.hex()})"
+
+
+class LogIntegrityError(ChainError):
+    """Logs served by the node do not hash to the commitment the contract stores."""
+
+    def __init__(self, message: str) -> None:
+        FlareError.__init__(self, message)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class AttemptNotFound(ChainError):
+    """No ``RoundOpened`` log exists for the requested round attempt."""
+
+    def __init__(self, task_id: int, round_number: int, attempt: int) -> None:
+        FlareError.__init__(self, task_id, round_number, attempt)
+
+    def __str__(self) -> str:
+        task_id, round_number, attempt = self.args
+        return f"task {task_id} has no round {round_number} attempt {attempt}"
+
+
+_TASK = ("task_id", "uint256")
+
+
+class UnknownTask(ChainError):
+    """No task with this id."""
+
+    ARGS = (_TASK,)
+
+
+class InvalidTaskParameter(ChainError):
+    """Task parameter number ``parameter`` (0 = min_clients … 6 = max_rounds) is invalid."""
+
+    ARGS = (("parameter", "uint8"),)
+
+
+class UnsupportedCodec(ChainError):
+    """A CID codec other than raw (0x55) or dag-pb (0x70)."""
+
+    ARGS = (("codec", "uint64"),)
+
+
+class InvalidLength(ChainError):
+    """A public key is not 256 bytes or a proof not 128 bytes."""
+
+    ARGS = (("expected", "uint256"), ("actual", "uint256"))
+
+
+class TaskAlreadyCompleted(ChainError):
+    """The task's last round has finalized; it accepts no more transactions."""
+
+    ARGS = (_TASK,)
+
+
+class AlreadyRegistered(ChainError):
+    """The sender is already a participant of this task."""
+
+    ARGS = (_TASK, ("participant", "address"))
+
+
+class PublicKeyTaken(ChainError):
+    """Another address registered this BLS public key in this task."""
+
+    ARGS = (_TASK, ("public_key_hash", "bytes32"))
+
+
+class InvalidPossessionProof(ChainError):
+    """The proof of possession fails, or the key or proof is malformed or infinity."""
+
+    ARGS = (_TASK, ("participant", "address"))
+
+
+class TaskAlreadyStarted(ChainError):
+    """Round 1 is already open."""
+
+    ARGS = (_TASK,)
+
+
+class TooFewParticipants(ChainError):
+    """Fewer than ``min_clients`` participants are registered."""
+
+    ARGS = (_TASK, ("registered", "uint32"), ("required", "uint32"))
+
+
+class TaskNotStarted(ChainError):
+    """No round is open yet."""
+
+    ARGS = (_TASK,)
+
+
+class SubmissionWindowClosed(ChainError):
+    """The block is past the submission deadline."""
+
+    ARGS = (_TASK, ("deadline", "uint64"))
+
+
+class NotRegistered(ChainError):
+    """The sender is not a participant of this task."""
+
+    ARGS = (_TASK, ("account", "address"))
+
+
+class AlreadySubmitted(ChainError):
+    """The sender has already submitted in this round attempt."""
+
+    ARGS = (_TASK, ("participant", "address"))
+
+
+class ZeroSampleCount(ChainError):
+    """An update must be trained on at least one sample."""
+
+    ARGS = (_TASK,)
+
+
+class RegisteredAfterSnapshot(ChainError):
+    """The sender registered after this attempt opened, so it may not draw a seat in it."""
+
+    ARGS = (_TASK, ("participant", "address"))
+
+
+class SeatAlreadyClaimed(ChainError):
+    """The sender already holds a seat in this round attempt."""
+
+    ARGS = (_TASK, ("member", "address"))
+
+
+class PublicKeyMismatch(ChainError):
+    """The public key in the call is not the one the sender registered."""
+
+    ARGS = (_TASK, ("participant", "address"))
+
+
+class InvalidVrfProof(ChainError):
+    """The VRF proof is malformed or does not verify for this attempt and key."""
+
+    ARGS = (_TASK, ("participant", "address"))
+
+
+class NotSelected(ChainError):
+    """The VRF proof is valid but its output lost the sortition."""
+
+    ARGS = (_TASK, ("output", "bytes32"))
+
+
+class SubmissionWindowOpen(ChainError):
+    """Proposing and voting start only after the submission deadline."""
+
+    ARGS = (_TASK, ("deadline", "uint64"))
+
+
+class VoteWindowClosed(ChainError):
+    """The block is past the vote deadline."""
+
+    ARGS = (_TASK, ("deadline", "uint64"))
+
+
+class NotCommitteeMember(ChainError):
+    """The sender holds no seat in this round attempt."""
+
+    ARGS = (_TASK, ("account", "address"))
+
+
+class AlreadyProposed(ChainError):
+    """The sender has already proposed in this round attempt."""
+
+    ARGS = (_TASK, ("member", "address"))
+
+
+class CommitteeTooSmall(ChainError):
+    """Fewer than ``min_committee`` seats were claimed; the attempt can only time out."""
+
+    ARGS = (_TASK, ("size", "uint32"), ("required", "uint32"))
+
+
+class TooFewSubmissions(ChainError):
+    """Fewer than ``min_clients`` updates were submitted in this attempt."""
+
+    ARGS = (_TASK, ("count", "uint32"), ("required", "uint32"))
+
+
+class InvalidAcceptedBitmap(ChainError):
+    """The bitmap has the wrong length or a bit past the last submission."""
+
+    ARGS = (_TASK, ("submission_count", "uint32"))
+
+
+class UnknownProposal(ChainError):
+    """No proposal with this id in the task."""
+
+    ARGS = (_TASK, ("proposal_id", "uint32"))
+
+
+class StaleProposal(ChainError):
+    """The proposal belongs to an earlier round attempt."""
+
+    ARGS = (_TASK, ("proposal_id", "uint32"))
+
+
+class AlreadyVoted(ChainError):
+    """The sender has already voted in this round attempt."""
+
+    ARGS = (_TASK, ("member", "address"))
+
+
+class VoteWindowOpen(ChainError):
+    """A round attempt may be timed out only after its vote deadline."""
+
+    ARGS = (_TASK, ("deadline", "uint64"))
+
+
+PROTOCOL_ERRORS: tuple[type[ChainError], ...] = tuple(
+    cls for cls in ChainError.__subclasses__() if cls.ARGS
+)
+"""Every class that mirrors a Solidity custom error, in declaration order."""
+
+ERRORS_BY_SELECTOR: dict[bytes, type[ChainError]] = {cls.selector(): cls for cls in PROTOCOL_ERRORS}
+"""Revert selector → exception class, for decoding revert data."""
+
+
+def decode_revert(data: bytes) -> ChainError:
+    """The typed exception for a contract's revert data (``UnrecognizedRevert`` if none)."""
+    error_class = ERRORS_BY_SELECTOR.get(bytes(data[:4]))
+    if error_class is None:
+        return UnrecognizedRevert(bytes(data))
+    types = [t for _, t in error_class.ARGS]
+    try:
+        values = decode(types, bytes(data[4:]), strict=True)
+    except Exception:  # eth_abi raises several unrelated types for malformed data
+        return UnrecognizedRevert(bytes(data))
+    return error_class(*(value_from_abi(t, v) for t, v in zip(types, values, strict=True)))

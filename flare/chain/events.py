@@ -1,0 +1,249 @@
+"""Events of the coordination contract (docs/protocol.md §6) and their log encoding.
+
+Each event is a frozen dataclass: ``block_number`` and ``log_index`` say where the log sits
+on chain, every other field is an ABI value in Solidity parameter order. ``encode_log`` and
+``decode_log`` convert to and from Ethereum's ``(topics, data)`` form, which is what the
+web3 connector receives and what the in-memory chain journals.
+"""
+
+from dataclasses import dataclass
+from functools import cache
+from typing import TypeVar
+
+from eth_abi import decode, encode
+
+from flare.chain.abi import (
+    AbiTuple,
+    Address,
+    Bool,
+    Bytes,
+    Bytes32,
+    Indexed,
+    Uint32,
+    Uint64,
+    Uint256,
+    abi_fields,
+    field_types,
+    from_abi,
+    signature,
+    to_abi,
+    topic,
+)
+from flare.chain.types import ContentRef, TaskParams
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every contract event; the position fields are not part of the ABI."""
+
+    block_number: int
+    log_index: int
+
+    @classmethod
+    def signature(cls) -> str:
+        """``Name(types)``; its keccak256 is topic 0 of the event's logs."""
+        return signature(cls.__name__, field_types(cls))
+
+    @classmethod
+    def topic(cls) -> bytes:
+        """Topic 0 of this event's logs."""
+        return topic(cls.signature())
+
+
+EventT = TypeVar("EventT", bound=Event)
+
+
+@dataclass(frozen=True)
+class TaskCreated(Event):
+    """A task exists, with its initial global model, validation set and parameters."""
+
+    task_id: Indexed[Uint256]
+    creator: Indexed[Address]
+    model: AbiTuple[ContentRef]
+    validation_set: AbiTuple[ContentRef]
+    params: AbiTuple[TaskParams]
+
+
+@dataclass(frozen=True)
+class ParticipantRegistered(Event):
+    """A participant registered; the full BLS key lives only here (storage has its hash)."""
+
+    task_id: Indexed[Uint256]
+    participant: Indexed[Address]
+    index: Uint32
+    public_key: Bytes
+
+
+@dataclass(frozen=True)
+class RoundOpened(Event):
+    """A round attempt opened: its seed, base model, snapshot and deadlines."""
+
+    task_id: Indexed[Uint256]
+    round: Indexed[Uint32]
+    attempt: Uint32
+    epoch: Uint32
+    seed: Bytes32
+    base_model: AbiTuple[ContentRef]
+    registered_snapshot: Uint32
+    submission_deadline: Uint64
+    vote_deadline: Uint64
+
+
+@dataclass(frozen=True)
+class UpdateSubmitted(Event):
+    """A participant submitted its update for the current attempt."""
+
+    task_id: Indexed[Uint256]
+    round: Indexed[Uint32]
+    participant: Indexed[Address]
+    attempt: Uint32
+    index: Uint32
+    update: AbiTuple[ContentRef]
+    sample_count: Uint64
+
+
+@dataclass(frozen=True)
+class SeatClaimed(Event):
+    """A participant won a committee seat; the proof lets anyone re-verify it."""
+
+    task_id: Indexed[Uint256]
+    round: Indexed[Uint32]
+    member: Indexed[Address]
+    attempt: Uint32
+    output: Bytes32
+    proof: Bytes
+    committee_size: Uint32
+
+
+@dataclass(frozen=True)
+class Proposed(Event):
+    """A committee member proposed an aggregate and the submissions it accepted."""
+
+    task_id: Indexed[Uint256]
+    round: Indexed[Uint32]
+    proposer: Indexed[Address]
+    attempt: Uint32
+    proposal_id: Uint32
+    model: AbiTuple[ContentRef]
+    accepted: Bytes
+
+
+@dataclass(frozen=True)
+class Voted(Event):
+    """A committee member voted; the counts are those after this vote."""
+
+    task_id: Indexed[Uint256]
+    round: Indexed[Uint32]
+    voter: Indexed[Address]
+    attempt: Uint32
+    proposal_id: Uint32
+    approve: Bool
+    approvals: Uint32
+    rejections: Uint32
+
+
+@dataclass(frozen=True)
+class RoundFinalized(Event):
+    """A proposal reached quorum: the global model advanced."""
+
+    task_id: Indexed[Uint256]
+    round: Indexed[Uint32]
+    attempt: Uint32
+    proposal_id: Uint32
+    model: AbiTuple[ContentRef]
+    submission_count: Uint32
+    submissions_hash: Bytes32
+    accepted_hash: Bytes32
+    committee_size: Uint32
+    history_hash: Bytes32
+
+
+@dataclass(frozen=True)
+class RoundTimedOut(Event):
+    """A round attempt ended without quorum; the next attempt follows in the same tx."""
+
+    task_id: Indexed[Uint256]
+    round: Indexed[Uint32]
+    attempt: Uint32
+    submission_count: Uint32
+    submissions_hash: Bytes32
+    committee_size: Uint32
+
+
+@dataclass(frozen=True)
+class TaskCompleted(Event):
+    """The last round finalized; the task is closed."""
+
+    task_id: Indexed[Uint256]
+    rounds: Uint32
+    model: AbiTuple[ContentRef]
+    history_hash: Bytes32
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    TaskCreated,
+    ParticipantRegistered,
+    RoundOpened,
+    UpdateSubmitted,
+    SeatClaimed,
+    Proposed,
+    Voted,
+    RoundFinalized,
+    RoundTimedOut,
+    TaskCompleted,
+)
+EVENTS_BY_TOPIC: dict[bytes, type[Event]] = {kind.topic(): kind for kind in EVENT_TYPES}
+
+
+@cache
+def _split_types(kind: type[Event]) -> tuple[list[str], list[str]]:
+    indexed, data = [], []
+    for f in abi_fields(kind):
+        (indexed if f.indexed else data).append(f.type_name)
+    return indexed, data
+
+
+def encode_log(event: Event) -> tuple[list[bytes], bytes]:
+    """``(topics, data)`` of ``event`` exactly as the EVM logs it (static indexed fields)."""
+    topics = [event.topic()]
+    data_values = []
+    for f, value in zip(abi_fields(type(event)), to_abi(event), strict=True):
+        if f.indexed:
+            topics.append(encode([f.type_name], [value]))
+        else:
+            data_values.append(value)
+    return topics, encode(_split_types(type(event))[1], data_values)
+
+
+def decode_log(topics: list[bytes], data: bytes, block_number: int, log_index: int) -> Event:
+    """The typed event of one log; ``KeyError`` if topic 0 is no Flare event."""
+    kind = EVENTS_BY_TOPIC[bytes(topics[0])]
+    indexed_types, data_types = _split_types(kind)
+    indexed_values = iter(
+        decode([t], bytes(raw))[0] for t, raw in zip(indexed_types, topics[1:], strict=True)
+    )
+    data_values = iter(decode(data_types, bytes(data)))
+    values = tuple(
+        next(indexed_values) if f.indexed else next(data_values) for f in abi_fields(kind)
+    )
+    return from_abi(kind, values, block_number=block_number, log_index=log_index)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The outcome of a successful transaction: its block and the events it emitted.
+
+    ``transaction_hash`` and ``gas_used`` are filled by connectors to a real node only.
+    """
+
+    block_number: int
+    events: tuple[Event, ...]
+    transaction_hash: bytes | None = None
+    gas_used: int | None = None
+
+    def one(self, kind: type[EventT]) -> EventT:
+        """The single event of type ``kind`` this transaction emitted."""
+        matches = [event for event in self.events if isinstance(event, kind)]
+        if len(matches) != 1:
+            raise LookupError(f"expected one {kind.__name__}, found {len(matches)}")
+        return matches[0]

@@ -1,0 +1,563 @@
+"""The contract's state machine in Python: docs/protocol.md §4, check by check.
+
+Every handler first runs all checks of its call in the documented order, raising the
+first failing one, and only then mutates state; nothing between the first mutation and
+the return can raise. That is how the in-memory chain keeps the contract's guarantee that
+a reverted call changes nothing. Block numbers and ``prevrandao`` come from the caller
+(:class:`flare.chain.memory.InMemoryChain`), so this module has no clock of its own.
+"""
+
+from dataclasses import dataclass, field, replace
+
+from eth_utils import keccak
+
+from flare.chain import errors
+from flare.chain.calls import (
+    Call,
+    ClaimSeat,
+    CreateTask,
+    Propose,
+    Register,
+    StartTask,
+    Submit,
+    Timeout,
+    Vote,
+)
+from flare.chain.derive import (
+    BASIS_POINTS,
+    EMPTY_HISTORY,
+    is_canonical_bitmap,
+    next_history_hash,
+    next_submissions_hash,
+    quorum_threshold,
+    round_seed,
+)
+from flare.chain.events import (
+    Event,
+    ParticipantRegistered,
+    Proposed,
+    RoundFinalized,
+    RoundOpened,
+    RoundTimedOut,
+    SeatClaimed,
+    TaskCompleted,
+    TaskCreated,
+    UpdateSubmitted,
+    Voted,
+)
+from flare.chain.types import (
+    SUPPORTED_CODECS,
+    ContentRef,
+    Participant,
+    Proposal,
+    Round,
+    Task,
+    TaskStatus,
+)
+from flare.crypto import verify_possession, vrf
+from flare.crypto.errors import CryptoError
+
+PUBLIC_KEY_LENGTH = 256
+PROOF_LENGTH = 128
+
+
+@dataclass
+class _TaskState:
+    """Mutable per-task storage: the ``Task`` and current ``Round`` views plus mappings."""
+
+    task: Task
+    round: Round | None = None
+    participants: dict[str, Participant] = field(default_factory=dict)
+    key_hashes: set[bytes] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """What a transaction sees of its block and caller."""
+
+    number: int
+    prevrandao: int
+    sender: str
+
+
+class Ledger:
+    """All tasks of one contract deployment, and the rules that change them."""
+
+    def __init__(self, chain_id: int, contract_address: str) -> None:
+        self.chain_id = chain_id
+        self.contract_address = contract_address
+        self._tasks: list[_TaskState] = []
+        self._proposals: dict[tuple[int, int], Proposal] = {}
+
+    # -- views -------------------------------------------------------------------------
+
+    def task_count(self) -> int:
+        """``taskCount()``."""
+        return len(self._tasks)
+
+    def task(self, task_id: int) -> Task:
+        """``getTask(taskId)``."""
+        return self._state(task_id).task
+
+    def current_round(self, task_id: int) -> Round:
+        """``getRound(taskId)``."""
+        state = self._state(task_id)
+        if state.round is None:
+            raise errors.TaskNotStarted(task_id)
+        return state.round
+
+    def participant(self, task_id: int, account: str) -> Participant:
+        """``getParticipant(taskId, account)``."""
+        return self._state(task_id).participants.get(account, _STRANGER)
+
+    def proposal(self, task_id: int, proposal_id: int) -> Proposal:
+        """``getProposal(taskId, proposalId)``."""
+        self._state(task_id)
+        found = self._proposals.get((task_id, proposal_id))
+        if found is None:
+            raise errors.UnknownProposal(task_id, proposal_id)
+        return found
+
+    # -- transactions ------------------------------------------------------------------
+
+    def apply(self, call: Call, block: BlockContext) -> list[Event]:
+        """Execute ``call`` in ``block``; return its events (without positions filled in).
+
+        Raises the call's :class:`flare.chain.errors.ChainError`, leaving state unchanged.
+        """
+        handlers = {
+            CreateTask: self._create_task,
+            Register: self._register,
+            StartTask: self._start_task,
+            Submit: self._submit,
+            ClaimSeat: self._claim_seat,
+            Propose: self._propose,
+            Vote: self._vote,
+            Timeout: self._timeout,
+        }
+        return handlers[type(call)](call, block)  # type: ignore[operator]
+
+    def _create_task(self, call: CreateTask, block: BlockContext) -> list[Event]:
+        _check_codec(call.model)
+        _check_codec(call.validation_set)
+        p = call.params
+        valid = (
+            p.min_clients >= 1,
+            p.expected_committee >= 1,
+            p.min_committee >= 1,
+            1 <= p.quorum_bps <= BASIS_POINTS,
+            p.submission_window >= 1,
+            p.vote_window >= 1,
+            p.max_rounds >= 1,
+        )
+        for index, ok in enumerate(valid):
+            if not ok:
+                raise errors.InvalidTaskParameter(index)
+        task = Task(
+            creator=block.sender,
+            params=p,
+            model=call.model,
+            validation_set=call.validation_set,
+            status=TaskStatus.REGISTERING,
+            registered_count=0,
+            round=0,
+            attempt=0,
+            epoch=0,
+            proposal_count=0,
+            history_hash=EMPTY_HISTORY,
+        )
+        self._tasks.append(_TaskState(task))
+        task_id = len(self._tasks)
+        return [
+            _event(
+                TaskCreated,
+                block,
+                task_id,
+                block.sender,
+                call.model,
+                call.validation_set,
+                call.params,
+            )
+        ]
+
+    def _register(self, call: Register, block: BlockContext) -> list[Event]:
+        state = self._open_task(call.task_id)
+        sender = block.sender
+        if sender in state.participants:
+            raise errors.AlreadyRegistered(call.task_id, sender)
+        _check_length(call.public_key, PUBLIC_KEY_LENGTH)
+        _check_length(call.possession_proof, PROOF_LENGTH)
+        key_hash = keccak(call.public_key)
+        if key_hash in state.key_hashes:
+            raise errors.PublicKeyTaken(call.task_id, key_hash)
+        try:
+            valid = verify_possession(
+                call.public_key, _address_bytes(sender), call.possession_proof
+            )
+        except CryptoError:
+            valid = False
+        if not valid:
+            raise errors.InvalidPossessionProof(call.task_id, sender)
+        index = state.task.registered_count
+        state.participants[sender] = replace(
+            _STRANGER, registered=True, index=index, public_key_hash=key_hash
+        )
+        state.key_hashes.add(key_hash)
+        state.task = replace(state.task, registered_count=index + 1)
+        return [_event(ParticipantRegistered, block, call.task_id, sender, index, call.public_key)]
+
+    def _start_task(self, call: StartTask, block: BlockContext) -> list[Event]:
+        state = self._open_task(call.task_id)
+        task = state.task
+        if task.status is not TaskStatus.REGISTERING:
+            raise errors.TaskAlreadyStarted(call.task_id)
+        if task.registered_count < task.params.min_clients:
+            raise errors.TooFewParticipants(
+                call.task_id, task.registered_count, task.params.min_clients
+            )
+        return [self._open_attempt(state, call.task_id, 1, 0, block)]
+
+    def _submit(self, call: Submit, block: BlockContext) -> list[Event]:
+        state, current = self._running_task(call.task_id)
+        if block.number > current.submission_deadline:
+            raise errors.SubmissionWindowClosed(call.task_id, current.submission_deadline)
+        member = self._registered(state, call.task_id, block.sender)
+        if member.submit_epoch == current.epoch:
+            raise errors.AlreadySubmitted(call.task_id, block.sender)
+        if call.sample_count == 0:
+            raise errors.ZeroSampleCount(call.task_id)
+        _check_codec(call.update)
+        chained = next_submissions_hash(
+            current.submissions_hash, block.sender, call.update, call.sample_count
+        )
+        state.participants[block.sender] = replace(member, submit_epoch=current.epoch)
+        state.round = replace(
+            current, submission_count=current.submission_count + 1, submissions_hash=chained
+        )
+        return [
+            _event(
+                UpdateSubmitted,
+                block,
+                call.task_id,
+                current.round,
+                block.sender,
+                current.attempt,
+                current.submission_count,
+                call.update,
+                call.sample_count,
+            )
+        ]
+
+    def _claim_seat(self, call: ClaimSeat, block: BlockContext) -> list[Event]:
+        state, current = self._running_task(call.task_id)
+        if block.number > current.submission_deadline:
+            raise errors.SubmissionWindowClosed(call.task_id, current.submission_deadline)
+        member = self._registered(state, call.task_id, block.sender)
+        if member.index >= current.registered_snapshot:
+            raise errors.RegisteredAfterSnapshot(call.task_id, block.sender)
+        if member.seat_epoch == current.epoch:
+            raise errors.SeatAlreadyClaimed(call.task_id, block.sender)
+        _check_length(call.public_key, PUBLIC_KEY_LENGTH)
+        if keccak(call.public_key) != member.public_key_hash:
+            raise errors.PublicKeyMismatch(call.task_id, block.sender)
+        _check_length(call.proof, PROOF_LENGTH)
+        message = vrf.vrf_input(
+            self.chain_id,
+            _address_bytes(self.contract_address),
+            call.task_id,
+            current.round,
+            current.attempt,
+            current.seed,
+        )
+        try:
+            output = vrf.verify(call.public_key, message, call.proof)
+        except CryptoError as exc:
+            raise errors.InvalidVrfProof(call.task_id, block.sender) from exc
+        params = state.task.params
+        if not vrf.seat_granted(output, params.expected_committee, current.registered_snapshot):
+            raise errors.NotSelected(call.task_id, output)
+        size = current.committee_size + 1
+        state.participants[block.sender] = replace(member, seat_epoch=current.epoch)
+        state.round = replace(
+            current,
+            committee_size=size,
+            quorum_threshold=quorum_threshold(params.quorum_bps, size),
+        )
+        return [
+            _event(
+                SeatClaimed,
+                block,
+                call.task_id,
+                current.round,
+                block.sender,
+                current.attempt,
+                output,
+                call.proof,
+                size,
+            )
+        ]
+
+    def _propose(self, call: Propose, block: BlockContext) -> list[Event]:
+        state, current, member = self._voting_member(call.task_id, block)
+        if member.propose_epoch == current.epoch:
+            raise errors.AlreadyProposed(call.task_id, block.sender)
+        params = state.task.params
+        self._check_committee(call.task_id, current, params.min_committee)
+        if current.submission_count < params.min_clients:
+            raise errors.TooFewSubmissions(
+                call.task_id, current.submission_count, params.min_clients
+            )
+        _check_codec(call.model)
+        if not is_canonical_bitmap(call.accepted, current.submission_count):
+            raise errors.InvalidAcceptedBitmap(call.task_id, current.submission_count)
+        proposal_id = state.task.proposal_count + 1
+        self._proposals[(call.task_id, proposal_id)] = Proposal(
+            proposer=block.sender,
+            epoch=current.epoch,
+            round=current.round,
+            attempt=current.attempt,
+            model=call.model,
+            accepted_hash=keccak(call.accepted),
+            approvals=0,
+            rejections=0,
+        )
+        state.participants[block.sender] = replace(member, propose_epoch=current.epoch)
+        state.task = replace(state.task, proposal_count=proposal_id)
+        return [
+            _event(
+                Proposed,
+                block,
+                call.task_id,
+                current.round,
+                block.sender,
+                current.attempt,
+                proposal_id,
+                call.model,
+                call.accepted,
+            )
+        ]
+
+    def _vote(self, call: Vote, block: BlockContext) -> list[Event]:
+        state, current, member = self._voting_member(call.task_id, block)
+        if member.vote_epoch == current.epoch:
+            raise errors.AlreadyVoted(call.task_id, block.sender)
+        self._check_committee(call.task_id, current, state.task.params.min_committee)
+        proposal = self._proposals.get((call.task_id, call.proposal_id))
+        if proposal is None:
+            raise errors.UnknownProposal(call.task_id, call.proposal_id)
+        if proposal.epoch != current.epoch:
+            raise errors.StaleProposal(call.task_id, call.proposal_id)
+        if call.approve:
+            proposal = replace(proposal, approvals=proposal.approvals + 1)
+        else:
+            proposal = replace(proposal, rejections=proposal.rejections + 1)
+        self._proposals[(call.task_id, call.proposal_id)] = proposal
+        state.participants[block.sender] = replace(member, vote_epoch=current.epoch)
+        events: list[Event] = [
+            _event(
+                Voted,
+                block,
+                call.task_id,
+                current.round,
+                block.sender,
+                current.attempt,
+                call.proposal_id,
+                call.approve,
+                proposal.approvals,
+                proposal.rejections,
+            )
+        ]
+        if call.approve and proposal.approvals >= current.quorum_threshold:
+            events += self._finalize(
+                state, current, call.task_id, call.proposal_id, proposal, block
+            )
+        return events
+
+    def _timeout(self, call: Timeout, block: BlockContext) -> list[Event]:
+        state, current = self._running_task(call.task_id)
+        if block.number <= current.vote_deadline:
+            raise errors.VoteWindowOpen(call.task_id, current.vote_deadline)
+        closed = _event(
+            RoundTimedOut,
+            block,
+            call.task_id,
+            current.round,
+            current.attempt,
+            current.submission_count,
+            current.submissions_hash,
+            current.committee_size,
+        )
+        opened = self._open_attempt(state, call.task_id, current.round, current.attempt + 1, block)
+        return [closed, opened]
+
+    # -- effects shared by several calls -----------------------------------------------
+
+    def _open_attempt(
+        self, state: _TaskState, task_id: int, round_number: int, attempt: int, block: BlockContext
+    ) -> Event:
+        """Open ``(round_number, attempt)`` from the task's current model (protocol §4.9)."""
+        task = state.task
+        seed = round_seed(
+            self.chain_id,
+            self.contract_address,
+            task_id,
+            round_number,
+            attempt,
+            task.model.digest,
+            block.prevrandao,
+        )
+        submission_deadline = block.number + task.params.submission_window
+        opened = Round(
+            round=round_number,
+            attempt=attempt,
+            epoch=task.epoch + 1,
+            seed=seed,
+            opened_at=block.number,
+            submission_deadline=submission_deadline,
+            vote_deadline=submission_deadline + task.params.vote_window,
+            registered_snapshot=task.registered_count,
+            submission_count=0,
+            submissions_hash=seed,
+            committee_size=0,
+            quorum_threshold=0,
+        )
+        state.round = opened
+        state.task = replace(
+            task,
+            status=TaskStatus.RUNNING,
+            round=round_number,
+            attempt=attempt,
+            epoch=opened.epoch,
+        )
+        return _event(
+            RoundOpened,
+            block,
+            task_id,
+            round_number,
+            attempt,
+            opened.epoch,
+            seed,
+            task.model,
+            opened.registered_snapshot,
+            opened.submission_deadline,
+            opened.vote_deadline,
+        )
+
+    def _finalize(
+        self,
+        state: _TaskState,
+        current: Round,
+        task_id: int,
+        proposal_id: int,
+        proposal: Proposal,
+        block: BlockContext,
+    ) -> list[Event]:
+        """Advance the global model to ``proposal`` and open the next round or complete."""
+        history = next_history_hash(
+            state.task.history_hash,
+            current.round,
+            current.attempt,
+            current.seed,
+            current.submissions_hash,
+            proposal.accepted_hash,
+            proposal.model,
+        )
+        state.task = replace(state.task, model=proposal.model, history_hash=history)
+        events: list[Event] = [
+            _event(
+                RoundFinalized,
+                block,
+                task_id,
+                current.round,
+                current.attempt,
+                proposal_id,
+                proposal.model,
+                current.submission_count,
+                current.submissions_hash,
+                proposal.accepted_hash,
+                current.committee_size,
+                history,
+            )
+        ]
+        if current.round == state.task.params.max_rounds:
+            state.task = replace(state.task, status=TaskStatus.COMPLETED)
+            events.append(
+                _event(TaskCompleted, block, task_id, current.round, proposal.model, history)
+            )
+        else:
+            events.append(self._open_attempt(state, task_id, current.round + 1, 0, block))
+        return events
+
+    # -- checks shared by several calls ------------------------------------------------
+
+    def _state(self, task_id: int) -> _TaskState:
+        if not 1 <= task_id <= len(self._tasks):
+            raise errors.UnknownTask(task_id)
+        return self._tasks[task_id - 1]
+
+    def _open_task(self, task_id: int) -> _TaskState:
+        state = self._state(task_id)
+        if state.task.status is TaskStatus.COMPLETED:
+            raise errors.TaskAlreadyCompleted(task_id)
+        return state
+
+    def _running_task(self, task_id: int) -> tuple[_TaskState, Round]:
+        state = self._open_task(task_id)
+        if state.round is None:
+            raise errors.TaskNotStarted(task_id)
+        return state, state.round
+
+    @staticmethod
+    def _registered(state: _TaskState, task_id: int, sender: str) -> Participant:
+        member = state.participants.get(sender)
+        if member is None:
+            raise errors.NotRegistered(task_id, sender)
+        return member
+
+    def _voting_member(
+        self, task_id: int, block: BlockContext
+    ) -> tuple[_TaskState, Round, Participant]:
+        state, current = self._running_task(task_id)
+        if block.number <= current.submission_deadline:
+            raise errors.SubmissionWindowOpen(task_id, current.submission_deadline)
+        if block.number > current.vote_deadline:
+            raise errors.VoteWindowClosed(task_id, current.vote_deadline)
+        member = state.participants.get(block.sender, _STRANGER)
+        if member.seat_epoch != current.epoch:
+            raise errors.NotCommitteeMember(task_id, block.sender)
+        return state, current, member
+
+    @staticmethod
+    def _check_committee(task_id: int, current: Round, min_committee: int) -> None:
+        if current.committee_size < min_committee:
+            raise errors.CommitteeTooSmall(task_id, current.committee_size, min_committee)
+
+
+_STRANGER = Participant(
+    registered=False,
+    index=0,
+    public_key_hash=bytes(32),
+    submit_epoch=0,
+    seat_epoch=0,
+    propose_epoch=0,
+    vote_epoch=0,
+)
+
+
+def _check_codec(content: ContentRef) -> None:
+    if content.codec not in SUPPORTED_CODECS:
+        raise errors.UnsupportedCodec(content.codec)
+
+
+def _check_length(data: bytes, expected: int) -> None:
+    if len(data) != expected:
+        raise errors.InvalidLength(expected, len(data))
+
+
+def _address_bytes(address: str) -> bytes:
+    return bytes.fromhex(address.removeprefix("0x"))
+
+
+def _event(kind: type[Event], block: BlockContext, *values: object) -> Event:
+    """An event of this block; ``log_index`` is renumbered by the chain when it is mined."""
+    return kind(block.number, 0, *values)  # type: ignore[arg-type]

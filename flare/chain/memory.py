@@ -1,0 +1,237 @@
+"""``InMemoryChain``: the embedded chain with the contract's exact semantics.
+
+A simulated EVM chain with one contract on it: a block clock where every successful
+transaction mines one block, ``prevrandao`` derived from a seed, an event log, and the
+contract rules of :mod:`flare.chain.ledger`. Given a database path it journals every
+transaction to SQLite (:mod:`flare.chain.persistence`) and replays the journal on reopen,
+so a simulation survives a restart and can be audited afterwards. The chain-level rules
+are docs/protocol.md §8.
+"""
+
+import bisect
+import copy
+from collections.abc import Sequence
+from dataclasses import replace
+from os import PathLike
+from types import TracebackType
+
+from eth_utils import keccak, to_checksum_address
+
+from flare.chain.abi import word
+from flare.chain.calls import Call, decode_call, encode_call
+from flare.chain.connector import ChainConnector, SenderAccount
+from flare.chain.errors import ChainError
+from flare.chain.events import Event, Receipt, encode_log
+from flare.chain.ledger import BlockContext, Ledger
+from flare.chain.persistence import (
+    ChainIdentity,
+    Journal,
+    JournalError,
+    StoredLog,
+    StoredTransaction,
+)
+from flare.chain.types import Participant, Proposal, Round, Task
+from flare.errors import ConfigError
+
+ANVIL_CHAIN_ID = 31337
+ANVIL_FIRST_CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+"""Where Anvil's first dev account deploys its first contract: seeds match a fresh Anvil."""
+DEFAULT_RANDAO_SEED = keccak(b"flare-in-memory-randao")
+
+
+class _Node:
+    """The simulated chain that every sender-bound :class:`InMemoryChain` shares."""
+
+    def __init__(self, identity: ChainIdentity, journal: Journal | None) -> None:
+        self.identity = identity
+        self.journal = journal
+        self.ledger = Ledger(identity.chain_id, identity.contract_address)
+        self.head = 0
+        self.logs: list[Event] = []
+        self.logs_by_task: dict[int, list[Event]] = {}
+
+    def prevrandao(self, block_number: int) -> int:
+        return int.from_bytes(keccak(self.identity.randao_seed + word(block_number)), "big")
+
+    def execute(self, sender: str, call: Call, block_number: int) -> list[Event]:
+        """Apply ``call`` in ``block_number``; on a revert nothing (head included) changes."""
+        block = BlockContext(block_number, self.prevrandao(block_number), sender)
+        applied = self.ledger.apply(call, block)
+        events = [replace(event, log_index=index) for index, event in enumerate(applied)]
+        self.head = block_number
+        for event in events:
+            self.logs.append(event)
+            self.logs_by_task.setdefault(event.task_id, []).append(event)  # type: ignore[attr-defined]
+        return events
+
+    def replay(self, journal: Journal) -> None:
+        """Re-execute every journaled transaction and check it logs what it logged before."""
+        for stored in journal.transactions():
+            if stored.block <= self.head:
+                raise JournalError(f"journal block {stored.block} is out of order")
+            try:
+                events = self.execute(stored.sender, decode_call(stored.calldata), stored.block)
+            except (ChainError, KeyError, ValueError) as exc:
+                raise JournalError(
+                    f"journal block {stored.block} no longer applies: {exc}"
+                ) from exc
+            if _stored_logs(events) != stored.logs:
+                raise JournalError(f"journal block {stored.block} replays to different logs")
+        self.head = journal.head()
+
+
+class InMemoryChain(ChainConnector):
+    """The coordination contract on a simulated chain, optionally persisted to SQLite.
+
+    ``InMemoryChain()`` is a fresh chain at block 0; ``InMemoryChain(path)`` opens or
+    creates the chain stored at ``path``. Identity arguments left ``None`` take the stored
+    values (or the defaults for a new chain); a value that contradicts the stored one is a
+    :class:`ConfigError`, since it would change every seed. The instance returned by the
+    constructor has no sender; ``as_sender`` gives connectors that share its chain.
+    """
+
+    def __init__(
+        self,
+        database: str | PathLike[str] | None = None,
+        *,
+        chain_id: int | None = None,
+        contract_address: str | None = None,
+        randao_seed: bytes | None = None,
+    ) -> None:
+        journal = Journal(database) if database is not None else None
+        stored = journal.identity() if journal is not None else None
+        requested = {
+            "chain_id": chain_id,
+            "contract_address": contract_address and to_checksum_address(contract_address),
+            "randao_seed": randao_seed,
+        }
+        for name, value in requested.items():
+            if stored is not None and value is not None and value != getattr(stored, name):
+                stored_value = getattr(stored, name)
+                raise ConfigError(f"{name} {value!r} differs from the stored {stored_value!r}")
+        identity = replace(
+            stored or ChainIdentity(ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT, DEFAULT_RANDAO_SEED),
+            **{name: value for name, value in requested.items() if value is not None},
+        )
+        self._node = _Node(identity, journal)
+        self._sender: str | None = None
+        if journal is not None:
+            if stored is None:
+                journal.initialize(identity)
+            else:
+                self._node.replay(journal)
+
+    # -- identity and clock ------------------------------------------------------------
+
+    @property
+    def chain_id(self) -> int:
+        return self._node.identity.chain_id
+
+    @property
+    def contract_address(self) -> str:
+        return self._node.identity.contract_address
+
+    @property
+    def sender(self) -> str | None:
+        return self._sender
+
+    def as_sender(self, account: SenderAccount) -> "InMemoryChain":
+        bound = copy.copy(self)
+        bound._sender = to_checksum_address(account.address)
+        return bound
+
+    def block_number(self) -> int:
+        return self._node.head
+
+    def mine(self, blocks: int = 1) -> int:
+        """Mine ``blocks`` empty blocks (Anvil's ``anvil_mine``); return the new head."""
+        if blocks < 0:
+            raise ConfigError("cannot mine a negative number of blocks")
+        self._node.head += blocks
+        if self._node.journal is not None:
+            self._node.journal.advance_head(self._node.head)
+        return self._node.head
+
+    def prevrandao(self, block_number: int) -> int:
+        """``block.prevrandao`` of ``block_number``: ``keccak256(randaoSeed ‖ uint256(n))``."""
+        return self._node.prevrandao(block_number)
+
+    # -- transport ---------------------------------------------------------------------
+
+    def transact(self, call: Call) -> Receipt:
+        if self._sender is None:
+            raise ConfigError("this connector has no sender; use chain.as_sender(account)")
+        # Encoding first applies the ABI range checks a real client applies before sending.
+        calldata = encode_call(call)
+        node = self._node
+        block_number = node.head + 1
+        events = node.execute(self._sender, call, block_number)
+        if node.journal is not None:
+            stored = StoredTransaction(block_number, self._sender, calldata, _stored_logs(events))
+            node.journal.append(stored)
+        return Receipt(block_number, tuple(events))
+
+    def events(
+        self,
+        kinds: Sequence[type[Event]] | None = None,
+        *,
+        task_id: int | None = None,
+        from_block: int = 0,
+        to_block: int | None = None,
+    ) -> list[Event]:
+        source = self._node.logs if task_id is None else self._node.logs_by_task.get(task_id, [])
+        start = bisect.bisect_left(source, from_block, key=_block_of)
+        stop = (
+            len(source)
+            if to_block is None
+            else bisect.bisect_right(source, to_block, key=_block_of)
+        )
+        wanted = None if kinds is None else tuple(kinds)
+        return [e for e in source[start:stop] if wanted is None or type(e) in wanted]
+
+    # -- views -------------------------------------------------------------------------
+
+    def task_count(self) -> int:
+        return self._node.ledger.task_count()
+
+    def task(self, task_id: int) -> Task:
+        return self._node.ledger.task(task_id)
+
+    def current_round(self, task_id: int) -> Round:
+        return self._node.ledger.current_round(task_id)
+
+    def participant(self, task_id: int, account: str) -> Participant:
+        return self._node.ledger.participant(task_id, to_checksum_address(account))
+
+    def proposal(self, task_id: int, proposal_id: int) -> Proposal:
+        return self._node.ledger.proposal(task_id, proposal_id)
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database, if any; every transaction is already on disk."""
+        if self._node.journal is not None:
+            self._node.journal.close()
+
+    def __enter__(self) -> "InMemoryChain":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _block_of(event: Event) -> int:
+    return event.block_number
+
+
+def _stored_logs(events: list[Event]) -> tuple[StoredLog, ...]:
+    return tuple(
+        StoredLog(type(event).__name__, tuple(topics), data)
+        for event in events
+        for topics, data in [encode_log(event)]
+    )
