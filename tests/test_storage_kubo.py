@@ -1,10 +1,12 @@
-"""Flare's CIDs against Kubo's: recorded vectors always, a live ``ipfs`` binary when present.
+"""Everything measured against Kubo: CID vectors, live hashing, and ``KuboStore`` over RPC.
 
 The vectors in ``tests/vectors/kubo_cids.json`` were produced by a real Kubo
 (version and command recorded in the file) on deterministic content that
-:func:`vector_content` regenerates. The live tests re-derive those vectors and
-compare random blobs with the binary built by ``scripts/install_kubo.sh``; they
-skip only when no ``ipfs`` binary can be found.
+:func:`vector_content` regenerates. The live tests re-derive those vectors,
+compare random blobs with the binary built by ``scripts/install_kubo.sh`` and
+run ``KuboStore`` against an offline ``ipfs daemon``; they skip only when no
+``ipfs`` binary can be found. ``KuboStore``'s handling of a misbehaving or
+unreachable node is tested without a binary.
 
 Regenerate the vectors (after building Kubo) with::
 
@@ -20,14 +22,25 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flare.storage import CHUNK_SIZE, MAX_LINKS, compute_cid
+from flare.storage import (
+    CHUNK_SIZE,
+    MAX_LINKS,
+    BlobNotFoundError,
+    BlobTooLargeError,
+    ContentMismatchError,
+    KuboStore,
+    StorageUnavailableError,
+    compute_cid,
+)
 
 KUBO_VERSION = "v0.43.1"
 VECTORS_PATH = Path(__file__).parent / "vectors" / "kubo_cids.json"
@@ -168,6 +181,159 @@ def test_compute_cid_matches_live_kubo_on_random_blobs(
 ) -> None:
     expected = kubo.cid(data, chunk_size, max_links)
     assert str(compute_cid(data, chunk_size=chunk_size, max_links=max_links)) == expected
+
+
+# --- KuboStore against a live daemon -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kubo_api_url() -> Iterator[str]:
+    """An ``ipfs daemon --offline`` on a fresh repository, with its API on a free port."""
+    binary = find_ipfs_binary()
+    if binary is None:
+        pytest.skip("no ipfs binary (run scripts/install_kubo.sh or set FLARE_IPFS_BIN)")
+    with tempfile.TemporaryDirectory(prefix="flare-kubo-daemon-") as repository:
+        environment = {**os.environ, "IPFS_PATH": repository}
+        run = [str(binary), "init", "--profile", "test"]
+        subprocess.run(run, env=environment, capture_output=True, check=True, timeout=120)
+        daemon = subprocess.Popen(
+            [str(binary), "daemon", "--offline"],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            yield _wait_for_api(Path(repository) / "api", daemon)
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=30)
+
+
+def _wait_for_api(api_file: Path, daemon: subprocess.Popen) -> str:
+    """Kubo writes the API's real address (``/ip4/<host>/tcp/<port>``) once it serves."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and daemon.poll() is None:
+        if api_file.is_file():
+            _, _, host, _, port = api_file.read_text().strip().split("/")
+            url = f"http://{host}:{port}"
+            try:
+                httpx.post(f"{url}/api/v0/version", timeout=5).raise_for_status()
+                return url
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.1)
+    raise RuntimeError("ipfs daemon did not start")
+
+
+@pytest.fixture
+def kubo_store(kubo_api_url: str) -> Iterator[KuboStore]:
+    with KuboStore(kubo_api_url, fetch_timeout=2) as store:
+        yield store
+
+
+@pytest.mark.parametrize("size", [0, 11, CHUNK_SIZE, 3 * CHUNK_SIZE + 5])
+def test_kubo_store_roundtrip_with_flare_cids(kubo_store: KuboStore, size: int) -> None:
+    data = vector_content(size)
+    cid = kubo_store.put(data)
+    assert cid == str(compute_cid(data))
+    assert kubo_store.has(cid)
+    assert kubo_store.get(cid) == data
+
+
+def test_kubo_store_pins(kubo_store: KuboStore) -> None:
+    cid = kubo_store.put(b"global model, round 3")
+    assert not kubo_store.is_pinned(cid)
+    kubo_store.pin(cid)
+    kubo_store.pin(cid)
+    assert kubo_store.is_pinned(cid)
+
+
+def test_kubo_store_missing_blob(kubo_store: KuboStore) -> None:
+    absent = str(compute_cid(b"nobody stored this"))
+    assert not kubo_store.has(absent)
+    assert not kubo_store.is_pinned(absent)
+    with pytest.raises(BlobNotFoundError):
+        kubo_store.get(absent)
+    with pytest.raises(BlobNotFoundError):
+        kubo_store.pin(absent)
+
+
+def test_kubo_store_refuses_oversized_blob_before_reading(kubo_api_url: str) -> None:
+    with KuboStore(kubo_api_url) as roomy, KuboStore(kubo_api_url, max_blob_size=100) as strict:
+        cid = roomy.put(bytes(1000))
+        with pytest.raises(BlobTooLargeError):
+            strict.get(cid)
+        with pytest.raises(BlobTooLargeError):
+            strict.put(bytes(101))
+
+
+# --- KuboStore against a misbehaving or absent node (no binary needed) -----------
+
+HELLO_CID = str(compute_cid(b"hello"))
+
+
+def _fake_kubo(handler) -> KuboStore:
+    return KuboStore("http://kubo.invalid:5001", transport=httpx.MockTransport(handler))
+
+
+def test_kubo_store_refuses_bytes_that_do_not_match() -> None:
+    store = _fake_kubo(lambda request: httpx.Response(200, content=b"jello"))
+    with pytest.raises(ContentMismatchError):
+        store.get(HELLO_CID)
+
+
+def test_kubo_store_detects_a_truncated_stream() -> None:
+    headers = {"X-Content-Length": "10"}
+    store = _fake_kubo(lambda request: httpx.Response(200, headers=headers, content=b"hello"))
+    with pytest.raises(StorageUnavailableError, match="5 of 10 bytes"):
+        store.get(HELLO_CID)
+
+
+def test_kubo_store_refuses_a_node_that_computes_other_cids() -> None:
+    other = str(compute_cid(b"other"))
+    store = _fake_kubo(lambda request: httpx.Response(200, json={"Hash": other, "Size": "5"}))
+    with pytest.raises(ContentMismatchError, match="import settings"):
+        store.put(b"hello")
+
+
+def test_kubo_store_passes_every_layout_setting_to_add() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"Hash": HELLO_CID})
+
+    assert _fake_kubo(handler).put(b"hello") == HELLO_CID
+    assert seen[0].method == "POST" and seen[0].url.path == "/api/v0/add"
+    assert dict(seen[0].url.params) == {
+        "cid-version": "1",
+        "hash": "sha2-256",
+        "raw-leaves": "true",
+        "chunker": "size-262144",
+        "max-file-links": "174",
+        "trickle": "false",
+        "inline": "false",
+        "pin": "false",
+    }
+
+
+def test_kubo_store_maps_kubo_errors() -> None:
+    reply = {"Message": "pinning\nis broken", "Code": 0, "Type": "error"}
+    store = _fake_kubo(lambda request: httpx.Response(500, json=reply))
+    with pytest.raises(StorageUnavailableError, match="pinning is broken"):
+        store.pin(HELLO_CID)
+    with pytest.raises(StorageUnavailableError):
+        store.put(b"hello")
+
+
+def test_kubo_store_unreachable_node_is_unavailable() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    store = _fake_kubo(refuse)
+    for operation in (lambda: store.put(b"hello"), lambda: store.get(HELLO_CID)):
+        with pytest.raises(StorageUnavailableError, match="unreachable"):
+            operation()
 
 
 def write_vectors() -> None:

@@ -21,6 +21,7 @@ from flare.storage.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from flare.storage.kubo import KuboStore
 from flare.storage.memory import MemoryStore
 from flare.storage.unixfs import CHUNK_SIZE, MAX_LINKS, compute_cid
 
@@ -36,6 +37,7 @@ __all__ = [
     "ContentMismatchError",
     "DirectoryStore",
     "InvalidCidError",
+    "KuboStore",
     "MemoryStore",
     "StorageError",
     "StorageProvider",
