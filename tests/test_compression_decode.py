@@ -2,6 +2,7 @@
 
 import json
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -138,6 +139,18 @@ def test_decompression_bomb_is_stopped_at_the_spec_bound():
     bomb = gzip_compress(b"\0" * (container_limit(SPEC) + 1))
     assert len(bomb) < len(BLOBS["none"])
     rejects(bomb, "inflates beyond")
+
+
+def test_decompression_bomb_never_inflates_in_full():
+    bomb = gzip_compress(bytes(10_000_000))
+    assert len(bomb) <= blob_limit(SPEC)  # so only the inflate bound can stop it
+    tracemalloc.start()
+    try:
+        rejects(bomb, "inflates beyond")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
 
 
 @pytest.mark.parametrize(
