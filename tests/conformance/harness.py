@@ -1,0 +1,47 @@
+"""Chain implementations under test, each with the dev-node powers the tests need."""
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+
+from flare.chain import ChainConnector, InMemoryChain
+
+
+class ChainHarness(ABC):
+    """A fresh chain with the coordination contract deployed, plus block mining.
+
+    Mining is not part of :class:`ChainConnector` because a public testnet cannot be told
+    to mine; every dev node can (Anvil's ``anvil_mine``).
+    """
+
+    @abstractmethod
+    def connector(self) -> ChainConnector:
+        """A connector without a sender; tests bind senders with ``as_sender``."""
+
+    @abstractmethod
+    def mine(self, blocks: int) -> None:
+        """Mine ``blocks`` empty blocks."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release whatever the harness started (files, node processes)."""
+
+
+class InMemoryHarness(ChainHarness):
+    """The embedded chain, persisted to a temporary SQLite file so every test journals."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.chain = InMemoryChain(workdir / "chain.sqlite")
+
+    def connector(self) -> ChainConnector:
+        return self.chain
+
+    def mine(self, blocks: int) -> None:
+        self.chain.mine(blocks)
+
+    def close(self) -> None:
+        self.chain.close()
+
+
+HARNESSES: dict[str, Callable[[Path], ChainHarness]] = {"memory": InMemoryHarness}
+"""Harness factories by name; the web3/Anvil harness is added here."""

@@ -1,0 +1,181 @@
+"""Test identities and a small driver that plays the protocol against any harness.
+
+Everything here reads the chain only through :class:`ChainConnector`, so the same
+scenarios hold for the in-memory chain and for a real node, where seeds (``prevrandao``)
+are not predictable: proofs are always computed from the seed the chain reports.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import pytest
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+from flare.chain import (
+    ChainConnector,
+    ChainError,
+    ContentRef,
+    Receipt,
+    TaskCreated,
+    TaskParams,
+)
+from flare.chain.errors import TaskNotStarted
+from flare.crypto import SecretKey, prove_possession, vrf
+from flare.storage import CODEC_RAW
+
+IDENTITY_COUNT = 10
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A participant's Ethereum account and BLS key, with its registration material."""
+
+    account: LocalAccount
+    bls_key: SecretKey
+    public_key: bytes
+    possession_proof: bytes
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+
+@cache
+def identities() -> tuple[Identity, ...]:
+    """Deterministic identities, built once per test session (key derivation is slow)."""
+    made = []
+    for number in range(IDENTITY_COUNT):
+        account = Account.from_key(keccak(b"flare-conformance-account-%d" % number))
+        bls_key = SecretKey.from_seed(keccak(b"flare-conformance-bls-%d" % number))
+        address = bytes.fromhex(account.address[2:])
+        made.append(
+            Identity(account, bls_key, bls_key.public_key(), prove_possession(bls_key, address))
+        )
+    return tuple(made)
+
+
+def content(label: str) -> ContentRef:
+    """A raw-codec CID whose digest is derived from ``label``."""
+    return ContentRef(CODEC_RAW, keccak(label.encode()))
+
+
+INITIAL_MODEL = content("initial model")
+VALIDATION_SET = content("validation set")
+
+
+def task_params(**overrides: int) -> TaskParams:
+    """Parameters where every registered participant wins a seat (``k`` is large)."""
+    values = {
+        "min_clients": 2,
+        "expected_committee": 100,
+        "min_committee": 1,
+        "quorum_bps": 6_000,
+        "submission_window": 10,
+        "vote_window": 10,
+        "max_rounds": 3,
+    }
+    values.update(overrides)
+    return TaskParams(**values)
+
+
+class World:
+    """One chain under test and the identities acting on it."""
+
+    def __init__(self, chain: ChainConnector, mine: Callable[[int], None]) -> None:
+        self.chain = chain
+        self.mine = mine
+        self.ids = identities()
+
+    def by(self, who: int) -> ChainConnector:
+        """The chain as seen by identity ``who``."""
+        return self.chain.as_sender(self.ids[who].account)
+
+    def address(self, who: int) -> str:
+        return self.ids[who].address
+
+    # -- clock -------------------------------------------------------------------------
+
+    def mine_to(self, head: int) -> None:
+        """Mine until the head is ``head``, so the next transaction lands in ``head + 1``."""
+        missing = head - self.chain.block_number()
+        assert missing >= 0, "cannot move the clock backwards"
+        if missing:
+            self.mine(missing)
+
+    def to_voting(self, task_id: int) -> None:
+        """Next transaction lands in the first block of the vote window."""
+        self.mine_to(self.chain.current_round(task_id).submission_deadline)
+
+    def to_expiry(self, task_id: int) -> None:
+        """Next transaction lands in the first block after the vote window."""
+        self.mine_to(self.chain.current_round(task_id).vote_deadline)
+
+    # -- protocol steps ----------------------------------------------------------------
+
+    def create_task(self, creator: int = 0, **params: int) -> int:
+        receipt = self.by(creator).create_task(INITIAL_MODEL, VALIDATION_SET, task_params(**params))
+        return receipt.one(TaskCreated).task_id
+
+    def register(self, task_id: int, *who: int) -> None:
+        for number in who:
+            identity = self.ids[number]
+            self.by(number).register(task_id, identity.public_key, identity.possession_proof)
+
+    def started_task(self, registered: int = 4, **params: int) -> int:
+        """A task with identities ``0..registered-1`` registered and round 1 open."""
+        task_id = self.create_task(**params)
+        self.register(task_id, *range(registered))
+        self.by(0).start_task(task_id)
+        return task_id
+
+    def vrf_message(self, task_id: int, round_number: int, attempt: int, seed: bytes) -> bytes:
+        contract = bytes.fromhex(self.chain.contract_address[2:])
+        return vrf.vrf_input(self.chain.chain_id, contract, task_id, round_number, attempt, seed)
+
+    def proof(self, task_id: int, who: int) -> bytes:
+        """``who``'s VRF proof for the task's current attempt."""
+        current = self.chain.current_round(task_id)
+        message = self.vrf_message(task_id, current.round, current.attempt, current.seed)
+        return vrf.prove(self.ids[who].bls_key, message)
+
+    def claim(self, task_id: int, *who: int) -> list[Receipt]:
+        return [
+            self.by(number).claim_seat(
+                task_id, self.ids[number].public_key, self.proof(task_id, number)
+            )
+            for number in who
+        ]
+
+    def submit(self, task_id: int, *who: int) -> None:
+        current = self.chain.current_round(task_id)
+        for number in who:
+            label = f"update {current.round}/{current.attempt} by {number}"
+            self.by(number).submit(task_id, content(label), 10 + number)
+
+    # -- revert checking ---------------------------------------------------------------
+
+    def snapshot(self) -> list[object]:
+        """Everything the views and logs show, to prove a reverted call changed nothing."""
+        chain = self.chain
+        state: list[object] = [chain.block_number(), chain.task_count(), chain.events()]
+        for task_id in range(1, chain.task_count() + 1):
+            task = chain.task(task_id)
+            state.append(task)
+            try:
+                state.append(chain.current_round(task_id))
+            except TaskNotStarted as exc:
+                state.append(exc)
+            state.extend(chain.participant(task_id, identity.address) for identity in self.ids)
+            state.extend(chain.proposal(task_id, p) for p in range(1, task.proposal_count + 1))
+        return state
+
+    def reverts(self, expected: ChainError, action: Callable[[], object]) -> None:
+        """``action`` raises exactly ``expected`` and leaves every view and log unchanged."""
+        before = self.snapshot()
+        with pytest.raises(type(expected)) as raised:
+            action()
+        assert raised.value == expected
+        assert self.snapshot() == before

@@ -1,0 +1,251 @@
+"""Conformance: createTask, register, startTask and the task-level views and errors."""
+
+import pytest
+from eth_utils import keccak
+
+from conformance.scenario import INITIAL_MODEL, VALIDATION_SET, World, content, task_params
+from flare.chain import (
+    ContentRef,
+    Participant,
+    ParticipantRegistered,
+    RoundOpened,
+    TaskCreated,
+    TaskStatus,
+)
+from flare.chain import errors as e
+from flare.chain.derive import EMPTY_HISTORY
+from flare.crypto import prove_possession
+from flare.storage import CODEC_DAG_PB
+
+
+def test_create_task_records_everything_and_numbers_tasks_from_one(world: World) -> None:
+    params = task_params()
+    receipt = world.by(3).create_task(INITIAL_MODEL, VALIDATION_SET, params)
+    assert world.chain.task_count() == 1
+    assert receipt.block_number == world.chain.block_number()
+    created = receipt.one(TaskCreated)
+    assert created == TaskCreated(
+        receipt.block_number, 0, 1, world.address(3), INITIAL_MODEL, VALIDATION_SET, params
+    )
+    task = world.chain.task(1)
+    assert (task.creator, task.params, task.model, task.validation_set) == (
+        world.address(3),
+        params,
+        INITIAL_MODEL,
+        VALIDATION_SET,
+    )
+    assert task.status is TaskStatus.REGISTERING
+    assert (task.registered_count, task.round, task.attempt, task.epoch) == (0, 0, 0, 0)
+    assert (task.proposal_count, task.history_hash) == (0, EMPTY_HISTORY)
+    assert world.create_task(creator=1) == 2
+
+
+def test_create_task_accepts_a_dag_pb_model(world: World) -> None:
+    model = ContentRef(CODEC_DAG_PB, keccak(b"chunked"))
+    world.by(0).create_task(model, VALIDATION_SET, task_params())
+    assert world.chain.task(1).model == model
+
+
+@pytest.mark.parametrize("which", ["model", "validation_set"])
+def test_create_task_rejects_unsupported_codecs(world: World, which: str) -> None:
+    bad = ContentRef(0x71, keccak(b"dag-cbor"))
+    cids = {"model": INITIAL_MODEL, "validation_set": VALIDATION_SET, which: bad}
+    world.reverts(
+        e.UnsupportedCodec(0x71),
+        lambda: world.by(0).create_task(cids["model"], cids["validation_set"], task_params()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("index", "override"),
+    [
+        (0, {"min_clients": 0}),
+        (1, {"expected_committee": 0}),
+        (2, {"min_committee": 0}),
+        (3, {"quorum_bps": 0}),
+        (3, {"quorum_bps": 10_001}),
+        (4, {"submission_window": 0}),
+        (5, {"vote_window": 0}),
+        (6, {"max_rounds": 0}),
+        (0, {"min_clients": 0, "max_rounds": 0}),
+    ],
+)
+def test_create_task_reports_the_first_invalid_parameter(
+    world: World, index: int, override: dict[str, int]
+) -> None:
+    params = task_params(**override)
+    world.reverts(
+        e.InvalidTaskParameter(index),
+        lambda: world.by(0).create_task(INITIAL_MODEL, VALIDATION_SET, params),
+    )
+
+
+@pytest.mark.parametrize("task_id", [0, 2])
+def test_calls_and_views_on_an_unknown_task(world: World, task_id: int) -> None:
+    world.create_task()
+    identity = world.ids[0]
+    actor = world.by(0)
+    for action in (
+        lambda: actor.register(task_id, identity.public_key, identity.possession_proof),
+        lambda: actor.start_task(task_id),
+        lambda: actor.submit(task_id, content("u"), 1),
+        lambda: actor.claim_seat(task_id, identity.public_key, bytes(128)),
+        lambda: actor.propose(task_id, content("m"), b""),
+        lambda: actor.vote(task_id, 1, True),
+        lambda: actor.timeout(task_id),
+        lambda: world.chain.task(task_id),
+        lambda: world.chain.current_round(task_id),
+        lambda: world.chain.participant(task_id, identity.address),
+        lambda: world.chain.proposal(task_id, 1),
+    ):
+        world.reverts(e.UnknownTask(task_id), action)
+
+
+def test_register_records_the_key_hash_and_logs_the_key(world: World) -> None:
+    task_id = world.create_task()
+    identity = world.ids[4]
+    receipt = world.by(4).register(task_id, identity.public_key, identity.possession_proof)
+    assert receipt.one(ParticipantRegistered) == ParticipantRegistered(
+        receipt.block_number, 0, task_id, identity.address, 0, identity.public_key
+    )
+    assert world.chain.participant(task_id, identity.address) == Participant(
+        True, 0, keccak(identity.public_key), 0, 0, 0, 0
+    )
+    assert world.chain.participant(task_id, identity.address.lower()).registered
+    world.register(task_id, 2)
+    assert world.chain.participant(task_id, world.address(2)).index == 1
+    assert world.chain.task(task_id).registered_count == 2
+    assert world.chain.public_key(task_id, identity.address) == identity.public_key
+
+
+def test_a_stranger_reads_as_an_all_zero_participant(world: World) -> None:
+    task_id = world.create_task()
+    assert world.chain.participant(task_id, world.address(9)) == Participant(
+        False, 0, bytes(32), 0, 0, 0, 0
+    )
+    world.reverts(
+        e.NotRegistered(task_id, world.address(9)),
+        lambda: world.chain.public_key(task_id, world.address(9)),
+    )
+
+
+def test_register_twice_is_rejected(world: World) -> None:
+    task_id = world.create_task()
+    world.register(task_id, 1)
+    identity = world.ids[1]
+    world.reverts(
+        e.AlreadyRegistered(task_id, identity.address),
+        lambda: world.by(1).register(task_id, identity.public_key, identity.possession_proof),
+    )
+
+
+def test_register_checks_lengths_key_then_proof(world: World) -> None:
+    task_id = world.create_task()
+    identity = world.ids[1]
+    actor = world.by(1)
+    world.reverts(
+        e.InvalidLength(256, 255),
+        lambda: actor.register(task_id, identity.public_key[:-1], b""),
+    )
+    world.reverts(
+        e.InvalidLength(128, 129),
+        lambda: actor.register(task_id, identity.public_key, identity.possession_proof + b"\0"),
+    )
+
+
+def test_a_key_can_be_registered_only_once_per_task(world: World) -> None:
+    task_id = world.create_task()
+    world.register(task_id, 1)
+    owner = world.ids[1]
+    thief_address = bytes.fromhex(world.address(2)[2:])
+    # Even with a valid PoP for its own address, the same key may not join twice.
+    proof = prove_possession(owner.bls_key, thief_address)
+    world.reverts(
+        e.PublicKeyTaken(task_id, keccak(owner.public_key)),
+        lambda: world.by(2).register(task_id, owner.public_key, proof),
+    )
+    other_task = world.create_task()
+    world.register(other_task, 1)
+
+
+@pytest.mark.parametrize("forgery", ["replayed", "wrong_key", "infinity_key", "garbage", "zero"])
+def test_register_rejects_invalid_possession_proofs(world: World, forgery: str) -> None:
+    task_id = world.create_task()
+    me, other = world.ids[2], world.ids[3]
+    key, proof = {
+        # another participant's PoP is bound to its address, not ours
+        "replayed": (other.public_key, other.possession_proof),
+        "wrong_key": (me.public_key, other.possession_proof),
+        "infinity_key": (bytes(256), bytes(128)),
+        "garbage": (b"\x01" * 256, me.possession_proof),
+        "zero": (me.public_key, bytes(128)),
+    }[forgery]
+    world.reverts(
+        e.InvalidPossessionProof(task_id, me.address),
+        lambda: world.by(2).register(task_id, key, proof),
+    )
+
+
+def test_start_task_needs_min_clients_then_opens_round_one(world: World) -> None:
+    task_id = world.create_task(min_clients=3)
+    world.register(task_id, 0, 1)
+    world.reverts(e.TooFewParticipants(task_id, 2, 3), lambda: world.by(5).start_task(task_id))
+    world.register(task_id, 2)
+    receipt = world.by(5).start_task(task_id)
+    opened = receipt.one(RoundOpened)
+    current = world.chain.current_round(task_id)
+    params = world.chain.task(task_id).params
+    assert opened == RoundOpened(
+        receipt.block_number,
+        0,
+        task_id,
+        1,
+        0,
+        1,
+        current.seed,
+        INITIAL_MODEL,
+        3,
+        receipt.block_number + params.submission_window,
+        receipt.block_number + params.submission_window + params.vote_window,
+    )
+    assert (current.round, current.attempt, current.epoch, current.opened_at) == (
+        1,
+        0,
+        1,
+        receipt.block_number,
+    )
+    assert (current.registered_snapshot, current.submission_count) == (3, 0)
+    assert (current.submissions_hash, current.committee_size) == (current.seed, 0)
+    assert current.quorum_threshold == 0
+    task = world.chain.task(task_id)
+    assert (task.status, task.round, task.attempt, task.epoch) == (TaskStatus.RUNNING, 1, 0, 1)
+    world.reverts(e.TaskAlreadyStarted(task_id), lambda: world.by(5).start_task(task_id))
+
+
+def test_calls_before_start_report_task_not_started(world: World) -> None:
+    task_id = world.create_task()
+    world.register(task_id, 0)
+    identity = world.ids[0]
+    actor = world.by(0)
+    for action in (
+        lambda: actor.submit(task_id, content("u"), 1),
+        lambda: actor.claim_seat(task_id, identity.public_key, bytes(128)),
+        lambda: actor.propose(task_id, content("m"), b""),
+        lambda: actor.vote(task_id, 1, True),
+        lambda: actor.timeout(task_id),
+        lambda: world.chain.current_round(task_id),
+    ):
+        world.reverts(e.TaskNotStarted(task_id), action)
+
+
+def test_registration_stays_open_while_the_task_runs(world: World) -> None:
+    task_id = world.started_task(registered=2)
+    world.register(task_id, 7)
+    assert world.chain.task(task_id).registered_count == 3
+    assert world.chain.current_round(task_id).registered_snapshot == 2
+
+
+def test_unknown_proposal_view(world: World) -> None:
+    task_id = world.started_task()
+    world.reverts(e.UnknownProposal(task_id, 0), lambda: world.chain.proposal(task_id, 0))
+    world.reverts(e.UnknownProposal(task_id, 1), lambda: world.chain.proposal(task_id, 1))
