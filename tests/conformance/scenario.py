@@ -155,6 +155,20 @@ class World:
             label = f"update {current.round}/{current.attempt} by {number}"
             self.by(number).submit(task_id, content(label), 10 + number)
 
+    def voting_task(
+        self,
+        registered: int = 4,
+        submitters: tuple[int, ...] = (0, 1, 2),
+        members: tuple[int, ...] = (0, 1, 2, 3),
+        **params: int,
+    ) -> int:
+        """A started task whose attempt has its submissions and seats, now in the vote window."""
+        task_id = self.started_task(registered, **params)
+        self.submit(task_id, *submitters)
+        self.claim(task_id, *members)
+        self.to_voting(task_id)
+        return task_id
+
     # -- revert checking ---------------------------------------------------------------
 
     def snapshot(self) -> list[object]:
