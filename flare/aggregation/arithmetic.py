@@ -6,8 +6,10 @@ bytes, so nothing here may depend on BLAS, thread counts or reduction order:
 * sums over clients are explicit Python loops in submission order, each step
   one elementwise float64 ufunc (no matmul, no ``np.sum`` over the client axis,
   no fused multiply-add), rounded to float32 once at the end;
-* sums over parameters (norms, distances) use ``np.sum`` on one contiguous
-  float64 vector, whose pairwise summation order is fixed by its length;
+* sums over parameters (norms, dot products, distances) use one ``np.sum`` per
+  contiguous float64 tensor, whose pairwise summation order is fixed by the
+  tensor's length, and combine the tensors with the correctly rounded
+  ``math.fsum``;
 * any float that feeds a decision is first rounded with :func:`round_score` or
   :func:`round_significant`, so that only a difference larger than the
   documented precision can change who is trusted.
@@ -124,21 +126,45 @@ def weighted_average(
     return averaged
 
 
-def flat_vector(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> np.ndarray:
-    """All tensors of ``delta``, in the spec's order, as one contiguous float64 vector."""
-    if not spec:
-        return np.zeros(0, dtype=np.float64)
-    return np.concatenate([np.asarray(delta[name], dtype=np.float64).ravel() for name in spec])
+def dot(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], spec: ModelSpec) -> float:
+    """``⟨a, b⟩`` over all tensors: elementwise float64 products, one pairwise ``np.sum``
+    per tensor, and a correctly rounded ``math.fsum`` across tensors."""
+    return math.fsum(
+        float(np.sum(np.multiply(np.asarray(a[name], np.float64), np.asarray(b[name], np.float64))))
+        for name in spec
+    )
 
 
-def squared_l2(vector: np.ndarray) -> float:
-    """``Σ vₖ²`` of a flat float64 vector: elementwise square, then one pairwise sum."""
-    return float(np.sum(np.square(vector)))
+def squared_distance(
+    a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], spec: ModelSpec
+) -> float:
+    """``‖a − b‖²`` over all tensors, computed like :func:`dot` (no matmul, no BLAS)."""
+    return math.fsum(
+        float(np.sum(np.square(np.asarray(a[name], np.float64) - np.asarray(b[name], np.float64))))
+        for name in spec
+    )
 
 
-def l2_norm(vector: np.ndarray) -> float:
-    """Euclidean norm of a flat float64 vector, rounded to nine significant digits."""
-    return round_significant(math.sqrt(squared_l2(vector)))
+def l2_norm(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> float:
+    """Euclidean norm over all tensors, rounded to nine significant digits."""
+    return round_significant(math.sqrt(max(dot(delta, delta, spec), 0.0)))
+
+
+def coordinate_median(deltas: Sequence[Mapping[str, np.ndarray]], spec: ModelSpec) -> Weights:
+    """Per coordinate, the median over clients, in float64.
+
+    Sorting along the client axis is exact; with an even count the two middle
+    values are averaged by one float64 add and one halving.
+    """
+    count = len(deltas)
+    middle = count // 2
+    median: Weights = {}
+    for name in spec:
+        ordered = np.sort(stacked_tensor(deltas, name), axis=0)
+        if count % 2 == 0:
+            ordered[middle] = (ordered[middle - 1] + ordered[middle]) / 2.0
+        median[name] = ordered[middle]
+    return median
 
 
 def stacked_tensor(deltas: Sequence[Mapping[str, np.ndarray]], name: str) -> np.ndarray:

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from flare.aggregation.arithmetic import (
-    flat_vector,
-    l2_norm,
+    coordinate_median,
+    round_significant,
+    squared_distance,
     stacked_tensor,
     validate_updates,
 )
@@ -32,10 +33,11 @@ from flare.tensors import ModelSpec, Weights
 def _distance_scores(
     updates: Sequence[ClientUpdate], aggregate: Weights, spec: ModelSpec
 ) -> dict[str, dict[str, float]]:
-    center = flat_vector(aggregate, spec)
     return {
         update.client_id: {
-            "distance_to_aggregate": l2_norm(flat_vector(update.delta, spec) - center)
+            "distance_to_aggregate": round_significant(
+                math.sqrt(squared_distance(update.delta, aggregate, spec))
+            )
         }
         for update in updates
     }
@@ -53,15 +55,8 @@ class CoordinateMedian(Aggregator):
         self, updates: Sequence[ClientUpdate], context: AggregationContext
     ) -> AggregationResult:
         spec = validate_updates(updates, context.global_weights)
-        deltas = [update.delta for update in updates]
-        count = len(updates)
-        middle = count // 2
-        median: Weights = {}
-        for name in spec:
-            ordered = np.sort(stacked_tensor(deltas, name), axis=0)
-            if count % 2 == 0:
-                ordered[middle] = (ordered[middle - 1] + ordered[middle]) / 2.0
-            median[name] = ordered[middle].astype(np.float32)
+        exact = coordinate_median([update.delta for update in updates], spec)
+        median = {name: tensor.astype(np.float32) for name, tensor in exact.items()}
         return AggregationResult(
             delta=median,
             accepted=[update.client_id for update in updates],

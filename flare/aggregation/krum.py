@@ -10,20 +10,19 @@ unset, it assumes 30 % of the round: ``f = floor(0.3 · n)``, lowered if needed
 so that ``n > 2f + 2`` (Krum's own requirement) still holds. Set explicitly, a
 round that violates ``n > 2f + 2`` is refused rather than silently weakened.
 
-Distances are elementwise differences and squares followed by one pairwise
-``np.sum`` over a flat float64 vector (no matmul), and scores are rounded to
+Distances are elementwise differences and squares summed per tensor (no
+matmul; see :mod:`flare.aggregation.arithmetic`), and scores are rounded to
 nine significant digits before ranking; ties go to the earlier submission.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from flare.aggregation.arithmetic import (
-    flat_vector,
     round_significant,
-    squared_l2,
+    squared_distance,
     validate_updates,
     weighted_average,
 )
@@ -35,6 +34,7 @@ from flare.aggregation.base import (
     ClientUpdate,
 )
 from flare.errors import ConfigError
+from flare.tensors import ModelSpec
 
 DEFAULT_BYZANTINE_SHARE = 0.3
 
@@ -44,13 +44,15 @@ def default_byzantine_count(num_updates: int) -> int:
     return max(0, min(math.floor(DEFAULT_BYZANTINE_SHARE * num_updates), (num_updates - 3) // 2))
 
 
-def krum_scores(vectors: Sequence[np.ndarray], num_byzantine: int) -> list[float]:
+def krum_scores(
+    deltas: Sequence[Mapping[str, np.ndarray]], spec: ModelSpec, num_byzantine: int
+) -> list[float]:
     """Per update, the sum of squared distances to its ``n − f − 2`` nearest others."""
-    count = len(vectors)
+    count = len(deltas)
     distances = [[0.0] * count for _ in range(count)]
     for i in range(count):
         for j in range(i + 1, count):
-            distance = squared_l2(vectors[i] - vectors[j])
+            distance = squared_distance(deltas[i], deltas[j], spec)
             distances[i][j] = distances[j][i] = distance
     neighbours = max(0, count - num_byzantine - 2)
     scores = []
@@ -105,7 +107,7 @@ class MultiKrum(Aggregator):
         count = len(updates)
         byzantine = self._byzantine_for(count)
         keep = self._selection_size(count, byzantine)
-        scores = krum_scores([flat_vector(u.delta, spec) for u in updates], byzantine)
+        scores = krum_scores([u.delta for u in updates], spec, byzantine)
         ranking = sorted(range(count), key=lambda i: (scores[i], i))
         rank_of = {index: rank + 1 for rank, index in enumerate(ranking)}
         selected = sorted(ranking[:keep])

@@ -1,20 +1,28 @@
 """The mutual-information filter: trust updates whose model still predicts the truth.
 
 For each update the candidate model ``global + δᵢ`` labels the public validation
-set; the score is the *aligned* mutual information between those labels and the
-true ones (see :mod:`flare.aggregation.information` and ``docs/mi-filter.md``).
-Two robust rules decide trust, both relative to the round's own median so that
-they need no per-task calibration:
+set. Four rules then decide trust, each relative to the round itself so that
+none needs per-task calibration (constants and their reasons are in
+``docs/mi-filter.md``):
 
-* **prediction rule**: flag ``sᵢ < median − max(z·1.4826·MAD, margin)``, where
-  ``margin = max(min_margin_bits, min_margin_fraction·median)`` keeps a clean
-  round of near-equal scores from flagging anyone;
-* **norm rule**: flag ``‖δᵢ‖ > norm_ratio_limit · median‖δ‖``, which catches
-  updates that predict well but would dominate the average (scaling attacks).
+* **prediction**: flag ``aligned_miᵢ < median − max(z·1.4826·MAD, margin)``, the
+  aligned mutual information between the candidate's labels and the truth (see
+  :mod:`flare.aggregation.information`); ``margin = max(mi_margin_bits,
+  mi_margin_fraction · median)`` keeps a clean round of near-equal scores clean;
+* **change**: of the validation labels the update changes relative to the current
+  global model, the smoothed share it fixes, ``(fixes + 3) / (fixes + breaks + 6)``;
+  flag it below ``fix_ratio_share`` times the round median: the update breaks far
+  more than its peers do;
+* **norm**: flag ``‖δᵢ‖ > norm_ratio_limit · median‖δ‖``: updates that predict
+  well but would dominate the average (scaling attacks);
+* **direction**: flag ``cosᵢ < median − max(z·1.4826·MAD, cosine_margin)``, the
+  cosine between ``δᵢ`` and the coordinate-wise median update. One update is
+  usually small next to the global model, so a reversed honest update still
+  predicts almost as well as the global model; its direction gives it away.
 
-Trusted updates are optionally clipped to the median norm, then averaged by
-sample count. Decisions depend only on predicted labels (exact counts) and on
-values rounded to 1e-9 or nine significant digits.
+Trusted updates are averaged by sample count, optionally after clipping each to
+the median norm. Every decision depends only on predicted labels (exact counts)
+and on values rounded to 1e-9 or to nine significant digits.
 """
 
 from collections.abc import Sequence
@@ -24,7 +32,8 @@ import numpy as np
 
 from flare import tensors
 from flare.aggregation.arithmetic import (
-    flat_vector,
+    coordinate_median,
+    dot,
     l2_norm,
     median_of,
     round_score,
@@ -38,12 +47,18 @@ from flare.aggregation.base import (
     AggregationResult,
     Aggregator,
     ClientUpdate,
+    Predictor,
 )
 from flare.aggregation.information import label_agreement
 from flare.errors import ConfigError
+from flare.tensors import ModelSpec, Weights
 
 MAD_TO_SIGMA = 1.4826
 """Scales the median absolute deviation to a standard deviation for Gaussian data."""
+
+FIX_PSEUDOCOUNT = 3
+"""Pseudo-counts added to both fixes and breaks: an update that changes only a few
+labels gets a fix ratio near 1/2 instead of a noisy extreme."""
 
 NORM_FLOOR = 1e-12
 """The median norm is floored here, so a round where most clients sent zeros flags
@@ -51,13 +66,37 @@ every non-zero update instead of dividing by zero."""
 
 
 @dataclass(frozen=True)
-class _Assessment:
-    """One client's measured scores, already rounded for comparison."""
+class _ValidationSet:
+    predict: Predictor
+    features: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Measurements:
+    """One client's measurements, already rounded for comparison."""
 
     mi: float
     aligned_mi: float
     accuracy: float
+    fixes: int
+    breaks: int
+    fix_ratio: float
     norm: float
+    cosine: float
+
+
+@dataclass(frozen=True)
+class _Cutoffs:
+    """The round's thresholds, all derived from the round's own medians."""
+
+    median_mi: float
+    mi: float
+    median_fix_ratio: float
+    fix_ratio: float
+    median_norm: float
+    median_cosine: float
+    cosine: float
 
 
 def _non_negative(name: str, value: float) -> float:
@@ -66,17 +105,29 @@ def _non_negative(name: str, value: float) -> float:
     return float(value)
 
 
+def _low_outlier_cutoff(values: Sequence[float], z: float, margin: float) -> tuple[float, float]:
+    """``(median, median − max(z·1.4826·MAD, margin))``; robust while most values are honest."""
+    median = median_of(values)
+    mad = median_of([abs(value - median) for value in values])
+    return median, round_score(median - max(z * MAD_TO_SIGMA * mad, margin))
+
+
 class MIFilter(Aggregator):
-    """Mutual-information filter with a norm guard, then sample-weighted FedAvg.
+    """Mutual-information filter with change, norm and direction guards; then FedAvg.
 
     Parameters:
-        z: how many robust standard deviations (1.4826·MAD) below the median
-            aligned MI a client may fall before it is flagged.
-        min_margin_bits: smallest allowed gap below the median, in bits.
-        min_margin_fraction: smallest allowed gap as a fraction of the median.
+        z: robust standard deviations (1.4826·MAD) below the round median at which
+            a client's aligned MI or cosine is flagged.
+        mi_margin_bits: smallest gap below the median aligned MI that flags, in bits.
+        mi_margin_fraction: the same floor as a fraction of the median aligned MI.
+        fix_ratio_share: flag a fix ratio below this share of the round median;
+            0 turns the change rule off.
         norm_ratio_limit: κ; flag updates longer than κ times the median norm.
+        check_direction: apply the direction rule.
+        cosine_margin: smallest gap below the median cosine that flags.
         clip_to_median_norm: shrink trusted updates longer than the median norm
-            to it, bounding what any single trusted client can contribute.
+            to it before averaging (bounds any one client's pull; slows non-IID
+            training, hence off by default).
     """
 
     name = "mi"
@@ -84,98 +135,70 @@ class MIFilter(Aggregator):
     def __init__(
         self,
         z: float = 3.0,
-        min_margin_bits: float = 0.05,
-        min_margin_fraction: float = 0.05,
+        mi_margin_bits: float = 0.05,
+        mi_margin_fraction: float = 0.05,
+        fix_ratio_share: float = 0.35,
         norm_ratio_limit: float = 3.0,
-        clip_to_median_norm: bool = True,
+        check_direction: bool = True,
+        cosine_margin: float = 0.1,
+        clip_to_median_norm: bool = False,
     ) -> None:
         self.z = _non_negative("z", z)
-        self.min_margin_bits = _non_negative("min_margin_bits", min_margin_bits)
-        self.min_margin_fraction = _non_negative("min_margin_fraction", min_margin_fraction)
+        self.mi_margin_bits = _non_negative("mi_margin_bits", mi_margin_bits)
+        self.mi_margin_fraction = _non_negative("mi_margin_fraction", mi_margin_fraction)
+        if not 0.0 <= float(fix_ratio_share) <= 1.0:
+            raise ConfigError(f"fix_ratio_share must lie in [0, 1], got {fix_ratio_share!r}")
+        self.fix_ratio_share = float(fix_ratio_share)
         if not float(norm_ratio_limit) >= 1.0:
             raise ConfigError(f"norm_ratio_limit must be at least 1, got {norm_ratio_limit!r}")
         self.norm_ratio_limit = float(norm_ratio_limit)
+        self.check_direction = bool(check_direction)
+        self.cosine_margin = _non_negative("cosine_margin", cosine_margin)
         self.clip_to_median_norm = bool(clip_to_median_norm)
-
-    def _assess(self, update: ClientUpdate, context: AggregationContext) -> _Assessment:
-        assert context.predict is not None and context.validation_features is not None
-        candidate = tensors.add(context.global_weights, update.delta)
-        predicted = np.asarray(context.predict(candidate, context.validation_features))
-        labels = np.asarray(context.validation_labels)
-        if predicted.shape != labels.shape or not np.issubdtype(predicted.dtype, np.integer):
-            raise AggregationError(
-                f"predict returned {predicted.dtype} labels of shape {predicted.shape}, "
-                f"expected integer labels of shape {labels.shape}"
-            )
-        agreement = label_agreement(predicted, labels)
-        spec = tensors.spec_of(context.global_weights)
-        return _Assessment(
-            mi=round_score(agreement.mi),
-            aligned_mi=round_score(agreement.aligned_mi),
-            accuracy=round_score(agreement.accuracy),
-            norm=l2_norm(flat_vector(update.delta, spec)),
-        )
-
-    def _mi_threshold(self, aligned: Sequence[float]) -> tuple[float, float]:
-        """Return (median, threshold) of the prediction rule."""
-        median = median_of(aligned)
-        mad = median_of([abs(value - median) for value in aligned])
-        margin = max(
-            self.z * MAD_TO_SIGMA * mad,
-            self.min_margin_bits,
-            self.min_margin_fraction * median,
-        )
-        return median, round_score(median - margin)
 
     def aggregate(
         self, updates: Sequence[ClientUpdate], context: AggregationContext
     ) -> AggregationResult:
         spec = validate_updates(updates, context.global_weights)
-        _check_context(context)
-        assessments = [self._assess(update, context) for update in updates]
-
-        median_mi, threshold = self._mi_threshold([a.aligned_mi for a in assessments])
-        median_norm = max(median_of([a.norm for a in assessments]), NORM_FLOOR)
+        validation = _validation_set(context)
+        measured = _measure(updates, context.global_weights, validation, spec)
+        cutoffs = self._cutoffs(measured)
 
         scores: dict[str, dict[str, float]] = {}
         reasons: dict[str, str] = {}
         trusted: list[int] = []
-        for index, (update, assessment) in enumerate(zip(updates, assessments, strict=True)):
-            norm_ratio = round_score(assessment.norm / median_norm)
+        for index, (update, m) in enumerate(zip(updates, measured, strict=True)):
+            norm_ratio = round_score(m.norm / cutoffs.median_norm)
             scores[update.client_id] = {
-                "mi": assessment.mi,
-                "aligned_mi": assessment.aligned_mi,
-                "accuracy": assessment.accuracy,
-                "norm": assessment.norm,
+                "mi": m.mi,
+                "aligned_mi": m.aligned_mi,
+                "accuracy": m.accuracy,
+                "fixes": float(m.fixes),
+                "breaks": float(m.breaks),
+                "fix_ratio": m.fix_ratio,
+                "norm": m.norm,
                 "norm_ratio": norm_ratio,
+                "cosine_to_median": m.cosine,
             }
-            why = []
-            if assessment.aligned_mi < threshold:
-                why.append(
-                    f"aligned MI {assessment.aligned_mi:.4f} bits is below the threshold "
-                    f"{threshold:.4f} (round median {median_mi:.4f})"
-                    + _permutation_hint(assessment)
-                )
-            if norm_ratio > self.norm_ratio_limit:
-                why.append(
-                    f"update norm is {norm_ratio:.2f}x the round median "
-                    f"(limit {self.norm_ratio_limit:g}x)"
-                )
+            why = self._reasons(m, norm_ratio, cutoffs)
             if why:
                 reasons[update.client_id] = "; ".join(why)
             else:
                 trusted.append(index)
 
         notes = [
-            f"aligned-MI threshold {threshold:.4f} bits (median {median_mi:.4f}); "
-            f"median update norm {median_norm:.6g}"
+            f"cutoffs: aligned MI {cutoffs.mi:.4f} bits (median {cutoffs.median_mi:.4f}), "
+            f"fix ratio {self.fix_ratio_share * cutoffs.median_fix_ratio:.4f} "
+            f"(median {cutoffs.median_fix_ratio:.4f}), cosine {cutoffs.cosine:.4f} "
+            f"(median {cutoffs.median_cosine:.4f}), norm "
+            f"{self.norm_ratio_limit * cutoffs.median_norm:.6g} (median {cutoffs.median_norm:.6g})"
         ]
         if trusted:
             delta = weighted_average(
                 [updates[i].delta for i in trusted],
                 [updates[i].num_samples for i in trusted],
                 spec,
-                scales=[self._clip_scale(assessments[i].norm, median_norm) for i in trusted],
+                scales=[self._clip_scale(measured[i].norm, cutoffs.median_norm) for i in trusted],
             )
         else:
             delta = zeros_like_spec(spec)
@@ -189,20 +212,109 @@ class MIFilter(Aggregator):
             notes=notes,
         )
 
+    def _cutoffs(self, measured: Sequence[_Measurements]) -> _Cutoffs:
+        aligned = [m.aligned_mi for m in measured]
+        median_mi, mi_cutoff = _low_outlier_cutoff(
+            aligned,
+            self.z,
+            max(self.mi_margin_bits, self.mi_margin_fraction * median_of(aligned)),
+        )
+        median_cosine, cosine_cutoff = _low_outlier_cutoff(
+            [m.cosine for m in measured], self.z, self.cosine_margin
+        )
+        median_fix_ratio = median_of([m.fix_ratio for m in measured])
+        return _Cutoffs(
+            median_mi=median_mi,
+            mi=mi_cutoff,
+            median_fix_ratio=median_fix_ratio,
+            fix_ratio=round_score(self.fix_ratio_share * median_fix_ratio),
+            median_norm=max(median_of([m.norm for m in measured]), NORM_FLOOR),
+            median_cosine=median_cosine,
+            cosine=cosine_cutoff,
+        )
+
+    def _reasons(self, m: _Measurements, norm_ratio: float, cutoffs: _Cutoffs) -> list[str]:
+        why = []
+        if m.aligned_mi < cutoffs.mi:
+            hint = ""
+            if m.mi > 2 * m.aligned_mi + 0.1:
+                hint = f"; its full MI of {m.mi:.4f} bits suggests permuted labels"
+            why.append(
+                f"aligned MI {m.aligned_mi:.4f} bits is below the cutoff {cutoffs.mi:.4f} "
+                f"(round median {cutoffs.median_mi:.4f}){hint}"
+            )
+        if m.fix_ratio < cutoffs.fix_ratio:
+            why.append(
+                f"breaks {m.breaks} and fixes {m.fixes} of the global model's validation "
+                f"labels: fix ratio {m.fix_ratio:.4f} is below the cutoff {cutoffs.fix_ratio:.4f} "
+                f"(round median {cutoffs.median_fix_ratio:.4f})"
+            )
+        if norm_ratio > self.norm_ratio_limit:
+            why.append(
+                f"update norm is {norm_ratio:.2f}x the round median "
+                f"(limit {self.norm_ratio_limit:g}x)"
+            )
+        if self.check_direction and m.cosine < cutoffs.cosine:
+            why.append(
+                f"cosine to the median update {m.cosine:.4f} is below the cutoff "
+                f"{cutoffs.cosine:.4f} (round median {cutoffs.median_cosine:.4f})"
+            )
+        return why
+
     def _clip_scale(self, norm: float, median_norm: float) -> float:
         if not self.clip_to_median_norm or norm <= median_norm:
             return 1.0
         return median_norm / norm
 
 
-def _permutation_hint(assessment: _Assessment) -> str:
-    """Point out the label-flipping signature: much information, little of it aligned."""
-    if assessment.mi > 2 * assessment.aligned_mi + 0.1:
-        return f"; full MI {assessment.mi:.4f} bits suggests permuted labels"
-    return ""
+def _predict_labels(validation: _ValidationSet, weights: Weights) -> np.ndarray:
+    predicted = np.asarray(validation.predict(weights, validation.features))
+    if predicted.shape != validation.labels.shape or not np.issubdtype(predicted.dtype, np.integer):
+        raise AggregationError(
+            f"predict returned {predicted.dtype} values of shape {predicted.shape}, "
+            f"expected integer labels of shape {validation.labels.shape}"
+        )
+    return predicted
 
 
-def _check_context(context: AggregationContext) -> None:
+def _measure(
+    updates: Sequence[ClientUpdate],
+    global_weights: Weights,
+    validation: _ValidationSet,
+    spec: ModelSpec,
+) -> list[_Measurements]:
+    center = coordinate_median([update.delta for update in updates], spec)
+    center_norm = l2_norm(center, spec)
+    global_right = _predict_labels(validation, global_weights) == validation.labels
+    measured = []
+    for update in updates:
+        predicted = _predict_labels(validation, tensors.add(global_weights, update.delta))
+        agreement = label_agreement(predicted, validation.labels)
+        right = predicted == validation.labels
+        fixes = int(np.count_nonzero(right & ~global_right))
+        breaks = int(np.count_nonzero(global_right & ~right))
+        norm = l2_norm(update.delta, spec)
+        cosine = 0.0
+        if norm > 0 and center_norm > 0:
+            cosine = dot(update.delta, center, spec) / (norm * center_norm)
+        measured.append(
+            _Measurements(
+                mi=round_score(agreement.mi),
+                aligned_mi=round_score(agreement.aligned_mi),
+                accuracy=round_score(agreement.accuracy),
+                fixes=fixes,
+                breaks=breaks,
+                fix_ratio=round_score(
+                    (fixes + FIX_PSEUDOCOUNT) / (fixes + breaks + 2 * FIX_PSEUDOCOUNT)
+                ),
+                norm=norm,
+                cosine=round_score(cosine),
+            )
+        )
+    return measured
+
+
+def _validation_set(context: AggregationContext) -> _ValidationSet:
     if context.predict is None:
         raise AggregationError("the MI filter needs a predict function in the context")
     if context.validation_features is None or context.validation_labels is None:
@@ -216,3 +328,4 @@ def _check_context(context: AggregationContext) -> None:
         )
     if not np.issubdtype(labels.dtype, np.integer):
         raise AggregationError("validation labels must be integers")
+    return _ValidationSet(context.predict, features, labels)
