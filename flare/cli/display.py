@@ -42,7 +42,7 @@ class RoundTable(RunObserver):
     """Rich progress bar over the clients of a round, then the round's line."""
 
     def __init__(self, enabled: bool = True) -> None:
-        self.console = Console(quiet=not enabled, highlight=False)
+        self.console = Console(quiet=not enabled, highlight=False, soft_wrap=True)
         self.progress = Progress(
             TextColumn("[bold]round {task.fields[round]}"),
             BarColumn(),

@@ -16,7 +16,7 @@ class SimulationConfig:
     rounds: int = 10
     partition: str = "iid"
     alpha: float = 0.5
-    malicious: int = 0
+    malicious: int = 3
     attack: str = "sign-flip"
     attack_strength: float | None = None
     aggregator: str = "mi"
