@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from eth_abi import decode, encode
+from eth_abi.exceptions import EncodingError
 
 from flare.chain.abi import (
     AbiTuple,
@@ -25,6 +26,7 @@ from flare.chain.abi import (
     to_abi,
 )
 from flare.chain.types import ContentRef, TaskParams
+from flare.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -142,3 +144,19 @@ def decode_call(calldata: bytes) -> Call:
     """Inverse of :func:`encode_call`; ``KeyError`` for a selector of no Flare call."""
     kind = CALLS_BY_SELECTOR[bytes(calldata[:4])]
     return from_abi(kind, decode(field_types(kind), bytes(calldata[4:]), strict=True))
+
+
+def checked_calldata(call: Call) -> bytes:
+    """Calldata of ``call``, refusing any argument the ABI would not carry unchanged.
+
+    ``eth_abi`` right-pads a short ``bytes32`` and a node would execute the padded value;
+    a value out of its integer range cannot be sent at all. Either is a caller's bug, so it
+    is a :class:`ConfigError` before anything is sent, whichever connector is used.
+    """
+    try:
+        calldata = encode_call(call)
+    except (EncodingError, TypeError) as exc:
+        raise ConfigError(f"{call!r} cannot be ABI-encoded: {exc}") from exc
+    if decode_call(calldata) != call:
+        raise ConfigError(f"{call!r} changes under ABI encoding (check byte lengths and types)")
+    return calldata

@@ -7,7 +7,7 @@ a reverted call changes nothing. Block numbers and ``prevrandao`` come from the 
 (:class:`flare.chain.memory.InMemoryChain`), so this module has no clock of its own.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from eth_utils import keccak
 
@@ -27,33 +27,29 @@ from flare.chain.derive import (
     BASIS_POINTS,
     EMPTY_HISTORY,
     is_canonical_bitmap,
-    next_history_hash,
     next_submissions_hash,
     quorum_threshold,
-    round_seed,
 )
 from flare.chain.events import (
     Event,
     ParticipantRegistered,
     Proposed,
-    RoundFinalized,
-    RoundOpened,
     RoundTimedOut,
     SeatClaimed,
-    TaskCompleted,
     TaskCreated,
     UpdateSubmitted,
     Voted,
 )
-from flare.chain.types import (
-    SUPPORTED_CODECS,
-    ContentRef,
-    Participant,
-    Proposal,
-    Round,
-    Task,
-    TaskStatus,
+from flare.chain.task_state import (
+    STRANGER,
+    BlockContext,
+    Deployment,
+    TaskState,
+    check_codec,
+    check_length,
+    event,
 )
+from flare.chain.types import Participant, Proposal, Round, Task, TaskStatus
 from flare.crypto import verify_possession, vrf
 from flare.crypto.errors import CryptoError
 
@@ -61,32 +57,12 @@ PUBLIC_KEY_LENGTH = 256
 PROOF_LENGTH = 128
 
 
-@dataclass
-class _TaskState:
-    """Mutable per-task storage: the ``Task`` and current ``Round`` views plus mappings."""
-
-    task: Task
-    round: Round | None = None
-    participants: dict[str, Participant] = field(default_factory=dict)
-    key_hashes: set[bytes] = field(default_factory=set)
-
-
-@dataclass(frozen=True)
-class BlockContext:
-    """What a transaction sees of its block and caller."""
-
-    number: int
-    prevrandao: int
-    sender: str
-
-
 class Ledger:
     """All tasks of one contract deployment, and the rules that change them."""
 
-    def __init__(self, chain_id: int, contract_address: str) -> None:
-        self.chain_id = chain_id
-        self.contract_address = contract_address
-        self._tasks: list[_TaskState] = []
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self._tasks: list[TaskState] = []
         self._proposals: dict[tuple[int, int], Proposal] = {}
 
     # -- views -------------------------------------------------------------------------
@@ -101,14 +77,14 @@ class Ledger:
 
     def current_round(self, task_id: int) -> Round:
         """``getRound(taskId)``."""
-        state = self._state(task_id)
-        if state.round is None:
+        current = self._state(task_id).round
+        if current is None:
             raise errors.TaskNotStarted(task_id)
-        return state.round
+        return current
 
     def participant(self, task_id: int, account: str) -> Participant:
         """``getParticipant(taskId, account)``."""
-        return self._state(task_id).participants.get(account, _STRANGER)
+        return self._state(task_id).participants.get(account, STRANGER)
 
     def proposal(self, task_id: int, proposal_id: int) -> Proposal:
         """``getProposal(taskId, proposalId)``."""
@@ -138,8 +114,8 @@ class Ledger:
         return handlers[type(call)](call, block)  # type: ignore[operator]
 
     def _create_task(self, call: CreateTask, block: BlockContext) -> list[Event]:
-        _check_codec(call.model)
-        _check_codec(call.validation_set)
+        check_codec(call.model)
+        check_codec(call.validation_set)
         p = call.params
         valid = (
             p.min_clients >= 1,
@@ -166,10 +142,10 @@ class Ledger:
             proposal_count=0,
             history_hash=EMPTY_HISTORY,
         )
-        self._tasks.append(_TaskState(task))
-        task_id = len(self._tasks)
+        task_id = len(self._tasks) + 1
+        self._tasks.append(TaskState(self.deployment, task_id, task))
         return [
-            _event(
+            event(
                 TaskCreated,
                 block,
                 task_id,
@@ -181,12 +157,13 @@ class Ledger:
         ]
 
     def _register(self, call: Register, block: BlockContext) -> list[Event]:
-        state = self._open_task(call.task_id)
+        state = self._state(call.task_id)
+        state.require_open()
         sender = block.sender
         if sender in state.participants:
             raise errors.AlreadyRegistered(call.task_id, sender)
-        _check_length(call.public_key, PUBLIC_KEY_LENGTH)
-        _check_length(call.possession_proof, PROOF_LENGTH)
+        check_length(call.public_key, PUBLIC_KEY_LENGTH)
+        check_length(call.possession_proof, PROOF_LENGTH)
         key_hash = keccak(call.public_key)
         if key_hash in state.key_hashes:
             raise errors.PublicKeyTaken(call.task_id, key_hash)
@@ -200,14 +177,15 @@ class Ledger:
             raise errors.InvalidPossessionProof(call.task_id, sender)
         index = state.task.registered_count
         state.participants[sender] = replace(
-            _STRANGER, registered=True, index=index, public_key_hash=key_hash
+            STRANGER, registered=True, index=index, public_key_hash=key_hash
         )
         state.key_hashes.add(key_hash)
         state.task = replace(state.task, registered_count=index + 1)
-        return [_event(ParticipantRegistered, block, call.task_id, sender, index, call.public_key)]
+        return [event(ParticipantRegistered, block, call.task_id, sender, index, call.public_key)]
 
     def _start_task(self, call: StartTask, block: BlockContext) -> list[Event]:
-        state = self._open_task(call.task_id)
+        state = self._state(call.task_id)
+        state.require_open()
         task = state.task
         if task.status is not TaskStatus.REGISTERING:
             raise errors.TaskAlreadyStarted(call.task_id)
@@ -215,18 +193,19 @@ class Ledger:
             raise errors.TooFewParticipants(
                 call.task_id, task.registered_count, task.params.min_clients
             )
-        return [self._open_attempt(state, call.task_id, 1, 0, block)]
+        return [state.open_attempt(1, 0, block)]
 
     def _submit(self, call: Submit, block: BlockContext) -> list[Event]:
-        state, current = self._running_task(call.task_id)
+        state = self._state(call.task_id)
+        current = state.require_running()
         if block.number > current.submission_deadline:
             raise errors.SubmissionWindowClosed(call.task_id, current.submission_deadline)
-        member = self._registered(state, call.task_id, block.sender)
+        member = state.require_registered(block.sender)
         if member.submit_epoch == current.epoch:
             raise errors.AlreadySubmitted(call.task_id, block.sender)
         if call.sample_count == 0:
             raise errors.ZeroSampleCount(call.task_id)
-        _check_codec(call.update)
+        check_codec(call.update)
         chained = next_submissions_hash(
             current.submissions_hash, block.sender, call.update, call.sample_count
         )
@@ -235,7 +214,7 @@ class Ledger:
             current, submission_count=current.submission_count + 1, submissions_hash=chained
         )
         return [
-            _event(
+            event(
                 UpdateSubmitted,
                 block,
                 call.task_id,
@@ -249,21 +228,22 @@ class Ledger:
         ]
 
     def _claim_seat(self, call: ClaimSeat, block: BlockContext) -> list[Event]:
-        state, current = self._running_task(call.task_id)
+        state = self._state(call.task_id)
+        current = state.require_running()
         if block.number > current.submission_deadline:
             raise errors.SubmissionWindowClosed(call.task_id, current.submission_deadline)
-        member = self._registered(state, call.task_id, block.sender)
+        member = state.require_registered(block.sender)
         if member.index >= current.registered_snapshot:
             raise errors.RegisteredAfterSnapshot(call.task_id, block.sender)
         if member.seat_epoch == current.epoch:
             raise errors.SeatAlreadyClaimed(call.task_id, block.sender)
-        _check_length(call.public_key, PUBLIC_KEY_LENGTH)
+        check_length(call.public_key, PUBLIC_KEY_LENGTH)
         if keccak(call.public_key) != member.public_key_hash:
             raise errors.PublicKeyMismatch(call.task_id, block.sender)
-        _check_length(call.proof, PROOF_LENGTH)
+        check_length(call.proof, PROOF_LENGTH)
         message = vrf.vrf_input(
-            self.chain_id,
-            _address_bytes(self.contract_address),
+            self.deployment.chain_id,
+            _address_bytes(self.deployment.contract_address),
             call.task_id,
             current.round,
             current.attempt,
@@ -284,7 +264,7 @@ class Ledger:
             quorum_threshold=quorum_threshold(params.quorum_bps, size),
         )
         return [
-            _event(
+            event(
                 SeatClaimed,
                 block,
                 call.task_id,
@@ -298,16 +278,17 @@ class Ledger:
         ]
 
     def _propose(self, call: Propose, block: BlockContext) -> list[Event]:
-        state, current, member = self._voting_member(call.task_id, block)
+        state = self._state(call.task_id)
+        current, member = state.require_voting_member(block)
         if member.propose_epoch == current.epoch:
             raise errors.AlreadyProposed(call.task_id, block.sender)
+        state.require_committee(current)
         params = state.task.params
-        self._check_committee(call.task_id, current, params.min_committee)
         if current.submission_count < params.min_clients:
             raise errors.TooFewSubmissions(
                 call.task_id, current.submission_count, params.min_clients
             )
-        _check_codec(call.model)
+        check_codec(call.model)
         if not is_canonical_bitmap(call.accepted, current.submission_count):
             raise errors.InvalidAcceptedBitmap(call.task_id, current.submission_count)
         proposal_id = state.task.proposal_count + 1
@@ -324,7 +305,7 @@ class Ledger:
         state.participants[block.sender] = replace(member, propose_epoch=current.epoch)
         state.task = replace(state.task, proposal_count=proposal_id)
         return [
-            _event(
+            event(
                 Proposed,
                 block,
                 call.task_id,
@@ -338,10 +319,11 @@ class Ledger:
         ]
 
     def _vote(self, call: Vote, block: BlockContext) -> list[Event]:
-        state, current, member = self._voting_member(call.task_id, block)
+        state = self._state(call.task_id)
+        current, member = state.require_voting_member(block)
         if member.vote_epoch == current.epoch:
             raise errors.AlreadyVoted(call.task_id, block.sender)
-        self._check_committee(call.task_id, current, state.task.params.min_committee)
+        state.require_committee(current)
         proposal = self._proposals.get((call.task_id, call.proposal_id))
         if proposal is None:
             raise errors.UnknownProposal(call.task_id, call.proposal_id)
@@ -354,7 +336,7 @@ class Ledger:
         self._proposals[(call.task_id, call.proposal_id)] = proposal
         state.participants[block.sender] = replace(member, vote_epoch=current.epoch)
         events: list[Event] = [
-            _event(
+            event(
                 Voted,
                 block,
                 call.task_id,
@@ -368,16 +350,15 @@ class Ledger:
             )
         ]
         if call.approve and proposal.approvals >= current.quorum_threshold:
-            events += self._finalize(
-                state, current, call.task_id, call.proposal_id, proposal, block
-            )
+            events += state.finalize(current, call.proposal_id, proposal, block)
         return events
 
     def _timeout(self, call: Timeout, block: BlockContext) -> list[Event]:
-        state, current = self._running_task(call.task_id)
+        state = self._state(call.task_id)
+        current = state.require_running()
         if block.number <= current.vote_deadline:
             raise errors.VoteWindowOpen(call.task_id, current.vote_deadline)
-        closed = _event(
+        closed = event(
             RoundTimedOut,
             block,
             call.task_id,
@@ -387,177 +368,14 @@ class Ledger:
             current.submissions_hash,
             current.committee_size,
         )
-        opened = self._open_attempt(state, call.task_id, current.round, current.attempt + 1, block)
+        opened = state.open_attempt(current.round, current.attempt + 1, block)
         return [closed, opened]
 
-    # -- effects shared by several calls -----------------------------------------------
-
-    def _open_attempt(
-        self, state: _TaskState, task_id: int, round_number: int, attempt: int, block: BlockContext
-    ) -> Event:
-        """Open ``(round_number, attempt)`` from the task's current model (protocol §4.9)."""
-        task = state.task
-        seed = round_seed(
-            self.chain_id,
-            self.contract_address,
-            task_id,
-            round_number,
-            attempt,
-            task.model.digest,
-            block.prevrandao,
-        )
-        submission_deadline = block.number + task.params.submission_window
-        opened = Round(
-            round=round_number,
-            attempt=attempt,
-            epoch=task.epoch + 1,
-            seed=seed,
-            opened_at=block.number,
-            submission_deadline=submission_deadline,
-            vote_deadline=submission_deadline + task.params.vote_window,
-            registered_snapshot=task.registered_count,
-            submission_count=0,
-            submissions_hash=seed,
-            committee_size=0,
-            quorum_threshold=0,
-        )
-        state.round = opened
-        state.task = replace(
-            task,
-            status=TaskStatus.RUNNING,
-            round=round_number,
-            attempt=attempt,
-            epoch=opened.epoch,
-        )
-        return _event(
-            RoundOpened,
-            block,
-            task_id,
-            round_number,
-            attempt,
-            opened.epoch,
-            seed,
-            task.model,
-            opened.registered_snapshot,
-            opened.submission_deadline,
-            opened.vote_deadline,
-        )
-
-    def _finalize(
-        self,
-        state: _TaskState,
-        current: Round,
-        task_id: int,
-        proposal_id: int,
-        proposal: Proposal,
-        block: BlockContext,
-    ) -> list[Event]:
-        """Advance the global model to ``proposal`` and open the next round or complete."""
-        history = next_history_hash(
-            state.task.history_hash,
-            current.round,
-            current.attempt,
-            current.seed,
-            current.submissions_hash,
-            proposal.accepted_hash,
-            proposal.model,
-        )
-        state.task = replace(state.task, model=proposal.model, history_hash=history)
-        events: list[Event] = [
-            _event(
-                RoundFinalized,
-                block,
-                task_id,
-                current.round,
-                current.attempt,
-                proposal_id,
-                proposal.model,
-                current.submission_count,
-                current.submissions_hash,
-                proposal.accepted_hash,
-                current.committee_size,
-                history,
-            )
-        ]
-        if current.round == state.task.params.max_rounds:
-            state.task = replace(state.task, status=TaskStatus.COMPLETED)
-            events.append(
-                _event(TaskCompleted, block, task_id, current.round, proposal.model, history)
-            )
-        else:
-            events.append(self._open_attempt(state, task_id, current.round + 1, 0, block))
-        return events
-
-    # -- checks shared by several calls ------------------------------------------------
-
-    def _state(self, task_id: int) -> _TaskState:
+    def _state(self, task_id: int) -> TaskState:
         if not 1 <= task_id <= len(self._tasks):
             raise errors.UnknownTask(task_id)
         return self._tasks[task_id - 1]
 
-    def _open_task(self, task_id: int) -> _TaskState:
-        state = self._state(task_id)
-        if state.task.status is TaskStatus.COMPLETED:
-            raise errors.TaskAlreadyCompleted(task_id)
-        return state
-
-    def _running_task(self, task_id: int) -> tuple[_TaskState, Round]:
-        state = self._open_task(task_id)
-        if state.round is None:
-            raise errors.TaskNotStarted(task_id)
-        return state, state.round
-
-    @staticmethod
-    def _registered(state: _TaskState, task_id: int, sender: str) -> Participant:
-        member = state.participants.get(sender)
-        if member is None:
-            raise errors.NotRegistered(task_id, sender)
-        return member
-
-    def _voting_member(
-        self, task_id: int, block: BlockContext
-    ) -> tuple[_TaskState, Round, Participant]:
-        state, current = self._running_task(task_id)
-        if block.number <= current.submission_deadline:
-            raise errors.SubmissionWindowOpen(task_id, current.submission_deadline)
-        if block.number > current.vote_deadline:
-            raise errors.VoteWindowClosed(task_id, current.vote_deadline)
-        member = state.participants.get(block.sender, _STRANGER)
-        if member.seat_epoch != current.epoch:
-            raise errors.NotCommitteeMember(task_id, block.sender)
-        return state, current, member
-
-    @staticmethod
-    def _check_committee(task_id: int, current: Round, min_committee: int) -> None:
-        if current.committee_size < min_committee:
-            raise errors.CommitteeTooSmall(task_id, current.committee_size, min_committee)
-
-
-_STRANGER = Participant(
-    registered=False,
-    index=0,
-    public_key_hash=bytes(32),
-    submit_epoch=0,
-    seat_epoch=0,
-    propose_epoch=0,
-    vote_epoch=0,
-)
-
-
-def _check_codec(content: ContentRef) -> None:
-    if content.codec not in SUPPORTED_CODECS:
-        raise errors.UnsupportedCodec(content.codec)
-
-
-def _check_length(data: bytes, expected: int) -> None:
-    if len(data) != expected:
-        raise errors.InvalidLength(expected, len(data))
-
 
 def _address_bytes(address: str) -> bytes:
     return bytes.fromhex(address.removeprefix("0x"))
-
-
-def _event(kind: type[Event], block: BlockContext, *values: object) -> Event:
-    """An event of this block; ``log_index`` is renumbered by the chain when it is mined."""
-    return kind(block.number, 0, *values)  # type: ignore[arg-type]

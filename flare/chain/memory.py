@@ -18,11 +18,11 @@ from types import TracebackType
 from eth_utils import keccak, to_checksum_address
 
 from flare.chain.abi import word
-from flare.chain.calls import Call, decode_call, encode_call
+from flare.chain.calls import Call, checked_calldata, decode_call
 from flare.chain.connector import ChainConnector, SenderAccount
 from flare.chain.errors import ChainError
 from flare.chain.events import Event, Receipt, encode_log
-from flare.chain.ledger import BlockContext, Ledger
+from flare.chain.ledger import Ledger
 from flare.chain.persistence import (
     ChainIdentity,
     Journal,
@@ -30,6 +30,7 @@ from flare.chain.persistence import (
     StoredLog,
     StoredTransaction,
 )
+from flare.chain.task_state import BlockContext, Deployment
 from flare.chain.types import Participant, Proposal, Round, Task
 from flare.errors import ConfigError
 
@@ -45,7 +46,7 @@ class _Node:
     def __init__(self, identity: ChainIdentity, journal: Journal | None) -> None:
         self.identity = identity
         self.journal = journal
-        self.ledger = Ledger(identity.chain_id, identity.contract_address)
+        self.ledger = Ledger(Deployment(identity.chain_id, identity.contract_address))
         self.head = 0
         self.logs: list[Event] = []
         self.logs_by_task: dict[int, list[Event]] = {}
@@ -99,27 +100,19 @@ class InMemoryChain(ChainConnector):
         randao_seed: bytes | None = None,
     ) -> None:
         journal = Journal(database) if database is not None else None
-        stored = journal.identity() if journal is not None else None
-        requested = {
-            "chain_id": chain_id,
-            "contract_address": contract_address and to_checksum_address(contract_address),
-            "randao_seed": randao_seed,
-        }
-        for name, value in requested.items():
-            if stored is not None and value is not None and value != getattr(stored, name):
-                stored_value = getattr(stored, name)
-                raise ConfigError(f"{name} {value!r} differs from the stored {stored_value!r}")
-        identity = replace(
-            stored or ChainIdentity(ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT, DEFAULT_RANDAO_SEED),
-            **{name: value for name, value in requested.items() if value is not None},
-        )
-        self._node = _Node(identity, journal)
         self._sender: str | None = None
-        if journal is not None:
-            if stored is None:
+        try:
+            stored = journal.identity() if journal is not None else None
+            identity = _resolve_identity(stored, chain_id, contract_address, randao_seed)
+            self._node = _Node(identity, journal)
+            if journal is not None and stored is None:
                 journal.initialize(identity)
-            else:
+            elif journal is not None:
                 self._node.replay(journal)
+        except BaseException:
+            if journal is not None:
+                journal.close()
+            raise
 
     # -- identity and clock ------------------------------------------------------------
 
@@ -161,8 +154,7 @@ class InMemoryChain(ChainConnector):
     def transact(self, call: Call) -> Receipt:
         if self._sender is None:
             raise ConfigError("this connector has no sender; use chain.as_sender(account)")
-        # Encoding first applies the ABI range checks a real client applies before sending.
-        calldata = encode_call(call)
+        calldata = checked_calldata(call)
         node = self._node
         block_number = node.head + 1
         events = node.execute(self._sender, call, block_number)
@@ -223,6 +215,28 @@ class InMemoryChain(ChainConnector):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _resolve_identity(
+    stored: ChainIdentity | None,
+    chain_id: int | None,
+    contract_address: str | None,
+    randao_seed: bytes | None,
+) -> ChainIdentity:
+    """Stored values win over defaults; an explicit value must agree with the stored one."""
+    requested = {
+        "chain_id": chain_id,
+        "contract_address": contract_address and to_checksum_address(contract_address),
+        "randao_seed": randao_seed,
+    }
+    for name, value in requested.items():
+        if stored is not None and value is not None and value != getattr(stored, name):
+            stored_value = getattr(stored, name)
+            raise ConfigError(f"{name} {value!r} differs from the stored {stored_value!r}")
+    return replace(
+        stored or ChainIdentity(ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT, DEFAULT_RANDAO_SEED),
+        **{name: value for name, value in requested.items() if value is not None},
+    )
 
 
 def _block_of(event: Event) -> int:

@@ -133,7 +133,9 @@ class Journal:
         for block, sender, calldata in self._db.execute(
             "SELECT block, sender, calldata FROM transactions ORDER BY block"
         ):
-            yield StoredTransaction(block, sender, calldata, tuple(logs.get(block, ())))
+            yield StoredTransaction(block, sender, calldata, tuple(logs.pop(block, ())))
+        if logs:
+            raise JournalError(f"logs of blocks {sorted(logs)} have no journaled transaction")
 
     def append(self, transaction: StoredTransaction) -> None:
         """Journal one applied transaction and move the head to its block."""

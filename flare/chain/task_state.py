@@ -1,0 +1,195 @@
+"""One task's contract storage, with the checks and effects several calls share.
+
+:class:`TaskState` is what the Solidity contract keeps per task: the ``Task`` record, the
+current attempt (``Round``), the participant records and the set of registered key hashes.
+Its ``require_*`` methods are the shared checks of docs/protocol.md §4 (each raises the
+documented error and changes nothing); ``open_attempt`` and ``finalize`` are the shared
+effects, called only after every check of a call has passed.
+"""
+
+from dataclasses import dataclass, field, replace
+
+from flare.chain import errors
+from flare.chain.derive import next_history_hash, round_seed
+from flare.chain.events import Event, RoundFinalized, RoundOpened, TaskCompleted
+from flare.chain.types import SUPPORTED_CODECS, ContentRef, Participant, Proposal, Round, Task
+from flare.chain.types import TaskStatus as Status
+
+STRANGER = Participant(
+    registered=False,
+    index=0,
+    public_key_hash=bytes(32),
+    submit_epoch=0,
+    seat_epoch=0,
+    propose_epoch=0,
+    vote_epoch=0,
+)
+"""The all-zero record the contract returns for an address that never registered."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The contract instance: part of every seed and VRF input."""
+
+    chain_id: int
+    contract_address: str
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """What a transaction sees of its block and caller."""
+
+    number: int
+    prevrandao: int
+    sender: str
+
+
+def event(kind: type[Event], block: BlockContext, *values: object) -> Event:
+    """An event of this block; ``log_index`` is renumbered by the chain when it is mined."""
+    return kind(block.number, 0, *values)  # type: ignore[arg-type]
+
+
+def check_codec(content: ContentRef) -> None:
+    """``UnsupportedCodec`` unless the CID is raw or dag-pb."""
+    if content.codec not in SUPPORTED_CODECS:
+        raise errors.UnsupportedCodec(content.codec)
+
+
+def check_length(data: bytes, expected: int) -> None:
+    """``InvalidLength`` unless ``data`` has exactly ``expected`` bytes."""
+    if len(data) != expected:
+        raise errors.InvalidLength(expected, len(data))
+
+
+@dataclass
+class TaskState:
+    """Mutable storage of one task."""
+
+    deployment: Deployment
+    task_id: int
+    task: Task
+    round: Round | None = None
+    participants: dict[str, Participant] = field(default_factory=dict)
+    key_hashes: set[bytes] = field(default_factory=set)
+
+    # -- shared checks ----------------------------------------------------------------
+
+    def require_open(self) -> None:
+        """``TaskAlreadyCompleted`` once the last round finalized."""
+        if self.task.status is Status.COMPLETED:
+            raise errors.TaskAlreadyCompleted(self.task_id)
+
+    def require_running(self) -> Round:
+        """The task checks of protocol §4; returns the current attempt."""
+        self.require_open()
+        if self.round is None:
+            raise errors.TaskNotStarted(self.task_id)
+        return self.round
+
+    def require_registered(self, sender: str) -> Participant:
+        """``NotRegistered`` unless ``sender`` is a participant; returns its record."""
+        member = self.participants.get(sender)
+        if member is None:
+            raise errors.NotRegistered(self.task_id, sender)
+        return member
+
+    def require_voting_member(self, block: BlockContext) -> tuple[Round, Participant]:
+        """Task checks, vote-window checks and seat check shared by propose and vote."""
+        current = self.require_running()
+        if block.number <= current.submission_deadline:
+            raise errors.SubmissionWindowOpen(self.task_id, current.submission_deadline)
+        if block.number > current.vote_deadline:
+            raise errors.VoteWindowClosed(self.task_id, current.vote_deadline)
+        member = self.participants.get(block.sender, STRANGER)
+        if member.seat_epoch != current.epoch:
+            raise errors.NotCommitteeMember(self.task_id, block.sender)
+        return current, member
+
+    def require_committee(self, current: Round) -> None:
+        """``CommitteeTooSmall`` while fewer than ``min_committee`` seats are held."""
+        minimum = self.task.params.min_committee
+        if current.committee_size < minimum:
+            raise errors.CommitteeTooSmall(self.task_id, current.committee_size, minimum)
+
+    # -- shared effects ---------------------------------------------------------------
+
+    def open_attempt(self, round_number: int, attempt: int, block: BlockContext) -> Event:
+        """Open ``(round_number, attempt)`` from the task's current model (protocol §4.9)."""
+        task = self.task
+        seed = round_seed(
+            self.deployment.chain_id,
+            self.deployment.contract_address,
+            self.task_id,
+            round_number,
+            attempt,
+            task.model.digest,
+            block.prevrandao,
+        )
+        submission_deadline = block.number + task.params.submission_window
+        opened = Round(
+            round=round_number,
+            attempt=attempt,
+            epoch=task.epoch + 1,
+            seed=seed,
+            opened_at=block.number,
+            submission_deadline=submission_deadline,
+            vote_deadline=submission_deadline + task.params.vote_window,
+            registered_snapshot=task.registered_count,
+            submission_count=0,
+            submissions_hash=seed,
+            committee_size=0,
+            quorum_threshold=0,
+        )
+        self.round = opened
+        self.task = replace(
+            task, status=Status.RUNNING, round=round_number, attempt=attempt, epoch=opened.epoch
+        )
+        return event(
+            RoundOpened,
+            block,
+            self.task_id,
+            round_number,
+            attempt,
+            opened.epoch,
+            seed,
+            task.model,
+            opened.registered_snapshot,
+            opened.submission_deadline,
+            opened.vote_deadline,
+        )
+
+    def finalize(
+        self, current: Round, proposal_id: int, proposal: Proposal, block: BlockContext
+    ) -> list[Event]:
+        """Advance the global model to ``proposal``; open the next round or complete."""
+        history = next_history_hash(
+            self.task.history_hash,
+            current.round,
+            current.attempt,
+            current.seed,
+            current.submissions_hash,
+            proposal.accepted_hash,
+            proposal.model,
+        )
+        self.task = replace(self.task, model=proposal.model, history_hash=history)
+        finalized = event(
+            RoundFinalized,
+            block,
+            self.task_id,
+            current.round,
+            current.attempt,
+            proposal_id,
+            proposal.model,
+            current.submission_count,
+            current.submissions_hash,
+            proposal.accepted_hash,
+            current.committee_size,
+            history,
+        )
+        if current.round < self.task.params.max_rounds:
+            return [finalized, self.open_attempt(current.round + 1, 0, block)]
+        self.task = replace(self.task, status=Status.COMPLETED)
+        completed = event(
+            TaskCompleted, block, self.task_id, current.round, proposal.model, history
+        )
+        return [finalized, completed]

@@ -1,0 +1,214 @@
+"""What only the in-memory chain has: its block clock, prevrandao, senders and persistence.
+
+Protocol behaviour is covered once for every implementation by tests/conformance.
+"""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conformance.scenario import World, content
+from eth_utils import keccak
+
+from flare.chain import (
+    ANVIL_CHAIN_ID,
+    ANVIL_FIRST_CONTRACT,
+    ContentRef,
+    InMemoryChain,
+    JournalError,
+    RoundOpened,
+    TaskCreated,
+)
+from flare.chain import errors as e
+from flare.chain.abi import word
+from flare.chain.calls import CALLS_BY_SELECTOR, Submit, decode_call
+from flare.chain.derive import encode_accepted, round_seed
+from flare.chain.memory import DEFAULT_RANDAO_SEED
+from flare.errors import ConfigError
+
+
+def world_on(chain: InMemoryChain) -> World:
+    return World(chain, chain.mine)
+
+
+def test_a_fresh_chain_looks_like_a_fresh_anvil() -> None:
+    chain = InMemoryChain()
+    assert (chain.chain_id, chain.contract_address) == (ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT)
+    assert (chain.block_number(), chain.task_count(), chain.events()) == (0, 0, [])
+    assert chain.sender is None
+
+
+def test_each_transaction_mines_one_block_and_a_revert_mines_none() -> None:
+    world = world_on(InMemoryChain())
+    task_id = world.create_task()
+    assert world.chain.block_number() == 1
+    world.reverts(e.TooFewParticipants(task_id, 0, 2), lambda: world.by(0).start_task(task_id))
+    assert world.chain.block_number() == 1
+    assert world.chain.mine(5) == 6
+    assert world.chain.mine(0) == 6
+    receipt = world.by(0).create_task(content("m"), content("v"), world.chain.task(1).params)
+    assert receipt.block_number == 7
+    with pytest.raises(ConfigError):
+        world.chain.mine(-1)
+
+
+def test_prevrandao_is_keccak_of_the_seed_and_block_number() -> None:
+    chain = InMemoryChain()
+    expected = int.from_bytes(keccak(DEFAULT_RANDAO_SEED + word(42)), "big")
+    assert chain.prevrandao(42) == expected
+    assert chain.prevrandao(43) != expected
+
+
+def test_round_seed_uses_the_opening_blocks_prevrandao() -> None:
+    world = world_on(InMemoryChain())
+    task_id = world.started_task()
+    current = world.chain.current_round(task_id)
+    task = world.chain.task(task_id)
+    assert current.seed == round_seed(
+        ANVIL_CHAIN_ID,
+        ANVIL_FIRST_CONTRACT,
+        task_id,
+        1,
+        0,
+        task.model.digest,
+        world.chain.prevrandao(current.opened_at),
+    )
+    other = world_on(InMemoryChain(randao_seed=keccak(b"another run")))
+    other_task = other.started_task()
+    assert other.chain.current_round(other_task).seed != current.seed
+
+
+def test_transactions_need_a_sender_and_senders_share_one_chain() -> None:
+    chain = InMemoryChain()
+    with pytest.raises(ConfigError):
+        chain.start_task(1)
+    world = world_on(chain)
+    alice = world.by(0)
+    assert alice.sender == world.address(0)
+    task_id = world.create_task(creator=1)
+    assert alice.task(task_id).creator == world.address(1)
+    assert chain.block_number() == alice.block_number() == 1
+
+
+def test_arguments_the_abi_cannot_carry_are_refused_before_anything_happens() -> None:
+    world = world_on(InMemoryChain())
+    task_id = world.started_task()
+    before = world.snapshot()
+    for call in (
+        Submit(task_id, ContentRef(0x55, b"short"), 1),
+        Submit(task_id, content("u"), 2**64),
+    ):
+        with pytest.raises(ConfigError):
+            world.by(0).transact(call)
+    assert world.snapshot() == before
+
+
+def play_a_run(world: World) -> int:
+    """Two registrations after the start, a finalized round, a timeout, trailing empty blocks."""
+    task_id = world.started_task(registered=3, quorum_bps=10_000)
+    world.register(task_id, 7, 8)
+    world.submit(task_id, 0, 1, 7)
+    world.claim(task_id, 0, 1)
+    world.to_voting(task_id)
+    world.by(0).propose(task_id, content("round 1"), encode_accepted([0, 2], 3))
+    world.by(0).vote(task_id, 1, True)
+    world.by(1).vote(task_id, 1, True)
+    world.to_expiry(task_id)
+    world.by(8).timeout(task_id)
+    world.mine(3)
+    return task_id
+
+
+def test_a_persisted_chain_reopens_with_everything_readable(tmp_path: Path) -> None:
+    path = tmp_path / "run.sqlite"
+    with InMemoryChain(path) as chain:
+        world = world_on(chain)
+        task_id = play_a_run(world)
+        before = world.snapshot()
+        submissions = chain.submissions(task_id, 1, 0)
+        committee = chain.committee(task_id, 1, 0)
+    with InMemoryChain(path) as reopened:
+        again = world_on(reopened)
+        assert again.snapshot() == before
+        assert reopened.submissions(task_id, 1, 0) == submissions
+        assert reopened.committee(task_id, 1, 0) == committee
+        assert reopened.accepted_bitmap(task_id, 1) == encode_accepted([0, 2], 3)
+        # The run continues where it stopped, in the block after the stored head.
+        receipt = again.by(0).submit(task_id, content("after restart"), 5)
+        assert receipt.block_number == before[0] + 1  # type: ignore[operator]
+    with InMemoryChain(path) as third:
+        assert third.current_round(task_id).submission_count == 1
+
+
+def test_the_file_is_auditable_without_flare_chain_state(tmp_path: Path) -> None:
+    path = tmp_path / "run.sqlite"
+    with InMemoryChain(path) as chain:
+        world = world_on(chain)
+        task_id = world.create_task()
+        world.reverts(e.TooFewParticipants(task_id, 0, 2), lambda: world.by(0).start_task(task_id))
+        world.started_task()
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT block, sender, calldata FROM transactions ORDER BY block").fetchall()
+    assert [block for block, _, _ in rows] == list(range(1, 1 + len(rows)))
+    assert all(bytes(calldata[:4]) in CALLS_BY_SELECTOR for _, _, calldata in rows)
+    assert decode_call(rows[0][2]).FUNCTION == "createTask"  # the revert was not journaled
+    events = [name for (name,) in db.execute("SELECT event FROM logs ORDER BY block, log_index")]
+    assert events[:2] == ["TaskCreated", "TaskCreated"]
+    assert events[-1] == "RoundOpened"
+    (topic0,) = db.execute("SELECT topic0 FROM logs WHERE event = 'RoundOpened'").fetchone()
+    assert topic0 == RoundOpened.topic()
+    created = db.execute("SELECT topic1 FROM logs WHERE event = 'TaskCreated'").fetchall()
+    assert [int.from_bytes(t, "big") for (t,) in created] == [1, 2]
+    db.close()
+
+
+def test_reopening_with_another_identity_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "run.sqlite"
+    InMemoryChain(path, chain_id=5).close()
+    with pytest.raises(ConfigError):
+        InMemoryChain(path, chain_id=6)
+    with pytest.raises(ConfigError):
+        InMemoryChain(path, randao_seed=keccak(b"other"))
+    with InMemoryChain(path, chain_id=5, contract_address=ANVIL_FIRST_CONTRACT.lower()) as same:
+        assert same.chain_id == 5
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        "UPDATE logs SET data = x'00' WHERE event = 'TaskCreated'",
+        "UPDATE transactions SET sender = '0x0000000000000000000000000000000000000001'",
+        "DELETE FROM transactions WHERE block = 1",
+        "DELETE FROM transactions WHERE block = (SELECT MAX(block) FROM transactions)",
+        "UPDATE transactions SET calldata = x'deadbeef'",
+        "UPDATE meta SET value = '0' WHERE key = 'format_version'",
+    ],
+)
+def test_a_tampered_file_is_refused_on_reopen(tmp_path: Path, tamper: str) -> None:
+    path = tmp_path / "run.sqlite"
+    with InMemoryChain(path) as chain:
+        world_on(chain).started_task()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA foreign_keys = OFF")
+    db.execute(tamper)
+    db.commit()
+    db.close()
+    with pytest.raises(JournalError):
+        InMemoryChain(path)
+
+
+def test_an_unreadable_database_is_a_journal_error(tmp_path: Path) -> None:
+    path = tmp_path / "not-a-db.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(JournalError):
+        InMemoryChain(path)
+
+
+def test_created_event_positions(tmp_path: Path) -> None:
+    with InMemoryChain(tmp_path / "c.sqlite") as chain:
+        world = world_on(chain)
+        world.create_task()
+        world.create_task()
+        logs = chain.events([TaskCreated], from_block=2)
+        assert [(log.block_number, log.log_index) for log in logs] == [(2, 0)]
+        assert chain.events(to_block=1) == chain.events(task_id=1)
