@@ -249,3 +249,26 @@ def test_unknown_proposal_view(world: World) -> None:
     task_id = world.started_task()
     world.reverts(e.UnknownProposal(task_id, 0), lambda: world.chain.proposal(task_id, 0))
     world.reverts(e.UnknownProposal(task_id, 1), lambda: world.chain.proposal(task_id, 1))
+
+
+def test_event_filters_by_kind_task_and_block_range(world: World) -> None:
+    first = world.create_task()
+    second = world.create_task()
+    world.register(first, 0)
+    world.register(second, 1)
+    head = world.chain.block_number()
+    assert [type(log) for log in world.chain.events()] == [
+        TaskCreated,
+        TaskCreated,
+        ParticipantRegistered,
+        ParticipantRegistered,
+    ]
+    registered = world.chain.events([ParticipantRegistered], task_id=second)
+    assert [(log.task_id, log.participant) for log in registered] == [(second, world.address(1))]
+    in_range = world.chain.events(from_block=head - 1, to_block=head - 1)
+    assert [(type(log), log.block_number) for log in in_range] == [
+        (ParticipantRegistered, head - 1)
+    ]
+    assert world.chain.events(from_block=head + 1) == []
+    assert world.chain.events([RoundOpened]) == []
+    assert all(log.log_index == 0 for log in world.chain.events())
