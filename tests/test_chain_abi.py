@@ -21,6 +21,7 @@ from flare.chain import (
     PROTOCOL_ERRORS,
     ChainError,
     ContentRef,
+    ContractError,
     UnrecognizedRevert,
     decode_log,
     decode_revert,
@@ -142,7 +143,7 @@ def sample_record(record: type, seed: int = 1) -> object:
 
 
 @pytest.mark.parametrize("error_class", PROTOCOL_ERRORS, ids=lambda c: c.__name__)
-def test_revert_data_decodes_to_the_same_exception(error_class: type[ChainError]) -> None:
+def test_revert_data_decodes_to_the_same_exception(error_class: type[ContractError]) -> None:
     error = error_class(*(sample(t, n) for n, (_, t) in enumerate(error_class.ARGS)))
     data = error.encode()
     assert data[:4] == error_class.selector()
@@ -164,7 +165,8 @@ def test_errors_compare_by_class_and_arguments() -> None:
     assert e.UnknownTask(1) == e.UnknownTask(1)
     assert e.UnknownTask(1) != e.UnknownTask(2)
     assert e.UnknownTask(1) != e.TaskNotStarted(1)
-    assert isinstance(e.UnknownTask(1), ChainError)
+    assert isinstance(e.UnknownTask(1), ContractError)
+    assert issubclass(ContractError, ChainError)
 
 
 @pytest.mark.parametrize("kind", EVENT_TYPES, ids=lambda k: k.__name__)

@@ -15,7 +15,11 @@ from flare.errors import FlareError
 
 
 class ChainError(FlareError):
-    """Base of every chain-layer error; subclasses with ``ARGS`` mirror a Solidity error.
+    """Base of every chain-layer error."""
+
+
+class ContractError(ChainError):
+    """A revert with one of the contract's custom errors; each subclass mirrors one.
 
     ``ARGS`` lists ``(python_name, solidity_type)`` pairs. Arguments are positional in
     Solidity order, also readable by name (``err.task_id``); two errors are equal when they
@@ -46,7 +50,11 @@ class ChainError(FlareError):
         return self.selector() + encode([t for _, t in self.ARGS], list(self.args))
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.args == other.args  # type: ignore[union-attr]
+        return (
+            isinstance(other, ContractError)
+            and type(self) is type(other)
+            and self.args == other.args
+        )
 
     def __hash__(self) -> int:
         return hash((type(self), self.args))
@@ -64,229 +72,222 @@ class UnrecognizedRevert(ChainError):
     """A revert whose data matches no protocol error (e.g. out of gas, a wrong contract)."""
 
     def __init__(self, data: bytes) -> None:
-        FlareError.__init__(self, data)
+        super().__init__(f"unrecognized revert data 0x{data.hex()}")
         self.data = data
 
-    def __str__(self) -> str:
-        return f"UnrecognizedRevert(0x{self.data.hex()})"
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UnrecognizedRevert) and self.data == other.data
+
+    def __hash__(self) -> int:
+        return hash(self.data)
 
 
 class LogIntegrityError(ChainError):
     """Logs served by the node do not hash to the commitment the contract stores."""
-
-    def __init__(self, message: str) -> None:
-        FlareError.__init__(self, message)
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class AttemptNotFound(ChainError):
     """No ``RoundOpened`` log exists for the requested round attempt."""
 
     def __init__(self, task_id: int, round_number: int, attempt: int) -> None:
-        FlareError.__init__(self, task_id, round_number, attempt)
-
-    def __str__(self) -> str:
-        task_id, round_number, attempt = self.args
-        return f"task {task_id} has no round {round_number} attempt {attempt}"
+        super().__init__(f"task {task_id} has no round {round_number} attempt {attempt}")
 
 
 _TASK = ("task_id", "uint256")
 
 
-class UnknownTask(ChainError):
+class UnknownTask(ContractError):
     """No task with this id."""
 
     ARGS = (_TASK,)
 
 
-class InvalidTaskParameter(ChainError):
+class InvalidTaskParameter(ContractError):
     """Task parameter number ``parameter`` (0 = min_clients … 6 = max_rounds) is invalid."""
 
     ARGS = (("parameter", "uint8"),)
 
 
-class UnsupportedCodec(ChainError):
+class UnsupportedCodec(ContractError):
     """A CID codec other than raw (0x55) or dag-pb (0x70)."""
 
     ARGS = (("codec", "uint64"),)
 
 
-class InvalidLength(ChainError):
+class InvalidLength(ContractError):
     """A public key is not 256 bytes or a proof not 128 bytes."""
 
     ARGS = (("expected", "uint256"), ("actual", "uint256"))
 
 
-class TaskAlreadyCompleted(ChainError):
+class TaskAlreadyCompleted(ContractError):
     """The task's last round has finalized; it accepts no more transactions."""
 
     ARGS = (_TASK,)
 
 
-class AlreadyRegistered(ChainError):
+class AlreadyRegistered(ContractError):
     """The sender is already a participant of this task."""
 
     ARGS = (_TASK, ("participant", "address"))
 
 
-class PublicKeyTaken(ChainError):
+class PublicKeyTaken(ContractError):
     """Another address registered this BLS public key in this task."""
 
     ARGS = (_TASK, ("public_key_hash", "bytes32"))
 
 
-class InvalidPossessionProof(ChainError):
+class InvalidPossessionProof(ContractError):
     """The proof of possession fails, or the key or proof is malformed or infinity."""
 
     ARGS = (_TASK, ("participant", "address"))
 
 
-class TaskAlreadyStarted(ChainError):
+class TaskAlreadyStarted(ContractError):
     """Round 1 is already open."""
 
     ARGS = (_TASK,)
 
 
-class TooFewParticipants(ChainError):
+class TooFewParticipants(ContractError):
     """Fewer than ``min_clients`` participants are registered."""
 
     ARGS = (_TASK, ("registered", "uint32"), ("required", "uint32"))
 
 
-class TaskNotStarted(ChainError):
+class TaskNotStarted(ContractError):
     """No round is open yet."""
 
     ARGS = (_TASK,)
 
 
-class SubmissionWindowClosed(ChainError):
+class SubmissionWindowClosed(ContractError):
     """The block is past the submission deadline."""
 
     ARGS = (_TASK, ("deadline", "uint64"))
 
 
-class NotRegistered(ChainError):
+class NotRegistered(ContractError):
     """The sender is not a participant of this task."""
 
     ARGS = (_TASK, ("account", "address"))
 
 
-class AlreadySubmitted(ChainError):
+class AlreadySubmitted(ContractError):
     """The sender has already submitted in this round attempt."""
 
     ARGS = (_TASK, ("participant", "address"))
 
 
-class ZeroSampleCount(ChainError):
+class ZeroSampleCount(ContractError):
     """An update must be trained on at least one sample."""
 
     ARGS = (_TASK,)
 
 
-class RegisteredAfterSnapshot(ChainError):
+class RegisteredAfterSnapshot(ContractError):
     """The sender registered after this attempt opened, so it may not draw a seat in it."""
 
     ARGS = (_TASK, ("participant", "address"))
 
 
-class SeatAlreadyClaimed(ChainError):
+class SeatAlreadyClaimed(ContractError):
     """The sender already holds a seat in this round attempt."""
 
     ARGS = (_TASK, ("member", "address"))
 
 
-class PublicKeyMismatch(ChainError):
+class PublicKeyMismatch(ContractError):
     """The public key in the call is not the one the sender registered."""
 
     ARGS = (_TASK, ("participant", "address"))
 
 
-class InvalidVrfProof(ChainError):
+class InvalidVrfProof(ContractError):
     """The VRF proof is malformed or does not verify for this attempt and key."""
 
     ARGS = (_TASK, ("participant", "address"))
 
 
-class NotSelected(ChainError):
+class NotSelected(ContractError):
     """The VRF proof is valid but its output lost the sortition."""
 
     ARGS = (_TASK, ("output", "bytes32"))
 
 
-class SubmissionWindowOpen(ChainError):
+class SubmissionWindowOpen(ContractError):
     """Proposing and voting start only after the submission deadline."""
 
     ARGS = (_TASK, ("deadline", "uint64"))
 
 
-class VoteWindowClosed(ChainError):
+class VoteWindowClosed(ContractError):
     """The block is past the vote deadline."""
 
     ARGS = (_TASK, ("deadline", "uint64"))
 
 
-class NotCommitteeMember(ChainError):
+class NotCommitteeMember(ContractError):
     """The sender holds no seat in this round attempt."""
 
     ARGS = (_TASK, ("account", "address"))
 
 
-class AlreadyProposed(ChainError):
+class AlreadyProposed(ContractError):
     """The sender has already proposed in this round attempt."""
 
     ARGS = (_TASK, ("member", "address"))
 
 
-class CommitteeTooSmall(ChainError):
+class CommitteeTooSmall(ContractError):
     """Fewer than ``min_committee`` seats were claimed; the attempt can only time out."""
 
     ARGS = (_TASK, ("size", "uint32"), ("required", "uint32"))
 
 
-class TooFewSubmissions(ChainError):
+class TooFewSubmissions(ContractError):
     """Fewer than ``min_clients`` updates were submitted in this attempt."""
 
     ARGS = (_TASK, ("count", "uint32"), ("required", "uint32"))
 
 
-class InvalidAcceptedBitmap(ChainError):
+class InvalidAcceptedBitmap(ContractError):
     """The bitmap has the wrong length or a bit past the last submission."""
 
     ARGS = (_TASK, ("submission_count", "uint32"))
 
 
-class UnknownProposal(ChainError):
+class UnknownProposal(ContractError):
     """No proposal with this id in the task."""
 
     ARGS = (_TASK, ("proposal_id", "uint32"))
 
 
-class StaleProposal(ChainError):
+class StaleProposal(ContractError):
     """The proposal belongs to an earlier round attempt."""
 
     ARGS = (_TASK, ("proposal_id", "uint32"))
 
 
-class AlreadyVoted(ChainError):
+class AlreadyVoted(ContractError):
     """The sender has already voted in this round attempt."""
 
     ARGS = (_TASK, ("member", "address"))
 
 
-class VoteWindowOpen(ChainError):
+class VoteWindowOpen(ContractError):
     """A round attempt may be timed out only after its vote deadline."""
 
     ARGS = (_TASK, ("deadline", "uint64"))
 
 
-PROTOCOL_ERRORS: tuple[type[ChainError], ...] = tuple(
-    cls for cls in ChainError.__subclasses__() if cls.ARGS
-)
+PROTOCOL_ERRORS: tuple[type[ContractError], ...] = tuple(ContractError.__subclasses__())
 """Every class that mirrors a Solidity custom error, in declaration order."""
 
-ERRORS_BY_SELECTOR: dict[bytes, type[ChainError]] = {cls.selector(): cls for cls in PROTOCOL_ERRORS}
+ERRORS_BY_SELECTOR: dict[bytes, type[ContractError]] = {
+    cls.selector(): cls for cls in PROTOCOL_ERRORS
+}
 """Revert selector → exception class, for decoding revert data."""
 
 
