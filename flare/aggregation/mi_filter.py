@@ -11,8 +11,10 @@ none needs per-task calibration (constants and their reasons are in
   mi_margin_fraction · median)`` keeps a clean round of near-equal scores clean;
 * **change**: of the validation labels the update changes relative to the current
   global model, the smoothed share it fixes, ``(fixes + 3) / (fixes + breaks + 6)``;
-  flag it below ``fix_ratio_share`` times the round median: the update breaks far
-  more than its peers do;
+  flag it below ``fix_ratio_share`` times the round median when the update also
+  points away from the consensus more than half the round does (cosine below the
+  median): it breaks far more than its peers do, and not because it is merely
+  specialised;
 * **norm**: flag ``‖δᵢ‖ > norm_ratio_limit · median‖δ‖``: updates that predict
   well but would dominate the average (scaling attacks);
 * **direction**: flag ``cosᵢ < median − max(z·1.4826·MAD, cosine_margin)``, the
@@ -243,7 +245,7 @@ class MIFilter(Aggregator):
                 f"aligned MI {m.aligned_mi:.4f} bits is below the cutoff {cutoffs.mi:.4f} "
                 f"(round median {cutoffs.median_mi:.4f}){hint}"
             )
-        if m.fix_ratio < cutoffs.fix_ratio:
+        if m.fix_ratio < cutoffs.fix_ratio and m.cosine < cutoffs.median_cosine:
             why.append(
                 f"breaks {m.breaks} and fixes {m.fixes} of the global model's validation "
                 f"labels: fix ratio {m.fix_ratio:.4f} is below the cutoff {cutoffs.fix_ratio:.4f} "
