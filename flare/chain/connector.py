@@ -17,7 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from flare.chain.calls import (
     Call,
@@ -178,6 +178,7 @@ class ChainConnector(ABC):
 
     def public_key(self, task_id: int, account: str) -> bytes:
         """The BLS key ``account`` registered, checked against its stored hash."""
+        account = to_checksum_address(account)
         record = self.participant(task_id, account)
         if not record.registered:
             raise NotRegistered(task_id, account)
@@ -202,7 +203,7 @@ class ChainConnector(ABC):
         opened = self.round_opened(task_id, round_number, attempt)
         logs = [
             event
-            for event in self._task_events(UpdateSubmitted, task_id, opened.block_number)
+            for event in self._task_events(UpdateSubmitted, task_id, opened)
             if (event.round, event.attempt) == (round_number, attempt)
         ]
         expected_count, expected_hash, _ = self._attempt_totals(opened)
@@ -222,7 +223,7 @@ class ChainConnector(ABC):
         opened = self.round_opened(task_id, round_number, attempt)
         logs = [
             event
-            for event in self._task_events(SeatClaimed, task_id, opened.block_number)
+            for event in self._task_events(SeatClaimed, task_id, opened)
             if (event.round, event.attempt) == (round_number, attempt)
         ]
         _, _, expected_size = self._attempt_totals(opened)
@@ -243,12 +244,23 @@ class ChainConnector(ABC):
                 return event.accepted
         raise LogIntegrityError(f"no proposal log of task {task_id} matches {proposal_id}")
 
-    def _task_events(self, kind: type[EventT], task_id: int, from_block: int = 0) -> list[EventT]:
-        return [
-            event
-            for event in self.events([kind], task_id=task_id, from_block=from_block)
-            if isinstance(event, kind)
-        ]
+    def _task_events(
+        self, kind: type[EventT], task_id: int, opened: RoundOpened | None = None
+    ) -> list[EventT]:
+        """Logs of one kind and task; within an attempt's submission window if ``opened``.
+
+        Bounding the block range keeps log queries within what public RPC nodes serve.
+        """
+        if opened is None:
+            logs = self.events([kind], task_id=task_id)
+        else:
+            logs = self.events(
+                [kind],
+                task_id=task_id,
+                from_block=opened.block_number,
+                to_block=opened.submission_deadline,
+            )
+        return [event for event in logs if isinstance(event, kind)]
 
     def _attempt_totals(self, opened: RoundOpened) -> tuple[int, bytes, int]:
         """``(submission_count, submissions_hash, committee_size)`` an attempt ended with.
@@ -263,9 +275,8 @@ class ChainConnector(ABC):
             [RoundFinalized, RoundTimedOut], task_id=opened.task_id, from_block=opened.block_number
         )
         for event in closings:
-            if isinstance(event, RoundFinalized | RoundTimedOut) and (
-                event.round,
-                event.attempt,
-            ) == (opened.round, opened.attempt):
+            if not isinstance(event, RoundFinalized | RoundTimedOut):
+                continue
+            if (event.round, event.attempt) == (opened.round, opened.attempt):
                 return event.submission_count, event.submissions_hash, event.committee_size
         raise LogIntegrityError(f"attempt of epoch {opened.epoch} has no closing log")

@@ -115,7 +115,7 @@ def test_register_records_the_key_hash_and_logs_the_key(world: World) -> None:
     world.register(task_id, 2)
     assert world.chain.participant(task_id, world.address(2)).index == 1
     assert world.chain.task(task_id).registered_count == 2
-    assert world.chain.public_key(task_id, identity.address) == identity.public_key
+    assert world.chain.public_key(task_id, identity.address.lower()) == identity.public_key
 
 
 def test_a_stranger_reads_as_an_all_zero_participant(world: World) -> None:
