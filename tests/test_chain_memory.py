@@ -212,3 +212,15 @@ def test_created_event_positions(tmp_path: Path) -> None:
         logs = chain.events([TaskCreated], from_block=2)
         assert [(log.block_number, log.log_index) for log in logs] == [(2, 0)]
         assert chain.events(to_block=1) == chain.events(task_id=1)
+
+
+def test_a_failed_journal_write_is_reported_and_the_file_stays_consistent(tmp_path: Path) -> None:
+    path = tmp_path / "run.sqlite"
+    chain = InMemoryChain(path)
+    world = world_on(chain)
+    world.create_task()
+    chain.close()
+    with pytest.raises(JournalError):
+        world.create_task()
+    with InMemoryChain(path) as reopened:
+        assert (reopened.task_count(), reopened.block_number()) == (1, 1)

@@ -138,7 +138,18 @@ class Journal:
             raise JournalError(f"logs of blocks {sorted(logs)} have no journaled transaction")
 
     def append(self, transaction: StoredTransaction) -> None:
-        """Journal one applied transaction and move the head to its block."""
+        """Journal one applied transaction and move the head to its block.
+
+        On failure (disk full, file removed) nothing of the transaction is written, and a
+        :class:`JournalError` says so: the in-memory chain is then one block ahead of its
+        file, and reopening the file resumes from the last transaction written.
+        """
+        try:
+            self._write(transaction)
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot journal block {transaction.block}: {exc}") from exc
+
+    def _write(self, transaction: StoredTransaction) -> None:
         with self._transaction():
             self._db.execute(
                 "INSERT INTO transactions VALUES (?, ?, ?)",
