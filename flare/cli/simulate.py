@@ -44,6 +44,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--local-epochs", type=int, default=defaults.local_epochs)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    protocol = p.add_argument_group(
+        "protocol", "every round through the in-memory chain and a content-addressed store"
+    )
+    protocol.add_argument(
+        "--offline", action="store_true", help="skip the protocol: plain in-process rounds"
+    )
+    protocol.add_argument("--committee", type=int, default=5, help="expected committee size k")
+    protocol.add_argument("--min-committee", type=int, default=3, help="seats needed to decide")
+    protocol.add_argument("--quorum", type=int, default=6667, help="approvals, basis points")
+    protocol.add_argument("--min-clients", type=int, default=1, help="submissions to propose")
+    protocol.add_argument(
+        "--dishonest-committee",
+        action="store_true",
+        help="attackers who win seats propose the plain average of everything and back it",
+    )
+    protocol.add_argument("--state", type=Path, help="keep the chain in this SQLite file")
+    protocol.add_argument("--store", type=Path, help="keep blobs in this directory")
     p.add_argument("--report", type=Path, help="write the JSON report here")
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar or round table")
@@ -73,8 +90,27 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None and args.plot.exists() and not args.plot.is_dir():
         raise ConfigError(f"--plot must name a directory; {args.plot} is a file")
     observer = RoundTable(enabled=not args.quiet)
+    if args.offline:
+        simulation = Simulation(config)
+    else:
+        from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
+
+        if args.state is not None and args.state.exists():
+            raise ConfigError(f"--state {args.state} exists; name a new file for a new run")
+        simulation = ProtocolSimulation(
+            config,
+            ProtocolConfig(
+                expected_committee=args.committee,
+                min_committee=args.min_committee,
+                quorum_bps=args.quorum,
+                min_clients=args.min_clients,
+                dishonest_committee=args.dishonest_committee,
+                state=args.state,
+                store=args.store,
+            ),
+        )
     with observer:
-        report = Simulation(config).run(observer)
+        report = simulation.run(observer)
     observer.summary(report)
     if args.report is not None:
         report.write_json(args.report)

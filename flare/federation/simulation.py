@@ -107,13 +107,14 @@ class Simulation:
         config = self.config
         clock = Stopwatch()
         started = time.perf_counter()
-        participants, dropped = self._participants(federation.clients, round_number)
+        participants, dropped = active_clients(config, federation.clients, round_number)
         observer.round_started(round_number, len(participants))
         base_label = weights_digest(global_weights)
         blobs: list[tuple[str, bytes]] = []
         for index, client in participants:
             with clock.phase("train"):
-                update = self._local_update(federation, client, index, round_number, global_weights)
+                seed = client_seed(config.seed, round_number, index)
+                update = local_update(federation, client, global_weights, seed)
             with clock.phase("encode"):
                 encoder = encoders.get(client.client_id)
                 if encoder is None:
@@ -161,7 +162,7 @@ class Simulation:
             bytes_raw=len(blobs) * raw_nbytes(federation.spec),
             accepted=accepted,
             flagged=flagged,
-            malicious=sorted(sent & federation.malicious_ids, key=_client_order),
+            malicious=sorted(sent & federation.malicious_ids, key=client_order),
             dropped=dropped,
             rejected=rejected,
             seconds=time.perf_counter() - started,
@@ -169,40 +170,6 @@ class Simulation:
             timings={k: round(v, 4) for k, v in clock.seconds.items()},
         )
         return global_weights, record
-
-    def _participants(
-        self, clients: list[Client], round_number: int
-    ) -> tuple[list[tuple[int, Client]], list[str]]:
-        """Who takes part this round: not dropped out, and holding any data at all."""
-        rng = np.random.default_rng([self.config.seed, 2, round_number])
-        draws = rng.random(len(clients))
-        active, dropped = [], []
-        for index, (client, draw) in enumerate(zip(clients, draws, strict=True)):
-            if draw < self.config.dropout or client.num_samples == 0:
-                dropped.append(client.client_id)
-            else:
-                active.append((index, client))
-        return active, dropped
-
-    def _local_update(
-        self,
-        federation: Federation,
-        client: Client,
-        index: int,
-        round_number: int,
-        global_weights: Weights,
-    ) -> LocalUpdate:
-        seed = client_seed(self.config.seed, round_number, index)
-        if client.client_id in federation.malicious_ids:
-            return federation.attack.corrupt(
-                client,
-                federation.trainer,
-                global_weights,
-                federation.dataset.num_classes,
-                np.random.default_rng(seed),
-                seed,
-            )
-        return client.local_update(federation.trainer, global_weights, seed=seed)
 
     def _receive(
         self,
@@ -238,5 +205,37 @@ class Simulation:
         return updates, rejected
 
 
-def _client_order(client_id: str) -> int:
+def active_clients(
+    config: SimulationConfig, clients: list[Client], round_number: int, attempt: int = 0
+) -> tuple[list[tuple[int, Client]], list[str]]:
+    """Who takes part in an attempt: not dropped out, and holding any data at all."""
+    rng = np.random.default_rng([config.seed, 2, round_number, attempt])
+    draws = rng.random(len(clients))
+    active, dropped = [], []
+    for index, (client, draw) in enumerate(zip(clients, draws, strict=True)):
+        if draw < config.dropout or client.num_samples == 0:
+            dropped.append(client.client_id)
+        else:
+            active.append((index, client))
+    return active, dropped
+
+
+def local_update(
+    federation: Federation, client: Client, global_weights: Weights, seed: int
+) -> LocalUpdate:
+    """What ``client`` sends this round: honest training, or its attack."""
+    if client.client_id in federation.malicious_ids:
+        return federation.attack.corrupt(
+            client,
+            federation.trainer,
+            global_weights,
+            federation.dataset.num_classes,
+            np.random.default_rng(seed),
+            seed,
+        )
+    return client.local_update(federation.trainer, global_weights, seed=seed)
+
+
+def client_order(client_id: str) -> int:
+    """Sort key putting ``client-2`` before ``client-10``."""
     return int(client_id.rsplit("-", 1)[-1])

@@ -1,0 +1,145 @@
+"""The blobs a task puts on the store besides updates: global models and the task manifest.
+
+Both are canonical safetensors containers (the same framing as updates, see
+docs/wire-format.md), so they are parsed without pickle and with every size checked
+before anything is trusted. A global model is just the named float32 tensors. The task
+manifest carries the public validation split the MI filter runs on, plus everything a
+committee member or auditor needs to recompute an aggregate: the model architecture,
+the aggregation rule and its parameters. With the manifest CID on chain (as the task's
+validation set), a task is fully described by chain and store alone.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from flare.compression.base import MalformedUpdateError
+from flare.compression.wire import (
+    ContainerHeader,
+    canonical_json,
+    load_container_tensors,
+    parse_json_strictly,
+    read_container_header,
+    write_container,
+)
+from flare.tensors import ModelSpec, Weights
+
+MODEL_FORMAT = "flare-model/1"
+MANIFEST_FORMAT = "flare-task/1"
+MAX_HEADER_BYTES = 1 << 20
+MAX_LABEL = 1 << 20
+"""Labels travel as float32; integers up to 2^24 are exact, this bound keeps them so."""
+
+
+class MalformedArtifactError(MalformedUpdateError):
+    """A model or manifest blob is malformed or does not fit what it should hold."""
+
+
+def encode_model(weights: Weights) -> bytes:
+    """Canonical bytes of a global model: same weights, same bytes, same CID."""
+    return write_container(weights, canonical_json({"format": MODEL_FORMAT}))
+
+
+def decode_model(blob: bytes, spec: ModelSpec) -> Weights:
+    """Parse a global model and check it against ``spec``: names, shapes, finiteness."""
+    header = _header(blob)
+    meta = parse_json_strictly(header.metadata, "model metadata")
+    if meta != {"format": MODEL_FORMAT}:
+        raise MalformedArtifactError(f"not a {MODEL_FORMAT} blob: {meta!r}")
+    if header.shapes != dict(spec):
+        raise MalformedArtifactError("model tensors do not match the task's architecture")
+    tensors = load_container_tensors(blob)
+    weights = {name: tensors[name] for name in spec}
+    if not all(np.isfinite(array).all() for array in weights.values()):
+        raise MalformedArtifactError("model holds NaN or Inf")
+    return weights
+
+
+@dataclass(frozen=True)
+class TaskManifest:
+    """What a task computes with, published once so anyone can recompute every round."""
+
+    model: str
+    num_features: int
+    num_classes: int
+    aggregator: str
+    aggregator_params: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "model": self.model,
+            "num_features": self.num_features,
+            "num_classes": self.num_classes,
+            "aggregator": self.aggregator,
+            "aggregator_params": self.aggregator_params,
+        }
+
+
+@dataclass(frozen=True)
+class TaskBundle:
+    """A decoded manifest blob: the manifest and the public validation split."""
+
+    manifest: TaskManifest
+    validation_features: np.ndarray
+    validation_labels: np.ndarray
+
+
+def encode_manifest(manifest: TaskManifest, features: np.ndarray, labels: np.ndarray) -> bytes:
+    """Canonical bytes of a task manifest with its validation split."""
+    if features.ndim != 2 or labels.shape != (len(features),):
+        raise ValueError("validation features must be (n, d) and labels (n,)")
+    if len(labels) == 0 or labels.min() < 0 or labels.max() >= MAX_LABEL:
+        raise ValueError(f"labels must lie in [0, {MAX_LABEL})")
+    tensors = {"features": features, "labels": labels.astype(np.float32)}
+    return write_container(tensors, canonical_json(manifest.to_json()))
+
+
+def decode_manifest(blob: bytes) -> TaskBundle:
+    """Parse a task manifest blob, checking that every field has the type it must."""
+    header = _header(blob)
+    meta = parse_json_strictly(header.metadata, "task manifest")
+    expected = {"format", "model", "num_features", "num_classes", "aggregator", "aggregator_params"}
+    if not isinstance(meta, dict) or set(meta) != expected or meta["format"] != MANIFEST_FORMAT:
+        raise MalformedArtifactError(f"not a {MANIFEST_FORMAT} manifest")
+    for key in ("num_features", "num_classes"):
+        if not isinstance(meta[key], int) or isinstance(meta[key], bool) or meta[key] < 1:
+            raise MalformedArtifactError(f"manifest field {key} must be a positive integer")
+    if not isinstance(meta["model"], str) or not isinstance(meta["aggregator"], str):
+        raise MalformedArtifactError("manifest model and aggregator must be names")
+    if not isinstance(meta["aggregator_params"], dict):
+        raise MalformedArtifactError("manifest aggregator_params must be an object")
+    shapes = header.shapes
+    if set(shapes) != {"features", "labels"}:
+        raise MalformedArtifactError("manifest must hold exactly 'features' and 'labels'")
+    rows = shapes["labels"][0] if len(shapes["labels"]) == 1 else 0
+    if rows == 0:
+        raise MalformedArtifactError("manifest validation labels must be a non-empty vector")
+    if shapes["features"] != (rows, meta["num_features"]):
+        raise MalformedArtifactError("manifest validation split has inconsistent shapes")
+    tensors = load_container_tensors(blob)
+    labels = tensors["labels"]
+    if not np.isfinite(tensors["features"]).all() or not np.isfinite(labels).all():
+        raise MalformedArtifactError("manifest validation split holds NaN or Inf")
+    if (
+        (labels != np.round(labels)).any()
+        or labels.min() < 0
+        or labels.max() >= meta["num_classes"]
+    ):
+        raise MalformedArtifactError("manifest labels must be class indices")
+    manifest = TaskManifest(
+        model=meta["model"],
+        num_features=meta["num_features"],
+        num_classes=meta["num_classes"],
+        aggregator=meta["aggregator"],
+        aggregator_params=meta["aggregator_params"],
+    )
+    return TaskBundle(manifest, tensors["features"], labels.astype(np.int64))
+
+
+def _header(blob: bytes) -> ContainerHeader:
+    try:
+        return read_container_header(blob, MAX_HEADER_BYTES)
+    except MalformedUpdateError as exc:
+        raise MalformedArtifactError(str(exc)) from None

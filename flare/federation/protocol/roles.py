@@ -1,0 +1,143 @@
+"""Participants of the protocol, acting only through ``ChainConnector`` and ``StorageProvider``.
+
+A :class:`ProtocolParticipant` is one device: it registers with a proof of possession,
+submits its update for each round, draws its committee seat by VRF, and, when seated,
+proposes and votes. An honest member approves only a proposal whose model CID and
+accepted bitmap equal what it computed itself; a dishonest one (for experiments)
+proposes the plain average of everything, attackers included, and backs only that.
+"""
+
+from dataclasses import dataclass
+
+from eth_account.signers.local import LocalAccount
+
+from flare.aggregation import make_aggregator
+from flare.chain import ChainConnector, ContentRef, Proposed, RoundFinalized, RoundOpened
+from flare.compression.base import UpdateBinding, UpdateEncoder
+from flare.crypto import vrf
+from flare.crypto.bls import SecretKey, prove_possession
+from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, compute_aggregate
+from flare.storage import StorageProvider
+from flare.tensors import Weights
+
+
+@dataclass(frozen=True)
+class Vote:
+    """One committee vote, as the report shows it."""
+
+    member: str
+    proposal_id: int
+    approve: bool
+    finalized: bool
+
+
+class ProtocolParticipant:
+    """A registered device: an Ethereum account, a BLS key, and its behaviour."""
+
+    def __init__(
+        self, name: str, account: LocalAccount, bls_key: SecretKey, *, honest_member: bool = True
+    ) -> None:
+        self.name = name
+        self.account = account
+        self.bls_key = bls_key
+        self.honest_member = honest_member
+        self._public_key = bls_key.public_key()
+
+    @property
+    def address(self) -> str:
+        return self.account.address
+
+    def register(self, chain: ChainConnector, task_id: int) -> None:
+        proof = prove_possession(self.bls_key, bytes.fromhex(self.address[2:]))
+        chain.as_sender(self.account).register(task_id, self._public_key, proof)
+
+    def submit(
+        self,
+        chain: ChainConnector,
+        store: StorageProvider,
+        context: TaskContext,
+        opened: RoundOpened,
+        delta: Weights,
+        num_samples: int,
+        encoder: UpdateEncoder,
+    ) -> int:
+        """Encode, upload and submit this round's update; return the bytes uploaded."""
+        binding = UpdateBinding(
+            sender=self.address,
+            task=context.label,
+            round=opened.round,
+            attempt=opened.attempt,
+            base_model=opened.base_model.to_cid(),
+            num_samples=num_samples,
+        )
+        blob = encoder.encode(delta, binding)
+        cid = store.put(blob)
+        chain.as_sender(self.account).submit(context.task_id, ContentRef.from_cid(cid), num_samples)
+        return len(blob)
+
+    def vrf_proof(self, chain: ChainConnector, opened: RoundOpened) -> tuple[bytes, bytes]:
+        """This participant's VRF proof and output for the attempt ``opened`` describes."""
+        message = vrf.vrf_input(
+            chain.chain_id,
+            bytes.fromhex(chain.contract_address[2:]),
+            opened.task_id,
+            opened.round,
+            opened.attempt,
+            opened.seed,
+        )
+        proof = vrf.prove(self.bls_key, message)
+        return proof, vrf.output(proof)
+
+    def claim_seat_if_drawn(
+        self, chain: ChainConnector, opened: RoundOpened, expected_committee: int
+    ) -> bytes | None:
+        """Claim a seat when the VRF output falls under the threshold; return the output."""
+        proof, output = self.vrf_proof(chain, opened)
+        if not vrf.seat_granted(output, expected_committee, opened.registered_snapshot):
+            return None
+        chain.as_sender(self.account).claim_seat(opened.task_id, self._public_key, proof)
+        return output
+
+    def aggregate(
+        self,
+        chain: ChainConnector,
+        store: StorageProvider,
+        context: TaskContext,
+        opened: RoundOpened,
+    ) -> RoundAggregate:
+        """What this member proposes and votes for."""
+        rule = None if self.honest_member else make_aggregator("fedavg")
+        return compute_aggregate(chain, store, context, opened.round, opened.attempt, rule)
+
+    def propose_unless_present(
+        self,
+        chain: ChainConnector,
+        store: StorageProvider,
+        task_id: int,
+        mine: RoundAggregate,
+        proposals: list[Proposed],
+    ) -> Proposed | None:
+        """Propose ``mine`` unless an identical proposal already stands."""
+        if _matching(mine, proposals) is not None:
+            return None
+        store.put(mine.model_blob)
+        store.pin(mine.model.to_cid())
+        receipt = chain.as_sender(self.account).propose(task_id, mine.model, mine.accepted_bitmap)
+        return receipt.one(Proposed)
+
+    def vote(
+        self, chain: ChainConnector, task_id: int, mine: RoundAggregate, proposals: list[Proposed]
+    ) -> Vote:
+        """Approve the proposal identical to ``mine``; with none, reject the first one."""
+        match = _matching(mine, proposals)
+        target, approve = (match, True) if match is not None else (proposals[0], False)
+        receipt = chain.as_sender(self.account).vote(task_id, target.proposal_id, approve)
+        finalized = any(isinstance(e, RoundFinalized) for e in receipt.events)
+        return Vote(self.address, target.proposal_id, approve, finalized)
+
+
+def _matching(mine: RoundAggregate, proposals: list[Proposed]) -> Proposed | None:
+    for proposal in proposals:
+        if proposal.model == mine.model and proposal.accepted == mine.accepted_bitmap:
+            return proposal
+    return None
