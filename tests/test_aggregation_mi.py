@@ -15,9 +15,7 @@ from sklearn.datasets import load_digits
 
 from flare.aggregation import (
     AggregationContext,
-    AggregationError,
     ClientUpdate,
-    MIFilter,
     make_aggregator,
 )
 from flare.tensors import Weights

@@ -122,8 +122,8 @@ class MIFilter(Aggregator):
             a client's aligned MI or cosine is flagged.
         mi_margin_bits: smallest gap below the median aligned MI that flags, in bits.
         mi_margin_fraction: the same floor as a fraction of the median aligned MI.
-        fix_ratio_share: flag a fix ratio below this share of the round median;
-            0 turns the change rule off.
+        fix_ratio_share: flag a fix ratio below this share of the round median
+            (if the cosine is also below its median); 0 turns the change rule off.
         norm_ratio_limit: κ; flag updates longer than κ times the median norm.
         check_direction: apply the direction rule.
         cosine_margin: smallest gap below the median cosine that flags.
@@ -249,7 +249,8 @@ class MIFilter(Aggregator):
             why.append(
                 f"breaks {m.breaks} and fixes {m.fixes} of the global model's validation "
                 f"labels: fix ratio {m.fix_ratio:.4f} is below the cutoff {cutoffs.fix_ratio:.4f} "
-                f"(round median {cutoffs.median_fix_ratio:.4f})"
+                f"(round median {cutoffs.median_fix_ratio:.4f}) and its cosine to the median "
+                f"update {m.cosine:.4f} is below the round median {cutoffs.median_cosine:.4f}"
             )
         if norm_ratio > self.norm_ratio_limit:
             why.append(
