@@ -11,7 +11,7 @@ from flare.aggregation import (
     FedAvg,
     make_aggregator,
 )
-from flare.aggregation.arithmetic import weighted_average
+from flare.aggregation.arithmetic import dot, squared_distance, weighted_average
 from flare.errors import ConfigError
 
 SPEC_WEIGHTS = {"w": np.zeros((2, 2), np.float32), "b": np.zeros(3, np.float32)}
@@ -152,3 +152,30 @@ def test_bad_configuration_raises_config_error(name: str, params: dict, message:
 def test_make_aggregator_passes_parameters() -> None:
     built = make_aggregator("trimmed-mean", trim_fraction=0.1)
     assert built.trim_fraction == 0.1
+
+
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_a_single_update_is_the_aggregate(name: str) -> None:
+    only = update("only", 0.25, samples=7)
+    result = make_aggregator(name).aggregate([only], context())
+    assert result.accepted == ["only"] and result.flagged == []
+    for tensor_name, tensor in only.delta.items():
+        np.testing.assert_array_equal(result.delta[tensor_name], tensor)
+
+
+def test_parameter_sums_do_not_depend_on_memory_layout() -> None:
+    # Heavy-tailed values make any change of summation order visible in the last bits.
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(300, 257)) * np.exp(3 * rng.normal(size=(300, 257)))
+    b = rng.normal(size=(300, 257))
+    spec = {"t": (300, 257)}
+    c_order = ({"t": a}, {"t": b})
+    fortran = ({"t": np.asfortranarray(a)}, {"t": np.asfortranarray(b)})
+    assert dot(*c_order, spec) == dot(*fortran, spec)
+    assert squared_distance(*c_order, spec) == squared_distance(*fortran, spec)
+
+
+def test_numpy_integer_sample_counts_are_accepted() -> None:
+    updates = [ClientUpdate("a", {"w": np.ones(2, np.float32)}, np.int64(3))]
+    result = FedAvg().aggregate(updates, AggregationContext({"w": np.zeros(2, np.float32)}))
+    assert result.accepted == ["a"]

@@ -7,15 +7,16 @@ bytes, so nothing here may depend on BLAS, thread counts or reduction order:
   one elementwise float64 ufunc (no matmul, no ``np.sum`` over the client axis,
   no fused multiply-add), rounded to float32 once at the end;
 * sums over parameters (norms, dot products, distances) use one ``np.sum`` per
-  contiguous float64 tensor, whose pairwise summation order is fixed by the
-  tensor's length, and combine the tensors with the correctly rounded
-  ``math.fsum``;
+  tensor, flattened to a C-ordered float64 vector first (``np.sum`` follows the
+  memory layout; on a 1-D contiguous vector its pairwise order is fixed by the
+  length), and combine the tensors with the correctly rounded ``math.fsum``;
 * any float that feeds a decision is first rounded with :func:`round_score` or
   :func:`round_significant`, so that only a difference larger than the
   documented precision can change who is trusted.
 """
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -58,7 +59,9 @@ def validate_updates(updates: Sequence[ClientUpdate], global_weights: Weights) -
         if who in seen:
             raise AggregationError(f"client {who!r} submitted more than one update")
         seen.add(who)
-        if isinstance(update.num_samples, bool) or not isinstance(update.num_samples, int):
+        if isinstance(update.num_samples, bool) or not isinstance(
+            update.num_samples, numbers.Integral
+        ):
             raise AggregationError(f"client {who!r}: num_samples must be an int")
         if update.num_samples <= 0:
             raise AggregationError(f"client {who!r}: num_samples must be positive")
@@ -126,12 +129,16 @@ def weighted_average(
     return averaged
 
 
+def _flat_float64(tensor: np.ndarray) -> np.ndarray:
+    """A C-ordered 1-D float64 copy: ``np.sum`` follows memory order, so fix the order."""
+    return np.ascontiguousarray(tensor, dtype=np.float64).reshape(-1)
+
+
 def dot(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], spec: ModelSpec) -> float:
     """``⟨a, b⟩`` over all tensors: elementwise float64 products, one pairwise ``np.sum``
-    per tensor, and a correctly rounded ``math.fsum`` across tensors."""
+    per C-ordered tensor, and a correctly rounded ``math.fsum`` across tensors."""
     return math.fsum(
-        float(np.sum(np.multiply(np.asarray(a[name], np.float64), np.asarray(b[name], np.float64))))
-        for name in spec
+        float(np.sum(np.multiply(_flat_float64(a[name]), _flat_float64(b[name])))) for name in spec
     )
 
 
@@ -140,8 +147,7 @@ def squared_distance(
 ) -> float:
     """``‖a − b‖²`` over all tensors, computed like :func:`dot` (no matmul, no BLAS)."""
     return math.fsum(
-        float(np.sum(np.square(np.asarray(a[name], np.float64) - np.asarray(b[name], np.float64))))
-        for name in spec
+        float(np.sum(np.square(_flat_float64(a[name]) - _flat_float64(b[name])))) for name in spec
     )
 
 
