@@ -15,11 +15,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from flare.cli import simulate
+    from flare.cli import simulate, verify
 
     parser = _Parser(prog="flare", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     simulate.register(commands)
+    verify.register(commands)
     return parser
 
 

@@ -30,6 +30,10 @@ def round_line(record: RoundRecord, total_rounds: int) -> str:
         f"up {human_bytes(record.bytes_up):>9} ({ratio:4.1f}x)",
         f"flagged {len(record.flagged):>2} ({caught}/{len(record.malicious)} malicious)",
     ]
+    if record.protocol is not None:
+        retries = len(record.protocol["failed_attempts"])
+        committee = f"committee {len(record.protocol['committee'])}"
+        parts.append(committee + (f" after {retries} failed attempts" if retries else ""))
     if record.dropped:
         parts.append(f"dropped {len(record.dropped)}")
     if record.rejected:
