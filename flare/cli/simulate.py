@@ -4,6 +4,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from flare.cli import add_threads_option, apply_threads
 from flare.errors import ConfigError
 
 
@@ -64,6 +65,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, help="write the JSON report here")
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar or round table")
+    add_threads_option(p)
     p.set_defaults(handler=run)
 
 
@@ -83,6 +85,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    apply_threads(args.threads)
     from flare.cli.display import RoundTable
     from flare.federation.simulation import Simulation
 

@@ -3,6 +3,7 @@
 import argparse
 from pathlib import Path
 
+from flare.cli import add_threads_option, apply_threads
 from flare.errors import ConfigError
 
 
@@ -16,10 +17,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--state", type=Path, required=True, help="SQLite file of the chain")
     p.add_argument("--store", type=Path, required=True, help="directory of the blob store")
     p.add_argument("--task", type=int, help="task id (default: every task on the chain)")
+    add_threads_option(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    apply_threads(args.threads)
     from rich.console import Console
 
     from flare.chain import InMemoryChain

@@ -276,10 +276,15 @@ class _TaskRun:
                     context.spec, client_seed(self.config.seed, 0, index)
                 )
                 self.encoders[client.client_id] = encoder
-            with clock.phase("submit"):
-                bytes_up += member.submit(
-                    chain, store, context, opened, update.delta, update.num_samples, encoder
+            with clock.phase("encode"):
+                blob = member.encode_update(
+                    context, opened, update.delta, update.num_samples, encoder
                 )
+            with clock.phase("storage"):
+                cid = store.put(blob)
+            with clock.phase("chain"):
+                member.submit(chain, opened.task_id, cid, update.num_samples)
+            bytes_up += len(blob)
             sent.append(client.client_id)
             self.observer.client_finished(client.client_id)
 

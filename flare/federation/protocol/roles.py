@@ -51,17 +51,15 @@ class ProtocolParticipant:
         proof = prove_possession(self.bls_key, bytes.fromhex(self.address[2:]))
         chain.as_sender(self.account).register(task_id, self._public_key, proof)
 
-    def submit(
+    def encode_update(
         self,
-        chain: ChainConnector,
-        store: StorageProvider,
         context: TaskContext,
         opened: RoundOpened,
         delta: Weights,
         num_samples: int,
         encoder: UpdateEncoder,
-    ) -> int:
-        """Encode, upload and submit this round's update; return the bytes uploaded."""
+    ) -> bytes:
+        """The update blob, bound to this sender, the task, the attempt and its base model."""
         binding = UpdateBinding(
             sender=self.address,
             task=context.label,
@@ -70,10 +68,11 @@ class ProtocolParticipant:
             base_model=opened.base_model.to_cid(),
             num_samples=num_samples,
         )
-        blob = encoder.encode(delta, binding)
-        cid = store.put(blob)
-        chain.as_sender(self.account).submit(context.task_id, ContentRef.from_cid(cid), num_samples)
-        return len(blob)
+        return encoder.encode(delta, binding)
+
+    def submit(self, chain: ChainConnector, task_id: int, cid: str, num_samples: int) -> None:
+        """Name the uploaded update on chain for the current attempt."""
+        chain.as_sender(self.account).submit(task_id, ContentRef.from_cid(cid), num_samples)
 
     def vrf_proof(self, chain: ChainConnector, opened: RoundOpened) -> tuple[bytes, bytes]:
         """This participant's VRF proof and output for the attempt ``opened`` describes."""
