@@ -27,3 +27,4 @@ python_env() {
 }
 
 python_env
+"$ROOT/scripts/install_tools.sh"
