@@ -76,3 +76,41 @@ class _no_exit:
 
     def __exit__(self, *exc):
         return False
+
+
+@pytest.fixture(scope="module")
+def update_blob() -> bytes:
+    from flare.compression import make_codec
+    from flare.compression.base import UpdateBinding
+    from flare.models import build_model
+    from flare.tensors import spec_of
+
+    weights = {k: v.numpy() for k, v in build_model("mlp", 64, 10, seed=0).state_dict().items()}
+    encoder = make_codec("powersgd").new_encoder(spec_of(weights), 0)
+    delta = {k: np.full_like(v, 0.01) for k, v in weights.items()}
+    return encoder.encode(delta, UpdateBinding("client-1", "task", 1, 0, "base", 5))
+
+
+def test_inspect_describes_a_good_update(tmp_path, update_blob, capsys):
+    path = tmp_path / "update.blob"
+    path.write_bytes(update_blob)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "codec powersgd" in out and "sender client-1" in out and "4.weight" in out
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda b: b[:-100], "truncated"),
+        (lambda b: b[:-4] + b"\x00\x00\xc0\x7f", "NaN or Inf"),
+        (lambda b: b + bytes(10_000_000), "the limit is"),
+        (lambda b: b"\x00" * 64, "header"),
+    ],
+)
+def test_inspect_refuses_bad_blobs_in_one_line(tmp_path, update_blob, capsys, mutate, message):
+    path = tmp_path / "bad.blob"
+    path.write_bytes(mutate(update_blob))
+    assert main(["inspect", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1

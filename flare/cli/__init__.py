@@ -31,12 +31,13 @@ def apply_threads(count: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from flare.cli import simulate, verify
+    from flare.cli import inspect, simulate, verify
 
     parser = _Parser(prog="flare", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     simulate.register(commands)
     verify.register(commands)
+    inspect.register(commands)
     return parser
 
 
