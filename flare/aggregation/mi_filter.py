@@ -143,6 +143,7 @@ class MIFilter(Aggregator):
         norm_ratio_limit: float = 3.0,
         check_direction: bool = True,
         cosine_margin: float = 0.1,
+        cosine_margin_fraction: float = 0.5,
         clip_to_median_norm: bool = False,
     ) -> None:
         self.z = _non_negative("z", z)
@@ -156,6 +157,9 @@ class MIFilter(Aggregator):
         self.norm_ratio_limit = float(norm_ratio_limit)
         self.check_direction = bool(check_direction)
         self.cosine_margin = _non_negative("cosine_margin", cosine_margin)
+        self.cosine_margin_fraction = _non_negative(
+            "cosine_margin_fraction", cosine_margin_fraction
+        )
         self.clip_to_median_norm = bool(clip_to_median_norm)
 
     def aggregate(
@@ -221,8 +225,11 @@ class MIFilter(Aggregator):
             self.z,
             max(self.mi_margin_bits, self.mi_margin_fraction * median_of(aligned)),
         )
+        cosines = [m.cosine for m in measured]
         median_cosine, cosine_cutoff = _low_outlier_cutoff(
-            [m.cosine for m in measured], self.z, self.cosine_margin
+            cosines,
+            self.z,
+            max(self.cosine_margin, self.cosine_margin_fraction * median_of(cosines)),
         )
         median_fix_ratio = median_of([m.fix_ratio for m in measured])
         return _Cutoffs(

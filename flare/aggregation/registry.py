@@ -26,7 +26,12 @@ def make_aggregator(name: str, **params: object) -> Aggregator:
     except KeyError:
         known = ", ".join(sorted(AGGREGATORS))
         raise ConfigError(f"unknown aggregator {name!r}; choose one of {known}") from None
-    accepted = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    named_kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    accepted = {
+        parameter.name
+        for parameter in inspect.signature(cls.__init__).parameters.values()
+        if parameter.kind in named_kinds and parameter.name != "self"
+    }
     unknown = sorted(set(params) - accepted)
     if unknown:
         allowed = ", ".join(sorted(accepted)) or "none"
@@ -35,5 +40,7 @@ def make_aggregator(name: str, **params: object) -> Aggregator:
         )
     try:
         return cls(**params)
-    except TypeError as error:
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:  # e.g. a string where a number belongs
         raise ConfigError(f"aggregator {name!r}: {error}") from error
