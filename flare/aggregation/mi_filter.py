@@ -17,8 +17,9 @@ none needs per-task calibration (constants and their reasons are in
   specialised;
 * **norm**: flag ``‖δᵢ‖ > norm_ratio_limit · median‖δ‖``: updates that predict
   well but would dominate the average (scaling attacks);
-* **direction**: flag ``cosᵢ < median − max(z·1.4826·MAD, cosine_margin)``, the
-  cosine between ``δᵢ`` and the coordinate-wise median update. One update is
+* **direction**: flag ``cosᵢ < median − max(z·1.4826·MAD, margin)``, the cosine
+  between ``δᵢ`` and the coordinate-wise median update, with ``margin =
+  max(cosine_margin, cosine_margin_fraction · median)``. One update is
   usually small next to the global model, so a reversed honest update still
   predicts almost as well as the global model; its direction gives it away.
 
@@ -107,11 +108,18 @@ def _non_negative(name: str, value: float) -> float:
     return float(value)
 
 
-def _low_outlier_cutoff(values: Sequence[float], z: float, margin: float) -> tuple[float, float]:
-    """``(median, median − max(z·1.4826·MAD, margin))``; robust while most values are honest."""
+def _low_outlier_cutoff(
+    values: Sequence[float], z: float, margin: float, margin_fraction: float
+) -> tuple[float, float]:
+    """``(median, median − max(z·1.4826·MAD, margin, margin_fraction·median))``.
+
+    Robust while fewer than half the values are wild; the two margins stop a
+    tight, clean round (tiny MAD) from flagging its lowest member over noise.
+    """
     median = median_of(values)
     mad = median_of([abs(value - median) for value in values])
-    return median, round_score(median - max(z * MAD_TO_SIGMA * mad, margin))
+    gap = max(z * MAD_TO_SIGMA * mad, margin, margin_fraction * median)
+    return median, round_score(median - gap)
 
 
 class MIFilter(Aggregator):
@@ -127,6 +135,7 @@ class MIFilter(Aggregator):
         norm_ratio_limit: κ; flag updates longer than κ times the median norm.
         check_direction: apply the direction rule.
         cosine_margin: smallest gap below the median cosine that flags.
+        cosine_margin_fraction: the same floor as a fraction of the median cosine.
         clip_to_median_norm: shrink trusted updates longer than the median norm
             to it before averaging (bounds any one client's pull; slows non-IID
             training, hence off by default).
@@ -194,7 +203,7 @@ class MIFilter(Aggregator):
 
         notes = [
             f"cutoffs: aligned MI {cutoffs.mi:.4f} bits (median {cutoffs.median_mi:.4f}), "
-            f"fix ratio {self.fix_ratio_share * cutoffs.median_fix_ratio:.4f} "
+            f"fix ratio {cutoffs.fix_ratio:.4f} "
             f"(median {cutoffs.median_fix_ratio:.4f}), cosine {cutoffs.cosine:.4f} "
             f"(median {cutoffs.median_cosine:.4f}), norm "
             f"{self.norm_ratio_limit * cutoffs.median_norm:.6g} (median {cutoffs.median_norm:.6g})"
@@ -219,17 +228,17 @@ class MIFilter(Aggregator):
         )
 
     def _cutoffs(self, measured: Sequence[_Measurements]) -> _Cutoffs:
-        aligned = [m.aligned_mi for m in measured]
         median_mi, mi_cutoff = _low_outlier_cutoff(
-            aligned,
+            [m.aligned_mi for m in measured],
             self.z,
-            max(self.mi_margin_bits, self.mi_margin_fraction * median_of(aligned)),
+            self.mi_margin_bits,
+            self.mi_margin_fraction,
         )
-        cosines = [m.cosine for m in measured]
         median_cosine, cosine_cutoff = _low_outlier_cutoff(
-            cosines,
+            [m.cosine for m in measured],
             self.z,
-            max(self.cosine_margin, self.cosine_margin_fraction * median_of(cosines)),
+            self.cosine_margin,
+            self.cosine_margin_fraction,
         )
         median_fix_ratio = median_of([m.fix_ratio for m in measured])
         return _Cutoffs(
