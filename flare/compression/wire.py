@@ -47,8 +47,39 @@ def _reject_constant(token: str) -> None:
     raise ValueError(f"{token} is not allowed in JSON")
 
 
+MAX_JSON_DEPTH = 64
+"""Deeper nesting is refused before parsing: Python's parser would otherwise hit its
+recursion limit at a depth that depends on the caller's stack, making refusals flaky."""
+
+
+def _nesting_depth(text: str) -> int:
+    """Deepest bracket nesting outside string literals."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_json_strictly(text: str, what: str) -> Any:
     """Parse JSON, refusing duplicate keys and NaN/Infinity; any failure is malformed."""
+    if _nesting_depth(text) > MAX_JSON_DEPTH:
+        raise MalformedUpdateError(
+            f"{what} is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
+        )
     try:
         return json.loads(
             text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
