@@ -5,7 +5,7 @@ import pytest
 
 from flare.data import load_dataset
 from flare.errors import ConfigError
-from flare.federation.clients import ATTACKS, Client, make_attack
+from flare.federation.clients import ATTACKS, AttackSituation, Client, make_attack
 from flare.models import TorchModelAdapter, build_model
 from flare.tensors import flatten
 
@@ -21,7 +21,7 @@ def setting():
 def _malicious(setting, name, strength=None):
     client, model, weights = setting
     attack = make_attack(name, strength)
-    return attack.corrupt(client, model, weights, 10, np.random.default_rng(1), 7)
+    return attack.corrupt(AttackSituation(client, model, weights, 10, np.random.default_rng(1), 7))
 
 
 def test_honest_update_is_the_weight_difference(setting):

@@ -53,21 +53,29 @@ class Client:
         return LocalUpdate(delta=delta, num_samples=result.num_samples, train_loss=result.loss)
 
 
+@dataclass(frozen=True)
+class AttackSituation:
+    """Everything an attacker knows when it builds its update: its data, model and round."""
+
+    client: Client
+    model: ModelAdapter
+    global_weights: Weights
+    num_classes: int
+    rng: np.random.Generator
+    seed: int
+
+    def honest_update(self) -> LocalUpdate:
+        """What this client would send if it were honest."""
+        return self.client.local_update(self.model, self.global_weights, seed=self.seed)
+
+
 class Attack(ABC):
     """How a malicious client corrupts its contribution."""
 
     name: ClassVar[str]
 
     @abstractmethod
-    def corrupt(
-        self,
-        client: Client,
-        model: ModelAdapter,
-        global_weights: Weights,
-        num_classes: int,
-        rng: np.random.Generator,
-        seed: int,
-    ) -> LocalUpdate:
+    def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
         """The malicious update this client sends."""
 
 
@@ -79,18 +87,10 @@ class NoiseAttack(Attack):
     def __init__(self, sigma: float = 0.5) -> None:
         self.sigma = sigma
 
-    def corrupt(
-        self,
-        client: Client,
-        model: ModelAdapter,
-        global_weights: Weights,
-        num_classes: int,
-        rng: np.random.Generator,
-        seed: int,
-    ) -> LocalUpdate:
-        honest = client.local_update(model, global_weights, seed=seed)
+    def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
+        honest = situation.honest_update()
         noisy = {
-            name: (d + rng.normal(0.0, self.sigma, d.shape)).astype(np.float32)
+            name: (d + situation.rng.normal(0.0, self.sigma, d.shape)).astype(np.float32)
             for name, d in honest.delta.items()
         }
         return LocalUpdate(noisy, honest.num_samples, honest.train_loss)
@@ -104,21 +104,13 @@ class RandomWeightsAttack(Attack):
     def __init__(self, scale: float = 1.0) -> None:
         self.scale = scale
 
-    def corrupt(
-        self,
-        client: Client,
-        model: ModelAdapter,
-        global_weights: Weights,
-        num_classes: int,
-        rng: np.random.Generator,
-        seed: int,
-    ) -> LocalUpdate:
+    def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
         delta = {}
-        for name, w in global_weights.items():
+        for name, w in situation.global_weights.items():
             spread = float(np.std(w)) or 0.1
-            random_w = rng.normal(0.0, self.scale * spread, w.shape)
+            random_w = situation.rng.normal(0.0, self.scale * spread, w.shape)
             delta[name] = (random_w - w).astype(np.float32)
-        return LocalUpdate(delta, client.num_samples, float("nan"))
+        return LocalUpdate(delta, situation.client.num_samples, float("nan"))
 
 
 class SignFlipAttack(Attack):
@@ -129,16 +121,8 @@ class SignFlipAttack(Attack):
     def __init__(self, scale: float = 3.0) -> None:
         self.scale = scale
 
-    def corrupt(
-        self,
-        client: Client,
-        model: ModelAdapter,
-        global_weights: Weights,
-        num_classes: int,
-        rng: np.random.Generator,
-        seed: int,
-    ) -> LocalUpdate:
-        honest = client.local_update(model, global_weights, seed=seed)
+    def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
+        honest = situation.honest_update()
         flipped = {n: (-self.scale * d).astype(np.float32) for n, d in honest.delta.items()}
         return LocalUpdate(flipped, honest.num_samples, honest.train_loss)
 
@@ -151,16 +135,8 @@ class ScalingAttack(Attack):
     def __init__(self, factor: float = 10.0) -> None:
         self.factor = factor
 
-    def corrupt(
-        self,
-        client: Client,
-        model: ModelAdapter,
-        global_weights: Weights,
-        num_classes: int,
-        rng: np.random.Generator,
-        seed: int,
-    ) -> LocalUpdate:
-        honest = client.local_update(model, global_weights, seed=seed)
+    def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
+        honest = situation.honest_update()
         boosted = {n: (self.factor * d).astype(np.float32) for n, d in honest.delta.items()}
         return LocalUpdate(boosted, honest.num_samples, honest.train_loss)
 
@@ -170,16 +146,10 @@ class LabelFlipAttack(Attack):
 
     name = "label-flip"
 
-    def corrupt(
-        self,
-        client: Client,
-        model: ModelAdapter,
-        global_weights: Weights,
-        num_classes: int,
-        rng: np.random.Generator,
-        seed: int,
-    ) -> LocalUpdate:
-        return client.train_on(model, global_weights, num_classes - 1 - client.labels, seed)
+    def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
+        client = situation.client
+        flipped = situation.num_classes - 1 - client.labels
+        return client.train_on(situation.model, situation.global_weights, flipped, situation.seed)
 
 
 ATTACKS: dict[str, type[Attack]] = {

@@ -17,7 +17,7 @@ import numpy as np
 from flare.aggregation.base import AggregationContext, ClientUpdate
 from flare.compression import decode_update
 from flare.compression.base import MalformedUpdateError, UpdateBinding, UpdateEncoder
-from flare.federation.clients import Client, LocalUpdate
+from flare.federation.clients import AttackSituation, Client, LocalUpdate
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, SimulationReport
 from flare.federation.setup import Federation, ModelBuilder, build_federation
@@ -225,7 +225,7 @@ def local_update(
 ) -> LocalUpdate:
     """What ``client`` sends this round: honest training, or its attack."""
     if client.client_id in federation.malicious_ids:
-        return federation.attack.corrupt(
+        situation = AttackSituation(
             client,
             federation.trainer,
             global_weights,
@@ -233,6 +233,7 @@ def local_update(
             np.random.default_rng(seed),
             seed,
         )
+        return federation.attack.corrupt(situation)
     return client.local_update(federation.trainer, global_weights, seed=seed)
 
 
