@@ -145,15 +145,24 @@ def test_non_iid_npz_data(tmp_path):
     assert report["final"]["accuracy"] > 0.8
 
 
-def test_json_report_is_valid_even_when_the_model_diverges(tmp_path):
+def test_a_diverged_run_keeps_going_and_reports_valid_json(tmp_path):
     config = SimulationConfig(
-        rounds=2, malicious=5, attack="sign-flip", attack_strength=50.0, aggregator="fedavg"
+        rounds=3,
+        malicious=5,
+        attack="sign-flip",
+        attack_strength=1000.0,
+        aggregator="fedavg",
     )
     report = Simulation(config).run()
     path = tmp_path / "report.json"
     report.write_json(path)
     loaded = json.loads(path.read_text())
-    assert len(loaded["rounds"]) == 2
+    assert len(loaded["rounds"]) == 3
+    last = loaded["rounds"][-1]
+    assert last["loss"] is None  # NaN is not JSON; the report says null
+    assert last["rejected"] and all(
+        "could not encode" in reason for reason in last["rejected"].values()
+    )
 
 
 def test_config_is_validated():

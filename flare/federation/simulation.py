@@ -111,6 +111,7 @@ class Simulation:
         observer.round_started(round_number, len(participants))
         base_label = weights_digest(global_weights)
         blobs: list[tuple[str, bytes]] = []
+        unsendable: dict[str, str] = {}
         for index, client in participants:
             with clock.phase("train"):
                 seed = client_seed(config.seed, round_number, index)
@@ -130,11 +131,16 @@ class Simulation:
                     base_model=base_label,
                     num_samples=update.num_samples,
                 )
-                blobs.append((client.client_id, encoder.encode(update.delta, binding)))
+                try:
+                    blobs.append((client.client_id, encoder.encode(update.delta, binding)))
+                except MalformedUpdateError as exc:
+                    # A diverged client cannot even encode its update; it sends nothing.
+                    unsendable[client.client_id] = f"client could not encode its update: {exc}"
             observer.client_finished(client.client_id)
 
         with clock.phase("decode"):
             updates, rejected = self._receive(federation, blobs, round_number, base_label)
+            rejected.update(unsendable)
         with clock.phase("aggregate"):
             if updates:
                 context = AggregationContext(

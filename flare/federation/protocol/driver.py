@@ -25,7 +25,7 @@ from flare.chain import (
     TaskCreated,
     TaskParams,
 )
-from flare.compression.base import UpdateEncoder
+from flare.compression.base import MalformedUpdateError, UpdateEncoder
 from flare.crypto.bls import SecretKey
 from flare.errors import ConfigError, FlareError
 from flare.federation.config import SimulationConfig
@@ -277,9 +277,14 @@ class _TaskRun:
                 )
                 self.encoders[client.client_id] = encoder
             with clock.phase("encode"):
-                blob = member.encode_update(
-                    context, opened, update.delta, update.num_samples, encoder
-                )
+                try:
+                    blob = member.encode_update(
+                        context, opened, update.delta, update.num_samples, encoder
+                    )
+                except MalformedUpdateError:
+                    # A diverged client cannot encode its update; like a device, it sends nothing.
+                    self.observer.client_finished(client.client_id)
+                    continue
             with clock.phase("storage"):
                 cid = store.put(blob)
             with clock.phase("chain"):

@@ -117,7 +117,7 @@ class ProtocolParticipant:
         proposals: list[Proposed],
     ) -> Proposed | None:
         """Propose ``mine`` unless an identical proposal already stands."""
-        if _matching(mine, proposals) is not None:
+        if matching_proposal(mine, proposals) is not None:
             return None
         store.put(mine.model_blob)
         store.pin(mine.model.to_cid())
@@ -128,14 +128,19 @@ class ProtocolParticipant:
         self, chain: ChainConnector, task_id: int, mine: RoundAggregate, proposals: list[Proposed]
     ) -> Vote:
         """Approve the proposal identical to ``mine``; with none, reject the first one."""
-        match = _matching(mine, proposals)
+        match = matching_proposal(mine, proposals)
         target, approve = (match, True) if match is not None else (proposals[0], False)
         receipt = chain.as_sender(self.account).vote(task_id, target.proposal_id, approve)
         finalized = any(isinstance(e, RoundFinalized) for e in receipt.events)
         return Vote(self.address, target.proposal_id, approve, finalized)
 
 
-def _matching(mine: RoundAggregate, proposals: list[Proposed]) -> Proposed | None:
+def matching_proposal(mine: RoundAggregate, proposals: list[Proposed]) -> Proposed | None:
+    """The first (lowest-id) proposal identical to ``mine``: model CID and accepted bitmap.
+
+    Honest members all back the lowest-id match, so duplicate proposals of the same
+    aggregate cannot split their votes.
+    """
     for proposal in proposals:
         if proposal.model == mine.model and proposal.accepted == mine.accepted_bitmap:
             return proposal

@@ -1,0 +1,495 @@
+"""A participant as a long-lived process: follow the chain, act once per attempt, survive restarts.
+
+A :class:`ParticipantAgent` knows a :class:`~flare.chain.ChainConnector`, a
+:class:`~flare.storage.StorageProvider`, its keys, its own data and a state directory;
+it runs identically against the in-memory chain (tests) and a JSON-RPC node with Kubo.
+
+Every decision is taken from chain state read afresh at each :meth:`~ParticipantAgent.step`,
+never from memory of what this process did, because the process may have been killed
+and restarted in between. The contract keeps "done in this attempt" flags per participant
+(``submit_epoch``, ``seat_epoch``, ``propose_epoch``, ``vote_epoch`` against the attempt's
+``epoch``), so the agent acts iff the flag says it has not, and a restart never submits or
+votes twice. What it does remember (the attempt's aggregate, whether it already drew its
+VRF) is a cache that a fresh process recomputes from chain and store.
+
+One step does at most one transaction. Within an attempt, in order: claim a committee
+seat if the VRF draws one (cheap, and a committee too small stalls everyone), then train
+and submit; after the submission window a seated member computes the aggregate, proposes
+it unless an identical proposal stands, and approves the lowest-id identical proposal;
+after the vote window anyone closes the attempt with ``timeout``.
+"""
+
+import logging
+import threading
+import zlib
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import numpy as np
+
+from flare.chain import (
+    ChainConnector,
+    ChainError,
+    ContractError,
+    Phase,
+    Proposed,
+    Round,
+    RoundFinalized,
+    RoundOpened,
+    RoundTimedOut,
+    Task,
+    TaskCompleted,
+    TaskStatus,
+)
+from flare.chain.errors import AlreadyRegistered, TaskAlreadyCompleted, VoteWindowOpen
+from flare.chain.types import Participant
+from flare.compression import make_codec
+from flare.crypto.identity import ParticipantKeys
+from flare.federation.agents.encoder_state import EncoderStateStore
+from flare.federation.agents.local_data import read_client_data
+from flare.federation.clients import Client, LocalUpdate, make_attack
+from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, load_task_context
+from flare.federation.protocol.artifacts import decode_model
+from flare.federation.protocol.roles import ProtocolParticipant, matching_proposal
+from flare.models import TorchModelAdapter, TrainingConfig, build_model
+from flare.storage import StorageProvider
+from flare.storage.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+from flare.tensors import Weights
+
+
+class StepOutcome(Enum):
+    """What one :meth:`ParticipantAgent.step` found."""
+
+    IDLE = "idle"
+    """Nothing to do until the chain moves on: wait a poll interval."""
+    ACTED = "acted"
+    """One thing done (or refused by the contract); there may be more to do at once."""
+    DONE = "done"
+    """The task completed."""
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """How this participant trains, encodes and behaves; none of it is on chain."""
+
+    codec: str = "none"
+    rank: int = 4
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    attack: str | None = None
+    attack_strength: float | None = None
+    honest_member: bool = True
+    propose_stagger: int = 1
+    """Blocks each committee rank waits before proposing, so members rarely propose twice."""
+    seed: int | None = None
+    """Seed of local training and of the encoder; by default derived from the address."""
+
+
+@dataclass
+class _AttemptMemo:
+    """What this process worked out about one attempt; all of it re-derivable."""
+
+    opened: RoundOpened
+    seat_drawn: bool = False
+    aggregate: RoundAggregate | None = None
+    propose_from: int | None = None
+    said: set[str] = field(default_factory=set)
+
+
+class ParticipantAgent:
+    """One participant of one task; :meth:`step` for tests, :meth:`run` for a process."""
+
+    def __init__(
+        self,
+        chain: ChainConnector,
+        store: StorageProvider,
+        keys: ParticipantKeys,
+        task_id: int,
+        data: Path,
+        state_dir: Path,
+        options: AgentOptions | None = None,
+        *,
+        name: str | None = None,
+    ) -> None:
+        self.chain = chain.as_sender(keys.account)
+        self.store = store
+        self.task_id = task_id
+        self.data = data
+        self.options = options or AgentOptions()
+        self.name = name or keys.account.address[:10]
+        self.participant = ProtocolParticipant(
+            self.name, keys.account, keys.bls_key, honest_member=self.options.honest_member
+        )
+        self.log = logging.getLogger(f"flare.agent.{self.name}")
+        self.encoder_state = EncoderStateStore(state_dir)
+        self._seed = (
+            self.options.seed
+            if self.options.seed is not None
+            else zlib.crc32(self.address.lower().encode())
+        )
+        self._attack = (
+            make_attack(self.options.attack, self.options.attack_strength)
+            if self.options.attack
+            else None
+        )
+        self._context: TaskContext | None = None
+        self._client: Client | None = None
+        self._trainer: TorchModelAdapter | None = None
+        self._memo: _AttemptMemo | None = None
+        self._waiting_said = False
+        self._finished = False
+
+    @property
+    def address(self) -> str:
+        return self.participant.address
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, poll_interval: float) -> None:
+        """Step until the task completes or ``stop`` is set; wait ``poll_interval`` when idle.
+
+        The task and the local data are checked first, so a wrong task id or data file
+        fails at start-up. After that, a node or IPFS daemon that is briefly unreachable
+        (any chain or storage error other than a contract's refusal) is waited out with a
+        warning: an unattended device should ride through a restart of its gateway.
+        """
+        self._local_client(self._task_context())
+        while not stop.is_set():
+            try:
+                outcome = self.step()
+            except ContractError:
+                raise
+            except (ChainError, StorageError) as exc:
+                self.log.warning("%s; retrying in %gs", exc, poll_interval)
+                outcome = StepOutcome.IDLE
+            if outcome is StepOutcome.DONE:
+                return
+            if outcome is StepOutcome.IDLE:
+                stop.wait(poll_interval)
+        self.log.info("stopped")
+
+    def step(self) -> StepOutcome:
+        """Read the chain, do at most one transaction, say what happened.
+
+        A transaction the contract refuses means this process's view went stale (another
+        member closed the attempt first, the window closed while training); it is logged
+        and the next step, a poll interval later, reads the chain again.
+        """
+        task = self.chain.task(self.task_id)
+        try:
+            return self._advance(task)
+        except ContractError as exc:
+            self.log.warning("refused by the contract: %s", exc)
+            return StepOutcome.IDLE
+
+    def _advance(self, task: Task) -> StepOutcome:
+        if task.status is TaskStatus.COMPLETED:
+            self._finish()
+            return StepOutcome.DONE
+        me = self.chain.participant(self.task_id, self.address)
+        if not me.registered:
+            self._register()
+            return StepOutcome.ACTED
+        if task.status is TaskStatus.REGISTERING:
+            if not self._waiting_said:
+                self.log.info("registered as participant #%d; waiting for the start", me.index)
+                self._waiting_said = True
+            return StepOutcome.IDLE
+        state = self.chain.current_round(self.task_id)
+        memo = self._attempt(state)
+        block = self.chain.block_number() + 1  # where our next transaction lands
+        phase = state.phase_at(block)
+        if phase is Phase.SUBMISSION:
+            return self._submission_phase(task, state, me, memo)
+        if phase is Phase.VOTING and me.seat_epoch == state.epoch:
+            return self._voting_phase(task, state, me, memo, block)
+        if phase is Phase.EXPIRED:
+            return self._close_expired(state)
+        return StepOutcome.IDLE
+
+    # -- registration and submission window ---------------------------------------------
+
+    def _register(self) -> None:
+        try:
+            self.participant.register(self.chain, self.task_id)
+        except AlreadyRegistered:
+            return  # an earlier run of this process got there first
+        index = self.chain.participant(self.task_id, self.address).index
+        self.log.info("registered for task %d as participant #%d", self.task_id, index)
+
+    def _submission_phase(
+        self, task: Task, state: Round, me: Participant, memo: _AttemptMemo
+    ) -> StepOutcome:
+        may_sit = me.index < state.registered_snapshot and me.seat_epoch != state.epoch
+        if may_sit and not memo.seat_drawn:
+            self._claim_seat(task, state, memo)
+            return StepOutcome.ACTED
+        if me.submit_epoch != state.epoch:
+            self._submit(state, me, memo)
+            return StepOutcome.ACTED
+        return StepOutcome.IDLE
+
+    def _claim_seat(self, task: Task, state: Round, memo: _AttemptMemo) -> None:
+        try:
+            output = self.participant.claim_seat_if_drawn(
+                self.chain, memo.opened, task.params.expected_committee
+            )
+        except ContractError:
+            memo.seat_drawn = True  # the contract said no; do not ask again this attempt
+            raise
+        memo.seat_drawn = True
+        if output is not None:
+            self.log.info("%s: seat won (output 0x%s…)", _label(state), output.hex()[:16])
+
+    def _submit(self, state: Round, me: Participant, memo: _AttemptMemo) -> None:
+        context = self._task_context()
+        base = decode_model(self.store.get(memo.opened.base_model.to_cid()), context.spec)
+        update = self._train(context, base, _derived_seed(self._seed, state.round, state.attempt))
+        codec_params = {"rank": self.options.rank} if self.options.codec == "powersgd" else {}
+        codec = make_codec(self.options.codec, **codec_params)
+        encoder = codec.new_encoder(context.spec, _derived_seed(self._seed, 0, 0))
+        self.encoder_state.restore(encoder, me.submit_epoch)
+        blob = self.participant.encode_update(
+            context, memo.opened, update.delta, update.num_samples, encoder
+        )
+        self.encoder_state.stage(encoder, state.epoch)
+        cid = self.store.put(blob)
+        self.store.pin(cid)
+        self.participant.submit(self.chain, self.task_id, cid, update.num_samples)
+        self.encoder_state.commit(state.epoch)
+        self.log.info(
+            "%s: submitted %s (%.1f KB, %d samples)",
+            _label(state),
+            cid,
+            len(blob) / 1000,
+            update.num_samples,
+        )
+
+    def _train(self, context: TaskContext, base: Weights, seed: int) -> LocalUpdate:
+        """This round's update from the local data: honest training, or the chosen attack."""
+        client = self._local_client(context)
+        if self._trainer is None:
+            manifest = context.bundle.manifest
+            module = build_model(
+                manifest.model, manifest.num_features, manifest.num_classes, seed=0
+            )
+            self._trainer = TorchModelAdapter(module, self.options.training)
+        if self._attack is None:
+            return client.local_update(self._trainer, base, seed=seed)
+        num_classes = context.bundle.manifest.num_classes
+        rng = np.random.default_rng(seed)
+        return self._attack.corrupt(client, self._trainer, base, num_classes, rng, seed)
+
+    # -- vote window ---------------------------------------------------------------------
+
+    def _voting_phase(
+        self, task: Task, state: Round, me: Participant, memo: _AttemptMemo, block: int
+    ) -> StepOutcome:
+        params = task.params
+        if (
+            state.committee_size < params.min_committee
+            or state.submission_count < params.min_clients
+        ):
+            self._say_once(
+                memo,
+                "undecidable",
+                f"{_label(state)}: committee {state.committee_size} (min {params.min_committee}), "
+                f"{state.submission_count} submissions (min {params.min_clients}); "
+                "only a timeout can close it",
+            )
+            return StepOutcome.IDLE
+        aggregate = self._aggregate(task, state, memo, block)
+        if aggregate is None:
+            return StepOutcome.IDLE
+        proposals = self._proposals(memo.opened)
+        match = matching_proposal(aggregate, proposals)
+        if match is None:
+            if me.propose_epoch == state.epoch:
+                self._say_once(
+                    memo, "no-match", f"{_label(state)}: no proposal matches our aggregate"
+                )
+                return StepOutcome.IDLE
+            if block < self._propose_from(task, state, memo):
+                return StepOutcome.IDLE
+            proposed = self.participant.propose_unless_present(
+                self.chain, self.store, self.task_id, aggregate, proposals
+            )
+            if proposed is not None:
+                self.log.info(
+                    "%s: proposed %s as #%d",
+                    _label(state),
+                    proposed.model.to_cid(),
+                    proposed.proposal_id,
+                )
+            return StepOutcome.ACTED
+        if me.vote_epoch == state.epoch:
+            return StepOutcome.IDLE
+        vote = self.participant.vote(self.chain, self.task_id, aggregate, [match])
+        suffix = " (quorum reached)" if vote.finalized else ""
+        self.log.info("%s: voted approve on #%d%s", _label(state), vote.proposal_id, suffix)
+        return StepOutcome.ACTED
+
+    def _aggregate(
+        self, task: Task, state: Round, memo: _AttemptMemo, block: int
+    ) -> RoundAggregate | None:
+        """The attempt's aggregate, once every update blob is here or patience runs out.
+
+        An update the store cannot serve counts as rejected, so a member that computed
+        before a blob reached its IPFS node would disagree with one that computed after.
+        Waiting until half the vote window has passed lets every member see the same set;
+        after that a blob still missing was most likely never published.
+        """
+        if memo.aggregate is not None:
+            return memo.aggregate
+        submissions = self.chain.submissions(self.task_id, state.round, state.attempt)
+        missing = [s for s in submissions if not self._retrievable(s.update.to_cid())]
+        patience_ends = state.submission_deadline + task.params.vote_window // 2
+        if missing and block <= patience_ends:
+            self._say_once(
+                memo,
+                "missing",
+                f"{_label(state)}: waiting until block {patience_ends} for "
+                f"{len(missing)} update blob(s)",
+            )
+            return None
+        memo.aggregate = self.participant.aggregate(
+            self.chain, self.store, self._task_context(), memo.opened
+        )
+        self.log.info(
+            "%s: aggregate %s accepts %d of %d updates",
+            _label(state),
+            memo.aggregate.model.to_cid(),
+            len(memo.aggregate.accepted),
+            len(submissions),
+        )
+        return memo.aggregate
+
+    def _retrievable(self, cid: str) -> bool:
+        try:
+            self.store.get(cid)
+        except (BlobNotFoundError, StorageUnavailableError):
+            return False
+        except StorageError:
+            return True  # served but wrong: permanent, and the aggregate rejects it
+        return True
+
+    def _proposals(self, opened: RoundOpened) -> list[Proposed]:
+        """The attempt's proposals in id order, from its logs (bounded to the attempt)."""
+        logs = self.chain.events([Proposed], task_id=self.task_id, from_block=opened.block_number)
+        return [
+            e
+            for e in logs
+            if isinstance(e, Proposed) and (e.round, e.attempt) == (opened.round, opened.attempt)
+        ]
+
+    def _propose_from(self, task: Task, state: Round, memo: _AttemptMemo) -> int:
+        """First block this member proposes in: later the higher its VRF output ranks.
+
+        The lowest output proposes at once; the others mostly find its proposal already
+        there and only vote. Capped at half the vote window so that a proposal still comes.
+        """
+        if memo.propose_from is None:
+            seats = self.chain.committee(self.task_id, state.round, state.attempt)
+            ranked = sorted(seats, key=lambda seat: seat.output)
+            rank = next(i for i, seat in enumerate(ranked) if seat.member == self.address)
+            delay = min(rank * self.options.propose_stagger, task.params.vote_window // 2)
+            memo.propose_from = state.submission_deadline + 1 + delay
+        return memo.propose_from
+
+    def _close_expired(self, state: Round) -> StepOutcome:
+        """Close an attempt whose vote window passed; many race, the chain takes one."""
+        try:
+            self.chain.timeout(self.task_id)
+        except (VoteWindowOpen, TaskAlreadyCompleted):
+            self.log.debug("%s: already closed by another participant", _label(state))
+            return StepOutcome.ACTED
+        self.log.info("%s: sent timeout", _label(state))
+        return StepOutcome.ACTED
+
+    # -- following the task --------------------------------------------------------------
+
+    def _attempt(self, state: Round) -> _AttemptMemo:
+        """The memo of the open attempt, reporting how the previous one ended on change."""
+        if self._memo is None or self._memo.opened.epoch != state.epoch:
+            if self._memo is not None:
+                self._report_close(self._memo.opened)
+            opened = self.chain.round_opened(self.task_id, state.round, state.attempt)
+            self._memo = _AttemptMemo(opened)
+            self.log.info(
+                "%s opened: submissions until block %d, votes until %d",
+                _label(state),
+                opened.submission_deadline,
+                opened.vote_deadline,
+            )
+        return self._memo
+
+    def _report_close(self, opened: RoundOpened) -> None:
+        closings = self.chain.events(
+            [RoundFinalized, RoundTimedOut], task_id=self.task_id, from_block=opened.block_number
+        )
+        for event in closings:
+            if not isinstance(event, RoundFinalized | RoundTimedOut):
+                continue
+            if (event.round, event.attempt) != (opened.round, opened.attempt):
+                continue
+            if isinstance(event, RoundFinalized):
+                self.log.info(
+                    "round %d finalized → %s (proposal #%d, %d submissions, committee %d)",
+                    event.round,
+                    event.model.to_cid(),
+                    event.proposal_id,
+                    event.submission_count,
+                    event.committee_size,
+                )
+            else:
+                self.log.info(
+                    "round %d attempt %d timed out (%d submissions, committee %d)",
+                    event.round,
+                    event.attempt,
+                    event.submission_count,
+                    event.committee_size,
+                )
+            return
+
+    def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._memo is not None:
+            self._report_close(self._memo.opened)
+            self._memo = None
+        for event in self.chain.events([TaskCompleted], task_id=self.task_id):
+            if isinstance(event, TaskCompleted):
+                self.log.info(
+                    "task %d completed after %d rounds → %s",
+                    self.task_id,
+                    event.rounds,
+                    event.model.to_cid(),
+                )
+
+    def _say_once(self, memo: _AttemptMemo, key: str, message: str) -> None:
+        if key not in memo.said:
+            memo.said.add(key)
+            self.log.info("%s", message)
+
+    def _task_context(self) -> TaskContext:
+        if self._context is None:
+            self._context = load_task_context(self.chain, self.store, self.task_id)
+        return self._context
+
+    def _local_client(self, context: TaskContext) -> Client:
+        if self._client is None:
+            manifest = context.bundle.manifest
+            self._client = read_client_data(
+                self.data, self.name, manifest.num_features, manifest.num_classes
+            )
+        return self._client
+
+
+def _label(state: Round) -> str:
+    return f"round {state.round} attempt {state.attempt}"
+
+
+def _derived_seed(seed: int, round_number: int, attempt: int) -> int:
+    """Independent, reproducible seed for one attempt's training (round 0: the encoder)."""
+    return int(np.random.SeedSequence([seed, round_number, attempt]).generate_state(1)[0])

@@ -1,0 +1,93 @@
+"""Creating a task: its initial model and manifest on the store, its parameters on chain.
+
+What ``flare task create`` does, as a function tests and scripts call directly. The task
+is then fully described by chain and store: the manifest (the validation split, the model
+architecture, the aggregation rule) is the blob the chain names as the validation set, so
+every participant and auditor builds the same context from the task id alone.
+"""
+
+from dataclasses import dataclass
+
+from flare.aggregation import make_aggregator
+from flare.chain import ChainConnector, ContentRef, TaskCreated, TaskParams
+from flare.data import load_dataset
+from flare.errors import ConfigError
+from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
+from flare.models import TorchModelAdapter, build_model
+from flare.storage import StorageProvider
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything ``flare task create`` asks for; windows are in blocks.
+
+    On a chain with a block every ``t`` seconds a window of ``w`` blocks lasts ``w·t``
+    seconds: the submission window must cover a device's training and upload, the vote
+    window the committee's download, aggregation, one proposal and its votes.
+    """
+
+    model: str = "mlp"
+    dataset: str = "digits"
+    aggregator: str = "mi"
+    rounds: int = 10
+    min_clients: int = 1
+    expected_committee: int = 5
+    min_committee: int = 3
+    quorum_bps: int = 6667
+    submission_window: int = 30
+    vote_window: int = 30
+    seed: int = 0
+
+    def params(self) -> TaskParams:
+        """The on-chain parameters, checked here so a typo fails before any upload."""
+        values = [
+            ("--min-clients", self.min_clients, 1),
+            ("--committee", self.expected_committee, 1),
+            ("--min-committee", self.min_committee, 1),
+            ("--submission-window", self.submission_window, 1),
+            ("--vote-window", self.vote_window, 1),
+            ("--rounds", self.rounds, 1),
+        ]
+        for option, value, minimum in values:
+            if value < minimum:
+                raise ConfigError(f"{option} must be at least {minimum}")
+        if not 1 <= self.quorum_bps <= 10_000:
+            raise ConfigError("--quorum must lie in [1, 10000] basis points")
+        return TaskParams(
+            min_clients=self.min_clients,
+            expected_committee=self.expected_committee,
+            min_committee=self.min_committee,
+            quorum_bps=self.quorum_bps,
+            submission_window=self.submission_window,
+            vote_window=self.vote_window,
+            max_rounds=self.rounds,
+        )
+
+
+def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) -> int:
+    """Upload and pin the initial model and the manifest, create the task, return its id.
+
+    ``chain`` sends as the task's creator. The data set is loaded with ``spec.seed``, the
+    seed ``flare task split-data`` must use too, so the validation split is held out from
+    every client's shard and standardised the same way.
+    """
+    params = spec.params()
+    make_aggregator(spec.aggregator)  # an unknown rule would leave a task nobody can run
+    dataset = load_dataset(spec.dataset, seed=spec.seed)
+    module = build_model(spec.model, dataset.num_features, dataset.num_classes, seed=spec.seed)
+    manifest = TaskManifest(
+        model=spec.model,
+        num_features=dataset.num_features,
+        num_classes=dataset.num_classes,
+        aggregator=spec.aggregator,
+    )
+    model_cid = store.put(encode_model(TorchModelAdapter(module).get_weights()))
+    manifest_cid = store.put(
+        encode_manifest(manifest, dataset.validation_features, dataset.validation_labels)
+    )
+    for cid in (model_cid, manifest_cid):
+        store.pin(cid)
+    receipt = chain.create_task(
+        ContentRef.from_cid(model_cid), ContentRef.from_cid(manifest_cid), params
+    )
+    return receipt.one(TaskCreated).task_id
