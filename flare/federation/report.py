@@ -23,6 +23,7 @@ class RoundRecord:
     rejected: dict[str, str]
     seconds: float
     scores: dict[str, dict[str, float]]
+    reasons: dict[str, str]
     timings: dict[str, float]
     protocol: dict[str, Any] | None = None
 

@@ -152,8 +152,9 @@ class Simulation:
                 result = federation.aggregator.aggregate(updates, context)
                 global_weights = add(global_weights, result.delta)
                 accepted, flagged, scores = result.accepted, result.flagged, result.scores
+                reasons = result.reasons
             else:
-                accepted, flagged, scores = [], [], {}
+                accepted, flagged, scores, reasons = [], [], {}, {}
         with clock.phase("evaluate"):
             federation.evaluator.set_weights(global_weights)
             evaluation = federation.evaluator.evaluate(
@@ -173,6 +174,7 @@ class Simulation:
             rejected=rejected,
             seconds=time.perf_counter() - started,
             scores=scores,
+            reasons=reasons,
             timings={k: round(v, 4) for k, v in clock.seconds.items()},
         )
         return global_weights, record

@@ -81,6 +81,7 @@ class RoundAggregate:
     flagged: list[str]
     rejected: dict[str, str] = field(default_factory=dict)
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
 
 
 def compute_aggregate(
@@ -119,7 +120,7 @@ def compute_aggregate(
         else:
             rejected[submission.participant] = reason
 
-    weights, accepted, flagged, scores = base, [], [], {}
+    weights, accepted, flagged, scores, reasons = base, [], [], {}, {}
     if updates:
         result = (aggregator or context.aggregator).aggregate(
             updates,
@@ -132,6 +133,7 @@ def compute_aggregate(
         )
         weights = add(base, result.delta)
         accepted, flagged, scores = result.accepted, result.flagged, result.scores
+        reasons = result.reasons
     accepted_set = set(accepted)
     bitmap = encode_accepted(
         [i for i, s in enumerate(submissions) if s.participant in accepted_set], len(submissions)
@@ -147,4 +149,5 @@ def compute_aggregate(
         flagged=flagged,
         rejected=rejected,
         scores=scores,
+        reasons=reasons,
     )

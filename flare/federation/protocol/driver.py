@@ -248,6 +248,7 @@ class _TaskRun:
             rejected={names[a]: reason for a, reason in aggregate.rejected.items()},
             seconds=time.perf_counter() - started,
             scores={names[a]: s for a, s in aggregate.scores.items()},
+            reasons={names[a]: r for a, r in aggregate.reasons.items()},
             timings={k: round(v, 4) for k, v in clock.seconds.items()},
             protocol=protocol,
         )
