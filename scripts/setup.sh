@@ -28,3 +28,5 @@ python_env() {
 
 python_env
 "$ROOT/scripts/install_tools.sh"
+# Kubo from source (cached by version): the IPFS daemon for real-network runs and CID checks.
+"$ROOT/scripts/install_kubo.sh" >/dev/null
