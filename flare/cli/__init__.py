@@ -31,13 +31,15 @@ def apply_threads(count: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from flare.cli import inspect, simulate, verify
+    from flare.cli import deploy, inspect, node, simulate, verify
 
     parser = _Parser(prog="flare", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     simulate.register(commands)
     verify.register(commands)
     inspect.register(commands)
+    node.register(commands)
+    deploy.register(commands)
     return parser
 
 

@@ -43,5 +43,15 @@ class InMemoryHarness(ChainHarness):
         self.chain.close()
 
 
-HARNESSES: dict[str, Callable[[Path], ChainHarness]] = {"memory": InMemoryHarness}
-"""Harness factories by name; the web3/Anvil harness is added here."""
+def _anvil_harness(workdir: Path) -> ChainHarness:
+    """Imported on use, so the in-memory runs never need web3 or a node."""
+    from conformance.anvil_harness import AnvilHarness
+
+    return AnvilHarness(workdir)
+
+
+HARNESSES: dict[str, Callable[[Path], ChainHarness]] = {
+    "memory": InMemoryHarness,
+    "anvil": _anvil_harness,
+}
+"""Harness factories by name: the embedded chain, and the shipped contract on Anvil."""
