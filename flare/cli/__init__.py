@@ -31,7 +31,7 @@ def apply_threads(count: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from flare.cli import deploy, inspect, node, simulate, verify
+    from flare.cli import deploy, inspect, node, participant, simulate, task, verify
 
     parser = _Parser(prog="flare", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.register(commands)
     node.register(commands)
     deploy.register(commands)
+    task.register(commands)
+    participant.register(commands)
     return parser
 
 

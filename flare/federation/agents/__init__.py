@@ -6,7 +6,12 @@ its own data file (``local_data.py``); ``EncoderStateStore`` keeps a client's Po
 state across restarts (``encoder_state.py``). ``docs/processes.md`` shows them at work.
 """
 
-from flare.federation.agents.agent import AgentOptions, ParticipantAgent, StepOutcome
+from flare.federation.agents.agent import (
+    AgentOptions,
+    ParticipantAgent,
+    StepOutcome,
+    stop_event_on_signals,
+)
 from flare.federation.agents.encoder_state import EncoderStateStore
 from flare.federation.agents.local_data import read_client_data, split_data
 from flare.federation.agents.tasks import TaskSpec, publish_task
@@ -20,4 +25,5 @@ __all__ = [
     "publish_task",
     "read_client_data",
     "split_data",
+    "stop_event_on_signals",
 ]

@@ -20,6 +20,7 @@ after the vote window anyone closes the attempt with ``timeout``.
 """
 
 import logging
+import signal
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from flare.compression import make_codec
 from flare.crypto.identity import ParticipantKeys
 from flare.federation.agents.encoder_state import EncoderStateStore
 from flare.federation.agents.local_data import read_client_data
-from flare.federation.clients import Client, LocalUpdate, make_attack
+from flare.federation.clients import AttackSituation, Client, LocalUpdate, make_attack
 from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, load_task_context
 from flare.federation.protocol.artifacts import decode_model
 from flare.federation.protocol.roles import ProtocolParticipant, matching_proposal
@@ -81,8 +82,6 @@ class AgentOptions:
     honest_member: bool = True
     propose_stagger: int = 1
     """Blocks each committee rank waits before proposing, so members rarely propose twice."""
-    seed: int | None = None
-    """Seed of local training and of the encoder; by default derived from the address."""
 
 
 @dataclass
@@ -122,11 +121,9 @@ class ParticipantAgent:
         )
         self.log = logging.getLogger(f"flare.agent.{self.name}")
         self.encoder_state = EncoderStateStore(state_dir)
-        self._seed = (
-            self.options.seed
-            if self.options.seed is not None
-            else zlib.crc32(self.address.lower().encode())
-        )
+        # Training and encoder seeds follow from the address: a restarted process trains
+        # exactly as the one it replaces, and re-encodes the same bytes.
+        self._seed = zlib.crc32(self.address.lower().encode())
         self._attack = (
             make_attack(self.options.attack, self.options.attack_strength)
             if self.options.attack
@@ -221,15 +218,15 @@ class ParticipantAgent:
         self, task: Task, state: Round, me: Participant, memo: _AttemptMemo
     ) -> StepOutcome:
         may_sit = me.index < state.registered_snapshot and me.seat_epoch != state.epoch
-        if may_sit and not memo.seat_drawn:
-            self._claim_seat(task, state, memo)
+        if may_sit and not memo.seat_drawn and self._claim_seat(task, state, memo):
             return StepOutcome.ACTED
         if me.submit_epoch != state.epoch:
             self._submit(state, me, memo)
             return StepOutcome.ACTED
         return StepOutcome.IDLE
 
-    def _claim_seat(self, task: Task, state: Round, memo: _AttemptMemo) -> None:
+    def _claim_seat(self, task: Task, state: Round, memo: _AttemptMemo) -> bool:
+        """Draw the VRF and claim the seat if it wins; whether a transaction was sent."""
         try:
             output = self.participant.claim_seat_if_drawn(
                 self.chain, memo.opened, task.params.expected_committee
@@ -238,8 +235,10 @@ class ParticipantAgent:
             memo.seat_drawn = True  # the contract said no; do not ask again this attempt
             raise
         memo.seat_drawn = True
-        if output is not None:
-            self.log.info("%s: seat won (output 0x%s…)", _label(state), output.hex()[:16])
+        if output is None:
+            return False
+        self.log.info("%s: seat won (output 0x%s…)", _label(state), output.hex()[:16])
+        return True
 
     def _submit(self, state: Round, me: Participant, memo: _AttemptMemo) -> None:
         context = self._task_context()
@@ -277,8 +276,10 @@ class ParticipantAgent:
         if self._attack is None:
             return client.local_update(self._trainer, base, seed=seed)
         num_classes = context.bundle.manifest.num_classes
-        rng = np.random.default_rng(seed)
-        return self._attack.corrupt(client, self._trainer, base, num_classes, rng, seed)
+        situation = AttackSituation(
+            client, self._trainer, base, num_classes, np.random.default_rng(seed), seed
+        )
+        return self._attack.corrupt(situation)
 
     # -- vote window ---------------------------------------------------------------------
 
@@ -484,6 +485,24 @@ class ParticipantAgent:
                 self.data, self.name, manifest.num_features, manifest.num_classes
             )
         return self._client
+
+
+def stop_event_on_signals() -> threading.Event:
+    """An event SIGTERM and SIGINT set, for :meth:`ParticipantAgent.run` to stop on.
+
+    The action under way (training, a transaction waiting for its receipt) finishes
+    first, so a stopped process leaves nothing half done. A second Ctrl-C interrupts at
+    once, for an operator who cannot wait.
+    """
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
 
 
 def _label(state: Round) -> str:

@@ -1,0 +1,114 @@
+"""``flare participant keys new|run``: one device of the federation, as its own process.
+
+``run`` is long-lived: it registers, then follows the task on chain and acts once per
+round attempt until the task completes or it receives SIGTERM / SIGINT (it finishes the
+action under way and exits 0). Killed outright, it resumes from chain state on restart.
+"""
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from flare.cli import add_threads_option, apply_threads
+from flare.cli.task import add_network_options, keystore_dir, load_keys, network_config
+from flare.errors import ConfigError
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "participant",
+        help="make participant keys; run a participant process",
+        description="A participant trains on its own data, submits updates, and serves on "
+        "the committee when its VRF draws a seat.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, parser_class=type(p))
+
+    keys = actions.add_parser("keys", help="participant keystores")
+    key_actions = keys.add_subparsers(dest="key_action", required=True, parser_class=type(p))
+    new = key_actions.add_parser("new", help="create an Ethereum account and a BLS key")
+    new.add_argument("--keystore", type=Path, required=True, help="directory to create")
+    new.add_argument(
+        "--password-file", type=Path, help="keystore password (else $FLARE_KEYSTORE_PASSWORD)"
+    )
+    new.set_defaults(handler=run_keys_new)
+
+    run = actions.add_parser("run", help="follow a task and take part until it completes")
+    run.add_argument("--task", type=int, required=True)
+    run.add_argument("--data", type=Path, required=True, help="this client's .npz (X, y)")
+    run.add_argument(
+        "--state-dir", type=Path, help="encoder state (default: under the keystore directory)"
+    )
+    run.add_argument("--name", help="name in the log (default: the address)")
+    run.add_argument("--codec", default="none", help="none, gzip or powersgd")
+    run.add_argument("--rank", type=int, default=4, help="PowerSGD rank")
+    run.add_argument("--epochs", type=int, default=2, help="local epochs per round")
+    run.add_argument("--batch-size", type=int, default=16)
+    run.add_argument("--learning-rate", type=float, default=0.05)
+    run.add_argument("--attack", help="experiments: send a corrupted update (e.g. sign-flip)")
+    run.add_argument("--attack-strength", type=float, help="the attack's main parameter")
+    run.add_argument(
+        "--dishonest-member",
+        action="store_true",
+        help="experiments: as a committee member, back plain FedAvg of every update",
+    )
+    add_network_options(run, keys=True)
+    add_threads_option(run)
+    run.set_defaults(handler=run_participant)
+
+
+def run_keys_new(args: argparse.Namespace) -> int:
+    from flare.config import NetworkConfig, read_password
+    from flare.crypto.identity import ParticipantKeys
+
+    password = read_password(NetworkConfig(password_file=args.password_file))
+    keys = ParticipantKeys.generate()
+    keys.save(args.keystore, password)
+    print(f"{keys.account.address} keys in {args.keystore}")
+    return 0
+
+
+def run_participant(args: argparse.Namespace) -> int:
+    apply_threads(args.threads)
+    from flare.config import open_chain, open_store
+    from flare.federation.agents import AgentOptions, ParticipantAgent, stop_event_on_signals
+    from flare.models import TrainingConfig
+
+    config = network_config(args)
+    if config.local:
+        raise ConfigError(
+            "participant run needs a chain node (--rpc or a config file): the embedded "
+            "chain's journal has one writer and its blocks advance only when one process "
+            "sends, so separate participant processes cannot share it"
+        )
+    try:
+        training = TrainingConfig(
+            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    options = AgentOptions(
+        codec=args.codec,
+        rank=args.rank,
+        training=training,
+        attack=args.attack,
+        attack_strength=args.attack_strength,
+        honest_member=not args.dishonest_member,
+    )
+    keys = load_keys(config)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
+    )
+    stop = stop_event_on_signals()
+    store = open_store(config)
+    with open_chain(config) as chain:
+        state_dir = args.state_dir or (
+            keystore_dir(config)
+            / "state"
+            / f"{chain.chain_id}-{chain.contract_address}-{args.task}"
+        )
+        agent = ParticipantAgent(
+            chain, store, keys, args.task, args.data, state_dir, options, name=args.name
+        )
+        agent.run(stop, config.poll_interval)
+    return 0

@@ -1,0 +1,274 @@
+"""``flare task create|start|status|split-data``: a task as its creator and observers see it.
+
+Every command reaches the chain and the blob store through the network configuration
+(:mod:`flare.config`): ``--config`` names the file, and the options below override it.
+"""
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flare.cli import add_threads_option, apply_threads
+from flare.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flare.chain import ChainConnector, SenderAccount
+    from flare.config import NetworkConfig
+    from flare.crypto.identity import ParticipantKeys
+    from flare.storage import StorageProvider
+
+
+def add_network_options(parser: argparse.ArgumentParser, *, keys: bool) -> None:
+    """The options that say where chain, contract, IPFS node (and keys) are."""
+    group = parser.add_argument_group(
+        "network", "where the chain and the blobs are (default: local Anvil and Kubo)"
+    )
+    group.add_argument("--config", type=Path, help="network file, TOML or JSON")
+    group.add_argument("--rpc", help="JSON-RPC URL of the chain node")
+    group.add_argument("--chain-id", type=int, help="chain id the node must serve")
+    group.add_argument("--deployment", type=Path, help="file written by `flare deploy`")
+    group.add_argument("--ipfs", help="Kubo RPC API URL")
+    group.add_argument(
+        "--state",
+        type=Path,
+        help="embedded chain journaled to this SQLite file instead of a node "
+        "(one process at a time)",
+    )
+    group.add_argument("--store", type=Path, help="blob directory instead of Kubo")
+    if keys:
+        group.add_argument(
+            "--keystore", type=Path, help="keys directory (`flare participant keys new`)"
+        )
+        group.add_argument(
+            "--password-file", type=Path, help="keystore password (else $FLARE_KEYSTORE_PASSWORD)"
+        )
+
+
+def network_config(args: argparse.Namespace) -> "NetworkConfig":
+    """The configuration file (or the local defaults) with the command line on top."""
+    from flare.config import load_network_config
+
+    return load_network_config(args.config).with_overrides(
+        rpc_url=args.rpc,
+        chain_id=args.chain_id,
+        deployment=args.deployment,
+        ipfs_api_url=args.ipfs,
+        state=args.state,
+        store=args.store,
+        keystore=getattr(args, "keystore", None),
+        password_file=getattr(args, "password_file", None),
+    )
+
+
+def keystore_dir(config: "NetworkConfig") -> Path:
+    """The configured keys directory, which every sending command needs."""
+    if config.keystore is None:
+        raise ConfigError("no keys: give --keystore (made by `flare participant keys new`)")
+    return config.keystore
+
+
+def load_keys(config: "NetworkConfig") -> "ParticipantKeys":
+    """The participant keys the configuration names, decrypted."""
+    from flare.config import read_password
+    from flare.crypto.identity import ParticipantKeys
+
+    return ParticipantKeys.load(keystore_dir(config), read_password(config))
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser(
+        "task",
+        help="create, start and inspect a task on the chain; split data among clients",
+        description="A task is one federated training job on the coordination contract.",
+    )
+    actions = p.add_subparsers(dest="action", required=True, parser_class=type(p))
+
+    create = actions.add_parser("create", help="upload the initial model and create a task")
+    create.add_argument("--model", default="mlp", help="mlp, cnn or logreg")
+    create.add_argument("--dataset", default="digits", help="digits, or an .npz with X and y")
+    create.add_argument("--aggregator", default="mi", help="mi, fedavg, krum, median, …")
+    create.add_argument("--rounds", type=int, default=10)
+    create.add_argument("--min-clients", type=int, default=1, help="registrations to start")
+    create.add_argument("--committee", type=int, default=5, help="expected committee size k")
+    create.add_argument("--min-committee", type=int, default=3)
+    create.add_argument("--quorum", type=int, default=6667, help="basis points of the committee")
+    create.add_argument("--submission-window", type=int, default=30, help="blocks")
+    create.add_argument("--vote-window", type=int, default=30, help="blocks")
+    create.add_argument("--seed", type=int, default=0, help="data split and initial weights")
+    add_network_options(create, keys=True)
+    add_threads_option(create)
+    create.set_defaults(handler=run_create)
+
+    start = actions.add_parser("start", help="open round 1 (anyone may, once enough registered)")
+    start.add_argument("--task", type=int, required=True)
+    add_network_options(start, keys=True)
+    start.set_defaults(handler=run_start)
+
+    status = actions.add_parser("status", help="round, phase, committee, proposals, history")
+    status.add_argument("--task", type=int, required=True)
+    status.add_argument("--test", type=Path, help="an .npz (X, y) to score the global model on")
+    add_network_options(status, keys=False)
+    add_threads_option(status)
+    status.set_defaults(handler=run_status)
+
+    split = actions.add_parser("split-data", help="write one .npz of training data per client")
+    split.add_argument("--dataset", default="digits", help="digits, or an .npz with X and y")
+    split.add_argument("--clients", type=int, required=True)
+    split.add_argument("--partition", default="iid", help="iid, dirichlet or shards")
+    split.add_argument("--alpha", type=float, default=0.5, help="dirichlet concentration")
+    split.add_argument("--seed", type=int, default=0, help="the seed `task create` uses")
+    split.add_argument("--out", type=Path, required=True, help="directory for the files")
+    split.set_defaults(handler=run_split)
+
+
+def run_create(args: argparse.Namespace) -> int:
+    apply_threads(args.threads)
+    from flare.config import open_chain, open_store
+    from flare.federation.agents import TaskSpec, publish_task
+
+    spec = TaskSpec(
+        model=args.model,
+        dataset=args.dataset,
+        aggregator=args.aggregator,
+        rounds=args.rounds,
+        min_clients=args.min_clients,
+        expected_committee=args.committee,
+        min_committee=args.min_committee,
+        quorum_bps=args.quorum,
+        submission_window=args.submission_window,
+        vote_window=args.vote_window,
+        seed=args.seed,
+    )
+    config = network_config(args)
+    with open_chain(config, _sender(config)) as chain:
+        task_id = publish_task(chain, open_store(config), spec)
+        task = chain.task(task_id)
+    print(
+        f"task {task_id} created: model {task.model.to_cid()}, "
+        f"manifest {task.validation_set.to_cid()}"
+    )
+    return 0
+
+
+def run_start(args: argparse.Namespace) -> int:
+    from flare.config import open_chain
+
+    config = network_config(args)
+    with open_chain(config, _sender(config)) as chain:
+        opened = chain.start_task(args.task).block_number
+        state = chain.current_round(args.task)
+    print(
+        f"task {args.task} started in block {opened}: round 1 takes submissions until "
+        f"block {state.submission_deadline}, votes until {state.vote_deadline}"
+    )
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    apply_threads(args.threads)
+    from flare.config import open_chain, open_store
+
+    config = network_config(args)
+    with open_chain(config) as chain:
+        for line in _status_lines(chain, args.task):
+            print(line)
+        if args.test is not None:
+            print(_score_line(chain, open_store(config), args.task, args.test))
+    return 0
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from flare.federation.agents import split_data
+
+    if args.clients < 1:
+        raise ConfigError("--clients must be at least 1")
+    written = split_data(
+        args.dataset,
+        args.clients,
+        args.out,
+        scheme=args.partition,
+        alpha=args.alpha,
+        seed=args.seed,
+    )
+    print(f"wrote {len(written) - 1} client files and {written[-1].name} to {args.out}")
+    return 0
+
+
+def _sender(config: "NetworkConfig") -> "SenderAccount":
+    """Who sends: the configured keys; on the embedded chain, which checks no signatures,
+    a throwaway account when none are configured."""
+    if config.keystore is None and config.local:
+        from eth_account import Account
+
+        return Account.create()
+    return load_keys(config).account
+
+
+def _status_lines(chain: "ChainConnector", task_id: int) -> list[str]:
+    from flare.chain import Proposed, RoundFinalized, RoundTimedOut, TaskStatus
+
+    task = chain.task(task_id)
+    p = task.params
+    head = chain.block_number()
+    lines = [
+        f"task {task_id} on chain {chain.chain_id} at {chain.contract_address}, block {head}: "
+        f"{task.status.name.lower()}, {task.registered_count} registered "
+        f"(start needs {p.min_clients})",
+        f"committee k={p.expected_committee}, min {p.min_committee}, "
+        f"quorum {p.quorum_bps / 100:g}%; windows {p.submission_window}+{p.vote_window} "
+        f"blocks; {p.max_rounds} rounds",
+        f"global model {task.model.to_cid()}",
+    ]
+    if task.status is TaskStatus.REGISTERING:
+        return lines
+    state = chain.current_round(task_id)
+    phase = state.phase_at(head + 1).name.lower()
+    lines.append(
+        f"round {state.round} attempt {state.attempt} (epoch {state.epoch}): {phase}; "
+        f"submissions until block {state.submission_deadline}, votes until {state.vote_deadline}"
+    )
+    seats = chain.committee(task_id, state.round, state.attempt)
+    lines.append(
+        f"  {state.submission_count} submissions, committee {len(seats)}: "
+        + (", ".join(seat.member for seat in seats) or "none yet")
+    )
+    opened = chain.round_opened(task_id, state.round, state.attempt)
+    for event in chain.events([Proposed], task_id=task_id, from_block=opened.block_number):
+        if isinstance(event, Proposed) and (event.round, event.attempt) == (
+            state.round,
+            state.attempt,
+        ):
+            record = chain.proposal(task_id, event.proposal_id)
+            lines.append(
+                f"  proposal #{event.proposal_id} by {event.proposer}: {event.model.to_cid()}, "
+                f"{record.approvals} approve / {record.rejections} reject "
+                f"(quorum {state.quorum_threshold})"
+            )
+    lines.append("history:")
+    for event in chain.events([RoundFinalized, RoundTimedOut], task_id=task_id):
+        if isinstance(event, RoundFinalized):
+            lines.append(
+                f"  round {event.round} attempt {event.attempt}: finalized → "
+                f"{event.model.to_cid()} ({event.submission_count} submissions, "
+                f"committee {event.committee_size})"
+            )
+        elif isinstance(event, RoundTimedOut):
+            lines.append(
+                f"  round {event.round} attempt {event.attempt}: timed out "
+                f"({event.submission_count} submissions, committee {event.committee_size})"
+            )
+    return lines
+
+
+def _score_line(chain: "ChainConnector", store: "StorageProvider", task_id: int, test: Path) -> str:
+    from flare.federation.agents import read_client_data
+    from flare.federation.protocol.aggregate import load_task_context
+    from flare.federation.protocol.artifacts import decode_model
+
+    context = load_task_context(chain, store, task_id)
+    manifest = context.bundle.manifest
+    data = read_client_data(test, "test", manifest.num_features, manifest.num_classes)
+    model = chain.task(task_id).model.to_cid()
+    context.evaluator.set_weights(decode_model(store.get(model), context.spec))
+    result = context.evaluator.evaluate(data.features, data.labels)
+    return f"global model accuracy {result.accuracy:.1%} (loss {result.loss:.3f}) on {test}"
