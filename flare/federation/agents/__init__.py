@@ -1,18 +1,15 @@
 """Participants as separate long-lived processes that share only a chain and a blob store.
 
-``ParticipantAgent`` follows one task and acts from chain state alone (``agent.py``);
+``ParticipantAgent`` follows one task and acts from chain state alone (``agent.py``; its
+vote-window duties in ``committee.py``, its per-attempt memory in ``follow.py``);
 ``publish_task`` creates a task (``tasks.py``); ``split_data`` gives each client process
 its own data file (``local_data.py``); ``EncoderStateStore`` keeps a client's PowerSGD
 state across restarts (``encoder_state.py``). ``docs/processes.md`` shows them at work.
 """
 
-from flare.federation.agents.agent import (
-    AgentOptions,
-    ParticipantAgent,
-    StepOutcome,
-    stop_event_on_signals,
-)
+from flare.federation.agents.agent import AgentOptions, ParticipantAgent, stop_event_on_signals
 from flare.federation.agents.encoder_state import EncoderStateStore
+from flare.federation.agents.follow import StepOutcome
 from flare.federation.agents.local_data import read_client_data, split_data
 from flare.federation.agents.tasks import TaskSpec, publish_task
 

@@ -24,7 +24,6 @@ import signal
 import threading
 import zlib
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -33,41 +32,27 @@ from flare.chain import (
     ChainConnector,
     ChainError,
     ContractError,
+    Participant,
     Phase,
-    Proposed,
     Round,
-    RoundFinalized,
-    RoundOpened,
-    RoundTimedOut,
     Task,
-    TaskCompleted,
     TaskStatus,
 )
 from flare.chain.errors import AlreadyRegistered, TaskAlreadyCompleted, VoteWindowOpen
-from flare.chain.types import Participant
 from flare.compression import make_codec
 from flare.crypto.identity import ParticipantKeys
+from flare.federation.agents.committee import CommitteeMember
 from flare.federation.agents.encoder_state import EncoderStateStore
+from flare.federation.agents.follow import AttemptMemo, StepOutcome, TaskFollower
 from flare.federation.agents.local_data import read_client_data
 from flare.federation.clients import AttackSituation, Client, LocalUpdate, make_attack
-from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, load_task_context
+from flare.federation.protocol.aggregate import TaskContext, load_task_context
 from flare.federation.protocol.artifacts import decode_model
-from flare.federation.protocol.roles import ProtocolParticipant, matching_proposal
+from flare.federation.protocol.roles import ProtocolParticipant
 from flare.models import TorchModelAdapter, TrainingConfig, build_model
 from flare.storage import StorageProvider
-from flare.storage.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+from flare.storage.errors import StorageError
 from flare.tensors import Weights
-
-
-class StepOutcome(Enum):
-    """What one :meth:`ParticipantAgent.step` found."""
-
-    IDLE = "idle"
-    """Nothing to do until the chain moves on: wait a poll interval."""
-    ACTED = "acted"
-    """One thing done (or refused by the contract); there may be more to do at once."""
-    DONE = "done"
-    """The task completed."""
 
 
 @dataclass(frozen=True)
@@ -82,17 +67,6 @@ class AgentOptions:
     honest_member: bool = True
     propose_stagger: int = 1
     """Blocks each committee rank waits before proposing, so members rarely propose twice."""
-
-
-@dataclass
-class _AttemptMemo:
-    """What this process worked out about one attempt; all of it re-derivable."""
-
-    opened: RoundOpened
-    seat_drawn: bool = False
-    aggregate: RoundAggregate | None = None
-    propose_from: int | None = None
-    said: set[str] = field(default_factory=set)
 
 
 class ParticipantAgent:
@@ -132,9 +106,11 @@ class ParticipantAgent:
         self._context: TaskContext | None = None
         self._client: Client | None = None
         self._trainer: TorchModelAdapter | None = None
-        self._memo: _AttemptMemo | None = None
+        self.follower = TaskFollower(self.chain, task_id, self.log)
+        self.committee = CommitteeMember(
+            self.chain, store, self.participant, task_id, self.log, self.options.propose_stagger
+        )
         self._waiting_said = False
-        self._finished = False
 
     @property
     def address(self) -> str:
@@ -181,7 +157,7 @@ class ParticipantAgent:
 
     def _advance(self, task: Task) -> StepOutcome:
         if task.status is TaskStatus.COMPLETED:
-            self._finish()
+            self.follower.finish()
             return StepOutcome.DONE
         me = self.chain.participant(self.task_id, self.address)
         if not me.registered:
@@ -193,15 +169,15 @@ class ParticipantAgent:
                 self._waiting_said = True
             return StepOutcome.IDLE
         state = self.chain.current_round(self.task_id)
-        memo = self._attempt(state)
+        memo = self.follower.attempt(state)
         block = self.chain.block_number() + 1  # where our next transaction lands
         phase = state.phase_at(block)
         if phase is Phase.SUBMISSION:
             return self._submission_phase(task, state, me, memo)
         if phase is Phase.VOTING and me.seat_epoch == state.epoch:
-            return self._voting_phase(task, state, me, memo, block)
+            return self.committee.act(task, state, me, memo, block, self._task_context())
         if phase is Phase.EXPIRED:
-            return self._close_expired(state)
+            return self._close_expired(memo)
         return StepOutcome.IDLE
 
     # -- registration and submission window ---------------------------------------------
@@ -215,7 +191,7 @@ class ParticipantAgent:
         self.log.info("registered for task %d as participant #%d", self.task_id, index)
 
     def _submission_phase(
-        self, task: Task, state: Round, me: Participant, memo: _AttemptMemo
+        self, task: Task, state: Round, me: Participant, memo: AttemptMemo
     ) -> StepOutcome:
         may_sit = me.index < state.registered_snapshot and me.seat_epoch != state.epoch
         if may_sit and not memo.seat_drawn and self._claim_seat(task, state, memo):
@@ -225,7 +201,7 @@ class ParticipantAgent:
             return StepOutcome.ACTED
         return StepOutcome.IDLE
 
-    def _claim_seat(self, task: Task, state: Round, memo: _AttemptMemo) -> bool:
+    def _claim_seat(self, task: Task, state: Round, memo: AttemptMemo) -> bool:
         """Draw the VRF and claim the seat if it wins; whether a transaction was sent."""
         try:
             output = self.participant.claim_seat_if_drawn(
@@ -237,10 +213,10 @@ class ParticipantAgent:
         memo.seat_drawn = True
         if output is None:
             return False
-        self.log.info("%s: seat won (output 0x%s…)", _label(state), output.hex()[:16])
+        self.log.info("%s: seat won (output 0x%s…)", memo.label, output.hex()[:16])
         return True
 
-    def _submit(self, state: Round, me: Participant, memo: _AttemptMemo) -> None:
+    def _submit(self, state: Round, me: Participant, memo: AttemptMemo) -> None:
         context = self._task_context()
         base = decode_model(self.store.get(memo.opened.base_model.to_cid()), context.spec)
         update = self._train(context, base, _derived_seed(self._seed, state.round, state.attempt))
@@ -258,7 +234,7 @@ class ParticipantAgent:
         self.encoder_state.commit(state.epoch)
         self.log.info(
             "%s: submitted %s (%.1f KB, %d samples)",
-            _label(state),
+            memo.label,
             cid,
             len(blob) / 1000,
             update.num_samples,
@@ -281,197 +257,17 @@ class ParticipantAgent:
         )
         return self._attack.corrupt(situation)
 
-    # -- vote window ---------------------------------------------------------------------
-
-    def _voting_phase(
-        self, task: Task, state: Round, me: Participant, memo: _AttemptMemo, block: int
-    ) -> StepOutcome:
-        params = task.params
-        if (
-            state.committee_size < params.min_committee
-            or state.submission_count < params.min_clients
-        ):
-            self._say_once(
-                memo,
-                "undecidable",
-                f"{_label(state)}: committee {state.committee_size} (min {params.min_committee}), "
-                f"{state.submission_count} submissions (min {params.min_clients}); "
-                "only a timeout can close it",
-            )
-            return StepOutcome.IDLE
-        aggregate = self._aggregate(task, state, memo, block)
-        if aggregate is None:
-            return StepOutcome.IDLE
-        proposals = self._proposals(memo.opened)
-        match = matching_proposal(aggregate, proposals)
-        if match is None:
-            if me.propose_epoch == state.epoch:
-                self._say_once(
-                    memo, "no-match", f"{_label(state)}: no proposal matches our aggregate"
-                )
-                return StepOutcome.IDLE
-            if block < self._propose_from(task, state, memo):
-                return StepOutcome.IDLE
-            proposed = self.participant.propose_unless_present(
-                self.chain, self.store, self.task_id, aggregate, proposals
-            )
-            if proposed is not None:
-                self.log.info(
-                    "%s: proposed %s as #%d",
-                    _label(state),
-                    proposed.model.to_cid(),
-                    proposed.proposal_id,
-                )
-            return StepOutcome.ACTED
-        if me.vote_epoch == state.epoch:
-            return StepOutcome.IDLE
-        vote = self.participant.vote(self.chain, self.task_id, aggregate, [match])
-        suffix = " (quorum reached)" if vote.finalized else ""
-        self.log.info("%s: voted approve on #%d%s", _label(state), vote.proposal_id, suffix)
-        return StepOutcome.ACTED
-
-    def _aggregate(
-        self, task: Task, state: Round, memo: _AttemptMemo, block: int
-    ) -> RoundAggregate | None:
-        """The attempt's aggregate, once every update blob is here or patience runs out.
-
-        An update the store cannot serve counts as rejected, so a member that computed
-        before a blob reached its IPFS node would disagree with one that computed after.
-        Waiting until half the vote window has passed lets every member see the same set;
-        after that a blob still missing was most likely never published.
-        """
-        if memo.aggregate is not None:
-            return memo.aggregate
-        submissions = self.chain.submissions(self.task_id, state.round, state.attempt)
-        missing = [s for s in submissions if not self._retrievable(s.update.to_cid())]
-        patience_ends = state.submission_deadline + task.params.vote_window // 2
-        if missing and block <= patience_ends:
-            self._say_once(
-                memo,
-                "missing",
-                f"{_label(state)}: waiting until block {patience_ends} for "
-                f"{len(missing)} update blob(s)",
-            )
-            return None
-        memo.aggregate = self.participant.aggregate(
-            self.chain, self.store, self._task_context(), memo.opened
-        )
-        self.log.info(
-            "%s: aggregate %s accepts %d of %d updates",
-            _label(state),
-            memo.aggregate.model.to_cid(),
-            len(memo.aggregate.accepted),
-            len(submissions),
-        )
-        return memo.aggregate
-
-    def _retrievable(self, cid: str) -> bool:
-        try:
-            self.store.get(cid)
-        except (BlobNotFoundError, StorageUnavailableError):
-            return False
-        except StorageError:
-            return True  # served but wrong: permanent, and the aggregate rejects it
-        return True
-
-    def _proposals(self, opened: RoundOpened) -> list[Proposed]:
-        """The attempt's proposals in id order, from its logs (bounded to the attempt)."""
-        logs = self.chain.events([Proposed], task_id=self.task_id, from_block=opened.block_number)
-        return [
-            e
-            for e in logs
-            if isinstance(e, Proposed) and (e.round, e.attempt) == (opened.round, opened.attempt)
-        ]
-
-    def _propose_from(self, task: Task, state: Round, memo: _AttemptMemo) -> int:
-        """First block this member proposes in: later the higher its VRF output ranks.
-
-        The lowest output proposes at once; the others mostly find its proposal already
-        there and only vote. Capped at half the vote window so that a proposal still comes.
-        """
-        if memo.propose_from is None:
-            seats = self.chain.committee(self.task_id, state.round, state.attempt)
-            ranked = sorted(seats, key=lambda seat: seat.output)
-            rank = next(i for i, seat in enumerate(ranked) if seat.member == self.address)
-            delay = min(rank * self.options.propose_stagger, task.params.vote_window // 2)
-            memo.propose_from = state.submission_deadline + 1 + delay
-        return memo.propose_from
-
-    def _close_expired(self, state: Round) -> StepOutcome:
+    def _close_expired(self, memo: AttemptMemo) -> StepOutcome:
         """Close an attempt whose vote window passed; many race, the chain takes one."""
         try:
             self.chain.timeout(self.task_id)
         except (VoteWindowOpen, TaskAlreadyCompleted):
-            self.log.debug("%s: already closed by another participant", _label(state))
+            self.log.debug("%s: already closed by another participant", memo.label)
             return StepOutcome.ACTED
-        self.log.info("%s: sent timeout", _label(state))
+        self.log.info("%s: sent timeout", memo.label)
         return StepOutcome.ACTED
 
-    # -- following the task --------------------------------------------------------------
-
-    def _attempt(self, state: Round) -> _AttemptMemo:
-        """The memo of the open attempt, reporting how the previous one ended on change."""
-        if self._memo is None or self._memo.opened.epoch != state.epoch:
-            if self._memo is not None:
-                self._report_close(self._memo.opened)
-            opened = self.chain.round_opened(self.task_id, state.round, state.attempt)
-            self._memo = _AttemptMemo(opened)
-            self.log.info(
-                "%s opened: submissions until block %d, votes until %d",
-                _label(state),
-                opened.submission_deadline,
-                opened.vote_deadline,
-            )
-        return self._memo
-
-    def _report_close(self, opened: RoundOpened) -> None:
-        closings = self.chain.events(
-            [RoundFinalized, RoundTimedOut], task_id=self.task_id, from_block=opened.block_number
-        )
-        for event in closings:
-            if not isinstance(event, RoundFinalized | RoundTimedOut):
-                continue
-            if (event.round, event.attempt) != (opened.round, opened.attempt):
-                continue
-            if isinstance(event, RoundFinalized):
-                self.log.info(
-                    "round %d finalized → %s (proposal #%d, %d submissions, committee %d)",
-                    event.round,
-                    event.model.to_cid(),
-                    event.proposal_id,
-                    event.submission_count,
-                    event.committee_size,
-                )
-            else:
-                self.log.info(
-                    "round %d attempt %d timed out (%d submissions, committee %d)",
-                    event.round,
-                    event.attempt,
-                    event.submission_count,
-                    event.committee_size,
-                )
-            return
-
-    def _finish(self) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        if self._memo is not None:
-            self._report_close(self._memo.opened)
-            self._memo = None
-        for event in self.chain.events([TaskCompleted], task_id=self.task_id):
-            if isinstance(event, TaskCompleted):
-                self.log.info(
-                    "task %d completed after %d rounds → %s",
-                    self.task_id,
-                    event.rounds,
-                    event.model.to_cid(),
-                )
-
-    def _say_once(self, memo: _AttemptMemo, key: str, message: str) -> None:
-        if key not in memo.said:
-            memo.said.add(key)
-            self.log.info("%s", message)
+    # -- lazily loaded ------------------------------------------------------------------
 
     def _task_context(self) -> TaskContext:
         if self._context is None:
@@ -503,10 +299,6 @@ def stop_event_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     return stop
-
-
-def _label(state: Round) -> str:
-    return f"round {state.round} attempt {state.attempt}"
 
 
 def _derived_seed(seed: int, round_number: int, attempt: int) -> int:

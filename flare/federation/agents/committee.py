@@ -1,0 +1,151 @@
+"""A seated member's work in the vote window: aggregate, propose once, approve the match.
+
+Honest members approve only a proposal identical to their own aggregate (model CID and
+accepted bitmap), and always the lowest-id one, so duplicate proposals of the same
+aggregate cannot split their votes. They never vote to reject: a member votes once per
+attempt, and a rejection would forfeit its approval of an honest proposal still to come.
+Every member proposes its aggregate if no identical proposal stands, but the member whose
+VRF output ranks ``r`` waits ``r`` stagger steps first, so usually one proposal is made.
+"""
+
+import logging
+
+from flare.chain import ChainConnector, Participant, Proposed, Round, RoundOpened, Task
+from flare.federation.agents.follow import AttemptMemo, StepOutcome
+from flare.federation.protocol.aggregate import RoundAggregate, TaskContext
+from flare.federation.protocol.roles import ProtocolParticipant, matching_proposal
+from flare.storage import StorageProvider
+from flare.storage.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+
+
+class CommitteeMember:
+    """The vote-window duties of one participant, whenever it holds a seat."""
+
+    def __init__(
+        self,
+        chain: ChainConnector,
+        store: StorageProvider,
+        participant: ProtocolParticipant,
+        task_id: int,
+        log: logging.Logger,
+        propose_stagger: int,
+    ) -> None:
+        self.chain, self.store, self.participant = chain, store, participant
+        self.task_id, self.log, self.propose_stagger = task_id, log, propose_stagger
+
+    def act(
+        self,
+        task: Task,
+        state: Round,
+        me: Participant,
+        memo: AttemptMemo,
+        block: int,
+        context: TaskContext,
+    ) -> StepOutcome:
+        """Propose or vote, if it is time to; ``block`` is where a transaction would land."""
+        params = task.params
+        if (
+            state.committee_size < params.min_committee
+            or state.submission_count < params.min_clients
+        ):
+            memo.say_once(
+                self.log,
+                "undecidable",
+                f"committee {state.committee_size} (min {params.min_committee}), "
+                f"{state.submission_count} submissions (min {params.min_clients}); "
+                "only a timeout can close it",
+            )
+            return StepOutcome.IDLE
+        aggregate = self._aggregate(task, state, memo, block, context)
+        if aggregate is None:
+            return StepOutcome.IDLE
+        proposals = self._proposals(memo.opened)
+        match = matching_proposal(aggregate, proposals)
+        if match is None:
+            if me.propose_epoch == state.epoch:
+                memo.say_once(self.log, "no-match", "no proposal matches our aggregate")
+                return StepOutcome.IDLE
+            if block < self._propose_from(task, state, memo):
+                return StepOutcome.IDLE
+            proposed = self.participant.propose_unless_present(
+                self.chain, self.store, self.task_id, aggregate, proposals
+            )
+            if proposed is not None:
+                self.log.info(
+                    "%s: proposed %s as #%d",
+                    memo.label,
+                    proposed.model.to_cid(),
+                    proposed.proposal_id,
+                )
+            return StepOutcome.ACTED
+        if me.vote_epoch == state.epoch:
+            return StepOutcome.IDLE
+        vote = self.participant.vote(self.chain, self.task_id, aggregate, [match])
+        suffix = " (quorum reached)" if vote.finalized else ""
+        self.log.info("%s: voted approve on #%d%s", memo.label, vote.proposal_id, suffix)
+        return StepOutcome.ACTED
+
+    def _aggregate(
+        self, task: Task, state: Round, memo: AttemptMemo, block: int, context: TaskContext
+    ) -> RoundAggregate | None:
+        """The attempt's aggregate, once every update blob is here or patience runs out.
+
+        An update the store cannot serve counts as rejected, so a member that computed
+        before a blob reached its IPFS node would disagree with one that computed after.
+        Waiting until half the vote window has passed lets every member see the same set;
+        after that a blob still missing was most likely never published.
+        """
+        if memo.aggregate is not None:
+            return memo.aggregate
+        submissions = self.chain.submissions(self.task_id, state.round, state.attempt)
+        missing = [s for s in submissions if not self._retrievable(s.update.to_cid())]
+        patience_ends = state.submission_deadline + task.params.vote_window // 2
+        if missing and block <= patience_ends:
+            memo.say_once(
+                self.log,
+                "missing",
+                f"waiting until block {patience_ends} for {len(missing)} update blob(s)",
+            )
+            return None
+        memo.aggregate = self.participant.aggregate(self.chain, self.store, context, memo.opened)
+        self.log.info(
+            "%s: aggregate %s accepts %d of %d updates",
+            memo.label,
+            memo.aggregate.model.to_cid(),
+            len(memo.aggregate.accepted),
+            len(submissions),
+        )
+        return memo.aggregate
+
+    def _retrievable(self, cid: str) -> bool:
+        try:
+            self.store.get(cid)
+        except (BlobNotFoundError, StorageUnavailableError):
+            return False
+        except StorageError:
+            return True  # served but wrong: permanent, and the aggregate rejects it
+        return True
+
+    def _proposals(self, opened: RoundOpened) -> list[Proposed]:
+        """The attempt's proposals in id order, from its logs (bounded to the attempt)."""
+        logs = self.chain.events([Proposed], task_id=self.task_id, from_block=opened.block_number)
+        return [
+            e
+            for e in logs
+            if isinstance(e, Proposed) and (e.round, e.attempt) == (opened.round, opened.attempt)
+        ]
+
+    def _propose_from(self, task: Task, state: Round, memo: AttemptMemo) -> int:
+        """First block this member proposes in: later the higher its VRF output ranks.
+
+        The lowest output proposes at once; the others mostly find its proposal already
+        there and only vote. Capped at half the vote window so that a proposal still comes.
+        """
+        if memo.propose_from is None:
+            seats = self.chain.committee(self.task_id, state.round, state.attempt)
+            ranked = sorted(seats, key=lambda seat: seat.output)
+            address = self.participant.address
+            rank = next(i for i, seat in enumerate(ranked) if seat.member == address)
+            delay = min(rank * self.propose_stagger, task.params.vote_window // 2)
+            memo.propose_from = state.submission_deadline + 1 + delay
+        return memo.propose_from

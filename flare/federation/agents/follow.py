@@ -1,0 +1,119 @@
+"""Following a task's attempts: what a participant process remembers, and what it reports.
+
+Everything remembered here is a cache that a restarted process recomputes from chain and
+store; nothing here decides whether to send a transaction (the chain's epoch flags do).
+"""
+
+import logging
+from dataclasses import dataclass, field
+from enum import Enum
+
+from flare.chain import (
+    ChainConnector,
+    Round,
+    RoundFinalized,
+    RoundOpened,
+    RoundTimedOut,
+    TaskCompleted,
+)
+from flare.federation.protocol.aggregate import RoundAggregate
+
+
+class StepOutcome(Enum):
+    """What one step of a participant found."""
+
+    IDLE = "idle"
+    """Nothing to do until the chain moves on: wait a poll interval."""
+    ACTED = "acted"
+    """One thing done; there may be more to do at once."""
+    DONE = "done"
+    """The task completed."""
+
+
+@dataclass
+class AttemptMemo:
+    """What this process worked out about the open attempt; all of it re-derivable."""
+
+    opened: RoundOpened
+    seat_drawn: bool = False
+    aggregate: RoundAggregate | None = None
+    propose_from: int | None = None
+    said: set[str] = field(default_factory=set)
+
+    @property
+    def label(self) -> str:
+        return f"round {self.opened.round} attempt {self.opened.attempt}"
+
+    def say_once(self, log: logging.Logger, key: str, message: str) -> None:
+        """Log ``message`` the first time ``key`` comes up in this attempt."""
+        if key not in self.said:
+            self.said.add(key)
+            log.info("%s: %s", self.label, message)
+
+
+class TaskFollower:
+    """Keeps the memo of the open attempt and logs how each attempt and the task ended."""
+
+    def __init__(self, chain: ChainConnector, task_id: int, log: logging.Logger) -> None:
+        self.chain, self.task_id, self.log = chain, task_id, log
+        self._memo: AttemptMemo | None = None
+        self._finished = False
+
+    def attempt(self, state: Round) -> AttemptMemo:
+        """The memo of the attempt ``state`` describes, fresh when a new one opened."""
+        if self._memo is None or self._memo.opened.epoch != state.epoch:
+            if self._memo is not None:
+                self._report_close(self._memo.opened)
+            opened = self.chain.round_opened(self.task_id, state.round, state.attempt)
+            self._memo = AttemptMemo(opened)
+            self.log.info(
+                "%s opened: submissions until block %d, votes until %d",
+                self._memo.label,
+                opened.submission_deadline,
+                opened.vote_deadline,
+            )
+        return self._memo
+
+    def finish(self) -> None:
+        """Report the last attempt and the task's completion, once."""
+        if self._finished:
+            return
+        self._finished = True
+        if self._memo is not None:
+            self._report_close(self._memo.opened)
+        for event in self.chain.events([TaskCompleted], task_id=self.task_id):
+            if isinstance(event, TaskCompleted):
+                self.log.info(
+                    "task %d completed after %d rounds → %s",
+                    self.task_id,
+                    event.rounds,
+                    event.model.to_cid(),
+                )
+
+    def _report_close(self, opened: RoundOpened) -> None:
+        closings = self.chain.events(
+            [RoundFinalized, RoundTimedOut], task_id=self.task_id, from_block=opened.block_number
+        )
+        for event in closings:
+            if not isinstance(event, RoundFinalized | RoundTimedOut):
+                continue
+            if (event.round, event.attempt) != (opened.round, opened.attempt):
+                continue
+            if isinstance(event, RoundFinalized):
+                self.log.info(
+                    "round %d finalized → %s (proposal #%d, %d submissions, committee %d)",
+                    event.round,
+                    event.model.to_cid(),
+                    event.proposal_id,
+                    event.submission_count,
+                    event.committee_size,
+                )
+            else:
+                self.log.info(
+                    "round %d attempt %d timed out (%d submissions, committee %d)",
+                    event.round,
+                    event.attempt,
+                    event.submission_count,
+                    event.committee_size,
+                )
+            return
