@@ -9,7 +9,7 @@ Flare call relies on. Each test runs on the session's Anvil and is rolled back w
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from conformance.anvil_harness import shared_anvil
@@ -158,8 +158,9 @@ def test_a_dropped_transaction_is_resent_and_mined_once(node: Node) -> None:
 def test_a_revert_after_broadcast_is_replayed_for_its_data(node: Node) -> None:
     one_shot = node.deploy(ONE_SHOT)
     late = node.funded("late")
+    patient = TransactionSender(node.rpc, 31337, FeePolicy(), replace(FAST, resend_after=1.5))
     node.rpc.request("evm_setAutomine", False)
-    thread, outcome = in_thread(lambda: node.sender.send(late, one_shot, b""))
+    thread, outcome = in_thread(lambda: patient.send(late, one_shot, b""))
     (dropped,) = node.wait_for_pool()
     node.rpc.request("anvil_dropTransaction", dropped)
     node.rpc.request("evm_setAutomine", True)

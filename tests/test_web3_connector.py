@@ -31,8 +31,9 @@ from flare.chain.web3_connector import (
 )
 from flare.cli import main
 
-RESEND_QUICKLY = Web3Settings(
-    transactions=TransactionSettings(poll_interval=0.01, resend_after=0.3, receipt_timeout=30),
+RESEND_SOON = Web3Settings(
+    # Long enough for a test to rearrange the chain before a dropped transaction returns.
+    transactions=TransactionSettings(poll_interval=0.01, resend_after=1.5, receipt_timeout=30),
     retry=RetryPolicy(attempts=3, initial_delay=0.05, max_delay=0.2),
 )
 
@@ -40,7 +41,7 @@ RESEND_QUICKLY = Web3Settings(
 @pytest.fixture
 def world() -> Iterator[World]:
     """The session's deployment, rolled back after the test (automine restored)."""
-    chain = shared_deployment().connect(shared_anvil().rpc_url, settings=RESEND_QUICKLY)
+    chain = shared_deployment().connect(shared_anvil().rpc_url, settings=RESEND_SOON)
     baseline = chain.rpc.request("evm_snapshot")
     try:
         yield World(chain, chain.mine)
@@ -178,7 +179,7 @@ def test_a_killed_node_is_unavailable_and_restarts_from_its_last_state(tmp_path:
     node = start_anvil(tmp_path / "state")
     try:
         deployment = deploy(node.rpc_url, dev_account(), settings=Web3Settings.dev_node())
-        chain = deployment.connect(node.rpc_url, settings=RESEND_QUICKLY)
+        chain = deployment.connect(node.rpc_url, settings=RESEND_SOON)
         for identity in identities():
             chain.rpc.request("anvil_setBalance", identity.address, hex(FUNDING))
         world = World(chain, chain.mine)

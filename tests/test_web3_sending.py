@@ -245,6 +245,20 @@ def test_a_node_lost_while_waiting_names_the_sent_transaction() -> None:
     assert raised.value.transaction_hash == keccak(bytes.fromhex(node.sent[0][2:]))
 
 
+def test_a_node_lost_during_broadcast_names_the_transaction_that_may_have_arrived() -> None:
+    node = FakeNode()
+    broadcasts: list[str] = []
+
+    def lost(params: list[Any]) -> Any:
+        broadcasts.append(params[0])
+        raise requests.ConnectionError("reset by peer")
+
+    node.handlers["eth_sendRawTransaction"] = lost
+    with pytest.raises(ChainUnavailableError, match="may have reached the node") as raised:
+        sender_for(node).send(SENDER, CONTRACT, b"\x01")
+    assert raised.value.transaction_hash == keccak(bytes.fromhex(broadcasts[0][2:]))
+
+
 def test_confirmations_wait_for_blocks_on_top() -> None:
     node = FakeNode()
     heads = iter([7, 7, 8])

@@ -216,7 +216,12 @@ class TransactionSender:
                     self._sleep(random.uniform(0, _NONCE_BACKOFF))
                 except ChainUnavailableError as exc:
                     slot.unused(pending.nonce)
-                    raise ChainUnavailableError(str(exc), pending.hashes[-1]) from exc
+                    sent = pending.hashes[-1]
+                    raise ChainUnavailableError(
+                        f"{exc} (transaction 0x{sent.hex()} may have reached the node; "
+                        "look it up before sending again)",
+                        sent,
+                    ) from exc
         raise TransactionRejectedError("the account's nonce kept changing under us")
 
     def _sign_and_broadcast(self, account: SigningAccount, pending: _Pending, fees: Fees) -> None:
