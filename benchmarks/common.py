@@ -1,0 +1,86 @@
+"""What every simulation benchmark records beside its numbers, and where it writes them.
+
+Timings on a shared 2-core machine move with load, and the library moves with the
+working tree, so each result file names the machine, its load and the exact revision.
+"""
+
+import json
+import math
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+OUTPUT_DIR = REPOSITORY / "docs" / "bench"
+
+SINGLE_THREAD_ENVIRONMENT = {
+    name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+}
+"""BLAS and OpenMP thread caps for child processes, so that one process uses one core
+and the number of worker processes is the benchmark's whole parallelism."""
+
+
+def source_revision() -> str:
+    """The commit the library came from, marked ``-dirty`` when ``flare/`` differs from it.
+
+    Only the library's own tree counts: other files changing (tests, docs, these
+    benchmarks) cannot move a benchmark's numbers.
+    """
+
+    def git(*arguments: str) -> str:
+        completed = subprocess.run(
+            ["git", *arguments], cwd=REPOSITORY, capture_output=True, text=True, check=False
+        )
+        return completed.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("-dirty" if git("status", "--porcelain", "--", "flare") else "")
+
+
+def environment() -> dict[str, Any]:
+    """Machine, software and load at the start of a run: the context its timings need."""
+    import numpy
+    import torch
+
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "torch": torch.__version__,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "revision": source_revision(),
+    }
+
+
+def environment_line(env: dict[str, Any]) -> str:
+    """One markdown sentence saying where and when the numbers were taken."""
+    return (
+        f"Run on {env['date']} at library revision `{env['revision']}` (Python {env['python']}, "
+        f"torch {env['torch']}, numpy {env['numpy']}, {env['cpus']} CPUs, {env['machine']}; "
+        f"1-minute load average {env['load_average_1min']} at start — a shared 2-core "
+        "machine, so wall times are upper bounds)."
+    )
+
+
+def json_safe(value: Any) -> Any:
+    """Replace NaN and infinities (a diverged model's loss) by ``None``: JSON has neither."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def write_results(name: str, markdown: str, data: dict[str, Any], output_dir: Path) -> None:
+    """Write ``<name>.md`` and ``<name>.json`` side by side."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / f"{name}.md").write_text(markdown)
+    text = json.dumps(json_safe(data), indent=2, allow_nan=False)
+    (output_dir / f"{name}.json").write_text(text + "\n")
