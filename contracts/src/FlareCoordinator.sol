@@ -1,0 +1,579 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {CID, Cid} from "./CID.sol";
+import {IFlareCoordinator, Participant, Proposal, Round, Task, TaskParams, TaskStatus} from "./IFlareCoordinator.sol";
+import {ProofOfPossession} from "./ProofOfPossession.sol";
+import {VRF} from "./VRF.sol";
+
+/// @title Flare's federated-learning coordinator
+/// @notice Tasks, participants with BLS keys, round attempts with VRF-seated committees that
+///         propose and vote on the next global model. docs/protocol.md is the specification.
+/// @dev Storage follows docs/protocol.md §1 and §10: state holds what the rules need plus 32-byte
+///      commitments (key hash, submissions hash, accepted-bitmap hash, history hash); events
+///      carry the bulk data. The current attempt lives in per-task slots that every new attempt
+///      overwrites, and "once per attempt" flags are task epochs, so nothing is ever cleared.
+///      Two refinements of §10's suggested packing save a cold read on every hot call:
+///      - the task's lifecycle stage, epoch, round, attempt and both deadlines share one slot,
+///        so the task checks and phase checks of submit, claimSeat, propose, vote and timeout
+///        read a single slot (`openedAt` is not stored: it is `submissionDeadline -
+///        submissionWindow`);
+///      - each attempt keeps a copy of the four immutable parameters its calls check
+///        (`minClients`, `minCommittee`, `expectedCommittee`, `quorumBps`) next to its counters.
+///      CID codecs are stored as `uint8`: only raw (0x55) and dag-pb (0x70) are ever accepted.
+///      The only external calls are `staticcall`s to precompiles during checks.
+contract FlareCoordinator is IFlareCoordinator {
+    /// @dev One whole in basis points.
+    uint256 private constant BASIS_POINTS = 10_000;
+    /// @dev Length of an EIP-2537 G2 public key.
+    uint256 private constant PUBLIC_KEY_LENGTH = 256;
+    /// @dev Length of an EIP-2537 G1 signature (proof of possession or VRF proof).
+    uint256 private constant PROOF_LENGTH = 128;
+
+    /// @dev A task's lifecycle; `None` marks an id that was never created. `TaskStatus` is
+    ///      `Stage` minus one.
+    enum Stage {
+        None,
+        Registering,
+        Running,
+        Completed
+    }
+
+    /// @dev Where a task stands: what every call's task and phase checks read, in one slot.
+    struct StateRecord {
+        Stage stage;
+        uint8 modelCodec;
+        uint32 epoch;
+        uint32 round;
+        uint32 attempt;
+        uint64 submissionDeadline;
+        uint64 voteDeadline;
+    }
+
+    /// @dev The counters of the current attempt and the parameters its calls check (one slot).
+    struct CountersRecord {
+        uint32 registeredSnapshot;
+        uint32 submissionCount;
+        uint32 committeeSize;
+        uint32 quorumThreshold;
+        uint32 minClients;
+        uint32 minCommittee;
+        uint32 expectedCommittee;
+        uint16 quorumBps;
+    }
+
+    /// @dev A participant: its flags in one slot, its key hash in another.
+    struct ParticipantRecord {
+        // slot 0
+        bool registered;
+        uint32 index;
+        uint32 submitEpoch;
+        uint32 seatEpoch;
+        uint32 proposeEpoch;
+        uint32 voteEpoch;
+        // slot 1
+        bytes32 publicKeyHash;
+    }
+
+    /// @dev A proposal: what a vote touches in slot 0, the rest read only when it finalizes.
+    struct ProposalRecord {
+        // slot 0
+        address proposer;
+        uint32 epoch;
+        uint32 approvals;
+        uint32 rejections;
+        // slot 1
+        uint32 round;
+        uint32 attempt;
+        uint8 modelCodec;
+        // slot 2
+        bytes32 modelDigest;
+        // slot 3
+        bytes32 acceptedHash;
+    }
+
+    /// @dev A task, slot by slot.
+    struct TaskRecord {
+        // slot 0
+        address creator;
+        uint32 registeredCount;
+        uint32 proposalCount;
+        uint8 validationSetCodec;
+        // slot 1
+        TaskParams params;
+        // slot 2
+        StateRecord state;
+        // slots 3 to 5
+        bytes32 modelDigest;
+        bytes32 validationSetDigest;
+        bytes32 historyHash;
+        // slots 6 to 8: the current attempt
+        CountersRecord counters;
+        bytes32 seed;
+        bytes32 submissionsHash;
+        // mappings
+        mapping(address account => ParticipantRecord) participants;
+        mapping(bytes32 publicKeyHash => bool) keyTaken;
+        mapping(uint32 proposalId => ProposalRecord) proposals;
+    }
+
+    uint256 private _taskCount;
+    mapping(uint256 taskId => TaskRecord) private _tasks;
+
+    // -- calls ---------------------------------------------------------------------------------
+
+    /// @inheritdoc IFlareCoordinator
+    function createTask(Cid calldata model, Cid calldata validationSet, TaskParams calldata params)
+        external
+        returns (uint256 taskId)
+    {
+        CID.checkCodec(model.codec);
+        CID.checkCodec(validationSet.codec);
+        _checkParams(params);
+
+        taskId = ++_taskCount;
+        TaskRecord storage task = _tasks[taskId];
+        task.creator = msg.sender;
+        task.validationSetCodec = uint8(validationSet.codec);
+        task.params = params;
+        task.state.stage = Stage.Registering;
+        task.state.modelCodec = uint8(model.codec);
+        task.modelDigest = model.digest;
+        task.validationSetDigest = validationSet.digest;
+        emit TaskCreated(taskId, msg.sender, model, validationSet, params);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function register(uint256 taskId, bytes calldata publicKey, bytes calldata possessionProof) external {
+        TaskRecord storage task = _open(taskId);
+        ParticipantRecord storage participant = task.participants[msg.sender];
+        if (participant.registered) revert AlreadyRegistered(taskId, msg.sender);
+        if (publicKey.length != PUBLIC_KEY_LENGTH) revert InvalidLength(PUBLIC_KEY_LENGTH, publicKey.length);
+        if (possessionProof.length != PROOF_LENGTH) revert InvalidLength(PROOF_LENGTH, possessionProof.length);
+        bytes32 keyHash = keccak256(publicKey);
+        if (task.keyTaken[keyHash]) revert PublicKeyTaken(taskId, keyHash);
+        if (!ProofOfPossession.verify(publicKey, msg.sender, possessionProof)) {
+            revert InvalidPossessionProof(taskId, msg.sender);
+        }
+
+        uint32 index = task.registeredCount;
+        task.registeredCount = index + 1;
+        participant.registered = true;
+        participant.index = index;
+        participant.publicKeyHash = keyHash;
+        task.keyTaken[keyHash] = true;
+        emit ParticipantRegistered(taskId, msg.sender, index, publicKey);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function startTask(uint256 taskId) external {
+        TaskRecord storage task = _open(taskId);
+        if (task.state.stage != Stage.Registering) revert TaskAlreadyStarted(taskId);
+        uint32 registered = task.registeredCount;
+        uint32 required = task.params.minClients;
+        if (registered < required) revert TooFewParticipants(taskId, registered, required);
+
+        _openAttempt(task, taskId, 1, 0);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function submit(uint256 taskId, Cid calldata update, uint64 sampleCount) external {
+        (TaskRecord storage task, StateRecord storage state) = _running(taskId);
+        _requireSubmissionWindow(state, taskId);
+        ParticipantRecord storage participant = _registered(task, taskId);
+        uint32 epoch = state.epoch;
+        if (participant.submitEpoch == epoch) revert AlreadySubmitted(taskId, msg.sender);
+        if (sampleCount == 0) revert ZeroSampleCount(taskId);
+        CID.checkCodec(update.codec);
+
+        CountersRecord storage counters = task.counters;
+        uint32 index = counters.submissionCount;
+        counters.submissionCount = index + 1;
+        task.submissionsHash =
+            keccak256(abi.encode(task.submissionsHash, msg.sender, update.codec, update.digest, sampleCount));
+        participant.submitEpoch = epoch;
+        emit UpdateSubmitted(taskId, state.round, msg.sender, state.attempt, index, update, sampleCount);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function claimSeat(uint256 taskId, bytes calldata publicKey, bytes calldata proof) external {
+        (TaskRecord storage task, StateRecord storage state) = _running(taskId);
+        _requireSubmissionWindow(state, taskId);
+        ParticipantRecord storage participant = _registered(task, taskId);
+        CountersRecord storage counters = task.counters;
+        if (participant.index >= counters.registeredSnapshot) revert RegisteredAfterSnapshot(taskId, msg.sender);
+        uint32 epoch = state.epoch;
+        if (participant.seatEpoch == epoch) revert SeatAlreadyClaimed(taskId, msg.sender);
+        if (publicKey.length != PUBLIC_KEY_LENGTH) revert InvalidLength(PUBLIC_KEY_LENGTH, publicKey.length);
+        if (keccak256(publicKey) != participant.publicKeyHash) revert PublicKeyMismatch(taskId, msg.sender);
+        if (proof.length != PROOF_LENGTH) revert InvalidLength(PROOF_LENGTH, proof.length);
+        bytes32 output = _verifyDraw(task, taskId, publicKey, proof);
+
+        uint32 size = counters.committeeSize + 1;
+        counters.committeeSize = size;
+        // casting to 'uint32' is safe because quorumBps <= 10,000 makes the threshold <= size
+        // forge-lint: disable-next-line(unsafe-typecast)
+        counters.quorumThreshold = uint32((uint256(counters.quorumBps) * size + BASIS_POINTS - 1) / BASIS_POINTS);
+        participant.seatEpoch = epoch;
+        emit SeatClaimed(taskId, state.round, msg.sender, state.attempt, output, proof, size);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function propose(uint256 taskId, Cid calldata model, bytes calldata accepted) external returns (uint32 proposalId) {
+        (TaskRecord storage task, StateRecord storage state, ParticipantRecord storage member) = _votingMember(taskId);
+        uint32 epoch = state.epoch;
+        if (member.proposeEpoch == epoch) revert AlreadyProposed(taskId, msg.sender);
+        _checkProposal(task.counters, taskId, model.codec, accepted);
+
+        proposalId = task.proposalCount + 1;
+        task.proposalCount = proposalId;
+        task.proposals[proposalId] = ProposalRecord({
+            proposer: msg.sender,
+            epoch: epoch,
+            approvals: 0,
+            rejections: 0,
+            round: state.round,
+            attempt: state.attempt,
+            modelCodec: uint8(model.codec),
+            modelDigest: model.digest,
+            acceptedHash: keccak256(accepted)
+        });
+        member.proposeEpoch = epoch;
+        emit Proposed(taskId, state.round, msg.sender, state.attempt, proposalId, model, accepted);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function vote(uint256 taskId, uint32 proposalId, bool approve) external {
+        (TaskRecord storage task, StateRecord storage state, ParticipantRecord storage member) = _votingMember(taskId);
+        uint32 epoch = state.epoch;
+        if (member.voteEpoch == epoch) revert AlreadyVoted(taskId, msg.sender);
+        _requireCommittee(task.counters, taskId);
+        ProposalRecord storage proposal = task.proposals[proposalId];
+        // Proposal ids are dense from 1 and every proposal has a proposer: a zero proposer is
+        // exactly `proposalId == 0 || proposalId > proposalCount`.
+        if (proposal.proposer == address(0)) revert UnknownProposal(taskId, proposalId);
+        if (proposal.epoch != epoch) revert StaleProposal(taskId, proposalId);
+
+        uint32 approvals = proposal.approvals;
+        uint32 rejections = proposal.rejections;
+        if (approve) {
+            proposal.approvals = ++approvals;
+        } else {
+            proposal.rejections = ++rejections;
+        }
+        member.voteEpoch = epoch;
+        emit Voted(taskId, state.round, msg.sender, state.attempt, proposalId, approve, approvals, rejections);
+        if (approve && approvals >= task.counters.quorumThreshold) _finalize(task, taskId, proposalId, proposal);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function timeout(uint256 taskId) external {
+        (TaskRecord storage task, StateRecord storage state) = _running(taskId);
+        uint64 deadline = state.voteDeadline;
+        if (block.number <= deadline) revert VoteWindowOpen(taskId, deadline);
+
+        uint32 round = state.round;
+        uint32 attempt = state.attempt;
+        CountersRecord storage counters = task.counters;
+        emit RoundTimedOut(
+            taskId, round, attempt, counters.submissionCount, task.submissionsHash, counters.committeeSize
+        );
+        _openAttempt(task, taskId, round, attempt + 1);
+    }
+
+    // -- views ---------------------------------------------------------------------------------
+
+    /// @inheritdoc IFlareCoordinator
+    function taskCount() external view returns (uint256) {
+        return _taskCount;
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function getTask(uint256 taskId) external view returns (Task memory) {
+        TaskRecord storage task = _task(taskId);
+        StateRecord storage state = task.state;
+        return Task({
+            creator: task.creator,
+            params: task.params,
+            model: Cid(state.modelCodec, task.modelDigest),
+            validationSet: Cid(task.validationSetCodec, task.validationSetDigest),
+            status: TaskStatus(uint8(state.stage) - 1),
+            registeredCount: task.registeredCount,
+            round: state.round,
+            attempt: state.attempt,
+            epoch: state.epoch,
+            proposalCount: task.proposalCount,
+            historyHash: task.historyHash
+        });
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function getRound(uint256 taskId) external view returns (Round memory) {
+        TaskRecord storage task = _task(taskId);
+        StateRecord storage state = task.state;
+        if (state.stage == Stage.Registering) revert TaskNotStarted(taskId);
+        CountersRecord storage counters = task.counters;
+        return Round({
+            round: state.round,
+            attempt: state.attempt,
+            epoch: state.epoch,
+            seed: task.seed,
+            openedAt: state.submissionDeadline - task.params.submissionWindow,
+            submissionDeadline: state.submissionDeadline,
+            voteDeadline: state.voteDeadline,
+            registeredSnapshot: counters.registeredSnapshot,
+            submissionCount: counters.submissionCount,
+            submissionsHash: task.submissionsHash,
+            committeeSize: counters.committeeSize,
+            quorumThreshold: counters.quorumThreshold
+        });
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function getParticipant(uint256 taskId, address account) external view returns (Participant memory) {
+        ParticipantRecord storage participant = _task(taskId).participants[account];
+        return Participant({
+            registered: participant.registered,
+            index: participant.index,
+            publicKeyHash: participant.publicKeyHash,
+            submitEpoch: participant.submitEpoch,
+            seatEpoch: participant.seatEpoch,
+            proposeEpoch: participant.proposeEpoch,
+            voteEpoch: participant.voteEpoch
+        });
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function getProposal(uint256 taskId, uint32 proposalId) external view returns (Proposal memory) {
+        ProposalRecord storage proposal = _task(taskId).proposals[proposalId];
+        if (proposal.proposer == address(0)) revert UnknownProposal(taskId, proposalId);
+        return Proposal({
+            proposer: proposal.proposer,
+            epoch: proposal.epoch,
+            round: proposal.round,
+            attempt: proposal.attempt,
+            model: Cid(proposal.modelCodec, proposal.modelDigest),
+            acceptedHash: proposal.acceptedHash,
+            approvals: proposal.approvals,
+            rejections: proposal.rejections
+        });
+    }
+
+    // -- shared checks -------------------------------------------------------------------------
+
+    /// @dev `InvalidTaskParameter(index)` for the first invalid parameter (§2.2).
+    function _checkParams(TaskParams calldata params) private pure {
+        if (params.minClients == 0) revert InvalidTaskParameter(0);
+        if (params.expectedCommittee == 0) revert InvalidTaskParameter(1);
+        if (params.minCommittee == 0) revert InvalidTaskParameter(2);
+        if (params.quorumBps == 0 || params.quorumBps > BASIS_POINTS) revert InvalidTaskParameter(3);
+        if (params.submissionWindow == 0) revert InvalidTaskParameter(4);
+        if (params.voteWindow == 0) revert InvalidTaskParameter(5);
+        if (params.maxRounds == 0) revert InvalidTaskParameter(6);
+    }
+
+    /// @dev The task, or `UnknownTask` (for views, which need no more).
+    function _task(uint256 taskId) private view returns (TaskRecord storage task) {
+        task = _tasks[taskId];
+        if (task.state.stage == Stage.None) revert UnknownTask(taskId);
+    }
+
+    /// @dev `_task`, then `TaskAlreadyCompleted`.
+    function _open(uint256 taskId) private view returns (TaskRecord storage task) {
+        task = _task(taskId);
+        if (task.state.stage == Stage.Completed) revert TaskAlreadyCompleted(taskId);
+    }
+
+    /// @dev The task checks of §4: `UnknownTask`, `TaskAlreadyCompleted`, `TaskNotStarted`.
+    function _running(uint256 taskId) private view returns (TaskRecord storage task, StateRecord storage state) {
+        task = _tasks[taskId];
+        state = task.state;
+        Stage stage = state.stage;
+        if (stage == Stage.None) revert UnknownTask(taskId);
+        if (stage == Stage.Completed) revert TaskAlreadyCompleted(taskId);
+        if (stage == Stage.Registering) revert TaskNotStarted(taskId);
+    }
+
+    /// @dev `SubmissionWindowClosed` after the submission deadline.
+    function _requireSubmissionWindow(StateRecord storage state, uint256 taskId) private view {
+        uint64 deadline = state.submissionDeadline;
+        if (block.number > deadline) revert SubmissionWindowClosed(taskId, deadline);
+    }
+
+    /// @dev The sender's record, or `NotRegistered`.
+    function _registered(TaskRecord storage task, uint256 taskId)
+        private
+        view
+        returns (ParticipantRecord storage participant)
+    {
+        participant = task.participants[msg.sender];
+        if (!participant.registered) revert NotRegistered(taskId, msg.sender);
+    }
+
+    /// @dev The checks `propose` and `vote` share: task checks, `SubmissionWindowOpen`,
+    ///      `VoteWindowClosed`, `NotCommitteeMember`. A stranger's seat epoch is 0, never the
+    ///      epoch of an open attempt.
+    function _votingMember(uint256 taskId)
+        private
+        view
+        returns (TaskRecord storage task, StateRecord storage state, ParticipantRecord storage member)
+    {
+        (task, state) = _running(taskId);
+        uint64 submissionDeadline = state.submissionDeadline;
+        if (block.number <= submissionDeadline) revert SubmissionWindowOpen(taskId, submissionDeadline);
+        uint64 voteDeadline = state.voteDeadline;
+        if (block.number > voteDeadline) revert VoteWindowClosed(taskId, voteDeadline);
+        member = task.participants[msg.sender];
+        if (member.seatEpoch != state.epoch) revert NotCommitteeMember(taskId, msg.sender);
+    }
+
+    /// @dev `CommitteeTooSmall` while fewer than `minCommittee` seats are held.
+    function _requireCommittee(CountersRecord storage counters, uint256 taskId) private view {
+        uint32 size = counters.committeeSize;
+        uint32 required = counters.minCommittee;
+        if (size < required) revert CommitteeTooSmall(taskId, size, required);
+    }
+
+    /// @dev The checks of `propose` after `AlreadyProposed`: `CommitteeTooSmall`,
+    ///      `TooFewSubmissions`, `UnsupportedCodec`, `InvalidAcceptedBitmap`.
+    function _checkProposal(CountersRecord storage counters, uint256 taskId, uint64 codec, bytes calldata accepted)
+        private
+        view
+    {
+        _requireCommittee(counters, taskId);
+        uint32 count = counters.submissionCount;
+        uint32 required = counters.minClients;
+        if (count < required) revert TooFewSubmissions(taskId, count, required);
+        CID.checkCodec(codec);
+        if (!_isCanonicalBitmap(accepted, count)) revert InvalidAcceptedBitmap(taskId, count);
+    }
+
+    /// @dev Verify the sender's VRF proof for the current attempt (`InvalidVrfProof`) and run the
+    ///      sortition on its output (`NotSelected`); returns the output.
+    function _verifyDraw(TaskRecord storage task, uint256 taskId, bytes calldata publicKey, bytes calldata proof)
+        private
+        view
+        returns (bytes32 output)
+    {
+        StateRecord storage state = task.state;
+        bytes memory input = VRF.input(block.chainid, address(this), taskId, state.round, state.attempt, task.seed);
+        bytes memory proofBytes = proof;
+        if (!VRF.verify(publicKey, input, proofBytes)) revert InvalidVrfProof(taskId, msg.sender);
+        output = VRF.output(proofBytes);
+        CountersRecord storage counters = task.counters;
+        if (!VRF.seatGranted(output, counters.expectedCommittee, counters.registeredSnapshot)) {
+            revert NotSelected(taskId, output);
+        }
+    }
+
+    /// @dev Whether `bitmap` has exactly `ceil(count / 8)` bytes and no bit at a position
+    ///      `>= count` (§2.3). Only the last byte can hold such bits.
+    function _isCanonicalBitmap(bytes calldata bitmap, uint256 count) private pure returns (bool) {
+        if (bitmap.length != (count + 7) / 8) return false;
+        uint256 usedBits = count % 8;
+        return usedBits == 0 || uint8(bitmap[bitmap.length - 1]) >> usedBits == 0;
+    }
+
+    // -- shared effects ------------------------------------------------------------------------
+
+    /// @dev Advance the global model to `proposal`, extend the history hash, then complete the
+    ///      task after its last round or open the next round (§4.7).
+    function _finalize(TaskRecord storage task, uint256 taskId, uint32 proposalId, ProposalRecord storage proposal)
+        private
+    {
+        StateRecord storage state = task.state;
+        Cid memory model = Cid(proposal.modelCodec, proposal.modelDigest);
+        bytes32 acceptedHash = proposal.acceptedHash;
+        bytes32 history = keccak256(
+            abi.encode(
+                task.historyHash,
+                uint256(state.round),
+                uint256(state.attempt),
+                task.seed,
+                task.submissionsHash,
+                acceptedHash,
+                model.codec,
+                model.digest
+            )
+        );
+        state.modelCodec = uint8(model.codec);
+        task.modelDigest = model.digest;
+        task.historyHash = history;
+        _emitFinalized(task, taskId, proposalId, model, acceptedHash, history);
+        uint32 round = state.round;
+        if (round < task.params.maxRounds) {
+            _openAttempt(task, taskId, round + 1, 0);
+        } else {
+            state.stage = Stage.Completed;
+            emit TaskCompleted(taskId, round, model, history);
+        }
+    }
+
+    /// @dev Emit `RoundFinalized` for the current attempt.
+    function _emitFinalized(
+        TaskRecord storage task,
+        uint256 taskId,
+        uint32 proposalId,
+        Cid memory model,
+        bytes32 acceptedHash,
+        bytes32 history
+    ) private {
+        CountersRecord storage counters = task.counters;
+        emit RoundFinalized(
+            taskId,
+            task.state.round,
+            task.state.attempt,
+            proposalId,
+            model,
+            counters.submissionCount,
+            task.submissionsHash,
+            acceptedHash,
+            counters.committeeSize,
+            history
+        );
+    }
+
+    /// @dev Open attempt `attempt` of round `round` from the task's current model (§4.9).
+    function _openAttempt(TaskRecord storage task, uint256 taskId, uint32 round, uint32 attempt) private {
+        TaskParams memory params = task.params;
+        StateRecord storage state = task.state;
+        uint32 epoch = state.epoch + 1;
+        uint64 submissionDeadline = uint64(block.number) + params.submissionWindow;
+        uint64 voteDeadline = submissionDeadline + params.voteWindow;
+        Cid memory baseModel = Cid(state.modelCodec, task.modelDigest);
+        bytes32 seed = keccak256(
+            abi.encode(
+                block.chainid,
+                address(this),
+                taskId,
+                uint256(round),
+                uint256(attempt),
+                baseModel.digest,
+                block.prevrandao
+            )
+        );
+        uint32 snapshot = task.registeredCount;
+        task.state = StateRecord({
+            stage: Stage.Running,
+            modelCodec: state.modelCodec,
+            epoch: epoch,
+            round: round,
+            attempt: attempt,
+            submissionDeadline: submissionDeadline,
+            voteDeadline: voteDeadline
+        });
+        task.counters = CountersRecord({
+            registeredSnapshot: snapshot,
+            submissionCount: 0,
+            committeeSize: 0,
+            quorumThreshold: 0,
+            minClients: params.minClients,
+            minCommittee: params.minCommittee,
+            expectedCommittee: params.expectedCommittee,
+            quorumBps: params.quorumBps
+        });
+        task.seed = seed;
+        task.submissionsHash = seed;
+        emit RoundOpened(taskId, round, attempt, epoch, seed, baseModel, snapshot, submissionDeadline, voteDeadline);
+    }
+}

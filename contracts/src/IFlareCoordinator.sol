@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {Cid} from "./CID.sol";
+
+/// @notice A task's fixed parameters (docs/protocol.md §2.2), in ABI tuple order.
+/// @param minClients Participants needed to start; submissions needed to propose.
+/// @param expectedCommittee `k`, the expected committee size of the sortition.
+/// @param minCommittee Seats needed before anyone may propose or vote.
+/// @param quorumBps Approvals needed, in basis points of the committee size (1 to 10,000).
+/// @param submissionWindow Blocks after the opening block in which to submit and claim seats.
+/// @param voteWindow Blocks after the submission window in which to propose and vote.
+/// @param maxRounds The task completes when this round finalizes.
+struct TaskParams {
+    uint32 minClients;
+    uint32 expectedCommittee;
+    uint32 minCommittee;
+    uint16 quorumBps;
+    uint32 submissionWindow;
+    uint32 voteWindow;
+    uint32 maxRounds;
+}
+
+/// @notice Lifecycle of a task: registering until `startTask`, running until its last round
+///         finalizes, then completed.
+enum TaskStatus {
+    Registering,
+    Running,
+    Completed
+}
+
+/// @notice The `getTask` view (docs/protocol.md §5).
+/// @param creator Who created the task.
+/// @param params The task's parameters.
+/// @param model The current global model: the base of the open attempt, or the final model.
+/// @param validationSet The public data the committee's filter runs on.
+/// @param status Registering, running or completed.
+/// @param registeredCount Participants registered so far.
+/// @param round The current (or last) round; 0 before `startTask`.
+/// @param attempt The current (or last) attempt of that round.
+/// @param epoch Round attempts opened so far (the first attempt is epoch 1).
+/// @param proposalCount Proposals made in the task, over all its rounds.
+/// @param historyHash The running anchor of every finalized round (§2.3); zero at creation.
+struct Task {
+    address creator;
+    TaskParams params;
+    Cid model;
+    Cid validationSet;
+    TaskStatus status;
+    uint32 registeredCount;
+    uint32 round;
+    uint32 attempt;
+    uint32 epoch;
+    uint32 proposalCount;
+    bytes32 historyHash;
+}
+
+/// @notice The `getRound` view: the current round attempt, or the last one once completed.
+/// @param round The round (from 1).
+/// @param attempt The attempt of the round (from 0).
+/// @param epoch The task epoch of this attempt.
+/// @param seed The attempt's seed (§2.3), the message every VRF proof of the attempt signs.
+/// @param openedAt The block that opened the attempt.
+/// @param submissionDeadline `S`: the last block for submissions and seat claims.
+/// @param voteDeadline `V`: the last block for proposals and votes.
+/// @param registeredSnapshot Participants registered when the attempt opened (the sortition's `n`).
+/// @param submissionCount Updates submitted in the attempt.
+/// @param submissionsHash The hash chain over the attempt's submissions, starting at `seed`.
+/// @param committeeSize Seats claimed in the attempt.
+/// @param quorumThreshold Approvals that finalize: `ceil(quorumBps * committeeSize / 10000)`.
+struct Round {
+    uint32 round;
+    uint32 attempt;
+    uint32 epoch;
+    bytes32 seed;
+    uint64 openedAt;
+    uint64 submissionDeadline;
+    uint64 voteDeadline;
+    uint32 registeredSnapshot;
+    uint32 submissionCount;
+    bytes32 submissionsHash;
+    uint32 committeeSize;
+    uint32 quorumThreshold;
+}
+
+/// @notice The `getParticipant` view; all zero for an address that never registered.
+/// @dev Each `*Epoch` holds the task epoch of the participant's last action of that kind, so
+///      equality with the current epoch means "already done in this attempt".
+/// @param registered Whether the address registered in the task.
+/// @param index Its registration index (from 0).
+/// @param publicKeyHash `keccak256` of its 256-byte BLS public key (the key is in the log).
+/// @param submitEpoch Epoch of its last submission.
+/// @param seatEpoch Epoch of its last committee seat.
+/// @param proposeEpoch Epoch of its last proposal.
+/// @param voteEpoch Epoch of its last vote.
+struct Participant {
+    bool registered;
+    uint32 index;
+    bytes32 publicKeyHash;
+    uint32 submitEpoch;
+    uint32 seatEpoch;
+    uint32 proposeEpoch;
+    uint32 voteEpoch;
+}
+
+/// @notice The `getProposal` view.
+/// @param proposer The committee member who proposed.
+/// @param epoch The task epoch of the attempt it belongs to.
+/// @param round The round of that attempt.
+/// @param attempt The attempt.
+/// @param model The proposed global model.
+/// @param acceptedHash `keccak256` of the accepted-submissions bitmap (the bitmap is in the log).
+/// @param approvals Approving votes so far.
+/// @param rejections Rejecting votes so far.
+struct Proposal {
+    address proposer;
+    uint32 epoch;
+    uint32 round;
+    uint32 attempt;
+    Cid model;
+    bytes32 acceptedHash;
+    uint32 approvals;
+    uint32 rejections;
+}
+
+/// @title Flare's federated-learning coordinator: calls, views, events and errors
+/// @notice docs/protocol.md is the specification; section numbers below refer to it. Every call
+///         either reverts with the first failing check of its documented order and changes
+///         nothing, or succeeds completely and emits an event for every state change.
+/// @dev `UnsupportedCodec(uint64)` is declared by the `CID` library and is part of this ABI.
+interface IFlareCoordinator {
+    /// @notice A task exists, with its initial global model, validation set and parameters.
+    event TaskCreated(uint256 indexed taskId, address indexed creator, Cid model, Cid validationSet, TaskParams params);
+
+    /// @notice A participant registered; its full BLS key lives only in this log.
+    event ParticipantRegistered(uint256 indexed taskId, address indexed participant, uint32 index, bytes publicKey);
+
+    /// @notice A round attempt opened: its seed, base model, snapshot and deadlines.
+    event RoundOpened(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        uint32 attempt,
+        uint32 epoch,
+        bytes32 seed,
+        Cid baseModel,
+        uint32 registeredSnapshot,
+        uint64 submissionDeadline,
+        uint64 voteDeadline
+    );
+
+    /// @notice A participant submitted its update for the current attempt.
+    event UpdateSubmitted(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        address indexed participant,
+        uint32 attempt,
+        uint32 index,
+        Cid update,
+        uint64 sampleCount
+    );
+
+    /// @notice A participant won a committee seat; the proof lets anyone re-verify it.
+    event SeatClaimed(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        address indexed member,
+        uint32 attempt,
+        bytes32 output,
+        bytes proof,
+        uint32 committeeSize
+    );
+
+    /// @notice A committee member proposed an aggregate and the submissions it accepted.
+    event Proposed(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        address indexed proposer,
+        uint32 attempt,
+        uint32 proposalId,
+        Cid model,
+        bytes accepted
+    );
+
+    /// @notice A committee member voted; the counts are those after this vote.
+    event Voted(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        address indexed voter,
+        uint32 attempt,
+        uint32 proposalId,
+        bool approve,
+        uint32 approvals,
+        uint32 rejections
+    );
+
+    /// @notice A proposal reached quorum: the global model advanced.
+    event RoundFinalized(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        uint32 attempt,
+        uint32 proposalId,
+        Cid model,
+        uint32 submissionCount,
+        bytes32 submissionsHash,
+        bytes32 acceptedHash,
+        uint32 committeeSize,
+        bytes32 historyHash
+    );
+
+    /// @notice A round attempt ended without quorum; the next attempt opens in the same transaction.
+    event RoundTimedOut(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        uint32 attempt,
+        uint32 submissionCount,
+        bytes32 submissionsHash,
+        uint32 committeeSize
+    );
+
+    /// @notice The last round finalized; the task is closed.
+    event TaskCompleted(uint256 indexed taskId, uint32 rounds, Cid model, bytes32 historyHash);
+
+    /// @notice No task with this id.
+    error UnknownTask(uint256 taskId);
+    /// @notice Task parameter number `parameter` (0 = minClients … 6 = maxRounds) is invalid.
+    error InvalidTaskParameter(uint8 parameter);
+    /// @notice A public key is not 256 bytes or a proof not 128 bytes.
+    error InvalidLength(uint256 expected, uint256 actual);
+    /// @notice The task's last round has finalized; it accepts no more transactions.
+    error TaskAlreadyCompleted(uint256 taskId);
+    /// @notice The sender is already a participant of this task.
+    error AlreadyRegistered(uint256 taskId, address participant);
+    /// @notice Another address registered this BLS public key in this task.
+    error PublicKeyTaken(uint256 taskId, bytes32 publicKeyHash);
+    /// @notice The proof of possession fails, or the key or proof is malformed or infinity.
+    error InvalidPossessionProof(uint256 taskId, address participant);
+    /// @notice Round 1 is already open.
+    error TaskAlreadyStarted(uint256 taskId);
+    /// @notice Fewer than `minClients` participants are registered.
+    error TooFewParticipants(uint256 taskId, uint32 registered, uint32 required);
+    /// @notice No round is open yet.
+    error TaskNotStarted(uint256 taskId);
+    /// @notice The block is past the submission deadline.
+    error SubmissionWindowClosed(uint256 taskId, uint64 deadline);
+    /// @notice The sender is not a participant of this task.
+    error NotRegistered(uint256 taskId, address account);
+    /// @notice The sender has already submitted in this round attempt.
+    error AlreadySubmitted(uint256 taskId, address participant);
+    /// @notice An update must be trained on at least one sample.
+    error ZeroSampleCount(uint256 taskId);
+    /// @notice The sender registered after this attempt opened, so it may not draw a seat in it.
+    error RegisteredAfterSnapshot(uint256 taskId, address participant);
+    /// @notice The sender already holds a seat in this round attempt.
+    error SeatAlreadyClaimed(uint256 taskId, address member);
+    /// @notice The public key in the call is not the one the sender registered.
+    error PublicKeyMismatch(uint256 taskId, address participant);
+    /// @notice The VRF proof is malformed or does not verify for this attempt and key.
+    error InvalidVrfProof(uint256 taskId, address participant);
+    /// @notice The VRF proof is valid but its output lost the sortition.
+    error NotSelected(uint256 taskId, bytes32 output);
+    /// @notice Proposing and voting start only after the submission deadline.
+    error SubmissionWindowOpen(uint256 taskId, uint64 deadline);
+    /// @notice The block is past the vote deadline.
+    error VoteWindowClosed(uint256 taskId, uint64 deadline);
+    /// @notice The sender holds no seat in this round attempt.
+    error NotCommitteeMember(uint256 taskId, address account);
+    /// @notice The sender has already proposed in this round attempt.
+    error AlreadyProposed(uint256 taskId, address member);
+    /// @notice Fewer than `minCommittee` seats were claimed; the attempt can only time out.
+    error CommitteeTooSmall(uint256 taskId, uint32 size, uint32 required);
+    /// @notice Fewer than `minClients` updates were submitted in this attempt.
+    error TooFewSubmissions(uint256 taskId, uint32 count, uint32 required);
+    /// @notice The bitmap has the wrong length or a bit past the last submission.
+    error InvalidAcceptedBitmap(uint256 taskId, uint32 submissionCount);
+    /// @notice No proposal with this id in the task.
+    error UnknownProposal(uint256 taskId, uint32 proposalId);
+    /// @notice The proposal belongs to an earlier round attempt.
+    error StaleProposal(uint256 taskId, uint32 proposalId);
+    /// @notice The sender has already voted in this round attempt.
+    error AlreadyVoted(uint256 taskId, address member);
+    /// @notice A round attempt may be timed out only after its vote deadline.
+    error VoteWindowOpen(uint256 taskId, uint64 deadline);
+
+    /// @notice Create a task (§4.1); anyone may.
+    /// @dev Checks, in order: `UnsupportedCodec(model.codec)`, `UnsupportedCodec(validationSet.codec)`,
+    ///      `InvalidTaskParameter(index)`. Emits `TaskCreated`.
+    /// @param model The initial global model.
+    /// @param validationSet The validation set the committee's filter runs on.
+    /// @param params The task's parameters (§2.2).
+    /// @return taskId The new task's id (tasks are numbered from 1).
+    function createTask(Cid calldata model, Cid calldata validationSet, TaskParams calldata params)
+        external
+        returns (uint256 taskId);
+
+    /// @notice Join a task with a BLS12-381 key, proving possession of it (§4.2).
+    /// @dev Checks, in order: `UnknownTask`, `TaskAlreadyCompleted`, `AlreadyRegistered`,
+    ///      `InvalidLength(256, …)`, `InvalidLength(128, …)`, `PublicKeyTaken`,
+    ///      `InvalidPossessionProof`. Emits `ParticipantRegistered` with the full key.
+    /// @param taskId The task.
+    /// @param publicKey The 256-byte EIP-2537 G2 public key (not infinity, unique in the task).
+    /// @param possessionProof The 128-byte G1 signature of the sender's 20-byte address under the
+    ///        PoP domain tag.
+    function register(uint256 taskId, bytes calldata publicKey, bytes calldata possessionProof) external;
+
+    /// @notice Open round 1 once `minClients` participants registered (§4.3); anyone may.
+    /// @dev Checks, in order: `UnknownTask`, `TaskAlreadyCompleted`, `TaskAlreadyStarted`,
+    ///      `TooFewParticipants`. Emits `RoundOpened`.
+    /// @param taskId The task.
+    function startTask(uint256 taskId) external;
+
+    /// @notice Submit the sender's update for the current attempt (§4.4).
+    /// @dev Checks, in order: task checks, `SubmissionWindowClosed`, `NotRegistered`,
+    ///      `AlreadySubmitted`, `ZeroSampleCount`, `UnsupportedCodec`. Extends the attempt's
+    ///      submissions hash. Emits `UpdateSubmitted`.
+    /// @param taskId The task.
+    /// @param update The update's CID.
+    /// @param sampleCount The number of samples the update was trained on (at least 1).
+    function submit(uint256 taskId, Cid calldata update, uint64 sampleCount) external;
+
+    /// @notice Claim a committee seat of the current attempt with a VRF proof (§4.5).
+    /// @dev Checks, in order: task checks, `SubmissionWindowClosed`, `NotRegistered`,
+    ///      `RegisteredAfterSnapshot`, `SeatAlreadyClaimed`, `InvalidLength(256, …)`,
+    ///      `PublicKeyMismatch`, `InvalidLength(128, …)`, `InvalidVrfProof`, `NotSelected`.
+    ///      The proof is verified on chain (hash-to-G1 and one pairing check) and the seat is
+    ///      granted iff `keccak256(proof) * registeredSnapshot < expectedCommittee * 2^256`.
+    ///      Emits `SeatClaimed` with the proof.
+    /// @param taskId The task.
+    /// @param publicKey The sender's registered 256-byte key, authenticated by its stored hash.
+    /// @param proof The 128-byte BLS signature of the attempt's VRF input (§2.4).
+    function claimSeat(uint256 taskId, bytes calldata publicKey, bytes calldata proof) external;
+
+    /// @notice Propose the attempt's aggregate and the submissions it accepted (§4.6).
+    /// @dev Checks, in order: task checks, `SubmissionWindowOpen`, `VoteWindowClosed`,
+    ///      `NotCommitteeMember`, `AlreadyProposed`, `CommitteeTooSmall`, `TooFewSubmissions`,
+    ///      `UnsupportedCodec`, `InvalidAcceptedBitmap`. Emits `Proposed` with the bitmap.
+    /// @param taskId The task.
+    /// @param model The proposed global model.
+    /// @param accepted The accepted-submissions bitmap: `ceil(submissionCount / 8)` bytes,
+    ///        bit `i % 8` of byte `i / 8` for submission `i`, no bit past the last submission.
+    /// @return proposalId The new proposal's id (numbered from 1 across the task's rounds).
+    function propose(uint256 taskId, Cid calldata model, bytes calldata accepted) external returns (uint32 proposalId);
+
+    /// @notice Approve or reject a proposal of the current attempt (§4.7).
+    /// @dev Checks, in order: task checks, `SubmissionWindowOpen`, `VoteWindowClosed`,
+    ///      `NotCommitteeMember`, `AlreadyVoted`, `CommitteeTooSmall`, `UnknownProposal`,
+    ///      `StaleProposal`. Emits `Voted`. The approval that reaches the quorum threshold also
+    ///      finalizes the round (`RoundFinalized`) and then completes the task (`TaskCompleted`)
+    ///      or opens the next round (`RoundOpened`).
+    /// @param taskId The task.
+    /// @param proposalId The proposal.
+    /// @param approve True to approve, false to reject.
+    function vote(uint256 taskId, uint32 proposalId, bool approve) external;
+
+    /// @notice Close an attempt whose vote window ended without quorum and open the next attempt
+    ///         of the same round from the same base model (§4.8); anyone may.
+    /// @dev Checks, in order: task checks, `VoteWindowOpen`. Emits `RoundTimedOut`, `RoundOpened`.
+    /// @param taskId The task.
+    function timeout(uint256 taskId) external;
+
+    /// @notice The number of tasks created, which is also the newest task id.
+    /// @return The task count.
+    function taskCount() external view returns (uint256);
+
+    /// @notice A task's parameters, current model and round position.
+    /// @dev Reverts `UnknownTask`.
+    /// @param taskId The task.
+    /// @return The `Task` record.
+    function getTask(uint256 taskId) external view returns (Task memory);
+
+    /// @notice The current round attempt, or the last one once the task completed.
+    /// @dev Reverts `UnknownTask`, then `TaskNotStarted` before `startTask`.
+    /// @param taskId The task.
+    /// @return The `Round` record.
+    function getRound(uint256 taskId) external view returns (Round memory);
+
+    /// @notice A participant's record; all zero (`registered == false`) for a stranger.
+    /// @dev Reverts `UnknownTask`.
+    /// @param taskId The task.
+    /// @param account The address.
+    /// @return The `Participant` record.
+    function getParticipant(uint256 taskId, address account) external view returns (Participant memory);
+
+    /// @notice A proposal and its vote counts.
+    /// @dev Reverts `UnknownTask`, then `UnknownProposal`.
+    /// @param taskId The task.
+    /// @param proposalId The proposal (from 1).
+    /// @return The `Proposal` record.
+    function getProposal(uint256 taskId, uint32 proposalId) external view returns (Proposal memory);
+}
