@@ -1,8 +1,7 @@
 """Participant agents as separate processes run them, stepped against one in-memory chain.
 
-Each agent sees only the chain and the store, like a process on its own device. The test
-driver plays the clock: it steps every agent once per sweep and mines a block when none
-of them had anything to do, which is what time does to a real chain.
+The fleet and its clock are in ``agent_fleet.py``; here: a clean run, restarts at every
+step, crashes mid-submission, timeouts and their races, stopping, and encoder state.
 """
 
 import logging
@@ -12,17 +11,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
+from agent_fleet import ATTACKERS, CLIENTS, Fleet, client_data, make_fleet
 
 from flare.chain import (
-    ChainConnector,
-    ContractError,
-    InMemoryChain,
     RoundFinalized,
     RoundTimedOut,
     TaskStatus,
@@ -30,36 +25,19 @@ from flare.chain import (
     Voted,
     decode_accepted,
 )
-from flare.chain.calls import Call, Timeout
-from flare.chain.errors import VoteWindowOpen
+from flare.chain.calls import Call, Submit, Timeout
+from flare.chain.errors import SubmissionWindowClosed, VoteWindowOpen
 from flare.compression import make_codec
 from flare.compression.base import UpdateBinding
-from flare.crypto.identity import ParticipantKeys
 from flare.errors import ConfigError, DataError
 from flare.federation.agents import (
-    AgentOptions,
     EncoderStateStore,
     ParticipantAgent,
     StepOutcome,
     TaskSpec,
-    publish_task,
-    split_data,
 )
 from flare.federation.protocol.driver import participant_keys
 from flare.federation.protocol.verify import verify_task
-from flare.storage import MemoryStore
-
-CLIENTS = 6
-ATTACKERS = (1, 4)
-SPEC = TaskSpec(
-    model="logreg",
-    rounds=3,
-    min_clients=3,
-    expected_committee=4,
-    min_committee=2,
-    submission_window=24,
-    vote_window=24,
-)
 
 
 class Crash(Exception):
@@ -68,126 +46,6 @@ class Crash(Exception):
     def __init__(self, sent: bool) -> None:
         super().__init__()
         self.sent = sent
-
-
-class RecordingChain(ChainConnector):
-    """The in-memory chain, recording every transaction an agent sends and how it ended.
-
-    ``before`` runs just before a transaction goes through, to stage a race.
-    """
-
-    def __init__(self, inner: InMemoryChain, journal: list, before: Callable | None = None):
-        self.inner, self.journal, self.before = inner, journal, before
-
-    chain_id = property(lambda self: self.inner.chain_id)
-    contract_address = property(lambda self: self.inner.contract_address)
-    sender = property(lambda self: self.inner.sender)
-
-    def as_sender(self, account) -> "RecordingChain":
-        return RecordingChain(self.inner.as_sender(account), self.journal, self.before)
-
-    def block_number(self) -> int:
-        return self.inner.block_number()
-
-    def mine(self, blocks: int = 1) -> int:
-        return self.inner.mine(blocks)
-
-    def transact(self, call: Call):
-        if self.before is not None:
-            self.before(self, call)
-        try:
-            receipt = self.inner.transact(call)
-        except ContractError as exc:
-            self.journal.append((self.sender, type(call).__name__, exc))
-            raise
-        self.journal.append((self.sender, type(call).__name__, None))
-        return receipt
-
-    def events(self, kinds=None, **window):
-        return self.inner.events(kinds, **window)
-
-    def task_count(self):
-        return self.inner.task_count()
-
-    def task(self, task_id):
-        return self.inner.task(task_id)
-
-    def current_round(self, task_id):
-        return self.inner.current_round(task_id)
-
-    def participant(self, task_id, account):
-        return self.inner.participant(task_id, account)
-
-    def proposal(self, task_id, proposal_id):
-        return self.inner.proposal(task_id, proposal_id)
-
-
-@dataclass
-class Fleet:
-    """Six participants of one task, and the clock."""
-
-    root: Path
-    data: Path
-    chain: RecordingChain
-    store: MemoryStore
-    task_id: int
-    codec: str = "powersgd"
-    journal: list = field(default_factory=list)
-
-    def keys(self, index: int) -> ParticipantKeys:
-        return ParticipantKeys(*participant_keys(0, index))
-
-    def agent(self, index: int) -> ParticipantAgent:
-        options = AgentOptions(codec=self.codec, attack="sign-flip" if index in ATTACKERS else None)
-        return ParticipantAgent(
-            self.chain,
-            self.store,
-            self.keys(index),
-            self.task_id,
-            self.data / f"client-{index}.npz",
-            self.root / f"state-{index}",
-            options,
-            name=f"client-{index}",
-        )
-
-    def drive(
-        self,
-        agents: list[ParticipantAgent],
-        *,
-        fresh: Callable[[int], ParticipantAgent] | None = None,
-        until: Callable[[], bool] | None = None,
-        sweeps: int = 400,
-    ) -> None:
-        """Step every agent once per sweep; ``fresh`` replaces an agent before its step."""
-        for _ in range(sweeps):
-            outcomes = []
-            for index in range(len(agents)):
-                if fresh is not None:
-                    agents[index] = fresh(index)
-                outcomes.append(agents[index].step())
-            if all(o is StepOutcome.DONE for o in outcomes) or (until and until()):
-                return
-            if StepOutcome.ACTED not in outcomes:
-                self.chain.mine(1)
-        raise AssertionError(f"the task did not finish in {sweeps} sweeps")
-
-    def start(self, agents: Sequence[ParticipantAgent]) -> None:
-        for agent in agents:
-            assert agent.step() is StepOutcome.ACTED  # registers
-        creator, _ = participant_keys(0, -1)
-        self.chain.as_sender(creator).start_task(self.task_id)
-
-    def refusals(self) -> list:
-        return [entry for entry in self.journal if entry[2] is not None]
-
-
-def make_fleet(root: Path, data: Path, spec: TaskSpec = SPEC, **chain_options) -> Fleet:
-    journal: list = []
-    chain = RecordingChain(InMemoryChain(), journal, **chain_options)
-    store = MemoryStore()
-    creator, _ = participant_keys(0, -1)
-    task_id = publish_task(chain.inner.as_sender(creator), store, spec)
-    return Fleet(root, data, chain, store, task_id, journal=journal)
 
 
 class Lines(logging.Handler):
@@ -201,9 +59,7 @@ class Lines(logging.Handler):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("data")
-    split_data("digits", CLIENTS, out)
-    return out
+    return client_data(tmp_path_factory.mktemp("data"))
 
 
 @pytest.fixture(scope="module")
@@ -351,6 +207,26 @@ def test_too_few_seats_time_out_and_a_lost_timeout_race_is_harmless(tmp_path, da
     assert [exc for _, exc in timeouts if exc is None] == [None]  # the first, by an agent
     assert {type(exc) for _, exc in timeouts if exc is not None} == {VoteWindowOpen}
     assert "only a timeout can close it" in caplog.text
+
+
+def test_a_refused_call_waits_for_the_next_block(tmp_path, data):
+    refused: list[Call] = []
+
+    def refuse_first_submit(chain, call) -> None:
+        if isinstance(call, Submit) and not refused:
+            refused.append(call)  # as a node does whose pending block already moved on
+            raise SubmissionWindowClosed(call.task_id, 0)
+
+    fleet = make_fleet(tmp_path, data, TaskSpec(model="logreg"), before=refuse_first_submit)
+    fleet.codec = "none"
+    agent = fleet.agent(0)
+    fleet.start([agent])
+    assert agent.step() is StepOutcome.ACTED  # the only participant always draws a seat
+    assert [agent.step(), agent.step()] == [StepOutcome.IDLE, StepOutcome.IDLE]
+    assert len(refused) == 1  # the second step did not even try
+    fleet.chain.mine(1)
+    assert agent.step() is StepOutcome.ACTED
+    assert [call for _, call, exc in fleet.journal if exc is None][-1] == "Submit"
 
 
 def test_run_returns_once_the_stop_event_is_set(tmp_path, data):

@@ -99,6 +99,7 @@ def run_participant(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per IPFS request
     stop = stop_event_on_signals()
     store = open_store(config)
     with open_chain(config) as chain:

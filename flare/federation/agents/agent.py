@@ -111,6 +111,7 @@ class ParticipantAgent:
             self.chain, store, self.participant, task_id, self.log, self.options.propose_stagger
         )
         self._waiting_said = False
+        self._stale_at: int | None = None
 
     @property
     def address(self) -> str:
@@ -144,15 +145,21 @@ class ParticipantAgent:
     def step(self) -> StepOutcome:
         """Read the chain, do at most one transaction, say what happened.
 
-        A transaction the contract refuses means this process's view went stale (another
-        member closed the attempt first, the window closed while training); it is logged
-        and the next step, a poll interval later, reads the chain again.
+        A transaction the contract refuses means this process's view was stale: another
+        member's vote finalized the attempt first, or the window closed while training. A
+        node that mines on a timer checks transactions against its pending block while
+        views read the latest one, so the view stays stale until the next block; until
+        then the agent only waits.
         """
+        if self._stale_at is not None and self.chain.block_number() <= self._stale_at:
+            return StepOutcome.IDLE
+        self._stale_at = None
         task = self.chain.task(self.task_id)
         try:
             return self._advance(task)
         except ContractError as exc:
-            self.log.warning("refused by the contract: %s", exc)
+            self._stale_at = self.chain.block_number()
+            self.log.info("refused by the contract: %s; waiting for the next block", exc)
             return StepOutcome.IDLE
 
     def _advance(self, task: Task) -> StepOutcome:
