@@ -60,6 +60,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         action="store_true",
         help="attackers who win seats propose the plain average of everything and back it",
     )
+    protocol.add_argument(
+        "--chain",
+        metavar="URL",
+        help="run on this development node (Anvil): every call a signed transaction",
+    )
+    protocol.add_argument(
+        "--deployment", type=Path, help="with --chain: the coordinator to use (default: deploy)"
+    )
     protocol.add_argument("--state", type=Path, help="keep the chain in this SQLite file")
     protocol.add_argument("--store", type=Path, help="keep blobs in this directory")
     p.add_argument("--report", type=Path, help="write the JSON report here")
@@ -98,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
 
+        if args.chain is not None and args.state is not None:
+            raise ConfigError("--state keeps the embedded chain; with --chain the node keeps it")
         if args.state is not None and args.state.exists():
             raise ConfigError(f"--state {args.state} exists; name a new file for a new run")
         simulation = ProtocolSimulation(
@@ -110,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
                 dishonest_committee=args.dishonest_committee,
                 state=args.state,
                 store=args.store,
+                chain_url=args.chain,
+                deployment=args.deployment,
             ),
         )
     with observer:

@@ -1,6 +1,7 @@
 """``flare verify``: re-derive every finalized round of a task from chain and store alone."""
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from flare.cli import add_threads_option, apply_threads
@@ -14,7 +15,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Replay a finished task from its chain state and blob store, and check "
         "that every round's aggregate re-derives to the CID the chain recorded.",
     )
-    p.add_argument("--state", type=Path, required=True, help="SQLite file of the chain")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--state", type=Path, help="SQLite file of the embedded chain")
+    source.add_argument("--chain", metavar="URL", help="RPC URL of a node (with --contract)")
+    p.add_argument("--contract", help="with --chain: the coordinator's address")
     p.add_argument("--store", type=Path, required=True, help="directory of the blob store")
     p.add_argument("--task", type=int, help="task id (default: every task on the chain)")
     add_threads_option(p)
@@ -25,18 +29,19 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
     from rich.console import Console
 
-    from flare.chain import InMemoryChain
     from flare.federation.protocol.verify import verify_task
     from flare.storage import DirectoryStore
 
-    if not args.state.is_file():
+    if args.state is not None and not args.state.is_file():
         raise ConfigError(f"no chain state at {args.state}")
+    if args.chain is not None and args.contract is None:
+        raise ConfigError("--chain needs --contract (the coordinator's address)")
     if not args.store.is_dir():
         raise ConfigError(f"no blob store at {args.store}")
     console = Console(highlight=False, soft_wrap=True)
     store = DirectoryStore(args.store)
     all_ok = True
-    with InMemoryChain(args.state) as chain:
+    with _open(args) as chain:
         task_ids = [args.task] if args.task else range(1, chain.task_count() + 1)
         for task_id in task_ids:
             verdict = verify_task(chain, store, task_id)
@@ -58,3 +63,16 @@ def run(args: argparse.Namespace) -> int:
             )
             all_ok &= verdict.ok
     return 0 if all_ok else 1
+
+
+def _open(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The embedded chain from its SQLite file, or a read-only connector to a node."""
+    if args.state is not None:
+        from flare.chain import InMemoryChain
+
+        return InMemoryChain(args.state)
+    from flare.chain.transport import RpcClient, http_provider
+    from flare.chain.web3_connector import Web3Chain
+
+    chain_id = RpcClient(http_provider(args.chain, 30)).chain_id()
+    return contextlib.nullcontext(Web3Chain(args.chain, args.contract, chain_id=chain_id))

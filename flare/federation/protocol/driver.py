@@ -7,6 +7,7 @@ store alone, propose it and vote. A round the committee cannot decide (too few s
 no quorum) times out and is retried with a fresh seed, as on a real chain.
 """
 
+import contextlib
 import hashlib
 import resource
 import time
@@ -17,6 +18,7 @@ from typing import Any
 from eth_account import Account
 
 from flare.chain import (
+    ChainConnector,
     ContentRef,
     InMemoryChain,
     Proposed,
@@ -63,6 +65,8 @@ class ProtocolConfig:
     max_attempts: int = 20
     state: Path | None = None
     store: Path | None = None
+    chain_url: str | None = None
+    deployment: Path | None = None
 
     def __post_init__(self) -> None:
         if self.expected_committee < 1 or self.min_committee < 1:
@@ -92,17 +96,26 @@ class ProtocolSimulation:
         started = time.perf_counter()
         federation = build_federation(self.config)
         store = self._open_store()
-        with self._open_chain() as chain:
+        with contextlib.ExitStack() as stack:
+            chain = self._open_chain(stack)
             run = _TaskRun(self.config, self.protocol, federation, chain, store, observer)
             report = run.execute()
         report.seconds = time.perf_counter() - started
         report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         return report
 
-    def _open_chain(self) -> InMemoryChain:
+    def _open_chain(self, stack: contextlib.ExitStack) -> ChainConnector:
+        if self.protocol.chain_url is not None:
+            from flare.federation.protocol.devnet import open_dev_chain
+
+            accounts = [
+                participant_keys(self.config.seed, i)[0].address
+                for i in range(-1, self.config.clients)
+            ]
+            return open_dev_chain(self.protocol.chain_url, self.protocol.deployment, accounts)
         if self.protocol.state is not None:
             self.protocol.state.parent.mkdir(parents=True, exist_ok=True)
-        return InMemoryChain(self.protocol.state)
+        return stack.enter_context(InMemoryChain(self.protocol.state))
 
     def _open_store(self) -> StorageProvider:
         return MemoryStore() if self.protocol.store is None else DirectoryStore(self.protocol.store)
@@ -116,7 +129,7 @@ class _TaskRun:
         config: SimulationConfig,
         protocol: ProtocolConfig,
         federation: Federation,
-        chain: InMemoryChain,
+        chain: ChainConnector,
         store: StorageProvider,
         observer: RunObserver,
     ) -> None:
@@ -158,6 +171,9 @@ class _TaskRun:
             "dishonest_committee": p.dishonest_committee,
             "state": str(p.state) if p.state else None,
             "store": str(p.store) if p.store else None,
+            "chain": p.chain_url,
+            "chain_id": self.chain.chain_id,
+            "contract": self.chain.contract_address,
         }
 
     def _create_task(self) -> tuple[int, TaskContext]:
