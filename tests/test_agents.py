@@ -31,6 +31,7 @@ from flare.compression import make_codec
 from flare.compression.base import UpdateBinding
 from flare.errors import ConfigError, DataError
 from flare.federation.agents import (
+    AgentOptions,
     EncoderStateStore,
     ParticipantAgent,
     StepOutcome,
@@ -227,6 +228,30 @@ def test_a_refused_call_waits_for_the_next_block(tmp_path, data):
     fleet.chain.mine(1)
     assert agent.step() is StepOutcome.ACTED
     assert [call for _, call, exc in fleet.journal if exc is None][-1] == "Submit"
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy says so when the attack overflows
+def test_an_update_that_cannot_be_encoded_is_not_sent(tmp_path, data, caplog):
+    fleet = make_fleet(tmp_path, data, TaskSpec(model="logreg"))
+    overflowing = AgentOptions(attack="scaling", attack_strength=1e39)  # float32 → inf
+    agent = ParticipantAgent(
+        fleet.chain,
+        fleet.store,
+        fleet.keys(0),
+        fleet.task_id,
+        data / "client-0.npz",
+        tmp_path / "state",
+        overflowing,
+    )
+    fleet.start([agent])
+    with caplog.at_level(logging.INFO, logger="flare.agent"):
+        assert [agent.step() for _ in range(3)] == [
+            StepOutcome.ACTED,  # the seat
+            StepOutcome.ACTED,  # trained, could not encode, sent nothing
+            StepOutcome.IDLE,
+        ]
+    assert "sends nothing this attempt" in caplog.text
+    assert "Submit" not in [call for _, call, _ in fleet.journal]
 
 
 def test_run_returns_once_the_stop_event_is_set(tmp_path, data):

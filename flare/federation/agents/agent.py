@@ -40,6 +40,7 @@ from flare.chain import (
 )
 from flare.chain.errors import AlreadyRegistered, TaskAlreadyCompleted, VoteWindowOpen
 from flare.compression import make_codec
+from flare.compression.base import MalformedUpdateError
 from flare.crypto.identity import ParticipantKeys
 from flare.federation.agents.committee import CommitteeMember
 from flare.federation.agents.encoder_state import EncoderStateStore
@@ -103,6 +104,8 @@ class ParticipantAgent:
             if self.options.attack
             else None
         )
+        rank = {"rank": self.options.rank} if self.options.codec == "powersgd" else {}
+        self._codec = make_codec(self.options.codec, **rank)
         self._context: TaskContext | None = None
         self._client: Client | None = None
         self._trainer: TorchModelAdapter | None = None
@@ -203,7 +206,7 @@ class ParticipantAgent:
         may_sit = me.index < state.registered_snapshot and me.seat_epoch != state.epoch
         if may_sit and not memo.seat_drawn and self._claim_seat(task, state, memo):
             return StepOutcome.ACTED
-        if me.submit_epoch != state.epoch:
+        if me.submit_epoch != state.epoch and not memo.nothing_to_send:
             self._submit(state, me, memo)
             return StepOutcome.ACTED
         return StepOutcome.IDLE
@@ -227,13 +230,16 @@ class ParticipantAgent:
         context = self._task_context()
         base = decode_model(self.store.get(memo.opened.base_model.to_cid()), context.spec)
         update = self._train(context, base, _derived_seed(self._seed, state.round, state.attempt))
-        codec_params = {"rank": self.options.rank} if self.options.codec == "powersgd" else {}
-        codec = make_codec(self.options.codec, **codec_params)
-        encoder = codec.new_encoder(context.spec, _derived_seed(self._seed, 0, 0))
+        encoder = self._codec.new_encoder(context.spec, _derived_seed(self._seed, 0, 0))
         self.encoder_state.restore(encoder, me.submit_epoch)
-        blob = self.participant.encode_update(
-            context, memo.opened, update.delta, update.num_samples, encoder
-        )
+        try:
+            blob = self.participant.encode_update(
+                context, memo.opened, update.delta, update.num_samples, encoder
+            )
+        except MalformedUpdateError as exc:  # training diverged: like a device, send nothing
+            memo.nothing_to_send = True
+            memo.say_once(self.log, "unsendable", f"sends nothing this attempt: {exc}")
+            return
         self.encoder_state.stage(encoder, state.epoch)
         cid = self.store.put(blob)
         self.store.pin(cid)

@@ -36,6 +36,7 @@ class AttemptMemo:
 
     opened: RoundOpened
     seat_drawn: bool = False
+    nothing_to_send: bool = False
     aggregate: RoundAggregate | None = None
     propose_from: int | None = None
     said: set[str] = field(default_factory=set)
@@ -79,9 +80,11 @@ class TaskFollower:
         if self._finished:
             return
         self._finished = True
+        since = 0
         if self._memo is not None:
             self._report_close(self._memo.opened)
-        for event in self.chain.events([TaskCompleted], task_id=self.task_id):
+            since = self._memo.opened.block_number
+        for event in self.chain.events([TaskCompleted], task_id=self.task_id, from_block=since):
             if isinstance(event, TaskCompleted):
                 self.log.info(
                     "task %d completed after %d rounds → %s",
