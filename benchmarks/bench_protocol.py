@@ -94,6 +94,40 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
     }
 
 
+def anvil_versus_memory(config: SimulationConfig, repeats: int, workdir: Path) -> dict | None:
+    """Seconds per round on a real Anvil (signed transactions) and on the in-memory chain."""
+    import socket
+
+    from flare.node.anvil import AnvilConfig, AnvilNode, find_anvil
+    from flare.node.process import NodeError
+
+    try:
+        binary = find_anvil()
+    except NodeError:
+        return None
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    node = AnvilNode(AnvilConfig(state_dir=workdir / "anvil", port=port), binary)
+    node.start()
+    memory, anvil = [], []
+    try:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            ProtocolSimulation(config).run()
+            memory.append((time.perf_counter() - started) / config.rounds)
+            started = time.perf_counter()
+            ProtocolSimulation(config, ProtocolConfig(chain_url=node.config.rpc_url)).run()
+            anvil.append((time.perf_counter() - started) / config.rounds)
+    finally:
+        node.stop()
+    return {
+        "memory_s_per_round": statistics.median(memory),
+        "anvil_s_per_round": statistics.median(anvil),
+        "ratio": statistics.median(a / m for a, m in zip(anvil, memory, strict=True)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -110,6 +144,7 @@ def main() -> None:
         "config": config.to_dict(),
         "crypto": crypto_rates(args.crypto_samples),
         "overhead": overhead(config, args.repeats, args.workdir),
+        "anvil": anvil_versus_memory(config, args.repeats, args.workdir),
     }
     DOCS.mkdir(parents=True, exist_ok=True)
     (DOCS / "protocol.json").write_text(json.dumps(result, indent=2))
@@ -155,6 +190,21 @@ def render(result: dict) -> str:
     }
     for name, seconds in over["phase_median_s"].items():
         lines.append(f"| {name} | {seconds:.4f} | {meaning.get(name, '')} |")
+    anvil = result["anvil"]
+    if anvil is None:
+        lines += ["", "Anvil not installed: no real-node comparison (run scripts/setup.sh)."]
+    else:
+        lines += [
+            "",
+            "The same protocol run on a local Anvil (every call a signed, mined transaction) "
+            "against the in-memory chain, alternating:",
+            "",
+            "| chain | s/round |",
+            "|---|---:|",
+            f"| in-memory | {anvil['memory_s_per_round']:.3f} |",
+            f"| Anvil | {anvil['anvil_s_per_round']:.3f} |",
+            f"| **Anvil / in-memory** | **{anvil['ratio']:.2f}x** |",
+        ]
     return "\n".join(lines) + "\n"
 
 
