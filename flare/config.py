@@ -7,8 +7,7 @@ for a public network is an edit of that file and nothing else (docs/testnet.md):
 
     chain_id = 11155111
     rpc_url = "https://rpc.example.org"
-    deployment = "deployments/11155111.json"   # written by `flare deploy`; relative
-                                                # to this file
+    deployment = "deployments/11155111.json"   # from `flare deploy`, relative to this file
     confirmations = 2
     max_fee_gwei = 50.0
     priority_fee_gwei = 2.0
