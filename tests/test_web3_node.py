@@ -14,17 +14,22 @@ from conformance.anvil_harness import anvil_binary, free_port
 
 from flare.chain.transport import RpcClient, http_provider
 from flare.cli import main
-from flare.node import AnvilConfig, AnvilNode, NodeError, find_anvil
+from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode, NodeError, find_anvil
 from flare.node.process import PidRecord
 
 
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Iterator[Path]:
-    """A state directory whose node, if any test left one running, is stopped at the end."""
+    """A state directory whose nodes, if any test left one running, are stopped at the end.
+
+    These tests are about Anvil and pass ``--no-kubo``; Kubo is stopped too all the same,
+    so a regression there leaks no daemon (``tests/test_node_kubo.py`` covers it).
+    """
     anvil_binary()
     directory = tmp_path / "state"
     yield directory
     AnvilNode(AnvilConfig(state_dir=directory)).stop(grace=5)
+    KuboNode(KuboConfig(directory / "kubo")).stop(grace=5)
 
 
 def flare(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
@@ -42,7 +47,9 @@ def test_up_status_down_and_the_state_survives_a_restart(
     state_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = str(free_port())
-    code, out = flare(capsys, "node", "up", "--port", port, "--state-dir", str(state_dir))
+    code, out = flare(
+        capsys, "node", "up", "--no-kubo", "--port", port, "--state-dir", str(state_dir)
+    )
     assert code == 0, out
     assert f"http://127.0.0.1:{port} (chain 31337" in out
     record = PidRecord.read(state_dir / "anvil.pid")
@@ -61,7 +68,10 @@ def test_up_status_down_and_the_state_survives_a_restart(
     code, out = flare(capsys, "node", "down", "--state-dir", str(state_dir))
     assert (code, out.strip()) == (0, "not running")
 
-    assert flare(capsys, "node", "up", "--port", port, "--state-dir", str(state_dir))[0] == 0
+    assert (
+        flare(capsys, "node", "up", "--no-kubo", "--port", port, "--state-dir", str(state_dir))[0]
+        == 0
+    )
     assert rpc(int(port)).block_number() == 5
 
 
@@ -69,9 +79,12 @@ def test_a_second_node_on_the_same_state_or_port_is_refused(
     state_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = str(free_port())
-    assert flare(capsys, "node", "up", "--port", port, "--state-dir", str(state_dir))[0] == 0
+    assert (
+        flare(capsys, "node", "up", "--no-kubo", "--port", port, "--state-dir", str(state_dir))[0]
+        == 0
+    )
     code, out = flare(
-        capsys, "node", "up", "--port", str(free_port()), "--state-dir", str(state_dir)
+        capsys, "node", "up", "--no-kubo", "--port", str(free_port()), "--state-dir", str(state_dir)
     )
     assert (code, "already runs" in out) == (2, True)
     other = AnvilNode(AnvilConfig(state_dir=tmp_path / "other", port=int(port)))
@@ -110,7 +123,10 @@ def test_a_stale_pid_file_is_ignored(state_dir: Path, capsys: pytest.CaptureFixt
     code, _ = flare(capsys, "node", "status", "--state-dir", str(state_dir))
     assert code == 1
     port = str(free_port())
-    assert flare(capsys, "node", "up", "--port", port, "--state-dir", str(state_dir))[0] == 0
+    assert (
+        flare(capsys, "node", "up", "--no-kubo", "--port", port, "--state-dir", str(state_dir))[0]
+        == 0
+    )
 
 
 def test_a_crash_at_start_reports_anvils_own_words(state_dir: Path) -> None:

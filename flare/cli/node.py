@@ -1,9 +1,18 @@
-"""``flare node up|down|status``: the local development chain, as a background service."""
+"""``flare node up|down|status``: the local chain and blob store, as background services.
+
+Kubo's repository, pid file and log live in ``<state-dir>/kubo/``, beside Anvil's, so one
+directory holds everything a local federation needs. Kubo is optional: without the
+``ipfs`` binary ``up`` starts Anvil alone and says why.
+"""
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flare.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flare.node import KuboConfig
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -11,10 +20,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = commands.add_parser(
         "node",
-        help="start, stop or inspect the local Anvil node",
-        description="Run a local Anvil (Prague, bound to 127.0.0.1) in the background, with "
-        "its chain state, pid file and log under one directory. `down` stops it cleanly, "
-        "which writes the state that the next `up` loads.",
+        help="start, stop or inspect the local Anvil node and Kubo daemon",
+        description="Run a local Anvil (Prague, bound to 127.0.0.1) and a Kubo daemon "
+        "(offline, API on 127.0.0.1, no gateway) in the background, with their state, pid "
+        "files and logs under one directory. `down` stops both cleanly, which writes the "
+        "chain state that the next `up` loads; Kubo keeps its blocks and pins.",
     )
     actions = p.add_subparsers(dest="action", required=True, parser_class=type(p))
     up = actions.add_parser("up", help="start the node and wait until it answers")
@@ -28,6 +38,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=int,
         help="also write the state every N seconds (limits what a crash loses)",
     )
+    up.add_argument("--ipfs-port", type=int, default=5001, help="Kubo RPC API port (default 5001)")
+    up.add_argument("--no-kubo", action="store_true", help="start Anvil only")
     down = actions.add_parser("down", help="stop the node, writing its state")
     status = actions.add_parser("status", help="say whether the node runs (exit 1 if not)")
     for action in (up, down, status):
@@ -41,11 +53,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flare.node import AnvilConfig, AnvilNode
+    from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode
 
+    kubo = KuboNode(KuboConfig(directory=args.state_dir / "kubo"))
     if args.action == "up":
-        if not 0 < args.port < 65536:
-            raise ConfigError("--port must be between 1 and 65535")
+        for option, port in (("--port", args.port), ("--ipfs-port", args.ipfs_port)):
+            if not 0 < port < 65536:
+                raise ConfigError(f"{option} must be between 1 and 65535")
         if args.block_time is not None and args.block_time <= 0:
             raise ConfigError("--block-time must be positive")
         config = AnvilConfig(
@@ -60,13 +74,29 @@ def run(args: argparse.Namespace) -> int:
             f"anvil up: {config.rpc_url} (chain {config.chain_id}, pid {record.pid}); "
             f"state {config.state_file}, log {config.log_file}"
         )
+        if not args.no_kubo:
+            try:
+                _start_kubo(KuboConfig(args.state_dir / "kubo", api_port=args.ipfs_port))
+            except BaseException:
+                AnvilNode(config).stop()  # all or nothing: no half-started setup to clean up
+                raise
         return 0
     node = AnvilNode(AnvilConfig(state_dir=args.state_dir))
     if args.action == "down":
         stopped = node.stop()
         print(f"anvil stopped; state in {node.config.state_file}" if stopped else "not running")
+        if kubo.stop():
+            print(f"kubo stopped; repository {kubo.config.repo_dir}")
         return 0
     status = node.status()
+    kubo_status = kubo.status()
+    if kubo_status.running:
+        print(
+            f"kubo running: pid {kubo_status.pid}, {kubo_status.api_url}, "
+            f"{kubo_status.version or 'not answering'}"
+        )
+    else:
+        print("kubo not running")
     if not status.running:
         print(f"anvil not running (state dir {args.state_dir})")
         return 1
@@ -77,3 +107,23 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"anvil running: pid {status.pid}, {status.rpc_url}, {reachable}")
     return 0
+
+
+def _start_kubo(config: "KuboConfig") -> None:
+    """Start Kubo beside Anvil, or say why not when the binary is missing.
+
+    A missing binary is a note, not a failure: Anvil alone serves everything that keeps
+    its blobs in a directory, and building Kubo takes minutes.
+    """
+    from flare.node import KuboNode, NodeError, find_ipfs
+
+    try:
+        binary = find_ipfs()
+    except NodeError as exc:
+        print(f"kubo skipped: {exc}")
+        return
+    record = KuboNode(config, binary).start()
+    print(
+        f"kubo up: {config.api_url} (offline, pid {record.pid}); repository "
+        f"{config.repo_dir}, log {config.log_file}"
+    )

@@ -1,4 +1,4 @@
-"""Local chain (and, later, storage) daemons for development: start, stop, inspect.
+"""Local chain and storage daemons for development: start, stop, inspect.
 
 ``flare node up`` starts them detached with their state under one directory; every
 other command reaches them only through their RPC URLs, exactly as it would reach a
@@ -12,13 +12,18 @@ from flare.node.anvil import (
     NodeStatus,
     find_anvil,
 )
+from flare.node.kubo import KuboConfig, KuboNode, KuboStatus, find_ipfs
 from flare.node.process import NodeError
 
 __all__ = [
     "DEFAULT_STATE_DIR",
     "AnvilConfig",
     "AnvilNode",
+    "KuboConfig",
+    "KuboNode",
+    "KuboStatus",
     "NodeError",
     "NodeStatus",
     "find_anvil",
+    "find_ipfs",
 ]
