@@ -19,7 +19,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--state", type=Path, help="SQLite file of the embedded chain")
     source.add_argument("--chain", metavar="URL", help="RPC URL of a node (with --contract)")
     p.add_argument("--contract", help="with --chain: the coordinator's address")
-    p.add_argument("--store", type=Path, required=True, help="directory of the blob store")
+    blobs = p.add_mutually_exclusive_group(required=True)
+    blobs.add_argument("--store", type=Path, help="directory of the blob store")
+    blobs.add_argument("--ipfs", metavar="URL", help="Kubo RPC API URL holding the blobs")
     p.add_argument("--task", type=int, help="task id (default: every task on the chain)")
     add_threads_option(p)
     p.set_defaults(handler=run)
@@ -30,16 +32,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from flare.federation.protocol.verify import verify_task
-    from flare.storage import DirectoryStore
+    from flare.storage import DirectoryStore, KuboStore
 
     if args.state is not None and not args.state.is_file():
         raise ConfigError(f"no chain state at {args.state}")
     if args.chain is not None and args.contract is None:
         raise ConfigError("--chain needs --contract (the coordinator's address)")
-    if not args.store.is_dir():
+    if args.store is not None and not args.store.is_dir():
         raise ConfigError(f"no blob store at {args.store}")
     console = Console(highlight=False, soft_wrap=True)
-    store = DirectoryStore(args.store)
+    store = DirectoryStore(args.store) if args.store is not None else KuboStore(args.ipfs)
     all_ok = True
     with _open(args) as chain:
         task_ids = [args.task] if args.task else range(1, chain.task_count() + 1)
