@@ -393,3 +393,16 @@ def test_a_connector_signs_only_with_local_accounts() -> None:
     reader = Web3Chain(FakeNode(), CONTRACT, chain_id=31337)
     with pytest.raises(ConfigError, match="no sender"):
         reader.transact(StartTask(1))
+
+
+def test_log_scans_start_at_the_deployment_block() -> None:
+    node = FakeNode()
+    node.head = 20
+    fast = Web3Settings(retry=NO_RETRY, log_chunk_blocks=4)
+    chain = Web3Chain(node, CONTRACT, chain_id=31337, settings=fast, first_block=13)
+    assert chain.events() == []
+    queried = [params[0] for method, params in node.requests if method == "eth_getLogs"]
+    assert [(int(q["fromBlock"], 16), int(q["toBlock"], 16)) for q in queried] == [
+        (13, 16),
+        (17, 20),
+    ]

@@ -103,7 +103,12 @@ class Deployment:
                 "use the matching Flare version or deploy again"
             )
         return Web3Chain(
-            rpc, self.address, chain_id=self.chain_id, account=account, settings=settings
+            rpc,
+            self.address,
+            chain_id=self.chain_id,
+            account=account,
+            settings=settings,
+            first_block=self.deploy_block,
         )
 
 

@@ -108,6 +108,7 @@ class _Link:
     sender: TransactionSender
     contract_address: str
     settings: Web3Settings
+    first_block: int
 
 
 class Web3Chain(ChainConnector):
@@ -117,6 +118,8 @@ class Web3Chain(ChainConnector):
     contract code at the address, or construction fails; the chain id is checked again
     before any request that follows a connection problem. ``account`` (an eth-account
     ``LocalAccount``) signs transactions; without one the connector only reads.
+    ``first_block`` is the contract's deployment block: no log of it can be older, so log
+    scans start there instead of at genesis (on a public chain, millions of blocks).
     """
 
     def __init__(
@@ -127,13 +130,16 @@ class Web3Chain(ChainConnector):
         chain_id: int,
         account: SigningAccount | None = None,
         settings: Web3Settings | None = None,
+        first_block: int = 0,
     ) -> None:
         load_artifact()  # refuse an artifact whose ABI disagrees with the codecs used here
         settings = settings or Web3Settings()
         provider = http_provider(rpc, settings.request_timeout) if isinstance(rpc, str) else rpc
         client = RpcClient(provider, settings.retry)
         sender = TransactionSender(client, chain_id, settings.fees, settings.transactions)
-        self._link = _Link(client, sender, to_checksum_address(contract_address), settings)
+        self._link = _Link(
+            client, sender, to_checksum_address(contract_address), settings, first_block
+        )
         self._account = _signing(account) if account is not None else None
         sender.verify_chain()
         if client.request("eth_getCode", self._link.contract_address, "latest") in ("0x", None):
@@ -199,6 +205,7 @@ class Web3Chain(ChainConnector):
         to_block: int | None = None,
     ) -> list[Event]:
         wanted = EVENT_TYPES if kinds is None else tuple(kinds)
+        from_block = max(from_block, self._link.first_block)
         last = self.block_number() if to_block is None else to_block
         if not wanted or from_block > last:
             return []

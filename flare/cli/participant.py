@@ -69,9 +69,12 @@ def run_keys_new(args: argparse.Namespace) -> int:
 
 
 def run_participant(args: argparse.Namespace) -> int:
+    from flare.federation.agents import AgentOptions, ParticipantAgent, stop_event_on_signals
+
+    # First thing: a SIGTERM during start-up (loading data, connecting) stops cleanly too.
+    stop = stop_event_on_signals()
     apply_threads(args.threads)
     from flare.config import open_chain, open_store
-    from flare.federation.agents import AgentOptions, ParticipantAgent, stop_event_on_signals
     from flare.models import TrainingConfig
 
     config = network_config(args)
@@ -100,7 +103,6 @@ def run_participant(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per IPFS request
-    stop = stop_event_on_signals()
     store = open_store(config)
     with open_chain(config) as chain:
         state_dir = args.state_dir or (
