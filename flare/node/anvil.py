@@ -18,7 +18,6 @@ import logging
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import requests
 
-from flare.node.process import NodeError, PidRecord, terminate
+from flare.node.process import DetachedService, NodeError, PidRecord
 
 DEFAULT_STATE_DIR = Path("anvil") / "state"
 HARDFORK = "prague"
@@ -131,17 +130,23 @@ class NodeStatus:
     block_number: int | None
 
 
-class AnvilNode:
+class AnvilNode(DetachedService):
     """One Anvil process per state directory, managed through its pid file.
 
     ``start`` and ``stop`` may run in different processes (``flare node up`` / ``down``);
     a node started here is also reaped here, so no zombie is left behind.
     """
 
+    service = "anvil"
+
     def __init__(self, config: AnvilConfig, binary: Path | None = None) -> None:
         self.config = config
         self._binary = binary
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.config.pid_file
 
     @property
     def rpc_url(self) -> str:
@@ -196,30 +201,6 @@ class AnvilNode:
                 return
             time.sleep(0.05)
         raise NodeError(f"anvil did not answer on {self.rpc_url} within {timeout:g} s")
-
-    def stop(self, grace: float = 15.0) -> bool:
-        """Stop cleanly (Anvil writes ``state.json``); False if nothing was running."""
-        record = PidRecord.read(self.config.pid_file)
-        if record is None or not record.alive():
-            self._forget()
-            return False
-        if terminate(record.pid, Path(record.binary).name, grace):
-            _log.warning("anvil (pid %d) ignored SIGTERM for %g s: killed", record.pid, grace)
-        self._forget()
-        return True
-
-    def kill(self) -> None:
-        """SIGKILL: what a crash or power loss does (the state since the last write is lost)."""
-        record = PidRecord.read(self.config.pid_file)
-        if record is not None and record.alive():
-            os.kill(record.pid, signal.SIGKILL)
-        self._forget()
-
-    def _forget(self) -> None:
-        if self._process is not None:
-            self._process.wait()
-            self._process = None
-        self.config.pid_file.unlink(missing_ok=True)
 
     def status(self) -> NodeStatus:
         """Whether the recorded process runs, and what its RPC endpoint says."""

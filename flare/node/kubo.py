@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from flare.node.process import NodeError, PidRecord, terminate
+from flare.node.process import DetachedService, NodeError, PidRecord
 
 KUBO_VERSION = "v0.43.1"
 """The version ``scripts/install_kubo.sh`` builds and caches."""
@@ -118,13 +117,19 @@ class KuboStatus:
     version: str | None
 
 
-class KuboNode:
+class KuboNode(DetachedService):
     """One Kubo daemon per directory, managed through its pid file like :class:`AnvilNode`."""
+
+    service = "kubo"
 
     def __init__(self, config: KuboConfig, binary: Path | None = None) -> None:
         self.config = config
         self._binary = binary
         self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.config.pid_file
 
     @property
     def api_url(self) -> str:
@@ -218,30 +223,6 @@ class KuboNode:
                 return
             time.sleep(0.1)
         raise NodeError(f"ipfs daemon did not answer on {self.api_url} within {timeout:g} s")
-
-    def stop(self, grace: float = 15.0) -> bool:
-        """SIGTERM (Kubo flushes and releases its repository lock); False if not running."""
-        record = PidRecord.read(self.config.pid_file)
-        if record is None or not record.alive():
-            self._forget()
-            return False
-        if terminate(record.pid, Path(record.binary).name, grace):
-            _log.warning("kubo (pid %d) ignored SIGTERM for %g s: killed", record.pid, grace)
-        self._forget()
-        return True
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash would."""
-        record = PidRecord.read(self.config.pid_file)
-        if record is not None and record.alive():
-            os.kill(record.pid, signal.SIGKILL)
-        self._forget()
-
-    def _forget(self) -> None:
-        if self._process is not None:
-            self._process.wait()
-            self._process = None
-        self.config.pid_file.unlink(missing_ok=True)
 
     def status(self) -> KuboStatus:
         """Whether the recorded daemon runs, and what its API says about itself."""

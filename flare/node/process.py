@@ -7,8 +7,10 @@ behind it still runs the recorded binary, so a recycled pid is never signalled.
 """
 
 import json
+import logging
 import os
 import signal
+import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,3 +93,41 @@ def terminate(pid: int, program: str, grace: float) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+class DetachedService:
+    """Stopping and killing a daemon that a pid file tracks: what every local node shares.
+
+    A subclass sets :attr:`service` (its name in logs) and :attr:`pid_file`, and keeps the
+    ``Popen`` of a daemon it started itself in :attr:`_process`, so that it is reaped.
+    """
+
+    service: str
+    pid_file: Path
+    _process: "subprocess.Popen[bytes] | None" = None
+
+    def stop(self, grace: float = 15.0) -> bool:
+        """SIGTERM (the daemon flushes its state), SIGKILL after ``grace`` s; False if idle."""
+        record = PidRecord.read(self.pid_file)
+        if record is None or not record.alive():
+            self._forget()
+            return False
+        if terminate(record.pid, Path(record.binary).name, grace):
+            logging.getLogger(type(self).__module__).warning(
+                "%s (pid %d) ignored SIGTERM for %g s: killed", self.service, record.pid, grace
+            )
+        self._forget()
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or power loss would: whatever was not written is lost."""
+        record = PidRecord.read(self.pid_file)
+        if record is not None and record.alive():
+            os.kill(record.pid, signal.SIGKILL)
+        self._forget()
+
+    def _forget(self) -> None:
+        if self._process is not None:
+            self._process.wait()
+            self._process = None
+        self.pid_file.unlink(missing_ok=True)
