@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from eth_utils import keccak
 
+from flare.chain.artifact import canonical_type
 from flare.chain.calls import CALL_TYPES
 from flare.chain.errors import PROTOCOL_ERRORS
 from flare.chain.events import EVENT_TYPES
@@ -42,17 +43,9 @@ def artifact() -> dict[str, Any]:
     return json.loads(export.ARTIFACT.read_text())
 
 
-def _canonical(parameter: dict[str, Any]) -> str:
-    kind = parameter["type"]
-    if kind.startswith("tuple"):
-        inner = ",".join(_canonical(c) for c in parameter["components"])
-        return f"({inner}){kind.removeprefix('tuple')}"
-    return kind
-
-
 def _signatures(abi: list[dict[str, Any]], kind: str) -> set[str]:
     return {
-        f"{entry['name']}({','.join(_canonical(p) for p in entry['inputs'])})"
+        f"{entry['name']}({','.join(canonical_type(p) for p in entry['inputs'])})"
         for entry in abi
         if entry["type"] == kind
     }

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flare.node.kubo import find_ipfs
+from flare.node.process import NodeError
 from flare.storage import (
     CHUNK_SIZE,
     MAX_LINKS,
@@ -42,7 +43,6 @@ from flare.storage import (
     compute_cid,
 )
 
-KUBO_VERSION = "v0.43.1"
 VECTORS_PATH = Path(__file__).parent / "vectors" / "kubo_cids.json"
 ADD_COMMAND = (
     "ipfs add --only-hash --cid-version=1 --raw-leaves -Q --chunker=size-{chunk_size} FILE"
@@ -108,16 +108,16 @@ def test_compute_cid_matches_kubo_vector(vector: dict) -> None:
 
 
 def find_ipfs_binary() -> Path | None:
-    """The ``ipfs`` to compare with: $FLARE_IPFS_BIN, the install script's cache, or PATH."""
-    explicit = os.environ.get("FLARE_IPFS_BIN")
-    if explicit:
-        return Path(explicit)
-    cache_root = Path(os.environ.get("FLARE_CACHE", Path.home() / ".cache" / "flare"))
-    cached = cache_root / "kubo" / KUBO_VERSION / "ipfs"
-    if cached.is_file():
-        return cached
-    on_path = shutil.which("ipfs")
-    return Path(on_path) if on_path else None
+    """The ``ipfs`` to compare with, found as ``flare node up`` finds it; None if absent.
+
+    A ``$FLARE_IPFS_BIN`` that names no file is an error, not a reason to skip.
+    """
+    if os.environ.get("FLARE_IPFS_BIN"):
+        return find_ipfs()
+    try:
+        return find_ipfs()
+    except NodeError:
+        return None
 
 
 class KuboHasher:

@@ -145,7 +145,7 @@ def interface_problems(abi: tuple[dict[str, Any], ...]) -> list[str]:
         problems += _compare(found, "function", view.name, list(view.inputs))
         entry = found.get(("function", view.name))
         if entry is not None:
-            outputs = [_canonical(o) for o in entry.get("outputs", [])]
+            outputs = [canonical_type(o) for o in entry.get("outputs", [])]
             if outputs != [view.output_type]:
                 problems.append(f"{view.name} returns {outputs}, expected [{view.output_type}]")
     for event in EVENT_TYPES:
@@ -168,16 +168,16 @@ def _compare(
     entry = found.get((kind, name))
     if entry is None:
         return [f"{kind} {name} is missing"]
-    actual = [_canonical(i) for i in entry.get("inputs", [])]
+    actual = [canonical_type(i) for i in entry.get("inputs", [])]
     if actual != types:
         return [f"{kind} {name}({','.join(actual)}), expected {signature(name, types)}"]
     return []
 
 
-def _canonical(parameter: dict[str, Any]) -> str:
+def canonical_type(parameter: dict[str, Any]) -> str:
     """The canonical type of one ABI JSON parameter (tuples spelled out, enums as uint8)."""
     kind = parameter["type"]
     if kind.startswith("tuple"):
-        inner = ",".join(_canonical(c) for c in parameter["components"])
+        inner = ",".join(canonical_type(c) for c in parameter["components"])
         return f"({inner}){kind.removeprefix('tuple')}"
     return kind
