@@ -152,6 +152,23 @@ class LabelFlipAttack(Attack):
         return client.train_on(situation.model, situation.global_weights, flipped, situation.seed)
 
 
+def produce_update(
+    client: Client,
+    model: ModelAdapter,
+    global_weights: Weights,
+    num_classes: int,
+    seed: int,
+    attack: Attack | None = None,
+) -> LocalUpdate:
+    """What ``client`` sends this round: honest training, or ``attack`` when it has one."""
+    if attack is None:
+        return client.local_update(model, global_weights, seed=seed)
+    situation = AttackSituation(
+        client, model, global_weights, num_classes, np.random.default_rng(seed), seed
+    )
+    return attack.corrupt(situation)
+
+
 ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls
     for cls in (NoiseAttack, RandomWeightsAttack, SignFlipAttack, ScalingAttack, LabelFlipAttack)

@@ -17,7 +17,7 @@ import numpy as np
 from flare.aggregation.base import AggregationContext, ClientUpdate
 from flare.compression import decode_update
 from flare.compression.base import MalformedUpdateError, UpdateBinding, UpdateEncoder
-from flare.federation.clients import AttackSituation, Client, LocalUpdate
+from flare.federation.clients import Client, LocalUpdate, produce_update
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, SimulationReport
 from flare.federation.setup import Federation, ModelBuilder, build_federation
@@ -232,17 +232,15 @@ def local_update(
     federation: Federation, client: Client, global_weights: Weights, seed: int
 ) -> LocalUpdate:
     """What ``client`` sends this round: honest training, or its attack."""
-    if client.client_id in federation.malicious_ids:
-        situation = AttackSituation(
-            client,
-            federation.trainer,
-            global_weights,
-            federation.dataset.num_classes,
-            np.random.default_rng(seed),
-            seed,
-        )
-        return federation.attack.corrupt(situation)
-    return client.local_update(federation.trainer, global_weights, seed=seed)
+    attack = federation.attack if client.client_id in federation.malicious_ids else None
+    return produce_update(
+        client,
+        federation.trainer,
+        global_weights,
+        federation.dataset.num_classes,
+        seed,
+        attack,
+    )
 
 
 def client_order(client_id: str) -> int:

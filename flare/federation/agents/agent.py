@@ -46,7 +46,7 @@ from flare.federation.agents.committee import CommitteeMember
 from flare.federation.agents.encoder_state import EncoderStateStore
 from flare.federation.agents.follow import AttemptMemo, StepOutcome, TaskFollower
 from flare.federation.agents.local_data import read_client_data
-from flare.federation.clients import AttackSituation, Client, LocalUpdate, make_attack
+from flare.federation.clients import Client, LocalUpdate, make_attack, produce_update
 from flare.federation.protocol.aggregate import TaskContext, load_task_context
 from flare.federation.protocol.artifacts import decode_model
 from flare.federation.protocol.roles import ProtocolParticipant
@@ -262,13 +262,8 @@ class ParticipantAgent:
                 manifest.model, manifest.num_features, manifest.num_classes, seed=0
             )
             self._trainer = TorchModelAdapter(module, self.options.training)
-        if self._attack is None:
-            return client.local_update(self._trainer, base, seed=seed)
         num_classes = context.bundle.manifest.num_classes
-        situation = AttackSituation(
-            client, self._trainer, base, num_classes, np.random.default_rng(seed), seed
-        )
-        return self._attack.corrupt(situation)
+        return produce_update(client, self._trainer, base, num_classes, seed, self._attack)
 
     def _close_expired(self, memo: AttemptMemo) -> StepOutcome:
         """Close an attempt whose vote window passed; many race, the chain takes one."""
