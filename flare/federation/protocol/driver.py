@@ -23,9 +23,9 @@ from flare.chain import (
     InMemoryChain,
     Proposed,
     RoundOpened,
-    TaskCompleted,
     TaskCreated,
     TaskParams,
+    TaskStatus,
 )
 from flare.compression.base import MalformedUpdateError, UpdateEncoder
 from flare.crypto.bls import SecretKey
@@ -246,10 +246,7 @@ class _TaskRun:
             if key not in ("weights", "sent", "aggregate")
         }
         protocol["failed_attempts"] = failed
-        protocol["task_completed"] = any(
-            isinstance(e, TaskCompleted)
-            for e in self.chain.events([TaskCompleted], task_id=task_id)
-        )
+        protocol["task_completed"] = self.chain.task(task_id).status == TaskStatus.COMPLETED
         aggregate = outcome["aggregate"]
         return RoundRecord(
             round=opened.round,

@@ -55,8 +55,7 @@ def verify_task(chain: ChainConnector, store: StorageProvider, task_id: int) -> 
     context = load_task_context(chain, store, task_id)
     verdicts = []
     history = bytes(32)
-    finalized = [e for e in chain.events([RoundFinalized], task_id=task_id)]
-    for event in finalized:
+    for event in chain.events([RoundFinalized], task_id=task_id):
         if not isinstance(event, RoundFinalized):
             continue
         onchain = event.model.to_cid()
