@@ -1,8 +1,9 @@
-"""MemoryStore and DirectoryStore: the StorageProvider contract, verification, limits."""
+"""Every StorageProvider: the contract, verification, size limits per store and per get."""
 
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -15,6 +16,7 @@ from flare.storage import (
     ContentMismatchError,
     DirectoryStore,
     InvalidCidError,
+    KuboStore,
     MemoryStore,
     StorageError,
     StorageProvider,
@@ -128,6 +130,65 @@ def test_oversized_get_fails_without_returning(tmp_path: Path) -> None:
         DirectoryStore(tmp_path, max_blob_size=49).get(cid)
 
 
+def test_max_bytes_tightens_one_get_only(store: StorageProvider) -> None:
+    cid = store.put(b"x" * 50)
+    assert store.get(cid, max_bytes=50) == b"x" * 50
+    with pytest.raises(BlobTooLargeError) as raised:
+        store.get(cid, max_bytes=49)
+    message = str(raised.value)
+    assert "\n" not in message and cid in message and "limit of 49 bytes" in message
+    assert store.get(cid) == b"x" * 50  # the store's own limit is unchanged
+
+
+def test_max_bytes_cannot_raise_the_store_limit(tmp_path: Path) -> None:
+    cid = DirectoryStore(tmp_path).put(b"x" * 50)
+    with pytest.raises(BlobTooLargeError, match="limit of 10 bytes"):
+        DirectoryStore(tmp_path, max_blob_size=10).get(cid, max_bytes=1000)
+
+
+def test_negative_max_bytes_is_refused(store: StorageProvider) -> None:
+    with pytest.raises(ValueError, match="max_bytes"):
+        store.get(store.put(b"x"), max_bytes=-1)
+
+
+def test_directory_store_reads_nothing_of_a_blob_over_max_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DirectoryStore(tmp_path)
+    cid = store.put(b"x" * 5000)
+    reads: list[int] = []
+    real_open = open
+
+    class CountingFile:
+        def __init__(self, handle) -> None:
+            self.handle = handle
+
+        def __enter__(self) -> "CountingFile":
+            return self
+
+        def __exit__(self, *exc_info: object) -> None:
+            self.handle.close()
+
+        def fileno(self) -> int:
+            return self.handle.fileno()
+
+        def read(self, size: int = -1) -> bytes:
+            data = self.handle.read(size)
+            reads.append(len(data))
+            return data
+
+    monkeypatch.setattr(
+        "flare.storage.directory.open",
+        lambda *args, **kwargs: CountingFile(real_open(*args, **kwargs)),
+        raising=False,
+    )
+    with pytest.raises(BlobTooLargeError):
+        store.get(cid, max_bytes=100)
+    assert reads == []
+    assert store.get(cid, max_bytes=5000) == b"x" * 5000
+    assert reads == [5000]
+
+
 def test_negative_limit_is_refused() -> None:
     with pytest.raises(ValueError):
         MemoryStore(max_blob_size=-1)
@@ -173,8 +234,8 @@ def test_put_repairs_a_damaged_blob(tmp_path: Path) -> None:
 class LyingStore(MemoryStore):
     """A backend that serves other bytes than it was given (a malicious gateway)."""
 
-    def _load(self, cid: str) -> bytes:
-        return super()._load(cid) + b"extra"
+    def _load(self, cid: str, limit: int) -> bytes:
+        return super()._load(cid, limit) + b"extra"
 
 
 def test_verification_lives_in_the_base_class() -> None:
@@ -226,3 +287,42 @@ def test_every_storage_error_is_a_flare_error() -> None:
     ):
         assert issubclass(error, StorageError)
         assert issubclass(error, FlareError)
+
+
+class Hose:
+    """A node's reply body that counts the bytes taken from it, 64 KiB at a time."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.sent = total, 0
+
+    def __iter__(self):
+        while self.sent < self.total:
+            piece = min(65536, self.total - self.sent)
+            self.sent += piece
+            yield b"\0" * piece
+
+
+def _fake_kubo(hose: Hose, headers: dict[str, str], seen: list[httpx.Request]) -> KuboStore:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, headers=headers, content=iter(hose))
+
+    return KuboStore("http://kubo.invalid:5001", transport=httpx.MockTransport(handler))
+
+
+def test_kubo_store_asks_for_at_most_max_bytes_and_refuses_from_the_header() -> None:
+    hose, seen = Hose(64 * 1024 * 1024), []
+    # Kubo shortens X-Content-Length to the length asked for
+    store = _fake_kubo(hose, {"X-Content-Length": "14001"}, seen)
+    with pytest.raises(BlobTooLargeError, match="limit of 14000 bytes"):
+        store.get(ABSENT, max_bytes=14000)
+    assert seen[0].url.params["length"] == "14001"
+    assert hose.sent == 0
+
+
+def test_kubo_store_cuts_off_a_node_that_streams_past_max_bytes() -> None:
+    hose, seen = Hose(64 * 1024 * 1024), []
+    store = _fake_kubo(hose, {}, seen)  # announces nothing, ignores ``length``
+    with pytest.raises(BlobTooLargeError, match="limit of 14000 bytes"):
+        store.get(ABSENT, max_bytes=14000)
+    assert hose.sent <= 14000 + 65536

@@ -11,12 +11,14 @@ must not differ between providers, so no backend can get it wrong:
   gateway must not be able to feed us anything else;
 * CID strings are validated up front (:class:`InvalidCidError`), so backends
   only ever see canonical CIDs (safe as file names and URL parameters);
-* size limits are checked on both sides (:class:`BlobTooLargeError`).
+* size limits are checked on both sides (:class:`BlobTooLargeError`), and a
+  caller that knows how large a valid blob can be tightens the limit of one ``get``
+  (``max_bytes``), which the backend enforces before reading past it.
 
 Backends implement the small ``_store`` / ``_load`` / ``_contains`` / ``_pin`` /
 ``_is_pinned`` hooks. A network backend such as Kubo's RPC API fits the same
 hooks: ``_store`` posts the bytes (and may check the CID the node reports),
-``_load`` streams them with the size limit, and connection failures become
+``_load`` streams them with the call's size limit, and connection failures become
 :class:`StorageUnavailableError`.
 """
 
@@ -53,17 +55,25 @@ class StorageProvider(ABC):
         self._store(cid, blob)
         return cid
 
-    def get(self, cid: str) -> bytes:
+    def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
         """Return the blob named ``cid``, verified against it.
 
-        Raises :class:`BlobNotFoundError` when absent, :class:`BlobTooLargeError`
-        when over the limit and :class:`ContentMismatchError` when the backend
+        ``max_bytes`` lowers this call's size limit below :attr:`max_blob_size`: a
+        caller that knows the largest valid blob (a model update of a given model)
+        spends no more than that on a stranger's CID. Raises :class:`BlobNotFoundError`
+        when absent, :class:`BlobTooLargeError` when over the limit (without reading
+        more than one byte past it) and :class:`ContentMismatchError` when the backend
         returns bytes that do not hash to ``cid`` (they are then discarded).
         """
         wanted = Cid.parse(cid)
         canonical = str(wanted)
-        blob = self._load(canonical)
-        self._check_size(len(blob), f"get {canonical}")
+        limit = self._max_blob_size
+        if max_bytes is not None:
+            if max_bytes < 0:
+                raise ValueError(f"max_bytes must be non-negative, got {max_bytes}")
+            limit = min(limit, max_bytes)
+        blob = self._load(canonical, limit)
+        self._check_size(len(blob), f"get {canonical}", limit)
         actual = compute_cid(blob)
         if actual != wanted:
             raise ContentMismatchError(
@@ -83,12 +93,12 @@ class StorageProvider(ABC):
         """Whether ``cid`` has been pinned in this store."""
         return self._is_pinned(str(Cid.parse(cid)))
 
-    def _check_size(self, size: int, operation: str) -> None:
-        """Raise :class:`BlobTooLargeError` when ``size`` exceeds the limit."""
-        if size > self._max_blob_size:
+    def _check_size(self, size: int, operation: str, limit: int | None = None) -> None:
+        """Raise :class:`BlobTooLargeError` when ``size`` exceeds ``limit`` (or the store's)."""
+        limit = self._max_blob_size if limit is None else limit
+        if size > limit:
             raise BlobTooLargeError(
-                f"{operation}: blob of {size} bytes exceeds the limit of "
-                f"{self._max_blob_size} bytes"
+                f"{operation}: blob of {size} bytes exceeds the limit of {limit} bytes"
             )
 
     @abstractmethod
@@ -96,12 +106,13 @@ class StorageProvider(ABC):
         """Persist ``data`` under its canonical ``cid`` (already computed, size checked)."""
 
     @abstractmethod
-    def _load(self, cid: str) -> bytes:
-        """Return the stored bytes for canonical ``cid``, unverified.
+    def _load(self, cid: str, limit: int) -> bytes:
+        """Return the stored bytes for canonical ``cid``, unverified, at most ``limit + 1``.
 
-        Raise :class:`BlobNotFoundError` when absent; should call
-        :meth:`_check_size` before reading a blob whose size is known up front,
-        so an oversized blob is refused without being read.
+        Raise :class:`BlobNotFoundError` when absent. ``limit`` is this call's size
+        limit: call :meth:`_check_size` with it before reading a blob whose size is
+        known up front, and never read more than one byte past it otherwise, so an
+        oversized blob costs no more than ``limit + 1`` bytes.
         """
 
     @abstractmethod

@@ -63,12 +63,12 @@ class DirectoryStore(StorageProvider):
                 os.unlink(temp_name)
             raise
 
-    def _load(self, cid: str) -> bytes:
+    def _load(self, cid: str, limit: int) -> bytes:
         try:
             with open(self.blob_path(cid), "rb") as blob_file:
-                self._check_size(os.fstat(blob_file.fileno()).st_size, f"get {cid}")
+                self._check_size(os.fstat(blob_file.fileno()).st_size, f"get {cid}", limit)
                 # Read at most one byte past the limit, in case the file grows meanwhile.
-                return blob_file.read(self.max_blob_size + 1)
+                return blob_file.read(limit + 1)
         except FileNotFoundError:
             raise BlobNotFoundError(f"no blob stored under {cid} in {self._root}") from None
 

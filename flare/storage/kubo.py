@@ -98,8 +98,11 @@ class KuboStore(StorageProvider):
                 " the node's import settings differ from Kubo's defaults"
             )
 
-    def _load(self, cid: str) -> bytes:
-        params = {"arg": cid, "timeout": self._fetch_timeout, "length": self.max_blob_size + 1}
+    def _load(self, cid: str, limit: int) -> bytes:
+        # Kubo stops after ``length`` bytes and announces the shortened size, so a blob
+        # over the limit is refused from the header; a node that sends more anyway is
+        # cut off one chunk past the limit.
+        params = {"arg": cid, "timeout": self._fetch_timeout, "length": limit + 1}
         try:
             with self._client.stream("POST", "/cat", params=params) as response:
                 if response.status_code != httpx.codes.OK:
@@ -107,11 +110,11 @@ class KuboStore(StorageProvider):
                     self._raise_for(response, cid)
                 declared = self._declared_length(response, cid)
                 if declared is not None:
-                    self._check_size(declared, f"get {cid}")
+                    self._check_size(declared, f"get {cid}", limit)
                 blob = bytearray()
                 for piece in response.iter_bytes():
                     blob += piece
-                    self._check_size(len(blob), f"get {cid}")
+                    self._check_size(len(blob), f"get {cid}", limit)
         except httpx.HTTPError as exc:
             raise self._unavailable(exc) from None
         if declared is not None and len(blob) != declared:

@@ -21,11 +21,13 @@ class MemoryStore(StorageProvider):
     def _store(self, cid: str, data: bytes) -> None:
         self._blobs[cid] = data
 
-    def _load(self, cid: str) -> bytes:
+    def _load(self, cid: str, limit: int) -> bytes:
         try:
-            return self._blobs[cid]
+            blob = self._blobs[cid]
         except KeyError:
             raise BlobNotFoundError(f"no blob stored under {cid}") from None
+        self._check_size(len(blob), f"get {cid}", limit)
+        return blob
 
     def _contains(self, cid: str) -> bool:
         return cid in self._blobs
