@@ -94,7 +94,7 @@ def test_pubkey_mismatch_rejected(key: SecretKey) -> None:
 
 
 def test_secret_that_is_no_bls_key_rejected() -> None:
-    keystore = encrypt_keystore(bytes(32), PASSWORD, **FAST)
+    keystore = encrypt_keystore(bytes(32), PASSWORD, pubkey="00" * 96, **FAST)
     with pytest.raises(KeystoreError, match="BLS secret key"):
         decrypt_bls_key(keystore, PASSWORD)
 

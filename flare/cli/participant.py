@@ -31,6 +31,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     new.add_argument(
         "--password-file", type=Path, help="keystore password (else $FLARE_KEYSTORE_PASSWORD)"
     )
+    new.add_argument(
+        "--allow-weak-password",
+        action="store_true",
+        help="accept a password under 8 characters, all white space, or with control characters",
+    )
     new.set_defaults(handler=run_keys_new)
 
     run = actions.add_parser("run", help="follow a task and take part until it completes")
@@ -63,7 +68,7 @@ def run_keys_new(args: argparse.Namespace) -> int:
 
     password = read_password(NetworkConfig(password_file=args.password_file))
     keys = ParticipantKeys.generate()
-    keys.save(args.keystore, password)
+    keys.save(args.keystore, password, allow_weak_password=args.allow_weak_password)
     print(f"{keys.account.address} keys in {args.keystore}")
     return 0
 

@@ -19,11 +19,13 @@ from flare.crypto.errors import (
     InvalidSecretKey,
     InvalidVrfProof,
     KeystoreError,
+    WeakPassword,
     WrongPassword,
 )
 from flare.crypto.hash_to_curve import expand_message_xmd, hash_to_field_fp, hash_to_g1
 from flare.crypto.identity import ParticipantKeys
 from flare.crypto.keystore import (
+    check_password_strength,
     decrypt_bls_key,
     decrypt_eth_account,
     decrypt_keystore,
@@ -58,7 +60,9 @@ __all__ = [
     "KeystoreError",
     "ParticipantKeys",
     "SecretKey",
+    "WeakPassword",
     "WrongPassword",
+    "check_password_strength",
     "decode_g1",
     "decode_g2",
     "decrypt_bls_key",

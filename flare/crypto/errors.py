@@ -36,3 +36,8 @@ class KeystoreError(CryptoError):
 
 class WrongPassword(KeystoreError):
     """The password does not open the keystore (its checksum/MAC does not match)."""
+
+
+class WeakPassword(KeystoreError):
+    """A password chosen for a new key is too short, only white space, or holds a control
+    character; callers that mean it pass ``allow_weak_password``."""

@@ -18,10 +18,12 @@ from flare.crypto.bls import SecretKey, prove_possession
 from flare.crypto.errors import KeystoreError
 from flare.crypto.keystore import (
     Kdf,
+    check_password_strength,
     decrypt_bls_key,
     decrypt_eth_account,
     encrypt_bls_key,
     encrypt_eth_account,
+    read_keystore_json,
 )
 
 ETH_KEYFILE_NAME = "eth-account.json"
@@ -62,26 +64,44 @@ class ParticipantKeys:
         kdf: Kdf = "scrypt",
         iterations: int | None = None,
         overwrite: bool = False,
+        allow_weak_password: bool = False,
     ) -> Path:
         """Write both keystores into ``directory`` (created 0700, files 0600); return it.
 
         Refuses to replace existing keystores unless ``overwrite`` is set, since that would
-        destroy the only copy of a key.
+        destroy the only copy of a key, and refuses a weak password (see
+        :func:`~flare.crypto.keystore.check_password_strength`) unless
+        ``allow_weak_password`` is set. Both checks come before the slow encryption.
         """
+        if not allow_weak_password:
+            check_password_strength(password)
         target = Path(directory)
-        target.mkdir(mode=0o700, parents=True, exist_ok=True)
-        documents = {
-            ETH_KEYFILE_NAME: encrypt_eth_account(
-                self.account, password, kdf=kdf, iterations=iterations
-            ),
-            BLS_KEYSTORE_NAME: encrypt_bls_key(
-                self.bls_key, password, kdf=kdf, iterations=iterations
-            ),
-        }
+        try:
+            target.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except FileExistsError as exc:
+            raise KeystoreError(f"{target} exists and is not a directory") from exc
+        except OSError as exc:
+            raise KeystoreError(f"cannot create key directory {target}: {exc.strerror}") from exc
         if not overwrite:
-            for name in documents:
+            for name in (ETH_KEYFILE_NAME, BLS_KEYSTORE_NAME):
                 if (target / name).exists():
                     raise KeystoreError(f"{target / name} exists; pass overwrite=True to replace")
+        documents = {
+            ETH_KEYFILE_NAME: encrypt_eth_account(
+                self.account,
+                password,
+                kdf=kdf,
+                iterations=iterations,
+                allow_weak_password=allow_weak_password,
+            ),
+            BLS_KEYSTORE_NAME: encrypt_bls_key(
+                self.bls_key,
+                password,
+                kdf=kdf,
+                iterations=iterations,
+                allow_weak_password=allow_weak_password,
+            ),
+        }
         for name, document in documents.items():
             _write_private_json(target / name, document, overwrite=overwrite)
         return target
@@ -90,8 +110,8 @@ class ParticipantKeys:
     def load(cls, directory: str | os.PathLike[str], password: str) -> "ParticipantKeys":
         """Read keys written by :meth:`save`; :class:`WrongPassword` if the password is wrong."""
         source = Path(directory)
-        account = decrypt_eth_account(_read_json(source / ETH_KEYFILE_NAME), password)
-        bls_key = decrypt_bls_key(_read_json(source / BLS_KEYSTORE_NAME), password)
+        account = decrypt_eth_account(read_keystore_json(source / ETH_KEYFILE_NAME), password)
+        bls_key = decrypt_bls_key(read_keystore_json(source / BLS_KEYSTORE_NAME), password)
         return cls(account, bls_key)
 
     def __repr__(self) -> str:
@@ -102,19 +122,12 @@ def _write_private_json(path: Path, document: dict[str, Any], *, overwrite: bool
     flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
     try:
         descriptor = os.open(path, flags, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            # A file being overwritten keeps its old mode through O_TRUNC; the key must not.
+            os.fchmod(descriptor, 0o600)
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
     except FileExistsError as exc:
         raise KeystoreError(f"{path} exists; pass overwrite=True to replace it") from exc
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise KeystoreError(f"cannot read keystore {path}: {exc}") from exc
-    if not isinstance(document, dict):
-        raise KeystoreError(f"{path} is not a keystore object")
-    return document
+    except OSError as exc:
+        raise KeystoreError(f"cannot write {path}: {exc.strerror}") from exc

@@ -7,14 +7,21 @@ key in plaintext.
 EIP-2335 (version 4): ``decryption_key = KDF(normalised password)`` (scrypt or
 PBKDF2-HMAC-SHA256, 32 bytes); ``checksum = SHA256(decryption_key[16:32] || ciphertext)``;
 ``ciphertext = AES-128-CTR(key=decryption_key[0:16], iv=16-byte initial counter, secret)``.
+
+A keystore is a file anyone may have edited, and its KDF parameters set how much memory
+and time opening it costs. So every field is checked, type and range, before the KDF runs:
+a hostile file costs at most what a standard one does, and fails with :class:`KeystoreError`.
 """
 
 import hashlib
 import hmac
+import json
 import os
+import re
 import unicodedata
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from Crypto.Cipher import AES
@@ -24,7 +31,7 @@ from eth_keyfile.exceptions import EthKeyfileException
 from py_arkworks_bls12381 import G2Point
 
 from flare.crypto.bls import SecretKey
-from flare.crypto.errors import InvalidSecretKey, KeystoreError, WrongPassword
+from flare.crypto.errors import InvalidSecretKey, KeystoreError, WeakPassword, WrongPassword
 from flare.crypto.points import decode_g2
 
 Kdf = Literal["scrypt", "pbkdf2"]
@@ -33,18 +40,78 @@ DEFAULT_SCRYPT_N = 2**18
 """EIP-2335's and geth's standard scrypt cost (256 MiB with r = 8, about 1 s)."""
 DEFAULT_PBKDF2_ITERATIONS = 2**18
 _SCRYPT_R, _SCRYPT_P = 8, 1
-_MAX_SCRYPT_MEMORY = 2**30  # refuse keystores that ask for more than 1 GiB
-_MAX_PBKDF2_ITERATIONS = 2**24
+
+MAX_SCRYPT_N = 2**18
+"""The standard cost that geth, eth-account and EIP-2335 tools write; no genuine file asks more."""
+MAX_SCRYPT_MEMORY = 2**28
+"""Bytes of scrypt's large array, ``128·n·r``: 256 MiB, exactly what the standard file needs."""
+MAX_SCRYPT_BLOCK_MEMORY = 2**20
+"""Bytes of scrypt's per-lane blocks, ``128·r·p`` (the standard file needs 1 KiB)."""
+MAX_SCRYPT_WORK = 2**22
+"""``n·r·p``: twice the standard file's 2^21 (about 2 s); bounds the time a hostile ``p`` costs."""
+MAX_PBKDF2_ITERATIONS = 2**22
+"""About 2.5 s; four times eth-account's 10^6 and sixteen times EIP-2335's 2^18."""
+MAX_KEYSTORE_BYTES = 64 * 1024
+"""Keystore files are about 1 KiB; a larger file is not one, and is not read whole."""
+MIN_PASSWORD_LENGTH = 8
+"""Characters a new key's password needs unless the caller allows a weak one."""
+
 _KEY_LENGTH = 32
+_SECRET_LENGTH = 32  # a BLS12-381 or secp256k1 secret key
+_IV_LENGTH = 16
+_SALT_LENGTHS = range(16, 65)  # eth-account writes 16 bytes, geth and EIP-2335 tools 32
+_HEX_DIGITS = re.compile("[0-9a-fA-F]*")
+# The code points EIP-2335 drops from passwords: C0, DEL and C1.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def normalize_password(password: str) -> bytes:
     """EIP-2335 password bytes: NFKD, then drop C0 (0x00-0x1F), DEL (0x7F), C1 (0x80-0x9F)."""
+    decomposed = unicodedata.normalize("NFKD", _text_password(password))
+    return _CONTROL_CHARACTERS.sub("", decomposed).encode("utf-8")
+
+
+def check_password_strength(password: str) -> None:
+    """Refuse a password for a new key: :class:`WeakPassword` if it is shorter than
+    :data:`MIN_PASSWORD_LENGTH` characters, only white space, or holds a control character
+    (EIP-2335 would silently drop it, so the key would open without it)."""
+    if _CONTROL_CHARACTERS.search(_text_password(password)):
+        raise WeakPassword("the password holds a control character (a stray line break?)")
+    if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
+        raise WeakPassword(
+            f"the password is too weak: use at least {MIN_PASSWORD_LENGTH} characters, "
+            "not all white space"
+        )
+
+
+def _text_password(password: object) -> str:
+    """``password`` if it is text that UTF-8 can encode (an environment variable holding
+    invalid UTF-8 arrives with lone surrogates, which cannot be)."""
     if not isinstance(password, str):
         raise KeystoreError("a keystore password is a str")
-    decomposed = unicodedata.normalize("NFKD", password)
-    kept = "".join(c for c in decomposed if not (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F))
-    return kept.encode("utf-8")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise KeystoreError("the password is not valid Unicode text") from exc
+    return password
+
+
+def read_keystore_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON object in a keystore file, read only if it is of a keystore's size."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_KEYSTORE_BYTES + 1)
+    except OSError as exc:
+        raise KeystoreError(f"cannot read keystore {path}: {exc.strerror}") from exc
+    if len(data) > MAX_KEYSTORE_BYTES:
+        raise KeystoreError(f"{path} is over {MAX_KEYSTORE_BYTES} bytes: not a keystore")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise KeystoreError(f"keystore {path} is not JSON") from exc
+    if not isinstance(document, dict):
+        raise KeystoreError(f"{path} is not a keystore object")
+    return document
 
 
 def encrypt_keystore(
@@ -56,12 +123,18 @@ def encrypt_keystore(
     description: str = "",
     kdf: Kdf = "scrypt",
     iterations: int | None = None,
+    allow_weak_password: bool = False,
 ) -> dict[str, Any]:
-    """An EIP-2335 keystore (a JSON-ready dict) holding ``secret`` under ``password``.
+    """An EIP-2335 keystore (a JSON-ready dict) holding the 32-byte ``secret`` under ``password``.
 
     ``iterations`` is scrypt's ``n`` or PBKDF2's ``c``; the default is the standard 2^18.
-    Lower it only for tests.
+    Lower it only for tests. :class:`WeakPassword` unless the password passes
+    :func:`check_password_strength` or ``allow_weak_password`` is set.
     """
+    if not allow_weak_password:
+        check_password_strength(password)
+    if len(secret) != _SECRET_LENGTH:
+        raise KeystoreError(f"a keystore holds a {_SECRET_LENGTH}-byte secret key")
     salt = os.urandom(32)
     if kdf == "scrypt":
         params: dict[str, Any] = {
@@ -80,8 +153,8 @@ def encrypt_keystore(
         }
     else:
         raise KeystoreError(f"unsupported KDF {kdf!r}; use 'scrypt' or 'pbkdf2'")
-    decryption_key = _derive_key(kdf, params, normalize_password(password))
-    iv = os.urandom(16)
+    decryption_key = _derive_key(_kdf_params(kdf, params, "kdf"), normalize_password(password))
+    iv = os.urandom(_IV_LENGTH)
     ciphertext = _aes_128_ctr(decryption_key[:16], iv, secret)
     return {
         "crypto": {
@@ -106,54 +179,168 @@ def encrypt_keystore(
 
 
 def decrypt_keystore(keystore: Mapping[str, Any], password: str) -> bytes:
-    """The secret inside an EIP-2335 keystore; :class:`WrongPassword` if the checksum fails."""
-    try:
-        if keystore["version"] != 4:
-            raise KeystoreError(f"unsupported keystore version {keystore['version']!r}")
-        crypto = keystore["crypto"]
-        kdf, params = crypto["kdf"]["function"], crypto["kdf"]["params"]
-        if crypto["checksum"]["function"] != "sha256":
-            raise KeystoreError("unsupported checksum function")
-        if crypto["cipher"]["function"] != "aes-128-ctr":
-            raise KeystoreError("unsupported cipher")
-        ciphertext = bytes.fromhex(crypto["cipher"]["message"])
-        iv = bytes.fromhex(crypto["cipher"]["params"]["iv"])
-        expected_checksum = bytes.fromhex(crypto["checksum"]["message"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise KeystoreError(f"malformed EIP-2335 keystore: {exc!r}") from exc
-    if len(iv) != 16:
-        raise KeystoreError("malformed EIP-2335 keystore: the IV must be 16 bytes")
-    decryption_key = _derive_key(kdf, params, normalize_password(password))
+    """The secret inside an EIP-2335 keystore; :class:`WrongPassword` if the checksum fails.
+
+    Every field is checked before the KDF runs; anything malformed, unsupported or beyond
+    the bounds above is a :class:`KeystoreError`.
+    """
+    document = _object(keystore, "keystore")
+    if _integer(document, "version", "keystore") != 4:
+        raise KeystoreError("unsupported keystore version: EIP-2335 keystores are version 4")
+    _uuid(document, "uuid", "keystore")
+    _string(document, "path", "keystore")
+    for optional in ("description", "pubkey"):
+        if optional in document:
+            _string(document, optional, "keystore")
+    crypto = _object(_member(document, "crypto", "keystore"), "crypto")
+    kdf = _object(_member(crypto, "kdf", "crypto"), "crypto.kdf")
+    checksum = _object(_member(crypto, "checksum", "crypto"), "crypto.checksum")
+    cipher = _object(_member(crypto, "cipher", "crypto"), "crypto.cipher")
+    if _string(checksum, "function", "crypto.checksum") != "sha256":
+        raise KeystoreError("unsupported keystore checksum function: only sha256")
+    _object(_member(checksum, "params", "crypto.checksum"), "crypto.checksum.params")
+    if _string(cipher, "function", "crypto.cipher") != "aes-128-ctr":
+        raise KeystoreError("unsupported keystore cipher: only aes-128-ctr")
+    cipher_params = _object(_member(cipher, "params", "crypto.cipher"), "crypto.cipher.params")
+    iv = _hex(cipher_params, "iv", "crypto.cipher.params", _exactly(_IV_LENGTH))
+    ciphertext = _hex(cipher, "message", "crypto.cipher", _exactly(_SECRET_LENGTH))
+    expected_checksum = _hex(checksum, "message", "crypto.checksum", _exactly(32))
+    params = _kdf_params(
+        _string(kdf, "function", "crypto.kdf"),
+        _member(kdf, "params", "crypto.kdf"),
+        "crypto.kdf.params",
+    )
+    decryption_key = _derive_key(params, normalize_password(password))
     if not hmac.compare_digest(_checksum(decryption_key, ciphertext), expected_checksum):
         raise WrongPassword("wrong password for this keystore")
     return _aes_128_ctr(decryption_key[:16], iv, ciphertext)
 
 
-def _derive_key(kdf: str, params: Mapping[str, Any], password: bytes) -> bytes:
-    """Run the keystore's KDF, refusing parameters too weak to use or too costly to attempt."""
-    try:
-        salt = bytes.fromhex(params["salt"])
-        dklen = int(params["dklen"])
-        if dklen < _KEY_LENGTH:
-            raise KeystoreError("the KDF must yield at least 32 bytes")
-        if kdf == "scrypt":
-            n, r, p = int(params["n"]), int(params["r"]), int(params["p"])
-            memory = 128 * r * (n + p + 2)
-            if n < 2 or n & (n - 1) or r < 1 or p < 1 or memory > _MAX_SCRYPT_MEMORY:
-                raise KeystoreError("unsupported scrypt parameters")
-            key = hashlib.scrypt(
-                password, salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=memory + 2**20
+@dataclass(frozen=True)
+class _Scrypt:
+    salt: bytes
+    n: int
+    r: int
+    p: int
+
+
+@dataclass(frozen=True)
+class _Pbkdf2:
+    salt: bytes
+    iterations: int
+
+
+def _kdf_params(function: str, params: object, where: str) -> _Scrypt | _Pbkdf2:
+    """Checked KDF parameters, refusing any that yield the wrong key size or cost more than
+    the bounds above, before any derivation work."""
+    fields = _object(params, where)
+    salt = _hex(fields, "salt", where, _SALT_LENGTHS)
+    if _integer(fields, "dklen", where) != _KEY_LENGTH:
+        raise KeystoreError(f"malformed keystore: {where}.dklen must be {_KEY_LENGTH}")
+    if function == "scrypt":
+        n, r, p = (_integer(fields, name, where) for name in ("n", "r", "p"))
+        if not 2 <= n <= MAX_SCRYPT_N or n & (n - 1):
+            raise KeystoreError(
+                f"unsupported scrypt parameters: n must be a power of two from 2 to {MAX_SCRYPT_N}"
             )
-        elif kdf == "pbkdf2":
-            iterations = int(params["c"])
-            if params["prf"] != "hmac-sha256" or not 1 <= iterations <= _MAX_PBKDF2_ITERATIONS:
-                raise KeystoreError("unsupported PBKDF2 parameters")
-            key = hashlib.pbkdf2_hmac("sha256", password, salt, iterations, dklen)
-        else:
-            raise KeystoreError(f"unsupported KDF {kdf!r}")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise KeystoreError(f"malformed KDF parameters: {exc!r}") from exc
-    return key
+        if r < 1 or p < 1:
+            raise KeystoreError("unsupported scrypt parameters: r and p must be at least 1")
+        if 128 * n * r > MAX_SCRYPT_MEMORY or 128 * r * p > MAX_SCRYPT_BLOCK_MEMORY:
+            raise KeystoreError(
+                f"unsupported scrypt parameters: 128·n·r must be at most {MAX_SCRYPT_MEMORY} "
+                f"bytes and 128·r·p at most {MAX_SCRYPT_BLOCK_MEMORY}"
+            )
+        if n * r * p > MAX_SCRYPT_WORK:
+            raise KeystoreError(f"unsupported scrypt parameters: n·r·p is over {MAX_SCRYPT_WORK}")
+        return _Scrypt(salt, n, r, p)
+    if function == "pbkdf2":
+        if _string(fields, "prf", where) != "hmac-sha256":
+            raise KeystoreError("unsupported PBKDF2 parameters: prf must be hmac-sha256")
+        iterations = _integer(fields, "c", where)
+        if not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
+            raise KeystoreError(
+                f"unsupported PBKDF2 parameters: c must be from 1 to {MAX_PBKDF2_ITERATIONS}"
+            )
+        return _Pbkdf2(salt, iterations)
+    raise KeystoreError("unsupported KDF: use scrypt or pbkdf2")
+
+
+def _derive_key(params: _Scrypt | _Pbkdf2, password: bytes) -> bytes:
+    if isinstance(params, _Scrypt):
+        needed = 128 * params.r * (params.n + params.p + 2)  # what OpenSSL checks maxmem against
+        return hashlib.scrypt(
+            password,
+            salt=params.salt,
+            n=params.n,
+            r=params.r,
+            p=params.p,
+            dklen=_KEY_LENGTH,
+            maxmem=needed + 2**20,
+        )
+    return hashlib.pbkdf2_hmac("sha256", password, params.salt, params.iterations, _KEY_LENGTH)
+
+
+def _eth_work_factor(kdf: str, iterations: int | None) -> int:
+    """The work factor to have eth-account write with (this module's defaults, so both files
+    of a participant cost the same), refused if :func:`decrypt_eth_account` would refuse it."""
+    params: dict[str, Any] = {"salt": "00" * 16, "dklen": _KEY_LENGTH}
+    if kdf == "scrypt":  # eth-keyfile writes r = 8, p = 1
+        work_factor = iterations or DEFAULT_SCRYPT_N
+        params |= {"n": work_factor, "r": 8, "p": 1}
+    elif kdf == "pbkdf2":
+        work_factor = iterations or DEFAULT_PBKDF2_ITERATIONS
+        params |= {"c": work_factor, "prf": "hmac-sha256"}
+    else:
+        raise KeystoreError(f"unsupported KDF {kdf!r}; use 'scrypt' or 'pbkdf2'")
+    _kdf_params(kdf, params, "kdf")
+    return work_factor
+
+
+def _member(document: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in document:
+        raise KeystoreError(f"malformed keystore: {where} has no {key!r}")
+    return document[key]
+
+
+def _object(value: object, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise KeystoreError(f"malformed keystore: {where} must be a JSON object")
+    return value
+
+
+def _string(document: Mapping[str, Any], key: str, where: str) -> str:
+    value = _member(document, key, where)
+    if not isinstance(value, str):
+        raise KeystoreError(f"malformed keystore: {where}.{key} must be a string")
+    return value
+
+
+def _integer(document: Mapping[str, Any], key: str, where: str) -> int:
+    value = _member(document, key, where)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise KeystoreError(f"malformed keystore: {where}.{key} must be an integer")
+    return value
+
+
+def _hex(document: Mapping[str, Any], key: str, where: str, lengths: range) -> bytes:
+    digits = _string(document, key, where).removeprefix("0x")
+    if len(digits) % 2 or len(digits) // 2 not in lengths:
+        expected = str(lengths[0]) if len(lengths) == 1 else f"{lengths[0]} to {lengths[-1]}"
+        raise KeystoreError(f"malformed keystore: {where}.{key} must be {expected} bytes of hex")
+    if not _HEX_DIGITS.fullmatch(digits):
+        raise KeystoreError(f"malformed keystore: {where}.{key} must be hex")
+    return bytes.fromhex(digits)
+
+
+def _exactly(length: int) -> range:
+    return range(length, length + 1)
+
+
+def _uuid(document: Mapping[str, Any], key: str, where: str) -> None:
+    try:
+        uuid.UUID(_string(document, key, where))
+    except ValueError as exc:
+        raise KeystoreError(f"malformed keystore: {where}.{key} must be a UUID") from exc
 
 
 def _checksum(decryption_key: bytes, ciphertext: bytes) -> bytes:
@@ -173,6 +360,7 @@ def encrypt_bls_key(
     description: str = "Flare BLS12-381 key (min-sig: public key in G2)",
     kdf: Kdf = "scrypt",
     iterations: int | None = None,
+    allow_weak_password: bool = False,
 ) -> dict[str, Any]:
     """An EIP-2335 keystore for a Flare BLS key; ``pubkey`` is its 96-byte compressed G2 form."""
     return encrypt_keystore(
@@ -182,17 +370,20 @@ def encrypt_bls_key(
         description=description,
         kdf=kdf,
         iterations=iterations,
+        allow_weak_password=allow_weak_password,
     )
 
 
 def decrypt_bls_key(keystore: Mapping[str, Any], password: str) -> SecretKey:
-    """Open a keystore written by :func:`encrypt_bls_key` and check its ``pubkey`` field."""
+    """Open a keystore written by :func:`encrypt_bls_key`; its ``pubkey`` must be present and
+    be the decrypted key's, so an edited keystore never passes for another key."""
+    document = _object(keystore, "keystore")
+    recorded = _hex(document, "pubkey", "keystore", _exactly(96))
     try:
-        secret_key = SecretKey.from_bytes(decrypt_keystore(keystore, password))
+        secret_key = SecretKey.from_bytes(decrypt_keystore(document, password))
     except InvalidSecretKey as exc:
         raise KeystoreError(f"the keystore does not hold a BLS secret key: {exc}") from exc
-    recorded = keystore.get("pubkey", "")
-    if recorded and recorded != _compressed_public_key(secret_key).hex():
+    if recorded != _compressed_public_key(secret_key):
         raise KeystoreError("the keystore's pubkey does not match its secret key")
     return secret_key
 
@@ -204,20 +395,85 @@ def _compressed_public_key(secret_key: SecretKey) -> bytes:
 
 
 def encrypt_eth_account(
-    account: LocalAccount, password: str, *, kdf: Kdf = "scrypt", iterations: int | None = None
+    account: LocalAccount,
+    password: str,
+    *,
+    kdf: Kdf = "scrypt",
+    iterations: int | None = None,
+    allow_weak_password: bool = False,
 ) -> dict[str, Any]:
-    """A Web3 Secret Storage (v3) keyfile for an Ethereum account, via eth-account."""
-    return Account.encrypt(account.key, password, kdf=kdf, iterations=iterations)
+    """A Web3 Secret Storage (v3) keyfile for an Ethereum account, via eth-account.
+
+    :class:`WeakPassword` unless the password passes :func:`check_password_strength` or
+    ``allow_weak_password`` is set.
+    """
+    if not allow_weak_password:
+        check_password_strength(password)
+    _text_password(password)
+    work_factor = _eth_work_factor(kdf, iterations)
+    return Account.encrypt(account.key, password, kdf=kdf, iterations=work_factor)
 
 
 def decrypt_eth_account(keyfile: Mapping[str, Any], password: str) -> LocalAccount:
-    """Open a Web3 Secret Storage keyfile; :class:`WrongPassword` if its MAC fails."""
+    """Open a Web3 Secret Storage keyfile; :class:`WrongPassword` if its MAC fails.
+
+    The file is checked before eth-account runs its KDF (which has no bounds of its own),
+    and eth-account is handed only the checked fields. An ``address`` field, when present,
+    must be the decrypted key's address.
+    """
+    _text_password(password)
+    # Keys are case-insensitive as eth-keyfile reads them (geth once wrote "Crypto").
+    document = _lowercase_keys(_object(keyfile, "keyfile"))
+    if _integer(document, "version", "keyfile") != 3:
+        raise KeystoreError("unsupported Ethereum keyfile version: Web3 Secret Storage is 3")
+    if "id" in document:
+        _uuid(document, "id", "keyfile")
+    recorded_address = (
+        _hex(document, "address", "keyfile", range(20, 21)) if "address" in document else None
+    )
+    crypto = _lowercase_keys(_object(_member(document, "crypto", "keyfile"), "crypto"))
+    if _string(crypto, "cipher", "crypto") != "aes-128-ctr":
+        raise KeystoreError("unsupported Ethereum keyfile cipher: only aes-128-ctr")
+    cipher_params = _lowercase_keys(
+        _object(_member(crypto, "cipherparams", "crypto"), "crypto.cipherparams")
+    )
+    kdf = _string(crypto, "kdf", "crypto")
+    kdf_params = _lowercase_keys(
+        _object(_member(crypto, "kdfparams", "crypto"), "crypto.kdfparams")
+    )
+    params = _kdf_params(kdf, kdf_params, "crypto.kdfparams")
+    checked = {
+        "version": 3,
+        "crypto": {
+            "cipher": "aes-128-ctr",
+            "cipherparams": {
+                "iv": _hex(cipher_params, "iv", "crypto.cipherparams", _exactly(_IV_LENGTH)).hex()
+            },
+            "ciphertext": _hex(crypto, "ciphertext", "crypto", _exactly(_SECRET_LENGTH)).hex(),
+            "mac": _hex(crypto, "mac", "crypto", _exactly(32)).hex(),
+            "kdf": kdf,
+            "kdfparams": {"salt": params.salt.hex(), "dklen": _KEY_LENGTH}
+            | (
+                {"n": params.n, "r": params.r, "p": params.p}
+                if isinstance(params, _Scrypt)
+                else {"c": params.iterations, "prf": "hmac-sha256"}
+            ),
+        },
+    }
     try:
-        private_key = Account.decrypt(dict(keyfile), password)
+        private_key = Account.decrypt(checked, password)
     except EthKeyfileException as exc:
         if "MAC mismatch" in str(exc):
             raise WrongPassword("wrong password for this Ethereum keyfile") from exc
         raise KeystoreError(f"unsupported Ethereum keyfile: {exc}") from exc
-    except (KeyError, TypeError, ValueError) as exc:
-        raise KeystoreError(f"malformed Ethereum keyfile: {exc!r}") from exc
-    return Account.from_key(private_key)
+    try:
+        account: LocalAccount = Account.from_key(private_key)
+    except ValueError as exc:
+        raise KeystoreError("the keyfile does not hold a secp256k1 private key") from exc
+    if recorded_address is not None and recorded_address != bytes.fromhex(account.address[2:]):
+        raise KeystoreError("the keyfile's address does not match its private key")
+    return account
+
+
+def _lowercase_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {key.lower() if isinstance(key, str) else key: value for key, value in fields.items()}
