@@ -18,6 +18,8 @@ from flare.compression.wire import (
     gzip_decompress,
     load_container_tensors,
     read_container_header,
+    refusing_as,
+    shown,
 )
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec, Weights, raw_nbytes
@@ -56,27 +58,36 @@ def blob_limit(spec: ModelSpec) -> int:
 
 
 def _check_layout(claimed: list, expected: list[TensorLayout], spec: ModelSpec) -> None:
-    """Require the blob's layout to be exactly the one its codec produces for ``spec``."""
+    """Require the blob's layout to be exactly the one its codec produces for ``spec``.
+
+    Only the names are typed here, because they are hashed; every other field is compared
+    as canonical JSON text, which any strictly parsed value has and which tells 128 from
+    128.0 and 1 from true (Python's ``==`` does not).
+    """
     for index, entry in enumerate(claimed):
         if not isinstance(entry, dict):
             raise MalformedUpdateError(f"layout entry {index} is not a JSON object")
-    claimed_names = [entry.get("name") for entry in claimed]
+        if not isinstance(entry.get("name"), str):
+            raise MalformedUpdateError(
+                f"layout entry {index} name must be a string, got {shown(entry.get('name'))}"
+            )
+    claimed_names = [entry["name"] for entry in claimed]
     if claimed_names != list(spec):
         missing = [name for name in spec if name not in claimed_names]
         extra = [name for name in claimed_names if name not in spec]
         raise MalformedUpdateError(
-            f"layout does not list the model's tensors in order: missing {missing}, extra {extra}"
+            "layout does not list the model's tensors in order: "
+            f"missing {shown(missing)}, extra {shown(extra)}"
         )
     for entry, want in zip(claimed, expected, strict=True):
-        # Compare JSON text, not values: in Python 128.0 == 128 and True == 1.
         if canonical_json(entry.get("shape")) != canonical_json(list(want.shape)):
             raise MalformedUpdateError(
-                f"tensor {want.name!r} has shape {entry.get('shape')!r} in the layout, "
+                f"tensor {want.name!r} has shape {shown(entry.get('shape'))} in the layout, "
                 f"the model has {list(want.shape)}"
             )
         if canonical_json(entry) != canonical_json(want.to_json()):
             raise MalformedUpdateError(
-                f"layout entry for {want.name!r} is not what the codec produces: {entry!r}"
+                f"layout entry for {want.name!r} is not what the codec produces: {shown(entry)}"
             )
 
 
@@ -91,7 +102,7 @@ def _check_stored_shapes(shapes: dict[str, tuple[int, ...]], layout: list[Tensor
     for name, shape in expected.items():
         if shapes[name] != shape:
             raise MalformedUpdateError(
-                f"tensor {name!r} has shape {shapes[name]}, expected {shape}"
+                f"tensor {name!r} has shape {shown(shapes[name])}, expected {shape}"
             )
 
 
@@ -118,8 +129,14 @@ def decode_update(
     """Validate and decode an update blob for a model of ``spec``.
 
     ``max_blob_bytes`` tightens the size limit further (e.g. a per-task upload cap); the
-    spec-derived limits always apply. Any defect raises :class:`MalformedUpdateError`.
+    spec-derived limits always apply. Whatever the bytes, the only exception is
+    :class:`MalformedUpdateError`, so a caller can treat it as "this update is rejected".
     """
+    with refusing_as(MalformedUpdateError, "update blob"):
+        return _decode_update(blob, spec, max_blob_bytes)
+
+
+def _decode_update(blob: bytes, spec: ModelSpec, max_blob_bytes: int | None) -> DecodedUpdate:
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise MalformedUpdateError(f"blob must be bytes, got {type(blob).__name__}")
     blob = bytes(blob)
@@ -136,11 +153,14 @@ def decode_update(
     except ConfigError as exc:
         raise MalformedUpdateError(f"bad codec in blob: {exc}") from None
     if canonical_json(codec.params()) != canonical_json(envelope.params):
-        raise MalformedUpdateError(f"codec params {envelope.params!r} are not all explicit")
+        raise MalformedUpdateError(f"codec params {shown(envelope.params)} are not all explicit")
     if codec.gzip_wrapped != gzipped:
         framing = "gzip-framed" if gzipped else "not gzip-framed"
         raise MalformedUpdateError(f"blob is {framing}, which codec {codec.name!r} never is")
-    layout = codec.layout(spec)
+    try:
+        layout = codec.layout(spec)
+    except ConfigError as exc:
+        raise MalformedUpdateError(f"codec {codec.name!r} cannot carry this model: {exc}") from None
     _check_layout(envelope.layout, layout, spec)
     _check_stored_shapes(header.shapes, layout)
     delta = _assemble(load_container_tensors(container), layout)

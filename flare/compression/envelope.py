@@ -13,7 +13,7 @@ import numpy as np
 
 from flare.compression.base import Codec, MalformedUpdateError, UpdateBinding
 from flare.compression.layout import TensorLayout
-from flare.compression.wire import canonical_json, parse_json_strictly, write_container
+from flare.compression.wire import canonical_json, parse_json_strictly, shown, write_container
 
 FORMAT_VERSION = "flare-update/1"
 MAX_LABEL_CHARS = 256
@@ -29,12 +29,16 @@ ENVELOPE_KEYS = {"binding", "codec", "format", "layout", "params"}
 
 @dataclass(frozen=True)
 class Envelope:
-    """Parsed metadata of a blob; ``params`` and ``layout`` are still unchecked JSON."""
+    """Parsed metadata of a blob; ``params`` are integers but unchecked, ``layout`` is raw JSON."""
 
     codec: str
-    params: dict[str, Any]
+    params: dict[str, int]
     binding: UpdateBinding
     layout: list[Any]
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_printable_ascii(text: str) -> bool:
@@ -56,13 +60,9 @@ def check_binding(binding: UpdateBinding) -> None:
     for field in COUNTER_FIELDS:
         value = getattr(binding, field)
         lowest = 1 if field == "num_samples" else 0
-        if (
-            not isinstance(value, int)
-            or isinstance(value, bool)
-            or not lowest <= value <= MAX_COUNTER
-        ):
+        if not _is_integer(value) or not lowest <= value <= MAX_COUNTER:
             raise MalformedUpdateError(
-                f"binding {field} must be an integer in [{lowest}, 2**63-1], got {value!r}"
+                f"binding {field} must be an integer in [{lowest}, 2**63-1], got {shown(value)}"
             )
 
 
@@ -102,15 +102,16 @@ def read_envelope(metadata: str) -> Envelope:
         )
     if value["format"] != FORMAT_VERSION:
         raise MalformedUpdateError(
-            f"unsupported format {value['format']!r}; this reader speaks {FORMAT_VERSION!r}"
+            f"unsupported format {shown(value['format'])}; this reader speaks {FORMAT_VERSION!r}"
         )
     if not isinstance(value["codec"], str):
         raise MalformedUpdateError("codec name is not a string")
-    if not isinstance(value["params"], dict):
-        raise MalformedUpdateError("codec params are not a JSON object")
+    params = value["params"]
+    if not isinstance(params, dict) or not all(_is_integer(v) for v in params.values()):
+        raise MalformedUpdateError(f"codec params must map names to integers: {shown(params)}")
     if not isinstance(value["layout"], list):
         raise MalformedUpdateError("layout is not a JSON array")
     binding = _binding_from_json(value["binding"])
     if canonical_json(value) != metadata:
         raise MalformedUpdateError("flare metadata is not in canonical JSON form")
-    return Envelope(value["codec"], value["params"], binding, value["layout"])
+    return Envelope(value["codec"], params, binding, value["layout"])

@@ -6,6 +6,7 @@ from typing import Any
 from flare.compression.base import Codec
 from flare.compression.dense import GzipCodec, NoneCodec
 from flare.compression.powersgd import PowerSGDCodec
+from flare.compression.wire import shown
 from flare.errors import ConfigError
 
 CODECS: dict[str, type[Codec]] = {
@@ -21,11 +22,11 @@ def make_codec(name: str, **params: Any) -> Codec:
     """
     codec_class = CODECS.get(name) if isinstance(name, str) else None
     if codec_class is None:
-        raise ConfigError(f"unknown codec {name!r}; known codecs: {sorted(CODECS)}")
+        raise ConfigError(f"unknown codec {shown(name)}; known codecs: {sorted(CODECS)}")
     accepted = set(inspect.signature(codec_class).parameters)
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise ConfigError(
-            f"codec {name!r} takes parameters {sorted(accepted)}, got unknown {unknown}"
+            f"codec {name!r} takes parameters {sorted(accepted)}, got unknown {shown(unknown)}"
         )
     return codec_class(**params)

@@ -7,11 +7,12 @@ Every problem surfaces as :class:`MalformedUpdateError` with a one-line reason.
 """
 
 import json
+import math
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from math import prod
 from typing import Any
 
 import numpy as np
@@ -36,15 +37,89 @@ def canonical_json(value: Any) -> str:
     )
 
 
+MAX_NUMBER_CHARS = 32
+"""Longest JSON number token: 2**64 has 20 digits and a float64's shortest repr at most 24.
+
+Bounding the token keeps every parsed integer small enough for numpy and for Python's own
+integer-to-text limit, which would otherwise fail later, far from the parser."""
+
+MAX_SHOWN_CHARS = 80
+"""How much of an untrusted value an error message echoes."""
+
+
+class _RefusedJSON(ValueError):
+    """JSON that parses but holds something no Flare document may hold."""
+
+
+def _truncated(text: str) -> str:
+    return text if len(text) <= MAX_SHOWN_CHARS else f"{text[: MAX_SHOWN_CHARS - 3]}..."
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to a length that keeps a refusal one readable line."""
+    return _truncated(repr(value))
+
+
+PARSER_FAILURES = (
+    ArithmeticError,
+    LookupError,
+    TypeError,
+    ValueError,
+    struct.error,
+    zlib.error,
+    SafetensorError,
+)
+"""What a parser or numpy raises on input it cannot handle. MemoryError and RecursionError
+are not among them: they depend on the host, not on the bytes, and a verdict built on them
+could differ between two members decoding the same blob."""
+
+
+@contextmanager
+def refusing_as(error: type[MalformedUpdateError], what: str) -> Iterator[None]:
+    """Make every failure inside a decoder ``error``: the last safety net at the boundary.
+
+    Deliberate refusals (any :class:`MalformedUpdateError`) keep their message. An exception
+    from a parser or numpy means a check is missing; it becomes ``error`` too, naming the
+    exception and keeping it as ``__cause__`` so that tests can tell the two apart.
+    """
+    try:
+        yield
+    except error:
+        raise
+    except MalformedUpdateError as exc:
+        raise error(str(exc)) from None
+    except PARSER_FAILURES as exc:
+        reason = _truncated(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        raise error(f"{what} could not be decoded ({reason})") from exc
+
+
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate key in JSON object")
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _RefusedJSON(f"duplicate key {shown(key)} in a JSON object")
+        result[key] = value
     return result
 
 
 def _reject_constant(token: str) -> None:
-    raise ValueError(f"{token} is not allowed in JSON")
+    raise _RefusedJSON(f"{token} is not allowed in JSON")
+
+
+def _bounded_int(token: str) -> int:
+    if len(token) > MAX_NUMBER_CHARS:
+        raise _RefusedJSON(f"an integer of {len(token)} characters is out of range")
+    return int(token)
+
+
+def _finite_float(token: str) -> float:
+    """A float64, refusing tokens such as ``1e400`` that Python would parse as infinity."""
+    if len(token) > MAX_NUMBER_CHARS:
+        raise _RefusedJSON(f"a number of {len(token)} characters is out of range")
+    value = float(token)
+    if not math.isfinite(value):
+        raise _RefusedJSON(f"number {token} is out of range for a float64")
+    return value
 
 
 MAX_JSON_DEPTH = 64
@@ -75,15 +150,27 @@ def _nesting_depth(text: str) -> int:
 
 
 def parse_json_strictly(text: str, what: str) -> Any:
-    """Parse JSON, refusing duplicate keys and NaN/Infinity; any failure is malformed."""
+    """Parse JSON that any Flare writer could have written, or raise MalformedUpdateError.
+
+    Refused besides syntax errors: duplicate keys, NaN and Infinity, numbers that overflow
+    a float64 (``1e400``) or run past :data:`MAX_NUMBER_CHARS`, and nesting deeper than
+    :data:`MAX_JSON_DEPTH`. What comes back therefore re-serialises with
+    :func:`canonical_json` without error, whatever its shape.
+    """
     if _nesting_depth(text) > MAX_JSON_DEPTH:
         raise MalformedUpdateError(
             f"{what} is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
         )
     try:
         return json.loads(
-            text, object_pairs_hook=_reject_duplicate_keys, parse_constant=_reject_constant
+            text,
+            object_pairs_hook=_reject_duplicate_keys,
+            parse_constant=_reject_constant,
+            parse_int=_bounded_int,
+            parse_float=_finite_float,
         )
+    except _RefusedJSON as exc:
+        raise MalformedUpdateError(f"{what} is refused: {exc}") from None
     except (ValueError, RecursionError) as exc:
         raise MalformedUpdateError(f"{what} is not valid JSON: {exc}") from None
 
@@ -110,29 +197,56 @@ def _non_negative_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+MAX_OFFSET = 1 << 64
+"""safetensors offsets are unsigned 64-bit integers."""
+
+
+def _byte_size(shape: list[int]) -> int | None:
+    """``4 * prod(shape)``, or None once it passes :data:`MAX_OFFSET`.
+
+    Stopping early matters: a header may list thousands of 30-digit dimensions, and their
+    full product would take seconds to compute and could not even be printed.
+    """
+    if 0 in shape:
+        return 0
+    size = 4
+    for dim in shape:
+        size *= dim
+        if size > MAX_OFFSET:
+            return None
+    return size
+
+
 def _tensor_entry(name: str, entry: Any) -> tuple[tuple[int, ...], int, int]:
     """Validate one tensor's header entry; return its shape and data offsets."""
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise MalformedUpdateError(
-            f"header entry {name!r} must have exactly dtype, shape, data_offsets"
+            f"header entry {shown(name)} must have exactly dtype, shape, data_offsets"
         )
     if entry["dtype"] != "F32":
         raise MalformedUpdateError(
-            f"tensor {name!r} has dtype {entry['dtype']!r}; only F32 is allowed"
+            f"tensor {shown(name)} has dtype {shown(entry['dtype'])}; only F32 is allowed"
         )
     shape, offsets = entry["shape"], entry["data_offsets"]
     if not isinstance(shape, list) or not all(_non_negative_int(d) for d in shape):
-        raise MalformedUpdateError(f"tensor {name!r} has an invalid shape: {shape!r}")
+        raise MalformedUpdateError(f"tensor {shown(name)} has an invalid shape: {shown(shape)}")
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
         or not all(_non_negative_int(o) for o in offsets)
     ):
-        raise MalformedUpdateError(f"tensor {name!r} has invalid data_offsets: {offsets!r}")
-    begin, end = offsets
-    if end - begin != 4 * prod(shape):
         raise MalformedUpdateError(
-            f"tensor {name!r} spans {end - begin} bytes but shape {shape} needs {4 * prod(shape)}"
+            f"tensor {shown(name)} has invalid data_offsets: {shown(offsets)}"
+        )
+    size = _byte_size(shape)
+    if size is None:
+        raise MalformedUpdateError(
+            f"tensor {shown(name)} has shape {shown(shape)}, over {MAX_OFFSET} bytes"
+        )
+    begin, end = offsets
+    if end - begin != size:
+        raise MalformedUpdateError(
+            f"tensor {shown(name)} spans {end - begin} bytes but shape {shown(shape)} needs {size}"
         )
     return tuple(shape), begin, end
 
@@ -180,7 +294,7 @@ def read_container_header(data: bytes, max_header_bytes: int) -> ContainerHeader
     for begin, end, name in sorted(spans):
         if begin != position:
             raise MalformedUpdateError(
-                f"tensor {name!r} starts at byte {begin}, expected {position}"
+                f"tensor {shown(name)} starts at byte {begin}, expected {position}"
             )
         position = end
     if position != data_len:
