@@ -6,12 +6,16 @@ steps every agent once per sweep and mines a block when none of them had anythin
 which is what time does to a real chain.
 """
 
+import json
+import re
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flare.chain import ChainConnector, ContractError, InMemoryChain
 from flare.chain.calls import Call
+from flare.compression.wire import GZIP_MAGIC, gzip_compress, gzip_decompress
 from flare.crypto.identity import ParticipantKeys
 from flare.federation.agents import (
     AgentOptions,
@@ -22,7 +26,7 @@ from flare.federation.agents import (
     split_data,
 )
 from flare.federation.protocol.driver import participant_keys
-from flare.storage import MemoryStore
+from flare.storage import MemoryStore, StorageProvider
 
 CLIENTS = 6
 ATTACKERS = (1, 4)
@@ -105,11 +109,12 @@ class Fleet:
     def keys(self, index: int) -> ParticipantKeys:
         return ParticipantKeys(*participant_keys(0, index))
 
-    def agent(self, index: int) -> ParticipantAgent:
+    def agent(self, index: int, store: StorageProvider | None = None) -> ParticipantAgent:
+        """Participant ``index``; attackers flip signs; ``store`` is its view of the store."""
         options = AgentOptions(codec=self.codec, attack="sign-flip" if index in ATTACKERS else None)
         return ParticipantAgent(
             self.chain,
-            self.store,
+            store or self.store,
             self.keys(index),
             self.task_id,
             self.data / f"client-{index}.npz",
@@ -147,6 +152,97 @@ class Fleet:
 
     def refusals(self) -> list:
         return [entry for entry in self.journal if entry[2] is not None]
+
+
+def rewrite_metadata(blob: bytes, pattern: str, replacement: str) -> bytes:
+    """``blob`` with its update metadata edited by one regex substitution, framing kept valid.
+
+    The container header is rewritten and re-padded, the tensors are left as they are,
+    and a gzip-framed blob is framed again: the result passes every check of the framing,
+    so only the decoder's reading of the metadata itself can refuse it.
+    """
+    gzipped = blob.startswith(GZIP_MAGIC)
+    container = gzip_decompress(blob, 1 << 30) if gzipped else blob
+    (length,) = struct.unpack("<Q", container[:8])
+    header = json.loads(container[8 : 8 + length])
+    metadata, count = re.subn(pattern, replacement, header["__metadata__"]["flare"], count=1)
+    assert count == 1, f"{pattern!r} is not in the metadata"
+    header["__metadata__"]["flare"] = metadata
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    container = struct.pack("<Q", len(text)) + text + container[8 + length :]
+    return gzip_compress(container) if gzipped else container
+
+
+HOSTILE_METADATA = {
+    "out-of-range float": (r'"params":\{[^}]*\}', '"params":{"rank":1e400}'),
+    "layout name that is a list": (r'"name":("[^"]*")', r'"name":[\1]'),
+}
+"""Correctly framed updates that once made the decoder raise ValueError and TypeError."""
+
+
+def hostile(agent: ParticipantAgent, rewrite: Callable[[bytes], bytes]) -> ParticipantAgent:
+    """``agent``, sending ``rewrite`` of each update it would honestly have sent."""
+    encode = agent.participant.encode_update
+    agent.participant.encode_update = lambda *args: rewrite(encode(*args))
+    return agent
+
+
+class RelayStore(StorageProvider):
+    """One participant's view of a shared store, through the store's own hooks.
+
+    Subclasses change what crosses the wire: what a device uploads, what it downloads.
+    """
+
+    def __init__(self, shared: StorageProvider) -> None:
+        super().__init__(max_blob_size=shared.max_blob_size)
+        self.shared = shared
+
+    def _store(self, cid: str, data: bytes) -> None:
+        self.shared._store(cid, data)
+
+    def _load(self, cid: str, limit: int) -> bytes:
+        return self.shared._load(cid, limit)
+
+    def _contains(self, cid: str) -> bool:
+        return self.shared._contains(cid)
+
+    def _pin(self, cid: str) -> None:
+        self.shared._pin(cid)
+
+    def _is_pinned(self, cid: str) -> bool:
+        return self.shared._is_pinned(cid)
+
+
+class UnpublishedStore(RelayStore):
+    """A device whose uploads never reach anyone: it submits CIDs nobody can fetch."""
+
+    def _store(self, cid: str, data: bytes) -> None:
+        pass
+
+    def _pin(self, cid: str) -> None:
+        pass
+
+
+class MeteredStore(RelayStore):
+    """Counts the bytes of each download, as a node that streams until told to stop.
+
+    Such a node sends at most one byte past the caller's limit before the caller hangs
+    up, so that is what an oversized blob costs here; ``downloads`` lists ``(cid, bytes)``.
+    """
+
+    def __init__(self, shared: StorageProvider) -> None:
+        super().__init__(shared)
+        self.downloads: list[tuple[str, int]] = []
+
+    def _load(self, cid: str, limit: int) -> bytes:
+        try:
+            blob = self.shared._load(cid, self.shared.max_blob_size)[: limit + 1]
+        except Exception:
+            self.downloads.append((cid, 0))
+            raise
+        self.downloads.append((cid, len(blob)))
+        return blob
 
 
 def make_fleet(root: Path, data: Path, spec: TaskSpec = SPEC, inner=None, **chain_options) -> Fleet:

@@ -30,7 +30,6 @@ import numpy as np
 
 from flare.chain import (
     ChainConnector,
-    ChainError,
     ContractError,
     Participant,
     Phase,
@@ -42,6 +41,7 @@ from flare.chain.errors import AlreadyRegistered, TaskAlreadyCompleted, VoteWind
 from flare.compression import make_codec
 from flare.compression.base import MalformedUpdateError
 from flare.crypto.identity import ParticipantKeys
+from flare.errors import FlareError
 from flare.federation.agents.committee import CommitteeMember
 from flare.federation.agents.encoder_state import EncoderStateStore
 from flare.federation.agents.follow import AttemptMemo, StepOutcome, TaskFollower
@@ -52,7 +52,6 @@ from flare.federation.protocol.artifacts import decode_model
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.models import TorchModelAdapter, TrainingConfig, build_model
 from flare.storage import StorageProvider
-from flare.storage.errors import StorageError
 from flare.tensors import Weights
 
 
@@ -126,9 +125,10 @@ class ParticipantAgent:
         """Step until the task completes or ``stop`` is set; wait ``poll_interval`` when idle.
 
         The task and the local data are checked first, so a wrong task id or data file
-        fails at start-up. After that, a node or IPFS daemon that is briefly unreachable
-        (any chain or storage error other than a contract's refusal) is waited out with a
-        warning: an unattended device should ride through a restart of its gateway.
+        fails at start-up. After that, a node or IPFS daemon that is briefly unreachable,
+        or any other deliberate error of one step (anything but a contract's refusal), is
+        logged in one line and waited out: an unattended device should ride through a
+        restart of its gateway, and nothing another participant sends should stop it.
         """
         self._local_client(self._task_context())
         while not stop.is_set():
@@ -136,7 +136,7 @@ class ParticipantAgent:
                 outcome = self.step()
             except ContractError:
                 raise
-            except (ChainError, StorageError) as exc:
+            except FlareError as exc:
                 self.log.warning("%s; retrying in %gs", exc, poll_interval)
                 outcome = StepOutcome.IDLE
             if outcome is StepOutcome.DONE:

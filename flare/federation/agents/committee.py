@@ -9,13 +9,21 @@ VRF output ranks ``r`` waits ``r`` stagger steps first, so usually one proposal 
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from flare.chain import ChainConnector, Participant, Proposed, Round, RoundOpened, Task
 from flare.federation.agents.follow import AttemptMemo, StepOutcome
-from flare.federation.protocol.aggregate import RoundAggregate, TaskContext
+from flare.federation.protocol.aggregate import (
+    FETCH_WORKERS,
+    RoundAggregate,
+    TaskContext,
+    UpdateFetches,
+)
 from flare.federation.protocol.roles import ProtocolParticipant, matching_proposal
 from flare.storage import StorageProvider
-from flare.storage.errors import BlobNotFoundError, StorageError, StorageUnavailableError
+
+FETCH_WAIT_SECONDS = 2.0
+"""How long one step waits for update blobs still downloading; they go on downloading."""
 
 
 class CommitteeMember:
@@ -32,6 +40,7 @@ class CommitteeMember:
     ) -> None:
         self.chain, self.store, self.participant = chain, store, participant
         self.task_id, self.log, self.propose_stagger = task_id, log, propose_stagger
+        self._fetch_executor: ThreadPoolExecutor | None = None
 
     def act(
         self,
@@ -93,12 +102,18 @@ class CommitteeMember:
         An update the store cannot serve counts as rejected, so a member that computed
         before a blob reached its IPFS node would disagree with one that computed after.
         Waiting until half the vote window has passed lets every member see the same set;
-        after that a blob still missing was most likely never published.
+        after that a blob still missing was most likely never published. Each blob is
+        fetched once per attempt (one that is absent is asked for again at the next step)
+        and no step waits for downloads longer than ``FETCH_WAIT_SECONDS``.
         """
         if memo.aggregate is not None:
             return memo.aggregate
         submissions = self.chain.submissions(self.task_id, state.round, state.attempt)
-        missing = [s for s in submissions if not self._retrievable(s.update.to_cid())]
+        if memo.fetches is None:
+            memo.fetches = UpdateFetches(self.store, context.spec, self._executor())
+        missing = memo.fetches.collect(
+            [s.update.to_cid() for s in submissions], FETCH_WAIT_SECONDS
+        )
         patience_ends = state.submission_deadline + task.params.vote_window // 2
         if missing and block <= patience_ends:
             memo.say_once(
@@ -107,7 +122,9 @@ class CommitteeMember:
                 f"waiting until block {patience_ends} for {len(missing)} update blob(s)",
             )
             return None
-        memo.aggregate = self.participant.aggregate(self.chain, self.store, context, memo.opened)
+        memo.aggregate = self.participant.aggregate(
+            self.chain, self.store, context, memo.opened, memo.fetches
+        )
         self.log.info(
             "%s: aggregate %s accepts %d of %d updates",
             memo.label,
@@ -115,16 +132,16 @@ class CommitteeMember:
             len(memo.aggregate.accepted),
             len(submissions),
         )
+        for participant, reason in memo.aggregate.rejected.items():
+            self.log.info("%s: update of %s rejected: %s", memo.label, participant, reason)
         return memo.aggregate
 
-    def _retrievable(self, cid: str) -> bool:
-        try:
-            self.store.get(cid)
-        except (BlobNotFoundError, StorageUnavailableError):
-            return False
-        except StorageError:
-            return True  # served but wrong: permanent, and the aggregate rejects it
-        return True
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._fetch_executor is None:
+            self._fetch_executor = ThreadPoolExecutor(
+                FETCH_WORKERS, thread_name_prefix="flare-fetch"
+            )
+        return self._fetch_executor
 
     def _proposals(self, opened: RoundOpened) -> list[Proposed]:
         """The attempt's proposals in id order, from its logs (bounded to the attempt)."""

@@ -16,7 +16,7 @@ from flare.chain import (
     RoundTimedOut,
     TaskCompleted,
 )
-from flare.federation.protocol.aggregate import RoundAggregate
+from flare.federation.protocol.aggregate import RoundAggregate, UpdateFetches
 
 
 class StepOutcome(Enum):
@@ -37,6 +37,7 @@ class AttemptMemo:
     opened: RoundOpened
     seat_drawn: bool = False
     nothing_to_send: bool = False
+    fetches: UpdateFetches | None = None
     aggregate: RoundAggregate | None = None
     propose_from: int | None = None
     said: set[str] = field(default_factory=set)

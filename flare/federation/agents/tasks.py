@@ -6,7 +6,8 @@ architecture, the aggregation rule) is the blob the chain names as the validatio
 every participant and auditor builds the same context from the task id alone.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from flare.aggregation import make_aggregator
 from flare.chain import ChainConnector, ContentRef, TaskCreated, TaskParams
@@ -29,6 +30,7 @@ class TaskSpec:
     model: str = "mlp"
     dataset: str = "digits"
     aggregator: str = "mi"
+    aggregator_params: dict[str, Any] = field(default_factory=dict)
     rounds: int = 10
     min_clients: int = 1
     expected_committee: int = 5
@@ -72,7 +74,8 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
     every client's shard and standardised the same way.
     """
     params = spec.params()
-    make_aggregator(spec.aggregator)  # an unknown rule would leave a task nobody can run
+    # an unknown rule or parameter would leave a task nobody can run
+    make_aggregator(spec.aggregator, **spec.aggregator_params)
     dataset = load_dataset(spec.dataset, seed=spec.seed)
     module = build_model(spec.model, dataset.num_features, dataset.num_classes, seed=spec.seed)
     manifest = TaskManifest(
@@ -80,6 +83,7 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
         num_features=dataset.num_features,
         num_classes=dataset.num_classes,
         aggregator=spec.aggregator,
+        aggregator_params=dict(spec.aggregator_params),
     )
     model_cid = store.put(encode_model(TorchModelAdapter(module).get_weights()))
     manifest_cid = store.put(

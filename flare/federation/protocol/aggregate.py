@@ -5,18 +5,33 @@ the same chain and store they get the same bytes, hence the same CID. Nothing he
 depends on who runs it: the task's manifest (on the store, named on chain) says which
 model and which aggregation rule, the chain says which updates were submitted in which
 order, and the store returns each blob only after checking it against its CID.
+
+Nothing a participant uploads can stop the computation: an update blob that cannot be
+fetched or decoded, for whatever reason, is a rejected update with that reason, and a
+rule that fails on the round's updates (Krum with a fixed ``f`` and too few valid
+updates) leaves the base model in place with every update flagged. Either outcome
+depends only on chain and store, so every member reaches it alike.
 """
 
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from flare.aggregation import make_aggregator
-from flare.aggregation.base import AggregationContext, Aggregator, ClientUpdate
+from flare.aggregation.base import (
+    AggregationContext,
+    AggregationError,
+    Aggregator,
+    ClientUpdate,
+)
 from flare.chain import ChainConnector, ContentRef, encode_accepted
 from flare.chain.types import Submission
-from flare.compression import decode_update
-from flare.compression.base import MalformedUpdateError
+from flare.compression import blob_limit, decode_update
+from flare.compression.base import DecodedUpdate, MalformedUpdateError
+from flare.errors import FlareError
 from flare.federation.protocol.artifacts import (
     TaskBundle,
     decode_manifest,
@@ -25,8 +40,18 @@ from flare.federation.protocol.artifacts import (
 )
 from flare.models import TorchModelAdapter, build_model
 from flare.storage import StorageProvider, compute_cid
-from flare.storage.errors import StorageError
+from flare.storage.errors import (
+    BlobNotFoundError,
+    BlobTooLargeError,
+    StorageError,
+    StorageUnavailableError,
+)
 from flare.tensors import ModelSpec, Weights, add, spec_of
+
+log = logging.getLogger(__name__)
+
+FETCH_WORKERS = 8
+"""Update blobs fetched at once: enough that a few unserved CIDs do not hold up the rest."""
 
 
 def binding_label(chain: ChainConnector, task_id: int) -> str:
@@ -68,9 +93,85 @@ def load_task_context(chain: ChainConnector, store: StorageProvider, task_id: in
     )
 
 
+class UpdateFetches:
+    """The update blobs of one attempt, each fetched once, in parallel, and bounded.
+
+    No fetch reads more than the largest valid update of the task's model
+    (:func:`~flare.compression.blob_limit`), however large the blob a CID names.
+
+    :meth:`collect` starts a fetch for every CID not yet settled or under way and waits
+    a bounded time; a fetch still running carries on into the next call instead of being
+    started again, so a CID nobody serves costs one fetch timeout per attempt, not one per
+    poll. A blob that was served is settled for good, and so is one the store refused for
+    what it is (too large, not what the CID names); a blob that is absent or a store that
+    is down may change, so those are asked again on the next call.
+    """
+
+    def __init__(self, store: StorageProvider, spec: ModelSpec, executor: Executor) -> None:
+        self._store, self._executor = store, executor
+        self.max_bytes = blob_limit(spec)
+        self._blobs: dict[str, bytes] = {}
+        self._refused: dict[str, str] = {}
+        self._too_large: set[str] = set()
+        self._last_failure: dict[str, str] = {}
+        self._running: dict[str, Future[bytes]] = {}
+
+    def collect(self, cids: Sequence[str], timeout: float | None) -> list[str]:
+        """Fetch what is missing, waiting up to ``timeout`` s; the CIDs still unsettled."""
+        for cid in dict.fromkeys(cids):
+            if cid not in self._blobs and cid not in self._refused and cid not in self._running:
+                self._running[cid] = self._executor.submit(
+                    self._store.get, cid, max_bytes=self.max_bytes
+                )
+        wait(list(self._running.values()), timeout=timeout)
+        for cid, future in list(self._running.items()):
+            if future.done():
+                del self._running[cid]
+                self._settle(cid, future)
+        return [cid for cid in cids if cid not in self._blobs and cid not in self._refused]
+
+    def outcome(self, cid: str) -> bytes | str:
+        """The blob, or why there is none (in one line)."""
+        if cid in self._blobs:
+            return self._blobs[cid]
+        if cid in self._refused:
+            return self._refused[cid]
+        if cid in self._running:
+            return f"update blob {cid} was still being fetched when the wait for it ended"
+        return self._last_failure.get(cid, f"update blob {cid} was never fetched")
+
+    def store_errors(self) -> dict[str, str]:
+        """Every CID the store could not serve as named (absent, down, corrupt), and why.
+
+        A blob larger than any valid update is not among them: that is its sender's doing.
+        """
+        return {
+            cid: str(self.outcome(cid))
+            for cid in (*self._refused, *self._last_failure, *self._running)
+            if cid not in self._blobs and cid not in self._too_large
+        }
+
+    def _settle(self, cid: str, future: Future[bytes]) -> None:
+        try:
+            self._blobs[cid] = future.result()
+        except (BlobNotFoundError, StorageUnavailableError) as exc:
+            self._last_failure[cid] = str(exc)
+        except StorageError as exc:
+            self._refused[cid] = str(exc)
+            if isinstance(exc, BlobTooLargeError):
+                self._too_large.add(cid)
+        except Exception as exc:  # a backend failing in a way it should not: ask again
+            self._last_failure[cid] = f"fetching {cid} failed: {_one_line(exc)}"
+
+
 @dataclass
 class RoundAggregate:
-    """The aggregate of one round attempt and the reasons behind it."""
+    """The aggregate of one round attempt and the reasons behind it.
+
+    ``store_errors`` names, by CID, each update blob the store could not serve as named
+    (missing, unreachable, too large, corrupt), so a damaged store is told apart from a
+    chain that records something else.
+    """
 
     model: ContentRef
     model_blob: bytes
@@ -82,6 +183,7 @@ class RoundAggregate:
     rejected: dict[str, str] = field(default_factory=dict)
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
+    store_errors: dict[str, str] = field(default_factory=dict)
 
 
 def compute_aggregate(
@@ -91,49 +193,77 @@ def compute_aggregate(
     round_number: int,
     attempt: int,
     aggregator: Aggregator | None = None,
+    *,
+    fetches: UpdateFetches | None = None,
 ) -> RoundAggregate:
     """Decode the attempt's updates in submission order, filter, average, serialise.
 
     ``aggregator`` overrides the task's rule; only a dishonest member has reason to.
+    ``fetches`` holds update blobs already fetched (a committee member fetches while it
+    waits for late blobs); without it every update blob is fetched here, in parallel.
+    Besides the chain, only the base model's blob (which the chain names) can make this
+    raise: nothing a participant uploads can.
     """
     opened = chain.round_opened(context.task_id, round_number, attempt)
     base_cid = opened.base_model.to_cid()
     base = decode_model(store.get(base_cid), context.spec)
     submissions = chain.submissions(context.task_id, round_number, attempt)
+    if fetches is None:
+        with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="flare-fetch") as executor:
+            fetches = UpdateFetches(store, context.spec, executor)
+            fetches.collect([s.update.to_cid() for s in submissions], timeout=None)
     updates: list[ClientUpdate] = []
     rejected: dict[str, str] = {}
     for submission in submissions:
         expected = (context.label, round_number, attempt, base_cid, submission.sample_count)
-        reason = None
-        try:
-            decoded = decode_update(store.get(submission.update.to_cid()), context.spec)
-        except (StorageError, MalformedUpdateError) as exc:
-            reason = str(exc)
+        fetched = fetches.outcome(submission.update.to_cid())
+        if isinstance(fetched, str):
+            rejected[submission.participant] = fetched
+            continue
+        decoded = _decode(fetched, context.spec)
+        if isinstance(decoded, str):
+            rejected[submission.participant] = decoded
+            continue
+        b = decoded.binding
+        if b.sender.lower() != submission.participant.lower():
+            rejected[submission.participant] = (
+                f"update is signed over to {b.sender}, not its submitter"
+            )
+        elif (b.task, b.round, b.attempt, b.base_model, b.num_samples) != expected:
+            rejected[submission.participant] = (
+                "update is bound to another task, round, attempt, base model or count"
+            )
         else:
-            b = decoded.binding
-            if b.sender.lower() != submission.participant.lower():
-                reason = f"update is signed over to {b.sender}, not its submitter"
-            elif (b.task, b.round, b.attempt, b.base_model, b.num_samples) != expected:
-                reason = "update is bound to another task, round, attempt, base model or count"
-        if reason is None:
             updates.append(ClientUpdate(submission.participant, decoded.delta, b.num_samples))
-        else:
-            rejected[submission.participant] = reason
 
     weights, accepted, flagged, scores, reasons = base, [], [], {}, {}
     if updates:
-        result = (aggregator or context.aggregator).aggregate(
-            updates,
-            AggregationContext(
-                global_weights=base,
-                predict=context.predict,
-                validation_features=context.bundle.validation_features,
-                validation_labels=context.bundle.validation_labels,
-            ),
+        rule = aggregator or context.aggregator
+        aggregation = AggregationContext(
+            global_weights=base,
+            predict=context.predict,
+            validation_features=context.bundle.validation_features,
+            validation_labels=context.bundle.validation_labels,
         )
-        weights = add(base, result.delta)
-        accepted, flagged, scores = result.accepted, result.flagged, result.scores
-        reasons = result.reasons
+        # Whatever goes wrong in the rule goes wrong alike for every member: it settles the
+        # round as "base model kept" rather than stopping every member's step.
+        try:
+            result = rule.aggregate(updates, aggregation)
+            with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+                weights = add(base, result.delta)
+            if not all(np.isfinite(tensor).all() for tensor in weights.values()):
+                # the next round could not start from it: decode_model refuses non-finite
+                raise AggregationError("the aggregate overflows float32")
+        except Exception as exc:
+            weights = base
+            reason = f"aggregation rule {rule.name!r} failed, base model kept: {_one_line(exc)}"
+            if not isinstance(exc, FlareError):
+                log.warning("%s", reason)
+            flagged = [update.client_id for update in updates]
+            reasons = dict.fromkeys(flagged, reason)
+        else:
+            accepted, flagged, scores = result.accepted, result.flagged, result.scores
+            reasons = result.reasons
     accepted_set = set(accepted)
     bitmap = encode_accepted(
         [i for i, s in enumerate(submissions) if s.participant in accepted_set], len(submissions)
@@ -150,4 +280,23 @@ def compute_aggregate(
         rejected=rejected,
         scores=scores,
         reasons=reasons,
+        store_errors=fetches.store_errors(),
     )
+
+
+def _decode(blob: bytes, spec: ModelSpec) -> DecodedUpdate | str:
+    """The decoded update, or why it was refused; no blob can make this raise."""
+    try:
+        return decode_update(blob, spec)
+    except MalformedUpdateError as exc:
+        return str(exc)
+    except Exception as exc:  # the decoder's own defect: one update lost, not the task
+        reason = f"decoder failed on the update: {_one_line(exc)}"
+        log.warning("%s", reason)
+        return reason
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message`` on one line, the same on every machine for the same input."""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -16,7 +16,12 @@ from flare.chain import ChainConnector, ContentRef, Proposed, RoundFinalized, Ro
 from flare.compression.base import UpdateBinding, UpdateEncoder
 from flare.crypto import vrf
 from flare.crypto.bls import SecretKey, prove_possession
-from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, compute_aggregate
+from flare.federation.protocol.aggregate import (
+    RoundAggregate,
+    TaskContext,
+    UpdateFetches,
+    compute_aggregate,
+)
 from flare.storage import StorageProvider
 from flare.tensors import Weights
 
@@ -103,10 +108,13 @@ class ProtocolParticipant:
         store: StorageProvider,
         context: TaskContext,
         opened: RoundOpened,
+        fetches: UpdateFetches | None = None,
     ) -> RoundAggregate:
-        """What this member proposes and votes for."""
+        """What this member proposes and votes for (from ``fetches`` if already fetched)."""
         rule = None if self.honest_member else make_aggregator("fedavg")
-        return compute_aggregate(chain, store, context, opened.round, opened.attempt, rule)
+        return compute_aggregate(
+            chain, store, context, opened.round, opened.attempt, rule, fetches=fetches
+        )
 
     def propose_unless_present(
         self,
