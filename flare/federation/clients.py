@@ -3,6 +3,11 @@
 A client turns the current global weights into an update ΔW = W_local − W_global.
 Every attack here is real: it starts from what an honest client would send, or
 from training on poisoned data, and corrupts it the way the literature does.
+
+With client-level differential privacy on (:class:`~flare.privacy.LocalDP`), what a
+client sends is its delta clipped and noised on the device, before any encoding. An
+attacker runs the same client software: the attacks built on the honest update, or on
+training with poisoned labels, start from that privatised update.
 """
 
 from abc import ABC, abstractmethod
@@ -13,6 +18,7 @@ import numpy as np
 
 from flare.errors import ConfigError
 from flare.models.base import ModelAdapter
+from flare.privacy import LocalDP
 from flare.tensors import Weights, subtract
 
 
@@ -63,10 +69,17 @@ class AttackSituation:
     num_classes: int
     rng: np.random.Generator
     seed: int
+    privacy: LocalDP | None = None
 
     def honest_update(self) -> LocalUpdate:
         """What this client would send if it were honest."""
-        return self.client.local_update(self.model, self.global_weights, seed=self.seed)
+        return self.as_sent(
+            self.client.local_update(self.model, self.global_weights, seed=self.seed)
+        )
+
+    def as_sent(self, update: LocalUpdate) -> LocalUpdate:
+        """``update`` as the client software sends it: clipped and noised when DP is on."""
+        return privatized(update, self.privacy)
 
 
 class Attack(ABC):
@@ -149,7 +162,10 @@ class LabelFlipAttack(Attack):
     def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
         client = situation.client
         flipped = situation.num_classes - 1 - client.labels
-        return client.train_on(situation.model, situation.global_weights, flipped, situation.seed)
+        poisoned = client.train_on(
+            situation.model, situation.global_weights, flipped, situation.seed
+        )
+        return situation.as_sent(poisoned)
 
 
 def produce_update(
@@ -159,14 +175,26 @@ def produce_update(
     num_classes: int,
     seed: int,
     attack: Attack | None = None,
+    privacy: LocalDP | None = None,
 ) -> LocalUpdate:
-    """What ``client`` sends this round: honest training, or ``attack`` when it has one."""
+    """What ``client`` sends this round: honest training, or ``attack`` when it has one.
+
+    With ``privacy`` the honest update is clipped and noised before it is returned, so
+    the encoder (and PowerSGD's error feedback) only ever sees the privatised delta.
+    """
     if attack is None:
-        return client.local_update(model, global_weights, seed=seed)
+        return privatized(client.local_update(model, global_weights, seed=seed), privacy)
     situation = AttackSituation(
-        client, model, global_weights, num_classes, np.random.default_rng(seed), seed
+        client, model, global_weights, num_classes, np.random.default_rng(seed), seed, privacy
     )
     return attack.corrupt(situation)
+
+
+def privatized(update: LocalUpdate, privacy: LocalDP | None) -> LocalUpdate:
+    """``update`` with its delta clipped and noised by ``privacy`` (unchanged without it)."""
+    if privacy is None:
+        return update
+    return LocalUpdate(privacy.privatize(update.delta), update.num_samples, update.train_loss)
 
 
 ATTACKS: dict[str, type[Attack]] = {
