@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,10 +16,14 @@ from flare.data import Dataset, load_dataset, partition
 from flare.federation.clients import Attack, Client, make_attack
 from flare.federation.config import SimulationConfig
 from flare.models import TorchModelAdapter, TrainingConfig, build_model
+from flare.privacy import DPParams, LocalDP, PrivacyLedger, resolve_dp_params
 from flare.tensors import ModelSpec, Weights, spec_of
 
 ModelBuilder = Callable[[int, int], nn.Module]
 """``builder(num_features, num_classes) -> nn.Module``: a user's own model."""
+
+NOISE_STREAM = 0x4450
+"""Keeps a simulated device's DP noise independent of its training randomness."""
 
 
 @dataclass
@@ -35,10 +40,33 @@ class Federation:
     initial_weights: Weights
     codec: Codec
     aggregator: Aggregator
+    privacy: DPParams | None = None
+    privacy_ledger: PrivacyLedger | None = None
 
     @property
     def spec(self) -> ModelSpec:
         return spec_of(self.initial_weights)
+
+    def local_dp(self, seed: int) -> LocalDP | None:
+        """A simulated device's DP step for the update it trains with ``seed`` (None: DP off).
+
+        The noise follows from the run's seed, so a run is reproducible, and whoever knows
+        the seed can subtract it: simulated noise protects nothing. Real devices draw
+        theirs from the operating system (see ``flare participant run``).
+        """
+        if self.privacy is None:
+            return None
+        return LocalDP(self.privacy, np.random.default_rng([seed, NOISE_STREAM]))
+
+    def account_round(self, senders: list[str]) -> dict[str, Any] | None:
+        """Count one release per sender; ε at δ so far, max and per client (None: DP off)."""
+        if self.privacy_ledger is None:
+            return None
+        return self.privacy_ledger.record_round(senders)
+
+    def privacy_summary(self) -> dict[str, Any] | None:
+        """The DP mechanism and accountant of this run, for its report."""
+        return None if self.privacy_ledger is None else self.privacy_ledger.describe()
 
     def predict(self, weights: Weights, features: np.ndarray) -> np.ndarray:
         """Inference with ``weights``: what the MI filter runs on the validation split."""
@@ -75,6 +103,14 @@ def build_federation(
 
     trainer = TorchModelAdapter(new_module(), training)
     codec_params = {"rank": config.rank} if config.codec == "powersgd" else {}
+    # A client publishes at most one update per round, so a target ε is spread over them all.
+    privacy = resolve_dp_params(
+        config.dp_clip,
+        config.dp_noise_multiplier,
+        config.dp_epsilon,
+        config.dp_delta,
+        config.rounds,
+    )
     return Federation(
         config=config,
         dataset=dataset,
@@ -86,4 +122,6 @@ def build_federation(
         initial_weights=trainer.get_weights(),
         codec=make_codec(config.codec, **codec_params),
         aggregator=make_aggregator(config.aggregator, **config.aggregator_params),
+        privacy=privacy,
+        privacy_ledger=None if privacy is None else PrivacyLedger(privacy, config.dp_delta),
     )
