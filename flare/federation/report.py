@@ -26,6 +26,8 @@ class RoundRecord:
     reasons: dict[str, str]
     timings: dict[str, float]
     protocol: dict[str, Any] | None = None
+    privacy: dict[str, Any] | None = None
+    """With DP on: ε at the run's δ so far, the maximum and per client."""
 
 
 @dataclass
@@ -36,6 +38,8 @@ class SimulationReport:
     rounds: list[RoundRecord] = field(default_factory=list)
     seconds: float = 0.0
     peak_memory_mb: float = 0.0
+    privacy: dict[str, Any] | None = None
+    """With DP on: clip, noise multiplier, δ, neighbouring relation and accountant."""
 
     @property
     def final(self) -> dict[str, Any]:
@@ -48,6 +52,7 @@ class SimulationReport:
             "seconds": round(self.seconds, 3),
             "peak_memory_mb": round(self.peak_memory_mb, 1),
             "detection": detection_rates(self.rounds),
+            "epsilon": final_epsilon(self.rounds),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -55,11 +60,18 @@ class SimulationReport:
             "config": self.config,
             "rounds": [asdict(r) for r in self.rounds],
             "final": self.final,
+            "privacy": self.privacy,
         }
 
     def write_json(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(_json_safe(self.to_dict()), indent=2, allow_nan=False))
+
+
+def final_epsilon(rounds: list[RoundRecord]) -> float | None:
+    """The largest ε any client reached by the last round (None without DP)."""
+    accounted = [r.privacy for r in rounds if r.privacy is not None]
+    return accounted[-1]["epsilon"] if accounted else None
 
 
 def detection_rates(rounds: list[RoundRecord]) -> dict[str, float | None]:
