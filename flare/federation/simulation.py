@@ -83,7 +83,9 @@ class Simulation:
         started = time.perf_counter()
         federation = build_federation(self.config, self.model_builder)
         encoders: dict[str, UpdateEncoder] = {}
-        report = SimulationReport(config=self.config.to_dict())
+        report = SimulationReport(
+            config=self.config.to_dict(), privacy=federation.privacy_summary()
+        )
         observer.run_started(self.config)
         global_weights = federation.initial_weights
         for round_number in range(1, self.config.rounds + 1):
@@ -176,6 +178,7 @@ class Simulation:
             scores=scores,
             reasons=reasons,
             timings={k: round(v, 4) for k, v in clock.seconds.items()},
+            privacy=federation.account_round(sorted(sent, key=client_order)),
         )
         return global_weights, record
 
@@ -231,7 +234,7 @@ def active_clients(
 def local_update(
     federation: Federation, client: Client, global_weights: Weights, seed: int
 ) -> LocalUpdate:
-    """What ``client`` sends this round: honest training, or its attack."""
+    """What ``client`` sends this round: honest training, or its attack; noised with DP on."""
     attack = federation.attack if client.client_id in federation.malicious_ids else None
     return produce_update(
         client,
@@ -240,6 +243,7 @@ def local_update(
         federation.dataset.num_classes,
         seed,
         attack,
+        federation.local_dp(seed),
     )
 
 
