@@ -150,7 +150,10 @@ class _TaskRun:
         self.creator = chain.as_sender(creator)
 
     def execute(self) -> SimulationReport:
-        report = SimulationReport(config={**self.config.to_dict(), **self._protocol_options()})
+        report = SimulationReport(
+            config={**self.config.to_dict(), **self._protocol_options()},
+            privacy=self.federation.privacy_summary(),
+        )
         task_id, context = self._create_task()
         self.observer.run_started(self.config)
         while True:
@@ -264,6 +267,11 @@ class _TaskRun:
             reasons={names[a]: r for a, r in aggregate.reasons.items()},
             timings={k: round(v, 4) for k, v in clock.seconds.items()},
             protocol=protocol,
+            # A retried attempt re-sends the same noised delta (same base model, same
+            # seeds), so whoever sent in any attempt of the round made one release.
+            privacy=self.federation.account_round(
+                sorted({*sent, *(name for f in failed for name in f["sent"])}, key=client_order)
+            ),
         )
 
     def _attempt(
