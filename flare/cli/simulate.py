@@ -45,6 +45,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--local-epochs", type=int, default=defaults.local_epochs)
     p.add_argument("--batch-size", type=int, default=defaults.batch_size)
     p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    privacy = p.add_argument_group(
+        "client-level differential privacy",
+        "each device clips its update and adds Gaussian noise before encoding "
+        "(docs/privacy.md); off unless --dp-clip is given",
+    )
+    privacy.add_argument("--dp-clip", type=float, help="L2 bound on each client's update")
+    privacy.add_argument(
+        "--dp-noise-multiplier", type=float, help="noise std per coordinate, in units of the clip"
+    )
+    privacy.add_argument(
+        "--dp-epsilon",
+        type=float,
+        help="target ε after all rounds, instead of --dp-noise-multiplier: calibrates the noise",
+    )
+    privacy.add_argument(
+        "--dp-delta", type=float, default=defaults.dp_delta, help="δ at which ε is reported"
+    )
     protocol = p.add_argument_group(
         "protocol", "every round through the in-memory chain and a content-addressed store"
     )
