@@ -7,13 +7,11 @@ split), partitions the training split among clients with :mod:`flare.data` parti
 and writes one file per client plus the test split for evaluating global models.
 """
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from flare.data import load_dataset, partition
-from flare.errors import DataError
+from flare.data import load_dataset, partition, read_labelled_npz
 from flare.federation.clients import Client
 
 TEST_FILE = "test.npz"
@@ -45,19 +43,5 @@ def split_data(
 
 def read_client_data(path: Path, name: str, num_features: int, num_classes: int) -> Client:
     """A client holding the ``X``/``y`` arrays of ``path``, checked against the task's model."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            features, labels = archive["X"], archive["y"]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{path}: need an .npz holding X and y ({exc})") from exc
-    if features.ndim != 2 or labels.shape != (len(features),) or len(labels) == 0:
-        raise DataError(f"{path}: need X of shape (n, d) and y of shape (n,) with n > 0")
-    if features.shape[1] != num_features:
-        raise DataError(
-            f"{path}: {features.shape[1]} features; the task's model takes {num_features}"
-        )
-    if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= num_classes:
-        raise DataError(f"{path}: labels must be class indices below {num_classes}")
-    if not np.isfinite(features).all():
-        raise DataError(f"{path}: features contain NaN or Inf")
-    return Client(name, features.astype(np.float32), labels.astype(np.int64))
+    features, labels = read_labelled_npz(path, num_features=num_features, num_classes=num_classes)
+    return Client(name, features.astype(np.float32), labels)
