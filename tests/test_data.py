@@ -116,7 +116,9 @@ def test_partition_errors():
     labels = np.zeros(10, dtype=int)
     with pytest.raises(ConfigError, match="unknown partition"):
         partition(labels, 2, "stripes", rng=np.random.default_rng(0))
-    with pytest.raises(ConfigError, match="at least 40 samples"):
-        partition(labels, 20, "shards", rng=np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="at least 12 samples"):
+        partition(labels, 6, "shards", rng=np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="11 clients but the training split has only 10"):
+        partition(labels, 11, "iid", rng=np.random.default_rng(0))
     with pytest.raises(ConfigError, match="alpha"):
         partition(labels, 2, "dirichlet", rng=np.random.default_rng(0), alpha=0.0)

@@ -23,6 +23,11 @@ def partition(
     """Split sample indices among ``num_clients`` by the named ``scheme``."""
     if num_clients < 1:
         raise ConfigError("need at least one client")
+    if num_clients > len(labels):
+        raise ConfigError(
+            f"{num_clients} clients but the training split has only {len(labels)} samples; "
+            "every client needs at least one"
+        )
     if scheme == "iid":
         return iid(len(labels), num_clients, rng)
     if scheme == "dirichlet":
