@@ -34,6 +34,8 @@ def round_line(record: RoundRecord, total_rounds: int) -> str:
         retries = len(record.protocol["failed_attempts"])
         committee = f"committee {len(record.protocol['committee'])}"
         parts.append(committee + (f" after {retries} failed attempts" if retries else ""))
+    if record.privacy is not None:
+        parts.append(f"ε {record.privacy['epsilon']:.3g}")
     if record.dropped:
         parts.append(f"dropped {len(record.dropped)}")
     if record.rejected:
@@ -79,6 +81,16 @@ class RoundTable(RunObserver):
             f"{config.clients} clients ({config.partition})  attackers: {attackers}  "
             f"aggregator: {config.aggregator}  codec: {config.codec}  seed {config.seed}"
         )
+        if config.dp_clip is not None:
+            noise = (
+                f"noise multiplier {config.dp_noise_multiplier:g}"
+                if config.dp_noise_multiplier is not None
+                else f"noise calibrated to ε {config.dp_epsilon:g} over {config.rounds} rounds"
+            )
+            self.console.print(
+                f"client-level DP: clip {config.dp_clip:g}, {noise}, ε reported at "
+                f"δ {config.dp_delta:g}"
+            )
 
     def round_started(self, round_number: int, participants: int) -> None:
         if self._task is not None:
