@@ -6,7 +6,8 @@ from flare.federation.report import SimulationReport
 
 
 def write_plots(report: SimulationReport, directory: Path) -> list[Path]:
-    """Write ``accuracy.png``, ``bytes.png`` and ``scores.png``; return their paths."""
+    """Write ``accuracy.png``, ``bytes.png``, ``scores.png`` (and ``privacy.png`` with DP on);
+    return their paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,6 +43,8 @@ def write_plots(report: SimulationReport, directory: Path) -> list[Path]:
     written.append(_save(fig, directory / "bytes.png"))
 
     written.append(_scores_plot(report, directory / "scores.png", plt))
+    if any(r.privacy is not None for r in report.rounds):
+        written.append(_privacy_plot(report, directory / "privacy.png", plt))
     return written
 
 
@@ -69,6 +72,33 @@ def _scores_plot(report: SimulationReport, path: Path, plt) -> Path:
     if not score_names:
         axes[0, 0].text(0.5, 0.5, "this aggregator reports no per-client scores", ha="center")
     axes[0, 0].set_title("Per-client filter scores (red: malicious, x: flagged)")
+    return _save(fig, path)
+
+
+def _privacy_plot(report: SimulationReport, path: Path, plt) -> Path:
+    """ε at δ after each round: every client's (thin) and the maximum (bold)."""
+    accounted = [r for r in report.rounds if r.privacy is not None]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    clients = sorted({c for r in accounted for c in r.privacy["clients"]})
+    for client in clients:
+        points = [
+            (r.round, r.privacy["clients"][client])
+            for r in accounted
+            if client in r.privacy["clients"]
+        ]
+        ax.plot(*zip(*points, strict=True), color="tab:gray", alpha=0.3, linewidth=0.8)
+    ax.plot(
+        [r.round for r in accounted],
+        [r.privacy["epsilon"] for r in accounted],
+        marker="o",
+        color="tab:purple",
+        label="max over clients",
+    )
+    delta = (report.privacy or {}).get("delta")
+    at = f" at δ = {delta:g}" if delta is not None else ""
+    ax.set(xlabel="round", ylabel="ε", title=f"Client-level privacy spent{at}")
+    ax.grid(alpha=0.3)
+    ax.legend()
     return _save(fig, path)
 
 
