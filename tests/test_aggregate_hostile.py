@@ -249,6 +249,18 @@ def test_a_blob_nobody_serves_holds_a_step_up_only_for_the_wait():
     assert store.loads == [stuck]  # the running fetch was waited for, not started again
 
 
+def test_fetch_threads_never_hold_up_the_exit_of_a_stopped_participant():
+    store = Gate()
+    stuck = store.put(b"never served")
+    store.open.clear()
+    try:
+        assert UpdateFetches(store, {"w": (4,)}).collect([stuck], timeout=0.01) == [stuck]
+        fetching = [t for t in threading.enumerate() if t.name.startswith("flare-fetch")]
+        assert fetching and all(thread.daemon for thread in fetching)
+    finally:
+        store.open.set()
+
+
 # --- fleets of agents ----------------------------------------------------------------
 
 

@@ -9,16 +9,10 @@ VRF output ranks ``r`` waits ``r`` stagger steps first, so usually one proposal 
 """
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from flare.chain import ChainConnector, Participant, Proposed, Round, RoundOpened, Task
 from flare.federation.agents.follow import AttemptMemo, StepOutcome
-from flare.federation.protocol.aggregate import (
-    FETCH_WORKERS,
-    RoundAggregate,
-    TaskContext,
-    UpdateFetches,
-)
+from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, UpdateFetches
 from flare.federation.protocol.roles import ProtocolParticipant, matching_proposal
 from flare.storage import StorageProvider
 
@@ -40,7 +34,6 @@ class CommitteeMember:
     ) -> None:
         self.chain, self.store, self.participant = chain, store, participant
         self.task_id, self.log, self.propose_stagger = task_id, log, propose_stagger
-        self._fetch_executor: ThreadPoolExecutor | None = None
 
     def act(
         self,
@@ -110,10 +103,8 @@ class CommitteeMember:
             return memo.aggregate
         submissions = self.chain.submissions(self.task_id, state.round, state.attempt)
         if memo.fetches is None:
-            memo.fetches = UpdateFetches(self.store, context.spec, self._executor())
-        missing = memo.fetches.collect(
-            [s.update.to_cid() for s in submissions], FETCH_WAIT_SECONDS
-        )
+            memo.fetches = UpdateFetches(self.store, context.spec)
+        missing = memo.fetches.collect([s.update.to_cid() for s in submissions], FETCH_WAIT_SECONDS)
         patience_ends = state.submission_deadline + task.params.vote_window // 2
         if missing and block <= patience_ends:
             memo.say_once(
@@ -135,13 +126,6 @@ class CommitteeMember:
         for participant, reason in memo.aggregate.rejected.items():
             self.log.info("%s: update of %s rejected: %s", memo.label, participant, reason)
         return memo.aggregate
-
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._fetch_executor is None:
-            self._fetch_executor = ThreadPoolExecutor(
-                FETCH_WORKERS, thread_name_prefix="flare-fetch"
-            )
-        return self._fetch_executor
 
     def _proposals(self, opened: RoundOpened) -> list[Proposed]:
         """The attempt's proposals in id order, from its logs (bounded to the attempt)."""

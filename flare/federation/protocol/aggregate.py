@@ -14,9 +14,12 @@ depends only on chain and store, so every member reaches it alike.
 """
 
 import logging
-from collections.abc import Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -93,6 +96,50 @@ def load_task_context(chain: ChainConnector, store: StorageProvider, task_id: in
     )
 
 
+class _DaemonThreads(Executor):
+    """``workers`` daemon threads taking calls from one queue.
+
+    Unlike a ``ThreadPoolExecutor``'s, these threads never hold up the exit of the
+    process: a participant told to stop does not first wait out a fetch nobody answers.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple, dict]]
+        self._calls = queue.SimpleQueue()
+        for number in range(workers):
+            threading.Thread(target=self._work, name=f"flare-fetch-{number}", daemon=True).start()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._calls.put((future, fn, args, kwargs))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            future, fn, args, kwargs = self._calls.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:  # raised again to whoever reads the future
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+
+
+_fetch_threads: _DaemonThreads | None = None
+_fetch_threads_lock = threading.Lock()
+
+
+def _shared_fetch_threads() -> Executor:
+    """The process's fetch threads, started on first use and shared by every aggregate."""
+    global _fetch_threads
+    with _fetch_threads_lock:
+        if _fetch_threads is None:
+            _fetch_threads = _DaemonThreads(FETCH_WORKERS)
+        return _fetch_threads
+
+
 class UpdateFetches:
     """The update blobs of one attempt, each fetched once, in parallel, and bounded.
 
@@ -104,11 +151,14 @@ class UpdateFetches:
     started again, so a CID nobody serves costs one fetch timeout per attempt, not one per
     poll. A blob that was served is settled for good, and so is one the store refused for
     what it is (too large, not what the CID names); a blob that is absent or a store that
-    is down may change, so those are asked again on the next call.
+    is down may change, so those are asked again on the next call. Fetches run on
+    ``executor``, by default the process's ``FETCH_WORKERS`` shared fetch threads.
     """
 
-    def __init__(self, store: StorageProvider, spec: ModelSpec, executor: Executor) -> None:
-        self._store, self._executor = store, executor
+    def __init__(
+        self, store: StorageProvider, spec: ModelSpec, executor: Executor | None = None
+    ) -> None:
+        self._store, self._executor = store, executor or _shared_fetch_threads()
         self.max_bytes = blob_limit(spec)
         self._blobs: dict[str, bytes] = {}
         self._refused: dict[str, str] = {}
@@ -209,9 +259,8 @@ def compute_aggregate(
     base = decode_model(store.get(base_cid), context.spec)
     submissions = chain.submissions(context.task_id, round_number, attempt)
     if fetches is None:
-        with ThreadPoolExecutor(FETCH_WORKERS, thread_name_prefix="flare-fetch") as executor:
-            fetches = UpdateFetches(store, context.spec, executor)
-            fetches.collect([s.update.to_cid() for s in submissions], timeout=None)
+        fetches = UpdateFetches(store, context.spec)
+        fetches.collect([s.update.to_cid() for s in submissions], timeout=None)
     updates: list[ClientUpdate] = []
     rejected: dict[str, str] = {}
     for submission in submissions:
