@@ -10,14 +10,21 @@ bytes, so nothing here may depend on BLAS, thread counts or reduction order:
   tensor, flattened to a C-ordered float64 vector first (``np.sum`` follows the
   memory layout; on a 1-D contiguous vector its pairwise order is fixed by the
   length), and combine the tensors with the correctly rounded ``math.fsum``;
+* order statistics over clients (median, trimmed mean) sort each coordinate's
+  client values, which is exact; of the two zeros, −0.0 counts as the smaller,
+  read from the unsorted values (a vectorised sort may swap one zero for the other);
 * any float that feeds a decision is first rounded with :func:`round_score` or
   :func:`round_significant`, so that only a difference larger than the
   documented precision can change who is trusted.
+
+Faster paths elsewhere (the BLAS Gram matrix of :mod:`flare.aggregation.distances`)
+only ever steer which of these values get computed, never replace them.
 """
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -122,7 +129,9 @@ def weighted_average(
         accumulator = np.zeros(shape, dtype=np.float64)
         term = np.empty(shape, dtype=np.float64)
         for delta, coefficient in zip(deltas, coefficients, strict=True):
-            np.multiply(np.asarray(delta[name], dtype=np.float64), coefficient, out=term)
+            # dtype=float64 widens the tensor inside the ufunc: the same product as
+            # converting first, without a float64 copy of every update
+            np.multiply(delta[name], coefficient, out=term, dtype=np.float64)
             np.add(accumulator, term, out=accumulator)
         np.divide(accumulator, total, out=accumulator)
         averaged[name] = accumulator.astype(np.float32)
@@ -151,31 +160,113 @@ def squared_distance(
     )
 
 
+def squared_distances_to(
+    target: Mapping[str, np.ndarray],
+    deltas: Sequence[Mapping[str, np.ndarray]],
+    spec: ModelSpec,
+) -> list[float]:
+    """``[squared_distance(delta, target, spec) for delta in deltas]``, bit for bit.
+
+    One float64 scratch vector per tensor replaces the two float64 copies per pair:
+    ``(x − t)²`` is formed in place (widening ``x`` inside the ufunc is exact, and
+    ``(x − t)² = (t − x)²`` exactly) and summed as the same contiguous 1-D vector.
+    """
+    per_update: list[list[float]] = [[] for _ in deltas]
+    for name in spec:
+        reference = _flat_float64(target[name])
+        scratch = np.empty_like(reference)
+        for sums, delta in zip(per_update, deltas, strict=True):
+            flat = np.asarray(delta[name]).reshape(-1)
+            np.subtract(flat, reference, out=scratch, dtype=np.float64)
+            np.square(scratch, out=scratch)
+            sums.append(float(np.sum(scratch)))
+    return [math.fsum(sums) for sums in per_update]
+
+
 def l2_norm(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> float:
     """Euclidean norm over all tensors, rounded to nine significant digits."""
     return round_significant(math.sqrt(max(dot(delta, delta, spec), 0.0)))
 
 
+SORT_BLOCK_BYTES = 256 << 10
+"""Coordinates are sorted across clients a cache-sized block (256 KiB) at a time."""
+
+
+@dataclass(frozen=True)
+class SortedBlock:
+    """A block of coordinates of one tensor, each coordinate's client values sorted.
+
+    ``ordered[k, c]`` is the ``k``-th smallest client value at coordinate
+    ``coordinates.start + c``; ``sources`` are the flattened client tensors it came from.
+    """
+
+    coordinates: slice
+    ordered: np.ndarray
+    sources: Sequence[np.ndarray]
+
+    def order_statistic(self, position: int) -> np.ndarray:
+        """Row ``position`` as float64, with −0.0 ordered before +0.0.
+
+        A sort compares the two zeros as equal and numpy's vectorised kernels (picked
+        by CPU) may even return one in place of the other, so the sign of a zero is
+        read from the unsorted sources: the ``position``-th value is −0.0 exactly when
+        more than ``position`` clients sent a negative number or −0.0 there.
+        """
+        values = self.ordered[position].astype(np.float64)
+        zeros = np.flatnonzero(values == 0.0)
+        if zeros.size:
+            where = zeros + self.coordinates.start
+            negative = np.zeros(zeros.size, dtype=np.int64)
+            for source in self.sources:
+                negative += np.signbit(source[where])
+            values[zeros] = np.where(negative > position, -0.0, 0.0)
+        return values
+
+
+def sorted_client_blocks(
+    deltas: Sequence[Mapping[str, np.ndarray]], name: str
+) -> Iterator[SortedBlock]:
+    """Tensor ``name`` of every client, flattened, a block of coordinates at a time.
+
+    Sorting is exact: float16/32/64 values are sorted in their common type (widening
+    is exact and keeps the order); wider types are rounded to float64 first, as
+    everywhere else here. The block's array is reused: use it before the next one.
+    """
+    sources = [np.asarray(delta[name]).reshape(-1) for delta in deltas]
+    dtype = np.result_type(*sources)
+    if dtype.itemsize > 8:
+        dtype = np.dtype(np.float64)
+    size = sources[0].size
+    width = max(1, SORT_BLOCK_BYTES // (len(sources) * dtype.itemsize))
+    block = np.empty((len(sources), min(width, size)), dtype=dtype)
+    for start in range(0, size, width):
+        stop = min(size, start + width)
+        ordered = block[:, : stop - start]
+        for row, source in enumerate(sources):
+            ordered[row] = source[start:stop]
+        ordered.sort(axis=0)
+        yield SortedBlock(slice(start, stop), ordered, sources)
+
+
 def coordinate_median(deltas: Sequence[Mapping[str, np.ndarray]], spec: ModelSpec) -> Weights:
     """Per coordinate, the median over clients, in float64.
 
-    Sorting along the client axis is exact; with an even count the two middle
-    values are averaged by one float64 add and one halving.
+    Selection is exact; with an even count the two middle values are averaged by one
+    float64 add and one halving.
     """
     count = len(deltas)
     middle = count // 2
     median: Weights = {}
-    for name in spec:
-        ordered = np.sort(stacked_tensor(deltas, name), axis=0)
-        if count % 2 == 0:
-            ordered[middle] = (ordered[middle - 1] + ordered[middle]) / 2.0
-        median[name] = ordered[middle]
+    for name, shape in spec.items():
+        result = np.empty(math.prod(shape), dtype=np.float64)
+        for block in sorted_client_blocks(deltas, name):
+            upper = block.order_statistic(middle)
+            if count % 2:
+                result[block.coordinates] = upper
+            else:
+                result[block.coordinates] = (block.order_statistic(middle - 1) + upper) / 2.0
+        median[name] = result.reshape(shape)
     return median
-
-
-def stacked_tensor(deltas: Sequence[Mapping[str, np.ndarray]], name: str) -> np.ndarray:
-    """One tensor of every client stacked on a new leading client axis, as float64."""
-    return np.stack([np.asarray(delta[name], dtype=np.float64) for delta in deltas])
 
 
 def median_of(values: Sequence[float]) -> float:

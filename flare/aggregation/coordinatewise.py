@@ -3,9 +3,12 @@
 Both ignore the claimed sample counts on purpose: a count is self-reported, and
 weighting a robust statistic by it would let one liar buy the majority. Both
 use every update, so nobody is flagged; each client's distance to the result is
-reported so outliers stand out. Sorting along the client axis is exact, and
-the trimmed sum runs over the sorted rows in a fixed order, so results are
-bitwise reproducible.
+reported so outliers stand out. Sorting along the client axis is exact (done a
+cache-sized block of coordinates at a time), and the trimmed sum adds the kept
+values in ascending order, so results are bitwise reproducible. The two zeros
+compare equal, and which one a sort puts where is up to the sorting kernel: the
+median orders −0.0 before +0.0 explicitly, and the trimmed sum, which starts from
++0.0, cannot tell them apart.
 """
 
 import math
@@ -16,8 +19,8 @@ import numpy as np
 from flare.aggregation.arithmetic import (
     coordinate_median,
     round_significant,
-    squared_distance,
-    stacked_tensor,
+    sorted_client_blocks,
+    squared_distances_to,
     validate_updates,
 )
 from flare.aggregation.base import (
@@ -33,13 +36,10 @@ from flare.tensors import ModelSpec, Weights
 def _distance_scores(
     updates: Sequence[ClientUpdate], aggregate: Weights, spec: ModelSpec
 ) -> dict[str, dict[str, float]]:
+    squared = squared_distances_to(aggregate, [update.delta for update in updates], spec)
     return {
-        update.client_id: {
-            "distance_to_aggregate": round_significant(
-                math.sqrt(squared_distance(update.delta, aggregate, spec))
-            )
-        }
-        for update in updates
+        update.client_id: {"distance_to_aggregate": round_significant(math.sqrt(distance))}
+        for update, distance in zip(updates, squared, strict=True)
     }
 
 
@@ -90,12 +90,13 @@ class TrimmedMean(Aggregator):
         kept = range(trimmed, count - trimmed)
         result: Weights = {}
         for name, shape in spec.items():
-            ordered = np.sort(stacked_tensor(deltas, name), axis=0)
-            accumulator = np.zeros(shape, dtype=np.float64)
-            for row in kept:
-                np.add(accumulator, ordered[row], out=accumulator)
+            accumulator = np.zeros(math.prod(shape), dtype=np.float64)
+            for block in sorted_client_blocks(deltas, name):
+                partial = accumulator[block.coordinates]
+                for row in kept:  # ascending, one float64 add per kept value
+                    np.add(partial, block.ordered[row], out=partial)
             np.divide(accumulator, len(kept), out=accumulator)
-            result[name] = accumulator.astype(np.float32)
+            result[name] = accumulator.astype(np.float32).reshape(shape)
         return AggregationResult(
             delta=result,
             accepted=[update.client_id for update in updates],

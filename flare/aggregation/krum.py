@@ -10,9 +10,13 @@ unset, it assumes 30 % of the round: ``f = floor(0.3 · n)``, lowered if needed
 so that ``n > 2f + 2`` (Krum's own requirement) still holds. Set explicitly, a
 round that violates ``n > 2f + 2`` is refused rather than silently weakened.
 
-Distances are elementwise differences and squares summed per tensor (no
-matmul; see :mod:`flare.aggregation.arithmetic`), and scores are rounded to
-nine significant digits before ranking; ties go to the earlier submission.
+Distances are the reproducible elementwise ones of
+:mod:`flare.aggregation.arithmetic`, and scores are rounded to nine significant
+digits before ranking; ties go to the earlier submission. They are found fast:
+a BLAS Gram matrix bounds every distance within a proven interval, and only the
+distances those intervals cannot decide are computed elementwise
+(:mod:`flare.aggregation.distances`), so the scores, the ranking and the average
+are those of the elementwise computation, on every machine.
 """
 
 import math
@@ -22,7 +26,6 @@ import numpy as np
 
 from flare.aggregation.arithmetic import (
     round_significant,
-    squared_distance,
     validate_updates,
     weighted_average,
 )
@@ -33,6 +36,7 @@ from flare.aggregation.base import (
     Aggregator,
     ClientUpdate,
 )
+from flare.aggregation.distances import PairwiseDistances
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec
 
@@ -47,19 +51,86 @@ def default_byzantine_count(num_updates: int) -> int:
 def krum_scores(
     deltas: Sequence[Mapping[str, np.ndarray]], spec: ModelSpec, num_byzantine: int
 ) -> list[float]:
-    """Per update, the sum of squared distances to its ``n − f − 2`` nearest others."""
+    """Per update, the sum of squared distances to its ``n − f − 2`` nearest others.
+
+    Each score is ``round_significant(math.fsum(…))`` of the reproducible distances of
+    :func:`~flare.aggregation.arithmetic.squared_distance`. The distances arrive as
+    intervals (:class:`~flare.aggregation.distances.PairwiseDistances`); a distance is
+    computed exactly only where its interval leaves open who the nearest are, or what
+    a score rounds to.
+    """
     count = len(deltas)
-    distances = [[0.0] * count for _ in range(count)]
-    for i in range(count):
-        for j in range(i + 1, count):
-            distance = squared_distance(deltas[i], deltas[j], spec)
-            distances[i][j] = distances[j][i] = distance
     neighbours = max(0, count - num_byzantine - 2)
-    scores = []
-    for i in range(count):
-        nearest = sorted(distances[i][j] for j in range(count) if j != i)[:neighbours]
-        scores.append(round_significant(math.fsum(nearest)))
-    return scores
+    if neighbours == 0:
+        return [0.0] * count
+    distances = PairwiseDistances(deltas, spec)
+    return [
+        _score(distances, row, inside) for row, inside in enumerate(_nearest(distances, neighbours))
+    ]
+
+
+def _nearest(distances: PairwiseDistances, neighbours: int) -> list[np.ndarray]:
+    """For every row, ``neighbours`` others whose reproducible distances are its smallest.
+
+    A row is decided once every chosen one's upper bound lies below every other's
+    lower bound; most rows are, straight from the Gram matrix, all at once.
+    """
+    count = distances.estimate.shape[0]
+    grid = np.broadcast_to(np.arange(count), (count, count))
+    others = grid[~np.eye(count, dtype=bool)].reshape(count, count - 1)
+    ranked = np.argsort(np.take_along_axis(distances.estimate, others, axis=1), axis=1)
+    order = np.take_along_axis(others, ranked, axis=1)
+    inside, outside = order[:, :neighbours], order[:, neighbours:]
+    top = np.take_along_axis(distances.upper, inside, axis=1).max(axis=1)
+    bottom = np.take_along_axis(distances.lower, outside, axis=1).min(axis=1)
+    nearest = list(inside)
+    for row in np.flatnonzero(~(top < bottom)):
+        nearest[row] = _settle_nearest(distances, row, others[row], neighbours)
+    return nearest
+
+
+def _settle_nearest(
+    distances: PairwiseDistances, row: int, candidates: np.ndarray, neighbours: int
+) -> np.ndarray:
+    """Settle the distances of ``row`` that straddle its neighbour cut-off until none does.
+
+    On return each chosen distance is at most each other one: an unsettled chosen
+    one lies below every other's lower bound, an unsettled other above every chosen
+    one's upper bound, and settled ones were ordered by their exact values. Exact
+    ties at the cut-off leave the chosen values, hence the score, the same.
+    """
+    while True:
+        ranked = np.argsort(distances.estimate[row, candidates], kind="stable")
+        order = candidates[ranked]
+        inside, outside = order[:neighbours], order[neighbours:]
+        top = distances.upper[row, inside].max()
+        bottom = distances.lower[row, outside].min()
+        if top < bottom:
+            return inside
+        unsure = np.concatenate(
+            (
+                inside[distances.upper[row, inside] >= bottom],
+                outside[distances.lower[row, outside] <= top],
+            )
+        )
+        unsure = unsure[~distances.settled[row, unsure]]
+        if unsure.size == 0:
+            return inside
+        distances.settle(row, unsure)
+
+
+def _score(distances: PairwiseDistances, row: int, inside: np.ndarray) -> float:
+    """``round_significant(fsum(r))`` over ``inside``, settling them only if needed.
+
+    ``fsum`` and the rounding to nine digits are both monotone, so when the rounded
+    sums of the lower and of the upper bounds agree, the exact score is that value.
+    """
+    low = round_significant(math.fsum(distances.lower[row, inside].tolist()))
+    high = round_significant(math.fsum(distances.upper[row, inside].tolist()))
+    if low == high:
+        return low
+    distances.settle(row, inside)
+    return round_significant(math.fsum(distances.estimate[row, inside].tolist()))
 
 
 def _check_count(name: str, value: int | None, minimum: int) -> None:
