@@ -10,11 +10,17 @@ as ``__cause__``) would mean a check is missing, so the property tests fail on i
 """
 
 import json
-import struct
 
 import numpy as np
 import pytest
-from hostile_json import json_paths, json_text, plant
+from hostile_inputs import (
+    container_header_text,
+    json_paths,
+    json_text,
+    mutated,
+    plant,
+    with_container_header,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,18 +64,12 @@ def framed(codec_name: str, metadata: str) -> bytes:
 
 
 def header_text_of(codec_name: str) -> str:
-    container = container_of(codec_name)
-    (header_len,) = struct.unpack("<Q", container[:8])
-    return container[8 : 8 + header_len].decode().rstrip()
+    return container_header_text(container_of(codec_name))
 
 
 def with_header_text(codec_name: str, header_text: str) -> bytes:
-    """The codec's container with its safetensors header replaced (data section unchanged)."""
-    container = container_of(codec_name)
-    (header_len,) = struct.unpack("<Q", container[:8])
-    encoded = header_text.encode()
-    encoded += b" " * (-len(encoded) % 8)
-    rebuilt = struct.pack("<Q", len(encoded)) + encoded + container[8 + header_len :]
+    """A blob of ``codec_name`` whose container header is ``header_text``."""
+    rebuilt = with_container_header(container_of(codec_name), header_text)
     return gzip_compress(rebuilt) if codec_name == "gzip" else rebuilt
 
 
@@ -233,26 +233,6 @@ def test_any_json_planted_in_a_valid_container_header_is_decoded_or_refused(
     decodes_or_refuses(with_header_text(codec_name, header_text))
 
 
-def mutated(blob: bytes, data: st.DataObject) -> bytes:
-    """``blob`` after one to four byte flips, deletions, insertions, duplications or cuts."""
-    mutable = bytearray(blob)
-    for _ in range(data.draw(st.integers(1, 4), label="mutations")):
-        position = data.draw(st.integers(0, len(mutable)), label="position")
-        kind = data.draw(st.sampled_from(["flip", "delete", "insert", "duplicate", "cut"]))
-        if kind == "flip" and position < len(mutable):
-            mutable[position] ^= data.draw(st.integers(1, 255), label="mask")
-        elif kind == "delete":
-            del mutable[position : position + data.draw(st.integers(1, 16), label="span")]
-        elif kind == "insert":
-            mutable[position:position] = data.draw(st.binary(min_size=1, max_size=16))
-        elif kind == "duplicate":
-            span = data.draw(st.integers(1, 64), label="span")
-            mutable[position:position] = mutable[position : position + span]
-        elif kind == "cut":
-            del mutable[position:]
-    return bytes(mutable)
-
-
 @settings(max_examples=200, deadline=None)
 @given(codec_name=codecs, behind_valid_gzip=st.booleans(), data=st.data())
 def test_mutated_blobs_are_decoded_or_refused(codec_name, behind_valid_gzip, data):
@@ -290,3 +270,11 @@ def test_an_unexpected_parser_exception_still_leaves_as_the_typed_error(monkeypa
     with pytest.raises(MalformedUpdateError, match="FloatingPointError: overflow") as refusal:
         decode_update(BLOBS["powersgd"], SPEC)
     assert isinstance(refusal.value.__cause__, FloatingPointError)
+
+
+def test_refusals_quote_only_the_start_of_a_long_value():
+    long_name = "z" * 500
+    hostile = metadata_text("none").replace('"codec":"none"', f'"codec":"{long_name}"')
+    with pytest.raises(MalformedUpdateError, match="unknown codec 'zzz") as refusal:
+        decode_update(framed("none", hostile), SPEC)
+    assert "z" * 80 not in str(refusal.value) and "..." in str(refusal.value)

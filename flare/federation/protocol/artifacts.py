@@ -16,24 +16,40 @@ import numpy as np
 
 from flare.compression.base import MalformedUpdateError
 from flare.compression.wire import (
-    ContainerHeader,
     canonical_json,
     load_container_tensors,
     parse_json_strictly,
     read_container_header,
+    refusing_as,
+    shown,
     write_container,
 )
 from flare.tensors import ModelSpec, Weights
 
 MODEL_FORMAT = "flare-model/1"
 MANIFEST_FORMAT = "flare-task/1"
+MANIFEST_KEYS = {
+    "format",
+    "model",
+    "num_features",
+    "num_classes",
+    "aggregator",
+    "aggregator_params",
+}
 MAX_HEADER_BYTES = 1 << 20
 MAX_LABEL = 1 << 20
 """Labels travel as float32; integers up to 2^24 are exact, this bound keeps them so."""
 
+MAX_NAME_CHARS = 64
+"""Longest model or aggregator name in a manifest (the registered names are far shorter)."""
+
 
 class MalformedArtifactError(MalformedUpdateError):
-    """A model or manifest blob is malformed or does not fit what it should hold."""
+    """A model or manifest blob is malformed or does not fit what it should hold.
+
+    The only exception :func:`decode_model` and :func:`decode_manifest` raise, whatever the
+    bytes; a subclass, so code that rejects bad updates rejects bad artifacts the same way.
+    """
 
 
 def encode_model(weights: Weights) -> bytes:
@@ -42,11 +58,19 @@ def encode_model(weights: Weights) -> bytes:
 
 
 def decode_model(blob: bytes, spec: ModelSpec) -> Weights:
-    """Parse a global model and check it against ``spec``: names, shapes, finiteness."""
-    header = _header(blob)
+    """Parse a global model and check it against ``spec``: names, shapes, finiteness.
+
+    Raises :class:`MalformedArtifactError` for any defect, and nothing else.
+    """
+    with refusing_as(MalformedArtifactError, "model blob"):
+        return _decode_model(_as_bytes(blob), spec)
+
+
+def _decode_model(blob: bytes, spec: ModelSpec) -> Weights:
+    header = read_container_header(blob, MAX_HEADER_BYTES)
     meta = parse_json_strictly(header.metadata, "model metadata")
     if meta != {"format": MODEL_FORMAT}:
-        raise MalformedArtifactError(f"not a {MODEL_FORMAT} blob: {meta!r}")
+        raise MalformedArtifactError(f"not a {MODEL_FORMAT} blob: {shown(meta)}")
     if header.shapes != dict(spec):
         raise MalformedArtifactError("model tensors do not match the task's architecture")
     tensors = load_container_tensors(blob)
@@ -97,19 +121,56 @@ def encode_manifest(manifest: TaskManifest, features: np.ndarray, labels: np.nda
 
 
 def decode_manifest(blob: bytes) -> TaskBundle:
-    """Parse a task manifest blob, checking that every field has the type it must."""
-    header = _header(blob)
-    meta = parse_json_strictly(header.metadata, "task manifest")
-    expected = {"format", "model", "num_features", "num_classes", "aggregator", "aggregator_params"}
-    if not isinstance(meta, dict) or set(meta) != expected or meta["format"] != MANIFEST_FORMAT:
+    """Parse a task manifest blob, checking that every field has the type it must.
+
+    Raises :class:`MalformedArtifactError` for any defect, and nothing else.
+    """
+    with refusing_as(MalformedArtifactError, "task manifest"):
+        return _decode_manifest(_as_bytes(blob))
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_name(value: Any) -> bool:
+    return (
+        isinstance(value, str)
+        and 1 <= len(value) <= MAX_NAME_CHARS
+        and all(" " <= char <= "~" for char in value)
+    )
+
+
+def _check_manifest_fields(meta: Any) -> None:
+    """Type and range of every manifest field, before any of them is used."""
+    if not isinstance(meta, dict) or set(meta) != MANIFEST_KEYS:
         raise MalformedArtifactError(f"not a {MANIFEST_FORMAT} manifest")
-    for key in ("num_features", "num_classes"):
-        if not isinstance(meta[key], int) or isinstance(meta[key], bool) or meta[key] < 1:
-            raise MalformedArtifactError(f"manifest field {key} must be a positive integer")
-    if not isinstance(meta["model"], str) or not isinstance(meta["aggregator"], str):
-        raise MalformedArtifactError("manifest model and aggregator must be names")
-    if not isinstance(meta["aggregator_params"], dict):
-        raise MalformedArtifactError("manifest aggregator_params must be an object")
+    if meta["format"] != MANIFEST_FORMAT:
+        raise MalformedArtifactError(f"not a {MANIFEST_FORMAT} manifest")
+    if not _is_integer(meta["num_features"]) or meta["num_features"] < 1:
+        raise MalformedArtifactError("manifest field num_features must be a positive integer")
+    if not _is_integer(meta["num_classes"]) or not 1 <= meta["num_classes"] <= MAX_LABEL:
+        raise MalformedArtifactError(
+            f"manifest field num_classes must be an integer in [1, {MAX_LABEL}]"
+        )
+    if not _is_name(meta["model"]) or not _is_name(meta["aggregator"]):
+        raise MalformedArtifactError(
+            f"manifest model and aggregator must be names of 1-{MAX_NAME_CHARS} "
+            "printable ASCII characters"
+        )
+    params = meta["aggregator_params"]
+    if not isinstance(params, dict) or any(
+        isinstance(value, dict | list) for value in params.values()
+    ):
+        raise MalformedArtifactError(
+            "manifest aggregator_params must map names to numbers, strings, booleans or null"
+        )
+
+
+def _decode_manifest(blob: bytes) -> TaskBundle:
+    header = read_container_header(blob, MAX_HEADER_BYTES)
+    meta = parse_json_strictly(header.metadata, "task manifest")
+    _check_manifest_fields(meta)
     shapes = header.shapes
     if set(shapes) != {"features", "labels"}:
         raise MalformedArtifactError("manifest must hold exactly 'features' and 'labels'")
@@ -138,8 +199,7 @@ def decode_manifest(blob: bytes) -> TaskBundle:
     return TaskBundle(manifest, tensors["features"], labels.astype(np.int64))
 
 
-def _header(blob: bytes) -> ContainerHeader:
-    try:
-        return read_container_header(blob, MAX_HEADER_BYTES)
-    except MalformedUpdateError as exc:
-        raise MalformedArtifactError(str(exc)) from None
+def _as_bytes(blob: Any) -> bytes:
+    if not isinstance(blob, bytes | bytearray | memoryview):
+        raise MalformedArtifactError(f"blob must be bytes, got {type(blob).__name__}")
+    return bytes(blob)

@@ -1,4 +1,4 @@
-"""Hypothesis strategies that plant hostile JSON inside otherwise valid documents.
+"""Hostile inputs for the blob decoders: JSON planted in valid documents, mutated bytes.
 
 A fuzzer that writes whole random documents is stopped by the first key check; planting
 one hostile value at one place in a valid document gets past every check before that
@@ -9,6 +9,7 @@ integers, lone surrogates, non-string keys, nesting deeper than any parser allow
 
 import copy
 import json
+import struct
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +17,17 @@ from hypothesis import strategies as st
 
 from flare.compression.wire import canonical_json
 
-OUT_OF_RANGE_NUMBERS = ["1e400", "-1e400", "1E+999", "-2e308", "1e-400", "1" + "0" * 40]
-"""Valid JSON numbers that Python parses to infinity, zero, or a 41-digit integer."""
+OUT_OF_RANGE_NUMBERS = [
+    "1e400",
+    "-1e400",
+    "1E+999",
+    "-2e308",
+    "1e-400",
+    "1" + "0" * 40,
+    "1" + "0" * 400,
+]
+"""Valid JSON numbers that Python parses to infinity, to zero, or to integers past 2**64
+and past the largest float64."""
 
 ODD_TOKENS = [
     "-0",
@@ -129,3 +139,37 @@ def plant(
     hole = dump(HOLE)
     assert text.count(hole) == 1
     return text.replace(hole, fragment)
+
+
+def container_header_text(container: bytes) -> str:
+    """The JSON header of a valid safetensors container, without its padding."""
+    (header_len,) = struct.unpack("<Q", container[:8])
+    return container[8 : 8 + header_len].decode().rstrip()
+
+
+def with_container_header(container: bytes, header_text: str) -> bytes:
+    """``container`` with its header replaced by ``header_text`` (padded), data unchanged."""
+    (header_len,) = struct.unpack("<Q", container[:8])
+    encoded = header_text.encode()
+    encoded += b" " * (-len(encoded) % 8)
+    return struct.pack("<Q", len(encoded)) + encoded + container[8 + header_len :]
+
+
+def mutated(blob: bytes, data: st.DataObject) -> bytes:
+    """``blob`` after one to four byte flips, deletions, insertions, duplications or cuts."""
+    mutable = bytearray(blob)
+    for _ in range(data.draw(st.integers(1, 4), label="mutations")):
+        position = data.draw(st.integers(0, len(mutable)), label="position")
+        kind = data.draw(st.sampled_from(["flip", "delete", "insert", "duplicate", "cut"]))
+        if kind == "flip" and position < len(mutable):
+            mutable[position] ^= data.draw(st.integers(1, 255), label="mask")
+        elif kind == "delete":
+            del mutable[position : position + data.draw(st.integers(1, 16), label="span")]
+        elif kind == "insert":
+            mutable[position:position] = data.draw(st.binary(min_size=1, max_size=16))
+        elif kind == "duplicate":
+            span = data.draw(st.integers(1, 64), label="span")
+            mutable[position:position] = mutable[position : position + span]
+        elif kind == "cut":
+            del mutable[position:]
+    return bytes(mutable)
