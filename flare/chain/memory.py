@@ -15,6 +15,7 @@ from dataclasses import replace
 from os import PathLike
 from types import TracebackType
 
+from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
 from flare.chain.abi import word
@@ -29,6 +30,7 @@ from flare.chain.persistence import (
     JournalError,
     StoredLog,
     StoredTransaction,
+    printable,
 )
 from flare.chain.task_state import BlockContext, Deployment
 from flare.chain.types import Participant, Proposal, Round, Task
@@ -69,37 +71,50 @@ class _Node:
         """Re-execute every journaled transaction and check it logs what it logged before."""
         for stored in journal.transactions():
             if stored.block <= self.head:
-                raise JournalError(f"journal block {stored.block} is out of order")
+                raise JournalError(f"{journal.path}: journal block {stored.block} is out of order")
             try:
                 events = self.execute(stored.sender, decode_call(stored.calldata), stored.block)
-            except (ChainError, KeyError, ValueError) as exc:
+            # A damaged file can hold any calldata: eth_abi raises DecodingError, or
+            # OverflowError for a length beyond memory; the rules raise ChainError.
+            except (ChainError, DecodingError, KeyError, OverflowError, ValueError) as exc:
                 raise JournalError(
-                    f"journal block {stored.block} no longer applies: {exc}"
+                    f"{journal.path}: journal block {stored.block} no longer applies: "
+                    f"{printable(exc)}"
                 ) from exc
             if _stored_logs(events) != stored.logs:
-                raise JournalError(f"journal block {stored.block} replays to different logs")
-        self.head = journal.head()
+                raise JournalError(
+                    f"{journal.path}: journal block {stored.block} replays to different logs"
+                )
+        head = journal.head()
+        if head < self.head:
+            raise JournalError(f"{journal.path}: head block {head} precedes its last transaction")
+        self.head = head
 
 
 class InMemoryChain(ChainConnector):
     """The coordination contract on a simulated chain, optionally persisted to SQLite.
 
     ``InMemoryChain()`` is a fresh chain at block 0; ``InMemoryChain(path)`` opens or
-    creates the chain stored at ``path``. Identity arguments left ``None`` take the stored
-    values (or the defaults for a new chain); a value that contradicts the stored one is a
-    :class:`ConfigError`, since it would change every seed. The instance returned by the
-    constructor has no sender; ``as_sender`` gives connectors that share its chain.
+    creates the chain stored at ``path``; with ``read_only=True`` it opens an existing one
+    for auditing, writes nothing to it and refuses transactions. Identity arguments left
+    ``None`` take the stored values (or the defaults for a new chain); a value that
+    contradicts the stored one is a :class:`ConfigError`, since it would change every seed.
+    The instance returned by the constructor has no sender; ``as_sender`` gives connectors
+    that share its chain.
     """
 
     def __init__(
         self,
         database: str | PathLike[str] | None = None,
         *,
+        read_only: bool = False,
         chain_id: int | None = None,
         contract_address: str | None = None,
         randao_seed: bytes | None = None,
     ) -> None:
-        journal = Journal(database) if database is not None else None
+        if read_only and database is None:
+            raise ConfigError("a read-only chain needs a database to read")
+        journal = Journal(database, read_only=read_only) if database is not None else None
         self._sender: str | None = None
         try:
             stored = journal.identity() if journal is not None else None
@@ -140,6 +155,7 @@ class InMemoryChain(ChainConnector):
         """Mine ``blocks`` empty blocks (Anvil's ``anvil_mine``); return the new head."""
         if blocks < 0:
             raise ConfigError("cannot mine a negative number of blocks")
+        self._require_writable()
         self._node.head += blocks
         if self._node.journal is not None:
             self._node.journal.advance_head(self._node.head)
@@ -149,11 +165,17 @@ class InMemoryChain(ChainConnector):
         """``block.prevrandao`` of ``block_number``: ``keccak256(randaoSeed ‖ uint256(n))``."""
         return self._node.prevrandao(block_number)
 
+    def _require_writable(self) -> None:
+        journal = self._node.journal
+        if journal is not None and journal.read_only:
+            raise ConfigError(f"{journal.path} was opened read-only")
+
     # -- transport ---------------------------------------------------------------------
 
     def transact(self, call: Call) -> Receipt:
         if self._sender is None:
             raise ConfigError("this connector has no sender; use chain.as_sender(account)")
+        self._require_writable()
         calldata = checked_calldata(call)
         node = self._node
         block_number = node.head + 1
