@@ -198,6 +198,19 @@ def test_a_manifest_with_every_kind_of_scalar_parameter_and_the_most_classes_dec
 
 
 @pytest.mark.parametrize(
+    "manifest",
+    [
+        TaskManifest("logreg", 4, 3, "krum", {"num_byzantine": [1]}),
+        TaskManifest("logreg", 4, 3, "k" * 65),
+        TaskManifest("logreg", 4, MAX_LABEL + 1, "krum"),
+    ],
+)
+def test_the_encoder_refuses_a_manifest_the_decoder_would_refuse(manifest):
+    with pytest.raises(MalformedArtifactError):
+        encode_manifest(manifest, FEATURES, LABELS)
+
+
+@pytest.mark.parametrize(
     ("labels", "features", "message"),
     [
         (np.array([0, 1, 3, 1, 0]), FEATURES, "class indices"),

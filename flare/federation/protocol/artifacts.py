@@ -111,7 +111,12 @@ class TaskBundle:
 
 
 def encode_manifest(manifest: TaskManifest, features: np.ndarray, labels: np.ndarray) -> bytes:
-    """Canonical bytes of a task manifest with its validation split."""
+    """Canonical bytes of a task manifest with its validation split.
+
+    Refuses (with :class:`MalformedArtifactError`) a manifest the decoder would refuse, so
+    a task creator learns of it before publishing a task nobody could load.
+    """
+    _check_manifest_fields(manifest.to_json())
     if features.ndim != 2 or labels.shape != (len(features),):
         raise ValueError("validation features must be (n, d) and labels (n,)")
     if len(labels) == 0 or labels.min() < 0 or labels.max() >= MAX_LABEL:
