@@ -265,6 +265,23 @@ def test_generic_rounds_are_decided_from_the_gram_matrix_alone() -> None:
     assert scores == reference_krum_scores(deltas, spec, 8)
 
 
+def test_attackers_far_away_do_not_widen_the_honest_intervals() -> None:
+    """Six of twenty updates sent −4×: a mean-centred Gram matrix would measure every
+    honest update from a point the attackers dragged away; blocks after the first
+    are centred on the first block's medoid instead, and nothing needs settling."""
+    rng = np.random.default_rng(4)
+    spec = {"w": (600, 100)}  # 60k coordinates: several Gram blocks at 20 clients
+    direction = rng.normal(0.0, 0.05, size=spec["w"])
+    deltas = [
+        {"w": ((-4.0 if index < 6 else 1.0) * (direction + rng.normal(0, 0.02, spec["w"])))}
+        for index in range(20)
+    ]
+    deltas = [{"w": delta["w"].astype(np.float32)} for delta in deltas]
+    scores, distances = scores_and_distances(deltas, spec, 6)
+    assert distances.exact_count == 0
+    assert scores == reference_krum_scores(deltas, spec, 6)
+
+
 @pytest.mark.parametrize("kind", ["duplicates", "last-bit", "equidistant"])
 def test_near_ties_are_settled_elementwise(kind: str) -> None:
     spec = {"w": (64, 40)}

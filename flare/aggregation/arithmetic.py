@@ -10,9 +10,10 @@ bytes, so nothing here may depend on BLAS, thread counts or reduction order:
   tensor, flattened to a C-ordered float64 vector first (``np.sum`` follows the
   memory layout; on a 1-D contiguous vector its pairwise order is fixed by the
   length), and combine the tensors with the correctly rounded ``math.fsum``;
-* order statistics over clients (median, trimmed mean) sort each coordinate's
-  client values, which is exact; of the two zeros, −0.0 counts as the smaller,
-  read from the unsorted values (a vectorised sort may swap one zero for the other);
+* order statistics over clients (median, trimmed mean) sort or partition each
+  coordinate's client values, which is exact; of the two zeros, −0.0 counts as the
+  smaller, read from the unsorted values (a vectorised sort may swap one zero for
+  the other);
 * any float that feeds a decision is first rounded with :func:`round_score` or
   :func:`round_significant`, so that only a difference larger than the
   documented precision can change who is trusted.
@@ -168,7 +169,7 @@ def squared_distances_to(
     """``[squared_distance(delta, target, spec) for delta in deltas]``, bit for bit.
 
     One float64 scratch vector per tensor replaces the two float64 copies per pair:
-    ``(x − t)²`` is formed in place (widening ``x`` inside the ufunc is exact, and
+    ``(x − t)²`` is formed in place (``x`` widened exactly first, and
     ``(x − t)² = (t − x)²`` exactly) and summed as the same contiguous 1-D vector.
     """
     per_update: list[list[float]] = [[] for _ in deltas]
@@ -176,8 +177,8 @@ def squared_distances_to(
         reference = _flat_float64(target[name])
         scratch = np.empty_like(reference)
         for sums, delta in zip(per_update, deltas, strict=True):
-            flat = np.asarray(delta[name]).reshape(-1)
-            np.subtract(flat, reference, out=scratch, dtype=np.float64)
+            np.copyto(scratch, np.asarray(delta[name]).reshape(-1), casting="same_kind")
+            np.subtract(scratch, reference, out=scratch)
             np.square(scratch, out=scratch)
             sums.append(float(np.sum(scratch)))
     return [math.fsum(sums) for sums in per_update]
@@ -188,31 +189,33 @@ def l2_norm(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> float:
     return round_significant(math.sqrt(max(dot(delta, delta, spec), 0.0)))
 
 
-SORT_BLOCK_BYTES = 256 << 10
-"""Coordinates are sorted across clients a cache-sized block (256 KiB) at a time."""
+CLIENT_BLOCK_BYTES = 1 << 20
+"""Order statistics work on the clients' values a block of coordinates (1 MiB) at a time."""
 
 
 @dataclass(frozen=True)
-class SortedBlock:
-    """A block of coordinates of one tensor, each coordinate's client values sorted.
+class ClientBlock:
+    """A block of coordinates of one tensor, one row per client.
 
-    ``ordered[k, c]`` is the ``k``-th smallest client value at coordinate
-    ``coordinates.start + c``; ``sources`` are the flattened client tensors it came from.
+    ``values[k, c]`` is client ``k``'s value at coordinate ``coordinates.start + c``
+    until the caller sorts or partitions the rows (both exact); ``sources`` are the
+    flattened client tensors the block was copied from.
     """
 
     coordinates: slice
-    ordered: np.ndarray
+    values: np.ndarray
     sources: Sequence[np.ndarray]
 
-    def order_statistic(self, position: int) -> np.ndarray:
-        """Row ``position`` as float64, with −0.0 ordered before +0.0.
+    def signed(self, selected: np.ndarray, position: int) -> np.ndarray:
+        """The ``position``-th smallest values as float64, with −0.0 ordered before +0.0.
 
-        A sort compares the two zeros as equal and numpy's vectorised kernels (picked
-        by CPU) may even return one in place of the other, so the sign of a zero is
-        read from the unsorted sources: the ``position``-th value is −0.0 exactly when
-        more than ``position`` clients sent a negative number or −0.0 there.
+        A sort or partition compares the two zeros as equal, and numpy's vectorised
+        kernels (chosen by CPU) may even return one in place of the other, so the
+        sign of a zero is read from the untouched sources: the ``position``-th value
+        is −0.0 exactly when more than ``position`` clients sent a negative number or
+        −0.0 at that coordinate.
         """
-        values = self.ordered[position].astype(np.float64)
+        values = selected.astype(np.float64)
         zeros = np.flatnonzero(values == 0.0)
         if zeros.size:
             where = zeros + self.coordinates.start
@@ -223,48 +226,48 @@ class SortedBlock:
         return values
 
 
-def sorted_client_blocks(
-    deltas: Sequence[Mapping[str, np.ndarray]], name: str
-) -> Iterator[SortedBlock]:
+def client_blocks(deltas: Sequence[Mapping[str, np.ndarray]], name: str) -> Iterator[ClientBlock]:
     """Tensor ``name`` of every client, flattened, a block of coordinates at a time.
 
-    Sorting is exact: float16/32/64 values are sorted in their common type (widening
-    is exact and keeps the order); wider types are rounded to float64 first, as
-    everywhere else here. The block's array is reused: use it before the next one.
+    float16/32/64 values are kept in their common type (widening is exact and keeps
+    the order); wider types are rounded to float64, as everywhere else here. The
+    block's array is reused: finish with one block before asking for the next.
     """
     sources = [np.asarray(delta[name]).reshape(-1) for delta in deltas]
     dtype = np.result_type(*sources)
     if dtype.itemsize > 8:
         dtype = np.dtype(np.float64)
     size = sources[0].size
-    width = max(1, SORT_BLOCK_BYTES // (len(sources) * dtype.itemsize))
+    width = max(1, CLIENT_BLOCK_BYTES // (len(sources) * dtype.itemsize))
     block = np.empty((len(sources), min(width, size)), dtype=dtype)
     for start in range(0, size, width):
         stop = min(size, start + width)
-        ordered = block[:, : stop - start]
+        values = block[:, : stop - start]
         for row, source in enumerate(sources):
-            ordered[row] = source[start:stop]
-        ordered.sort(axis=0)
-        yield SortedBlock(slice(start, stop), ordered, sources)
+            values[row] = source[start:stop]
+        yield ClientBlock(slice(start, stop), values, sources)
 
 
 def coordinate_median(deltas: Sequence[Mapping[str, np.ndarray]], spec: ModelSpec) -> Weights:
     """Per coordinate, the median over clients, in float64.
 
-    Selection is exact; with an even count the two middle values are averaged by one
-    float64 add and one halving.
+    Selection (a partition at the middle; with an even count the largest value below
+    it is the other middle one) is exact; with an even count the two middle values
+    are averaged by one float64 add and one halving.
     """
     count = len(deltas)
     middle = count // 2
     median: Weights = {}
     for name, shape in spec.items():
         result = np.empty(math.prod(shape), dtype=np.float64)
-        for block in sorted_client_blocks(deltas, name):
-            upper = block.order_statistic(middle)
+        for block in client_blocks(deltas, name):
+            block.values.partition(middle, axis=0)
+            upper = block.signed(block.values[middle], middle)
             if count % 2:
                 result[block.coordinates] = upper
             else:
-                result[block.coordinates] = (block.order_statistic(middle - 1) + upper) / 2.0
+                lower = block.signed(block.values[:middle].max(axis=0), middle - 1)
+                result[block.coordinates] = (lower + upper) / 2.0
         median[name] = result.reshape(shape)
     return median
 

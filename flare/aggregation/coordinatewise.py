@@ -3,7 +3,7 @@
 Both ignore the claimed sample counts on purpose: a count is self-reported, and
 weighting a robust statistic by it would let one liar buy the majority. Both
 use every update, so nobody is flagged; each client's distance to the result is
-reported so outliers stand out. Sorting along the client axis is exact (done a
+reported so outliers stand out. Selecting along the client axis is exact (done a
 cache-sized block of coordinates at a time), and the trimmed sum adds the kept
 values in ascending order, so results are bitwise reproducible. The two zeros
 compare equal, and which one a sort puts where is up to the sorting kernel: the
@@ -17,9 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from flare.aggregation.arithmetic import (
+    client_blocks,
     coordinate_median,
     round_significant,
-    sorted_client_blocks,
     squared_distances_to,
     validate_updates,
 )
@@ -91,10 +91,11 @@ class TrimmedMean(Aggregator):
         result: Weights = {}
         for name, shape in spec.items():
             accumulator = np.zeros(math.prod(shape), dtype=np.float64)
-            for block in sorted_client_blocks(deltas, name):
+            for block in client_blocks(deltas, name):
+                block.values.sort(axis=0)
                 partial = accumulator[block.coordinates]
                 for row in kept:  # ascending, one float64 add per kept value
-                    np.add(partial, block.ordered[row], out=partial)
+                    np.add(partial, block.values[row], out=partial)
             np.divide(accumulator, len(kept), out=accumulator)
             result[name] = accumulator.astype(np.float32).reshape(shape)
         return AggregationResult(

@@ -17,11 +17,12 @@ settled values, so every decision is exactly the one the reproducible values giv
 Error bound. Let ``u = 2⁻⁵³`` and ``γₘ = m·u / (1 − m·u)``; ``x_i`` is update ``i``
 flattened to float64 (as ``r`` does), ``d = ‖x_i − x_j‖²`` the true distance.
 
-1. *Centring.* Each block of ``w`` coordinates is centred on the mean of its rows,
-   ``y = fl(x − c)``, so that ``‖y_i‖²`` is the spread of the round, not the size of
-   its common direction. The rounding ``|ε_k| ≤ u·(|y_ik| + |y_jk|)`` per coordinate
-   moves the distance by ``|2⟨x_i − x_j, ε⟩ + ‖ε‖²| ≤ u·d + 3u·(‖y_i‖² + ‖y_j‖²)``;
-   ``c`` need not be reproducible, since it only moves the estimate.
+1. *Centring.* Each block of ``w`` coordinates is centred, ``y = fl(x − c)``, on a
+   point inside the round (see :meth:`PairwiseDistances._centred_gram`), so that
+   ``‖y_i‖²`` measures the spread of the round, not its common direction. The
+   rounding, ``|ε_k| ≤ u·(|y_ik| + |y_jk|)`` per coordinate, moves the distance by
+   ``|2⟨x_i − x_j, ε⟩ + ‖ε‖²| ≤ u·d + 3u·(‖y_i‖² + ‖y_j‖²)``; ``c`` need not be
+   reproducible, since it only moves the estimate.
 2. *Gram.* ``G = Σ_blocks Y_b·Y_bᵀ``: every entry is a sum of ``D`` products in some
    order of depth at most ``q = w + blocks + 1`` (one product, ``w`` terms inside the
    BLAS call, the blocks added one after another), so, for *any* BLAS order, thread
@@ -169,13 +170,19 @@ class PairwiseDistances:
     def _centred_gram(
         deltas: Sequence[Mapping[str, np.ndarray]], spec: ModelSpec
     ) -> tuple[np.ndarray, int]:
-        """``Σ_blocks Y_b·Y_bᵀ`` of the block-centred updates, and its error depth ``q``."""
+        """``Σ_blocks Y_b·Y_bᵀ`` of the block-centred updates, and its error depth ``q``.
+
+        The first block is centred on its mean; the others on the update whose first-block
+        distances to all others sum least, which the honest majority surrounds, so that
+        an attacker far away does not stretch every honest update's ``‖y‖²``.
+        """
         count = len(deltas)
         width = max(MIN_BLOCK_COLUMNS, BLOCK_BYTES // (8 * max(count, 1)))
         block = np.empty((count, width), dtype=np.float64)
         row_weights = np.full(count, 1.0 / count)
         gram = np.zeros((count, count), dtype=np.float64)
         blocks = 0
+        centre: int | None = None  # the medoid of the first block, once it is known
         flats: dict[str, list[np.ndarray]] = {}  # only the tensors the current block reads
         for pieces in _segments(spec, width):
             used = pieces[-1][3] + (pieces[-1][2] - pieces[-1][1])
@@ -186,9 +193,15 @@ class PairwiseDistances:
                 target = view[:, column : column + stop - start]
                 for row, flat in enumerate(flats[name]):
                     target[row] = flat[start:stop]
-            view -= row_weights @ view
+            if centre is None:
+                view -= row_weights @ view
+            else:
+                view -= view[centre].copy()
             gram += view @ view.T
             blocks += 1
+            if centre is None:
+                squares = np.diag(gram)  # so far: Σ_j ‖y_i − y_j‖², the medoid minimises it
+                centre = int(np.argmin(count * squares + squares.sum() - 2.0 * gram.sum(axis=1)))
         return gram, width + blocks + 1
 
     def _settle_everything(self) -> None:
