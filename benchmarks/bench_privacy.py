@@ -3,7 +3,7 @@ a membership-inference attack on published updates against the accountant's boun
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/bench_privacy.py [--quick] [--workers 2] [--rounds 5]
+    .venv/bin/python benchmarks/bench_privacy.py [--quick] [--workers 2] [--rounds 10]
 
 Three measurements, all on digits with logistic regression (see docs/privacy.md for why
 that model):
@@ -27,6 +27,7 @@ import math
 import multiprocessing
 import os
 import shlex
+import statistics
 import sys
 import time
 import traceback
@@ -135,7 +136,7 @@ def simulate(spec: RunSpec) -> dict[str, Any]:
     return outcome
 
 
-def grid(epsilons: tuple[float, ...], rounds: int, seed: int) -> list[RunSpec]:
+def grid(epsilons: tuple[float, ...], rounds: int, seeds: list[int]) -> list[RunSpec]:
     """The MI filter first: its runs are the longest, so they should not be left to the end."""
     return [
         RunSpec(aggregator, partition, attacked, epsilon, rounds, seed)
@@ -143,6 +144,7 @@ def grid(epsilons: tuple[float, ...], rounds: int, seed: int) -> list[RunSpec]:
         for partition in PARTITIONS
         for attacked in (False, True)
         for epsilon in (NO_DP, *epsilons)
+        for seed in seeds
     ]
 
 
@@ -281,15 +283,39 @@ def per_sample_loss(federation, weights, features: np.ndarray, labels: np.ndarra
 # -- report -------------------------------------------------------------------------------
 
 
+SUMMARISED = ("accuracy", "malicious_flagged", "honest_flagged", "noise_multiplier")
+
+
 def cell(outcomes: list[dict[str, Any]], **keys: Any) -> dict[str, Any] | None:
-    for outcome in outcomes:
-        if all(outcome[k] == v for k, v in keys.items()):
-            return outcome
-    return None
+    """The runs matching ``keys``, over seeds: means, sample stds (``<key>_std``), crashes.
+
+    Crashed runs are counted, not averaged; a cell whose every run crashed has ``error``.
+    """
+    runs = [o for o in outcomes if all(o[k] == v for k, v in keys.items())]
+    if not runs:
+        return None
+    finished = [run for run in runs if "error" not in run]
+    summary: dict[str, Any] = {"runs": len(runs), "crashed": len(runs) - len(finished)}
+    if not finished:
+        summary["error"] = "every run crashed"
+        return summary
+    for key in SUMMARISED:
+        values = [run[key] for run in finished if run.get(key) is not None]
+        summary[key] = statistics.fmean(values) if values else None
+        summary[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return summary
 
 
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}"
+
+
+def percent_spread(summary: dict[str, Any] | None, key: str) -> str:
+    """``mean ± std`` in %, or a dash; crashed runs said so."""
+    if summary is None or summary.get(key) is None:
+        return "—"
+    text = f"{100 * summary[key]:.1f} ± {100 * summary[key + '_std']:.1f}"
+    return text + (f" ({summary['crashed']} crashed)" if summary["crashed"] else "")
 
 
 def epsilon_label(epsilon: float | None) -> str:
@@ -319,10 +345,7 @@ def accuracy_table(outcomes: list[dict[str, Any]], epsilons: tuple[float, ...]) 
                 partition=partition,
                 attacked=attacked,
             )
-            if run is None or "error" in run:
-                row.append("crashed" if run else "—")
-            else:
-                row.append(percent(run["accuracy"]))
+            row.append("crashed" if run and "error" in run else percent_spread(run, "accuracy"))
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -346,9 +369,9 @@ def detection_table(outcomes: list[dict[str, Any]], epsilons: tuple[float, ...])
                 outcomes, epsilon=epsilon, aggregator="mi", partition=partition, attacked=False
             )
             row += [
-                percent(attacked.get("malicious_flagged") if attacked else None),
-                percent(attacked.get("honest_flagged") if attacked else None),
-                percent(clean.get("honest_flagged") if clean else None),
+                percent_spread(attacked, "malicious_flagged"),
+                percent_spread(attacked, "honest_flagged"),
+                percent_spread(clean, "honest_flagged"),
             ]
         lines.append("| " + " | ".join(row) + " |")
     return lines
@@ -547,10 +570,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"of wall time on {settings['workers']} single-threaded worker processes.",
         "",
         f"Setup: digits, logistic regression, {CLIENTS} clients, {settings['rounds']} rounds, "
-        f"seed {settings['seed']}, offline simulations. DP: each device clips its update to L2 "
-        f"norm {CLIP:g} and adds Gaussian noise, z calibrated so that a client taking part in "
-        f"every round ends at the target ε at δ = {DELTA:g} (RDP accountant of `dp_accounting`, "
-        "replace-one neighbouring, sensitivity 2·clip; docs/privacy.md). Attacked: "
+        f"seeds {', '.join(map(str, settings['seeds']))}, offline simulations. DP: each "
+        f"device clips its update to L2 norm {CLIP:g} and adds Gaussian noise, z calibrated "
+        f"so that a client taking part in every round ends at the target ε at δ = {DELTA:g} "
+        "(RDP accountant of `dp_accounting`, replace-one neighbouring, sensitivity 2·clip; "
+        "docs/privacy.md). Attacked: "
         f"{MALICIOUS} of {CLIENTS} clients mount `{ATTACK}` (they run the same client software, "
         "so their update starts from the clipped, noised honest one).",
         "",
@@ -558,12 +582,16 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Final accuracy (%)",
         "",
+        f"Test accuracy after round {settings['rounds']}, mean ± sample standard deviation "
+        f"over {len(settings['seeds'])} seed(s) (each seed changes the data split, the "
+        "attackers, the initial model and the noise); z is the calibrated noise multiplier.",
+        "",
         *accuracy_table(outcomes, epsilons),
         "",
         "## MI filter detection at each ε (%)",
         "",
         "Share of submissions flagged over all rounds: of attackers (higher is better) and of "
-        "honest clients (lower is better).",
+        "honest clients (lower is better); mean ± std over seeds.",
         "",
         *detection_table(outcomes, epsilons),
         "",
@@ -599,9 +627,13 @@ def markdown(results: dict[str, Any]) -> str:
 
 def parse_arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 rounds, 2 ε values")
-    parser.add_argument("--rounds", type=int, help="rounds per simulation (default 5; quick 2)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: 2 rounds, 2 ε values, one seed"
+    )
+    parser.add_argument("--rounds", type=int, help="rounds per simulation (default 10; quick 2)")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help="simulation seeds (default 0 1 2; quick 0)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--output-dir", type=Path, default=OUTPUT_DIR, help="where the .md, .json, .png go"
@@ -613,23 +645,24 @@ def main() -> None:
     argv = sys.argv[1:]
     arguments = parse_arguments()
     quick = arguments.quick
-    rounds = arguments.rounds or (2 if quick else 5)
+    rounds = arguments.rounds or (2 if quick else 10)
+    seeds = arguments.seeds or ([0] if quick else [0, 1, 2])
     epsilons = QUICK_EPSILONS if quick else EPSILONS
     mia_clients = CLIENTS if quick else MIA_CLIENTS
     mia_draws = 1 if quick else MIA_DRAWS
     env = environment()
     started = time.perf_counter()
-    outcomes = run_grid(grid(epsilons, rounds, arguments.seed), arguments.workers)
+    outcomes = run_grid(grid(epsilons, rounds, seeds), arguments.workers)
     torch.set_num_threads(1)
     mia, samples_per_client = membership_attack(
-        mia_clients, MIA_LOCAL_EPOCHS, MIA_EPSILONS, mia_draws, arguments.seed
+        mia_clients, MIA_LOCAL_EPOCHS, MIA_EPSILONS, mia_draws, seeds[0]
     )
     results = {
         "command": shlex.join([".venv/bin/python", "benchmarks/bench_privacy.py", *argv]),
         "environment": env,
         "settings": {
             "rounds": rounds,
-            "seed": arguments.seed,
+            "seeds": seeds,
             "workers": arguments.workers,
             "model": MODEL,
             "clients": CLIENTS,
