@@ -189,17 +189,18 @@ def l2_norm(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> float:
     return round_significant(math.sqrt(max(dot(delta, delta, spec), 0.0)))
 
 
-CLIENT_BLOCK_BYTES = 1 << 20
-"""Order statistics work on the clients' values a block of coordinates (1 MiB) at a time."""
+CLIENT_BLOCK_BYTES = 4 << 20
+"""Order statistics work on the clients' values a block of coordinates (4 MiB) at a time."""
 
 
 @dataclass(frozen=True)
 class ClientBlock:
-    """A block of coordinates of one tensor, one row per client.
+    """A block of coordinates of one tensor, one row per coordinate.
 
-    ``values[k, c]`` is client ``k``'s value at coordinate ``coordinates.start + c``
-    until the caller sorts or partitions the rows (both exact); ``sources`` are the
-    flattened client tensors the block was copied from.
+    ``values[c, k]`` is client ``k``'s value at coordinate ``coordinates.start + c``
+    until the caller sorts or partitions the rows (both exact); each row is
+    contiguous, which sorts faster than gathering a column per coordinate.
+    ``sources`` are the flattened client tensors the block was copied from.
     """
 
     coordinates: slice
@@ -239,12 +240,12 @@ def client_blocks(deltas: Sequence[Mapping[str, np.ndarray]], name: str) -> Iter
         dtype = np.dtype(np.float64)
     size = sources[0].size
     width = max(1, CLIENT_BLOCK_BYTES // (len(sources) * dtype.itemsize))
-    block = np.empty((len(sources), min(width, size)), dtype=dtype)
+    block = np.empty((min(width, size), len(sources)), dtype=dtype)
     for start in range(0, size, width):
         stop = min(size, start + width)
-        values = block[:, : stop - start]
-        for row, source in enumerate(sources):
-            values[row] = source[start:stop]
+        values = block[: stop - start]
+        for client, source in enumerate(sources):
+            values[:, client] = source[start:stop]
         yield ClientBlock(slice(start, stop), values, sources)
 
 
@@ -261,12 +262,12 @@ def coordinate_median(deltas: Sequence[Mapping[str, np.ndarray]], spec: ModelSpe
     for name, shape in spec.items():
         result = np.empty(math.prod(shape), dtype=np.float64)
         for block in client_blocks(deltas, name):
-            block.values.partition(middle, axis=0)
-            upper = block.signed(block.values[middle], middle)
+            block.values.partition(middle, axis=1)
+            upper = block.signed(block.values[:, middle], middle)
             if count % 2:
                 result[block.coordinates] = upper
             else:
-                lower = block.signed(block.values[:middle].max(axis=0), middle - 1)
+                lower = block.signed(block.values[:, :middle].max(axis=1), middle - 1)
                 result[block.coordinates] = (lower + upper) / 2.0
         median[name] = result.reshape(shape)
     return median

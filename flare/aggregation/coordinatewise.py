@@ -92,10 +92,10 @@ class TrimmedMean(Aggregator):
         for name, shape in spec.items():
             accumulator = np.zeros(math.prod(shape), dtype=np.float64)
             for block in client_blocks(deltas, name):
-                block.values.sort(axis=0)
+                block.values.sort(axis=1)
                 partial = accumulator[block.coordinates]
-                for row in kept:  # ascending, one float64 add per kept value
-                    np.add(partial, block.values[row], out=partial)
+                for position in kept:  # ascending, one float64 add per kept value
+                    np.add(partial, block.values[:, position], out=partial)
             np.divide(accumulator, len(kept), out=accumulator)
             result[name] = accumulator.astype(np.float32).reshape(shape)
         return AggregationResult(
