@@ -3,9 +3,13 @@
 import argparse
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flare.cli import add_threads_option, apply_threads
 from flare.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flare.federation.protocol.verify import RoundVerdict
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -31,40 +35,70 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
     from rich.console import Console
 
-    from flare.federation.protocol.verify import verify_task
+    from flare.federation.protocol.verify import RoundStatus, verify_task
     from flare.storage import DirectoryStore, KuboStore
 
     if args.state is not None and not args.state.is_file():
         raise ConfigError(f"no chain state at {args.state}")
     if args.chain is not None and args.contract is None:
         raise ConfigError("--chain needs --contract (the coordinator's address)")
-    if args.store is not None and not args.store.is_dir():
-        raise ConfigError(f"no blob store at {args.store}")
+    if args.store is not None and not (args.store / "blobs").is_dir():
+        raise ConfigError(f"no blob store at {args.store} (it has no blobs/ directory)")
+    if args.task is not None and args.task < 1:
+        raise ConfigError("--task must be at least 1")
     console = Console(highlight=False, soft_wrap=True)
     store = DirectoryStore(args.store) if args.store is not None else KuboStore(args.ipfs)
     all_ok = True
     with _open(args) as chain:
-        task_ids = [args.task] if args.task else range(1, chain.task_count() + 1)
-        for task_id in task_ids:
+        task_count = chain.task_count()
+        if task_count == 0:
+            raise ConfigError("the chain holds no task to verify")
+        if args.task is not None and args.task > task_count:
+            raise ConfigError(f"no task {args.task}: the chain holds tasks 1 to {task_count}")
+        for task_id in [args.task] if args.task is not None else range(1, task_count + 1):
             verdict = verify_task(chain, store, task_id)
             for r in verdict.rounds:
-                status = "[green]ok[/]" if r.ok else "[red]MISMATCH[/]"
-                detail = r.error or (
-                    r.onchain_model
-                    if r.ok
-                    else f"chain {r.onchain_model} != recomputed {r.recomputed_model}"
-                    + ("" if r.bitmap_matches else ", accepted set differs")
-                )
                 console.print(
-                    f"task {task_id} round {r.round:>3} attempt {r.attempt}  {status}  {detail}"
+                    f"task {task_id} round {r.round:>3} attempt {r.attempt}  {_describe(r)}"
                 )
+            damaged = [r.round for r in verdict.rounds if r.status is RoundStatus.STORE_DAMAGED]
             history = "[green]matches[/]" if verdict.history_matches else "[red]DIFFERS[/]"
             console.print(
                 f"task {task_id}: {sum(r.ok for r in verdict.rounds)}/{len(verdict.rounds)} "
                 f"rounds re-derived; history hash {history}"
+                + (
+                    f"; [red]the blob store is damaged[/] (round {', '.join(map(str, damaged))})"
+                    if damaged
+                    else ""
+                )
             )
             all_ok &= verdict.ok
     return 0 if all_ok else 1
+
+
+def _describe(verdict: "RoundVerdict") -> str:
+    """One round's outcome on one line: the store is never blamed on the chain."""
+    from rich.markup import escape
+
+    from flare.federation.protocol.verify import RoundStatus
+
+    status = verdict.status
+    if status is RoundStatus.REDERIVED:
+        notes = "".join(
+            f"  (note: {escape(str(blob))}; the chain rejected it too)"
+            for blob in verdict.absent_rejected
+        )
+        return f"[green]ok[/]  {verdict.onchain_model}{notes}"
+    if status is RoundStatus.STORE_DAMAGED:
+        blobs = "; ".join(str(blob) for blob in verdict.damaged)
+        return f"[red]STORE DAMAGED[/]  {escape(blobs)}"
+    if status is RoundStatus.ERROR:
+        return f"[red]ERROR[/]  cannot recompute: {escape(str(verdict.error))}"
+    differs = "" if verdict.bitmap_matches else ", accepted set differs"
+    return (
+        f"[red]MISMATCH[/]  chain {verdict.onchain_model} "
+        f"!= recomputed {verdict.recomputed_model}{differs}"
+    )
 
 
 def _open(args: argparse.Namespace) -> contextlib.AbstractContextManager:
@@ -72,7 +106,7 @@ def _open(args: argparse.Namespace) -> contextlib.AbstractContextManager:
     if args.state is not None:
         from flare.chain import InMemoryChain
 
-        return InMemoryChain(args.state)
+        return InMemoryChain(args.state, read_only=True)
     from flare.chain.transport import RpcClient, http_provider
     from flare.chain.web3_connector import Web3Chain
 
