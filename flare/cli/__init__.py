@@ -1,10 +1,13 @@
 """The ``flare`` command line: one sub-command per module in this package."""
 
 import argparse
+import math
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from flare.errors import FlareError
+from flare.errors import ConfigError, FlareError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -14,6 +17,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def integer_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for an integer option with bounds, refused while parsing."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
+        return value
+
+    return parse
+
+
+def positive_finite_float(text: str) -> float:
+    """An argparse ``type`` for a positive real: ``nan`` and ``inf`` parse as floats but
+    would only fail (or never end) deep inside the command."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """``--threads``: torch's intra-op threads. One is fastest for the small models of FL
     clients (thread start-up dominates) and keeps inference order-stable across machines."""
@@ -21,13 +53,56 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_threads(count: int) -> None:
-    import torch
-
-    from flare.errors import ConfigError
-
     if count < 1:
         raise ConfigError("--threads must be at least 1")
+    import torch
+
     torch.set_num_threads(count)
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse now a file that the command could only fail to write at its end."""
+    try:
+        if path.is_dir():
+            raise ConfigError(f"{option} {path} is a directory; name a file")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise ConfigError(f"{option} {path} is not writable")
+        _check_creatable(path.parent, option, path)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: {exc.strerror or exc}") from None
+
+
+def check_output_directory(path: Path, option: str) -> None:
+    """Refuse now a directory that the command could not create or write into."""
+    try:
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{option} {path} is not a directory")
+        _check_creatable(path, option, path)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: {exc.strerror or exc}") from None
+
+
+def check_input_file(path: Path, option: str) -> None:
+    """Refuse now a file the command must read but cannot."""
+    try:
+        if not path.is_file():
+            raise ConfigError(f"{option} {path} is not a file")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"{option} {path} is not readable")
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: {exc.strerror or exc}") from None
+
+
+def _check_creatable(directory: Path, option: str, named: Path) -> None:
+    """``directory`` exists or ``mkdir -p`` can make it: its nearest existing ancestor is a
+    directory we may write in."""
+    ancestor = directory
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ConfigError(f"{option} {named}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {named}: cannot write in {ancestor}")
 
 
 def build_parser() -> argparse.ArgumentParser:

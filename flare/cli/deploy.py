@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from flare.cli import check_output_file, integer_at_least, positive_finite_float
 from flare.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -24,7 +25,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         "commands.",
     )
     p.add_argument("--rpc", default="http://127.0.0.1:8545", help="JSON-RPC URL of the node")
-    p.add_argument("--chain-id", type=int, help="refuse a node that serves another chain")
+    p.add_argument(
+        "--chain-id",
+        type=integer_at_least(1, 2**64 - 1),
+        help="refuse a node that serves another chain",
+    )
     keys = p.add_mutually_exclusive_group(required=True)
     keys.add_argument("--key-file", type=Path, help="file holding one hex private key")
     keys.add_argument("--keystore", type=Path, help="Web3 Secret Storage (v3) keyfile")
@@ -40,8 +45,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=Path, help="deployment file (default deployments/<chain-id>.json)")
     p.add_argument("--force", action="store_true", help="overwrite an existing deployment file")
-    p.add_argument("--max-fee-gwei", type=float, default=500.0, help="refuse fees above this")
-    p.add_argument("--confirmations", type=int, default=1, help="blocks to wait for")
+    p.add_argument(
+        "--max-fee-gwei", type=positive_finite_float, default=500.0, help="refuse fees above this"
+    )
+    p.add_argument(
+        "--confirmations", type=integer_at_least(1), default=1, help="blocks to wait for"
+    )
     p.set_defaults(handler=run)
 
 
@@ -52,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from flare.chain.transport import RpcClient, http_provider
     from flare.chain.web3_connector import Web3Settings
 
+    if args.out is not None:
+        _check_out(args.out, args.force)
     account = _account(args)
-    if args.max_fee_gwei <= 0:
-        raise ConfigError("--max-fee-gwei must be positive")
     max_fee = int(args.max_fee_gwei * GWEI)
     settings = Web3Settings(
         fees=FeePolicy(max_fee_cap=max_fee, priority_fee_cap=min(max_fee, 5 * GWEI)),
@@ -64,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if chain_id is None:  # the file name needs it before anything is spent
         chain_id = RpcClient(http_provider(args.rpc, settings.request_timeout)).chain_id()
     out = args.out or Deployment.default_path(chain_id)
-    if out.exists() and not args.force:
-        raise ConfigError(f"{out} exists; pass --force to replace it, or --out another file")
+    _check_out(out, args.force)
     deployment = deploy(args.rpc, account, chain_id=chain_id, settings=settings)
     deployment.save(out)
     print(
@@ -73,6 +81,13 @@ def run(args: argparse.Namespace) -> int:
         f"(block {deployment.deploy_block}, tx {deployment.transaction_hash}); wrote {out}"
     )
     return 0
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse a deployment file that cannot be written, or would be overwritten unasked."""
+    check_output_file(out, "--out")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; pass --force to replace it, or --out another file")
 
 
 def _account(args: argparse.Namespace) -> "LocalAccount":

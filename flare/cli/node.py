@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flare.errors import ConfigError
+from flare.cli import check_output_directory, integer_at_least, positive_finite_float
 
 if TYPE_CHECKING:
     from flare.node import KuboConfig
@@ -28,17 +28,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     actions = p.add_subparsers(dest="action", required=True, parser_class=type(p))
     up = actions.add_parser("up", help="start the node and wait until it answers")
-    up.add_argument("--port", type=int, default=8545)
-    up.add_argument("--chain-id", type=int, default=31337)
+    port = integer_at_least(1, 65535)
+    up.add_argument("--port", type=port, default=8545)
+    up.add_argument("--chain-id", type=integer_at_least(1, 2**64 - 1), default=31337)
     up.add_argument(
-        "--block-time", type=float, help="seconds per block (default: mine each transaction)"
+        "--block-time",
+        type=positive_finite_float,
+        help="seconds per block (default: mine each transaction)",
     )
     up.add_argument(
         "--state-interval",
-        type=int,
+        type=integer_at_least(1),
         help="also write the state every N seconds (limits what a crash loses)",
     )
-    up.add_argument("--ipfs-port", type=int, default=5001, help="Kubo RPC API port (default 5001)")
+    up.add_argument("--ipfs-port", type=port, default=5001, help="Kubo RPC API port (default 5001)")
     up.add_argument("--no-kubo", action="store_true", help="start Anvil only")
     down = actions.add_parser("down", help="stop the node, writing its state")
     status = actions.add_parser("status", help="say whether the node runs (exit 1 if not)")
@@ -57,11 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     kubo = KuboNode(KuboConfig(directory=args.state_dir / "kubo"))
     if args.action == "up":
-        for option, port in (("--port", args.port), ("--ipfs-port", args.ipfs_port)):
-            if not 0 < port < 65536:
-                raise ConfigError(f"{option} must be between 1 and 65535")
-        if args.block_time is not None and args.block_time <= 0:
-            raise ConfigError("--block-time must be positive")
+        check_output_directory(args.state_dir, "--state-dir")
         config = AnvilConfig(
             state_dir=args.state_dir,
             port=args.port,

@@ -8,7 +8,14 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flare.cli import add_threads_option, apply_threads
+from flare.cli import (
+    add_threads_option,
+    apply_threads,
+    check_input_file,
+    check_output_directory,
+    integer_at_least,
+    positive_finite_float,
+)
 from flare.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -16,6 +23,11 @@ if TYPE_CHECKING:
     from flare.config import NetworkConfig
     from flare.crypto.identity import ParticipantKeys
     from flare.storage import StorageProvider
+
+UINT32_MAX = 2**32 - 1
+"""The contract keeps rounds, committee sizes and windows as uint32."""
+CHAIN_ID_MAX = 2**64 - 1
+"""Nodes take 64-bit chain ids."""
 
 
 def add_network_options(parser: argparse.ArgumentParser, *, keys: bool) -> None:
@@ -25,7 +37,9 @@ def add_network_options(parser: argparse.ArgumentParser, *, keys: bool) -> None:
     )
     group.add_argument("--config", type=Path, help="network file, TOML or JSON")
     group.add_argument("--rpc", help="JSON-RPC URL of the chain node")
-    group.add_argument("--chain-id", type=int, help="chain id the node must serve")
+    group.add_argument(
+        "--chain-id", type=integer_at_least(1, CHAIN_ID_MAX), help="chain id the node must serve"
+    )
     group.add_argument("--deployment", type=Path, help="file written by `flare deploy`")
     group.add_argument("--ipfs", help="Kubo RPC API URL")
     group.add_argument(
@@ -48,7 +62,7 @@ def network_config(args: argparse.Namespace) -> "NetworkConfig":
     """The configuration file (or the local defaults) with the command line on top."""
     from flare.config import load_network_config
 
-    return load_network_config(args.config).with_overrides(
+    config = load_network_config(args.config).with_overrides(
         rpc_url=args.rpc,
         chain_id=args.chain_id,
         deployment=args.deployment,
@@ -58,6 +72,9 @@ def network_config(args: argparse.Namespace) -> "NetworkConfig":
         keystore=getattr(args, "keystore", None),
         password_file=getattr(args, "password_file", None),
     )
+    if config.store is not None:
+        check_output_directory(config.store, "--store")
+    return config
 
 
 def keystore_dir(config: "NetworkConfig") -> Path:
@@ -76,6 +93,8 @@ def load_keys(config: "NetworkConfig") -> "ParticipantKeys":
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from flare.data import PARTITIONS
+
     p = commands.add_parser(
         "task",
         help="create, start and inspect a task on the chain; split data among clients",
@@ -87,25 +106,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--model", default="mlp", help="mlp, cnn or logreg")
     create.add_argument("--dataset", default="digits", help="digits, or an .npz with X and y")
     create.add_argument("--aggregator", default="mi", help="mi, fedavg, krum, median, …")
-    create.add_argument("--rounds", type=int, default=10)
-    create.add_argument("--min-clients", type=int, default=1, help="registrations to start")
-    create.add_argument("--committee", type=int, default=5, help="expected committee size k")
-    create.add_argument("--min-committee", type=int, default=3)
-    create.add_argument("--quorum", type=int, default=6667, help="basis points of the committee")
-    create.add_argument("--submission-window", type=int, default=30, help="blocks")
-    create.add_argument("--vote-window", type=int, default=30, help="blocks")
+    on_chain = integer_at_least(1, UINT32_MAX)
+    create.add_argument("--rounds", type=on_chain, default=10)
+    create.add_argument("--min-clients", type=on_chain, default=1, help="registrations to start")
+    create.add_argument("--committee", type=on_chain, default=5, help="expected committee size k")
+    create.add_argument("--min-committee", type=on_chain, default=3)
+    create.add_argument(
+        "--quorum", type=integer_at_least(1, 10_000), default=6667, help="basis points"
+    )
+    create.add_argument("--submission-window", type=on_chain, default=30, help="blocks")
+    create.add_argument("--vote-window", type=on_chain, default=30, help="blocks")
     create.add_argument("--seed", type=int, default=0, help="data split and initial weights")
     add_network_options(create, keys=True)
     add_threads_option(create)
     create.set_defaults(handler=run_create)
 
     start = actions.add_parser("start", help="open round 1 (anyone may, once enough registered)")
-    start.add_argument("--task", type=int, required=True)
+    start.add_argument("--task", type=integer_at_least(1), required=True)
     add_network_options(start, keys=True)
     start.set_defaults(handler=run_start)
 
     status = actions.add_parser("status", help="round, phase, committee, proposals, history")
-    status.add_argument("--task", type=int, required=True)
+    status.add_argument("--task", type=integer_at_least(1), required=True)
     status.add_argument("--test", type=Path, help="an .npz (X, y) to score the global model on")
     add_network_options(status, keys=False)
     add_threads_option(status)
@@ -113,16 +135,22 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     split = actions.add_parser("split-data", help="write one .npz of training data per client")
     split.add_argument("--dataset", default="digits", help="digits, or an .npz with X and y")
-    split.add_argument("--clients", type=int, required=True)
-    split.add_argument("--partition", default="iid", help="iid, dirichlet or shards")
-    split.add_argument("--alpha", type=float, default=0.5, help="dirichlet concentration")
+    split.add_argument("--clients", type=integer_at_least(1), required=True)
+    split.add_argument("--partition", default="iid", choices=PARTITIONS)
+    split.add_argument(
+        "--alpha", type=positive_finite_float, default=0.5, help="dirichlet concentration"
+    )
     split.add_argument("--seed", type=int, default=0, help="the seed `task create` uses")
     split.add_argument("--out", type=Path, required=True, help="directory for the files")
     split.set_defaults(handler=run_split)
 
 
 def run_create(args: argparse.Namespace) -> int:
+    from flare.federation.config import check_seed
+
+    check_seed(args.seed)
     apply_threads(args.threads)
+    config = network_config(args)
     from flare.config import open_chain, open_store
     from flare.federation.agents import TaskSpec, publish_task
 
@@ -139,7 +167,6 @@ def run_create(args: argparse.Namespace) -> int:
         vote_window=args.vote_window,
         seed=args.seed,
     )
-    config = network_config(args)
     with open_chain(config, _sender(config)) as chain:
         task_id = publish_task(chain, open_store(config), spec)
         task = chain.task(task_id)
@@ -165,10 +192,14 @@ def run_start(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    apply_threads(args.threads)
     from flare.config import open_chain, open_store
 
+    apply_threads(args.threads)
+    if args.test is not None:
+        check_input_file(args.test, "--test")
     config = network_config(args)
+    if config.state is not None and not config.state.is_file():
+        raise ConfigError(f"no chain state at {config.state}")  # a status must not create one
     with open_chain(config) as chain:
         for line in _status_lines(chain, args.task):
             print(line)
@@ -178,10 +209,12 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_split(args: argparse.Namespace) -> int:
+    from flare.federation.config import check_seed
+
+    check_seed(args.seed)
+    check_output_directory(args.out, "--out")
     from flare.federation.agents import split_data
 
-    if args.clients < 1:
-        raise ConfigError("--clients must be at least 1")
     written = split_data(
         args.dataset,
         args.clients,

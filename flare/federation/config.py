@@ -1,10 +1,27 @@
 """The configuration of one simulation run: every option of ``flare simulate``."""
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from flare.errors import ConfigError
 from flare.privacy.accounting import DEFAULT_DELTA, check_dp_options
+
+MAX_SEED = 2**64 - 1
+"""The largest seed every consumer accepts (torch's generator takes 64 bits)."""
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a seed that numpy or torch would reject only once the run is under way."""
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"--seed must lie in [0, 2**64 - 1], got {seed}")
+
+
+def check_alpha(alpha: float) -> None:
+    """A Dirichlet concentration must be a positive finite number: an infinite one gives NaN
+    shares, which split the data into empty clients."""
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise ConfigError(f"--alpha must be a positive finite number, got {alpha}")
 
 
 @dataclass(frozen=True)
@@ -49,10 +66,18 @@ class SimulationConfig:
             raise ConfigError("--dropout must lie in [0, 1)")
         if self.rank < 1:
             raise ConfigError("--rank must be at least 1")
-        if not self.alpha > 0:
-            raise ConfigError("--alpha must be positive")
-        if self.local_epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
-            raise ConfigError("local epochs, batch size and learning rate must be positive")
+        check_alpha(self.alpha)
+        check_seed(self.seed)
+        if self.local_epochs < 1:
+            raise ConfigError("--local-epochs must be at least 1")
+        if self.batch_size < 1:
+            raise ConfigError("--batch-size must be at least 1")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigError(
+                f"--learning-rate must be a positive finite number, got {self.learning_rate}"
+            )
+        if self.max_update_bytes < 1:
+            raise ConfigError("the update size limit must be at least 1 byte")
         check_dp_options(self.dp_clip, self.dp_noise_multiplier, self.dp_epsilon, self.dp_delta)
 
     def to_dict(self) -> dict[str, Any]:
