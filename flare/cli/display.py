@@ -104,6 +104,9 @@ class RoundTable(RunObserver):
         self.console.print(round_line(record, self._rounds))
 
     def summary(self, report: SimulationReport) -> None:
+        if not report.rounds:
+            self.console.print(f"[bold]final[/]  no round finished  {report.seconds:.1f}s")
+            return
         final = report.final
         ratio = final["bytes_raw"] / final["bytes_up"] if final["bytes_up"] else 0.0
         detection = final["detection"]

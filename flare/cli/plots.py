@@ -2,12 +2,19 @@
 
 from pathlib import Path
 
-from flare.federation.report import SimulationReport
+from flare.federation.report import ReportError, SimulationReport
 
 
 def write_plots(report: SimulationReport, directory: Path) -> list[Path]:
     """Write ``accuracy.png``, ``bytes.png``, ``scores.png`` (and ``privacy.png`` with DP on);
     return their paths."""
+    try:
+        return _write_plots(report, directory)
+    except OSError as exc:
+        raise ReportError(f"cannot write plots into {directory}: {exc.strerror or exc}") from None
+
+
+def _write_plots(report: SimulationReport, directory: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")

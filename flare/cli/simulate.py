@@ -1,11 +1,53 @@
-"""``flare simulate``: run federated training offline and report on it."""
+"""``flare simulate``: run federated training offline and report on it.
+
+Every option is checked before any work starts, so a typo never costs a run; a run that
+something stops part-way (its chain node gone, Ctrl-C) still writes the report and plots
+of the rounds it finished.
+"""
 
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flare.cli import add_threads_option, apply_threads
+from flare.cli import (
+    add_threads_option,
+    apply_threads,
+    check_input_file,
+    check_output_directory,
+    check_output_file,
+)
 from flare.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flare.cli.display import RoundTable
+    from flare.federation.config import SimulationConfig
+    from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
+    from flare.federation.report import SimulationReport
+    from flare.federation.simulation import Simulation
+
+PROTOCOL_OPTIONS = {
+    "committee": "--committee",
+    "min_committee": "--min-committee",
+    "quorum": "--quorum",
+    "min_clients": "--min-clients",
+    "dishonest_committee": "--dishonest-committee",
+    "chain": "--chain",
+    "deployment": "--deployment",
+    "state": "--state",
+    "store": "--store",
+}
+"""Options that configure the protocol run, by argparse destination: --offline has none."""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except an unset one (``None``): its help says what
+    leaving it out means."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -21,7 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "simulate",
         help="run a federated training simulation",
         description="Run federated training with simulated clients and write a report.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--dataset", default=defaults.dataset, help="'digits' or a .npz with X, y")
     p.add_argument("--model", default=defaults.model, choices=sorted(MODELS))
@@ -68,10 +110,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     protocol.add_argument(
         "--offline", action="store_true", help="skip the protocol: plain in-process rounds"
     )
-    protocol.add_argument("--committee", type=int, default=5, help="expected committee size k")
-    protocol.add_argument("--min-committee", type=int, default=3, help="seats needed to decide")
-    protocol.add_argument("--quorum", type=int, default=6667, help="approvals, basis points")
-    protocol.add_argument("--min-clients", type=int, default=1, help="submissions to propose")
+    protocol.add_argument("--committee", type=int, help="expected committee size k (default 5)")
+    protocol.add_argument("--min-committee", type=int, help="seats needed to decide (default 3)")
+    protocol.add_argument("--quorum", type=int, help="approvals, basis points (default 6667)")
+    protocol.add_argument("--min-clients", type=int, help="submissions to propose (default 1)")
     protocol.add_argument(
         "--dishonest-committee",
         action="store_true",
@@ -80,13 +122,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     protocol.add_argument(
         "--chain",
         metavar="URL",
-        help="run on this development node (Anvil): every call a signed transaction",
+        help="run on this development node (Anvil): every call a signed transaction "
+        "(default: the embedded chain)",
     )
     protocol.add_argument(
         "--deployment", type=Path, help="with --chain: the coordinator to use (default: deploy)"
     )
-    protocol.add_argument("--state", type=Path, help="keep the chain in this SQLite file")
-    protocol.add_argument("--store", type=Path, help="keep blobs in this directory")
+    protocol.add_argument(
+        "--state", type=Path, help="keep the chain in this new SQLite file (default: in memory)"
+    )
+    protocol.add_argument(
+        "--store", type=Path, help="keep blobs in this directory (default: in memory)"
+    )
     p.add_argument("--report", type=Path, help="write the JSON report here")
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots into this directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar or round table")
@@ -100,7 +147,7 @@ def _defaults():
     return SimulationConfig()
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> "SimulationConfig":
     """The :class:`SimulationConfig` the parsed options describe."""
     from flare.federation.config import SimulationConfig
 
@@ -109,41 +156,95 @@ def config_from_args(args: argparse.Namespace):
     return SimulationConfig(**values)
 
 
+def protocol_from_args(args: argparse.Namespace) -> "ProtocolConfig | None":
+    """The protocol the options describe, or ``None`` with ``--offline`` (which takes none)."""
+    from flare.federation.protocol.driver import ProtocolConfig
+
+    given = [
+        option
+        for dest, option in PROTOCOL_OPTIONS.items()
+        if getattr(args, dest) is not None and getattr(args, dest) is not False
+    ]
+    if args.offline:
+        if given:
+            raise ConfigError(
+                f"--offline skips the protocol run; {', '.join(given)} would do nothing"
+            )
+        return None
+    if args.chain is not None and args.state is not None:
+        raise ConfigError("--state keeps the embedded chain; with --chain the node keeps it")
+    if args.deployment is not None and args.chain is None:
+        raise ConfigError("--deployment names a coordinator on a node: give --chain too")
+    values = {
+        "expected_committee": args.committee,
+        "min_committee": args.min_committee,
+        "quorum_bps": args.quorum,
+        "min_clients": args.min_clients,
+        "dishonest_committee": args.dishonest_committee or None,
+        "state": args.state,
+        "store": args.store,
+        "chain_url": args.chain,
+        "deployment": args.deployment,
+    }
+    return ProtocolConfig(**{name: value for name, value in values.items() if value is not None})
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse every path the run would fail to read or write, before the run."""
+    if args.report is not None:
+        check_output_file(args.report, "--report")
+    if args.plot is not None:
+        check_output_directory(args.plot, "--plot")
+    if args.store is not None:
+        check_output_directory(args.store, "--store")
+    if args.state is not None:
+        check_output_file(args.state, "--state")
+        if args.state.exists():
+            raise ConfigError(f"--state {args.state} exists; name a new file for a new run")
+    if args.deployment is not None:
+        check_input_file(args.deployment, "--deployment")
+
+
 def run(args: argparse.Namespace) -> int:
-    apply_threads(args.threads)
     from flare.cli.display import RoundTable
-    from flare.federation.simulation import Simulation
+    from flare.federation.report import RunInterrupted
 
     config = config_from_args(args)
-    if args.plot is not None and args.plot.exists() and not args.plot.is_dir():
-        raise ConfigError(f"--plot must name a directory; {args.plot} is a file")
+    simulation = _simulation(config, protocol_from_args(args))
+    check_paths(args)
+    apply_threads(args.threads)
     observer = RoundTable(enabled=not args.quiet)
-    if args.offline:
-        simulation = Simulation(config)
-    else:
-        from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
-
-        if args.chain is not None and args.state is not None:
-            raise ConfigError("--state keeps the embedded chain; with --chain the node keeps it")
-        if args.state is not None and args.state.exists():
-            raise ConfigError(f"--state {args.state} exists; name a new file for a new run")
-        simulation = ProtocolSimulation(
-            config,
-            ProtocolConfig(
-                expected_committee=args.committee,
-                min_committee=args.min_committee,
-                quorum_bps=args.quorum,
-                min_clients=args.min_clients,
-                dishonest_committee=args.dishonest_committee,
-                state=args.state,
-                store=args.store,
-                chain_url=args.chain,
-                deployment=args.deployment,
-            ),
-        )
-    with observer:
-        report = simulation.run(observer)
+    try:
+        with observer:
+            report = simulation.run(observer)
+    except RunInterrupted as exc:
+        observer.summary(exc.report)
+        write_outputs(exc.report, args, observer)
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            raise KeyboardInterrupt from exc  # the CLI's usual exit for Ctrl-C
+        raise
     observer.summary(report)
+    write_outputs(report, args, observer)
+    return 0
+
+
+def _simulation(
+    config: "SimulationConfig", protocol: "ProtocolConfig | None"
+) -> "Simulation | ProtocolSimulation":
+    """The run the options describe; building it checks that the options fit together."""
+    from flare.federation.simulation import Simulation
+
+    if protocol is None:
+        return Simulation(config)
+    from flare.federation.protocol.driver import ProtocolSimulation
+
+    return ProtocolSimulation(config, protocol)
+
+
+def write_outputs(
+    report: "SimulationReport", args: argparse.Namespace, observer: "RoundTable"
+) -> None:
+    """The JSON report and the plots the options ask for."""
     if args.report is not None:
         report.write_json(args.report)
         observer.note(f"report written to {args.report}")
@@ -152,4 +253,3 @@ def run(args: argparse.Namespace) -> int:
 
         for path in write_plots(report, args.plot):
             observer.note(f"plot written to {path}")
-    return 0

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flare.errors import FlareError
+
 
 @dataclass
 class RoundRecord:
@@ -32,7 +34,11 @@ class RoundRecord:
 
 @dataclass
 class SimulationReport:
-    """The whole run: configuration, rounds, final figures, wall time."""
+    """The whole run: configuration, rounds, final figures, wall time.
+
+    ``interrupted`` says why a run stopped before its last round (a node went away, the
+    user pressed Ctrl-C); ``rounds`` then holds the rounds it finished.
+    """
 
     config: dict[str, Any]
     rounds: list[RoundRecord] = field(default_factory=list)
@@ -40,6 +46,7 @@ class SimulationReport:
     peak_memory_mb: float = 0.0
     privacy: dict[str, Any] | None = None
     """With DP on: clip, noise multiplier, δ, neighbouring relation and accountant."""
+    interrupted: str | None = None
 
     @property
     def final(self) -> dict[str, Any]:
@@ -61,11 +68,32 @@ class SimulationReport:
             "rounds": [asdict(r) for r in self.rounds],
             "final": self.final,
             "privacy": self.privacy,
+            "interrupted": self.interrupted,
         }
 
     def write_json(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(_json_safe(self.to_dict()), indent=2, allow_nan=False))
+        text = json.dumps(_json_safe(self.to_dict()), indent=2, allow_nan=False)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as exc:
+            raise ReportError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+
+
+class ReportError(FlareError):
+    """The report or its plots could not be written."""
+
+
+class RunInterrupted(FlareError):
+    """A run stopped before its last round; ``report`` holds the rounds it finished."""
+
+    def __init__(self, report: SimulationReport) -> None:
+        planned = report.config.get("rounds")
+        of = f" of {planned}" if planned is not None else ""
+        super().__init__(
+            f"run interrupted after {len(report.rounds)}{of} rounds: {report.interrupted}"
+        )
+        self.report = report
 
 
 def final_epsilon(rounds: list[RoundRecord]) -> float | None:

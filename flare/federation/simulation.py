@@ -17,9 +17,10 @@ import numpy as np
 from flare.aggregation.base import AggregationContext, ClientUpdate
 from flare.compression import decode_update
 from flare.compression.base import MalformedUpdateError, UpdateBinding, UpdateEncoder
+from flare.errors import FlareError
 from flare.federation.clients import Client, LocalUpdate, produce_update
 from flare.federation.config import SimulationConfig
-from flare.federation.report import RoundRecord, SimulationReport
+from flare.federation.report import RoundRecord, RunInterrupted, SimulationReport
 from flare.federation.setup import Federation, ModelBuilder, build_federation
 from flare.tensors import Weights, add, raw_nbytes
 
@@ -57,6 +58,34 @@ class Stopwatch:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+@contextmanager
+def recording(report: SimulationReport, started: float) -> Iterator[None]:
+    """Run a simulation's rounds into ``report``, stamping its time and memory however
+    they end.
+
+    Whatever stops the rounds from outside the simulation's own logic (a chain node or
+    store that goes away, an OS error, a round that can never be decided, Ctrl-C) becomes
+    :class:`RunInterrupted`, whose report keeps the rounds finished and the reason; only
+    programming errors pass through untouched.
+    """
+    try:
+        yield
+    except (FlareError, OSError, KeyboardInterrupt) as exc:
+        report.interrupted = interruption_reason(exc)
+        raise RunInterrupted(report) from exc
+    finally:
+        report.seconds = time.perf_counter() - started
+        report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def interruption_reason(exc: BaseException) -> str:
+    """One line saying what stopped a run."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped by the user (SIGINT)"
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, FlareError) else f"{type(exc).__name__}: {text}"
+
+
 def weights_digest(weights: Weights) -> str:
     """A label naming a global model in the offline run (the protocol path uses its CID)."""
     digest = hashlib.sha256()
@@ -79,6 +108,8 @@ class Simulation:
         self.model_builder = model_builder
 
     def run(self, observer: RunObserver | None = None) -> SimulationReport:
+        """Every round, then the report; :class:`RunInterrupted` carries the rounds finished
+        when something stops the run part-way."""
         observer = observer or RunObserver()
         started = time.perf_counter()
         federation = build_federation(self.config, self.model_builder)
@@ -88,14 +119,13 @@ class Simulation:
         )
         observer.run_started(self.config)
         global_weights = federation.initial_weights
-        for round_number in range(1, self.config.rounds + 1):
-            global_weights, record = self._round(
-                federation, encoders, round_number, global_weights, observer
-            )
-            report.rounds.append(record)
-            observer.round_finished(record)
-        report.seconds = time.perf_counter() - started
-        report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        with recording(report, started):
+            for round_number in range(1, self.config.rounds + 1):
+                global_weights, record = self._round(
+                    federation, encoders, round_number, global_weights, observer
+                )
+                report.rounds.append(record)
+                observer.round_finished(record)
         return report
 
     def _round(

@@ -9,7 +9,6 @@ no quorum) times out and is retried with a fresh seed, as on a real chain.
 
 import contextlib
 import hashlib
-import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +47,12 @@ from flare.federation.simulation import (
     client_order,
     client_seed,
     local_update,
+    recording,
 )
 from flare.storage import DirectoryStore, MemoryStore, StorageProvider
 from flare.tensors import raw_nbytes
+
+UINT32_MAX = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,22 @@ class ProtocolConfig:
             raise ConfigError("--quorum must lie in [1, 10000] basis points")
         if self.min_clients < 1 or self.max_attempts < 1:
             raise ConfigError("--min-clients and the attempt limit must be at least 1")
+        if self.expected_committee > UINT32_MAX:
+            raise ConfigError(f"--committee must be at most {UINT32_MAX} (a uint32 on chain)")
+
+    def check_fits(self, config: SimulationConfig) -> None:
+        """Refuse a task that could never decide a round, or that the contract cannot hold."""
+        for option, needed in (
+            ("--min-committee", self.min_committee),
+            ("--min-clients", self.min_clients),
+        ):
+            if needed > config.clients:
+                raise ConfigError(
+                    f"{option} {needed} exceeds the {config.clients} clients: no round could "
+                    "ever be decided"
+                )
+        if config.rounds > UINT32_MAX:
+            raise ConfigError(f"--rounds must be at most {UINT32_MAX} (a uint32 on chain)")
 
 
 def participant_keys(seed: int, index: int) -> tuple[Any, SecretKey]:
@@ -90,6 +108,7 @@ class ProtocolSimulation:
     def __init__(self, config: SimulationConfig, protocol: ProtocolConfig | None = None) -> None:
         self.config = config
         self.protocol = protocol or ProtocolConfig()
+        self.protocol.check_fits(config)
 
     def run(self, observer: RunObserver | None = None) -> SimulationReport:
         observer = observer or RunObserver()
@@ -99,10 +118,7 @@ class ProtocolSimulation:
         with contextlib.ExitStack() as stack:
             chain = self._open_chain(stack)
             run = _TaskRun(self.config, self.protocol, federation, chain, store, observer)
-            report = run.execute()
-        report.seconds = time.perf_counter() - started
-        report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        return report
+            return run.execute(started)
 
     def _open_chain(self, stack: contextlib.ExitStack) -> ChainConnector:
         if self.protocol.chain_url is not None:
@@ -149,19 +165,21 @@ class _TaskRun:
         creator, _ = participant_keys(config.seed, -1)
         self.creator = chain.as_sender(creator)
 
-    def execute(self) -> SimulationReport:
+    def execute(self, started: float) -> SimulationReport:
         report = SimulationReport(
             config={**self.config.to_dict(), **self._protocol_options()},
             privacy=self.federation.privacy_summary(),
         )
         task_id, context = self._create_task()
         self.observer.run_started(self.config)
-        while True:
-            record = self._round(task_id, context)
-            report.rounds.append(record)
-            self.observer.round_finished(record)
-            if record.protocol["task_completed"]:
-                return report
+        with recording(report, started):
+            while True:
+                record = self._round(task_id, context)
+                report.rounds.append(record)
+                self.observer.round_finished(record)
+                if record.protocol["task_completed"]:
+                    break
+        return report
 
     def _protocol_options(self) -> dict[str, Any]:
         p = self.protocol
