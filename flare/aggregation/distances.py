@@ -200,7 +200,8 @@ class PairwiseDistances:
             gram += view @ view.T
             blocks += 1
             if centre is None:
-                squares = np.diag(gram)  # so far: Σ_j ‖y_i − y_j‖², the medoid minimises it
+                # row i: Σ_j (G_ii + G_jj − 2·G_ij), its estimated distances to all others
+                squares = np.diag(gram)
                 centre = int(np.argmin(count * squares + squares.sum() - 2.0 * gram.sum(axis=1)))
         return gram, width + blocks + 1
 
