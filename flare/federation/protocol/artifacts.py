@@ -6,7 +6,8 @@ before anything is trusted. A global model is just the named float32 tensors. Th
 manifest carries the public validation split the MI filter runs on, plus everything a
 committee member or auditor needs to recompute an aggregate: the model architecture,
 the aggregation rule and its parameters. With the manifest CID on chain (as the task's
-validation set), a task is fully described by chain and store alone.
+validation set), a task is fully described by chain and store alone. The manifest may also
+require client-level DP of every participant: public, so anyone auditing the task sees it.
 """
 
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from flare.compression.wire import (
     shown,
     write_container,
 )
+from flare.errors import ConfigError
+from flare.privacy.requirement import PrivacyRequirement
 from flare.tensors import ModelSpec, Weights
 
 MODEL_FORMAT = "flare-model/1"
@@ -36,6 +39,8 @@ MANIFEST_KEYS = {
     "aggregator",
     "aggregator_params",
 }
+OPTIONAL_MANIFEST_KEYS = {"privacy"}
+"""Written only when set, so a manifest without them keeps its bytes and its CID."""
 MAX_HEADER_BYTES = 1 << 20
 MAX_LABEL = 1 << 20
 """Labels travel as float32; integers up to 2^24 are exact, this bound keeps them so."""
@@ -89,9 +94,11 @@ class TaskManifest:
     num_classes: int
     aggregator: str
     aggregator_params: dict[str, Any] = field(default_factory=dict)
+    privacy: PrivacyRequirement | None = None
+    """Client-level DP every participant must apply (docs/privacy.md); None: no demand."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        document = {
             "format": MANIFEST_FORMAT,
             "model": self.model,
             "num_features": self.num_features,
@@ -99,6 +106,9 @@ class TaskManifest:
             "aggregator": self.aggregator,
             "aggregator_params": self.aggregator_params,
         }
+        if self.privacy is not None:
+            document["privacy"] = self.privacy.to_json()
+        return document
 
 
 @dataclass(frozen=True)
@@ -148,7 +158,9 @@ def _is_name(value: Any) -> bool:
 
 def _check_manifest_fields(meta: Any) -> None:
     """Type and range of every manifest field, before any of them is used."""
-    if not isinstance(meta, dict) or set(meta) != MANIFEST_KEYS:
+    if not isinstance(meta, dict) or not (
+        MANIFEST_KEYS <= set(meta) <= MANIFEST_KEYS | OPTIONAL_MANIFEST_KEYS
+    ):
         raise MalformedArtifactError(f"not a {MANIFEST_FORMAT} manifest")
     if meta["format"] != MANIFEST_FORMAT:
         raise MalformedArtifactError(f"not a {MANIFEST_FORMAT} manifest")
@@ -170,6 +182,15 @@ def _check_manifest_fields(meta: Any) -> None:
         raise MalformedArtifactError(
             "manifest aggregator_params must map names to numbers, strings, booleans or null"
         )
+    if "privacy" in meta:
+        _privacy_requirement(meta["privacy"])
+
+
+def _privacy_requirement(value: Any) -> PrivacyRequirement:
+    try:
+        return PrivacyRequirement.from_json(value)
+    except ConfigError as exc:
+        raise MalformedArtifactError(f"manifest privacy requirement refused: {exc}") from None
 
 
 def _decode_manifest(blob: bytes) -> TaskBundle:
@@ -200,6 +221,7 @@ def _decode_manifest(blob: bytes) -> TaskBundle:
         num_classes=meta["num_classes"],
         aggregator=meta["aggregator"],
         aggregator_params=meta["aggregator_params"],
+        privacy=_privacy_requirement(meta["privacy"]) if "privacy" in meta else None,
     )
     return TaskBundle(manifest, tensors["features"], labels.astype(np.int64))
 
