@@ -9,10 +9,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flare.cli import add_threads_option, apply_threads
 from flare.cli.task import add_network_options, keystore_dir, load_keys, network_config
 from flare.errors import ConfigError
+
+if TYPE_CHECKING:
+    from flare.privacy import DPParams
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -52,6 +56,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--learning-rate", type=float, default=0.05)
     run.add_argument("--attack", help="experiments: send a corrupted update (e.g. sign-flip)")
     run.add_argument("--attack-strength", type=float, help="the attack's main parameter")
+    run.add_argument(
+        "--dp-clip", type=float, help="client-level DP: L2 bound on each update (docs/privacy.md)"
+    )
+    run.add_argument(
+        "--dp-noise-multiplier",
+        type=float,
+        help="client-level DP: noise std per coordinate, in units of the clip; the noise "
+        "comes from the operating system",
+    )
     run.add_argument(
         "--dishonest-member",
         action="store_true",
@@ -102,6 +115,7 @@ def run_participant(args: argparse.Namespace) -> int:
         attack=args.attack,
         attack_strength=args.attack_strength,
         honest_member=not args.dishonest_member,
+        dp=_dp_params(args.dp_clip, args.dp_noise_multiplier),
     )
     keys = load_keys(config)
     logging.basicConfig(
@@ -120,3 +134,14 @@ def run_participant(args: argparse.Namespace) -> int:
         )
         agent.run(stop, config.poll_interval)
     return 0
+
+
+def _dp_params(clip: float | None, noise_multiplier: float | None) -> "DPParams | None":
+    """The device's DP settings: both options or neither."""
+    from flare.privacy import DPParams
+
+    if clip is None and noise_multiplier is None:
+        return None
+    if clip is None or noise_multiplier is None:
+        raise ConfigError("--dp-clip and --dp-noise-multiplier go together")
+    return DPParams(clip, noise_multiplier)

@@ -37,7 +37,7 @@ from flare.chain import (
     Task,
     TaskStatus,
 )
-from flare.chain.errors import AlreadyRegistered, TaskAlreadyCompleted, VoteWindowOpen
+from flare.chain.errors import AlreadyRegistered, TaskEnded, VoteWindowOpen
 from flare.compression import make_codec
 from flare.compression.base import MalformedUpdateError
 from flare.crypto.identity import ParticipantKeys
@@ -46,11 +46,13 @@ from flare.federation.agents.committee import CommitteeMember
 from flare.federation.agents.encoder_state import EncoderStateStore
 from flare.federation.agents.follow import AttemptMemo, StepOutcome, TaskFollower
 from flare.federation.agents.local_data import read_client_data
+from flare.federation.agents.private_update import PrivateUpdateStore
 from flare.federation.clients import Client, LocalUpdate, make_attack, produce_update
 from flare.federation.protocol.aggregate import TaskContext, load_task_context
 from flare.federation.protocol.artifacts import decode_model
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.models import TorchModelAdapter, TrainingConfig, build_model
+from flare.privacy import DEFAULT_DELTA, DPParams, LocalDP, check_participant_privacy, epsilon_after
 from flare.storage import StorageProvider
 from flare.tensors import Weights
 
@@ -67,6 +69,8 @@ class AgentOptions:
     honest_member: bool = True
     propose_stagger: int = 1
     """Blocks each committee rank waits before proposing, so members rarely propose twice."""
+    dp: DPParams | None = None
+    """Client-level DP: clip and noise every update on this device (docs/privacy.md)."""
 
 
 class ParticipantAgent:
@@ -95,6 +99,7 @@ class ParticipantAgent:
         )
         self.log = logging.getLogger(f"flare.agent.{self.name}")
         self.encoder_state = EncoderStateStore(state_dir)
+        self.private_updates = PrivateUpdateStore(state_dir)
         # Training and encoder seeds follow from the address: a restarted process trains
         # exactly as the one it replaces, and re-encodes the same bytes.
         self._seed = zlib.crc32(self.address.lower().encode())
@@ -166,7 +171,7 @@ class ParticipantAgent:
             return StepOutcome.IDLE
 
     def _advance(self, task: Task) -> StepOutcome:
-        if task.status is TaskStatus.COMPLETED:
+        if task.status.ended:
             self.follower.finish()
             return StepOutcome.DONE
         me = self.chain.participant(self.task_id, self.address)
@@ -203,6 +208,11 @@ class ParticipantAgent:
     def _submission_phase(
         self, task: Task, state: Round, me: Participant, memo: AttemptMemo
     ) -> StepOutcome:
+        if not state.seed_sealed:
+            # The seed comes from the first block after the opening one whose transaction
+            # seals it: every agent races to seal at once, so no one picks the block.
+            self.chain.seal_seed(self.task_id)
+            return StepOutcome.ACTED
         may_sit = me.index < state.registered_snapshot and me.seat_epoch != state.epoch
         if may_sit and not memo.seat_drawn and self._claim_seat(task, state, memo):
             return StepOutcome.ACTED
@@ -229,7 +239,7 @@ class ParticipantAgent:
     def _submit(self, state: Round, me: Participant, memo: AttemptMemo) -> None:
         context = self._task_context()
         base = decode_model(self.store.get(memo.opened.base_model.to_cid()), context.spec)
-        update = self._train(context, base, _derived_seed(self._seed, state.round, state.attempt))
+        update = self._update_to_send(context, base, state, memo)
         encoder = self._codec.new_encoder(context.spec, _derived_seed(self._seed, 0, 0))
         self.encoder_state.restore(encoder, me.submit_epoch)
         try:
@@ -252,8 +262,37 @@ class ParticipantAgent:
             len(blob) / 1000,
             update.num_samples,
         )
+        if self.options.dp is not None:
+            requirement = context.bundle.manifest.privacy
+            delta = DEFAULT_DELTA if requirement is None else requirement.delta
+            spent = epsilon_after(state.round, self.options.dp.noise_multiplier, delta)
+            self.log.info(
+                "%s: ε ≤ %.3g at δ = %g so far (at most one release per round)",
+                memo.label,
+                spent,
+                delta,
+            )
 
-    def _train(self, context: TaskContext, base: Weights, seed: int) -> LocalUpdate:
+    def _update_to_send(
+        self, context: TaskContext, base: Weights, state: Round, memo: AttemptMemo
+    ) -> LocalUpdate:
+        """This attempt's update; with DP, the round's one noised update (see private_update)."""
+        seed = _derived_seed(self._seed, state.round, state.attempt)
+        if self.options.dp is None:
+            return self._train(context, base, seed)
+        base_model = memo.opened.base_model.to_cid()
+        kept = self.private_updates.load(state.round, base_model, context.spec)
+        if kept is not None:
+            return kept
+        # Unseeded: the operating system's entropy, which nobody else can reproduce.
+        noise = LocalDP(self.options.dp, np.random.default_rng())
+        update = self._train(context, base, seed, noise)
+        self.private_updates.save(state.round, base_model, update)
+        return update
+
+    def _train(
+        self, context: TaskContext, base: Weights, seed: int, privacy: LocalDP | None = None
+    ) -> LocalUpdate:
         """This round's update from the local data: honest training, or the chosen attack."""
         client = self._local_client(context)
         if self._trainer is None:
@@ -263,13 +302,13 @@ class ParticipantAgent:
             )
             self._trainer = TorchModelAdapter(module, self.options.training)
         num_classes = context.bundle.manifest.num_classes
-        return produce_update(client, self._trainer, base, num_classes, seed, self._attack)
+        return produce_update(client, self._trainer, base, num_classes, seed, self._attack, privacy)
 
     def _close_expired(self, memo: AttemptMemo) -> StepOutcome:
         """Close an attempt whose vote window passed; many race, the chain takes one."""
         try:
             self.chain.timeout(self.task_id)
-        except (VoteWindowOpen, TaskAlreadyCompleted):
+        except (VoteWindowOpen, TaskEnded):
             self.log.debug("%s: already closed by another participant", memo.label)
             return StepOutcome.ACTED
         self.log.info("%s: sent timeout", memo.label)
@@ -279,7 +318,11 @@ class ParticipantAgent:
 
     def _task_context(self) -> TaskContext:
         if self._context is None:
-            self._context = load_task_context(self.chain, self.store, self.task_id)
+            context = load_task_context(self.chain, self.store, self.task_id)
+            rounds = self.chain.task(self.task_id).params.max_rounds
+            # Before anything is trained or sent: a task that requires DP gets it or nothing.
+            check_participant_privacy(context.bundle.manifest.privacy, self.options.dp, rounds)
+            self._context = context
         return self._context
 
     def _local_client(self, context: TaskContext) -> Client:

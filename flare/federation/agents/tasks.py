@@ -2,8 +2,9 @@
 
 What ``flare task create`` does, as a function tests and scripts call directly. The task
 is then fully described by chain and store: the manifest (the validation split, the model
-architecture, the aggregation rule) is the blob the chain names as the validation set, so
-every participant and auditor builds the same context from the task id alone.
+architecture, the aggregation rule, any DP requirement) is the blob the chain names as the
+validation set, so every participant and auditor builds the same context from the task id
+alone.
 """
 
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from flare.data import load_dataset
 from flare.errors import ConfigError
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
 from flare.models import TorchModelAdapter, build_model
+from flare.privacy import DEFAULT_DELTA, PrivacyRequirement
 from flare.storage import StorageProvider
 
 
@@ -39,6 +41,21 @@ class TaskSpec:
     submission_window: int = 30
     vote_window: int = 30
     seed: int = 0
+    dp_max_epsilon: float | None = None
+    """Require client-level DP of every participant: at most this ε over all rounds."""
+    dp_delta: float = DEFAULT_DELTA
+    dp_clip: float | None = None
+    """The clip participants must apply (at most) when the task requires DP."""
+
+    def privacy_requirement(self) -> PrivacyRequirement | None:
+        """The DP demand the manifest will carry, its noise calibrated to ε over the rounds."""
+        if self.dp_max_epsilon is None and self.dp_clip is None:
+            return None
+        if self.dp_max_epsilon is None or self.dp_clip is None:
+            raise ConfigError("--dp-max-epsilon and --dp-clip go together")
+        return PrivacyRequirement.calibrated(
+            self.dp_max_epsilon, self.dp_delta, self.dp_clip, self.rounds
+        )
 
     def params(self) -> TaskParams:
         """The on-chain parameters, checked here so a typo fails before any upload."""
@@ -74,6 +91,7 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
     every client's shard and standardised the same way.
     """
     params = spec.params()
+    privacy = spec.privacy_requirement()
     # an unknown rule or parameter would leave a task nobody can run
     make_aggregator(spec.aggregator, **spec.aggregator_params)
     dataset = load_dataset(spec.dataset, seed=spec.seed)
@@ -84,6 +102,7 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
         num_classes=dataset.num_classes,
         aggregator=spec.aggregator,
         aggregator_params=dict(spec.aggregator_params),
+        privacy=privacy,
     )
     model_cid = store.put(encode_model(TorchModelAdapter(module).get_weights()))
     manifest_cid = store.put(
