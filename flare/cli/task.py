@@ -117,6 +117,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--submission-window", type=on_chain, default=30, help="blocks")
     create.add_argument("--vote-window", type=on_chain, default=30, help="blocks")
     create.add_argument("--seed", type=int, default=0, help="data split and initial weights")
+    privacy = create.add_argument_group(
+        "client-level differential privacy",
+        "require DP of every participant; the manifest states it for anyone auditing the task "
+        "(docs/privacy.md)",
+    )
+    privacy.add_argument(
+        "--dp-max-epsilon", type=float, help="most ε a participant may spend over all rounds"
+    )
+    privacy.add_argument("--dp-delta", type=float, default=1e-5, help="δ at which ε is counted")
+    privacy.add_argument("--dp-clip", type=float, help="L2 clip every participant applies")
     add_network_options(create, keys=True)
     add_threads_option(create)
     create.set_defaults(handler=run_create)
@@ -166,6 +176,9 @@ def run_create(args: argparse.Namespace) -> int:
         submission_window=args.submission_window,
         vote_window=args.vote_window,
         seed=args.seed,
+        dp_max_epsilon=args.dp_max_epsilon,
+        dp_delta=args.dp_delta,
+        dp_clip=args.dp_clip,
     )
     with open_chain(config, _sender(config)) as chain:
         task_id = publish_task(chain, open_store(config), spec)
@@ -174,6 +187,9 @@ def run_create(args: argparse.Namespace) -> int:
         f"task {task_id} created: model {task.model.to_cid()}, "
         f"manifest {task.validation_set.to_cid()}"
     )
+    requirement = spec.privacy_requirement()
+    if requirement is not None:
+        print(f"participants must run {requirement.describe(spec.rounds)}")
     return 0
 
 
@@ -203,6 +219,7 @@ def run_status(args: argparse.Namespace) -> int:
     with open_chain(config) as chain:
         for line in _status_lines(chain, args.task):
             print(line)
+        print(_privacy_line(chain, open_store(config), args.task))
         if args.test is not None:
             print(_score_line(chain, open_store(config), args.task, args.test))
     return 0
@@ -291,6 +308,21 @@ def _status_lines(chain: "ChainConnector", task_id: int) -> list[str]:
                 f"({event.submission_count} submissions, committee {event.committee_size})"
             )
     return lines
+
+
+def _privacy_line(chain: "ChainConnector", store: "StorageProvider", task_id: int) -> str:
+    """What the task's manifest requires of participants' privacy, for an auditor."""
+    from flare.federation.protocol.artifacts import MalformedArtifactError, decode_manifest
+    from flare.storage.errors import StorageError
+
+    task = chain.task(task_id)
+    try:
+        manifest = decode_manifest(store.get(task.validation_set.to_cid())).manifest
+    except (StorageError, MalformedArtifactError) as exc:
+        return f"privacy: manifest unreadable ({exc})"
+    if manifest.privacy is None:
+        return "privacy: the task requires no client-level DP"
+    return f"privacy: participants must run {manifest.privacy.describe(task.params.max_rounds)}"
 
 
 def _score_line(chain: "ChainConnector", store: "StorageProvider", task_id: int, test: Path) -> str:
