@@ -143,3 +143,24 @@ def test_simulation_with_dp_is_reproducible_and_accounts_every_round():
         }
     assert first.final["epsilon"] == pytest.approx(20.0, rel=1e-3)
     assert first.final["epsilon"] <= 20.0
+
+
+@pytest.mark.slow
+def test_protocol_simulation_accounts_one_release_per_round():
+    from flare.federation.protocol.driver import ProtocolSimulation
+
+    config = SimulationConfig(
+        model="logreg",
+        clients=3,
+        malicious=0,
+        rounds=2,
+        local_epochs=1,
+        dp_clip=1.0,
+        dp_noise_multiplier=3.0,
+    )
+    report = ProtocolSimulation(config).run()
+    assert report.privacy is not None and report.privacy["noise_multiplier"] == 3.0
+    for record in report.rounds:
+        assert record.privacy is not None
+        assert set(record.privacy["clients"]) == {"client-0", "client-1", "client-2"}
+        assert record.privacy["epsilon"] == epsilon_after(record.round, 3.0, config.dp_delta)
