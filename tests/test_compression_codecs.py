@@ -121,7 +121,9 @@ def test_worst_case_names_and_labels_fit_the_header_limit():
     spec = {nasty + "w": (40, 30), nasty + "b": (30,), nasty: (2, 3, 4, 5)}
     binding = UpdateBinding('"\\' * 128, '"\\' * 128, 0, 0, '"\\' * 128, 1)
     delta = {k: np.ones(s, np.float32) for k, s in spec.items()}
-    for codec in (make_codec("none"), PowerSGDCodec(rank=1)):
+    codecs = [make_codec(name) for name in ("none", "powersgd-q8", "topk")]
+    for codec in (*codecs, PowerSGDCodec(rank=1)):
+        assert any(entry.kind != "dense" for entry in codec.layout(spec)) or codec.name == "none"
         blob = codec.new_encoder(spec, 0).encode(delta, binding)
         (header_len,) = struct.unpack("<Q", blob[:8])
         assert header_len <= header_limit(spec)
@@ -139,6 +141,14 @@ def test_worst_case_names_and_labels_fit_the_header_limit():
         ("powersgd", {"rank": "4"}, "rank"),
         ("powersgd", {"rnak": 4}, "unknown"),
         ("none", {"level": 9}, "unknown"),
+        ("powersgd-q8", {"ratio": 0}, "ratio"),
+        ("powersgd-q8", {"ratio": 4097}, "ratio"),
+        ("powersgd-q8", {"ratio": True}, "ratio"),
+        ("powersgd-q8", {"rank": 0}, "rank"),
+        ("topk", {"per_mille": 0}, "per_mille"),
+        ("topk", {"per_mille": 1001}, "per_mille"),
+        ("topk", {"per_mille": 1.5}, "per_mille"),
+        ("topk", {"rank": 4}, "unknown"),
     ],
 )
 def test_make_codec_rejects_bad_configuration(name, params, message):
@@ -151,13 +161,24 @@ def test_make_codec_builds_each_registered_codec_with_defaults():
         "none": {},
         "gzip": {},
         "powersgd": {"rank": 4},
+        "powersgd-q8": {"rank": 8, "ratio": 48},
+        "topk": {"per_mille": 10},
     }
 
 
-@pytest.mark.parametrize("spec", [{"w": (9, 9), "w:P": (3,)}, {"__metadata__": (3,)}])
-def test_specs_whose_names_collide_on_the_wire_are_refused(spec):
+@pytest.mark.parametrize(
+    ("codec_name", "spec"),
+    [
+        ("powersgd", {"w": (9, 9), "w:P": (3,)}),
+        ("powersgd", {"__metadata__": (3,)}),
+        ("powersgd-q8", {"w": (9, 9), "w:S": (3,)}),
+        ("topk", {"w": (90, 90), "w:I": (3,)}),
+    ],
+)
+def test_specs_whose_names_collide_on_the_wire_are_refused(codec_name, spec):
+    params = {"rank": 1} if codec_name == "powersgd" else {}
     with pytest.raises(ConfigError, match="collides"):
-        PowerSGDCodec(rank=1).new_encoder(spec, 0)
+        make_codec(codec_name, **params).new_encoder(spec, 0)
 
 
 @pytest.mark.parametrize("codec_name", sorted(CODECS))

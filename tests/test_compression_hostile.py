@@ -25,6 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flare.compression import MalformedUpdateError, UpdateBinding, decode_update, make_codec
+from flare.compression.decode import UPDATE_DTYPES
 from flare.compression.wire import (
     canonical_json,
     gzip_compress,
@@ -40,7 +41,14 @@ DELTA = {
     name: np.random.default_rng(1).standard_normal(shape).astype(np.float32)
     for name, shape in SPEC.items()
 }
-CODEC_PARAMS = {"none": {}, "gzip": {}, "powersgd": {"rank": 2}}
+CODEC_PARAMS = {
+    "none": {},
+    "gzip": {},
+    "powersgd": {"rank": 2},
+    "powersgd-q8": {"rank": 2, "ratio": 4},
+    "topk": {"per_mille": 100},
+}
+DENSE_CODECS = ("none", "gzip")
 CODECS = sorted(CODEC_PARAMS)
 BLOBS = {
     name: make_codec(name, **params).new_encoder(SPEC, 0).encode(DELTA, BINDING)
@@ -54,7 +62,7 @@ def container_of(codec_name: str) -> bytes:
 
 
 def metadata_text(codec_name: str) -> str:
-    return read_container_header(container_of(codec_name), 10**6).metadata
+    return read_container_header(container_of(codec_name), 10**6, UPDATE_DTYPES).metadata
 
 
 def framed(codec_name: str, metadata: str) -> bytes:
@@ -96,7 +104,13 @@ def test_unedited_helpers_rebuild_valid_blobs():
 
 # --- the reported blobs and their relatives, for every codec ------------------------------
 
-PARAMS_TEXT = {"none": '"params":{}', "gzip": '"params":{}', "powersgd": '"params":{"rank":2}'}
+PARAMS_TEXT = {
+    "none": '"params":{}',
+    "gzip": '"params":{}',
+    "powersgd": '"params":{"rank":2}',
+    "powersgd-q8": '"params":{"rank":2,"ratio":4}',
+    "topk": '"params":{"per_mille":100}',
+}
 
 METADATA_EDITS = {
     "1e400 in params": (lambda c: PARAMS_TEXT[c], '"params":{"rank":1e400}', "out of range"),
@@ -121,7 +135,7 @@ METADATA_EDITS = {
     "layout shape holds bools": (lambda c: '"shape":[10,8]', '"shape":[true,8]', "shape"),
     "layout shape holds a list": (lambda c: '"shape":[10,8]', '"shape":[[10],8]', "shape"),
     "layout entry has an extra key": (
-        lambda c: '"shape":[10,8]}' if c == "powersgd" else '"tensor":"fc"}',
+        lambda c: '"tensor":"fc"}' if c in DENSE_CODECS else '"shape":[10,8]}',
         lambda entry_end: entry_end[:-1] + ',"zz":[]}',
         "layout entry for 'fc'",
     ),
@@ -196,7 +210,7 @@ def test_a_codec_that_cannot_carry_the_receivers_model_is_refused():
     tensors = {name: np.zeros(shape) for name, shape in spec.items()}
     valid = make_codec("none").new_encoder(spec, 0).encode(tensors, BINDING)
     assert decode_update(valid, spec).codec == "none"
-    metadata = json.loads(read_container_header(valid, 10**6).metadata)
+    metadata = json.loads(read_container_header(valid, 10**6, UPDATE_DTYPES).metadata)
     metadata["codec"], metadata["params"] = "powersgd", {"rank": 1}
     hostile = write_container(tensors, canonical_json(metadata))
     with pytest.raises(MalformedUpdateError, match="cannot carry"):
@@ -266,7 +280,7 @@ def test_an_unexpected_parser_exception_still_leaves_as_the_typed_error(monkeypa
     def fails(p, q):
         raise FloatingPointError("overflow in outer product")
 
-    monkeypatch.setattr("flare.compression.decode.reconstruct_low_rank", fails)
+    monkeypatch.setattr("flare.compression.rebuild.reconstruct_low_rank", fails)
     with pytest.raises(MalformedUpdateError, match="FloatingPointError: overflow") as refusal:
         decode_update(BLOBS["powersgd"], SPEC)
     assert isinstance(refusal.value.__cause__, FloatingPointError)

@@ -15,8 +15,9 @@ from flare.compression.base import (
 from flare.compression.decode import blob_limit, decode_update
 from flare.compression.dense import GzipCodec, NoneCodec
 from flare.compression.envelope import FORMAT_VERSION
-from flare.compression.powersgd import PowerSGDCodec
+from flare.compression.powersgd import PowerSGDCodec, PowerSGDQ8Codec
 from flare.compression.registry import CODECS, make_codec
+from flare.compression.topk import TopKCodec
 
 __all__ = [
     "CODECS",
@@ -27,6 +28,8 @@ __all__ = [
     "MalformedUpdateError",
     "NoneCodec",
     "PowerSGDCodec",
+    "PowerSGDQ8Codec",
+    "TopKCodec",
     "UpdateBinding",
     "UpdateEncoder",
     "blob_limit",

@@ -10,7 +10,8 @@ import numpy as np
 
 from flare.compression.base import DecodedUpdate, MalformedUpdateError
 from flare.compression.envelope import read_envelope
-from flare.compression.layout import TensorLayout, reconstruct_low_rank
+from flare.compression.layout import FLOAT32, INT8, INT32, TensorLayout
+from flare.compression.rebuild import rebuild_tensor
 from flare.compression.registry import make_codec
 from flare.compression.wire import (
     GZIP_MAGIC,
@@ -23,6 +24,9 @@ from flare.compression.wire import (
 )
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec, Weights, raw_nbytes
+
+UPDATE_DTYPES = (FLOAT32, INT8, INT32)
+"""Element types an update may store; the layout then says which tensor has which."""
 
 HEADER_BASE_BYTES = 8192
 """Header allowance for format, codec, params and binding (labels double-escaped)."""
@@ -91,8 +95,11 @@ def _check_layout(claimed: list, expected: list[TensorLayout], spec: ModelSpec) 
             )
 
 
-def _check_stored_shapes(shapes: dict[str, tuple[int, ...]], layout: list[TensorLayout]) -> None:
-    expected = {name: shape for entry in layout for name, shape in entry.stored_shapes().items()}
+def _check_stored_shapes(
+    shapes: dict[str, tuple[int, ...]], dtypes: dict[str, str], layout: list[TensorLayout]
+) -> None:
+    stored = {name: tensor for entry in layout for name, tensor in entry.stored_tensors().items()}
+    expected = {name: tensor.shape for name, tensor in stored.items()}
     missing = sorted(set(expected) - set(shapes))
     if missing:
         raise MalformedUpdateError(f"missing tensor {missing[0]!r}")
@@ -104,23 +111,17 @@ def _check_stored_shapes(shapes: dict[str, tuple[int, ...]], layout: list[Tensor
             raise MalformedUpdateError(
                 f"tensor {name!r} has shape {shown(shapes[name])}, expected {shape}"
             )
+        if dtypes[name] != stored[name].dtype:
+            raise MalformedUpdateError(
+                f"tensor {name!r} has dtype {dtypes[name]}, expected {stored[name].dtype}"
+            )
 
 
 def _assemble(tensors: dict[str, np.ndarray], layout: list[TensorLayout]) -> Weights:
     for name, array in tensors.items():
         if not np.isfinite(array).all():
             raise MalformedUpdateError(f"tensor {name!r} contains NaN or Inf")
-    delta: Weights = {}
-    for entry in layout:
-        if entry.rank is None:
-            delta[entry.name] = tensors[entry.name]
-            continue
-        p_name, q_name = entry.stored_shapes()
-        matrix = reconstruct_low_rank(tensors[p_name], tensors[q_name])
-        if not np.isfinite(matrix).all():
-            raise MalformedUpdateError(f"low-rank tensor {entry.name!r} overflows float32")
-        delta[entry.name] = matrix.reshape(entry.shape)
-    return delta
+    return {entry.name: rebuild_tensor(entry, tensors) for entry in layout}
 
 
 def decode_update(
@@ -146,7 +147,7 @@ def _decode_update(blob: bytes, spec: ModelSpec, max_blob_bytes: int | None) -> 
     gzipped = blob.startswith(GZIP_MAGIC)
     container = gzip_decompress(blob, container_limit(spec)) if gzipped else blob
 
-    header = read_container_header(container, header_limit(spec))
+    header = read_container_header(container, header_limit(spec), UPDATE_DTYPES)
     envelope = read_envelope(header.metadata)
     try:
         codec = make_codec(envelope.codec, **envelope.params)
@@ -162,6 +163,6 @@ def _decode_update(blob: bytes, spec: ModelSpec, max_blob_bytes: int | None) -> 
     except ConfigError as exc:
         raise MalformedUpdateError(f"codec {codec.name!r} cannot carry this model: {exc}") from None
     _check_layout(envelope.layout, layout, spec)
-    _check_stored_shapes(header.shapes, layout)
+    _check_stored_shapes(header.shapes, header.dtypes, layout)
     delta = _assemble(load_container_tensors(container), layout)
     return DecodedUpdate(delta=delta, binding=envelope.binding, codec=codec.name)

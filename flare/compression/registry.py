@@ -5,12 +5,14 @@ from typing import Any
 
 from flare.compression.base import Codec
 from flare.compression.dense import GzipCodec, NoneCodec
-from flare.compression.powersgd import PowerSGDCodec
+from flare.compression.powersgd import PowerSGDCodec, PowerSGDQ8Codec
+from flare.compression.topk import TopKCodec
 from flare.compression.wire import shown
 from flare.errors import ConfigError
 
 CODECS: dict[str, type[Codec]] = {
-    codec.name: codec for codec in (NoneCodec, GzipCodec, PowerSGDCodec)
+    codec.name: codec
+    for codec in (NoneCodec, GzipCodec, PowerSGDCodec, PowerSGDQ8Codec, TopKCodec)
 }
 
 

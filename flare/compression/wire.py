@@ -12,7 +12,7 @@ import struct
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -175,13 +175,24 @@ def parse_json_strictly(text: str, what: str) -> Any:
         raise MalformedUpdateError(f"{what} is not valid JSON: {exc}") from None
 
 
-def write_container(tensors: Mapping[str, np.ndarray], metadata: str) -> bytes:
-    """A safetensors file of float32 ``tensors`` with ``metadata`` under key ``flare``.
+ITEM_BYTES = {"F32": 4, "I8": 1, "I32": 4}
+"""Bytes per element of each dtype a container may hold."""
 
+STORED_DTYPES = {np.dtype(np.int8): "<i1", np.dtype(np.int32): "<i4"}
+"""Integer arrays keep their type on the wire; every other array is written as float32."""
+
+
+def write_container(tensors: Mapping[str, np.ndarray], metadata: str) -> bytes:
+    """A safetensors file of ``tensors`` with ``metadata`` under key ``flare``.
+
+    int8 and int32 arrays are stored as such, anything else as little-endian float32.
     safetensors orders entries by dtype then name and pads the header with spaces, so
     the output depends only on the tensors' names, shapes, values and the metadata.
     """
-    arrays = {name: np.asarray(array, dtype="<f4", order="C") for name, array in tensors.items()}
+    arrays = {
+        name: np.asarray(array, dtype=STORED_DTYPES.get(np.asarray(array).dtype, "<f4"), order="C")
+        for name, array in tensors.items()
+    }
     return save(arrays, metadata={"flare": metadata})
 
 
@@ -191,6 +202,7 @@ class ContainerHeader:
 
     metadata: str
     shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, str] = field(default_factory=dict)
 
 
 def _non_negative_int(value: Any) -> bool:
@@ -201,15 +213,15 @@ MAX_OFFSET = 1 << 64
 """safetensors offsets are unsigned 64-bit integers."""
 
 
-def _byte_size(shape: list[int]) -> int | None:
-    """``4 * prod(shape)``, or None once it passes :data:`MAX_OFFSET`.
+def _byte_size(shape: list[int], item_bytes: int) -> int | None:
+    """``item_bytes * prod(shape)``, or None once it passes :data:`MAX_OFFSET`.
 
     Stopping early matters: a header may list thousands of 30-digit dimensions, and their
     full product would take seconds to compute and could not even be printed.
     """
     if 0 in shape:
         return 0
-    size = 4
+    size = item_bytes
     for dim in shape:
         size *= dim
         if size > MAX_OFFSET:
@@ -217,15 +229,18 @@ def _byte_size(shape: list[int]) -> int | None:
     return size
 
 
-def _tensor_entry(name: str, entry: Any) -> tuple[tuple[int, ...], int, int]:
+def _tensor_entry(
+    name: str, entry: Any, dtypes: tuple[str, ...]
+) -> tuple[tuple[int, ...], int, int]:
     """Validate one tensor's header entry; return its shape and data offsets."""
     if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
         raise MalformedUpdateError(
             f"header entry {shown(name)} must have exactly dtype, shape, data_offsets"
         )
-    if entry["dtype"] != "F32":
+    if not isinstance(entry["dtype"], str) or entry["dtype"] not in dtypes:
+        allowed = "only F32 is" if dtypes == ("F32",) else f"only {', '.join(dtypes)} are"
         raise MalformedUpdateError(
-            f"tensor {shown(name)} has dtype {shown(entry['dtype'])}; only F32 is allowed"
+            f"tensor {shown(name)} has dtype {shown(entry['dtype'])}; {allowed} allowed"
         )
     shape, offsets = entry["shape"], entry["data_offsets"]
     if not isinstance(shape, list) or not all(_non_negative_int(d) for d in shape):
@@ -238,7 +253,7 @@ def _tensor_entry(name: str, entry: Any) -> tuple[tuple[int, ...], int, int]:
         raise MalformedUpdateError(
             f"tensor {shown(name)} has invalid data_offsets: {shown(offsets)}"
         )
-    size = _byte_size(shape)
+    size = _byte_size(shape, ITEM_BYTES[entry["dtype"]])
     if size is None:
         raise MalformedUpdateError(
             f"tensor {shown(name)} has shape {shown(shape)}, over {MAX_OFFSET} bytes"
@@ -251,12 +266,15 @@ def _tensor_entry(name: str, entry: Any) -> tuple[tuple[int, ...], int, int]:
     return tuple(shape), begin, end
 
 
-def read_container_header(data: bytes, max_header_bytes: int) -> ContainerHeader:
+def read_container_header(
+    data: bytes, max_header_bytes: int, dtypes: tuple[str, ...] = ("F32",)
+) -> ContainerHeader:
     """Validate a container's framing and header without trusting any of it.
 
     Checks the 8-byte length prefix, the header size limit and alignment, strict JSON,
-    the exact key set of every entry, float32 dtypes, and that the tensors' byte ranges
-    tile the data section exactly (no gaps, overlaps or trailing bytes).
+    the exact key set of every entry, dtypes among ``dtypes`` (float32 unless the reader
+    says otherwise), and that the tensors' byte ranges tile the data section exactly
+    (no gaps, overlaps or trailing bytes).
     """
     if len(data) < 8:
         raise MalformedUpdateError(f"truncated: {len(data)} bytes, a container needs at least 8")
@@ -287,7 +305,7 @@ def read_container_header(data: bytes, max_header_bytes: int) -> ContainerHeader
     shapes: dict[str, tuple[int, ...]] = {}
     spans = []
     for name, entry in header.items():
-        shapes[name], begin, end = _tensor_entry(name, entry)
+        shapes[name], begin, end = _tensor_entry(name, entry, dtypes)
         spans.append((begin, end, name))
     data_len = len(data) - 8 - header_len
     position = 0
@@ -302,7 +320,9 @@ def read_container_header(data: bytes, max_header_bytes: int) -> ContainerHeader
         raise MalformedUpdateError(
             f"{problem}: tensors need {position} data bytes, blob has {data_len}"
         )
-    return ContainerHeader(metadata["flare"], shapes)
+    return ContainerHeader(
+        metadata["flare"], shapes, {name: entry["dtype"] for name, entry in header.items()}
+    )
 
 
 def load_container_tensors(data: bytes) -> dict[str, np.ndarray]:
@@ -311,7 +331,7 @@ def load_container_tensors(data: bytes) -> dict[str, np.ndarray]:
         loaded = load(data)
     except SafetensorError as exc:
         raise MalformedUpdateError(f"safetensors rejected the container: {exc}") from None
-    return {name: np.array(array, dtype=np.float32) for name, array in loaded.items()}
+    return {name: np.array(array) for name, array in loaded.items()}
 
 
 def gzip_compress(data: bytes) -> bytes:
