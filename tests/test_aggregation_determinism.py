@@ -47,7 +47,12 @@ def build_round(seed: int = 7) -> tuple[list[ClientUpdate], AggregationContext]:
         ClientUpdate(f"client-{i}", delta, int(rng.integers(50, 500)))
         for i, delta in enumerate(deltas)
     ]
-    context = AggregationContext(global_weights, predict, features, labels)
+    server_update = {k: (2 * direction[k]).astype(np.float32) for k in SPEC}
+
+    def train(weights: dict, x: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+        return server_update  # FLTrust's root training, fixed: only the rule is under test
+
+    context = AggregationContext(global_weights, predict, features, labels, train=train, seed=3)
     return updates, context
 
 
@@ -119,6 +124,8 @@ def test_copies_in_other_memory_layouts_give_identical_bytes(reference: dict[str
         context.predict,
         np.asfortranarray(context.validation_features),
         context.validation_labels.copy(),
+        train=context.train,
+        seed=context.seed,
     )
     assert all_digests(copied, copied_context) == reference
 

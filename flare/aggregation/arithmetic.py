@@ -280,3 +280,29 @@ def median_of(values: Sequence[float]) -> float:
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def linear_combination(
+    deltas: Sequence[Mapping[str, np.ndarray]], coefficients: Sequence[float], spec: ModelSpec
+) -> Weights:
+    """``Σ cᵢ·δᵢ`` in float64, kept in float64 for iterative rules (Weiszfeld, clipping).
+
+    Accumulated like :func:`weighted_average`: in the given order, one elementwise
+    multiply and one add per step, so the bytes are the same on every machine.
+    """
+    if len(coefficients) != len(deltas):
+        raise AggregationError("need exactly one coefficient per update")
+    combined: Weights = {}
+    for name, shape in spec.items():
+        accumulator = np.zeros(shape, dtype=np.float64)
+        term = np.empty(shape, dtype=np.float64)
+        for delta, coefficient in zip(deltas, coefficients, strict=True):
+            np.multiply(delta[name], float(coefficient), out=term, dtype=np.float64)
+            np.add(accumulator, term, out=accumulator)
+        combined[name] = accumulator
+    return combined
+
+
+def as_float32(weights: Mapping[str, np.ndarray]) -> Weights:
+    """Each tensor rounded once to float32, the type every aggregate is returned in."""
+    return {name: np.asarray(tensor).astype(np.float32) for name, tensor in weights.items()}

@@ -19,6 +19,10 @@ from flare.tensors import Weights
 Predictor = Callable[[Weights, np.ndarray], np.ndarray]
 """``predict(weights, features) -> int64 labels``: inference with the round's model."""
 
+Trainer = Callable[[Weights, np.ndarray, np.ndarray], Weights]
+"""``train(weights, features, labels) -> delta``: local training from ``weights`` on the
+given samples, returning the update a client would send (FLTrust's server update)."""
+
 
 class AggregationError(FlareError, ValueError):
     """The round's inputs cannot be aggregated: no updates, wrong shapes, missing context."""
@@ -41,6 +45,10 @@ class AggregationContext:
     predict: Predictor | None = None
     validation_features: np.ndarray | None = None
     validation_labels: np.ndarray | None = None
+    train: Trainer | None = None
+    """Only FLTrust trains; its aggregate is as reproducible as this function is."""
+    seed: int = 0
+    """The attempt's public seed, for rules that shuffle (bucketing)."""
 
 
 @dataclass

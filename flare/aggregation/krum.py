@@ -36,6 +36,11 @@ from flare.aggregation.base import (
     Aggregator,
     ClientUpdate,
 )
+from flare.aggregation.counts import (
+    DEFAULT_COUNT_WEIGHTING,
+    check_count_weighting,
+    sample_weights,
+)
 from flare.aggregation.distances import PairwiseDistances
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec
@@ -145,16 +150,24 @@ class MultiKrum(Aggregator):
 
     ``num_byzantine`` is ``f`` (default: 30 % of the round, see module docs);
     ``num_selected`` defaults to ``n − f``, and is lowered to ``n − f`` when a
-    round is too small for it.
+    round is too small for it. The selected updates are weighted by
+    ``count_weighting`` (:mod:`flare.aggregation.counts`), capped at the round's
+    median claim by default.
     """
 
     name = "multi-krum"
 
-    def __init__(self, num_byzantine: int | None = None, num_selected: int | None = None) -> None:
+    def __init__(
+        self,
+        num_byzantine: int | None = None,
+        num_selected: int | None = None,
+        count_weighting: str = DEFAULT_COUNT_WEIGHTING,
+    ) -> None:
         _check_count("num_byzantine", num_byzantine, 0)
         _check_count("num_selected", num_selected, 1)
         self.num_byzantine = num_byzantine
         self.num_selected = num_selected
+        self.count_weighting = check_count_weighting(count_weighting)
 
     def _byzantine_for(self, count: int) -> int:
         if self.num_byzantine is None:
@@ -182,10 +195,9 @@ class MultiKrum(Aggregator):
         ranking = sorted(range(count), key=lambda i: (scores[i], i))
         rank_of = {index: rank + 1 for rank, index in enumerate(ranking)}
         selected = sorted(ranking[:keep])
+        weights = sample_weights([u.num_samples for u in updates], self.count_weighting)
         delta = weighted_average(
-            [updates[i].delta for i in selected],
-            [updates[i].num_samples for i in selected],
-            spec,
+            [updates[i].delta for i in selected], [weights[i] for i in selected], spec
         )
         chosen = set(selected)
         return AggregationResult(

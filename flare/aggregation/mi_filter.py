@@ -23,8 +23,9 @@ none needs per-task calibration (constants and their reasons are in
   usually small next to the global model, so a reversed honest update still
   predicts almost as well as the global model; its direction gives it away.
 
-Trusted updates are averaged by sample count, optionally after clipping each to
-the median norm. Every decision depends only on predicted labels (exact counts)
+Trusted updates are averaged by sample count, each claim capped at the round's
+median claim by default (:mod:`flare.aggregation.counts`), optionally after
+clipping each to the median norm. Every decision depends only on predicted labels (exact counts)
 and on values rounded to 1e-9 or to nine significant digits.
 """
 
@@ -51,6 +52,11 @@ from flare.aggregation.base import (
     Aggregator,
     ClientUpdate,
     Predictor,
+)
+from flare.aggregation.counts import (
+    DEFAULT_COUNT_WEIGHTING,
+    check_count_weighting,
+    sample_weights,
 )
 from flare.aggregation.information import label_agreement
 from flare.errors import ConfigError
@@ -139,6 +145,8 @@ class MIFilter(Aggregator):
         clip_to_median_norm: shrink trusted updates longer than the median norm
             to it before averaging (bounds any one client's pull; slows non-IID
             training, hence off by default).
+        count_weighting: how claimed sample counts weigh trusted updates: "capped"
+            at the round's median claim, "equal", or "claimed" as sent.
     """
 
     name = "mi"
@@ -154,6 +162,7 @@ class MIFilter(Aggregator):
         cosine_margin: float = 0.1,
         cosine_margin_fraction: float = 0.5,
         clip_to_median_norm: bool = False,
+        count_weighting: str = DEFAULT_COUNT_WEIGHTING,
     ) -> None:
         self.z = _non_negative("z", z)
         self.mi_margin_bits = _non_negative("mi_margin_bits", mi_margin_bits)
@@ -170,6 +179,7 @@ class MIFilter(Aggregator):
             "cosine_margin_fraction", cosine_margin_fraction
         )
         self.clip_to_median_norm = bool(clip_to_median_norm)
+        self.count_weighting = check_count_weighting(count_weighting)
 
     def aggregate(
         self, updates: Sequence[ClientUpdate], context: AggregationContext
@@ -209,9 +219,11 @@ class MIFilter(Aggregator):
             f"{self.norm_ratio_limit * cutoffs.median_norm:.6g} (median {cutoffs.median_norm:.6g})"
         ]
         if trusted:
+            # the cap comes from every claim of the round, so the flagged count too
+            weights = sample_weights([u.num_samples for u in updates], self.count_weighting)
             delta = weighted_average(
                 [updates[i].delta for i in trusted],
-                [updates[i].num_samples for i in trusted],
+                [weights[i] for i in trusted],
                 spec,
                 scales=[self._clip_scale(measured[i].norm, cutoffs.median_norm) for i in trusted],
             )

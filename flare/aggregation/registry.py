@@ -3,14 +3,30 @@
 import inspect
 
 from flare.aggregation.base import Aggregator
+from flare.aggregation.bucketing import Bucketing
+from flare.aggregation.centered_clipping import CenteredClipping
 from flare.aggregation.coordinatewise import CoordinateMedian, TrimmedMean
 from flare.aggregation.fedavg import FedAvg
+from flare.aggregation.fltrust import FLTrust
+from flare.aggregation.geometric_median import GeometricMedian
 from flare.aggregation.krum import Krum, MultiKrum
 from flare.aggregation.mi_filter import MIFilter
 from flare.errors import ConfigError
 
 AGGREGATORS: dict[str, type[Aggregator]] = {
-    cls.name: cls for cls in (FedAvg, MIFilter, Krum, MultiKrum, CoordinateMedian, TrimmedMean)
+    cls.name: cls
+    for cls in (
+        FedAvg,
+        MIFilter,
+        Krum,
+        MultiKrum,
+        CoordinateMedian,
+        TrimmedMean,
+        FLTrust,
+        CenteredClipping,
+        GeometricMedian,
+        Bucketing,
+    )
 }
 """Every aggregation strategy, keyed by the name a task configuration uses."""
 
