@@ -4,17 +4,84 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from flare.errors import ConfigError, FlareError
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line, like every other Flare error."""
+    """An argument parser whose errors are one line, like every other Flare error, and which
+    may take some defaults and choices only once it is used (:func:`defer_defaults`,
+    :func:`defer_choices`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deferred: list[Callable[[], None]] = []
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._complete()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
+
+    def defer(self, completion: Callable[[], None]) -> None:
+        self._deferred.append(completion)
+
+    def _complete(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)()
+
+    def option_names(self) -> set[str]:
+        """The destinations of this parser's options."""
+        return {action.dest for action in self._actions}
+
+
+def _flare_parser(parser: argparse.ArgumentParser) -> _Parser:
+    if not isinstance(parser, _Parser):
+        raise TypeError(f"deferring needs a parser made by build_parser, not {parser!r}")
+    return parser
+
+
+# Both deferrals exist for values that live in modules importing numpy or torch: a command
+# reads them only when it parses its own arguments or prints its own help, so building the
+# whole `flare` parser (as every command and `flare --help` do) imports neither.
+
+
+def defer_defaults(
+    parser: argparse.ArgumentParser, source: Callable[[], Mapping[str, Any]]
+) -> None:
+    """Give ``parser``'s options the defaults ``source`` returns, by destination (names that
+    are no option of ``parser`` are left out), when ``parser`` is first used."""
+    flare_parser = _flare_parser(parser)
+
+    def load() -> None:
+        options = flare_parser.option_names()
+        defaults = {name: value for name, value in source().items() if name in options}
+        flare_parser.set_defaults(**defaults)
+
+    flare_parser.defer(load)
+
+
+def defer_choices(
+    parser: argparse.ArgumentParser, option: argparse.Action, source: Callable[[], Iterable[str]]
+) -> None:
+    """Give ``option`` (an option of ``parser``) the choices ``source`` returns, when
+    ``parser`` is first used; the help shows them as if they had been given at once."""
+
+    def load() -> None:
+        option.choices = list(source())
+
+    _flare_parser(parser).defer(load)
 
 
 def integer_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:

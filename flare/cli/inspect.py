@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flare.cli import add_threads_option, apply_threads, integer_at_least
+from flare.cli.help_values import MODEL_NAMES
 from flare.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -16,8 +17,6 @@ allocates its dense delta, so --features and --classes must not ask for terabyte
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from flare.models import MODELS
-
     p = commands.add_parser(
         "inspect",
         help="validate and describe an update blob",
@@ -25,7 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "aggregator applies; print what it holds, or one line saying why it is refused.",
     )
     p.add_argument("blob", type=Path, help="the blob file")
-    p.add_argument("--model", default="mlp", choices=sorted(MODELS), help="model the blob must fit")
+    p.add_argument("--model", default="mlp", choices=MODEL_NAMES, help="model the blob must fit")
     p.add_argument("--features", type=integer_at_least(1), default=64, help="model input features")
     p.add_argument("--classes", type=integer_at_least(1), default=10, help="model classes")
     p.add_argument(

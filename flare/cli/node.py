@@ -1,23 +1,28 @@
 """``flare node up|down|status``: the local chain and blob store, as background services.
 
 Kubo's repository, pid file and log live in ``<state-dir>/kubo/``, beside Anvil's, so one
-directory holds everything a local federation needs. Kubo is optional: without the
-``ipfs`` binary ``up`` starts Anvil alone and says why.
+directory holds everything a local federation needs. In a checkout, ``up`` first installs
+what it lacks with the checkout's scripts (Anvil through npm, Kubo built from source, each
+once, in one line); Kubo stays optional: when it can be neither found nor built, ``up``
+starts Anvil alone and says why.
 """
 
 import argparse
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flare.cli import check_output_directory, integer_at_least, positive_finite_float
+from flare.cli.help_values import NODE_STATE_DIR
 
 if TYPE_CHECKING:
     from flare.node import KuboConfig
 
+CHECKOUT_SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+"""The scripts of the checkout Flare runs from; an installed package has none."""
+
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from flare.node import DEFAULT_STATE_DIR
-
     p = commands.add_parser(
         "node",
         help="start, stop or inspect the local Anvil node and Kubo daemon",
@@ -49,14 +54,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         action.add_argument(
             "--state-dir",
             type=Path,
-            default=DEFAULT_STATE_DIR,
-            help=f"chain state, pid file and log (default {DEFAULT_STATE_DIR})",
+            default=NODE_STATE_DIR,
+            help=f"chain state, pid file and log (default {NODE_STATE_DIR})",
         )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode
+    from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode, find_anvil
 
     kubo = KuboNode(KuboConfig(directory=args.state_dir / "kubo"))
     if args.action == "up":
@@ -68,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
             block_time=args.block_time,
             state_interval=args.state_interval,
         )
-        record = AnvilNode(config).start()
+        anvil = installed_binary(find_anvil, "FLARE_ANVIL", "install_tools.sh", "anvil")
+        record = AnvilNode(config, anvil).start()
         print(
             f"anvil up: {config.rpc_url} (chain {config.chain_id}, pid {record.pid}); "
             f"state {config.state_file}, log {config.log_file}"
@@ -109,15 +115,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _start_kubo(config: "KuboConfig") -> None:
-    """Start Kubo beside Anvil, or say why not when the binary is missing.
+    """Start Kubo beside Anvil, building it first if need be, or say why not.
 
-    A missing binary is a note, not a failure: Anvil alone serves everything that keeps
-    its blobs in a directory, and building Kubo takes minutes.
+    A binary that can be neither found nor built is a note, not a failure: Anvil alone
+    serves everything that keeps its blobs in a directory.
     """
     from flare.node import KuboNode, NodeError, find_ipfs
+    from flare.node.kubo import KUBO_VERSION
 
     try:
-        binary = find_ipfs()
+        binary = installed_binary(
+            find_ipfs, "FLARE_IPFS_BIN", "install_kubo.sh", "ipfs", {"KUBO_VERSION": KUBO_VERSION}
+        )
     except NodeError as exc:
         print(f"kubo skipped: {exc}")
         return
@@ -126,3 +135,43 @@ def _start_kubo(config: "KuboConfig") -> None:
         f"kubo up: {config.api_url} (offline, pid {record.pid}); repository "
         f"{config.repo_dir}, log {config.log_file}"
     )
+
+
+def installed_binary(
+    find: Callable[[], Path],
+    override_variable: str,
+    installer: str,
+    name: str,
+    installer_env: Mapping[str, str] | None = None,
+) -> Path:
+    """What ``find`` finds; when it finds nothing, what the checkout's ``installer`` installs.
+
+    The installer says in one line what it does (building Kubo takes minutes, once) and
+    shows its tools' output only when they fail. Nothing is installed when
+    ``$override_variable`` names the binary (a wrong name is the user's to fix) or when
+    Flare runs from an installed package, which has no scripts: then ``find``'s error,
+    which says what to do, stands.
+    """
+    import os
+    import subprocess
+
+    from flare.node import NodeError
+
+    try:
+        return find()
+    except NodeError:
+        script = CHECKOUT_SCRIPTS / installer
+        if os.environ.get(override_variable) or not script.is_file():
+            raise
+    try:
+        finished = subprocess.run(
+            [str(script)],
+            stdout=subprocess.DEVNULL,  # its one line is on stderr; stdout is for scripts
+            env={**os.environ, **(installer_env or {})},
+            check=False,
+        )
+    except OSError as exc:
+        raise NodeError(f"no {name} binary, and scripts/{installer} did not run: {exc}") from None
+    if finished.returncode != 0:
+        raise NodeError(f"no {name} binary, and scripts/{installer} failed (see above)")
+    return find()

@@ -16,7 +16,10 @@ from flare.cli import (
     check_input_file,
     check_output_directory,
     check_output_file,
+    defer_choices,
+    defer_defaults,
 )
+from flare.cli.help_values import ATTACK_NAMES, MODEL_NAMES, PARTITION_NAMES
 from flare.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -51,42 +54,37 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    # Choices come from the registries, so the help lists exactly what exists.
-    from flare.aggregation import AGGREGATORS
-    from flare.compression import CODECS
-    from flare.data import PARTITIONS
-    from flare.federation.clients import ATTACKS
-    from flare.models import MODELS
-
-    defaults = _defaults()
     p = commands.add_parser(
         "simulate",
         help="run a federated training simulation",
         description="Run federated training with simulated clients and write a report.",
         formatter_class=_HelpFormatter,
     )
-    p.add_argument("--dataset", default=defaults.dataset, help="'digits' or a .npz with X, y")
-    p.add_argument("--model", default=defaults.model, choices=sorted(MODELS))
-    p.add_argument("--clients", type=int, default=defaults.clients)
-    p.add_argument("--rounds", type=int, default=defaults.rounds)
-    p.add_argument("--partition", default=defaults.partition, choices=PARTITIONS)
-    p.add_argument("--alpha", type=float, default=defaults.alpha, help="Dirichlet concentration")
-    p.add_argument("--malicious", type=int, default=defaults.malicious, help="how many attackers")
-    p.add_argument("--attack", default=defaults.attack, choices=sorted(ATTACKS))
+    # SimulationConfig's defaults and the registries' names, read only when this command is
+    # used: their modules import numpy, which no other command's help needs.
+    defer_defaults(p, _defaults)
+    p.add_argument("--dataset", help="'digits' or a .npz with X, y")
+    p.add_argument("--model", choices=MODEL_NAMES)
+    p.add_argument("--clients", type=int)
+    p.add_argument("--rounds", type=int)
+    p.add_argument("--partition", choices=PARTITION_NAMES)
+    p.add_argument("--alpha", type=float, help="Dirichlet concentration")
+    p.add_argument("--malicious", type=int, help="how many attackers")
+    p.add_argument("--attack", choices=ATTACK_NAMES)
     p.add_argument(
         "--attack-strength",
         type=float,
         default=None,
         help="noise sigma / random scale / sign-flip scale / scaling factor (attack's default)",
     )
-    p.add_argument("--aggregator", default=defaults.aggregator, choices=sorted(AGGREGATORS))
-    p.add_argument("--codec", default=defaults.codec, choices=sorted(CODECS))
-    p.add_argument("--rank", type=int, default=defaults.rank, help="PowerSGD rank")
-    p.add_argument("--dropout", type=float, default=defaults.dropout, help="P(client skips round)")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--local-epochs", type=int, default=defaults.local_epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    p.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    defer_choices(p, p.add_argument("--aggregator"), _aggregator_names)
+    defer_choices(p, p.add_argument("--codec"), _codec_names)
+    p.add_argument("--rank", type=int, help="PowerSGD rank")
+    p.add_argument("--dropout", type=float, help="P(client skips round)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--local-epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
     privacy = p.add_argument_group(
         "client-level differential privacy",
         "each device clips its update and adds Gaussian noise before encoding "
@@ -101,9 +99,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=float,
         help="target ε after all rounds, instead of --dp-noise-multiplier: calibrates the noise",
     )
-    privacy.add_argument(
-        "--dp-delta", type=float, default=defaults.dp_delta, help="δ at which ε is reported"
-    )
+    privacy.add_argument("--dp-delta", type=float, help="δ at which ε is reported")
     protocol = p.add_argument_group(
         "protocol", "every round through the in-memory chain and a content-addressed store"
     )
@@ -141,10 +137,23 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
-def _defaults():
+def _defaults() -> dict[str, object]:
     from flare.federation.config import SimulationConfig
 
-    return SimulationConfig()
+    config = SimulationConfig()
+    return {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+
+
+def _aggregator_names() -> list[str]:
+    from flare.aggregation import AGGREGATORS
+
+    return sorted(AGGREGATORS)
+
+
+def _codec_names() -> list[str]:
+    from flare.compression import CODECS
+
+    return sorted(CODECS)
 
 
 def config_from_args(args: argparse.Namespace) -> "SimulationConfig":

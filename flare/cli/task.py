@@ -16,6 +16,7 @@ from flare.cli import (
     integer_at_least,
     positive_finite_float,
 )
+from flare.cli.help_values import PARTITION_NAMES
 from flare.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -93,8 +94,6 @@ def load_keys(config: "NetworkConfig") -> "ParticipantKeys":
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from flare.data import PARTITIONS
-
     p = commands.add_parser(
         "task",
         help="create, start and inspect a task on the chain; split data among clients",
@@ -146,7 +145,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     split = actions.add_parser("split-data", help="write one .npz of training data per client")
     split.add_argument("--dataset", default="digits", help="digits, or an .npz with X and y")
     split.add_argument("--clients", type=integer_at_least(1), required=True)
-    split.add_argument("--partition", default="iid", choices=PARTITIONS)
+    split.add_argument("--partition", default="iid", choices=PARTITION_NAMES)
     split.add_argument(
         "--alpha", type=positive_finite_float, default=0.5, help="dirichlet concentration"
     )
@@ -210,9 +209,9 @@ def run_start(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     from flare.config import open_chain, open_store
 
-    apply_threads(args.threads)
-    if args.test is not None:
+    if args.test is not None:  # only scoring needs torch: a plain status never imports it
         check_input_file(args.test, "--test")
+        apply_threads(args.threads)
     config = network_config(args)
     if config.state is not None and not config.state.is_file():
         raise ConfigError(f"no chain state at {config.state}")  # a status must not create one
