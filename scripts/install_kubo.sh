@@ -4,9 +4,11 @@
 # the real thing. The npm `kubo` package cannot be used here: its install step
 # downloads from outside the package registries.
 #
-# Idempotent: when the cached binary exists and reports the wanted version the
-# build is skipped. Prints the binary's path on stdout (and nothing else), so
-# callers can do `IPFS="$(scripts/install_kubo.sh)"`.
+# Idempotent and quiet: when the cached binary exists and reports the wanted
+# version nothing is built and nothing is said. A build says so in one line; Go's
+# own output goes to build.log beside the binary and is shown only if the build
+# fails. Prints the binary's path on stdout (and nothing else), so callers can do
+# `IPFS="$(scripts/install_kubo.sh)"`.
 #
 # Environment:
 #   KUBO_VERSION  version to build (default v0.43.1, known to be served)
@@ -18,7 +20,9 @@ CACHE_ROOT="${FLARE_CACHE:-$HOME/.cache/flare}"
 DEST_DIR="$CACHE_ROOT/kubo/$KUBO_VERSION"
 BINARY="$DEST_DIR/ipfs"
 
-log() { printf '[install_kubo] %s\n' "$*" >&2; }
+# Messages go to file descriptor 3, the caller's stderr: stderr itself is the build log.
+exec 3>&2
+log() { printf '[install_kubo] %s\n' "$*" >&3; }
 
 cached_binary_matches() {
     [[ -x "$BINARY" ]] || return 1
@@ -28,15 +32,23 @@ cached_binary_matches() {
 }
 
 if cached_binary_matches; then
-    log "Kubo $KUBO_VERSION already built"
     echo "$BINARY"
     exit 0
 fi
 
 command -v go >/dev/null 2>&1 || { log "error: the Go toolchain (go) is not on PATH"; exit 1; }
-log "building Kubo $KUBO_VERSION with $(go version) (several minutes on a small machine)"
+log "building Kubo $KUBO_VERSION from source (first time only, a few minutes)…"
 
 mkdir -p "$DEST_DIR"
+BUILD_LOG="$DEST_DIR/build.log"
+exec 2>"$BUILD_LOG"
+go version >&2
+fail() {
+    log "error: $1; the end of $BUILD_LOG:"
+    tail -n 25 "$BUILD_LOG" >&3
+    exit 1
+}
+trap 'fail "building Kubo $KUBO_VERSION failed"' ERR
 # Build into a scratch directory and move the result into place with a rename,
 # so an interrupted build never leaves a half-written binary at the cached path.
 STAGING="$(mktemp -d "$DEST_DIR/.build.XXXXXX")"
@@ -60,12 +72,12 @@ esac
 
 SOURCE_DIR="$(go mod download -json "github.com/ipfs/kubo@$KUBO_VERSION" \
     | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-[[ -d "$SOURCE_DIR" ]] || { log "error: go mod download gave no source directory"; exit 1; }
+[[ -d "$SOURCE_DIR" ]] || fail "go mod download gave no source directory"
 cp -R "$SOURCE_DIR" "$STAGING/src"
 chmod -R u+w "$STAGING/src"
 cd "$STAGING/src"
 if [[ -n "$LIBP2P_STAND_IN" ]]; then
-    log "replacing Kubo's unpublished go-libp2p fork with upstream go-libp2p $LIBP2P_STAND_IN"
+    echo "replacing Kubo's unpublished go-libp2p fork with upstream go-libp2p $LIBP2P_STAND_IN" >&2
     go mod edit -dropreplace github.com/libp2p/go-libp2p \
         -require "github.com/libp2p/go-libp2p@$LIBP2P_STAND_IN"
 fi
@@ -73,9 +85,5 @@ go build -o "$STAGING/ipfs" ./cmd/ipfs
 cd - >/dev/null
 mv -f "$STAGING/ipfs" "$BINARY"
 
-if ! cached_binary_matches; then
-    log "error: built binary does not report version $KUBO_VERSION"
-    exit 1
-fi
-log "Kubo $KUBO_VERSION built"
+cached_binary_matches || fail "the built binary does not report version $KUBO_VERSION"
 echo "$BINARY"

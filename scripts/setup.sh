@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Set up everything Flare needs, idempotently: the Python virtualenv with the
-# package and its dev tools. Re-running is cheap: each step is skipped when a
-# stamp says its inputs have not changed since it last succeeded.
+# Set up what every flare command needs: the Python virtualenv with the package and its dev
+# tools. What only some commands need is set up by those commands: the Solidity tools
+# (scripts/install_tools.sh) and Kubo (scripts/install_kubo.sh) by scripts/test and, when
+# missing, by `flare node up`.
+#
+# Quiet and idempotent: one line when there is work to do, nothing when a stamp says the
+# inputs have not changed since the last success. pip's own output goes to $VENV/setup.log
+# and is shown only when it fails.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,19 +19,28 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 python_env() {
     local stamp="$VENV/.flare-stamp"
     local want
-    want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
+    want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
     if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         return 0
     fi
-    log "creating Python environment in $VENV (first run downloads torch; pip's cache keeps later runs fast)"
-    "$PYTHON_BIN" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
-    echo "$want" > "$stamp"
-    log "Python environment ready"
+    if [[ -x "$VENV/bin/python" ]]; then
+        log "updating the Python environment in $VENV (pyproject.toml changed)"
+    else
+        log "creating the Python environment in $VENV (the first time downloads torch;" \
+            "later ones reuse pip's cache)"
+    fi
+    mkdir -p "$VENV"
+    local setup_log="$VENV/setup.log"
+    if ! {
+        "$PYTHON_BIN" -m venv "$VENV" &&
+            "$VENV/bin/python" -m pip install --upgrade pip &&
+            "$VENV/bin/python" -m pip install -e "$ROOT[dev]"
+    } >"$setup_log" 2>&1; then
+        log "error: setting up $VENV failed; the end of $setup_log:"
+        tail -n 30 "$setup_log" >&2
+        exit 1
+    fi
+    echo "$want" >"$stamp"
 }
 
 python_env
-"$ROOT/scripts/install_tools.sh"
-# Kubo from source (cached by version): the IPFS daemon for real-network runs and CID checks.
-"$ROOT/scripts/install_kubo.sh" >/dev/null
