@@ -1,0 +1,374 @@
+"""Exact inference: the same logits, bit for bit, on every CPU, thread count and BLAS.
+
+The committee's MI filter decides who is trusted from predicted labels, and every member
+must get the same labels. Float32 inference cannot promise that: oneDNN convolutions and
+MKL or OpenBLAS matrix products sum in an order (and with or without fused multiply-add)
+that depends on the instruction set and the thread count, so a sample whose two largest
+logits lie within a rounding error of each other gets its label by the CPU it runs on.
+
+Here every Linear and Conv2d layer multiplies *integers*. Its input is scaled, sample by
+sample, and its weights, output unit by output unit, by powers of two and rounded to
+integers (round half to even) of at most ``bx`` and ``bw`` bits, with
+``bx + bw + ceil(log2 fan_in) <= 53`` (:func:`product_bits`). Every partial sum of
+products is then an integer of magnitude at most ``2^53``, which float64 holds exactly:
+a float64 matrix product returns the exact integer result whatever the summation order,
+blocking, thread count or fused multiply-add. Everything else is one IEEE operation per
+element (power-of-two scaling, one bias addition, ReLU, max pooling), correctly rounded
+and hence the same everywhere; no transcendental function is used. Labels are the argmax
+of the logits, ties to the lowest class index.
+
+Values that could behave differently where a process flushes subnormals to zero are
+settled first: NaN counts as 0 and an infinity as the largest finite value, and any
+magnitude below the input type's smallest normal (below ``2^-600`` between layers) as 0,
+which keeps every later intermediate a normal number or zero.
+
+Only layers whose arithmetic is known can be run exactly: ``nn.Sequential`` (nested
+too), ``nn.Linear``, ``nn.Conv2d`` (zero padding, one group), ``nn.ReLU``,
+``nn.MaxPool2d`` (floor mode), ``nn.Flatten``, ``nn.Unflatten`` and the zoo's image
+reshape. Any other module is refused with :class:`UnsupportedLayerError`.
+"""
+
+import functools
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+
+import numpy as np
+from torch import nn
+
+from flare.errors import FlareError
+from flare.models.zoo import _Unflatten
+
+EXACT_BITS = 53
+"""float64 holds every integer of magnitude up to 2^53 exactly."""
+
+MIN_BITS = 4
+"""Fewest bits left to activations or weights before a layer is refused as too wide."""
+
+FLUSH_BELOW = 2.0**-600
+"""Between layers, magnitudes below this count as zero (see the module docstring)."""
+
+LARGEST = float(np.finfo(np.float64).max)
+
+COLUMN_BUDGET = 1 << 23
+"""Most float64 values one convolution's unfolded input may hold at once (64 MiB)."""
+
+
+class ExactInferenceError(FlareError, ValueError):
+    """The weights or the features do not fit the model exact inference was built for."""
+
+
+class UnsupportedLayerError(ExactInferenceError):
+    """The model holds a module whose arithmetic exact inference does not reproduce."""
+
+
+def product_bits(fan_in: int) -> tuple[int, int]:
+    """Bits for a layer's activations and weights so that its sums of products stay exact.
+
+    With ``|activation| <= 2^bx`` and ``|weight| <= 2^bw``, a sum of ``fan_in`` products is
+    at most ``fan_in * 2^(bx + bw) <= 2^53`` in magnitude, and so is every partial sum.
+    """
+    if fan_in < 1:
+        raise ExactInferenceError(f"a layer needs at least one input, got fan-in {fan_in}")
+    total = EXACT_BITS - (fan_in - 1).bit_length()
+    if total < 2 * MIN_BITS:
+        raise ExactInferenceError(f"fan-in {fan_in} is too wide for exact float64 sums")
+    return total // 2, total - total // 2
+
+
+def quantise(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integers (held as float64) and one exponent per leading-axis row.
+
+    Row ``i`` is ``values[i] ≈ integers[i] * 2^-exponents[i]`` with ``|integers| <= 2^bits``
+    and an error of at most half a unit, ``2^-(exponents[i] + 1)``. The exponent comes from
+    the row's largest magnitude (exact), so the result is a pure function of the row.
+    ``values`` must be finite float64.
+    """
+    rows = values.reshape(len(values), -1)
+    peak = np.max(np.abs(rows), axis=1) if rows.shape[1] else np.zeros(len(values))
+    _, peak_exponent = np.frexp(peak)  # peak = m * 2^e with m in [0.5, 1), e = 0 for 0
+    exponents = bits - peak_exponent.astype(np.int64)
+    scales = _power_of_two(exponents).reshape(-1, *([1] * (values.ndim - 1)))
+    return np.rint(values * scales), exponents
+
+
+def _power_of_two(exponents: np.ndarray) -> np.ndarray:
+    """``2.0 ** exponents``, exactly; the exponents must lie in float64's normal range."""
+    return np.ldexp(np.ones(exponents.shape), exponents)
+
+
+def _integer_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """The product of two integer-valued float64 matrices whose sums stay within 2^53.
+
+    Exact, so any BLAS and any summation order gives these same bits.
+    """
+    return left @ right
+
+
+def _exact_float64(values: np.ndarray) -> np.ndarray:
+    """Input values as finite float64, the same whether or not a process flushes subnormals.
+
+    Subnormals are flushed by comparing before converting: a process that treats subnormal
+    inputs as zero and one that does not both find them below the smallest normal.
+    """
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.floating):
+        values = values.astype(np.float64)
+    values = np.where(np.abs(values) < np.finfo(values.dtype).tiny, 0.0, values)
+    return _settled(np.nan_to_num(values.astype(np.float64), nan=0.0))
+
+
+def _settled(values: np.ndarray) -> np.ndarray:
+    """A layer's float64 output clipped to finite values, magnitudes below ``FLUSH_BELOW``
+    set to zero: its largest magnitude then lies in ``[2^-600, 2^1024)`` or is zero."""
+    clipped = np.clip(values, -LARGEST, LARGEST)
+    return np.where(np.abs(clipped) < FLUSH_BELOW, 0.0, clipped)
+
+
+def _parameter(weights: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...]) -> np.ndarray:
+    if name not in weights:
+        raise ExactInferenceError(f"weights lack {name!r}")
+    tensor = np.asarray(weights[name])
+    if tensor.shape != shape:
+        raise ExactInferenceError(f"{name}: shape {tensor.shape} != {shape}")
+    return _exact_float64(tensor)
+
+
+def _rescaled(
+    products: np.ndarray,
+    sample_exponents: np.ndarray,
+    unit_exponents: np.ndarray,
+    bias: np.ndarray | None,
+) -> np.ndarray:
+    """``products * 2^-sample exponent * 2^-unit exponent + bias``.
+
+    Both scalings are exact (powers of two, and every intermediate a normal number or an
+    overflow to infinity); the bias addition rounds once.
+    """
+    rows_per_sample = len(products) // max(len(sample_exponents), 1)
+    sample_scales = np.repeat(_power_of_two(-sample_exponents), rows_per_sample)
+    with np.errstate(over="ignore"):  # an overflow is an infinity, clipped by the caller
+        output = products * sample_scales[:, None] * _power_of_two(-unit_exponents)
+        return output if bias is None else output + bias
+
+
+class _Layer(ABC):
+    @abstractmethod
+    def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+        """This layer's output for a batch ``x`` (samples along axis 0)."""
+
+
+class _Linear(_Layer):
+    def __init__(self, module: nn.Linear, prefix: str) -> None:
+        self.weight = f"{prefix}weight"
+        self.bias = None if module.bias is None else f"{prefix}bias"
+        self.shape = (module.out_features, module.in_features)
+        self.bits = product_bits(module.in_features)
+
+    def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+        outputs, fan_in = self.shape
+        if x.ndim < 2 or x.shape[-1] != fan_in:
+            raise ExactInferenceError(f"linear layer {self.weight} expects {fan_in} inputs")
+        weight = _parameter(weights, self.weight, self.shape)
+        bias = None if self.bias is None else _parameter(weights, self.bias, (outputs,))
+        x_int, x_exponents = quantise(x, self.bits[0])
+        w_int, w_exponents = quantise(weight, self.bits[1])
+        products = _integer_matmul(x_int.reshape(-1, fan_in), w_int.T)
+        output = _rescaled(products, x_exponents, w_exponents, bias)
+        return _settled(output.reshape(*x.shape[:-1], outputs))
+
+
+def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _kernel_views(
+    x: np.ndarray,
+    axes: tuple[int, int],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> list[np.ndarray]:
+    """One strided view of ``x`` per kernel position (row-major): the value under that
+    position in every window, the windows laid out along ``axes``."""
+    counts = []
+    for axis, k, s, d in zip(axes, kernel, stride, dilation, strict=True):
+        reach = d * (k - 1) + 1
+        if x.shape[axis] < reach:
+            raise ExactInferenceError(
+                f"an input of {x.shape[axis]} pixels is smaller than the kernel"
+            )
+        counts.append((x.shape[axis] - reach) // s + 1)
+    views = []
+    for i in range(kernel[0]):
+        for j in range(kernel[1]):
+            index = [slice(None)] * x.ndim
+            for axis, offset, count, s in zip(
+                axes, (i * dilation[0], j * dilation[1]), counts, stride, strict=True
+            ):
+                index[axis] = slice(offset, offset + s * (count - 1) + 1, s)
+            views.append(x[tuple(index)])
+    return views
+
+
+class _Conv2d(_Layer):
+    def __init__(self, module: nn.Conv2d, prefix: str, path: str) -> None:
+        if module.groups != 1 or module.padding_mode != "zeros":
+            raise UnsupportedLayerError(
+                f"{path}: Conv2d with groups={module.groups} and padding_mode="
+                f"{module.padding_mode!r} is not supported (only groups=1 and zero padding)"
+            )
+        self.weight = f"{prefix}weight"
+        self.bias = None if module.bias is None else f"{prefix}bias"
+        self.shape = (module.out_channels, module.in_channels, *_pair(module.kernel_size))
+        self.stride, self.dilation = _pair(module.stride), _pair(module.dilation)
+        if module.padding == "valid":
+            self.padding = ((0, 0), (0, 0))
+        elif module.padding == "same":  # torch puts the odd pixel after
+            reach = [d * (k - 1) for k, d in zip(self.shape[2:], self.dilation, strict=True)]
+            self.padding = tuple((r // 2, r - r // 2) for r in reach)
+        else:
+            self.padding = tuple((p, p) for p in _pair(module.padding))
+        self.bits = product_bits(int(np.prod(self.shape[1:])))
+
+    def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+        channels, kernel = self.shape[1], self.shape[2:]
+        if x.ndim != 4 or x.shape[1] != channels:
+            raise ExactInferenceError(f"convolution {self.weight} expects {channels} channels")
+        weight = _parameter(weights, self.weight, self.shape)
+        bias = None if self.bias is None else _parameter(weights, self.bias, self.shape[:1])
+        w_int, w_exponents = quantise(weight, self.bits[1])
+        # columns are unfolded channels-last, (kernel row, kernel column, channel)
+        w_matrix = w_int.transpose(0, 2, 3, 1).reshape(len(w_int), -1).T
+        x_int, x_exponents = quantise(x, self.bits[0])
+        padded = np.pad(x_int, ((0, 0), (0, 0), *self.padding)).transpose(0, 2, 3, 1)
+        views = _kernel_views(padded, (1, 2), kernel, self.stride, self.dilation)
+        out_h, out_w = views[0].shape[1:3]
+        chunk = max(1, COLUMN_BUDGET // (out_h * out_w * w_matrix.shape[0]))
+        outputs = []
+        for start in range(0, len(x), chunk):  # samples are independent: chunks change nothing
+            part = [view[start : start + chunk] for view in views]
+            columns = np.concatenate(part, axis=-1).reshape(-1, w_matrix.shape[0])
+            products = _integer_matmul(columns, w_matrix)
+            rescaled = _rescaled(products, x_exponents[start : start + chunk], w_exponents, bias)
+            rescaled = rescaled.reshape(len(part[0]), out_h, out_w, -1)
+            outputs.append(rescaled.transpose(0, 3, 1, 2))
+        return _settled(np.concatenate(outputs))
+
+
+class _MaxPool2d(_Layer):
+    def __init__(self, module: nn.MaxPool2d, path: str) -> None:
+        if module.ceil_mode or module.return_indices:
+            raise UnsupportedLayerError(
+                f"{path}: MaxPool2d with ceil_mode or return_indices is not supported"
+            )
+        self.kernel = _pair(module.kernel_size)
+        self.stride = _pair(module.stride if module.stride is not None else module.kernel_size)
+        self.dilation = _pair(module.dilation)
+        padding = _pair(module.padding)
+        for pad, k, d in zip(padding, self.kernel, self.dilation, strict=True):
+            if 2 * pad > d * (k - 1) + 1:  # torch's own bound: no window is all padding
+                raise UnsupportedLayerError(f"{path}: MaxPool2d padding exceeds half its kernel")
+        self.padding = tuple((p, p) for p in padding)
+
+    def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+        if x.ndim != 4:
+            raise ExactInferenceError("max pooling expects (samples, channels, height, width)")
+        padded = np.pad(x, ((0, 0), (0, 0), *self.padding), constant_values=-np.inf)
+        views = _kernel_views(padded, (2, 3), self.kernel, self.stride, self.dilation)
+        return functools.reduce(np.maximum, views)
+
+
+class _ReLU(_Layer):
+    def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.maximum(x, 0.0)
+
+
+class _Reshape(_Layer):
+    """Flatten, Unflatten or the zoo's image reshape: moves no value."""
+
+    def __init__(self, shape_of: Callable[[tuple[int, ...]], tuple[int, ...]], path: str) -> None:
+        self.shape_of, self.path = shape_of, path
+
+    def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+        try:
+            return x.reshape(self.shape_of(x.shape))
+        except ValueError as exc:
+            raise ExactInferenceError(f"{self.path}: cannot reshape {x.shape}: {exc}") from None
+
+
+def _reshape(module: nn.Module, path: str) -> _Reshape:
+    if isinstance(module, _Unflatten):
+        side = module.side
+        return _Reshape(lambda shape: (shape[0], 1, side, side), path)
+    if isinstance(module, nn.Flatten):
+        start_dim, end_dim = module.start_dim, module.end_dim
+
+        def flattened(shape: tuple[int, ...]) -> tuple[int, ...]:
+            start, end = start_dim % len(shape), end_dim % len(shape)
+            return (*shape[:start], -1, *shape[end + 1 :])
+
+        return _Reshape(flattened, path)
+    dim, sizes = module.dim, tuple(module.unflattened_size)
+
+    def unflattened(shape: tuple[int, ...]) -> tuple[int, ...]:
+        at = dim % len(shape)
+        return (*shape[:at], *sizes, *shape[at + 1 :])
+
+    return _Reshape(unflattened, path)
+
+
+SUPPORTED = "Sequential, Linear, Conv2d, ReLU, MaxPool2d, Flatten, Unflatten"
+
+
+def _compile(module: nn.Module, prefix: str, path: str) -> list[_Layer]:
+    """The layers of ``module`` in forward order; exact types only, as a subclass may
+    override ``forward``."""
+    kind = type(module)
+    if kind is nn.Sequential:
+        layers: list[_Layer] = []
+        for name, child in module.named_children():
+            layers += _compile(child, f"{prefix}{name}.", f"{path}.{name}" if path else name)
+        return layers
+    where = path or "the model"
+    if kind is nn.Linear:
+        return [_Linear(module, prefix)]
+    if kind is nn.Conv2d:
+        return [_Conv2d(module, prefix, where)]
+    if kind is nn.MaxPool2d:
+        return [_MaxPool2d(module, where)]
+    if kind is nn.ReLU:
+        return [_ReLU()]
+    if kind in (nn.Flatten, nn.Unflatten, _Unflatten):
+        return [_reshape(module, where)]
+    raise UnsupportedLayerError(
+        f"{where}: {kind.__name__} has no exact implementation (supported: {SUPPORTED})"
+    )
+
+
+class ExactPredictor:
+    """Labels from a model's weights, the same on every machine.
+
+    Built once from the model's structure (``module``'s weights are not used); each call
+    takes the weights to run, by their ``state_dict`` names, so one predictor serves every
+    candidate model of a round. Its :meth:`predict` fits the MI filter's ``predict``.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self.layers = _compile(module, "", "")
+        if not any(isinstance(layer, _Linear | _Conv2d) for layer in self.layers):
+            raise UnsupportedLayerError("the model has no Linear or Conv2d layer")
+
+    def logits(self, weights: Mapping[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+        """The float64 logits, ``(samples, classes)``, identical bits on every machine."""
+        x = _exact_float64(features)
+        if x.ndim < 2 or len(x) == 0:
+            raise ExactInferenceError(f"features must be a non-empty batch, got {x.shape}")
+        for layer in self.layers:
+            x = layer.apply(x, weights)
+        if x.ndim != 2:
+            raise ExactInferenceError(f"the model's output has shape {x.shape}, not (n, classes)")
+        return x
+
+    def predict(self, weights: Mapping[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+        """Predicted labels (int64): the largest logit, ties to the lowest class index."""
+        return np.argmax(self.logits(weights, features), axis=1).astype(np.int64)
