@@ -1,5 +1,6 @@
 """Build everything a run needs from its configuration: data, clients, model, codec, rule."""
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,12 +16,20 @@ from flare.compression.base import Codec
 from flare.data import Dataset, load_dataset, partition
 from flare.federation.clients import Attack, Client, make_attack
 from flare.federation.config import SimulationConfig
-from flare.models import TorchModelAdapter, TrainingConfig, build_model
+from flare.models import (
+    ExactPredictor,
+    TorchModelAdapter,
+    TrainingConfig,
+    UnsupportedLayerError,
+    build_model,
+)
 from flare.privacy import DPParams, LocalDP, PrivacyLedger, resolve_dp_params
 from flare.tensors import ModelSpec, Weights, spec_of
 
 ModelBuilder = Callable[[int, int], nn.Module]
 """``builder(num_features, num_classes) -> nn.Module``: a user's own model."""
+
+log = logging.getLogger(__name__)
 
 NOISE_STREAM = 0x4450
 """Keeps a simulated device's DP noise independent of its training randomness."""
@@ -40,6 +49,8 @@ class Federation:
     initial_weights: Weights
     codec: Codec
     aggregator: Aggregator
+    predictor: ExactPredictor | None
+    """Exact inference for the MI filter; None for a user model it cannot run."""
     privacy: DPParams | None = None
     privacy_ledger: PrivacyLedger | None = None
 
@@ -69,7 +80,12 @@ class Federation:
         return None if self.privacy_ledger is None else self.privacy_ledger.describe()
 
     def predict(self, weights: Weights, features: np.ndarray) -> np.ndarray:
-        """Inference with ``weights``: what the MI filter runs on the validation split."""
+        """Inference with ``weights``: what the MI filter runs on the validation split.
+
+        Exact, as the committee's, unless the model has layers exact inference lacks.
+        """
+        if self.predictor is not None:
+            return self.predictor.predict(weights, features)
         self.evaluator.set_weights(weights)
         return self.evaluator.predict(features)
 
@@ -102,6 +118,12 @@ def build_federation(
             return model_builder(dataset.num_features, dataset.num_classes)
 
     trainer = TorchModelAdapter(new_module(), training)
+    try:
+        predictor: ExactPredictor | None = ExactPredictor(trainer.module)
+    except UnsupportedLayerError as exc:
+        # One process labels every candidate here, so float32 labels agree with themselves.
+        log.warning("%s: the MI filter uses float32 inference instead of exact inference", exc)
+        predictor = None
     codec_params = {"rank": config.rank} if config.codec == "powersgd" else {}
     # A client publishes at most one update per round, so a target ε is spread over them all.
     privacy = resolve_dp_params(
@@ -122,6 +144,7 @@ def build_federation(
         initial_weights=trainer.get_weights(),
         codec=make_codec(config.codec, **codec_params),
         aggregator=make_aggregator(config.aggregator, **config.aggregator_params),
+        predictor=predictor,
         privacy=privacy,
         privacy_ledger=None if privacy is None else PrivacyLedger(privacy, config.dp_delta),
     )

@@ -41,7 +41,7 @@ from flare.federation.protocol.artifacts import (
     decode_model,
     encode_model,
 )
-from flare.models import TorchModelAdapter, build_model
+from flare.models import ExactPredictor, TorchModelAdapter, build_model
 from flare.storage import StorageProvider, compute_cid
 from flare.storage.errors import (
     BlobNotFoundError,
@@ -71,11 +71,11 @@ class TaskContext:
     bundle: TaskBundle
     spec: ModelSpec
     aggregator: Aggregator
-    evaluator: TorchModelAdapter
+    predictor: ExactPredictor
 
     def predict(self, weights: Weights, features: np.ndarray) -> np.ndarray:
-        self.evaluator.set_weights(weights)
-        return self.evaluator.predict(features)
+        """The MI filter's labels: exact inference, so every member's labels are the same."""
+        return self.predictor.predict(weights, features)
 
 
 def load_task_context(chain: ChainConnector, store: StorageProvider, task_id: int) -> TaskContext:
@@ -83,16 +83,14 @@ def load_task_context(chain: ChainConnector, store: StorageProvider, task_id: in
     task = chain.task(task_id)
     bundle = decode_manifest(store.get(task.validation_set.to_cid()))
     manifest = bundle.manifest
-    evaluator = TorchModelAdapter(
-        build_model(manifest.model, manifest.num_features, manifest.num_classes, seed=0)
-    )
+    module = build_model(manifest.model, manifest.num_features, manifest.num_classes, seed=0)
     return TaskContext(
         task_id=task_id,
         label=binding_label(chain, task_id),
         bundle=bundle,
-        spec=spec_of(evaluator.get_weights()),
+        spec=spec_of(TorchModelAdapter(module).get_weights()),
         aggregator=make_aggregator(manifest.aggregator, **manifest.aggregator_params),
-        evaluator=evaluator,
+        predictor=ExactPredictor(module),
     )
 
 
