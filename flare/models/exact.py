@@ -33,6 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 from torch import nn
 
 from flare.errors import FlareError
@@ -181,6 +182,22 @@ def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
+def _window_counts(
+    sizes: tuple[int, ...],
+    kernel: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> list[int]:
+    """How many kernel windows fit along each of two (padded) axes."""
+    counts = []
+    for size, k, s, d in zip(sizes, kernel, stride, dilation, strict=True):
+        reach = d * (k - 1) + 1
+        if size < reach:
+            raise ExactInferenceError(f"an input of {size} pixels is smaller than the kernel")
+        counts.append((size - reach) // s + 1)
+    return counts
+
+
 def _kernel_views(
     x: np.ndarray,
     axes: tuple[int, int],
@@ -190,14 +207,7 @@ def _kernel_views(
 ) -> list[np.ndarray]:
     """One strided view of ``x`` per kernel position (row-major): the value under that
     position in every window, the windows laid out along ``axes``."""
-    counts = []
-    for axis, k, s, d in zip(axes, kernel, stride, dilation, strict=True):
-        reach = d * (k - 1) + 1
-        if x.shape[axis] < reach:
-            raise ExactInferenceError(
-                f"an input of {x.shape[axis]} pixels is smaller than the kernel"
-            )
-        counts.append((x.shape[axis] - reach) // s + 1)
+    counts = _window_counts(tuple(x.shape[a] for a in axes), kernel, stride, dilation)
     views = []
     for i in range(kernel[0]):
         for j in range(kernel[1]):
@@ -240,17 +250,29 @@ class _Conv2d(_Layer):
         # columns are unfolded channels-last, (kernel row, kernel column, channel)
         w_matrix = w_int.transpose(0, 2, 3, 1).reshape(len(w_int), -1).T
         x_int, x_exponents = quantise(x, self.bits[0])
-        padded = np.pad(x_int, ((0, 0), (0, 0), *self.padding)).transpose(0, 2, 3, 1)
-        views = _kernel_views(padded, (1, 2), kernel, self.stride, self.dilation)
-        out_h, out_w = views[0].shape[1:3]
+        padded = np.pad(x_int.transpose(0, 2, 3, 1), ((0, 0), *self.padding, (0, 0)))
+        out_h, out_w = _window_counts(padded.shape[1:3], kernel, self.stride, self.dilation)
+        step_n, step_h, step_w, step_c = padded.strides
+        windows = as_strided(  # windows[n, y, x, i, j, c]: a read-only view, no copy yet
+            padded,
+            (len(padded), out_h, out_w, *kernel, channels),
+            (
+                step_n,
+                step_h * self.stride[0],
+                step_w * self.stride[1],
+                step_h * self.dilation[0],
+                step_w * self.dilation[1],
+                step_c,
+            ),
+            writeable=False,
+        )
         chunk = max(1, COLUMN_BUDGET // (out_h * out_w * w_matrix.shape[0]))
         outputs = []
         for start in range(0, len(x), chunk):  # samples are independent: chunks change nothing
-            part = [view[start : start + chunk] for view in views]
-            columns = np.concatenate(part, axis=-1).reshape(-1, w_matrix.shape[0])
-            products = _integer_matmul(columns, w_matrix)
+            part = windows[start : start + chunk]
+            products = _integer_matmul(part.reshape(-1, w_matrix.shape[0]), w_matrix)
             rescaled = _rescaled(products, x_exponents[start : start + chunk], w_exponents, bias)
-            rescaled = rescaled.reshape(len(part[0]), out_h, out_w, -1)
+            rescaled = rescaled.reshape(len(part), out_h, out_w, -1)
             outputs.append(rescaled.transpose(0, 3, 1, 2))
         return _settled(np.concatenate(outputs))
 
