@@ -4,15 +4,17 @@ Run from the repository root: ``.venv/bin/python scripts/gen_coordinator_fixture
 output is deterministic; ``--check`` exits 1 if the checked-in file differs from what it
 would write.
 
-The scenario plays two tasks through :class:`flare.chain.InMemoryChain` (chain id 31337,
+The scenario plays four tasks through :class:`flare.chain.InMemoryChain` (chain id 31337,
 contract ``0x5FbDB…0aa3``) and reaches every transition and every custom error of
-docs/protocol.md, with real BLS keys, proofs of possession and VRF proofs from
-``flare.crypto``. Each step records what a transaction or view sends (sender, block,
-``prevrandao``, calldata) and what the Python implementation answered: success with its
-return data and its logs (topics and data, exactly as the EVM logs them), or the revert
-data of the custom error. ``FlareCoordinatorTrace.t.sol`` replays every step against the
-Solidity contract deployed at the same address and compares byte for byte, which makes the
-contract and ``flare.chain`` one implementation as far as this scenario reaches.
+docs/protocol.md that one transaction per block allows (``SeedTooEarly`` needs two in one
+block: the forge unit tests and ``tests/test_chain_memory.py`` cover it), with real BLS
+keys, proofs of possession and VRF proofs from ``flare.crypto``. Each step records what a
+transaction or view sends (sender, block, ``prevrandao``, calldata) and what the Python
+implementation answered: success with its return data and its logs (topics and data,
+exactly as the EVM logs them), or the revert data of the custom error.
+``FlareCoordinatorTrace.t.sol`` replays every step against the Solidity contract deployed
+at the same address and compares byte for byte, which makes the contract and
+``flare.chain`` one implementation as far as this scenario reaches.
 
 The file also lists the participants' secret keys (test keys, nothing else uses them), so
 the Solidity tests can check their own BLS signer against ``flare.crypto``.
@@ -34,10 +36,12 @@ from flare.chain import errors as e
 from flare.chain.abi import field_types, selector, signature, to_abi, word
 from flare.chain.calls import (
     Call,
+    CancelTask,
     ClaimSeat,
     CreateTask,
     Propose,
     Register,
+    SealSeed,
     StartTask,
     Submit,
     Timeout,
@@ -47,8 +51,10 @@ from flare.chain.calls import (
 from flare.chain.derive import encode_accepted
 from flare.chain.errors import ContractError
 from flare.chain.events import encode_log
+from flare.chain.memory import ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT
 from flare.chain.types import Participant, Proposal, Round, Task
-from flare.crypto import SecretKey, prove_possession, vrf
+from flare.crypto import SecretKey, vrf
+from flare.crypto.identity import possession_message, prove_task_possession
 from flare.storage import CODEC_DAG_PB, CODEC_RAW
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,10 +79,16 @@ class Identity:
     def public_key(self) -> bytes:
         return self.secret_key.public_key()
 
-    def possession(self, address: str | None = None) -> bytes:
-        """Proof of possession for ``address`` (by default its own)."""
-        target = address or self.address
-        return prove_possession(self.secret_key, bytes.fromhex(target[2:]))
+    def possession(self, task_id: int, address: str | None = None) -> bytes:
+        """Proof of possession for registering ``address`` (by default its own) in a task of
+        the fixture's deployment."""
+        message = possession_message(
+            ANVIL_CHAIN_ID,
+            bytes.fromhex(ANVIL_FIRST_CONTRACT[2:]),
+            task_id,
+            bytes.fromhex((address or self.address)[2:]),
+        )
+        return prove_task_possession(self.secret_key, message)
 
 
 def identities() -> list[Identity]:
@@ -216,7 +228,7 @@ def task_one(rec: Recorder, people: list[Identity]) -> None:
     chain = rec.chain
     early, late = people[:10], people[10]
     model0, validation = content("initial model"), content("validation set", CODEC_DAG_PB)
-    params = TaskParams(3, 5, 3, 6_000, 30, 20, 2)
+    params = TaskParams(3, 5, 3, 6_000, 30, 20, 2, 4)
 
     rec.view("taskCount", [], [])
     rec.views(1, [], 0)
@@ -227,76 +239,91 @@ def task_one(rec: Recorder, people: list[Identity]) -> None:
     rec.tx(CREATOR, CreateTask(model0, ContentRef(0x12, bytes(32)), params), e.UnsupportedCodec)
     rec.tx(
         CREATOR,
-        CreateTask(content("m", 0), ContentRef(0x12, bytes(32)), TaskParams(0, 0, 0, 0, 0, 0, 0)),
+        CreateTask(
+            content("m", 0), ContentRef(0x12, bytes(32)), TaskParams(0, 0, 0, 0, 0, 0, 0, 0)
+        ),
         e.UnsupportedCodec,
     )
     for index, bad in enumerate(
         [
-            TaskParams(0, 5, 3, 6_000, 30, 20, 2),
-            TaskParams(3, 0, 3, 6_000, 30, 20, 2),
-            TaskParams(3, 5, 0, 6_000, 30, 20, 2),
-            TaskParams(3, 5, 3, 0, 30, 20, 2),
-            TaskParams(3, 5, 3, 6_000, 0, 20, 2),
-            TaskParams(3, 5, 3, 6_000, 30, 0, 2),
-            TaskParams(3, 5, 3, 6_000, 30, 20, 0),
+            TaskParams(0, 5, 3, 6_000, 30, 20, 2, 4),
+            TaskParams(3, 0, 3, 6_000, 30, 20, 2, 4),
+            TaskParams(3, 5, 0, 6_000, 30, 20, 2, 4),
+            TaskParams(3, 5, 3, 0, 30, 20, 2, 4),
+            TaskParams(3, 5, 3, 6_000, 0, 20, 2, 4),
+            TaskParams(3, 5, 3, 6_000, 30, 0, 2, 4),
+            TaskParams(3, 5, 3, 6_000, 30, 20, 0, 4),
+            TaskParams(3, 5, 3, 6_000, 30, 20, 2, 0),
         ]
     ):
         rec.tx(CREATOR, CreateTask(model0, validation, bad), e.InvalidTaskParameter)
         assert rec.steps[-1]["returndata"].endswith(f"{index:02x}")
-    rec.tx(
-        CREATOR,
-        CreateTask(model0, validation, TaskParams(3, 5, 3, 10_001, 30, 20, 2)),
-        e.InvalidTaskParameter,
-    )
-    rec.tx(
-        CREATOR,
-        CreateTask(model0, validation, TaskParams(1, 0, 0, 0, 0, 0, 0)),
-        e.InvalidTaskParameter,
-    )
+    for bad, index in (
+        (TaskParams(3, 5, 6, 6_000, 30, 20, 2, 4), 2),  # minCommittee above k
+        (TaskParams(3, 5, 3, 5_000, 30, 20, 2, 4), 3),  # half the committee is no majority
+        (TaskParams(3, 5, 3, 10_001, 30, 20, 2, 4), 3),
+        (TaskParams(1, 0, 0, 0, 0, 0, 0, 0), 1),
+    ):
+        rec.tx(CREATOR, CreateTask(model0, validation, bad), e.InvalidTaskParameter)
+        assert rec.steps[-1]["returndata"].endswith(f"{index:02x}")
     rec.tx(CREATOR, CreateTask(model0, validation, params))
     rec.views(1, [STRANGER], 0)
     rec.view("getParticipant", ["uint256", "address"], [0, STRANGER], Participant)
     rec.view("getProposal", ["uint256", "uint32"], [2, 1], Proposal)
 
     p0, p1, p2 = early[0], early[1], early[2]
-    rec.tx(p0.address, Register(0, p0.public_key, p0.possession()), e.UnknownTask)
-    rec.tx(p0.address, Register(2, p0.public_key, p0.possession()), e.UnknownTask)
-    rec.tx(p0.address, StartTask(1), e.TooFewParticipants)
+    rec.tx(p0.address, Register(0, p0.public_key, p0.possession(0)), e.UnknownTask)
+    rec.tx(p0.address, Register(2, p0.public_key, p0.possession(2)), e.UnknownTask)
+    rec.tx(p0.address, StartTask(1), e.NotTaskCreator)
+    rec.tx(CREATOR, StartTask(1), e.TooFewParticipants)
     rec.tx(p0.address, StartTask(0), e.UnknownTask)
+    rec.tx(p0.address, CancelTask(2), e.UnknownTask)
+    rec.tx(p0.address, CancelTask(1), e.NotTaskCreator)
+    rec.tx(p0.address, SealSeed(2), e.UnknownTask)
+    rec.tx(p0.address, SealSeed(1), e.TaskNotStarted)
     rec.tx(p0.address, Submit(1, content("u"), 1), e.TaskNotStarted)
     rec.tx(p0.address, ClaimSeat(1, p0.public_key, bytes(128)), e.TaskNotStarted)
     rec.tx(p0.address, Propose(1, content("g"), b""), e.TaskNotStarted)
     rec.tx(p0.address, Vote(1, 1, True), e.TaskNotStarted)
     rec.tx(p0.address, Timeout(1), e.TaskNotStarted)
     rec.tx(p0.address, Timeout(3), e.UnknownTask)
-    rec.tx(p0.address, Register(1, p0.public_key, p0.possession()))
+    rec.tx(p0.address, Register(1, p0.public_key, p0.possession(1)))
     rec.tx(p0.address, Register(1, b"", b""), e.AlreadyRegistered)
     rec.tx(p1.address, Register(1, p1.public_key[:255], b""), e.InvalidLength)
-    rec.tx(p1.address, Register(1, p1.public_key + b"\x00", p1.possession()), e.InvalidLength)
-    rec.tx(p1.address, Register(1, p1.public_key, p1.possession() + b"\x00"), e.InvalidLength)
-    rec.tx(p1.address, Register(1, p0.public_key, p0.possession(p1.address)), e.PublicKeyTaken)
+    rec.tx(p1.address, Register(1, p1.public_key + b"\x00", p1.possession(1)), e.InvalidLength)
+    rec.tx(p1.address, Register(1, p1.public_key, p1.possession(1) + b"\x00"), e.InvalidLength)
+    rec.tx(p1.address, Register(1, p0.public_key, p0.possession(1, p1.address)), e.PublicKeyTaken)
     rec.tx(
-        p1.address, Register(1, p1.public_key, p1.possession(p2.address)), e.InvalidPossessionProof
+        p1.address,
+        Register(1, p1.public_key, p1.possession(1, p2.address)),
+        e.InvalidPossessionProof,
     )
-    rec.tx(p1.address, Register(1, p1.public_key, p2.possession()), e.InvalidPossessionProof)
+    rec.tx(p1.address, Register(1, p1.public_key, p2.possession(1)), e.InvalidPossessionProof)
+    # A proof made for another task proves nothing here.
+    rec.tx(p1.address, Register(1, p1.public_key, p1.possession(2)), e.InvalidPossessionProof)
     rec.tx(p1.address, Register(1, bytes(256), bytes(128)), e.InvalidPossessionProof)
     rec.tx(p1.address, Register(1, p1.public_key, bytes(128)), e.InvalidPossessionProof)
-    off_curve = bytearray(p1.possession())
+    off_curve = bytearray(p1.possession(1))
     off_curve[127] ^= 1
     rec.tx(p1.address, Register(1, p1.public_key, bytes(off_curve)), e.InvalidPossessionProof)
     bad_key = bytearray(p1.public_key)
     bad_key[255] ^= 1
-    rec.tx(p1.address, Register(1, bytes(bad_key), p1.possession()), e.InvalidPossessionProof)
-    rec.tx(p1.address, Register(1, p1.public_key, p1.possession()))
-    rec.tx(p2.address, StartTask(1), e.TooFewParticipants)
+    rec.tx(p1.address, Register(1, bytes(bad_key), p1.possession(1)), e.InvalidPossessionProof)
+    rec.tx(p1.address, Register(1, p1.public_key, p1.possession(1)))
+    rec.tx(CREATOR, StartTask(1), e.TooFewParticipants)
     for who in early[2:]:
-        rec.tx(who.address, Register(1, who.public_key, who.possession()))
+        rec.tx(who.address, Register(1, who.public_key, who.possession(1)))
     rec.views(1, [p0.address, STRANGER], 0)
 
     # Round 1 attempt 0: one seat only, so the attempt can only time out.
-    rec.tx(STRANGER, StartTask(1))
-    rec.tx(STRANGER, StartTask(1), e.TaskAlreadyStarted)
-    rec.tx(late.address, Register(1, late.public_key, late.possession()))
+    rec.tx(STRANGER, StartTask(1), e.NotTaskCreator)
+    rec.tx(CREATOR, StartTask(1))
+    rec.tx(CREATOR, StartTask(1), e.TaskAlreadyStarted)
+    rec.tx(p0.address, ClaimSeat(1, p0.public_key, bytes(128)), e.SeedNotSealed)
+    rec.views(1, [p0.address], 0)
+    rec.tx(STRANGER, SealSeed(1))
+    rec.tx(p0.address, SealSeed(1), e.SeedAlreadySealed)
+    rec.tx(late.address, Register(1, late.public_key, late.possession(1)))
     opened = chain.current_round(1)
     winners, losers = draw(chain, early, 1)
     if not winners or not losers:
@@ -322,7 +349,7 @@ def task_one(rec: Recorder, people: list[Identity]) -> None:
         ),
     )
     rec.tx(w.address, ClaimSeat(1, w.public_key, wrong_attempt), e.InvalidVrfProof)
-    rec.tx(w.address, ClaimSeat(1, w.public_key, w.possession()), e.InvalidVrfProof)
+    rec.tx(w.address, ClaimSeat(1, w.public_key, w.possession(1)), e.InvalidVrfProof)
     flipped = bytearray(w_proof)
     flipped[64] ^= 0x80
     rec.tx(w.address, ClaimSeat(1, w.public_key, bytes(flipped)), e.InvalidVrfProof)
@@ -343,6 +370,7 @@ def task_one(rec: Recorder, people: list[Identity]) -> None:
     rec.tx(w.address, Propose(1, content("g"), b"\x0f"), e.SubmissionWindowOpen)
     rec.tx(p2.address, Submit(1, content("u2"), 7))
     rec.tx(p2.address, ClaimSeat(1, p2.public_key, bytes(128)), e.SubmissionWindowClosed)
+    rec.tx(p2.address, SealSeed(1), e.SubmissionWindowClosed)
     rec.tx(early[3].address, Submit(1, content("u3"), 7), e.SubmissionWindowClosed)
     rec.tx(STRANGER, Propose(1, content("g"), b"\x0f"), e.NotCommitteeMember)
     rec.tx(loser.address, Propose(1, content("g"), b"\x0f"), e.NotCommitteeMember)
@@ -358,9 +386,10 @@ def task_one(rec: Recorder, people: list[Identity]) -> None:
     rec.tx(w.address, Vote(1, 1, False), e.VoteWindowClosed)
     rec.tx(STRANGER, Timeout(1))
 
-    # Attempt 1: a committee, but too few submissions.
-    members = claim_all(rec, early, 1, minimum=3)
+    # Attempt 1: the first submission seals the seed; a committee, but too few submissions.
+    rec.tx(p0.address, ClaimSeat(1, p0.public_key, bytes(128)), e.SeedNotSealed)
     rec.tx(p0.address, Submit(1, content("u0-a1"), 3))
+    members = claim_all(rec, early, 1, minimum=3)
     rec.tx(late.address, Submit(1, content("late-a1"), 3))
     opened = chain.current_round(1)
     rec.mine_to(opened.submission_deadline + 1)
@@ -371,9 +400,9 @@ def task_one(rec: Recorder, people: list[Identity]) -> None:
     rec.tx(p0.address, Timeout(1))
 
     # Attempt 2: two proposals, votes that do not reach quorum, a timeout.
-    members = claim_all(rec, early, 1, minimum=3)
     for number, who in enumerate(early[:5]):
         rec.tx(who.address, Submit(1, content(f"u{number}-a2"), 100 + number))
+    members = claim_all(rec, early, 1, minimum=3)
     opened = chain.current_round(1)
     rec.mine_to(opened.submission_deadline + 1)
     m0, m1 = members[0], members[1]
@@ -397,9 +426,9 @@ def task_one(rec: Recorder, people: list[Identity]) -> None:
     rec.tx(STRANGER, Timeout(1))
 
     # Attempt 3: an old proposal is stale; a new one reaches quorum; round 2 opens.
-    members = claim_all(rec, early, 1, minimum=3)
     for number, who in enumerate([*early[:3], late]):
         rec.tx(who.address, Submit(1, content(f"u{number}-a3"), 50))
+    members = claim_all(rec, early, 1, minimum=3)
     opened = chain.current_round(1)
     rec.mine_to(opened.submission_deadline + 1)
     rec.tx(members[0].address, Vote(1, 1, True), e.StaleProposal)
@@ -408,6 +437,7 @@ def task_one(rec: Recorder, people: list[Identity]) -> None:
     rec.views(1, [members[0].address], 3)
 
     # Round 2: the last round; its quorum completes the task.
+    rec.tx(STRANGER, SealSeed(1))
     members = claim_all(rec, [*early, late], 1, minimum=3)
     for number, who in enumerate(early[3:]):
         rec.tx(who.address, Submit(1, content(f"u{number}-r2"), 9))
@@ -416,14 +446,22 @@ def task_one(rec: Recorder, people: list[Identity]) -> None:
     rec.tx(members[-1].address, Propose(1, content("round-2", CODEC_DAG_PB), b"\x7b"))
     finalize(rec, members, 1, 4)
     rec.views(1, [members[0].address, late.address], 4)
-    rec.tx(STRANGER, Register(1, b"", b""), e.TaskAlreadyCompleted)
-    rec.tx(STRANGER, StartTask(1), e.TaskAlreadyCompleted)
-    rec.tx(p0.address, Submit(1, content("after"), 1), e.TaskAlreadyCompleted)
-    rec.tx(p0.address, ClaimSeat(1, b"", b""), e.TaskAlreadyCompleted)
-    rec.tx(members[0].address, Propose(1, content("after"), b""), e.TaskAlreadyCompleted)
-    rec.tx(members[0].address, Vote(1, 4, True), e.TaskAlreadyCompleted)
+    ended_calls(rec, 1, p0, members[0])
     rec.mine_to(max(chain.current_round(1).vote_deadline + 1, chain.block_number() + 1))
-    rec.tx(STRANGER, Timeout(1), e.TaskAlreadyCompleted)
+    rec.tx(STRANGER, Timeout(1), e.TaskEnded)
+
+
+def ended_calls(rec: Recorder, task_id: int, participant: Identity, member: Identity) -> None:
+    """Every call on an ended task reverts ``TaskEnded``."""
+    rec.tx(STRANGER, Register(task_id, b"", b""), e.TaskEnded)
+    rec.tx(CREATOR, StartTask(task_id), e.TaskEnded)
+    rec.tx(CREATOR, CancelTask(task_id), e.TaskEnded)
+    rec.tx(STRANGER, SealSeed(task_id), e.TaskEnded)
+    rec.tx(participant.address, Submit(task_id, content("after"), 1), e.TaskEnded)
+    rec.tx(participant.address, ClaimSeat(task_id, b"", b""), e.TaskEnded)
+    rec.tx(member.address, Propose(task_id, content("after"), b""), e.TaskEnded)
+    rec.tx(member.address, Vote(task_id, 1, True), e.TaskEnded)
+    rec.tx(STRANGER, Timeout(task_id), e.TaskEnded)
 
 
 def claim_all(rec: Recorder, people: list[Identity], task_id: int, minimum: int) -> list[Identity]:
@@ -454,15 +492,15 @@ def task_two(rec: Recorder, people: list[Identity]) -> None:
     p0, p1 = people[0], people[1]
     rec.tx(
         p1.address,
-        CreateTask(content("t2"), content("t2-val"), TaskParams(1, 100, 1, 10_000, 4, 4, 1)),
+        CreateTask(content("t2"), content("t2-val"), TaskParams(1, 100, 1, 10_000, 4, 4, 1, 1)),
     )
-    rec.tx(p0.address, Register(2, p0.public_key, p0.possession()))
-    rec.tx(p1.address, Register(2, p1.public_key, p1.possession()))
-    rec.tx(p0.address, StartTask(2))
+    rec.tx(p0.address, Register(2, p0.public_key, p0.possession(2)))
+    rec.tx(p1.address, Register(2, p1.public_key, p1.possession(2)))
+    rec.tx(p1.address, StartTask(2))
+    rec.tx(p1.address, Submit(2, content("t2-u"), 1))
     current = chain.current_round(2)
     for who in (p0, p1):
         rec.tx(who.address, ClaimSeat(2, who.public_key, vrf_proof(chain, who, 2, current)))
-    rec.tx(p1.address, Submit(2, content("t2-u"), 1))
     rec.mine_to(current.submission_deadline + 1)
     rec.tx(p0.address, Propose(2, content("t2-g"), b"\x01"))
     rec.tx(p0.address, Vote(2, 5, True), e.UnknownProposal)
@@ -473,12 +511,64 @@ def task_two(rec: Recorder, people: list[Identity]) -> None:
     rec.views(1, [p0.address], 4)
 
 
+def task_three(rec: Recorder, people: list[Identity]) -> None:
+    """Task 3: a rejection that puts quorum out of reach closes the attempt early; the round's
+    last allowed attempt times out and the task fails."""
+    chain = rec.chain
+    p0, p1, p2 = people[0], people[1], people[2]
+    rec.tx(
+        CREATOR,
+        CreateTask(content("t3"), content("t3-val"), TaskParams(1, 100, 2, 6_000, 4, 4, 1, 2)),
+    )
+    for who in (p0, p1, p2):
+        rec.tx(who.address, Register(3, who.public_key, who.possession(3)))
+    rec.tx(CREATOR, StartTask(3))
+    rec.tx(p0.address, Submit(3, content("t3-u"), 1))
+    current = chain.current_round(3)
+    for who in (p0, p1, p2):
+        rec.tx(who.address, ClaimSeat(3, who.public_key, vrf_proof(chain, who, 3, current)))
+    rec.mine_to(current.submission_deadline + 1)
+    rec.tx(p0.address, Propose(3, content("t3-g"), b"\x01"))
+    rec.tx(p0.address, Vote(3, 1, True))
+    rec.tx(p1.address, Vote(3, 1, False))  # 3 seats, threshold 2: one rejection still leaves 2
+    rec.views(3, [p1.address], 1)
+    rec.tx(p2.address, Vote(3, 1, False))  # the second leaves 1: the attempt closes
+    rec.views(3, [p2.address], 1)
+    rec.mine_to(chain.current_round(3).vote_deadline + 1)
+    rec.tx(STRANGER, Timeout(3))  # attempt 1 of at most 2: the task fails
+    rec.views(3, [p0.address], 1)
+    ended_calls(rec, 3, p0, p0)
+
+
+def task_four(rec: Recorder, people: list[Identity]) -> None:
+    """Task 4: only its creator cancels it, while it runs; task 5, before it starts."""
+    p3, p4 = people[3], people[4]
+    rec.tx(
+        p3.address,
+        CreateTask(content("t4"), content("t4-val"), TaskParams(1, 100, 1, 10_000, 4, 4, 3, 3)),
+    )
+    rec.tx(p4.address, Register(4, p4.public_key, p4.possession(4)))
+    rec.tx(p3.address, StartTask(4))
+    rec.tx(p4.address, CancelTask(4), e.NotTaskCreator)
+    rec.tx(p3.address, CancelTask(4))
+    rec.views(4, [p4.address], 0)
+    ended_calls(rec, 4, p4, p4)
+    rec.tx(
+        p3.address,
+        CreateTask(content("t5"), content("t5-val"), TaskParams(1, 100, 1, 10_000, 4, 4, 3, 3)),
+    )
+    rec.tx(p3.address, CancelTask(5))
+    rec.views(5, [p4.address], 0)
+
+
 def scenario(randao_seed: bytes) -> list[dict[str, Any]]:
     people = identities()
     chain = InMemoryChain(randao_seed=randao_seed)
     rec = Recorder(chain)
     task_one(rec, people)
     task_two(rec, people)
+    task_three(rec, people)
+    task_four(rec, people)
     return rec.steps
 
 
@@ -504,7 +594,7 @@ def fixture() -> dict[str, Any]:
                 "address": who.address,
                 "secretKey": hexed(who.secret_key.to_bytes()),
                 "publicKey": hexed(who.public_key),
-                "possessionProof": hexed(who.possession()),
+                "possessionProof": hexed(who.possession(1)),
             }
             for who in people
         ],

@@ -16,7 +16,12 @@ import sys
 from pathlib import Path
 
 from flare.crypto import POP_DST, SecretKey, encode_g1, hash_to_field_fp, hash_to_g1, sign, vrf
-from flare.crypto.bls import prove_possession, verify, verify_possession
+from flare.crypto.bls import verify
+from flare.crypto.identity import (
+    possession_message,
+    prove_task_possession,
+    verify_task_possession,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 VECTORS = ROOT / "tests" / "vectors"
@@ -114,17 +119,24 @@ def flare() -> dict:
 
     possession = []
     for index, account in enumerate(ACCOUNTS):
-        proof = prove_possession(keys[index], account)
-        assert verify_possession(keys[index].public_key(), account, proof)
+        chain_id = 31337 if index % 2 == 0 else 11155111
+        contract = CONTRACTS[index % 2]
+        task_id = index + 1
+        message = possession_message(chain_id, contract, task_id, account)
+        proof = prove_task_possession(keys[index], message)
+        assert verify_task_possession(keys[index].public_key(), message, proof)
         possession.append(
             {
                 "key": index,
+                "chainId": chain_id,
+                "verifier": hexed(contract),
+                "taskId": task_id,
                 "account": hexed(account),
-                "point": hexed(encode_g1(hash_to_g1(account, POP_DST))),
+                "message": hexed(message),
+                "point": hexed(encode_g1(hash_to_g1(message, POP_DST))),
                 "proof": hexed(proof),
             }
         )
-    assert possession[0]["proof"][2:] == known["proofs_of_possession"][0]["proof"]
 
     draws = [
         draw(

@@ -194,7 +194,8 @@ def test_too_few_seats_time_out_and_a_lost_timeout_race_is_harmless(tmp_path, da
             raced.add(epoch)
             chain.inner.as_sender(rival).timeout(call.task_id)
 
-    spec = TaskSpec(model="logreg", rounds=1, expected_committee=1, min_committee=4, vote_window=4)
+    # k above the six participants: every one of them wins a seat, still short of the minimum.
+    spec = TaskSpec(model="logreg", rounds=1, expected_committee=7, min_committee=7, vote_window=4)
     fleet = make_fleet(tmp_path, data, spec, before=rival_first)
     fleet.codec = "none"
     agents = [fleet.agent(i) for i in range(CLIENTS)]
@@ -222,6 +223,7 @@ def test_a_refused_call_waits_for_the_next_block(tmp_path, data):
     fleet.codec = "none"
     agent = fleet.agent(0)
     fleet.start([agent])
+    assert agent.step() is StepOutcome.ACTED  # seals the attempt's seed
     assert agent.step() is StepOutcome.ACTED  # the only participant always draws a seat
     assert [agent.step(), agent.step()] == [StepOutcome.IDLE, StepOutcome.IDLE]
     assert len(refused) == 1  # the second step did not even try
@@ -245,7 +247,8 @@ def test_an_update_that_cannot_be_encoded_is_not_sent(tmp_path, data, caplog):
     )
     fleet.start([agent])
     with caplog.at_level(logging.INFO, logger="flare.agent"):
-        assert [agent.step() for _ in range(3)] == [
+        assert [agent.step() for _ in range(4)] == [
+            StepOutcome.ACTED,  # sealed the attempt's seed
             StepOutcome.ACTED,  # the seat
             StepOutcome.ACTED,  # trained, could not encode, sent nothing
             StepOutcome.IDLE,

@@ -111,7 +111,7 @@ def test_every_view_struct_matches_the_protocol(record: type) -> None:
 
 
 def test_selectors_and_topics_are_unique() -> None:
-    assert len(ERRORS_BY_SELECTOR) == len(PROTOCOL_ERRORS) == 31
+    assert len(ERRORS_BY_SELECTOR) == len(PROTOCOL_ERRORS) == 35
     assert len({kind.topic() for kind in EVENT_TYPES}) == len(EVENT_TYPES)
     assert len(CALLS_BY_SELECTOR) == len(CALL_TYPES)
     assert e.UnknownTask.selector() == keccak(text="UnknownTask(uint256)")[:4]

@@ -17,13 +17,26 @@ from flare.chain import (
     InMemoryChain,
     JournalError,
     RoundOpened,
+    SeedSealed,
     TaskCreated,
 )
 from flare.chain import errors as e
 from flare.chain.abi import word
-from flare.chain.calls import CALLS_BY_SELECTOR, Submit, decode_call
+from flare.chain.calls import (
+    CALLS_BY_SELECTOR,
+    ClaimSeat,
+    CreateTask,
+    Register,
+    SealSeed,
+    StartTask,
+    Submit,
+    decode_call,
+)
 from flare.chain.derive import encode_accepted, round_seed
+from flare.chain.ledger import Ledger
 from flare.chain.memory import DEFAULT_RANDAO_SEED
+from flare.chain.task_state import BlockContext, Deployment
+from flare.crypto import vrf
 from flare.errors import ConfigError
 
 
@@ -59,23 +72,100 @@ def test_prevrandao_is_keccak_of_the_seed_and_block_number() -> None:
     assert chain.prevrandao(43) != expected
 
 
-def test_round_seed_uses_the_opening_blocks_prevrandao() -> None:
+def test_round_seed_uses_the_sealing_blocks_prevrandao() -> None:
     world = world_on(InMemoryChain())
     task_id = world.started_task()
     current = world.chain.current_round(task_id)
-    task = world.chain.task(task_id)
-    assert current.seed == round_seed(
-        ANVIL_CHAIN_ID,
-        ANVIL_FIRST_CONTRACT,
-        task_id,
-        1,
-        0,
-        task.model.digest,
-        world.chain.prevrandao(current.opened_at),
-    )
+    sealed_in = world.chain.events([SeedSealed], task_id=task_id)[0].block_number
+    assert sealed_in == current.opened_at + 1
+    seeds = [
+        round_seed(
+            ANVIL_CHAIN_ID,
+            ANVIL_FIRST_CONTRACT,
+            task_id,
+            1,
+            0,
+            world.chain.task(task_id).model.digest,
+            world.chain.prevrandao(block),
+        )
+        for block in (sealed_in, current.opened_at)
+    ]
+    assert current.seed == seeds[0] != seeds[1]
     other = world_on(InMemoryChain(randao_seed=keccak(b"another run")))
     other_task = other.started_task()
     assert other.chain.current_round(other_task).seed != current.seed
+
+
+# -- rules that need two transactions in one block ----------------------------------------
+#
+# The in-memory chain mines one block per transaction, as Anvil's automine does; a contract
+# (or a block builder) can put several in one block. These tests drive the Ledger directly,
+# with block contexts of their own, to check the rules that only show up then.
+
+LEDGER_DEPLOYMENT = Deployment(ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT)
+
+
+def _ledger_with_task(world: World, registered: int) -> tuple[Ledger, int]:
+    """A ledger whose task 1 (creator: identity 0) has ``registered`` participants from
+    block 1; the next free block is 2."""
+    ledger = Ledger(LEDGER_DEPLOYMENT)
+    params = world.chain.task(world.create_task()).params
+    creator = world.address(0)
+    ledger.apply(CreateTask(content("m"), content("v"), params), _block(1, creator))
+    for who in range(registered):
+        identity = world.ids[who]
+        proof = identity.possession_proof(world.chain, 1)
+        ledger.apply(Register(1, identity.public_key, proof), _block(1, identity.address))
+    return ledger, 2
+
+
+def _block(number: int, sender: str, prevrandao: int = 0) -> BlockContext:
+    return BlockContext(number, prevrandao or number * 7919, sender)
+
+
+def test_a_key_registered_in_the_opening_block_is_not_in_the_snapshot() -> None:
+    world = world_on(InMemoryChain())
+    ledger, block = _ledger_with_task(world, registered=2)
+    late = world.ids[2]
+    proof = late.possession_proof(world.chain, 1)
+    ledger.apply(Register(1, late.public_key, proof), _block(block, late.address))
+    ledger.apply(StartTask(1), _block(block, world.address(0)))
+    assert ledger.current_round(1).registered_snapshot == 2
+    assert ledger.task(1).registered_count == 3
+    ledger.apply(SealSeed(1), _block(block + 1, world.address(5)))
+    current = ledger.current_round(1)
+    message = world.vrf_message(1, 1, 0, current.seed)
+    claim = ClaimSeat(1, late.public_key, vrf.prove(late.bls_key, message))
+    with pytest.raises(e.RegisteredAfterSnapshot):
+        ledger.apply(claim, _block(block + 1, late.address))
+
+
+def test_start_task_counts_only_keys_registered_in_earlier_blocks() -> None:
+    world = world_on(InMemoryChain())
+    ledger = Ledger(LEDGER_DEPLOYMENT)
+    params = world.chain.task(world.create_task(min_clients=2)).params
+    ledger.apply(CreateTask(content("m"), content("v"), params), _block(1, world.address(0)))
+    for who in range(2):
+        identity = world.ids[who]
+        proof = identity.possession_proof(world.chain, 1)
+        ledger.apply(Register(1, identity.public_key, proof), _block(2, identity.address))
+    with pytest.raises(e.TooFewParticipants) as refused:
+        ledger.apply(StartTask(1), _block(2, world.address(0)))
+    assert refused.value == e.TooFewParticipants(1, 0, 2)
+    ledger.apply(StartTask(1), _block(3, world.address(0)))
+
+
+def test_no_seed_is_sealed_in_the_opening_block() -> None:
+    world = world_on(InMemoryChain())
+    ledger, block = _ledger_with_task(world, registered=2)
+    ledger.apply(StartTask(1), _block(block, world.address(0)))
+    for call in (SealSeed(1), Submit(1, content("u"), 1)):
+        with pytest.raises(e.SeedTooEarly) as refused:
+            ledger.apply(call, _block(block, world.address(1)))
+        assert refused.value == e.SeedTooEarly(1, block)
+    assert ledger.current_round(1).seed == bytes(32)
+    events = ledger.apply(Submit(1, content("u"), 1), _block(block + 1, world.address(1)))
+    assert [type(event).__name__ for event in events] == ["SeedSealed", "UpdateSubmitted"]
 
 
 def test_transactions_need_a_sender_and_senders_share_one_chain() -> None:
@@ -154,7 +244,7 @@ def test_the_file_is_auditable_without_flare_chain_state(tmp_path: Path) -> None
     assert decode_call(rows[0][2]).FUNCTION == "createTask"  # the revert was not journaled
     events = [name for (name,) in db.execute("SELECT event FROM logs ORDER BY block, log_index")]
     assert events[:2] == ["TaskCreated", "TaskCreated"]
-    assert events[-1] == "RoundOpened"
+    assert events[-2:] == ["RoundOpened", "SeedSealed"]
     (topic0,) = db.execute("SELECT topic0 FROM logs WHERE event = 'RoundOpened'").fetchone()
     assert topic0 == RoundOpened.topic()
     created = db.execute("SELECT topic1 FROM logs WHERE event = 'TaskCreated'").fetchall()

@@ -21,8 +21,8 @@ from flare.crypto import (
     encrypt_eth_account,
     encrypt_keystore,
     normalize_password,
-    verify_possession,
 )
+from flare.crypto.identity import possession_message, verify_task_possession
 
 EIP2335 = json.loads((Path(__file__).parent / "vectors" / "eip2335_keystores.json").read_text())
 FAST = {"iterations": 2**10}  # test-only KDF cost; real keystores use the 2^18 default
@@ -160,7 +160,10 @@ def test_participant_keys_save_and_load(tmp_path: Path) -> None:
     assert loaded.account.address == keys.account.address
     assert loaded.bls_key == keys.bls_key
     assert len(loaded.address) == 20
-    assert verify_possession(loaded.bls_public_key, loaded.address, keys.proof_of_possession())
+    contract = bytes.fromhex("5FbDB2315678afecb367f032d93F642f64180aa3")
+    message = possession_message(31337, contract, 1, loaded.address)
+    proof = keys.proof_of_possession(31337, contract, 1)
+    assert verify_task_possession(loaded.bls_public_key, message, proof)
 
 
 def test_participant_keys_wrong_password_and_no_overwrite(tmp_path: Path) -> None:

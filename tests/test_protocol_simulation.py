@@ -109,7 +109,7 @@ def test_dishonest_members_are_outvoted(tmp_path):
 
 def test_small_committee_times_out_and_retries_with_a_fresh_seed(tmp_path):
     report = simulate(
-        tmp_path, ProtocolConfig(expected_committee=2, min_committee=3), rounds=2, seed=1
+        tmp_path, ProtocolConfig(expected_committee=3, min_committee=3), rounds=2, seed=3
     )
     retried = [r for r in report.rounds if r.protocol["failed_attempts"]]
     assert retried, "every attempt drew a large enough committee; pick another seed"
@@ -129,7 +129,7 @@ def test_replayed_and_foreign_updates_are_rejected_by_every_member():
     creator, _ = participant_keys(0, -1)
     base_cid = store.put(encode_model(weights))
     manifest_cid = store.put(encode_manifest(manifest, features, np.arange(12) % 3))
-    params = TaskParams(1, 3, 1, 5000, 20, 20, 2)
+    params = TaskParams(1, 3, 1, 5001, 20, 20, 2)
     task_id = (
         chain.as_sender(creator)
         .create_task(ContentRef.from_cid(base_cid), ContentRef.from_cid(manifest_cid), params)

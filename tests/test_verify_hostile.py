@@ -156,7 +156,7 @@ def write_copy_without_its_wal(path: Path) -> None:
     creator = Account.from_key(bytes(31) + b"\x01")
     with InMemoryChain(live) as chain:
         refs = ContentRef(CODEC_RAW, bytes(32)), ContentRef(CODEC_RAW, bytes(32))
-        chain.as_sender(creator).create_task(*refs, TaskParams(1, 1, 1, 5000, 5, 5, 1))
+        chain.as_sender(creator).create_task(*refs, TaskParams(1, 1, 1, 5001, 5, 5, 1))
         path.write_bytes(live.read_bytes())
     shutil.rmtree(live.parent)
 
@@ -313,7 +313,7 @@ def finalize_a_model_nobody_computed(state: Path, store_dir: Path) -> tuple[str,
     creator, _ = participant_keys(0, -1)
     members = [ProtocolParticipant(f"p{i}", *participant_keys(0, i)) for i in range(2)]
     with InMemoryChain(state) as chain:
-        params = TaskParams(1, 2, 1, 5000, 20, 20, 1)
+        params = TaskParams(1, 2, 1, 5001, 20, 20, 1)
         refs = ContentRef.from_cid(base), ContentRef.from_cid(manifest)
         task_id = chain.as_sender(creator).create_task(*refs, params).one(TaskCreated).task_id
         for member in members:
@@ -330,7 +330,8 @@ def finalize_a_model_nobody_computed(state: Path, store_dir: Path) -> tuple[str,
         chain.mine(chain.current_round(task_id).submission_deadline - chain.block_number())
         proposer = chain.as_sender(members[0].account)
         proposed = proposer.propose(task_id, ContentRef.from_cid(base), b"\x01").one(Proposed)
-        receipt = proposer.vote(task_id, proposed.proposal_id, True)
+        proposer.vote(task_id, proposed.proposal_id, True)
+        receipt = chain.as_sender(members[1].account).vote(task_id, proposed.proposal_id, True)
         assert any(isinstance(event, RoundFinalized) for event in receipt.events)
     recomputed = encode_model({name: tensor + delta[name] for name, tensor in weights.items()})
     return base, str(compute_cid(recomputed))

@@ -185,6 +185,7 @@ def test_a_killed_node_is_unavailable_and_restarts_from_its_last_state(tmp_path:
         world = World(chain, chain.mine)
         kept = world.create_task()
         world.register(kept, 0, 1)
+        proof = identities()[2].possession_proof(chain, kept)
         node.checkpoint()
         world.create_task()  # mined after the last state write: a crash loses it
         node.kill()
@@ -192,7 +193,7 @@ def test_a_killed_node_is_unavailable_and_restarts_from_its_last_state(tmp_path:
         with pytest.raises(ChainUnavailableError, match="unavailable"):
             chain.task_count()
         with pytest.raises(ChainUnavailableError):
-            world.by(2).register(kept, identities()[2].public_key, identities()[2].possession_proof)
+            world.by(2).register(kept, identities()[2].public_key, proof)
 
         node.start()
         assert chain.task_count() == 1

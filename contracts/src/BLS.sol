@@ -39,6 +39,24 @@ library BLS {
     ///      covers assembling the input between the check and the call.
     uint256 private constant PAIRING_CALL_GAS = 105_000;
 
+    /// @dev Gas forwarded to each precompile: its EIP-2537 / Prague price (Osaka's for MODEXP)
+    ///      with a margin against a repricing, never the caller's whole allowance. A precompile
+    ///      that refuses its input consumes what it was given, so these bounds are what a
+    ///      malformed key or proof costs its sender (the pairing's, since only the pairing sees
+    ///      caller-supplied points), instead of 63/64 of the transaction's gas.
+    ///      Pairing with two pairs: 37,700 + 2 × 32,600 = 102,900.
+    uint256 private constant PAIRING_GAS = 150_000;
+    /// @dev MAP_FP_TO_G1: 5,500.
+    uint256 private constant MAP_GAS = 11_000;
+    /// @dev G1ADD: 375.
+    uint256 private constant G1ADD_GAS = 1_000;
+    /// @dev MODEXP of a 64-byte base, 1-byte exponent and 48-byte modulus: 200 (Prague), 500
+    ///      (Osaka, EIP-7883).
+    uint256 private constant MODEXP_GAS = 1_000;
+    /// @dev SHA-256: 60 + 12 per 32-byte word of input, forwarded twice over.
+    uint256 private constant SHA256_BASE_GAS = 120;
+    uint256 private constant SHA256_WORD_GAS = 24;
+
     /// @dev RFC 9380 caps `expand_message_xmd` at 255 hash blocks: 255 × 32 bytes.
     uint256 private constant MAX_EXPAND_LENGTH = 8160;
 
@@ -62,7 +80,8 @@ library BLS {
     ///      hashing the message to G1. Infinity as key or signature is rejected here, because the
     ///      pairing would accept `0` with `0`. The precompile itself rejects bad padding,
     ///      coordinates `>= p`, points off the curve or outside the subgroup; that refusal reads
-    ///      as `false` and, like any failed precompile call, consumes the gas forwarded to it.
+    ///      as `false` and, like any failed precompile call, consumes the gas forwarded to it
+    ///      (at most `PAIRING_GAS`).
     ///      Because a refusal and running out of gas look alike, `verify` reverts
     ///      `InsufficientGas` unless the pairing is sure to get its full price: `false` always
     ///      means an invalid signature, never a caller short of gas.
@@ -94,7 +113,7 @@ library BLS {
             mstore(add(input, 320), NEG_G2_6)
             mstore(add(input, 352), NEG_G2_7)
             mcopy(add(input, 512), add(publicKey, 32), 256)
-            let ok := staticcall(gas(), PAIRING_CHECK, input, 768, 0x00, 32)
+            let ok := staticcall(PAIRING_GAS, PAIRING_CHECK, input, 768, 0x00, 32)
             valid := and(ok, and(eq(returndatasize(), 32), eq(mload(0x00), 1)))
         }
     }
@@ -148,14 +167,14 @@ library BLS {
         assembly ("memory-safe") {
             // Yul evaluates arguments right to left: read returndatasize() only after each call.
             let points := add(scratch, 128)
-            ok := staticcall(gas(), MAP_FP_TO_G1, scratch, 64, points, 128)
+            ok := staticcall(MAP_GAS, MAP_FP_TO_G1, scratch, 64, points, 128)
             ok := and(ok, eq(returndatasize(), 128))
-            ok := and(ok, staticcall(gas(), MAP_FP_TO_G1, add(scratch, 64), 64, add(points, 128), 128))
+            ok := and(ok, staticcall(MAP_GAS, MAP_FP_TO_G1, add(scratch, 64), 64, add(points, 128), 128))
             ok := and(ok, eq(returndatasize(), 128))
         }
         if (!ok) revert PrecompileFailed(MAP_FP_TO_G1);
         assembly ("memory-safe") {
-            ok := staticcall(gas(), G1ADD, add(scratch, 128), 256, out, 128)
+            ok := staticcall(G1ADD_GAS, G1ADD, add(scratch, 128), 256, out, 128)
             ok := and(ok, eq(returndatasize(), 128))
         }
         if (!ok) revert PrecompileFailed(G1ADD);
@@ -181,10 +200,10 @@ library BLS {
             mstore(add(input, 161), P_HIGH)
             mstore(add(input, 193), P_LOW)
             mstore(out, 0)
-            ok := staticcall(gas(), MODEXP, input, 209, add(out, 16), 48)
+            ok := staticcall(MODEXP_GAS, MODEXP, input, 209, add(out, 16), 48)
             mcopy(add(input, 96), add(scratch, 64), 64)
             mstore(add(out, 64), 0)
-            ok := and(ok, staticcall(gas(), MODEXP, input, 209, add(out, 80), 48))
+            ok := and(ok, staticcall(MODEXP_GAS, MODEXP, input, 209, add(out, 80), 48))
         }
         if (!ok) revert PrecompileFailed(MODEXP);
     }
@@ -212,19 +231,22 @@ library BLS {
             mstore(suffix, shl(240, length))
             mcopy(add(suffix, 3), tag, dstLength)
             mstore8(add(add(suffix, 3), dstLength), dstLength)
-            ok := staticcall(gas(), SHA256, scratch, sub(add(add(suffix, 4), dstLength), scratch), 0x00, 32)
+            let b0Length := sub(add(add(suffix, 4), dstLength), scratch)
+            let b0Gas := add(SHA256_BASE_GAS, mul(SHA256_WORD_GAS, shr(5, add(b0Length, 31))))
+            ok := staticcall(b0Gas, SHA256, scratch, b0Length, 0x00, 32)
             let b0 := mload(0x00)
             // b_i = H(strxor(b0, b_(i-1)) ‖ I2OSP(i, 1) ‖ DST'), with b_0 ⊕ "b_0" = b0 for i = 1.
             mcopy(add(scratch, 33), tag, dstLength)
             mstore8(add(add(scratch, 33), dstLength), dstLength)
             let inputLength := add(dstLength, 34)
+            let blockGas := add(SHA256_BASE_GAS, mul(SHA256_WORD_GAS, shr(5, add(inputLength, 31))))
             let blocks := shr(5, add(length, 31))
             let previous := 0
             for { let i := 1 } iszero(gt(i, blocks)) { i := add(i, 1) } {
                 mstore(scratch, xor(b0, previous))
                 mstore8(add(scratch, 32), i)
                 let dest := add(out, shl(5, sub(i, 1)))
-                ok := and(ok, staticcall(gas(), SHA256, scratch, inputLength, dest, 32))
+                ok := and(ok, staticcall(blockGas, SHA256, scratch, inputLength, dest, 32))
                 previous := mload(dest)
             }
         }

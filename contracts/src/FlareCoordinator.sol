@@ -14,35 +14,45 @@ import {VRF} from "./VRF.sol";
 ///      carry the bulk data. The current attempt lives in per-task slots that every new attempt
 ///      overwrites, and "once per attempt" flags are task epochs, so nothing is ever cleared.
 ///      Two refinements of §10's suggested packing save a cold read on every hot call:
-///      - the task's lifecycle stage, epoch, round, attempt and both deadlines share one slot,
-///        so the task checks and phase checks of submit, claimSeat, propose, vote and timeout
-///        read a single slot (`openedAt` is not stored: it is `submissionDeadline -
-///        submissionWindow`);
+///      - the task's lifecycle stage, whether the attempt's seed is sealed, epoch, round, attempt
+///        and both deadlines share one slot, so the task checks and phase checks of submit,
+///        claimSeat, propose, vote and timeout read a single slot (`openedAt` is not stored: it
+///        is `submissionDeadline - submissionWindow`);
 ///      - each attempt keeps a copy of the four immutable parameters its calls check
 ///        (`minClients`, `minCommittee`, `expectedCommittee`, `quorumBps`) next to its counters.
 ///      CID codecs are stored as `uint8`: only raw (0x55) and dag-pb (0x70) are ever accepted.
-///      The only external calls are `staticcall`s to precompiles during checks.
+///      The only external calls are `staticcall`s to precompiles during checks, each with a
+///      bounded gas allowance (see `BLS`).
 contract FlareCoordinator is IFlareCoordinator {
     /// @dev One whole in basis points.
     uint256 private constant BASIS_POINTS = 10_000;
+    /// @dev The least `quorumBps` a task may have: a strict majority of the committee (§2.2).
+    uint256 private constant MIN_QUORUM_BPS = 5_001;
+    /// @dev What `startTask` writes into the seed and submissions-hash slots before the first
+    ///      seal, so that every seal and submission stores over a non-zero slot. Never read as a
+    ///      seed: the views report zero until the seed is sealed.
+    bytes32 private constant UNSEALED = bytes32(uint256(1));
     /// @dev Length of an EIP-2537 G2 public key.
     uint256 private constant PUBLIC_KEY_LENGTH = 256;
     /// @dev Length of an EIP-2537 G1 signature (proof of possession or VRF proof).
     uint256 private constant PROOF_LENGTH = 128;
 
     /// @dev A task's lifecycle; `None` marks an id that was never created. `TaskStatus` is
-    ///      `Stage` minus one.
+    ///      `Stage` minus one; from `Completed` on, a task has ended.
     enum Stage {
         None,
         Registering,
         Running,
-        Completed
+        Completed,
+        Failed,
+        Cancelled
     }
 
     /// @dev Where a task stands: what every call's task and phase checks read, in one slot.
     struct StateRecord {
         Stage stage;
         uint8 modelCodec;
+        bool seedSealed;
         uint32 epoch;
         uint32 round;
         uint32 attempt;
@@ -55,7 +65,7 @@ contract FlareCoordinator is IFlareCoordinator {
         uint32 registeredSnapshot;
         uint32 submissionCount;
         uint32 committeeSize;
-        uint32 quorumThreshold;
+        uint32 rejections;
         uint32 minClients;
         uint32 minCommittee;
         uint32 expectedCommittee;
@@ -92,11 +102,18 @@ contract FlareCoordinator is IFlareCoordinator {
         bytes32 acceptedHash;
     }
 
+    /// @dev How many participants registered, and how many of them in blocks before the block of
+    ///      the latest registration: an attempt opened in that block snapshots only the latter.
+    struct RegistrationRecord {
+        uint32 count;
+        uint32 countBeforeLastBlock;
+        uint64 lastBlock;
+    }
+
     /// @dev A task, slot by slot.
     struct TaskRecord {
         // slot 0
         address creator;
-        uint32 registeredCount;
         uint32 proposalCount;
         uint8 validationSetCodec;
         // slot 1
@@ -111,6 +128,8 @@ contract FlareCoordinator is IFlareCoordinator {
         CountersRecord counters;
         bytes32 seed;
         bytes32 submissionsHash;
+        // slot 9
+        RegistrationRecord registration;
         // mappings
         mapping(address account => ParticipantRecord) participants;
         mapping(bytes32 publicKeyHash => bool) keyTaken;
@@ -152,12 +171,18 @@ contract FlareCoordinator is IFlareCoordinator {
         if (possessionProof.length != PROOF_LENGTH) revert InvalidLength(PROOF_LENGTH, possessionProof.length);
         bytes32 keyHash = keccak256(publicKey);
         if (task.keyTaken[keyHash]) revert PublicKeyTaken(taskId, keyHash);
-        if (!ProofOfPossession.verify(publicKey, msg.sender, possessionProof)) {
+        bytes memory message = ProofOfPossession.message(block.chainid, address(this), taskId, msg.sender);
+        if (!ProofOfPossession.verify(publicKey, message, possessionProof)) {
             revert InvalidPossessionProof(taskId, msg.sender);
         }
 
-        uint32 index = task.registeredCount;
-        task.registeredCount = index + 1;
+        RegistrationRecord memory registration = task.registration;
+        uint32 index = registration.count;
+        task.registration = RegistrationRecord({
+            count: index + 1,
+            countBeforeLastBlock: registration.lastBlock == block.number ? registration.countBeforeLastBlock : index,
+            lastBlock: uint64(block.number)
+        });
         participant.registered = true;
         participant.index = index;
         participant.publicKeyHash = keyHash;
@@ -168,12 +193,34 @@ contract FlareCoordinator is IFlareCoordinator {
     /// @inheritdoc IFlareCoordinator
     function startTask(uint256 taskId) external {
         TaskRecord storage task = _open(taskId);
+        _requireCreator(task, taskId);
         if (task.state.stage != Stage.Registering) revert TaskAlreadyStarted(taskId);
-        uint32 registered = task.registeredCount;
+        uint32 eligible = _eligible(task.registration);
         uint32 required = task.params.minClients;
-        if (registered < required) revert TooFewParticipants(taskId, registered, required);
+        if (eligible < required) revert TooFewParticipants(taskId, eligible, required);
 
+        task.seed = UNSEALED;
+        task.submissionsHash = UNSEALED;
         _openAttempt(task, taskId, 1, 0);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function cancelTask(uint256 taskId) external {
+        TaskRecord storage task = _open(taskId);
+        _requireCreator(task, taskId);
+
+        StateRecord storage state = task.state;
+        state.stage = Stage.Cancelled;
+        emit TaskCancelled(taskId, state.round, state.attempt);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function sealSeed(uint256 taskId) external {
+        (TaskRecord storage task, StateRecord storage state) = _running(taskId);
+        _requireSubmissionWindow(state, taskId);
+        if (state.seedSealed) revert SeedAlreadySealed(taskId);
+
+        task.submissionsHash = _seal(task, state, taskId);
     }
 
     /// @inheritdoc IFlareCoordinator
@@ -185,12 +232,13 @@ contract FlareCoordinator is IFlareCoordinator {
         if (participant.submitEpoch == epoch) revert AlreadySubmitted(taskId, msg.sender);
         if (sampleCount == 0) revert ZeroSampleCount(taskId);
         CID.checkCodec(update.codec);
+        // `_seal` checks `SeedTooEarly` before it writes anything.
+        bytes32 previous = state.seedSealed ? task.submissionsHash : _seal(task, state, taskId);
 
         CountersRecord storage counters = task.counters;
         uint32 index = counters.submissionCount;
         counters.submissionCount = index + 1;
-        task.submissionsHash =
-            keccak256(abi.encode(task.submissionsHash, msg.sender, update.codec, update.digest, sampleCount));
+        task.submissionsHash = keccak256(abi.encode(previous, msg.sender, update.codec, update.digest, sampleCount));
         participant.submitEpoch = epoch;
         emit UpdateSubmitted(taskId, state.round, msg.sender, state.attempt, index, update, sampleCount);
     }
@@ -199,6 +247,7 @@ contract FlareCoordinator is IFlareCoordinator {
     function claimSeat(uint256 taskId, bytes calldata publicKey, bytes calldata proof) external {
         (TaskRecord storage task, StateRecord storage state) = _running(taskId);
         _requireSubmissionWindow(state, taskId);
+        if (!state.seedSealed) revert SeedNotSealed(taskId);
         ParticipantRecord storage participant = _registered(task, taskId);
         CountersRecord storage counters = task.counters;
         if (participant.index >= counters.registeredSnapshot) revert RegisteredAfterSnapshot(taskId, msg.sender);
@@ -211,9 +260,6 @@ contract FlareCoordinator is IFlareCoordinator {
 
         uint32 size = counters.committeeSize + 1;
         counters.committeeSize = size;
-        // casting to 'uint32' is safe because quorumBps <= 10,000 makes the threshold <= size
-        // forge-lint: disable-next-line(unsafe-typecast)
-        counters.quorumThreshold = uint32((uint256(counters.quorumBps) * size + BASIS_POINTS - 1) / BASIS_POINTS);
         participant.seatEpoch = epoch;
         emit SeatClaimed(taskId, state.round, msg.sender, state.attempt, output, proof, size);
     }
@@ -263,7 +309,18 @@ contract FlareCoordinator is IFlareCoordinator {
         }
         member.voteEpoch = epoch;
         emit Voted(taskId, state.round, msg.sender, state.attempt, proposalId, approve, approvals, rejections);
-        if (approve && approvals >= task.counters.quorumThreshold) _finalize(task, taskId, proposalId, proposal);
+        CountersRecord storage counters = task.counters;
+        uint32 threshold = _quorumThreshold(counters);
+        if (approve) {
+            if (approvals >= threshold) _finalize(task, taskId, proposalId, proposal);
+            return;
+        }
+        // Each member votes once per attempt, so approvals of any proposal can only come from
+        // members who have not rejected: once fewer than `threshold` of them are left, no
+        // proposal can reach quorum and waiting for the deadline would only delay the retry.
+        uint32 rejected = counters.rejections + 1;
+        counters.rejections = rejected;
+        if (rejected > counters.committeeSize - threshold) _closeAttempt(task, taskId, false);
     }
 
     /// @inheritdoc IFlareCoordinator
@@ -272,13 +329,7 @@ contract FlareCoordinator is IFlareCoordinator {
         uint64 deadline = state.voteDeadline;
         if (block.number <= deadline) revert VoteWindowOpen(taskId, deadline);
 
-        uint32 round = state.round;
-        uint32 attempt = state.attempt;
-        CountersRecord storage counters = task.counters;
-        emit RoundTimedOut(
-            taskId, round, attempt, counters.submissionCount, task.submissionsHash, counters.committeeSize
-        );
-        _openAttempt(task, taskId, round, attempt + 1);
+        _closeAttempt(task, taskId, true);
     }
 
     // -- views ---------------------------------------------------------------------------------
@@ -298,7 +349,7 @@ contract FlareCoordinator is IFlareCoordinator {
             model: Cid(state.modelCodec, task.modelDigest),
             validationSet: Cid(task.validationSetCodec, task.validationSetDigest),
             status: TaskStatus(uint8(state.stage) - 1),
-            registeredCount: task.registeredCount,
+            registeredCount: task.registration.count,
             round: state.round,
             attempt: state.attempt,
             epoch: state.epoch,
@@ -311,21 +362,24 @@ contract FlareCoordinator is IFlareCoordinator {
     function getRound(uint256 taskId) external view returns (Round memory) {
         TaskRecord storage task = _task(taskId);
         StateRecord storage state = task.state;
-        if (state.stage == Stage.Registering) revert TaskNotStarted(taskId);
+        // Round 0 is a task that never started, cancelled or not.
+        if (state.round == 0) revert TaskNotStarted(taskId);
         CountersRecord storage counters = task.counters;
+        bool seedSealed = state.seedSealed;
         return Round({
             round: state.round,
             attempt: state.attempt,
             epoch: state.epoch,
-            seed: task.seed,
+            seed: seedSealed ? task.seed : bytes32(0),
             openedAt: state.submissionDeadline - task.params.submissionWindow,
             submissionDeadline: state.submissionDeadline,
             voteDeadline: state.voteDeadline,
             registeredSnapshot: counters.registeredSnapshot,
             submissionCount: counters.submissionCount,
-            submissionsHash: task.submissionsHash,
+            submissionsHash: seedSealed ? task.submissionsHash : bytes32(0),
             committeeSize: counters.committeeSize,
-            quorumThreshold: counters.quorumThreshold
+            quorumThreshold: _quorumThreshold(counters),
+            rejections: counters.rejections
         });
     }
 
@@ -365,11 +419,12 @@ contract FlareCoordinator is IFlareCoordinator {
     function _checkParams(TaskParams calldata params) private pure {
         if (params.minClients == 0) revert InvalidTaskParameter(0);
         if (params.expectedCommittee == 0) revert InvalidTaskParameter(1);
-        if (params.minCommittee == 0) revert InvalidTaskParameter(2);
-        if (params.quorumBps == 0 || params.quorumBps > BASIS_POINTS) revert InvalidTaskParameter(3);
+        if (params.minCommittee == 0 || params.minCommittee > params.expectedCommittee) revert InvalidTaskParameter(2);
+        if (params.quorumBps < MIN_QUORUM_BPS || params.quorumBps > BASIS_POINTS) revert InvalidTaskParameter(3);
         if (params.submissionWindow == 0) revert InvalidTaskParameter(4);
         if (params.voteWindow == 0) revert InvalidTaskParameter(5);
         if (params.maxRounds == 0) revert InvalidTaskParameter(6);
+        if (params.maxAttempts == 0) revert InvalidTaskParameter(7);
     }
 
     /// @dev The task, or `UnknownTask` (for views, which need no more).
@@ -378,20 +433,44 @@ contract FlareCoordinator is IFlareCoordinator {
         if (task.state.stage == Stage.None) revert UnknownTask(taskId);
     }
 
-    /// @dev `_task`, then `TaskAlreadyCompleted`.
+    /// @dev `_task`, then `TaskEnded`.
     function _open(uint256 taskId) private view returns (TaskRecord storage task) {
         task = _task(taskId);
-        if (task.state.stage == Stage.Completed) revert TaskAlreadyCompleted(taskId);
+        _requireNotEnded(task.state.stage, taskId);
     }
 
-    /// @dev The task checks of §4: `UnknownTask`, `TaskAlreadyCompleted`, `TaskNotStarted`.
+    /// @dev The task checks of §4: `UnknownTask`, `TaskEnded`, `TaskNotStarted`.
     function _running(uint256 taskId) private view returns (TaskRecord storage task, StateRecord storage state) {
         task = _tasks[taskId];
         state = task.state;
         Stage stage = state.stage;
         if (stage == Stage.None) revert UnknownTask(taskId);
-        if (stage == Stage.Completed) revert TaskAlreadyCompleted(taskId);
+        _requireNotEnded(stage, taskId);
         if (stage == Stage.Registering) revert TaskNotStarted(taskId);
+    }
+
+    /// @dev `TaskEnded` for a completed, failed or cancelled task.
+    function _requireNotEnded(Stage stage, uint256 taskId) private pure {
+        if (stage >= Stage.Completed) revert TaskEnded(taskId, TaskStatus(uint8(stage) - 1));
+    }
+
+    /// @dev `NotTaskCreator` unless the sender created the task.
+    function _requireCreator(TaskRecord storage task, uint256 taskId) private view {
+        if (msg.sender != task.creator) revert NotTaskCreator(taskId, msg.sender);
+    }
+
+    /// @dev Participants registered in blocks before this one: the snapshot an attempt opened now
+    ///      takes. A key registered in the opening block itself is left out, because whoever
+    ///      builds that block may already know the `prevrandao` of the next one (§3).
+    function _eligible(RegistrationRecord storage registration) private view returns (uint32) {
+        return registration.lastBlock == block.number ? registration.countBeforeLastBlock : registration.count;
+    }
+
+    /// @dev Approvals that finalize: `ceil(quorumBps * committeeSize / 10000)` (§2.3).
+    function _quorumThreshold(CountersRecord storage counters) private view returns (uint32) {
+        // casting to 'uint32' is safe because quorumBps <= 10,000 makes the threshold <= size
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return uint32((uint256(counters.quorumBps) * counters.committeeSize + BASIS_POINTS - 1) / BASIS_POINTS);
     }
 
     /// @dev `SubmissionWindowClosed` after the submission deadline.
@@ -533,7 +612,54 @@ contract FlareCoordinator is IFlareCoordinator {
         );
     }
 
-    /// @dev Open attempt `attempt` of round `round` from the task's current model (§4.9).
+    /// @dev Close the current attempt without a model, because its vote window passed
+    ///      (`timedOut`) or because its members rejected; then open the next attempt of the
+    ///      round, or fail the task after its last allowed attempt (§4.12).
+    function _closeAttempt(TaskRecord storage task, uint256 taskId, bool timedOut) private {
+        StateRecord storage state = task.state;
+        CountersRecord storage counters = task.counters;
+        uint32 round = state.round;
+        uint32 attempt = state.attempt;
+        bytes32 submissions = state.seedSealed ? task.submissionsHash : bytes32(0);
+        if (timedOut) {
+            emit RoundTimedOut(taskId, round, attempt, counters.submissionCount, submissions, counters.committeeSize);
+        } else {
+            emit RoundRejected(taskId, round, attempt, counters.submissionCount, submissions, counters.committeeSize);
+        }
+        uint32 attempts = attempt + 1;
+        if (attempts < task.params.maxAttempts) {
+            _openAttempt(task, taskId, round, attempts);
+        } else {
+            state.stage = Stage.Failed;
+            emit TaskFailed(taskId, round, attempts);
+        }
+    }
+
+    /// @dev Fix the current attempt's seed from this block's `prevrandao` (§2.3, §4.10): reverts
+    ///      `SeedTooEarly` in the opening block, before writing anything; returns the seed.
+    function _seal(TaskRecord storage task, StateRecord storage state, uint256 taskId) private returns (bytes32 seed) {
+        uint64 openedAt = state.submissionDeadline - task.params.submissionWindow;
+        if (block.number <= openedAt) revert SeedTooEarly(taskId, openedAt);
+        uint32 round = state.round;
+        uint32 attempt = state.attempt;
+        seed = keccak256(
+            abi.encode(
+                block.chainid,
+                address(this),
+                taskId,
+                uint256(round),
+                uint256(attempt),
+                task.modelDigest,
+                block.prevrandao
+            )
+        );
+        state.seedSealed = true;
+        task.seed = seed;
+        emit SeedSealed(taskId, round, attempt, seed);
+    }
+
+    /// @dev Open attempt `attempt` of round `round` from the task's current model (§4.9); its seed
+    ///      is sealed later, by `_seal`.
     function _openAttempt(TaskRecord storage task, uint256 taskId, uint32 round, uint32 attempt) private {
         TaskParams memory params = task.params;
         StateRecord storage state = task.state;
@@ -541,21 +667,11 @@ contract FlareCoordinator is IFlareCoordinator {
         uint64 submissionDeadline = uint64(block.number) + params.submissionWindow;
         uint64 voteDeadline = submissionDeadline + params.voteWindow;
         Cid memory baseModel = Cid(state.modelCodec, task.modelDigest);
-        bytes32 seed = keccak256(
-            abi.encode(
-                block.chainid,
-                address(this),
-                taskId,
-                uint256(round),
-                uint256(attempt),
-                baseModel.digest,
-                block.prevrandao
-            )
-        );
-        uint32 snapshot = task.registeredCount;
+        uint32 snapshot = _eligible(task.registration);
         task.state = StateRecord({
             stage: Stage.Running,
             modelCodec: state.modelCodec,
+            seedSealed: false,
             epoch: epoch,
             round: round,
             attempt: attempt,
@@ -566,14 +682,12 @@ contract FlareCoordinator is IFlareCoordinator {
             registeredSnapshot: snapshot,
             submissionCount: 0,
             committeeSize: 0,
-            quorumThreshold: 0,
+            rejections: 0,
             minClients: params.minClients,
             minCommittee: params.minCommittee,
             expectedCommittee: params.expectedCommittee,
             quorumBps: params.quorumBps
         });
-        task.seed = seed;
-        task.submissionsHash = seed;
-        emit RoundOpened(taskId, round, attempt, epoch, seed, baseModel, snapshot, submissionDeadline, voteDeadline);
+        emit RoundOpened(taskId, round, attempt, epoch, baseModel, snapshot, submissionDeadline, voteDeadline);
     }
 }

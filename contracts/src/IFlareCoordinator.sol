@@ -7,10 +7,12 @@ import {Cid} from "./CID.sol";
 /// @param minClients Participants needed to start; submissions needed to propose.
 /// @param expectedCommittee `k`, the expected committee size of the sortition.
 /// @param minCommittee Seats needed before anyone may propose or vote.
-/// @param quorumBps Approvals needed, in basis points of the committee size (1 to 10,000).
+/// @param quorumBps Approvals needed, in basis points of the committee size (5,001 to 10,000).
 /// @param submissionWindow Blocks after the opening block in which to submit and claim seats.
 /// @param voteWindow Blocks after the submission window in which to propose and vote.
 /// @param maxRounds The task completes when this round finalizes.
+/// @param maxAttempts Attempts a round may take; the task fails when the last one closes
+///        without a model.
 struct TaskParams {
     uint32 minClients;
     uint32 expectedCommittee;
@@ -19,14 +21,18 @@ struct TaskParams {
     uint32 submissionWindow;
     uint32 voteWindow;
     uint32 maxRounds;
+    uint32 maxAttempts;
 }
 
 /// @notice Lifecycle of a task: registering until `startTask`, running until its last round
-///         finalizes, then completed.
+///         finalizes (completed), a round uses up its attempts (failed) or the creator cancels it
+///         (cancelled). The last three are final.
 enum TaskStatus {
     Registering,
     Running,
-    Completed
+    Completed,
+    Failed,
+    Cancelled
 }
 
 /// @notice The `getTask` view (docs/protocol.md §5).
@@ -55,19 +61,23 @@ struct Task {
     bytes32 historyHash;
 }
 
-/// @notice The `getRound` view: the current round attempt, or the last one once completed.
+/// @notice The `getRound` view: the current round attempt, or the last one once the task ended.
 /// @param round The round (from 1).
 /// @param attempt The attempt of the round (from 0).
 /// @param epoch The task epoch of this attempt.
-/// @param seed The attempt's seed (§2.3), the message every VRF proof of the attempt signs.
+/// @param seed The attempt's seed (§2.3), which every VRF proof of the attempt signs; zero until
+///        the first `sealSeed` or `submit` in a block after `openedAt` seals it.
 /// @param openedAt The block that opened the attempt.
 /// @param submissionDeadline `S`: the last block for submissions and seat claims.
 /// @param voteDeadline `V`: the last block for proposals and votes.
-/// @param registeredSnapshot Participants registered when the attempt opened (the sortition's `n`).
+/// @param registeredSnapshot Participants registered in blocks before `openedAt`: those who may
+///        draw a seat (the sortition's `n`).
 /// @param submissionCount Updates submitted in the attempt.
-/// @param submissionsHash The hash chain over the attempt's submissions, starting at `seed`.
+/// @param submissionsHash The hash chain over the attempt's submissions, starting at `seed`
+///        (zero until the seed is sealed).
 /// @param committeeSize Seats claimed in the attempt.
 /// @param quorumThreshold Approvals that finalize: `ceil(quorumBps * committeeSize / 10000)`.
+/// @param rejections Rejecting votes cast in the attempt, over all its proposals.
 struct Round {
     uint32 round;
     uint32 attempt;
@@ -81,6 +91,7 @@ struct Round {
     bytes32 submissionsHash;
     uint32 committeeSize;
     uint32 quorumThreshold;
+    uint32 rejections;
 }
 
 /// @notice The `getParticipant` view; all zero for an address that never registered.
@@ -135,18 +146,21 @@ interface IFlareCoordinator {
     /// @notice A participant registered; its full BLS key lives only in this log.
     event ParticipantRegistered(uint256 indexed taskId, address indexed participant, uint32 index, bytes publicKey);
 
-    /// @notice A round attempt opened: its seed, base model, snapshot and deadlines.
+    /// @notice A round attempt opened: its base model, snapshot and deadlines (its seed follows
+    ///         in a later block, `SeedSealed`).
     event RoundOpened(
         uint256 indexed taskId,
         uint32 indexed round,
         uint32 attempt,
         uint32 epoch,
-        bytes32 seed,
         Cid baseModel,
         uint32 registeredSnapshot,
         uint64 submissionDeadline,
         uint64 voteDeadline
     );
+
+    /// @notice The attempt's seed was fixed from the `prevrandao` of this log's block.
+    event SeedSealed(uint256 indexed taskId, uint32 indexed round, uint32 attempt, bytes32 seed);
 
     /// @notice A participant submitted its update for the current attempt.
     event UpdateSubmitted(
@@ -217,17 +231,37 @@ interface IFlareCoordinator {
         uint32 committeeSize
     );
 
+    /// @notice So many members rejected that no proposal can reach quorum: the attempt closed early;
+    ///         the next attempt opens (or the task fails) in the same transaction.
+    event RoundRejected(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        uint32 attempt,
+        uint32 submissionCount,
+        bytes32 submissionsHash,
+        uint32 committeeSize
+    );
+
     /// @notice The last round finalized; the task is closed.
     event TaskCompleted(uint256 indexed taskId, uint32 rounds, Cid model, bytes32 historyHash);
 
+    /// @notice Round `round` closed its last allowed attempt without a model; the task is closed.
+    event TaskFailed(uint256 indexed taskId, uint32 round, uint32 attempts);
+
+    /// @notice The creator cancelled the task; it is closed.
+    event TaskCancelled(uint256 indexed taskId, uint32 round, uint32 attempt);
+
     /// @notice No task with this id.
     error UnknownTask(uint256 taskId);
-    /// @notice Task parameter number `parameter` (0 = minClients … 6 = maxRounds) is invalid.
+    /// @notice Task parameter number `parameter` (0 = minClients … 7 = maxAttempts) is invalid.
     error InvalidTaskParameter(uint8 parameter);
     /// @notice A public key is not 256 bytes or a proof not 128 bytes.
     error InvalidLength(uint256 expected, uint256 actual);
-    /// @notice The task's last round has finalized; it accepts no more transactions.
-    error TaskAlreadyCompleted(uint256 taskId);
+    /// @notice The task completed, failed or was cancelled (`status`); it accepts no more
+    ///         transactions.
+    error TaskEnded(uint256 taskId, TaskStatus status);
+    /// @notice Only the task's creator may start or cancel it.
+    error NotTaskCreator(uint256 taskId, address account);
     /// @notice The sender is already a participant of this task.
     error AlreadyRegistered(uint256 taskId, address participant);
     /// @notice Another address registered this BLS public key in this task.
@@ -242,6 +276,12 @@ interface IFlareCoordinator {
     error TaskNotStarted(uint256 taskId);
     /// @notice The block is past the submission deadline.
     error SubmissionWindowClosed(uint256 taskId, uint64 deadline);
+    /// @notice No seed yet for this attempt: `sealSeed` (or a submission) fixes it first.
+    error SeedNotSealed(uint256 taskId);
+    /// @notice The attempt's seed is already fixed.
+    error SeedAlreadySealed(uint256 taskId);
+    /// @notice A seed is sealed only in a block after the one that opened the attempt.
+    error SeedTooEarly(uint256 taskId, uint64 openedAt);
     /// @notice The sender is not a participant of this task.
     error NotRegistered(uint256 taskId, address account);
     /// @notice The sender has already submitted in this round attempt.
@@ -293,33 +333,48 @@ interface IFlareCoordinator {
         returns (uint256 taskId);
 
     /// @notice Join a task with a BLS12-381 key, proving possession of it (§4.2).
-    /// @dev Checks, in order: `UnknownTask`, `TaskAlreadyCompleted`, `AlreadyRegistered`,
+    /// @dev Checks, in order: `UnknownTask`, `TaskEnded`, `AlreadyRegistered`,
     ///      `InvalidLength(256, …)`, `InvalidLength(128, …)`, `PublicKeyTaken`,
     ///      `InvalidPossessionProof`. Emits `ParticipantRegistered` with the full key.
     /// @param taskId The task.
     /// @param publicKey The 256-byte EIP-2537 G2 public key (not infinity, unique in the task).
-    /// @param possessionProof The 128-byte G1 signature of the sender's 20-byte address under the
-    ///        PoP domain tag.
+    /// @param possessionProof The 128-byte G1 signature of `ProofOfPossession.message(chain id,
+    ///        this contract, taskId, sender)` under the PoP domain tag.
     function register(uint256 taskId, bytes calldata publicKey, bytes calldata possessionProof) external;
 
-    /// @notice Open round 1 once `minClients` participants registered (§4.3); anyone may.
-    /// @dev Checks, in order: `UnknownTask`, `TaskAlreadyCompleted`, `TaskAlreadyStarted`,
+    /// @notice Open round 1 (§4.3); only the creator may, once `minClients` participants
+    ///         registered in earlier blocks.
+    /// @dev Checks, in order: `UnknownTask`, `TaskEnded`, `NotTaskCreator`, `TaskAlreadyStarted`,
     ///      `TooFewParticipants`. Emits `RoundOpened`.
     /// @param taskId The task.
     function startTask(uint256 taskId) external;
 
-    /// @notice Submit the sender's update for the current attempt (§4.4).
+    /// @notice End the task for good (§4.11); only the creator may, at any time before it ends.
+    /// @dev Checks, in order: `UnknownTask`, `TaskEnded`, `NotTaskCreator`. Emits `TaskCancelled`.
+    /// @param taskId The task.
+    function cancelTask(uint256 taskId) external;
+
+    /// @notice Fix the current attempt's seed from this block's `prevrandao` (§4.10); anyone may,
+    ///         in the submission window, in any block after the one that opened the attempt.
+    /// @dev Checks, in order: task checks, `SubmissionWindowClosed`, `SeedAlreadySealed`,
+    ///      `SeedTooEarly`. Emits `SeedSealed`.
+    /// @param taskId The task.
+    function sealSeed(uint256 taskId) external;
+
+    /// @notice Submit the sender's update for the current attempt (§4.4); the first submission
+    ///         of an attempt whose seed is not sealed yet seals it.
     /// @dev Checks, in order: task checks, `SubmissionWindowClosed`, `NotRegistered`,
-    ///      `AlreadySubmitted`, `ZeroSampleCount`, `UnsupportedCodec`. Extends the attempt's
-    ///      submissions hash. Emits `UpdateSubmitted`.
+    ///      `AlreadySubmitted`, `ZeroSampleCount`, `UnsupportedCodec`, then `SeedTooEarly` if it
+    ///      would seal the seed in the opening block. Extends the attempt's submissions hash.
+    ///      Emits `SeedSealed` (when it seals), `UpdateSubmitted`.
     /// @param taskId The task.
     /// @param update The update's CID.
     /// @param sampleCount The number of samples the update was trained on (at least 1).
     function submit(uint256 taskId, Cid calldata update, uint64 sampleCount) external;
 
     /// @notice Claim a committee seat of the current attempt with a VRF proof (§4.5).
-    /// @dev Checks, in order: task checks, `SubmissionWindowClosed`, `NotRegistered`,
-    ///      `RegisteredAfterSnapshot`, `SeatAlreadyClaimed`, `InvalidLength(256, …)`,
+    /// @dev Checks, in order: task checks, `SubmissionWindowClosed`, `SeedNotSealed`,
+    ///      `NotRegistered`, `RegisteredAfterSnapshot`, `SeatAlreadyClaimed`, `InvalidLength(256, …)`,
     ///      `PublicKeyMismatch`, `InvalidLength(128, …)`, `InvalidVrfProof`, `NotSelected`.
     ///      The proof is verified on chain (hash-to-G1 and one pairing check) and the seat is
     ///      granted iff `keccak256(proof) * registeredSnapshot < expectedCommittee * 2^256`.
@@ -345,15 +400,20 @@ interface IFlareCoordinator {
     ///      `NotCommitteeMember`, `AlreadyVoted`, `CommitteeTooSmall`, `UnknownProposal`,
     ///      `StaleProposal`. Emits `Voted`. The approval that reaches the quorum threshold also
     ///      finalizes the round (`RoundFinalized`) and then completes the task (`TaskCompleted`)
-    ///      or opens the next round (`RoundOpened`).
+    ///      or opens the next round (`RoundOpened`). The rejection after which fewer members
+    ///      than the threshold are left who have not rejected closes the attempt
+    ///      (`RoundRejected`) and opens the next one (`RoundOpened`) or fails the task
+    ///      (`TaskFailed`).
     /// @param taskId The task.
     /// @param proposalId The proposal.
     /// @param approve True to approve, false to reject.
     function vote(uint256 taskId, uint32 proposalId, bool approve) external;
 
     /// @notice Close an attempt whose vote window ended without quorum and open the next attempt
-    ///         of the same round from the same base model (§4.8); anyone may.
-    /// @dev Checks, in order: task checks, `VoteWindowOpen`. Emits `RoundTimedOut`, `RoundOpened`.
+    ///         of the same round from the same base model (§4.8); anyone may. After the round's
+    ///         last allowed attempt the task fails instead.
+    /// @dev Checks, in order: task checks, `VoteWindowOpen`. Emits `RoundTimedOut`, then
+    ///      `RoundOpened` or `TaskFailed`.
     /// @param taskId The task.
     function timeout(uint256 taskId) external;
 
@@ -367,8 +427,9 @@ interface IFlareCoordinator {
     /// @return The `Task` record.
     function getTask(uint256 taskId) external view returns (Task memory);
 
-    /// @notice The current round attempt, or the last one once the task completed.
-    /// @dev Reverts `UnknownTask`, then `TaskNotStarted` before `startTask`.
+    /// @notice The current round attempt, or the last one once the task ended.
+    /// @dev Reverts `UnknownTask`, then `TaskNotStarted` for a task that never started (cancelled
+    ///      or not).
     /// @param taskId The task.
     /// @return The `Round` record.
     function getRound(uint256 taskId) external view returns (Round memory);

@@ -60,7 +60,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
     }
 
     function test_createTask_reportsTheFirstInvalidParameter() public {
-        for (uint8 index; index < 7; ++index) {
+        for (uint8 index; index < 8; ++index) {
             TaskParams memory bad = _params();
             if (index == 0) bad.minClients = 0;
             if (index == 1) bad.expectedCommittee = 0;
@@ -69,6 +69,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
             if (index == 4) bad.submissionWindow = 0;
             if (index == 5) bad.voteWindow = 0;
             if (index == 6) bad.maxRounds = 0;
+            if (index == 7) bad.maxAttempts = 0;
             vm.expectRevert(abi.encodeWithSelector(IFC.InvalidTaskParameter.selector, index));
             coordinator.createTask(_cid("m"), _cid("v"), bad);
         }
@@ -76,10 +77,29 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         params.quorumBps = 10_001;
         vm.expectRevert(abi.encodeWithSelector(IFC.InvalidTaskParameter.selector, uint8(3)));
         coordinator.createTask(_cid("m"), _cid("v"), params);
-        params = TaskParams(1, 0, 0, 0, 0, 0, 0);
+        params = TaskParams(1, 0, 0, 0, 0, 0, 0, 0);
         vm.expectRevert(abi.encodeWithSelector(IFC.InvalidTaskParameter.selector, uint8(1)));
         coordinator.createTask(_cid("m"), _cid("v"), params);
-        params = TaskParams(1, 1, 1, 10_000, 1, 1, 1);
+        params = TaskParams(1, 1, 1, 10_000, 1, 1, 1, 1);
+        coordinator.createTask(_cid("m"), _cid("v"), params);
+    }
+
+    /// @dev No quorum below a strict majority of the committee, and no minimum committee the
+    ///      sortition is not even expected to reach.
+    function test_createTask_refusesMinorityQuorumsAndUnreachableMinimums() public {
+        TaskParams memory params = _params();
+        uint16[3] memory minority = [uint16(1), 3_333, 5_000];
+        for (uint256 i; i < minority.length; ++i) {
+            params.quorumBps = minority[i];
+            vm.expectRevert(abi.encodeWithSelector(IFC.InvalidTaskParameter.selector, uint8(3)));
+            coordinator.createTask(_cid("m"), _cid("v"), params);
+        }
+        params.quorumBps = 5_001;
+        coordinator.createTask(_cid("m"), _cid("v"), params);
+        params.minCommittee = params.expectedCommittee + 1;
+        vm.expectRevert(abi.encodeWithSelector(IFC.InvalidTaskParameter.selector, uint8(2)));
+        coordinator.createTask(_cid("m"), _cid("v"), params);
+        params.minCommittee = params.expectedCommittee;
         coordinator.createTask(_cid("m"), _cid("v"), params);
     }
 
@@ -107,7 +127,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
 
     function test_register_revertsOnUnknownTask() public {
         bytes memory key = _key(0);
-        bytes memory pop = _pop(0);
+        bytes memory pop = _pop(1, 0);
         _expectError(IFC.UnknownTask.selector, 0);
         coordinator.register(0, key, pop);
         _createTask(_params());
@@ -117,7 +137,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
 
     function test_register_revertsOnCompletedTask() public {
         uint256 taskId = _completedTask();
-        _expectError(IFC.TaskAlreadyCompleted.selector, taskId);
+        _expectEnded(taskId, TaskStatus.Completed);
         vm.prank(stranger);
         coordinator.register(taskId, "", "");
     }
@@ -165,13 +185,11 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
     function test_register_revertsOnInvalidPossessionProof() public {
         uint256 taskId = _createTask(_params());
         bytes memory key = _key(0);
-        bytes memory pop = _pop(0);
+        bytes memory pop = _pop(taskId, 0);
         // Another account's proof, another key's proof, and a proof over another address.
         _expectInvalidPossession(taskId, _addr(1), key, pop);
-        _expectInvalidPossession(taskId, _addr(0), key, _pop(1));
-        _expectInvalidPossession(
-            taskId, _addr(0), key, BlsSigner.sign(_secret(0), abi.encodePacked(_addr(1)), ProofOfPossession.DST)
-        );
+        _expectInvalidPossession(taskId, _addr(0), key, _pop(taskId, 1));
+        _expectInvalidPossession(taskId, _addr(0), key, _popFor(taskId, 0, _addr(1)));
         // Infinity: key and proof, or proof alone.
         _expectInvalidPossession(taskId, _addr(0), new bytes(256), new bytes(128));
         _expectInvalidPossession(taskId, _addr(0), key, new bytes(128));
@@ -180,8 +198,9 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         _expectInvalidPossession(taskId, _addr(0), key, _flip(pop, 0, 0x80));
         _expectInvalidPossession(taskId, _addr(0), _flip(key, 255, 0x01), pop);
         _expectInvalidPossession(taskId, _addr(0), _flip(key, 16, 0xff), pop);
-        // The proof of a VRF draw over the address bytes is no proof of possession.
-        _expectInvalidPossession(taskId, _addr(0), key, BlsSigner.sign(_secret(0), abi.encodePacked(_addr(0)), VRF.DST));
+        // A signature of the same message under the VRF's domain tag is no proof of possession.
+        bytes memory message = ProofOfPossession.message(block.chainid, address(coordinator), taskId, _addr(0));
+        _expectInvalidPossession(taskId, _addr(0), key, BlsSigner.sign(_secret(0), message, VRF.DST));
         assertFalse(coordinator.getParticipant(taskId, _addr(0)).registered);
         _register(taskId, 0);
     }
@@ -202,28 +221,25 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
             _register(taskId, i);
         }
         vm.roll(100);
-        vm.prevrandao(bytes32(uint256(42)));
-        bytes32 seed = keccak256(
-            abi.encode(block.chainid, address(coordinator), taskId, 1, 0, keccak256("initial model"), uint256(42))
-        );
         vm.expectEmit(address(coordinator));
-        emit IFC.RoundOpened(taskId, 1, 0, 1, seed, _cid("initial model"), 3, 130, 150);
-        vm.prank(stranger);
+        emit IFC.RoundOpened(taskId, 1, 0, 1, _cid("initial model"), 3, 130, 150);
+        vm.prank(creator);
         coordinator.startTask(taskId);
 
         Round memory current = coordinator.getRound(taskId);
         assertEq(current.round, 1);
         assertEq(current.attempt, 0);
         assertEq(current.epoch, 1);
-        assertEq(current.seed, seed);
+        assertEq(current.seed, bytes32(0), "no seed before a later block seals one");
         assertEq(current.openedAt, 100);
         assertEq(current.submissionDeadline, 130);
         assertEq(current.voteDeadline, 150);
         assertEq(current.registeredSnapshot, 3);
         assertEq(current.submissionCount, 0);
-        assertEq(current.submissionsHash, seed);
+        assertEq(current.submissionsHash, bytes32(0));
         assertEq(current.committeeSize, 0);
         assertEq(current.quorumThreshold, 0);
+        assertEq(current.rejections, 0);
         Task memory task = coordinator.getTask(taskId);
         assertEq(uint8(task.status), uint8(TaskStatus.Running));
         assertEq(task.round, 1);
@@ -236,15 +252,149 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         uint256 taskId = _createTask(_params());
         _register(taskId, 0);
         _register(taskId, 1);
+        vm.roll(block.number + 1);
+        vm.expectRevert(abi.encodeWithSelector(IFC.NotTaskCreator.selector, taskId, _addr(0)));
+        vm.prank(_addr(0));
+        coordinator.startTask(taskId);
+        vm.startPrank(creator);
         vm.expectRevert(abi.encodeWithSelector(IFC.TooFewParticipants.selector, taskId, 2, 3));
         coordinator.startTask(taskId);
+        // A key registered in this very block does not count: the snapshot would leave it out.
+        vm.stopPrank();
         _register(taskId, 2);
+        vm.expectRevert(abi.encodeWithSelector(IFC.TooFewParticipants.selector, taskId, 2, 3));
+        vm.prank(creator);
+        coordinator.startTask(taskId);
+        _start(taskId);
+        vm.expectRevert(abi.encodeWithSelector(IFC.NotTaskCreator.selector, taskId, stranger));
+        vm.prank(stranger);
         coordinator.startTask(taskId);
         _expectError(IFC.TaskAlreadyStarted.selector, taskId);
+        vm.prank(creator);
         coordinator.startTask(taskId);
         uint256 completed = _completedTask();
-        _expectError(IFC.TaskAlreadyCompleted.selector, completed);
+        _expectEnded(completed, TaskStatus.Completed);
         coordinator.startTask(completed);
+    }
+
+    // -- cancelTask ----------------------------------------------------------------------------
+
+    function test_cancelTask_endsTheTask() public {
+        uint256 registering = _createTask(_params());
+        vm.expectRevert(abi.encodeWithSelector(IFC.NotTaskCreator.selector, registering, stranger));
+        vm.prank(stranger);
+        coordinator.cancelTask(registering);
+        vm.expectEmit(address(coordinator));
+        emit IFC.TaskCancelled(registering, 0, 0);
+        vm.prank(creator);
+        coordinator.cancelTask(registering);
+        assertEq(uint8(coordinator.getTask(registering).status), uint8(TaskStatus.Cancelled));
+
+        uint256 running = _readyToVote(_params(), 3);
+        uint32 proposalId = _propose(running, 0, _cid("g"), hex"07");
+        vm.expectEmit(address(coordinator));
+        emit IFC.TaskCancelled(running, 1, 0);
+        vm.prank(creator);
+        coordinator.cancelTask(running);
+        bytes[9] memory calls = [
+            abi.encodeCall(IFC.register, (running, _key(5), _pop(running, 5))),
+            abi.encodeCall(IFC.startTask, (running)),
+            abi.encodeCall(IFC.cancelTask, (running)),
+            abi.encodeCall(IFC.sealSeed, (running)),
+            abi.encodeCall(IFC.submit, (running, _cid("u"), 1)),
+            abi.encodeCall(IFC.claimSeat, (running, _key(0), "")),
+            abi.encodeCall(IFC.propose, (running, _cid("g"), hex"07")),
+            abi.encodeCall(IFC.vote, (running, proposalId, true)),
+            abi.encodeCall(IFC.timeout, (running))
+        ];
+        for (uint256 i; i < calls.length; ++i) {
+            vm.prank(i == 1 || i == 2 ? creator : _addr(i == 0 ? 5 : 1));
+            (bool ok, bytes memory revertData) = address(coordinator).call(calls[i]);
+            assertFalse(ok, vm.toString(i));
+            assertEq(revertData, abi.encodeWithSelector(IFC.TaskEnded.selector, running, TaskStatus.Cancelled));
+        }
+        assertEq(abi.encode(coordinator.getTask(running).model), abi.encode(_cid("initial model")));
+    }
+
+    // -- sealSeed ------------------------------------------------------------------------------
+
+    function test_sealSeed_fixesTheSeedFromALaterBlock() public {
+        uint256 taskId = _createTask(_params());
+        for (uint256 i; i < 3; ++i) {
+            _register(taskId, i);
+        }
+        _start(taskId);
+        uint64 openedAt = uint64(block.number);
+        vm.expectRevert(abi.encodeWithSelector(IFC.SeedTooEarly.selector, taskId, openedAt));
+        coordinator.sealSeed(taskId);
+        vm.expectRevert(abi.encodeWithSelector(IFC.SeedNotSealed.selector, taskId));
+        vm.prank(_addr(0));
+        coordinator.claimSeat(taskId, "", "");
+
+        vm.roll(openedAt + 1);
+        vm.prevrandao(bytes32(uint256(42)));
+        bytes32 seed = keccak256(
+            abi.encode(block.chainid, address(coordinator), taskId, 1, 0, keccak256("initial model"), uint256(42))
+        );
+        vm.expectEmit(address(coordinator));
+        emit IFC.SeedSealed(taskId, 1, 0, seed);
+        vm.prank(stranger);
+        coordinator.sealSeed(taskId);
+        Round memory current = coordinator.getRound(taskId);
+        assertEq(current.seed, seed);
+        assertEq(current.submissionsHash, seed);
+        vm.expectRevert(abi.encodeWithSelector(IFC.SeedAlreadySealed.selector, taskId));
+        coordinator.sealSeed(taskId);
+        _claim(taskId, 0);
+    }
+
+    function test_sealSeed_errorsInOrder() public {
+        _expectError(IFC.UnknownTask.selector, 1);
+        coordinator.sealSeed(1);
+        uint256 taskId = _createTask(_params());
+        _expectError(IFC.TaskNotStarted.selector, taskId);
+        coordinator.sealSeed(taskId);
+        for (uint256 i; i < 3; ++i) {
+            _register(taskId, i);
+        }
+        _start(taskId);
+        uint64 deadline = coordinator.getRound(taskId).submissionDeadline;
+        vm.roll(deadline + 1);
+        vm.expectRevert(abi.encodeWithSelector(IFC.SubmissionWindowClosed.selector, taskId, deadline));
+        coordinator.sealSeed(taskId);
+        uint256 completed = _completedTask();
+        _expectEnded(completed, TaskStatus.Completed);
+        coordinator.sealSeed(completed);
+    }
+
+    function test_submit_sealsTheSeedOnce() public {
+        uint256 taskId = _createTask(_params());
+        for (uint256 i; i < 3; ++i) {
+            _register(taskId, i);
+        }
+        _start(taskId);
+        vm.expectRevert(abi.encodeWithSelector(IFC.SeedTooEarly.selector, taskId, uint64(block.number)));
+        vm.prank(_addr(0));
+        coordinator.submit(taskId, _cid("u"), 1);
+
+        vm.roll(block.number + 1);
+        vm.prevrandao(bytes32(uint256(7)));
+        bytes32 seed = keccak256(
+            abi.encode(block.chainid, address(coordinator), taskId, 1, 0, keccak256("initial model"), uint256(7))
+        );
+        vm.recordLogs();
+        _submit(taskId, 0);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(logs.length, 2);
+        assertEq(logs[0].topics[0], IFC.SeedSealed.selector);
+        assertEq(logs[0].data, abi.encode(uint32(0), seed));
+        assertEq(logs[1].topics[0], IFC.UpdateSubmitted.selector);
+        bytes32 chained = keccak256(abi.encode(seed, _addr(0), RAW, keccak256("update 0"), uint64(10)));
+        assertEq(coordinator.getRound(taskId).submissionsHash, chained);
+        vm.recordLogs();
+        _submit(taskId, 1);
+        assertEq(vm.getRecordedLogs().length, 1);
+        assertEq(coordinator.getRound(taskId).seed, seed);
     }
 
     // -- submit --------------------------------------------------------------------------------
@@ -291,7 +441,8 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         for (uint256 i; i < 3; ++i) {
             _register(taskId, i);
         }
-        coordinator.startTask(taskId);
+        _start(taskId);
+        vm.roll(block.number + 1);
         vm.expectRevert(abi.encodeWithSelector(IFC.NotRegistered.selector, taskId, stranger));
         vm.prank(stranger);
         coordinator.submit(taskId, bad, 0);
@@ -305,7 +456,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         coordinator.submit(taskId, bad, 0);
         vm.stopPrank();
         uint256 completed = _completedTask();
-        _expectError(IFC.TaskAlreadyCompleted.selector, completed);
+        _expectEnded(completed, TaskStatus.Completed);
         coordinator.submit(completed, bad, 0);
     }
 
@@ -344,8 +495,12 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         for (uint256 i; i < 3; ++i) {
             _register(taskId, i);
         }
-        coordinator.startTask(taskId);
+        _start(taskId);
         _register(taskId, 3);
+        vm.expectRevert(abi.encodeWithSelector(IFC.SeedNotSealed.selector, taskId));
+        vm.prank(stranger);
+        coordinator.claimSeat(taskId, "", "");
+        _seal(taskId);
         bytes memory key = _key(0);
         bytes memory proof = _proof(taskId, 0);
 
@@ -380,7 +535,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         vm.prank(stranger);
         coordinator.claimSeat(taskId, "", "");
         uint256 completed = _completedTask();
-        _expectError(IFC.TaskAlreadyCompleted.selector, completed);
+        _expectEnded(completed, TaskStatus.Completed);
         coordinator.claimSeat(completed, "", "");
     }
 
@@ -405,7 +560,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
             coordinator.claimSeat{gas: CALL_GAS}(taskId, key, wrong[i]);
         }
         // A proof of possession is a signature under another domain tag.
-        bytes memory pop = _pop(0);
+        bytes memory pop = _pop(taskId, 0);
         vm.expectRevert(abi.encodeWithSelector(IFC.InvalidVrfProof.selector, taskId, _addr(0)));
         vm.prank(_addr(0));
         coordinator.claimSeat(taskId, key, pop);
@@ -414,6 +569,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
     function test_claimSeat_revertsWhenNotSelected() public {
         TaskParams memory params = _params();
         params.expectedCommittee = 1;
+        params.minCommittee = 1;
         uint256 taskId = _started(params, 6);
         uint256 loser = type(uint256).max;
         uint256 seats;
@@ -499,7 +655,8 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         for (uint256 i; i < 5; ++i) {
             _register(taskId, i);
         }
-        coordinator.startTask(taskId);
+        _start(taskId);
+        _seal(taskId);
         _submit(taskId, 0);
         _submit(taskId, 1);
         _claim(taskId, 0);
@@ -519,6 +676,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         // Next attempt: a committee of 3, still only 2 submissions.
         _expire(taskId);
         coordinator.timeout(taskId);
+        _seal(taskId);
         _submit(taskId, 0);
         _submit(taskId, 1);
         for (uint256 i; i < 3; ++i) {
@@ -533,6 +691,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         // Next attempt: 5 submissions.
         _expire(taskId);
         coordinator.timeout(taskId);
+        _seal(taskId);
         _fill(taskId, 5);
         _toVoting(taskId);
         vm.startPrank(_addr(0));
@@ -549,7 +708,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         vm.stopPrank();
 
         uint256 completed = _completedTask();
-        _expectError(IFC.TaskAlreadyCompleted.selector, completed);
+        _expectEnded(completed, TaskStatus.Completed);
         coordinator.propose(completed, bad, "");
     }
 
@@ -578,13 +737,36 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         emit IFC.Voted(taskId, 1, _addr(1), 0, proposalId, true, 1, 1);
         _vote(taskId, 1, proposalId, true);
         _vote(taskId, 2, proposalId, false);
-        _vote(taskId, 3, proposalId, false);
         Proposal memory proposal = coordinator.getProposal(taskId, proposalId);
         assertEq(proposal.approvals, 1);
-        assertEq(proposal.rejections, 3);
-        assertEq(coordinator.getParticipant(taskId, _addr(3)).voteEpoch, 1);
-        // Rejections never finalize, however many.
-        assertEq(coordinator.getTask(taskId).round, 1);
+        assertEq(proposal.rejections, 2);
+        assertEq(coordinator.getRound(taskId).rejections, 2);
+        assertEq(coordinator.getParticipant(taskId, _addr(2)).voteEpoch, 1);
+        // Two rejections of five leave three members who may approve: still the threshold.
+        assertEq(coordinator.getTask(taskId).epoch, 1);
+    }
+
+    /// @dev A rejection counts: once fewer members than the threshold are left who have not
+    ///      rejected, no proposal can reach quorum and the attempt closes at once.
+    function test_vote_rejectionsCloseTheAttemptWhenQuorumIsOutOfReach() public {
+        uint256 taskId = _readyToVote(_params(), 5); // committee of 5, threshold 3
+        uint32 first = _propose(taskId, 0, _cid("poisoned"), hex"1f");
+        uint32 second = _propose(taskId, 1, _cid("other"), hex"1f");
+        Round memory before = coordinator.getRound(taskId);
+        _vote(taskId, 0, first, true);
+        _vote(taskId, 1, second, false); // rejections count over all proposals of the attempt
+        _vote(taskId, 2, first, false);
+        vm.expectEmit(address(coordinator));
+        emit IFC.RoundRejected(taskId, 1, 0, 5, before.submissionsHash, 5);
+        vm.expectEmit(address(coordinator));
+        emit IFC.RoundOpened(
+            taskId, 1, 1, 2, _cid("initial model"), 5, uint64(block.number + 30), uint64(block.number + 50)
+        );
+        _vote(taskId, 3, first, false);
+        Round memory next = coordinator.getRound(taskId);
+        assertEq(next.attempt, 1);
+        assertEq(next.rejections, 0);
+        assertEq(abi.encode(coordinator.getTask(taskId).model), abi.encode(_cid("initial model")));
     }
 
     function test_vote_errorsInOrder() public {
@@ -598,7 +780,8 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         for (uint256 i; i < 4; ++i) {
             _register(taskId, i);
         }
-        coordinator.startTask(taskId);
+        _start(taskId);
+        _seal(taskId);
         _claim(taskId, 0);
         _claim(taskId, 1);
         for (uint256 i; i < 3; ++i) {
@@ -622,7 +805,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         coordinator.propose(taskId, _cid("g"), hex"07");
         vm.expectRevert(abi.encodeWithSelector(IFC.UnknownProposal.selector, taskId, 2));
         coordinator.vote(taskId, 2, true);
-        coordinator.vote(taskId, 1, false);
+        coordinator.vote(taskId, 1, true);
         vm.expectRevert(abi.encodeWithSelector(IFC.AlreadyVoted.selector, taskId, _addr(0)));
         coordinator.vote(taskId, 2, true);
         vm.stopPrank();
@@ -634,6 +817,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
 
         // Next attempt: a committee below the minimum cannot vote, not even on a stale proposal.
         coordinator.timeout(taskId);
+        _seal(taskId);
         _claim(taskId, 0);
         _toVoting(taskId);
         vm.expectRevert(abi.encodeWithSelector(IFC.CommitteeTooSmall.selector, taskId, 1, 2));
@@ -642,6 +826,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         // And the one after: proposal 1 belongs to an earlier attempt.
         _expire(taskId);
         coordinator.timeout(taskId);
+        _seal(taskId);
         _claim(taskId, 0);
         _claim(taskId, 1);
         _toVoting(taskId);
@@ -650,7 +835,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         coordinator.vote(taskId, 1, true);
 
         uint256 completed = _completedTask();
-        _expectError(IFC.TaskAlreadyCompleted.selector, completed);
+        _expectEnded(completed, TaskStatus.Completed);
         coordinator.vote(completed, 1, true);
     }
 
@@ -676,9 +861,6 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
             )
         );
         vm.roll(block.number + 1);
-        vm.prevrandao(bytes32(uint256(7)));
-        bytes32 seed =
-            keccak256(abi.encode(block.chainid, address(coordinator), taskId, 2, 0, keccak256("round 1"), uint256(7)));
         Cid memory model = Cid(DAG_PB, keccak256("round 1"));
         vm.recordLogs();
         _vote(taskId, 3, proposalId, true);
@@ -699,9 +881,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         assertEq(logs[2].topics[0], IFC.RoundOpened.selector);
         assertEq(
             logs[2].data,
-            abi.encode(
-                uint32(0), uint32(2), seed, model, uint32(4), uint64(block.number + 30), uint64(block.number + 50)
-            )
+            abi.encode(uint32(0), uint32(2), model, uint32(4), uint64(block.number + 30), uint64(block.number + 50))
         );
 
         Task memory task = coordinator.getTask(taskId);
@@ -711,8 +891,8 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         assertEq(task.attempt, 0);
         assertEq(task.epoch, 2);
         Round memory next = coordinator.getRound(taskId);
-        assertEq(next.seed, seed);
-        assertEq(next.submissionsHash, seed);
+        assertEq(next.seed, bytes32(0));
+        assertEq(next.submissionsHash, bytes32(0));
         assertEq(next.submissionCount, 0);
         assertEq(next.committeeSize, 0);
         assertEq(next.quorumThreshold, 0);
@@ -751,7 +931,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         assertEq(task.round, 1);
         assertEq(task.epoch, 1);
         assertEq(abi.encode(coordinator.getRound(taskId)), abi.encode(last), "getRound keeps the last attempt");
-        _expectError(IFC.TaskAlreadyCompleted.selector, taskId);
+        _expectEnded(taskId, TaskStatus.Completed);
         coordinator.timeout(taskId);
     }
 
@@ -767,15 +947,11 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         coordinator.timeout(taskId);
 
         vm.roll(before.voteDeadline + 1);
-        vm.prevrandao(bytes32(uint256(9)));
-        bytes32 seed = keccak256(
-            abi.encode(block.chainid, address(coordinator), taskId, 1, 1, keccak256("initial model"), uint256(9))
-        );
         vm.expectEmit(address(coordinator));
         emit IFC.RoundTimedOut(taskId, 1, 0, 1, before.submissionsHash, 1);
         vm.expectEmit(address(coordinator));
         emit IFC.RoundOpened(
-            taskId, 1, 1, 2, seed, _cid("initial model"), 3, uint64(block.number + 30), uint64(block.number + 50)
+            taskId, 1, 1, 2, _cid("initial model"), 3, uint64(block.number + 30), uint64(block.number + 50)
         );
         vm.prank(stranger);
         coordinator.timeout(taskId);
@@ -786,10 +962,12 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         assertEq(next.epoch, 2);
         assertEq(next.submissionCount, 0);
         assertEq(next.committeeSize, 0);
-        // The flags of the last attempt no longer count.
+        // The flags of the last attempt no longer count; the first submission seals a new seed.
+        vm.roll(block.number + 1);
         _submit(taskId, 0);
         _claim(taskId, 0);
         assertEq(coordinator.getRound(taskId).committeeSize, 1);
+        assertTrue(coordinator.getRound(taskId).seed != before.seed);
     }
 
     function test_timeout_errors() public {
@@ -798,6 +976,45 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         uint256 taskId = _createTask(_params());
         _expectError(IFC.TaskNotStarted.selector, taskId);
         coordinator.timeout(taskId);
+    }
+
+    /// @dev An attempt nobody sealed times out with a zero submissions hash (it had no seed).
+    function test_timeout_ofAnUnsealedAttempt() public {
+        uint256 taskId = _createTask(_params());
+        for (uint256 i; i < 3; ++i) {
+            _register(taskId, i);
+        }
+        _start(taskId);
+        _expire(taskId);
+        vm.expectEmit(address(coordinator));
+        emit IFC.RoundTimedOut(taskId, 1, 0, 0, bytes32(0), 0);
+        coordinator.timeout(taskId);
+    }
+
+    /// @dev After `maxAttempts` attempts of one round close without a model, the task fails: no
+    ///      task stalls forever, whatever blocks its committees.
+    function test_timeout_failsTheTaskAfterMaxAttempts() public {
+        TaskParams memory params = _params();
+        params.maxAttempts = 3;
+        uint256 taskId = _started(params, 3);
+        for (uint256 attempt; attempt < 2; ++attempt) {
+            _expire(taskId);
+            coordinator.timeout(taskId);
+            assertEq(coordinator.getRound(taskId).attempt, attempt + 1);
+        }
+        _expire(taskId);
+        vm.expectEmit(address(coordinator));
+        emit IFC.TaskFailed(taskId, 1, 3);
+        coordinator.timeout(taskId);
+        Task memory task = coordinator.getTask(taskId);
+        assertEq(uint8(task.status), uint8(TaskStatus.Failed));
+        assertEq(task.attempt, 2);
+        assertEq(abi.encode(task.model), abi.encode(_cid("initial model")));
+        _expectEnded(taskId, TaskStatus.Failed);
+        coordinator.timeout(taskId);
+        _expectEnded(taskId, TaskStatus.Failed);
+        vm.prank(creator);
+        coordinator.cancelTask(taskId);
     }
 
     // -- views ---------------------------------------------------------------------------------
@@ -834,6 +1051,10 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
 
     function _expectError(bytes4 selector, uint256 taskId) internal {
         vm.expectRevert(abi.encodeWithSelector(selector, taskId));
+    }
+
+    function _expectEnded(uint256 taskId, TaskStatus status) internal {
+        vm.expectRevert(abi.encodeWithSelector(IFC.TaskEnded.selector, taskId, status));
     }
 
     function _expectInvalidPossession(uint256 taskId, address account, bytes memory key, bytes memory proof) internal {

@@ -31,11 +31,11 @@ contract FlareCoordinatorFuzzTest is CoordinatorTestBase {
             vm.expectRevert(abi.encodeWithSelector(CID.UnsupportedCodec.selector, modelCodec));
         } else if (!validationOk) {
             vm.expectRevert(abi.encodeWithSelector(CID.UnsupportedCodec.selector, validationCodec));
-        } else if (invalid < 7) {
+        } else if (invalid < 8) {
             vm.expectRevert(abi.encodeWithSelector(IFC.InvalidTaskParameter.selector, invalid));
         }
         uint256 created = coordinator.createTask(Cid(modelCodec, "m"), Cid(validationCodec, "v"), params);
-        if (modelOk && validationOk && invalid == 7) {
+        if (modelOk && validationOk && invalid == 8) {
             Task memory task = coordinator.getTask(created);
             assertEq(abi.encode(task.params), abi.encode(params));
             assertEq(task.model.codec, modelCodec);
@@ -77,7 +77,7 @@ contract FlareCoordinatorFuzzTest is CoordinatorTestBase {
                 _fieldElement(key, i * 64);
             }
         }
-        bytes memory pop = _pop(ACTORS);
+        bytes memory pop = _pop(taskId, ACTORS);
         vm.expectRevert(abi.encodeWithSelector(IFC.InvalidPossessionProof.selector, taskId, _addr(ACTORS)));
         vm.prank(_addr(ACTORS));
         coordinator.register{gas: CALL_GAS}(taskId, key, pop);
@@ -169,8 +169,13 @@ contract FlareCoordinatorFuzzTest is CoordinatorTestBase {
         params.minClients = 1;
         // forge-lint: disable-next-line(unsafe-typecast)
         params.expectedCommittee = uint32(k);
-        vm.prevrandao(bytes32(randao));
-        uint256 other = _started(params, n);
+        params.minCommittee = 1;
+        uint256 other = _createTask(params);
+        for (uint256 i; i < n; ++i) {
+            _register(other, i);
+        }
+        _start(other);
+        _sealWith(other, bytes32(randao));
         uint256 seats;
         for (uint256 i; i < n; ++i) {
             bytes memory proof = _proof(other, i);
@@ -189,14 +194,15 @@ contract FlareCoordinatorFuzzTest is CoordinatorTestBase {
     }
 
     /// @dev The round finalizes at the first approval that reaches `ceil(bps · size / 10000)`,
-    ///      never on a rejection, and never before.
+    ///      never on a rejection, and never before; the attempt closes at the first rejection
+    ///      that leaves fewer than that many members who have not rejected, and never before.
     /// forge-config: default.fuzz.runs = 64
     function testFuzz_quorum(uint256 size, uint16 quorumBps, uint256 pattern) public {
         size = bound(size, 1, 6);
         TaskParams memory params = _params();
         params.minClients = 1;
         params.minCommittee = 1;
-        params.quorumBps = uint16(bound(quorumBps, 1, 10_000));
+        params.quorumBps = uint16(bound(quorumBps, 5_001, 10_000));
         uint256 other = _started(params, size);
         for (uint256 i; i < size; ++i) {
             _claim(other, i);
@@ -207,15 +213,22 @@ contract FlareCoordinatorFuzzTest is CoordinatorTestBase {
         _toVoting(other);
         uint32 proposalId = _propose(other, 0, _cid("aggregate"), hex"01");
         uint256 approvals;
+        uint256 rejections;
         for (uint256 i; i < size; ++i) {
             bool approve = (pattern >> i) & 1 == 1;
             _vote(other, i, proposalId, approve);
             if (approve) ++approvals;
-            bool finalized = coordinator.getTask(other).round == 2;
+            else ++rejections;
+            (bool finalized, bool closed) = _outcome(other);
             assertEq(finalized, approvals >= threshold, "finalized exactly at quorum");
+            assertEq(closed, rejections > size - threshold, "closed exactly when quorum is out of reach");
             if (finalized) {
                 assertTrue(approve, "only an approval finalizes");
                 assertEq(approvals, threshold);
+                return;
+            }
+            if (closed) {
+                assertFalse(approve, "only a rejection closes");
                 return;
             }
         }
@@ -223,16 +236,24 @@ contract FlareCoordinatorFuzzTest is CoordinatorTestBase {
 
     // -- helpers -------------------------------------------------------------------------------
 
-    /// @dev The index of the first invalid parameter (§2.2), or 7 if all are valid.
+    /// @dev Whether round 1 of `other` finalized, or its first attempt closed without a model.
+    function _outcome(uint256 other) internal view returns (bool finalized, bool closed) {
+        Task memory task = coordinator.getTask(other);
+        finalized = task.round == 2;
+        closed = task.round == 1 && task.attempt == 1;
+    }
+
+    /// @dev The index of the first invalid parameter (§2.2), or 8 if all are valid.
     function _firstInvalid(TaskParams memory p) internal pure returns (uint8) {
         if (p.minClients == 0) return 0;
         if (p.expectedCommittee == 0) return 1;
-        if (p.minCommittee == 0) return 2;
-        if (p.quorumBps == 0 || p.quorumBps > 10_000) return 3;
+        if (p.minCommittee == 0 || p.minCommittee > p.expectedCommittee) return 2;
+        if (p.quorumBps <= 5_000 || p.quorumBps > 10_000) return 3;
         if (p.submissionWindow == 0) return 4;
         if (p.voteWindow == 0) return 5;
         if (p.maxRounds == 0) return 6;
-        return 7;
+        if (p.maxAttempts == 0) return 7;
+        return 8;
     }
 
     /// @dev 128 random bytes; if `wellFormed`, with zero padding and coordinates below p, so the

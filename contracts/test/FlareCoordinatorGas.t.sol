@@ -9,16 +9,14 @@ import {VRF} from "../src/VRF.sol";
 import {BlsSigner} from "./utils/BlsSigner.sol";
 import {CoordinatorTestBase} from "./utils/CoordinatorTestBase.sol";
 
-/// @notice Gas of every coordinator call as a transaction would pay it, and of a whole round with
-///         10 clients and a committee of 5 (docs/gas.md). Each measured call starts with the
-///         contract's account and storage cold (`vm.cool`), as at the start of a transaction;
-///         execution gas is the callee's gas (`vm.lastCallGas`), and transaction gas adds the
-///         21,000 intrinsic gas and the calldata (Prague: 4 per zero byte, 16 per non-zero byte,
-///         or the EIP-7623 floor of 10 per token when that is higher). The budgets of
-///         docs/protocol.md §10 fail the test on a regression. Run with `-vv` for the table.
-contract FlareCoordinatorGasTest is CoordinatorTestBase {
-    uint32 internal constant CLIENTS = 10;
-    uint32 internal constant COMMITTEE = 5;
+/// @notice Gas of coordinator calls as a transaction would pay it (docs/gas.md). Each measured
+///         call starts with the contract's account and storage cold (`vm.cool`), as at the start
+///         of a transaction; execution gas is the callee's gas (`vm.lastCallGas`), and
+///         transaction gas adds the 21,000 intrinsic gas and the calldata (Prague: 4 per zero
+///         byte, 16 per non-zero byte, or the EIP-7623 floor of 10 per token when that is
+///         higher). The budgets of docs/protocol.md §10 fail the test on a regression. Run with
+///         `-vv` for the table.
+abstract contract RoundGasBase is CoordinatorTestBase {
     /// @dev PAIRING_CHECK with two pairs: 37,700 + 2 × 32,600.
     uint256 internal constant PAIRING_FLOOR = 102_900;
     uint256 internal constant SUBMIT_BUDGET = 70_000;
@@ -28,105 +26,38 @@ contract FlareCoordinatorGasTest is CoordinatorTestBase {
     uint256 internal constant CLAIM_BUDGET = PAIRING_FLOOR * 13 / 10 + 25_000;
 
     uint256 internal taskId;
-    /// @dev The actors that won a seat in the current attempt (the first COMMITTEE of them).
+    /// @dev The actors that won a seat in the current attempt (the first `_committee()` of them).
     uint256[] internal members;
 
-    function setUp() public override {
+    /// @dev Registered clients, all of which submit every round.
+    function _clients() internal pure virtual returns (uint32);
+
+    /// @dev The expected committee `k`; the tests seat exactly this many members.
+    function _committee() internal pure virtual returns (uint32);
+
+    function setUp() public virtual override {
         super.setUp();
         TaskParams memory params = TaskParams({
-            minClients: CLIENTS,
-            expectedCommittee: COMMITTEE,
+            minClients: _clients(),
+            expectedCommittee: _committee(),
             minCommittee: 3,
-            quorumBps: 6_000,
-            submissionWindow: 30,
-            voteWindow: 20,
-            maxRounds: 3
+            quorumBps: 6_667,
+            submissionWindow: 2 * _clients() + 10,
+            voteWindow: _clients() + 10,
+            maxRounds: 3,
+            maxAttempts: 20
         });
         taskId = _createTask(params);
-        for (uint256 i; i < CLIENTS; ++i) {
+        for (uint256 i; i < _clients(); ++i) {
             _register(taskId, i);
         }
-        _pickRandao(1, keccak256("initial model"));
-        coordinator.startTask(taskId);
-        _findMembers();
+        _start(taskId);
     }
 
-    /// @dev A registration after the first (the first also turns the participant count non-zero).
-    function test_gas_register() public {
-        uint256 index = CLIENTS;
-        bytes memory data = abi.encodeCall(IFlareCoordinator.register, (taskId, _key(index), _pop(index)));
-        _measure("register", _addr(index), data);
+    /// @dev Approvals that finalize with `_committee()` seats: ⌈0.6667 × k⌉.
+    function _threshold() internal pure returns (uint256) {
+        return (uint256(6_667) * _committee() + 9_999) / 10_000;
     }
-
-    function test_gas_createTask() public {
-        bytes memory data = abi.encodeCall(
-            IFlareCoordinator.createTask, (_cid("model"), Cid(DAG_PB, keccak256("validation")), _params())
-        );
-        _measure("createTask", creator, data);
-    }
-
-    /// @dev Opening round 1 writes the attempt's four slots for the first time.
-    function test_gas_startTask() public {
-        uint256 other = _createTask(_params());
-        for (uint256 i; i < 3; ++i) {
-            _register(other, i);
-        }
-        _measure("startTask", stranger, abi.encodeCall(IFlareCoordinator.startTask, (other)));
-    }
-
-    /// @dev Round 1 with 10 clients and a committee of 5: 10 submissions, 5 seats, 1 proposal,
-    ///      3 votes (the third reaches the quorum of ceil(60 % × 5) = 3, finalizes round 1 and
-    ///      opens round 2). The first finalization of a task also turns `historyHash` from zero
-    ///      to non-zero (a 20,000-gas store instead of 2,900).
-    function test_gas_round1() public {
-        uint256 total = _playRound(true);
-        assertEq(coordinator.getTask(taskId).round, 2);
-        console.log("round 1 (10 clients, committee of 5), transaction gas:", total);
-    }
-
-    /// @dev Round 2, the steady state: every store of the quorum vote hits a non-zero slot.
-    function test_gas_round2() public {
-        _playRound(false);
-        uint256 total = _playRound(true);
-        assertEq(coordinator.getTask(taskId).round, 3);
-        console.log("round 2 (10 clients, committee of 5), transaction gas:", total);
-    }
-
-    /// @dev The quorum vote of the last round finalizes and completes the task.
-    function test_gas_voteCompletes() public {
-        _playRound(false);
-        _playRound(false);
-        _submitAll(false);
-        _claimMembers(false);
-        _toVoting(taskId);
-        uint32 proposalId = _propose(taskId, members[0], _cid("round 3"), _all(CLIENTS));
-        _vote(taskId, members[0], proposalId, true);
-        _vote(taskId, members[1], proposalId, true);
-        _measure(
-            "vote reaching quorum (finalize, complete task)",
-            _addr(members[2]),
-            abi.encodeCall(IFlareCoordinator.vote, (taskId, proposalId, true))
-        );
-        assertEq(uint8(coordinator.getTask(taskId).status), 2);
-    }
-
-    function test_gas_voteReject() public {
-        _submitAll(false);
-        _claimMembers(false);
-        _toVoting(taskId);
-        _propose(taskId, members[0], _cid("round 1"), _all(CLIENTS));
-        uint256 used = _measure(
-            "vote (reject)", _addr(members[0]), abi.encodeCall(IFlareCoordinator.vote, (taskId, uint32(1), false))
-        );
-        assertLe(used, VOTE_BUDGET, "vote");
-    }
-
-    function test_gas_timeout() public {
-        _expire(taskId);
-        _measure("timeout", stranger, abi.encodeCall(IFlareCoordinator.timeout, (taskId)));
-    }
-
-    // -- helpers --------------------------------------------------------------------------------
 
     /// @dev Play the current round to its quorum vote; returns its transaction gas if `measure`.
     function _playRound(bool measure) internal returns (uint256 total) {
@@ -135,34 +66,38 @@ contract FlareCoordinatorGasTest is CoordinatorTestBase {
         total += _claimMembers(measure);
         _toVoting(taskId);
         Cid memory model = _cid(string.concat("round ", vm.toString(current.round)));
-        bytes memory data = abi.encodeCall(IFlareCoordinator.propose, (taskId, model, _all(CLIENTS)));
+        bytes memory data = abi.encodeCall(IFlareCoordinator.propose, (taskId, model, _all(_clients())));
         uint32 proposalId = coordinator.getTask(taskId).proposalCount + 1;
-        total += _send("propose (10 submissions)", _addr(members[0]), data, measure);
-        for (uint256 j; j < 2; ++j) {
+        total += _send("propose", _addr(members[0]), data, measure);
+        uint256 threshold = _threshold();
+        for (uint256 j; j + 1 < threshold; ++j) {
             data = abi.encodeCall(IFlareCoordinator.vote, (taskId, proposalId, true));
             uint256 used = _send("vote", _addr(members[j]), data, measure);
             if (measure) assertLe(used, VOTE_BUDGET, "vote");
             total += used;
         }
-        _pickRandao(current.round + 1, model.digest);
         data = abi.encodeCall(IFlareCoordinator.vote, (taskId, proposalId, true));
-        total += _send("vote reaching quorum (finalize, open next round)", _addr(members[2]), data, measure);
-        _findMembers();
+        total += _send("vote reaching quorum (finalize, open next round)", _addr(members[threshold - 1]), data, measure);
     }
 
+    /// @dev Every client submits, in the block after the attempt opened; the first submission
+    ///      seals the seed, from a prevrandao picked so that at least `_committee()` actors win.
     function _submitAll(bool measure) internal returns (uint256 total) {
-        for (uint64 i; i < CLIENTS; ++i) {
+        _pickRandao();
+        for (uint64 i; i < _clients(); ++i) {
             bytes memory data = abi.encodeCall(
                 IFlareCoordinator.submit, (taskId, _cid(string.concat("update ", vm.toString(i))), 1000 + i)
             );
-            uint256 used = _send("submit", _addr(i), data, measure);
-            if (measure) assertLe(used, SUBMIT_BUDGET, "submit");
+            string memory label = i == 0 ? "submit sealing the seed" : "submit";
+            uint256 used = _send(label, _addr(i), data, measure);
+            if (measure) assertLe(used, SUBMIT_BUDGET, label);
             total += used;
         }
+        _findMembers();
     }
 
     function _claimMembers(bool measure) internal returns (uint256 total) {
-        for (uint256 j; j < COMMITTEE; ++j) {
+        for (uint256 j; j < members.length; ++j) {
             uint256 index = members[j];
             bytes memory data =
                 abi.encodeCall(IFlareCoordinator.claimSeat, (taskId, _key(index), _proof(taskId, index)));
@@ -178,31 +113,45 @@ contract FlareCoordinatorGasTest is CoordinatorTestBase {
         }
     }
 
-    /// @dev Set the next block's prevrandao so that the attempt (round, 0) opened from `model`
-    ///      seats at least COMMITTEE of the actors.
-    function _pickRandao(uint256 round, bytes32 model) internal {
+    /// @dev Move to the block after the current attempt opened and give it a prevrandao whose
+    ///      seed seats at least `_committee()` of the actors.
+    function _pickRandao() internal {
+        Round memory current = coordinator.getRound(taskId);
+        vm.roll(current.openedAt + 1);
+        bytes32 model = coordinator.getTask(taskId).model.digest;
         for (uint256 randao = 1;; ++randao) {
-            bytes32 seed = keccak256(abi.encode(block.chainid, address(coordinator), taskId, round, 0, model, randao));
-            bytes memory input = VRF.input(block.chainid, address(coordinator), taskId, round, 0, seed);
+            bytes32 seed = keccak256(
+                abi.encode(
+                    block.chainid,
+                    address(coordinator),
+                    taskId,
+                    uint256(current.round),
+                    uint256(current.attempt),
+                    model,
+                    randao
+                )
+            );
+            bytes memory input =
+                VRF.input(block.chainid, address(coordinator), taskId, current.round, current.attempt, seed);
             uint256 seats;
-            for (uint256 i; i < CLIENTS; ++i) {
+            for (uint256 i; i < _clients(); ++i) {
                 bytes memory proof = BlsSigner.sign(_secret(i), input, VRF.DST);
-                if (VRF.seatGranted(keccak256(proof), COMMITTEE, CLIENTS)) ++seats;
+                if (VRF.seatGranted(keccak256(proof), _committee(), _clients())) ++seats;
             }
-            if (seats >= COMMITTEE) {
+            if (seats >= _committee()) {
                 vm.prevrandao(bytes32(randao));
                 return;
             }
         }
     }
 
-    /// @dev The first COMMITTEE winners of the current attempt.
+    /// @dev The first `_committee()` winners of the current attempt.
     function _findMembers() internal {
         delete members;
-        for (uint256 i; i < CLIENTS && members.length < COMMITTEE; ++i) {
+        for (uint256 i; i < _clients() && members.length < _committee(); ++i) {
             if (_wins(taskId, i)) members.push(i);
         }
-        assertEq(members.length, COMMITTEE);
+        assertEq(members.length, _committee());
     }
 
     function _send(string memory label, address sender, bytes memory data, bool measure)
@@ -238,5 +187,139 @@ contract FlareCoordinatorGasTest is CoordinatorTestBase {
         uint256 floor = 21_000 + 10 * tokens;
         used = standard > floor ? standard : floor;
         console.log(string.concat(label, ": execution ", vm.toString(execution), ", transaction ", vm.toString(used)));
+    }
+}
+
+/// @notice Every call, and whole rounds, at the default committee: 10 clients, expected
+///         committee 5, minimum 3, quorum 66.67 % (threshold 4).
+contract FlareCoordinatorGasTest is RoundGasBase {
+    function _clients() internal pure override returns (uint32) {
+        return 10;
+    }
+
+    function _committee() internal pure override returns (uint32) {
+        return 5;
+    }
+
+    /// @dev A registration after the first (the first also turns the participant count non-zero).
+    function test_gas_register() public {
+        uint256 index = _clients();
+        bytes memory data = abi.encodeCall(IFlareCoordinator.register, (taskId, _key(index), _pop(taskId, index)));
+        _measure("register", _addr(index), data);
+    }
+
+    function test_gas_createTask() public {
+        bytes memory data = abi.encodeCall(
+            IFlareCoordinator.createTask, (_cid("model"), Cid(DAG_PB, keccak256("validation")), _params())
+        );
+        _measure("createTask", creator, data);
+    }
+
+    /// @dev Opening round 1 writes the attempt's slots for the first time.
+    function test_gas_startTask() public {
+        uint256 other = _createTask(_params());
+        for (uint256 i; i < 3; ++i) {
+            _register(other, i);
+        }
+        vm.roll(block.number + 1);
+        _measure("startTask", creator, abi.encodeCall(IFlareCoordinator.startTask, (other)));
+    }
+
+    /// @dev Sealing by its own transaction (anyone may; the first submission does it otherwise).
+    function test_gas_sealSeed() public {
+        vm.roll(block.number + 1);
+        _measure("sealSeed", stranger, abi.encodeCall(IFlareCoordinator.sealSeed, (taskId)));
+    }
+
+    /// @dev Round 1: the first finalization of a task also turns `historyHash` from zero to
+    ///      non-zero (a 20,000-gas store instead of 2,900).
+    function test_gas_round1() public {
+        uint256 total = _playRound(true);
+        assertEq(coordinator.getTask(taskId).round, 2);
+        console.log("round 1 (10 clients, committee of 5), transaction gas:", total);
+    }
+
+    /// @dev Round 2, the steady state: every store of the quorum vote hits a non-zero slot.
+    function test_gas_round2() public {
+        _playRound(false);
+        uint256 total = _playRound(true);
+        assertEq(coordinator.getTask(taskId).round, 3);
+        console.log("round 2 (10 clients, committee of 5), transaction gas:", total);
+    }
+
+    /// @dev The quorum vote of the last round finalizes and completes the task.
+    function test_gas_voteCompletes() public {
+        _playRound(false);
+        _playRound(false);
+        _submitAll(false);
+        _claimMembers(false);
+        _toVoting(taskId);
+        uint32 proposalId = _propose(taskId, members[0], _cid("round 3"), _all(_clients()));
+        for (uint256 j; j + 1 < _threshold(); ++j) {
+            _vote(taskId, members[j], proposalId, true);
+        }
+        _measure(
+            "vote reaching quorum (finalize, complete task)",
+            _addr(members[_threshold() - 1]),
+            abi.encodeCall(IFlareCoordinator.vote, (taskId, proposalId, true))
+        );
+        assertEq(uint8(coordinator.getTask(taskId).status), 2);
+    }
+
+    function test_gas_voteReject() public {
+        _submitAll(false);
+        _claimMembers(false);
+        _toVoting(taskId);
+        _propose(taskId, members[0], _cid("round 1"), _all(_clients()));
+        uint256 used = _measure(
+            "vote (reject)", _addr(members[0]), abi.encodeCall(IFlareCoordinator.vote, (taskId, uint32(1), false))
+        );
+        assertLe(used, VOTE_BUDGET, "vote");
+    }
+
+    /// @dev With 5 seats and a threshold of 4, the second rejection leaves quorum out of reach:
+    ///      it closes the attempt and opens the next one.
+    function test_gas_voteRejectCloses() public {
+        _submitAll(false);
+        _claimMembers(false);
+        _toVoting(taskId);
+        _propose(taskId, members[0], _cid("round 1"), _all(_clients()));
+        _vote(taskId, members[0], 1, false);
+        _measure(
+            "vote (reject, closes the attempt, opens the next)",
+            _addr(members[1]),
+            abi.encodeCall(IFlareCoordinator.vote, (taskId, uint32(1), false))
+        );
+        assertEq(coordinator.getRound(taskId).attempt, 1);
+    }
+
+    function test_gas_timeout() public {
+        _submitAll(false);
+        _expire(taskId);
+        _measure("timeout", stranger, abi.encodeCall(IFlareCoordinator.timeout, (taskId)));
+    }
+
+    function test_gas_cancelTask() public {
+        _measure("cancelTask", creator, abi.encodeCall(IFlareCoordinator.cancelTask, (taskId)));
+    }
+}
+
+/// @notice A whole round with 64 seats: 64 clients, expected committee 64 (every client wins a
+///         seat), quorum 66.67 % (threshold 43).
+contract FlareCoordinatorWideGasTest is RoundGasBase {
+    function _clients() internal pure override returns (uint32) {
+        return 64;
+    }
+
+    function _committee() internal pure override returns (uint32) {
+        return 64;
+    }
+
+    /// @dev Round 2, the steady state.
+    function test_gas_round2_64Seats() public {
+        _playRound(false);
+        uint256 total = _playRound(true);
+        assertEq(coordinator.getTask(taskId).round, 3);
+        console.log("round 2 (64 clients, committee of 64), transaction gas:", total);
     }
 }

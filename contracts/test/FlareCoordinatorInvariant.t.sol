@@ -17,7 +17,7 @@ contract FlareCoordinatorInvariantTest is CoordinatorTestBase {
         super.setUp();
         handler = new CoordinatorHandler(coordinator);
         handler.setUpTasks(6);
-        bytes4[] memory selectors = new bytes4[](8);
+        bytes4[] memory selectors = new bytes4[](9);
         selectors[0] = CoordinatorHandler.register.selector;
         selectors[1] = CoordinatorHandler.submit.selector;
         selectors[2] = CoordinatorHandler.claimSeat.selector;
@@ -26,6 +26,7 @@ contract FlareCoordinatorInvariantTest is CoordinatorTestBase {
         selectors[5] = CoordinatorHandler.timeout.selector;
         selectors[6] = CoordinatorHandler.advance.selector;
         selectors[7] = CoordinatorHandler.progress.selector;
+        selectors[8] = CoordinatorHandler.sealSeed.selector;
         targetSelector(FuzzSelector({addr: address(handler), selectors: selectors}));
         targetContract(address(handler));
     }
@@ -113,6 +114,7 @@ contract FlareCoordinatorInvariantTest is CoordinatorTestBase {
         assertGt(handler.successes(IFC.vote.selector), 10, "votes");
         assertGt(handler.finalizedCount(), 2, "finalizations");
         assertGt(handler.timeouts(), 0, "timeouts");
+        assertGt(handler.seals(), 10, "seals");
         assertEq(uint8(coordinator.getTask(2).status), uint8(TaskStatus.Completed), "task 2 completed");
         invariant_finalizesOnlyWithQuorum();
         invariant_oneVotePerMemberPerAttempt();

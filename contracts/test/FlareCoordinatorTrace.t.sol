@@ -34,8 +34,9 @@ contract FlareCoordinatorTraceTest is Fixtures {
         }
     }
 
-    /// @dev The test signer derives the fixture's public keys and proofs of possession from its
-    ///      secret keys, so the signer that the fuzz and invariant tests use agrees with flare.crypto.
+    /// @dev The test signer derives the fixture's public keys and proofs of possession (for task
+    ///      1 of the fixture's deployment) from its secret keys, so the signer that the fuzz and
+    ///      invariant tests use agrees with flare.crypto.
     function test_signer_matchesPython() public view {
         string memory json = _coordinatorFixture();
         uint256 count = _count(json, ".participants");
@@ -44,8 +45,9 @@ contract FlareCoordinatorTraceTest is Fixtures {
             address account = vm.parseJsonAddress(json, _at("participants", i, "address"));
             bytes memory publicKey = _bytes(json, "participants", i, "publicKey");
             assertEq(BlsSigner.publicKey(secretKey), publicKey, "public key");
+            bytes memory message = ProofOfPossession.message(block.chainid, coordinator, 1, account);
             assertEq(
-                BlsSigner.sign(secretKey, abi.encodePacked(account), ProofOfPossession.DST),
+                BlsSigner.sign(secretKey, message, ProofOfPossession.DST),
                 _bytes(json, "participants", i, "possessionProof"),
                 "proof of possession"
             );

@@ -77,11 +77,15 @@ contract GasTest is Fixtures {
         vm.pauseGasMetering();
         string memory json = _flare();
         bytes memory key = _keyOf(json, "possession", 0);
+        uint256 chainId = _uint(json, "possession", 0, "chainId");
+        address verifier = vm.parseJsonAddress(json, _at("possession", 0, "verifier"));
+        uint256 taskId = _uint(json, "possession", 0, "taskId");
         address account = vm.parseJsonAddress(json, _at("possession", 0, "account"));
         bytes memory proof = _bytes(json, "possession", 0, "proof");
         vm.resumeGasMetering();
         uint256 start = gasleft();
-        bool valid = ProofOfPossession.verify(key, account, proof);
+        bytes memory message = ProofOfPossession.message(chainId, verifier, taskId, account);
+        bool valid = ProofOfPossession.verify(key, message, proof);
         uint256 used = start - gasleft();
         assertTrue(valid);
         _report("ProofOfPossession.verify", used, VRF_BUDGET);

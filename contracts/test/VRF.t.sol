@@ -85,11 +85,11 @@ contract VRFTest is Fixtures {
     /// @dev Domain separation: a proof of possession is no VRF proof, even over the same bytes.
     function test_verify_rejectsProofOfPossession() public view {
         string memory json = _flare();
-        bytes memory account = abi.encodePacked(vm.parseJsonAddress(json, _at("possession", 0, "account")));
+        bytes memory message = _bytes(json, "possession", 0, "message");
         bytes memory proof = _bytes(json, "possession", 0, "proof");
         bytes memory key = _keyOf(json, "possession", 0);
-        assertTrue(BLS.verify(key, account, proof, vm.parseJsonBytes(json, ".popDst")));
-        assertFalse(VRF.verify(key, account, proof));
+        assertTrue(BLS.verify(key, message, proof, vm.parseJsonBytes(json, ".popDst")));
+        assertFalse(VRF.verify(key, message, proof));
     }
 
     function test_seatGranted_matchesPython() public view {

@@ -58,7 +58,7 @@ class CreateTask(Call):
 
 @dataclass(frozen=True)
 class Register(Call):
-    """Join a task with a BLS key and a proof of possession over the sender's address."""
+    """Join a task with a BLS key and a proof of possession bound to the sender and task."""
 
     FUNCTION = "register"
     task_id: Uint256
@@ -68,9 +68,25 @@ class Register(Call):
 
 @dataclass(frozen=True)
 class StartTask(Call):
-    """Open round 1 once enough participants registered."""
+    """Open round 1 once enough participants registered; the creator only."""
 
     FUNCTION = "startTask"
+    task_id: Uint256
+
+
+@dataclass(frozen=True)
+class CancelTask(Call):
+    """End the task for good; the creator only."""
+
+    FUNCTION = "cancelTask"
+    task_id: Uint256
+
+
+@dataclass(frozen=True)
+class SealSeed(Call):
+    """Fix the current attempt's seed from this block's ``prevrandao``; anyone."""
+
+    FUNCTION = "sealSeed"
     task_id: Uint256
 
 
@@ -131,6 +147,8 @@ CALL_TYPES: tuple[type[Call], ...] = (
     Propose,
     Vote,
     Timeout,
+    SealSeed,
+    CancelTask,
 )
 CALLS_BY_SELECTOR: dict[bytes, type[Call]] = {kind.selector(): kind for kind in CALL_TYPES}
 

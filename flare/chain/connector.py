@@ -21,17 +21,24 @@ from eth_utils import keccak, to_checksum_address
 
 from flare.chain.calls import (
     Call,
+    CancelTask,
     ClaimSeat,
     CreateTask,
     Propose,
     Register,
+    SealSeed,
     StartTask,
     Submit,
     Timeout,
     Vote,
 )
 from flare.chain.derive import submissions_hash
-from flare.chain.errors import AttemptNotFound, LogIntegrityError, NotRegistered
+from flare.chain.errors import (
+    AttemptNotFound,
+    LogIntegrityError,
+    NotRegistered,
+    SeedNotSealed,
+)
 from flare.chain.events import (
     Event,
     ParticipantRegistered,
@@ -39,8 +46,10 @@ from flare.chain.events import (
     Receipt,
     RoundFinalized,
     RoundOpened,
+    RoundRejected,
     RoundTimedOut,
     SeatClaimed,
+    SeedSealed,
     UpdateSubmitted,
 )
 from flare.chain.types import (
@@ -147,12 +156,21 @@ class ChainConnector(ABC):
         return self.transact(CreateTask(model, validation_set, params))
 
     def register(self, task_id: int, public_key: bytes, possession_proof: bytes) -> Receipt:
-        """``register`` with a 256-byte G2 key and a PoP over this sender's address."""
+        """``register`` with a 256-byte G2 key and its proof of possession for this sender in
+        this task (:func:`flare.crypto.identity.possession_message`)."""
         return self.transact(Register(task_id, public_key, possession_proof))
 
     def start_task(self, task_id: int) -> Receipt:
-        """``startTask``: open round 1."""
+        """``startTask``: open round 1 (the task's creator only)."""
         return self.transact(StartTask(task_id))
+
+    def cancel_task(self, task_id: int) -> Receipt:
+        """``cancelTask``: end the task for good (the task's creator only)."""
+        return self.transact(CancelTask(task_id))
+
+    def seal_seed(self, task_id: int) -> Receipt:
+        """``sealSeed``: fix the open attempt's seed from this block's ``prevrandao``."""
+        return self.transact(SealSeed(task_id))
 
     def submit(self, task_id: int, update: ContentRef, sample_count: int) -> Receipt:
         """``submit`` this sender's update for the current attempt."""
@@ -192,11 +210,37 @@ class ChainConnector(ABC):
         return logs[0].public_key
 
     def round_opened(self, task_id: int, round_number: int, attempt: int) -> RoundOpened:
-        """The ``RoundOpened`` log of one attempt: its seed, snapshot and deadlines."""
+        """The ``RoundOpened`` log of one attempt: its base model, snapshot and deadlines."""
         for event in self._task_events(RoundOpened, task_id):
             if (event.round, event.attempt) == (round_number, attempt):
                 return event
         raise AttemptNotFound(task_id, round_number, attempt)
+
+    def attempt_seed(self, task_id: int, round_number: int, attempt: int) -> bytes:
+        """The seed of one attempt, from its ``SeedSealed`` log.
+
+        Raises :class:`SeedNotSealed` for an attempt that has none yet (``seal_seed`` or a
+        submission fixes it) or closed without one. The open attempt's seed is checked
+        against ``getRound``; a closed attempt's starts its submissions hash chain, which
+        :meth:`submissions` checks against the hash its closing log carries.
+        """
+        opened = self.round_opened(task_id, round_number, attempt)
+        _, chained, _ = self._attempt_totals(opened)
+        if chained == bytes(32):
+            raise SeedNotSealed(task_id)
+        logs = [
+            event
+            for event in self._task_events(SeedSealed, task_id, opened)
+            if (event.round, event.attempt) == (round_number, attempt)
+        ]
+        current = self.current_round(task_id)
+        is_open = current.epoch == opened.epoch
+        if len(logs) != 1 or (is_open and logs[0].seed != current.seed):
+            raise LogIntegrityError(
+                f"seed logs of task {task_id} round {round_number} attempt {attempt} "
+                "do not match the attempt"
+            )
+        return logs[0].seed
 
     def submissions(self, task_id: int, round_number: int, attempt: int) -> list[Submission]:
         """The attempt's submissions in index order, checked against its submissions hash."""
@@ -207,9 +251,10 @@ class ChainConnector(ABC):
             if (event.round, event.attempt) == (round_number, attempt)
         ]
         expected_count, expected_hash, _ = self._attempt_totals(opened)
-        computed = submissions_hash(
-            opened.seed, ((e.participant, e.update, e.sample_count) for e in logs)
-        )
+        if expected_count == 0 and not logs:
+            return []
+        seed = self.attempt_seed(task_id, round_number, attempt)
+        computed = submissions_hash(seed, ((e.participant, e.update, e.sample_count) for e in logs))
         indices_in_order = [e.index for e in logs] == list(range(len(logs)))
         if len(logs) != expected_count or computed != expected_hash or not indices_in_order:
             raise LogIntegrityError(
@@ -272,10 +317,12 @@ class ChainConnector(ABC):
         if current.epoch == opened.epoch:
             return current.submission_count, current.submissions_hash, current.committee_size
         closings = self.events(
-            [RoundFinalized, RoundTimedOut], task_id=opened.task_id, from_block=opened.block_number
+            [RoundFinalized, RoundTimedOut, RoundRejected],
+            task_id=opened.task_id,
+            from_block=opened.block_number,
         )
         for event in closings:
-            if not isinstance(event, RoundFinalized | RoundTimedOut):
+            if not isinstance(event, RoundFinalized | RoundTimedOut | RoundRejected):
                 continue
             if (event.round, event.attempt) == (opened.round, opened.attempt):
                 return event.submission_count, event.submissions_hash, event.committee_size

@@ -10,11 +10,28 @@ from collections.abc import Iterable
 from eth_utils import keccak
 
 from flare.chain.abi import word
-from flare.chain.types import ContentRef
+from flare.chain.types import ContentRef, TaskParams
 
 BASIS_POINTS = 10_000
+MIN_QUORUM_BPS = 5_001
+"""The least ``quorum_bps`` a task may have: a strict majority of its committee."""
 EMPTY_HISTORY = bytes(32)
 """``historyHash`` of a task before its first finalized round."""
+
+
+def invalid_parameter(params: TaskParams) -> int | None:
+    """Index of the first parameter ``createTask`` refuses (docs/protocol.md §2.2), or None."""
+    valid = (
+        params.min_clients >= 1,
+        params.expected_committee >= 1,
+        1 <= params.min_committee <= params.expected_committee,
+        MIN_QUORUM_BPS <= params.quorum_bps <= BASIS_POINTS,
+        params.submission_window >= 1,
+        params.vote_window >= 1,
+        params.max_rounds >= 1,
+        params.max_attempts >= 1,
+    )
+    return next((index for index, ok in enumerate(valid) if not ok), None)
 
 
 def round_seed(
@@ -26,7 +43,8 @@ def round_seed(
     base_model_digest: bytes,
     prevrandao: int,
 ) -> bytes:
-    """Seed of a round attempt, fixed by the transaction that opens it."""
+    """Seed of a round attempt, fixed by the transaction that seals it (``prevrandao`` of its
+    block, which comes after the block that opened the attempt)."""
     return keccak(
         word(chain_id)
         + word(contract)

@@ -103,7 +103,7 @@ class UnknownTask(ContractError):
 
 
 class InvalidTaskParameter(ContractError):
-    """Task parameter number ``parameter`` (0 = min_clients … 6 = max_rounds) is invalid."""
+    """Task parameter number ``parameter`` (0 = min_clients … 7 = max_attempts) is invalid."""
 
     ARGS = (("parameter", "uint8"),)
 
@@ -120,10 +120,16 @@ class InvalidLength(ContractError):
     ARGS = (("expected", "uint256"), ("actual", "uint256"))
 
 
-class TaskAlreadyCompleted(ContractError):
-    """The task's last round has finalized; it accepts no more transactions."""
+class TaskEnded(ContractError):
+    """The task completed, failed or was cancelled (``status``, a ``TaskStatus`` value)."""
 
-    ARGS = (_TASK,)
+    ARGS = (_TASK, ("status", "uint8"))
+
+
+class NotTaskCreator(ContractError):
+    """Only the task's creator may start or cancel it."""
+
+    ARGS = (_TASK, ("account", "address"))
 
 
 class AlreadyRegistered(ContractError):
@@ -166,6 +172,24 @@ class SubmissionWindowClosed(ContractError):
     """The block is past the submission deadline."""
 
     ARGS = (_TASK, ("deadline", "uint64"))
+
+
+class SeedNotSealed(ContractError):
+    """No seed yet for this attempt: ``seal_seed`` (or a submission) fixes it first."""
+
+    ARGS = (_TASK,)
+
+
+class SeedAlreadySealed(ContractError):
+    """The attempt's seed is already fixed."""
+
+    ARGS = (_TASK,)
+
+
+class SeedTooEarly(ContractError):
+    """A seed is sealed only in a block after the one that opened the attempt."""
+
+    ARGS = (_TASK, ("opened_at", "uint64"))
 
 
 class NotRegistered(ContractError):

@@ -76,17 +76,26 @@ class ParticipantRegistered(Event):
 
 @dataclass(frozen=True)
 class RoundOpened(Event):
-    """A round attempt opened: its seed, base model, snapshot and deadlines."""
+    """A round attempt opened: its base model, snapshot and deadlines (the seed comes later)."""
 
     task_id: Indexed[Uint256]
     round: Indexed[Uint32]
     attempt: Uint32
     epoch: Uint32
-    seed: Bytes32
     base_model: AbiTuple[ContentRef]
     registered_snapshot: Uint32
     submission_deadline: Uint64
     vote_deadline: Uint64
+
+
+@dataclass(frozen=True)
+class SeedSealed(Event):
+    """The attempt's seed, fixed from the ``prevrandao`` of this log's block."""
+
+    task_id: Indexed[Uint256]
+    round: Indexed[Uint32]
+    attempt: Uint32
+    seed: Bytes32
 
 
 @dataclass(frozen=True)
@@ -171,6 +180,18 @@ class RoundTimedOut(Event):
 
 
 @dataclass(frozen=True)
+class RoundRejected(Event):
+    """So many members rejected that no proposal can reach quorum: the attempt closed early."""
+
+    task_id: Indexed[Uint256]
+    round: Indexed[Uint32]
+    attempt: Uint32
+    submission_count: Uint32
+    submissions_hash: Bytes32
+    committee_size: Uint32
+
+
+@dataclass(frozen=True)
 class TaskCompleted(Event):
     """The last round finalized; the task is closed."""
 
@@ -180,17 +201,39 @@ class TaskCompleted(Event):
     history_hash: Bytes32
 
 
+@dataclass(frozen=True)
+class TaskFailed(Event):
+    """A round closed its last allowed attempt without a model; the task is closed."""
+
+    task_id: Indexed[Uint256]
+    round: Uint32
+    attempts: Uint32
+
+
+@dataclass(frozen=True)
+class TaskCancelled(Event):
+    """The creator cancelled the task; it is closed."""
+
+    task_id: Indexed[Uint256]
+    round: Uint32
+    attempt: Uint32
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     TaskCreated,
     ParticipantRegistered,
     RoundOpened,
+    SeedSealed,
     UpdateSubmitted,
     SeatClaimed,
     Proposed,
     Voted,
     RoundFinalized,
     RoundTimedOut,
+    RoundRejected,
     TaskCompleted,
+    TaskFailed,
+    TaskCancelled,
 )
 EVENTS_BY_TOPIC: dict[bytes, type[Event]] = {kind.topic(): kind for kind in EVENT_TYPES}
 

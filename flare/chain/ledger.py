@@ -14,18 +14,20 @@ from eth_utils import keccak
 from flare.chain import errors
 from flare.chain.calls import (
     Call,
+    CancelTask,
     ClaimSeat,
     CreateTask,
     Propose,
     Register,
+    SealSeed,
     StartTask,
     Submit,
     Timeout,
     Vote,
 )
 from flare.chain.derive import (
-    BASIS_POINTS,
     EMPTY_HISTORY,
+    invalid_parameter,
     is_canonical_bitmap,
     next_submissions_hash,
     quorum_threshold,
@@ -34,8 +36,8 @@ from flare.chain.events import (
     Event,
     ParticipantRegistered,
     Proposed,
-    RoundTimedOut,
     SeatClaimed,
+    TaskCancelled,
     TaskCreated,
     UpdateSubmitted,
     Voted,
@@ -50,8 +52,9 @@ from flare.chain.task_state import (
     event,
 )
 from flare.chain.types import Participant, Proposal, Round, Task, TaskStatus
-from flare.crypto import verify_possession, vrf
+from flare.crypto import vrf
 from flare.crypto.errors import CryptoError
+from flare.crypto.identity import possession_message, verify_task_possession
 
 PUBLIC_KEY_LENGTH = 256
 PROOF_LENGTH = 128
@@ -105,6 +108,8 @@ class Ledger:
             CreateTask: self._create_task,
             Register: self._register,
             StartTask: self._start_task,
+            CancelTask: self._cancel_task,
+            SealSeed: self._seal_seed,
             Submit: self._submit,
             ClaimSeat: self._claim_seat,
             Propose: self._propose,
@@ -116,22 +121,12 @@ class Ledger:
     def _create_task(self, call: CreateTask, block: BlockContext) -> list[Event]:
         check_codec(call.model)
         check_codec(call.validation_set)
-        p = call.params
-        valid = (
-            p.min_clients >= 1,
-            p.expected_committee >= 1,
-            p.min_committee >= 1,
-            1 <= p.quorum_bps <= BASIS_POINTS,
-            p.submission_window >= 1,
-            p.vote_window >= 1,
-            p.max_rounds >= 1,
-        )
-        for index, ok in enumerate(valid):
-            if not ok:
-                raise errors.InvalidTaskParameter(index)
+        invalid = invalid_parameter(call.params)
+        if invalid is not None:
+            raise errors.InvalidTaskParameter(invalid)
         task = Task(
             creator=block.sender,
-            params=p,
+            params=call.params,
             model=call.model,
             validation_set=call.validation_set,
             status=TaskStatus.REGISTERING,
@@ -167,10 +162,14 @@ class Ledger:
         key_hash = keccak(call.public_key)
         if key_hash in state.key_hashes:
             raise errors.PublicKeyTaken(call.task_id, key_hash)
+        message = possession_message(
+            self.deployment.chain_id,
+            _address_bytes(self.deployment.contract_address),
+            call.task_id,
+            _address_bytes(sender),
+        )
         try:
-            valid = verify_possession(
-                call.public_key, _address_bytes(sender), call.possession_proof
-            )
+            valid = verify_task_possession(call.public_key, message, call.possession_proof)
         except CryptoError:
             valid = False
         if not valid:
@@ -180,20 +179,41 @@ class Ledger:
             STRANGER, registered=True, index=index, public_key_hash=key_hash
         )
         state.key_hashes.add(key_hash)
+        if state.last_registration_block != block.number:
+            state.registered_before_last_block = index
+            state.last_registration_block = block.number
         state.task = replace(state.task, registered_count=index + 1)
         return [event(ParticipantRegistered, block, call.task_id, sender, index, call.public_key)]
 
     def _start_task(self, call: StartTask, block: BlockContext) -> list[Event]:
         state = self._state(call.task_id)
         state.require_open()
+        state.require_creator(block.sender)
         task = state.task
         if task.status is not TaskStatus.REGISTERING:
             raise errors.TaskAlreadyStarted(call.task_id)
-        if task.registered_count < task.params.min_clients:
-            raise errors.TooFewParticipants(
-                call.task_id, task.registered_count, task.params.min_clients
-            )
+        eligible = state.eligible(block)
+        if eligible < task.params.min_clients:
+            raise errors.TooFewParticipants(call.task_id, eligible, task.params.min_clients)
         return [state.open_attempt(1, 0, block)]
+
+    def _cancel_task(self, call: CancelTask, block: BlockContext) -> list[Event]:
+        state = self._state(call.task_id)
+        state.require_open()
+        state.require_creator(block.sender)
+        state.task = replace(state.task, status=TaskStatus.CANCELLED)
+        task = state.task
+        return [event(TaskCancelled, block, call.task_id, task.round, task.attempt)]
+
+    def _seal_seed(self, call: SealSeed, block: BlockContext) -> list[Event]:
+        state = self._state(call.task_id)
+        current = state.require_running()
+        if block.number > current.submission_deadline:
+            raise errors.SubmissionWindowClosed(call.task_id, current.submission_deadline)
+        if current.seed_sealed:
+            raise errors.SeedAlreadySealed(call.task_id)
+        state.round, sealed = state.sealed(current, block)
+        return [sealed]
 
     def _submit(self, call: Submit, block: BlockContext) -> list[Event]:
         state = self._state(call.task_id)
@@ -206,6 +226,10 @@ class Ledger:
         if call.sample_count == 0:
             raise errors.ZeroSampleCount(call.task_id)
         check_codec(call.update)
+        events: list[Event] = []
+        if not current.seed_sealed:
+            current, sealed = state.sealed(current, block)
+            events.append(sealed)
         chained = next_submissions_hash(
             current.submissions_hash, block.sender, call.update, call.sample_count
         )
@@ -214,6 +238,7 @@ class Ledger:
             current, submission_count=current.submission_count + 1, submissions_hash=chained
         )
         return [
+            *events,
             event(
                 UpdateSubmitted,
                 block,
@@ -224,7 +249,7 @@ class Ledger:
                 current.submission_count,
                 call.update,
                 call.sample_count,
-            )
+            ),
         ]
 
     def _claim_seat(self, call: ClaimSeat, block: BlockContext) -> list[Event]:
@@ -232,6 +257,8 @@ class Ledger:
         current = state.require_running()
         if block.number > current.submission_deadline:
             raise errors.SubmissionWindowClosed(call.task_id, current.submission_deadline)
+        if not current.seed_sealed:
+            raise errors.SeedNotSealed(call.task_id)
         member = state.require_registered(block.sender)
         if member.index >= current.registered_snapshot:
             raise errors.RegisteredAfterSnapshot(call.task_id, block.sender)
@@ -349,8 +376,16 @@ class Ledger:
                 proposal.rejections,
             )
         ]
-        if call.approve and proposal.approvals >= current.quorum_threshold:
-            events += state.finalize(current, call.proposal_id, proposal, block)
+        if call.approve:
+            if proposal.approvals >= current.quorum_threshold:
+                events += state.finalize(current, call.proposal_id, proposal, block)
+            return events
+        # Approvals can only come from members who have not rejected (one vote each): once
+        # fewer than the threshold are left, no proposal can reach quorum (protocol §4.7).
+        current = replace(current, rejections=current.rejections + 1)
+        state.round = current
+        if current.rejections > current.committee_size - current.quorum_threshold:
+            events += state.close_attempt(current, block, timed_out=False)
         return events
 
     def _timeout(self, call: Timeout, block: BlockContext) -> list[Event]:
@@ -358,18 +393,7 @@ class Ledger:
         current = state.require_running()
         if block.number <= current.vote_deadline:
             raise errors.VoteWindowOpen(call.task_id, current.vote_deadline)
-        closed = event(
-            RoundTimedOut,
-            block,
-            call.task_id,
-            current.round,
-            current.attempt,
-            current.submission_count,
-            current.submissions_hash,
-            current.committee_size,
-        )
-        opened = state.open_attempt(current.round, current.attempt + 1, block)
-        return [closed, opened]
+        return state.close_attempt(current, block, timed_out=True)
 
     def _state(self, task_id: int) -> TaskState:
         if not 1 <= task_id <= len(self._tasks):

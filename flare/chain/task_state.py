@@ -1,17 +1,27 @@
 """One task's contract storage, with the checks and effects several calls share.
 
 :class:`TaskState` is what the Solidity contract keeps per task: the ``Task`` record, the
-current attempt (``Round``), the participant records and the set of registered key hashes.
-Its ``require_*`` methods are the shared checks of docs/protocol.md §4 (each raises the
-documented error and changes nothing); ``open_attempt`` and ``finalize`` are the shared
-effects, called only after every check of a call has passed.
+current attempt (``Round``), the participant records, the set of registered key hashes and
+when the latest registration happened. Its ``require_*`` methods are the shared checks of
+docs/protocol.md §4 (each raises the documented error and changes nothing); ``sealed`` checks
+and computes a seal without applying it; ``open_attempt``, ``close_attempt`` and ``finalize``
+are the shared effects, called only after every check of a call has passed.
 """
 
 from dataclasses import dataclass, field, replace
 
 from flare.chain import errors
 from flare.chain.derive import next_history_hash, round_seed
-from flare.chain.events import Event, RoundFinalized, RoundOpened, TaskCompleted
+from flare.chain.events import (
+    Event,
+    RoundFinalized,
+    RoundOpened,
+    RoundRejected,
+    RoundTimedOut,
+    SeedSealed,
+    TaskCompleted,
+    TaskFailed,
+)
 from flare.chain.types import SUPPORTED_CODECS, ContentRef, Participant, Proposal, Round, Task
 from flare.chain.types import TaskStatus as Status
 
@@ -71,13 +81,27 @@ class TaskState:
     round: Round | None = None
     participants: dict[str, Participant] = field(default_factory=dict)
     key_hashes: set[bytes] = field(default_factory=set)
+    last_registration_block: int = 0
+    registered_before_last_block: int = 0
 
     # -- shared checks ----------------------------------------------------------------
 
     def require_open(self) -> None:
-        """``TaskAlreadyCompleted`` once the last round finalized."""
-        if self.task.status is Status.COMPLETED:
-            raise errors.TaskAlreadyCompleted(self.task_id)
+        """``TaskEnded`` once the task completed, failed or was cancelled."""
+        if self.task.status.ended:
+            raise errors.TaskEnded(self.task_id, int(self.task.status))
+
+    def require_creator(self, sender: str) -> None:
+        """``NotTaskCreator`` unless ``sender`` created the task."""
+        if sender != self.task.creator:
+            raise errors.NotTaskCreator(self.task_id, sender)
+
+    def eligible(self, block: BlockContext) -> int:
+        """Participants registered in blocks before ``block``: the snapshot of an attempt
+        opened in it (a key registered in the opening block itself does not count)."""
+        if self.last_registration_block == block.number:
+            return self.registered_before_last_block
+        return self.task.registered_count
 
     def require_running(self) -> Round:
         """The task checks of protocol §4; returns the current attempt."""
@@ -111,34 +135,46 @@ class TaskState:
         if current.committee_size < minimum:
             raise errors.CommitteeTooSmall(self.task_id, current.committee_size, minimum)
 
-    # -- shared effects ---------------------------------------------------------------
+    def sealed(self, current: Round, block: BlockContext) -> tuple[Round, Event]:
+        """The attempt with its seed sealed in ``block``, and the ``SeedSealed`` event.
 
-    def open_attempt(self, round_number: int, attempt: int, block: BlockContext) -> Event:
-        """Open ``(round_number, attempt)`` from the task's current model (protocol §4.9)."""
-        task = self.task
+        Raises ``SeedTooEarly`` in the opening block; applies nothing (protocol §4.10).
+        """
+        if block.number <= current.opened_at:
+            raise errors.SeedTooEarly(self.task_id, current.opened_at)
         seed = round_seed(
             self.deployment.chain_id,
             self.deployment.contract_address,
             self.task_id,
-            round_number,
-            attempt,
-            task.model.digest,
+            current.round,
+            current.attempt,
+            self.task.model.digest,
             block.prevrandao,
         )
+        sealed = replace(current, seed=seed, submissions_hash=seed)
+        return sealed, event(SeedSealed, block, self.task_id, current.round, current.attempt, seed)
+
+    # -- shared effects ---------------------------------------------------------------
+
+    def open_attempt(self, round_number: int, attempt: int, block: BlockContext) -> Event:
+        """Open ``(round_number, attempt)`` from the task's current model (protocol §4.9);
+        its seed stays zero until sealed."""
+        task = self.task
         submission_deadline = block.number + task.params.submission_window
         opened = Round(
             round=round_number,
             attempt=attempt,
             epoch=task.epoch + 1,
-            seed=seed,
+            seed=bytes(32),
             opened_at=block.number,
             submission_deadline=submission_deadline,
             vote_deadline=submission_deadline + task.params.vote_window,
-            registered_snapshot=task.registered_count,
+            registered_snapshot=self.eligible(block),
             submission_count=0,
-            submissions_hash=seed,
+            submissions_hash=bytes(32),
             committee_size=0,
             quorum_threshold=0,
+            rejections=0,
         )
         self.round = opened
         self.task = replace(
@@ -151,12 +187,31 @@ class TaskState:
             round_number,
             attempt,
             opened.epoch,
-            seed,
             task.model,
             opened.registered_snapshot,
             opened.submission_deadline,
             opened.vote_deadline,
         )
+
+    def close_attempt(self, current: Round, block: BlockContext, *, timed_out: bool) -> list[Event]:
+        """Close the attempt without a model (its deadline passed, or its members rejected),
+        then open the next attempt or, after the last allowed one, fail the task (§4.12)."""
+        closed = event(
+            RoundTimedOut if timed_out else RoundRejected,
+            block,
+            self.task_id,
+            current.round,
+            current.attempt,
+            current.submission_count,
+            current.submissions_hash,
+            current.committee_size,
+        )
+        attempts = current.attempt + 1
+        if attempts < self.task.params.max_attempts:
+            return [closed, self.open_attempt(current.round, attempts, block)]
+        self.round = current
+        self.task = replace(self.task, status=Status.FAILED)
+        return [closed, event(TaskFailed, block, self.task_id, current.round, attempts)]
 
     def finalize(
         self, current: Round, proposal_id: int, proposal: Proposal, block: BlockContext

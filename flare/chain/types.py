@@ -25,6 +25,9 @@ from flare.storage import CODEC_DAG_PB, CODEC_RAW, cid_from_onchain, cid_to_onch
 SUPPORTED_CODECS = frozenset({CODEC_RAW, CODEC_DAG_PB})
 """Multicodecs a CID may have on chain (docs/protocol.md §2.1)."""
 
+DEFAULT_MAX_ATTEMPTS = 20
+"""Attempts a round may take when a caller does not choose (the simulation driver's limit)."""
+
 
 @dataclass(frozen=True)
 class ContentRef:
@@ -58,6 +61,7 @@ class TaskParams:
     submission_window: Uint32
     vote_window: Uint32
     max_rounds: Uint32
+    max_attempts: Uint32 = DEFAULT_MAX_ATTEMPTS
 
 
 class TaskStatus(IntEnum):
@@ -66,6 +70,13 @@ class TaskStatus(IntEnum):
     REGISTERING = 0
     RUNNING = 1
     COMPLETED = 2
+    FAILED = 3
+    CANCELLED = 4
+
+    @property
+    def ended(self) -> bool:
+        """Completed, failed or cancelled: the task accepts no more transactions."""
+        return self >= TaskStatus.COMPLETED
 
 
 class Phase(IntEnum):
@@ -109,6 +120,12 @@ class Round:
     submissions_hash: Bytes32
     committee_size: Uint32
     quorum_threshold: Uint32
+    rejections: Uint32
+
+    @property
+    def seed_sealed(self) -> bool:
+        """Whether the attempt's seed is fixed (the view reports a zero seed until then)."""
+        return self.seed != bytes(32)
 
     def phase_at(self, block_number: int) -> Phase:
         """The phase a transaction mined in ``block_number`` would see."""

@@ -3,6 +3,10 @@ proves possession at registration and draws committee seats.
 
 Saved as a directory of two password-encrypted keystores that standard tools can open:
 ``eth-account.json`` (Web3 Secret Storage v3) and ``bls-keystore.json`` (EIP-2335).
+
+The proof of possession that registration needs signs :func:`possession_message`: the
+chain, the contract, the task and the registering account, so that a proof made for one
+task is worthless in any other task, deployment or chain (docs/protocol.md §2.4).
 """
 
 import json
@@ -14,7 +18,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from flare.crypto.bls import SecretKey, prove_possession
+from flare.crypto.bls import POP_DST, SecretKey, sign, verify
 from flare.crypto.errors import KeystoreError
 from flare.crypto.keystore import (
     Kdf,
@@ -25,9 +29,50 @@ from flare.crypto.keystore import (
     encrypt_eth_account,
     read_keystore_json,
 )
+from flare.errors import ConfigError
 
 ETH_KEYFILE_NAME = "eth-account.json"
 BLS_KEYSTORE_NAME = "bls-keystore.json"
+POSSESSION_MESSAGE_LENGTH = 32 + 20 + 32 + 20
+_UINT256_LIMIT = 1 << 256
+
+
+def possession_message(chain_id: int, contract: bytes, task_id: int, account: bytes) -> bytes:
+    """The 104-byte message whose signature proves possession of a key for one registration.
+
+    Exactly Solidity's ``abi.encodePacked(uint256 chainid, address contract, uint256 taskId,
+    address account)`` (``ProofOfPossession.message``); ``contract`` and ``account`` are raw
+    20-byte addresses.
+    """
+    for name, number in (("chain_id", chain_id), ("task_id", task_id)):
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise ConfigError(f"{name} must be an integer in [0, 2**256)")
+        if not 0 <= number < _UINT256_LIMIT:
+            raise ConfigError(f"{name} must be an integer in [0, 2**256)")
+    for name, address in (("contract", contract), ("account", account)):
+        if not isinstance(address, bytes) or len(address) != 20:
+            raise ConfigError(f"{name} must be a 20-byte address")
+    return chain_id.to_bytes(32, "big") + contract + task_id.to_bytes(32, "big") + account
+
+
+def prove_task_possession(secret_key: SecretKey, message: bytes) -> bytes:
+    """The 128-byte proof of possession over ``message`` (from :func:`possession_message`)."""
+    return sign(secret_key, _check_possession_message(message), POP_DST)
+
+
+def verify_task_possession(public_key: bytes, message: bytes, proof: bytes) -> bool:
+    """True iff ``proof`` proves possession of ``public_key`` for ``message``.
+
+    A malformed proof is ``False``; a malformed key raises
+    :class:`~flare.crypto.errors.InvalidPointEncoding` (see :func:`flare.crypto.bls.verify`).
+    """
+    return verify(public_key, _check_possession_message(message), proof, POP_DST)
+
+
+def _check_possession_message(message: bytes) -> bytes:
+    if not isinstance(message, bytes) or len(message) != POSSESSION_MESSAGE_LENGTH:
+        raise ConfigError(f"a possession message is exactly {POSSESSION_MESSAGE_LENGTH} bytes")
+    return message
 
 
 @dataclass(frozen=True, repr=False)
@@ -52,9 +97,10 @@ class ParticipantKeys:
         """The 256-byte EIP-2537 G2 public key registered on chain."""
         return self.bls_key.public_key()
 
-    def proof_of_possession(self) -> bytes:
-        """The 128-byte proof of possession over :attr:`address` that registration needs."""
-        return prove_possession(self.bls_key, self.address)
+    def proof_of_possession(self, chain_id: int, contract: bytes, task_id: int) -> bytes:
+        """The 128-byte proof of possession that registering in task ``task_id`` needs."""
+        message = possession_message(chain_id, contract, task_id, self.address)
+        return prove_task_possession(self.bls_key, message)
 
     def save(
         self,

@@ -93,6 +93,10 @@ class AnvilHarness(ChainHarness):
     def mine(self, blocks: int) -> None:
         self.chain.mine(blocks)
 
+    def prevrandao(self, block_number: int) -> int:
+        block = self.chain.rpc.request("eth_getBlockByNumber", hex(block_number), False)
+        return int(block["mixHash"], 16)  # post-merge, the header's mixHash is prevrandao
+
     def close(self) -> None:
         if not self.chain.rpc.request("evm_revert", self._baseline):
             raise RuntimeError("Anvil refused to revert to the test's baseline snapshot")

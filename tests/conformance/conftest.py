@@ -13,6 +13,6 @@ from conformance.scenario import World
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     harness = HARNESSES[request.param](tmp_path)
     try:
-        yield World(harness.connector(), harness.mine)
+        yield World(harness.connector(), harness.mine, harness.prevrandao)
     finally:
         harness.close()

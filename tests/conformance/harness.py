@@ -23,6 +23,10 @@ class ChainHarness(ABC):
         """Mine ``blocks`` empty blocks."""
 
     @abstractmethod
+    def prevrandao(self, block_number: int) -> int:
+        """``block.prevrandao`` of a mined block (what an adversary sees one block early)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release whatever the harness started (files, node processes)."""
 
@@ -38,6 +42,9 @@ class InMemoryHarness(ChainHarness):
 
     def mine(self, blocks: int) -> None:
         self.chain.mine(blocks)
+
+    def prevrandao(self, block_number: int) -> int:
+        return self.chain.prevrandao(block_number)
 
     def close(self) -> None:
         self.chain.close()

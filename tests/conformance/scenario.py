@@ -23,7 +23,8 @@ from flare.chain import (
     TaskParams,
 )
 from flare.chain.errors import TaskNotStarted
-from flare.crypto import SecretKey, prove_possession, vrf
+from flare.crypto import SecretKey, vrf
+from flare.crypto.identity import possession_message, prove_task_possession
 from flare.storage import CODEC_RAW
 
 IDENTITY_COUNT = 10
@@ -31,16 +32,25 @@ IDENTITY_COUNT = 10
 
 @dataclass(frozen=True)
 class Identity:
-    """A participant's Ethereum account and BLS key, with its registration material."""
+    """A participant's Ethereum account and BLS key."""
 
     account: LocalAccount
     bls_key: SecretKey
     public_key: bytes
-    possession_proof: bytes
 
     @property
     def address(self) -> str:
         return self.account.address
+
+    def possession_proof(self, chain: ChainConnector, task_id: int, account: str = "") -> bytes:
+        """The proof that registers this key for ``account`` (by default its own) in a task."""
+        message = possession_message(
+            chain.chain_id,
+            bytes.fromhex(chain.contract_address[2:]),
+            task_id,
+            bytes.fromhex((account or self.address)[2:]),
+        )
+        return prove_task_possession(self.bls_key, message)
 
 
 @cache
@@ -50,10 +60,7 @@ def identities() -> tuple[Identity, ...]:
     for number in range(IDENTITY_COUNT):
         account = Account.from_key(keccak(b"flare-conformance-account-%d" % number))
         bls_key = SecretKey.from_seed(keccak(b"flare-conformance-bls-%d" % number))
-        address = bytes.fromhex(account.address[2:])
-        made.append(
-            Identity(account, bls_key, bls_key.public_key(), prove_possession(bls_key, address))
-        )
+        made.append(Identity(account, bls_key, bls_key.public_key()))
     return tuple(made)
 
 
@@ -76,6 +83,7 @@ def task_params(**overrides: int) -> TaskParams:
         "submission_window": 10,
         "vote_window": 10,
         "max_rounds": 3,
+        "max_attempts": 5,
     }
     values.update(overrides)
     return TaskParams(**values)
@@ -84,10 +92,22 @@ def task_params(**overrides: int) -> TaskParams:
 class World:
     """One chain under test and the identities acting on it."""
 
-    def __init__(self, chain: ChainConnector, mine: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        chain: ChainConnector,
+        mine: Callable[[int], None],
+        prevrandao: Callable[[int], int] | None = None,
+    ) -> None:
         self.chain = chain
         self.mine = mine
+        self._prevrandao = prevrandao
         self.ids = identities()
+
+    def prevrandao(self, block_number: int) -> int:
+        """``block.prevrandao`` of a mined block, from the harness that made this world."""
+        if self._prevrandao is None:
+            raise NotImplementedError("this world was built without access to block headers")
+        return self._prevrandao(block_number)
 
     def by(self, who: int) -> ChainConnector:
         """The chain as seen by identity ``who``."""
@@ -122,13 +142,17 @@ class World:
     def register(self, task_id: int, *who: int) -> None:
         for number in who:
             identity = self.ids[number]
-            self.by(number).register(task_id, identity.public_key, identity.possession_proof)
+            proof = identity.possession_proof(self.chain, task_id)
+            self.by(number).register(task_id, identity.public_key, proof)
 
-    def started_task(self, registered: int = 4, **params: int) -> int:
-        """A task with identities ``0..registered-1`` registered and round 1 open."""
+    def started_task(self, registered: int = 4, *, sealed: bool = True, **params: int) -> int:
+        """A task with identities ``0..registered-1`` registered and round 1 open (created
+        and started by identity 0), its seed sealed unless ``sealed`` is false."""
         task_id = self.create_task(**params)
         self.register(task_id, *range(registered))
         self.by(0).start_task(task_id)
+        if sealed:
+            self.by(0).seal_seed(task_id)
         return task_id
 
     def vrf_message(self, task_id: int, round_number: int, attempt: int, seed: bytes) -> bytes:

@@ -9,8 +9,10 @@ from flare.chain import (
     Proposed,
     RoundFinalized,
     RoundOpened,
+    RoundRejected,
     SeatClaim,
     SeatClaimed,
+    SeedSealed,
     Submission,
     TaskCompleted,
     TaskStatus,
@@ -48,6 +50,22 @@ def test_submit_logs_indexes_and_chains_the_hash(world: World) -> None:
         Submission(0, world.address(2), update, 640),
         Submission(1, world.address(0), content("second"), 1),
     ]
+
+
+def test_the_first_submission_seals_the_seed(world: World) -> None:
+    task_id = world.started_task(sealed=False)
+    receipt = world.by(1).submit(task_id, content("first"), 5)
+    assert [type(event) for event in receipt.events] == [SeedSealed, UpdateSubmitted]
+    current = world.chain.current_round(task_id)
+    assert current.seed != bytes(32)
+    assert receipt.events[0] == SeedSealed(receipt.block_number, 0, task_id, 1, 0, current.seed)
+    assert current.submissions_hash == submissions_hash(
+        current.seed, [(world.address(1), content("first"), 5)]
+    )
+    assert world.chain.attempt_seed(task_id, 1, 0) == current.seed
+    later = world.by(2).submit(task_id, content("second"), 5)
+    assert [type(event) for event in later.events] == [UpdateSubmitted]
+    assert world.chain.current_round(task_id).seed == current.seed
 
 
 def test_submit_window_includes_its_deadline_block(world: World) -> None:
@@ -136,7 +154,7 @@ def test_full_round_with_committee_finalizes_on_quorum(world: World) -> None:
 
     receipt = world.by(1).vote(task_id, 1, True)
     assert [type(event) for event in receipt.events] == [Voted, RoundFinalized, RoundOpened]
-    closed = world.chain.current_round(task_id)
+    following = world.chain.current_round(task_id)
     history = next_history_hash(
         EMPTY_HISTORY, 1, 0, opened.seed, current.submissions_hash, keccak(accepted), NEW_MODEL
     )
@@ -146,7 +164,7 @@ def test_full_round_with_committee_finalizes_on_quorum(world: World) -> None:
         history,
     )  # fmt: skip
     assert receipt.events[2] == RoundOpened(
-        block, 2, task_id, 2, 0, 2, closed.seed, NEW_MODEL, 4, block + 10, block + 20
+        block, 2, task_id, 2, 0, 2, NEW_MODEL, 4, block + 10, block + 20
     )
     task = world.chain.task(task_id)
     assert (task.model, task.history_hash, task.round, task.attempt, task.epoch) == (
@@ -156,12 +174,9 @@ def test_full_round_with_committee_finalizes_on_quorum(world: World) -> None:
         0,
         2,
     )
-    assert closed.seed != opened.seed
-    assert (closed.submission_count, closed.committee_size, closed.submissions_hash) == (
-        0,
-        0,
-        closed.seed,
-    )
+    # Round 2 has no seed until a later block seals one.
+    assert (following.seed, following.submissions_hash) == (bytes(32), bytes(32))
+    assert (following.submission_count, following.committee_size) == (0, 0)
     assert world.chain.proposal(task_id, 1).approvals == 3
 
     # Logs of the closed attempt read back and check against RoundFinalized's hashes.
@@ -181,23 +196,39 @@ def test_full_round_with_committee_finalizes_on_quorum(world: World) -> None:
     world.claim(task_id, 0)
 
 
-def test_rejections_never_finalize(world: World) -> None:
-    task_id = world.voting_task(quorum_bps=5_000)
+def test_rejections_close_the_attempt_once_quorum_is_out_of_reach(world: World) -> None:
+    # Committee of 4, threshold ceil(0.6 * 4) = 3: one rejection leaves 3 who may still
+    # approve; the second leaves 2, so no proposal can reach quorum any more.
+    task_id = world.voting_task(quorum_bps=6_000)
     world.by(0).propose(task_id, NEW_MODEL, encode_accepted([0, 1, 2], 3))
-    for voter in (0, 1, 2):
-        receipt = world.by(voter).vote(task_id, 1, False)
-        assert [type(event) for event in receipt.events] == [Voted]
-    assert world.chain.proposal(task_id, 1).rejections == 3
-    assert world.chain.task(task_id).round == 1
+    world.by(3).vote(task_id, 1, True)
+    first = world.by(0).vote(task_id, 1, False)
+    assert [type(event) for event in first.events] == [Voted]
+    assert world.chain.current_round(task_id).rejections == 1
+    closing = world.chain.current_round(task_id)
+    receipt = world.by(1).vote(task_id, 1, False)
+    assert [type(event) for event in receipt.events] == [Voted, RoundRejected, RoundOpened]
+    assert receipt.events[1] == RoundRejected(
+        receipt.block_number, 1, task_id, 1, 0, 3, closing.submissions_hash, 4
+    )
+    retry = world.chain.current_round(task_id)
+    assert (retry.round, retry.attempt, retry.rejections) == (1, 1, 0)
+    assert world.chain.proposal(task_id, 1).rejections == 2
+    assert world.chain.task(task_id).model == INITIAL_MODEL
+    # The closed attempt's logs still check out against RoundRejected's hash.
+    assert len(world.chain.submissions(task_id, 1, 0)) == 3
+    assert len(world.chain.committee(task_id, 1, 0)) == 4
 
 
 def test_only_the_proposal_reaching_quorum_finalizes(world: World) -> None:
-    task_id = world.voting_task(quorum_bps=5_000)  # threshold ceil(0.5 * 4) = 2
+    task_id = world.voting_task(quorum_bps=5_001)  # threshold ceil(0.5001 * 4) = 3
     world.by(0).propose(task_id, content("honest"), encode_accepted([0, 1, 2], 3))
     world.by(1).propose(task_id, content("other"), encode_accepted([1], 3))
     world.by(0).vote(task_id, 2, True)
     world.by(1).vote(task_id, 1, True)
-    receipt = world.by(2).vote(task_id, 1, True)
+    world.by(2).vote(task_id, 1, True)
+    assert world.chain.task(task_id).round == 1
+    receipt = world.by(3).vote(task_id, 1, True)
     assert receipt.one(RoundFinalized).proposal_id == 1
     assert world.chain.task(task_id).model == content("honest")
 
@@ -226,18 +257,21 @@ def test_task_completes_after_max_rounds(world: World) -> None:
     assert world.chain.submissions(task_id, 1, 0)[1].participant == world.address(1)
 
     identity = world.ids[7]
+    proof = identity.possession_proof(world.chain, task_id)
     for action in (
-        lambda: world.by(7).register(task_id, identity.public_key, identity.possession_proof),
-        lambda: world.by(7).start_task(task_id),
+        lambda: world.by(7).register(task_id, identity.public_key, proof),
+        lambda: world.by(0).start_task(task_id),
+        lambda: world.by(0).cancel_task(task_id),
+        lambda: world.by(2).seal_seed(task_id),
         lambda: world.by(2).submit(task_id, content("late"), 1),
         lambda: world.by(2).claim_seat(task_id, world.ids[2].public_key, bytes(128)),
         lambda: world.by(2).propose(task_id, NEW_MODEL, b""),
         lambda: world.by(2).vote(task_id, 1, True),
         lambda: world.by(2).timeout(task_id),
     ):
-        world.reverts(e.TaskAlreadyCompleted(task_id), action)
+        world.reverts(e.TaskEnded(task_id, TaskStatus.COMPLETED), action)
     world.mine(50)
-    world.reverts(e.TaskAlreadyCompleted(task_id), lambda: world.by(2).timeout(task_id))
+    world.reverts(e.TaskEnded(task_id, TaskStatus.COMPLETED), lambda: world.by(2).timeout(task_id))
 
 
 def test_history_hash_chains_every_finalized_round(world: World) -> None:

@@ -9,12 +9,14 @@ from flare.chain import (
     Participant,
     ParticipantRegistered,
     RoundOpened,
+    TaskCancelled,
     TaskCreated,
     TaskStatus,
 )
 from flare.chain import errors as e
 from flare.chain.derive import EMPTY_HISTORY
 from flare.crypto import prove_possession
+from flare.crypto.identity import possession_message, prove_task_possession
 from flare.storage import CODEC_DAG_PB
 
 
@@ -62,12 +64,17 @@ def test_create_task_rejects_unsupported_codecs(world: World, which: str) -> Non
         (0, {"min_clients": 0}),
         (1, {"expected_committee": 0}),
         (2, {"min_committee": 0}),
+        (2, {"min_committee": 4, "expected_committee": 3}),
         (3, {"quorum_bps": 0}),
+        (3, {"quorum_bps": 1}),
+        (3, {"quorum_bps": 5_000}),
         (3, {"quorum_bps": 10_001}),
         (4, {"submission_window": 0}),
         (5, {"vote_window": 0}),
         (6, {"max_rounds": 0}),
+        (7, {"max_attempts": 0}),
         (0, {"min_clients": 0, "max_rounds": 0}),
+        (2, {"min_committee": 2, "expected_committee": 1, "quorum_bps": 1}),
     ],
 )
 def test_create_task_reports_the_first_invalid_parameter(
@@ -86,8 +93,10 @@ def test_calls_and_views_on_an_unknown_task(world: World, task_id: int) -> None:
     identity = world.ids[0]
     actor = world.by(0)
     for action in (
-        lambda: actor.register(task_id, identity.public_key, identity.possession_proof),
+        lambda: actor.register(task_id, identity.public_key, bytes(128)),
         lambda: actor.start_task(task_id),
+        lambda: actor.cancel_task(task_id),
+        lambda: actor.seal_seed(task_id),
         lambda: actor.submit(task_id, content("u"), 1),
         lambda: actor.claim_seat(task_id, identity.public_key, bytes(128)),
         lambda: actor.propose(task_id, content("m"), b""),
@@ -101,10 +110,18 @@ def test_calls_and_views_on_an_unknown_task(world: World, task_id: int) -> None:
         world.reverts(e.UnknownTask(task_id), action)
 
 
+def test_create_task_accepts_the_quorum_and_committee_limits(world: World) -> None:
+    world.create_task(quorum_bps=5_001, min_committee=100, expected_committee=100)
+    world.create_task(quorum_bps=10_000, max_attempts=1)
+    assert world.chain.task(1).params.quorum_bps == 5_001
+    assert world.chain.task(2).params.max_attempts == 1
+
+
 def test_register_records_the_key_hash_and_logs_the_key(world: World) -> None:
     task_id = world.create_task()
     identity = world.ids[4]
-    receipt = world.by(4).register(task_id, identity.public_key, identity.possession_proof)
+    proof = identity.possession_proof(world.chain, task_id)
+    receipt = world.by(4).register(task_id, identity.public_key, proof)
     assert receipt.one(ParticipantRegistered) == ParticipantRegistered(
         receipt.block_number, 0, task_id, identity.address, 0, identity.public_key
     )
@@ -133,9 +150,10 @@ def test_register_twice_is_rejected(world: World) -> None:
     task_id = world.create_task()
     world.register(task_id, 1)
     identity = world.ids[1]
+    proof = identity.possession_proof(world.chain, task_id)
     world.reverts(
         e.AlreadyRegistered(task_id, identity.address),
-        lambda: world.by(1).register(task_id, identity.public_key, identity.possession_proof),
+        lambda: world.by(1).register(task_id, identity.public_key, proof),
     )
 
 
@@ -147,9 +165,10 @@ def test_register_checks_lengths_key_then_proof(world: World) -> None:
         e.InvalidLength(256, 255),
         lambda: actor.register(task_id, identity.public_key[:-1], b""),
     )
+    proof = identity.possession_proof(world.chain, task_id)
     world.reverts(
         e.InvalidLength(128, 129),
-        lambda: actor.register(task_id, identity.public_key, identity.possession_proof + b"\0"),
+        lambda: actor.register(task_id, identity.public_key, proof + b"\0"),
     )
 
 
@@ -157,9 +176,8 @@ def test_a_key_can_be_registered_only_once_per_task(world: World) -> None:
     task_id = world.create_task()
     world.register(task_id, 1)
     owner = world.ids[1]
-    thief_address = bytes.fromhex(world.address(2)[2:])
     # Even with a valid PoP for its own address, the same key may not join twice.
-    proof = prove_possession(owner.bls_key, thief_address)
+    proof = owner.possession_proof(world.chain, task_id, world.address(2))
     world.reverts(
         e.PublicKeyTaken(task_id, keccak(owner.public_key)),
         lambda: world.by(2).register(task_id, owner.public_key, proof),
@@ -168,17 +186,61 @@ def test_a_key_can_be_registered_only_once_per_task(world: World) -> None:
     world.register(other_task, 1)
 
 
-@pytest.mark.parametrize("forgery", ["replayed", "wrong_key", "infinity_key", "garbage", "zero"])
+def _possession_elsewhere(world: World, who: int, task_id: int, where: str) -> bytes:
+    """``who``'s proof of possession for this task, except for what ``where`` changes."""
+    fields = {
+        "chain_id": world.chain.chain_id,
+        "contract": bytes.fromhex(world.chain.contract_address[2:]),
+        "task_id": task_id,
+        "account": bytes.fromhex(world.address(who)[2:]),
+    }
+    fields.update(
+        {
+            "other_task": {"task_id": task_id + 1},
+            "other_contract": {"contract": keccak(b"another deployment")[:20]},
+            "other_chain": {"chain_id": world.chain.chain_id + 1},
+        }[where]
+    )
+    return prove_task_possession(world.ids[who].bls_key, possession_message(**fields))
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        "replayed",
+        "wrong_key",
+        "infinity_key",
+        "garbage",
+        "zero",
+        "bare_address",
+        "other_task",
+        "other_contract",
+        "other_chain",
+    ],
+)
 def test_register_rejects_invalid_possession_proofs(world: World, forgery: str) -> None:
     task_id = world.create_task()
+    world.create_task()  # the task a proof made for "task_id + 1" would belong to
     me, other = world.ids[2], world.ids[3]
+    mine = me.possession_proof(world.chain, task_id)
+    theirs = other.possession_proof(world.chain, task_id)
+    bare = prove_possession(me.bls_key, bytes.fromhex(me.address[2:]))
     key, proof = {
         # another participant's PoP is bound to its address, not ours
-        "replayed": (other.public_key, other.possession_proof),
-        "wrong_key": (me.public_key, other.possession_proof),
+        "replayed": (other.public_key, theirs),
+        "wrong_key": (me.public_key, theirs),
         "infinity_key": (bytes(256), bytes(128)),
-        "garbage": (b"\x01" * 256, me.possession_proof),
+        "garbage": (b"\x01" * 256, mine),
         "zero": (me.public_key, bytes(128)),
+        # the old, unbound proof over the bare address is valid nowhere
+        "bare_address": (me.public_key, bare),
+        # a proof bound to another task, deployment or chain is no proof here
+        "other_task": (me.public_key, _possession_elsewhere(world, 2, task_id, "other_task")),
+        "other_contract": (
+            me.public_key,
+            _possession_elsewhere(world, 2, task_id, "other_contract"),
+        ),
+        "other_chain": (me.public_key, _possession_elsewhere(world, 2, task_id, "other_chain")),
     }[forgery]
     world.reverts(
         e.InvalidPossessionProof(task_id, me.address),
@@ -187,7 +249,7 @@ def test_register_rejects_invalid_possession_proofs(world: World, forgery: str) 
 
 
 def test_start_task_needs_min_clients_then_opens_round_one(world: World) -> None:
-    task_id = world.create_task(min_clients=3)
+    task_id = world.create_task(creator=5, min_clients=3)
     world.register(task_id, 0, 1)
     world.reverts(e.TooFewParticipants(task_id, 2, 3), lambda: world.by(5).start_task(task_id))
     world.register(task_id, 2)
@@ -202,7 +264,6 @@ def test_start_task_needs_min_clients_then_opens_round_one(world: World) -> None
         1,
         0,
         1,
-        current.seed,
         INITIAL_MODEL,
         3,
         receipt.block_number + params.submission_window,
@@ -215,11 +276,59 @@ def test_start_task_needs_min_clients_then_opens_round_one(world: World) -> None
         receipt.block_number,
     )
     assert (current.registered_snapshot, current.submission_count) == (3, 0)
-    assert (current.submissions_hash, current.committee_size) == (current.seed, 0)
-    assert current.quorum_threshold == 0
+    # No seed until a later block seals one; the submissions hash starts from it.
+    assert (current.seed, current.submissions_hash, current.committee_size) == (
+        bytes(32),
+        bytes(32),
+        0,
+    )
+    assert (current.quorum_threshold, current.rejections) == (0, 0)
     task = world.chain.task(task_id)
     assert (task.status, task.round, task.attempt, task.epoch) == (TaskStatus.RUNNING, 1, 0, 1)
     world.reverts(e.TaskAlreadyStarted(task_id), lambda: world.by(5).start_task(task_id))
+
+
+def test_only_the_creator_starts_or_cancels_a_task(world: World) -> None:
+    task_id = world.create_task(creator=1)
+    world.register(task_id, 0, 2)
+    for outsider in (0, 9):  # a registered participant and a stranger
+        for action in (world.by(outsider).start_task, world.by(outsider).cancel_task):
+            world.reverts(
+                e.NotTaskCreator(task_id, world.address(outsider)),
+                lambda action=action: action(task_id),
+            )
+    world.by(1).start_task(task_id)
+    world.reverts(
+        e.NotTaskCreator(task_id, world.address(2)), lambda: world.by(2).cancel_task(task_id)
+    )
+
+
+@pytest.mark.parametrize("started", [False, True])
+def test_cancel_ends_the_task_for_every_call(world: World, started: bool) -> None:
+    task_id = world.create_task()
+    world.register(task_id, 0, 1, 2)
+    if started:
+        world.by(0).start_task(task_id)
+    task = world.chain.task(task_id)
+    receipt = world.by(0).cancel_task(task_id)
+    assert receipt.events == (
+        TaskCancelled(receipt.block_number, 0, task_id, task.round, task.attempt),
+    )
+    assert world.chain.task(task_id).status is TaskStatus.CANCELLED
+    identity = world.ids[3]
+    proof = identity.possession_proof(world.chain, task_id)
+    for action in (
+        lambda: world.by(3).register(task_id, identity.public_key, proof),
+        lambda: world.by(0).start_task(task_id),
+        lambda: world.by(0).cancel_task(task_id),
+        lambda: world.by(1).seal_seed(task_id),
+        lambda: world.by(1).submit(task_id, content("u"), 1),
+        lambda: world.by(1).claim_seat(task_id, world.ids[1].public_key, bytes(128)),
+        lambda: world.by(1).propose(task_id, content("m"), b""),
+        lambda: world.by(1).vote(task_id, 1, True),
+        lambda: world.by(1).timeout(task_id),
+    ):
+        world.reverts(e.TaskEnded(task_id, TaskStatus.CANCELLED), action)
 
 
 def test_calls_before_start_report_task_not_started(world: World) -> None:
@@ -228,6 +337,7 @@ def test_calls_before_start_report_task_not_started(world: World) -> None:
     identity = world.ids[0]
     actor = world.by(0)
     for action in (
+        lambda: actor.seal_seed(task_id),
         lambda: actor.submit(task_id, content("u"), 1),
         lambda: actor.claim_seat(task_id, identity.public_key, bytes(128)),
         lambda: actor.propose(task_id, content("m"), b""),
@@ -239,7 +349,7 @@ def test_calls_before_start_report_task_not_started(world: World) -> None:
 
 
 def test_registration_stays_open_while_the_task_runs(world: World) -> None:
-    task_id = world.started_task(registered=2)
+    task_id = world.started_task(registered=2, sealed=False)
     world.register(task_id, 7)
     assert world.chain.task(task_id).registered_count == 3
     assert world.chain.current_round(task_id).registered_snapshot == 2

@@ -73,6 +73,8 @@ contract CoordinatorHandler is CommonBase, StdUtils {
     uint256 public modelChangesOutsideFinalize;
     uint256 public finalizedCount;
     uint256 public timeouts;
+    uint256 public rejectedAttempts;
+    uint256 public seals;
     mapping(bytes4 selector => uint256) public successes;
 
     constructor(FlareCoordinator coordinator_) {
@@ -86,19 +88,27 @@ contract CoordinatorHandler is CommonBase, StdUtils {
 
     // -- set-up (called by the test) --------------------------------------------------------------
 
-    /// @notice Create the two tasks, register actors `0 .. registered - 1` in both, start both.
+    /// @notice Create the two tasks (this handler is their creator), register actors
+    ///         `0 .. registered - 1` in both, start both in the next block.
     function setUpTasks(uint256 registered) external {
+        uint32 unlimited = type(uint32).max;
         // Task 1: a real sortition (k = 3 of n >= 6), never completes.
-        coordinator.createTask(Cid(0x55, keccak256("model 1")), Cid(0x55, "v"), TaskParams(2, 3, 2, 6_000, 6, 6, 1_000));
-        // Task 2: everyone wins (k >= n), half the committee decides, three rounds.
-        coordinator.createTask(Cid(0x70, keccak256("model 2")), Cid(0x55, "v"), TaskParams(1, 8, 1, 5_000, 5, 7, 3));
+        coordinator.createTask(
+            Cid(0x55, keccak256("model 1")), Cid(0x55, "v"), TaskParams(2, 3, 2, 6_000, 6, 6, 1_000, unlimited)
+        );
+        // Task 2: everyone wins (k >= n), a bare majority of the committee decides, three rounds.
+        coordinator.createTask(
+            Cid(0x70, keccak256("model 2")), Cid(0x55, "v"), TaskParams(1, 8, 1, 5_001, 5, 7, 3, unlimited)
+        );
         for (uint256 taskId = 1; taskId <= TASKS; ++taskId) {
             expectedModel[taskId] = coordinator.getTask(taskId).model.digest;
             for (uint256 i; i < registered; ++i) {
                 _register(taskId, i);
             }
+        }
+        vm.roll(block.number + 1);
+        for (uint256 taskId = 1; taskId <= TASKS; ++taskId) {
             coordinator.startTask(taskId);
-            ghostSubmissionsHash[taskId] = coordinator.getRound(taskId).seed;
         }
     }
 
@@ -149,6 +159,12 @@ contract CoordinatorHandler is CommonBase, StdUtils {
         if (task.status != TaskStatus.Running) return;
         Round memory current = coordinator.getRound(taskId);
         if (block.number <= current.submissionDeadline) {
+            if (current.seed == 0) {
+                // A seed is sealed only after the opening block.
+                vm.roll(block.number + 1);
+                vm.prevrandao(keccak256(abi.encode("randao", block.number)));
+                _send(taskId, 0, abi.encodeCall(IFC.sealSeed, (taskId)));
+            }
             for (uint256 actor; actor < ACTORS; ++actor) {
                 if ((seed >> (8 + 3 * actor)) & 7 == 0) continue;
                 // forge-lint: disable-next-line(unsafe-typecast)
@@ -176,6 +192,11 @@ contract CoordinatorHandler is CommonBase, StdUtils {
     function timeout(uint256 taskSeed) external {
         uint256 taskId = _taskId(taskSeed);
         _send(taskId, 0, abi.encodeCall(IFC.timeout, (taskId)));
+    }
+
+    function sealSeed(uint256 actorSeed, uint256 taskSeed) external {
+        uint256 taskId = _taskId(taskSeed);
+        _send(taskId, _bound(actorSeed, 0, ACTORS - 1), abi.encodeCall(IFC.sealSeed, (taskId)));
     }
 
     /// @notice Mine a few blocks (five calls in eight), or to the end of a task's submission window
@@ -293,7 +314,8 @@ contract CoordinatorHandler is CommonBase, StdUtils {
     }
 
     function _register(uint256 taskId, uint256 actor) internal {
-        bytes memory pop = BlsSigner.sign(secrets[actor], abi.encodePacked(actors[actor]), ProofOfPossession.DST);
+        bytes memory message = ProofOfPossession.message(block.chainid, address(coordinator), taskId, actors[actor]);
+        bytes memory pop = BlsSigner.sign(secrets[actor], message, ProofOfPossession.DST);
         _send(taskId, actor, abi.encodeCall(IFC.register, (taskId, keys[actor], pop)));
     }
 
@@ -340,10 +362,15 @@ contract CoordinatorHandler is CommonBase, StdUtils {
                 _onFinalized(taskId, before.epoch, proposalId, approvals, logs[i].data);
                 finalized = true;
             } else if (topic == IFC.RoundOpened.selector) {
-                (,, bytes32 seed) = abi.decode(logs[i].data, (uint32, uint32, bytes32));
+                ghostSubmissionsHash[taskId] = 0; // no seed, hence no hash chain, until sealed
+            } else if (topic == IFC.SeedSealed.selector) {
+                (, bytes32 seed) = abi.decode(logs[i].data, (uint32, bytes32));
                 ghostSubmissionsHash[taskId] = seed;
+                ++seals;
             } else if (topic == IFC.RoundTimedOut.selector) {
                 ++timeouts;
+            } else if (topic == IFC.RoundRejected.selector) {
+                ++rejectedAttempts;
             }
         }
     }

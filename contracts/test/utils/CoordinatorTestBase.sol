@@ -59,9 +59,15 @@ abstract contract CoordinatorTestBase is Test {
         }
     }
 
-    /// @dev Actor `index`'s proof of possession for its own address.
-    function _pop(uint256 index) internal returns (bytes memory) {
-        return BlsSigner.sign(_secret(index), abi.encodePacked(_addr(index)), ProofOfPossession.DST);
+    /// @dev Actor `index`'s proof of possession for registering its own address in `taskId`.
+    function _pop(uint256 taskId, uint256 index) internal returns (bytes memory) {
+        return _popFor(taskId, index, _addr(index));
+    }
+
+    /// @dev Actor `index`'s key signed over registering `account` in `taskId` on this deployment.
+    function _popFor(uint256 taskId, uint256 index, address account) internal returns (bytes memory) {
+        bytes memory message = ProofOfPossession.message(block.chainid, address(coordinator), taskId, account);
+        return BlsSigner.sign(_secret(index), message, ProofOfPossession.DST);
     }
 
     // -- values -------------------------------------------------------------------------------
@@ -79,7 +85,8 @@ abstract contract CoordinatorTestBase is Test {
             quorumBps: 6_000,
             submissionWindow: 30,
             voteWindow: 20,
-            maxRounds: 2
+            maxRounds: 2,
+            maxAttempts: 5
         });
     }
 
@@ -100,18 +107,40 @@ abstract contract CoordinatorTestBase is Test {
 
     function _register(uint256 taskId, uint256 index) internal {
         bytes memory key = _key(index);
-        bytes memory pop = _pop(index);
+        bytes memory pop = _pop(taskId, index);
         vm.prank(_addr(index));
         coordinator.register(taskId, key, pop);
     }
 
-    /// @dev Create a task, register actors `0 .. count - 1` and start it.
+    /// @dev The creator starts the task in the next block (keys registered in the block that
+    ///      opens an attempt are not in its snapshot).
+    function _start(uint256 taskId) internal {
+        vm.roll(block.number + 1);
+        vm.prank(creator);
+        coordinator.startTask(taskId);
+    }
+
+    /// @dev Seal the current attempt's seed in the next block, with a fresh prevrandao.
+    function _seal(uint256 taskId) internal {
+        _sealWith(taskId, keccak256(abi.encode("randao", block.number + 1)));
+    }
+
+    /// @dev Seal the current attempt's seed in the next block, whose prevrandao is `randao`.
+    function _sealWith(uint256 taskId, bytes32 randao) internal {
+        vm.roll(block.number + 1);
+        vm.prevrandao(randao);
+        vm.prank(stranger);
+        coordinator.sealSeed(taskId);
+    }
+
+    /// @dev Create a task, register actors `0 .. count - 1`, start it and seal round 1's seed.
     function _started(TaskParams memory params, uint256 count) internal returns (uint256 taskId) {
         taskId = _createTask(params);
         for (uint256 i; i < count; ++i) {
             _register(taskId, i);
         }
-        coordinator.startTask(taskId);
+        _start(taskId);
+        _seal(taskId);
     }
 
     /// @dev Actor `index`'s VRF proof for the current attempt of `taskId`.

@@ -47,12 +47,12 @@ contract CryptoHarness {
     }
 
     /// @notice `ProofOfPossession.verify`.
-    function verifyPossession(bytes calldata publicKey, address account, bytes calldata proof)
+    function verifyPossession(bytes calldata publicKey, bytes calldata message, bytes calldata proof)
         external
         view
         returns (bool)
     {
-        return ProofOfPossession.verify(publicKey, account, proof);
+        return ProofOfPossession.verify(publicKey, message, proof);
     }
 
     /// @notice `CID.checkCodec`.

@@ -13,8 +13,11 @@ from flare.chain import (
     Round,
     RoundFinalized,
     RoundOpened,
+    RoundRejected,
     RoundTimedOut,
+    TaskCancelled,
     TaskCompleted,
+    TaskFailed,
 )
 from flare.federation.protocol.aggregate import RoundAggregate, UpdateFetches
 
@@ -85,7 +88,8 @@ class TaskFollower:
         if self._memo is not None:
             self._report_close(self._memo.opened)
             since = self._memo.opened.block_number
-        for event in self.chain.events([TaskCompleted], task_id=self.task_id, from_block=since):
+        endings = [TaskCompleted, TaskFailed, TaskCancelled]
+        for event in self.chain.events(endings, task_id=self.task_id, from_block=since):
             if isinstance(event, TaskCompleted):
                 self.log.info(
                     "task %d completed after %d rounds → %s",
@@ -93,13 +97,24 @@ class TaskFollower:
                     event.rounds,
                     event.model.to_cid(),
                 )
+            elif isinstance(event, TaskFailed):
+                self.log.info(
+                    "task %d failed: round %d closed %d attempts without a model",
+                    self.task_id,
+                    event.round,
+                    event.attempts,
+                )
+            elif isinstance(event, TaskCancelled):
+                self.log.info("task %d was cancelled by its creator", self.task_id)
 
     def _report_close(self, opened: RoundOpened) -> None:
         closings = self.chain.events(
-            [RoundFinalized, RoundTimedOut], task_id=self.task_id, from_block=opened.block_number
+            [RoundFinalized, RoundTimedOut, RoundRejected],
+            task_id=self.task_id,
+            from_block=opened.block_number,
         )
         for event in closings:
-            if not isinstance(event, RoundFinalized | RoundTimedOut):
+            if not isinstance(event, RoundFinalized | RoundTimedOut | RoundRejected):
                 continue
             if (event.round, event.attempt) != (opened.round, opened.attempt):
                 continue
@@ -114,9 +129,10 @@ class TaskFollower:
                 )
             else:
                 self.log.info(
-                    "round %d attempt %d timed out (%d submissions, committee %d)",
+                    "round %d attempt %d %s (%d submissions, committee %d)",
                     event.round,
                     event.attempt,
+                    "timed out" if isinstance(event, RoundTimedOut) else "rejected",
                     event.submission_count,
                     event.committee_size,
                 )

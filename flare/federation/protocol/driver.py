@@ -226,6 +226,7 @@ class _TaskRun:
             submission_window=window,
             vote_window=window,
             max_rounds=self.config.rounds,
+            max_attempts=self.protocol.max_attempts,
         )
         receipt = self.creator.create_task(
             ContentRef.from_cid(model_cid), ContentRef.from_cid(manifest_cid), params
@@ -334,6 +335,8 @@ class _TaskRun:
             self.observer.client_finished(client.client_id)
 
         with clock.phase("vrf"):
+            if not chain.current_round(opened.task_id).seed_sealed:  # nobody submitted
+                self.creator.seal_seed(opened.task_id)
             for index, _ in participants:
                 self.participants[index].claim_seat_if_drawn(
                     chain, opened, self.protocol.expected_committee
@@ -342,7 +345,7 @@ class _TaskRun:
         committee = chain.committee(opened.task_id, opened.round, opened.attempt)
         outcome: dict[str, Any] = {
             "attempt": opened.attempt,
-            "seed": "0x" + opened.seed.hex(),
+            "seed": "0x" + chain.attempt_seed(opened.task_id, opened.round, opened.attempt).hex(),
             "committee": [
                 {
                     "member": self.by_address[c.member].name,

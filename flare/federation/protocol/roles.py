@@ -15,7 +15,8 @@ from flare.aggregation import make_aggregator
 from flare.chain import ChainConnector, ContentRef, Proposed, RoundFinalized, RoundOpened
 from flare.compression.base import UpdateBinding, UpdateEncoder
 from flare.crypto import vrf
-from flare.crypto.bls import SecretKey, prove_possession
+from flare.crypto.bls import SecretKey
+from flare.crypto.identity import possession_message, prove_task_possession
 from flare.federation.protocol.aggregate import (
     RoundAggregate,
     TaskContext,
@@ -53,7 +54,13 @@ class ProtocolParticipant:
         return self.account.address
 
     def register(self, chain: ChainConnector, task_id: int) -> None:
-        proof = prove_possession(self.bls_key, bytes.fromhex(self.address[2:]))
+        message = possession_message(
+            chain.chain_id,
+            bytes.fromhex(chain.contract_address[2:]),
+            task_id,
+            bytes.fromhex(self.address[2:]),
+        )
+        proof = prove_task_possession(self.bls_key, message)
         chain.as_sender(self.account).register(task_id, self._public_key, proof)
 
     def encode_update(
@@ -80,14 +87,15 @@ class ProtocolParticipant:
         chain.as_sender(self.account).submit(task_id, ContentRef.from_cid(cid), num_samples)
 
     def vrf_proof(self, chain: ChainConnector, opened: RoundOpened) -> tuple[bytes, bytes]:
-        """This participant's VRF proof and output for the attempt ``opened`` describes."""
+        """This participant's VRF proof and output for the attempt ``opened`` describes;
+        raises ``SeedNotSealed`` until the attempt's seed exists."""
         message = vrf.vrf_input(
             chain.chain_id,
             bytes.fromhex(chain.contract_address[2:]),
             opened.task_id,
             opened.round,
             opened.attempt,
-            opened.seed,
+            chain.attempt_seed(opened.task_id, opened.round, opened.attempt),
         )
         proof = vrf.prove(self.bls_key, message)
         return proof, vrf.output(proof)

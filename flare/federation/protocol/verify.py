@@ -122,7 +122,7 @@ def verify_task(chain: ChainConnector, store: StorageProvider, task_id: int) -> 
             history,
             event.round,
             event.attempt,
-            opened.seed,
+            chain.attempt_seed(task_id, event.round, event.attempt),
             event.submissions_hash,
             keccak(bitmap),
             event.model,
