@@ -63,6 +63,11 @@ def test_fltrust_ignores_claimed_counts_and_bounds_the_norm() -> None:
     np.testing.assert_allclose(result.delta["w"], [math.sqrt(2) / 2] * 2, rtol=1e-6)
 
 
+def test_fltrust_rescales_a_lone_update_to_the_server_norm() -> None:
+    result = FLTrust().aggregate(vector_updates([(0.5, 0.0)]), server_context((3.0, 0.0)))
+    np.testing.assert_array_equal(result.delta["w"], np.array([3.0, 0.0], np.float32))
+
+
 def test_fltrust_with_nobody_trusted_returns_zero() -> None:
     result = FLTrust().aggregate(vector_updates([(-1.0, 0.0)]), server_context((1.0, 0.0)))
     np.testing.assert_array_equal(result.delta["w"], [0.0, 0.0])
