@@ -404,3 +404,27 @@ def test_node_up_installs_nothing_against_an_override_or_outside_a_checkout(
         node.installed_binary(finder(tmp_path / "tool"), "FLARE_TOOL", "install_tool.sh", "tool")
     assert str(refused.value) == message
     assert calls.exists() == (situation == "installer fails")
+
+
+def test_node_up_installs_anvil_with_the_npm_script_and_kubo_with_the_build_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flare.cli import main
+    from flare.node import KuboConfig, find_anvil, find_ipfs
+    from flare.node.kubo import KUBO_VERSION
+
+    asked = []
+
+    def refuse(find, override, installer, name, installer_env=None):
+        asked.append((find, override, installer, name, installer_env))
+        raise NodeError(f"no {name} binary (test)")
+
+    monkeypatch.setattr(node, "installed_binary", refuse)
+    assert main(["node", "up", "--state-dir", str(tmp_path / "state")]) == 2
+    assert "flare node: error: no anvil binary (test)" in capsys.readouterr().err
+    node._start_kubo(KuboConfig(tmp_path / "kubo"))
+    assert capsys.readouterr().out == "kubo skipped: no ipfs binary (test)\n"
+    assert asked == [
+        (find_anvil, "FLARE_ANVIL", "install_tools.sh", "anvil", None),
+        (find_ipfs, "FLARE_IPFS_BIN", "install_kubo.sh", "ipfs", {"KUBO_VERSION": KUBO_VERSION}),
+    ]
