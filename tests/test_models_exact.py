@@ -15,8 +15,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from torch import nn
 
+from flare.chain import ContentRef, InMemoryChain, TaskCreated, TaskParams
 from flare.data import load_dataset
 from flare.federation.config import SimulationConfig
+from flare.federation.protocol.aggregate import load_task_context
+from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
+from flare.federation.protocol.driver import participant_keys
 from flare.federation.setup import build_federation
 from flare.models import (
     ExactInferenceError,
@@ -28,6 +32,7 @@ from flare.models import (
     exact,
 )
 from flare.models.exact import product_bits, quantise
+from flare.storage import MemoryStore
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +176,14 @@ def test_integer_budget_shrinks_with_the_fan_in():
     assert product_bits(1) == (26, 27)
     assert product_bits(64) == (23, 24)  # 64 = 2^6 products
     assert product_bits(65) == (23, 23)
-    assert product_bits(512) == (22, 22)
+    # the zoo's other layers, as docs/mi-filter.md lists them
+    assert [product_bits(n) for n in (9, 128, 144, 256, 512)] == [
+        (24, 25),
+        (23, 23),
+        (22, 23),
+        (22, 23),
+        (22, 22),
+    ]
     for fan_in in (1, 9, 144, 512, 10_000):
         x_bits, w_bits = product_bits(fan_in)
         assert fan_in * 2 ** (x_bits + w_bits) <= 2**53
@@ -328,3 +340,20 @@ def test_a_user_model_beyond_exact_inference_still_simulates(caplog):
     assert "1: Tanh" in caplog.text and "float32 inference" in caplog.text
     features = federation.dataset.validation_features
     assert federation.predict(federation.initial_weights, features).shape == (len(features),)
+
+
+def test_the_committee_filters_with_exact_inference(digits):
+    chain, store = InMemoryChain(), MemoryStore()
+    weights = TorchModelAdapter(build_model("cnn", 64, 10, seed=0)).get_weights()
+    manifest = TaskManifest("cnn", 64, 10, "mi", {})
+    features, labels = digits.validation_features, digits.validation_labels
+    creator = chain.as_sender(participant_keys(0, -1)[0])
+    receipt = creator.create_task(
+        ContentRef.from_cid(store.put(encode_model(weights))),
+        ContentRef.from_cid(store.put(encode_manifest(manifest, features, labels))),
+        TaskParams(1, 3, 1, 5001, 20, 20, 2),
+    )
+    context = load_task_context(chain, store, receipt.one(TaskCreated).task_id)
+    assert isinstance(context.predictor, ExactPredictor)
+    expected = ExactPredictor(build_model("cnn", 64, 10, seed=1)).predict(weights, features)
+    assert np.array_equal(context.predict(weights, features), expected)
