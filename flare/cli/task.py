@@ -6,6 +6,7 @@ Every command reaches the chain and the blob store through the network configura
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from flare.cli import (
@@ -197,7 +198,12 @@ def run_start(args: argparse.Namespace) -> int:
 
     config = network_config(args)
     with open_chain(config, _sender(config)) as chain:
-        opened = chain.start_task(args.task).block_number
+        starter = chain
+        if config.keystore is None and config.local:
+            # The embedded chain checks no signatures; only the creator may start a task
+            # (docs/protocol.md §4.3), so without keys start it as the creator.
+            starter = chain.as_sender(SimpleNamespace(address=chain.task(args.task).creator))
+        opened = starter.start_task(args.task).block_number
         state = chain.current_round(args.task)
     print(
         f"task {args.task} started in block {opened}: round 1 takes submissions until "
