@@ -334,11 +334,15 @@ def _score_line(chain: "ChainConnector", store: "StorageProvider", task_id: int,
     from flare.federation.agents import read_client_data
     from flare.federation.protocol.aggregate import load_task_context
     from flare.federation.protocol.artifacts import decode_model
+    from flare.models import TorchModelAdapter, build_model
 
     context = load_task_context(chain, store, task_id)
     manifest = context.bundle.manifest
     data = read_client_data(test, "test", manifest.num_features, manifest.num_classes)
     model = chain.task(task_id).model.to_cid()
-    context.evaluator.set_weights(decode_model(store.get(model), context.spec))
-    result = context.evaluator.evaluate(data.features, data.labels)
+    evaluator = TorchModelAdapter(
+        build_model(manifest.model, manifest.num_features, manifest.num_classes, seed=0)
+    )
+    evaluator.set_weights(decode_model(store.get(model), context.spec))
+    result = evaluator.evaluate(data.features, data.labels)
     return f"global model accuracy {result.accuracy:.1%} (loss {result.loss:.3f}) on {test}"
