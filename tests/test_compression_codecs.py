@@ -2,6 +2,7 @@
 
 import copy
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from flare.compression import (
     make_codec,
 )
 from flare.compression.decode import header_limit
-from flare.compression.wire import GZIP_HEADER
+from flare.compression.wire import GZIP_HEADER, nesting_depth
 from flare.errors import ConfigError
 
 BINDING = UpdateBinding("0xc1", "task-7", 3, 1, "bafkreigh2akiscaildc", 120)
@@ -214,3 +215,38 @@ def test_encoders_refuse_bindings_that_cannot_round_trip(binding):
         make_codec("none").new_encoder({"w": (2,)}, 0).encode(
             {"w": np.zeros(2, np.float32)}, binding
         )
+
+
+def _nesting_depth_by_scanning(text: str) -> int:
+    """The definition: a character-by-character scan that skips string literals."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet='[]{}"\\a\n', max_size=60))
+def test_vectorised_nesting_depth_equals_the_scan(text):
+    assert nesting_depth(text) == _nesting_depth_by_scanning(text)
+
+
+def test_nesting_depth_stays_linear_on_escaped_quotes_after_an_unclosed_string():
+    text = '"' + '\\"' * 200_000 + "[" * 10
+    started = time.perf_counter()
+    assert nesting_depth(text) == 0
+    assert time.perf_counter() - started < 1.0

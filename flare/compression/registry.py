@@ -15,6 +15,11 @@ CODECS: dict[str, type[Codec]] = {
     for codec in (NoneCodec, GzipCodec, PowerSGDCodec, PowerSGDQ8Codec, TopKCodec)
 }
 
+ACCEPTED_PARAMS = {
+    name: frozenset(inspect.signature(codec).parameters) for name, codec in CODECS.items()
+}
+"""Each codec's constructor parameters, read once: every decode checks a blob's against them."""
+
 
 def make_codec(name: str, **params: Any) -> Codec:
     """The codec called ``name`` configured with ``params``.
@@ -25,7 +30,7 @@ def make_codec(name: str, **params: Any) -> Codec:
     codec_class = CODECS.get(name) if isinstance(name, str) else None
     if codec_class is None:
         raise ConfigError(f"unknown codec {shown(name)}; known codecs: {sorted(CODECS)}")
-    accepted = set(inspect.signature(codec_class).parameters)
+    accepted = ACCEPTED_PARAMS[name]
     unknown = sorted(set(params) - accepted)
     if unknown:
         raise ConfigError(
