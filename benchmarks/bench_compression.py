@@ -1,14 +1,18 @@
-"""PowerSGD benchmark: wire size, reconstruction error vs the SVD optimum, and speed.
+"""Compression benchmark: per-layer PowerSGD size, error and speed; codecs on the default task.
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/bench_compression.py
+    .venv/bin/python benchmarks/bench_compression.py            # both parts
+    .venv/bin/python benchmarks/bench_compression.py --part task
 
-Writes docs/bench/compression.md (tables) and docs/bench/compression.json (raw numbers).
-Sizes and errors are deterministic (seeded); times depend on the machine.
+Writes docs/bench/compression.md (tables) and docs/bench/compression.json (raw numbers); a
+part not rerun keeps its numbers from the existing JSON. Sizes, errors and accuracies are
+deterministic (seeded); times depend on the machine.
 """
 
+import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
@@ -24,11 +28,15 @@ from flare.compression.layout import reconstruct_low_rank
 from flare.compression.powersgd import orthonormalise
 
 SHAPES = {
-    "fc 64x256": (64, 256),
-    "fc 256x128": (256, 128),
-    "head 128x10": (128, 10),
-    "conv 32x16x3x3": (32, 16, 3, 3),
+    "mlp fc1 256x64": (256, 64),
+    "mlp fc2 128x256": (128, 256),
+    "mlp fc3 10x128": (10, 128),
+    "cnn conv1 16x1x3x3": (16, 1, 3, 3),
+    "cnn conv2 32x16x3x3": (32, 16, 3, 3),
+    "cnn fc1 64x128": (64, 128),
+    "cnn fc2 10x64": (10, 64),
 }
+"""Every matrix-shaped layer of the default MLP and of the CNN on digits (flare/models/zoo.py)."""
 RANKS = (1, 2, 4, 8)
 SIGNAL_RANK = 8
 NOISE_FRACTION = 0.1
@@ -37,6 +45,10 @@ ROUNDS = 10
 DRIFT = 0.05
 BINDING = UpdateBinding("0xbench", "bench", 0, 0, "bench-base", 1)
 COMMAND = ".venv/bin/python benchmarks/bench_compression.py"
+TASK_CODECS = ("none", "powersgd", "powersgd-q8", "topk")
+TASK_PARTITIONS = ("iid", "dirichlet")
+TASK_SEEDS = (0, 1, 2)
+TASK_WORKERS = 2
 OUTPUT = Path(__file__).resolve().parent.parent / "docs" / "bench"
 
 
@@ -100,7 +112,8 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
         current += DRIFT * np.linalg.norm(delta) * _unit(drift_rng.standard_normal(shape))
         step = current.astype(np.float32)
         warm_blob = warm_encoder.encode({"w": step}, BINDING)
-        warm_encoder.error_memory["w"][:] = 0.0
+        if layout.is_low_rank:  # a dense layer keeps no error memory
+            warm_encoder.error_memory["w"][:] = 0.0
         sent_sum += decode_update(feedback_encoder.encode({"w": step}, BINDING), spec).delta["w"]
         true_sum += step
     warm = relative_error(decode_update(warm_blob, spec).delta["w"], step)
@@ -115,6 +128,8 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
     )
     core_seconds = median_seconds(lambda: _power_step_and_rebuild(matrix, q))
     floor_seconds = median_seconds(lambda: (matrix @ q, matrix.T @ p))
+    matrix32, q32, p32 = (a.astype(np.float32) for a in (matrix, q, p))
+    float32_floor_seconds = median_seconds(lambda: (matrix32 @ q32, matrix32.T @ p32))
     optimal = optimal_error(delta, rank)
     return {
         "layer": label,
@@ -135,6 +150,8 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
         "core_seconds": core_seconds,
         "floor_seconds": floor_seconds,
         "time_vs_floor": codec_seconds / floor_seconds,
+        "float32_floor_seconds": float32_floor_seconds,
+        "time_vs_float32_floor": codec_seconds / float32_floor_seconds,
     }
 
 
@@ -150,9 +167,93 @@ def _unit(array: np.ndarray) -> np.ndarray:
     return array / np.linalg.norm(array)
 
 
-def markdown(rows: list[dict], environment: dict) -> str:
+def task_run(codec: str, partition: str, seed: int) -> dict:
+    """One offline run of the default task (digits, MLP, 10 clients), honest fedavg."""
+    import torch
+
+    from flare.federation.config import SimulationConfig
+    from flare.federation.simulation import Simulation
+
+    torch.set_num_threads(1)
+    config = SimulationConfig(
+        codec=codec, partition=partition, seed=seed, malicious=0, aggregator="fedavg"
+    )
+    report = Simulation(config).run()
+    bytes_up = sum(r.bytes_up for r in report.rounds)
+    bytes_raw = sum(r.bytes_raw for r in report.rounds)
+    return {
+        "codec": codec,
+        "params": make_codec(codec).params() if codec != "powersgd" else {"rank": config.rank},
+        "partition": partition,
+        "seed": seed,
+        "accuracy": report.rounds[-1].accuracy,
+        "bytes_up": bytes_up,
+        "bytes_raw": bytes_raw,
+        "ratio": bytes_raw / bytes_up,
+    }
+
+
+def task_rows() -> list[dict]:
+    """Every codec, partition and seed, two runs at a time in fresh processes."""
+    jobs = [
+        (codec, partition, seed)
+        for seed in TASK_SEEDS
+        for partition in TASK_PARTITIONS
+        for codec in TASK_CODECS
+    ]
+    results = []
+    with multiprocessing.get_context("spawn").Pool(TASK_WORKERS) as pool:
+        for row in pool.imap(_task_job, jobs):
+            print(json.dumps(row), flush=True)  # progress, and what a stopped run still gives
+            results.append(row)
+    return results
+
+
+def _task_job(job: tuple[str, str, int]) -> dict:
+    return task_run(*job)
+
+
+def task_markdown(runs: list[dict]) -> list[str]:
+    accuracy = {(r["codec"], r["partition"], r["seed"]): r["accuracy"] for r in runs}
     lines = [
-        "# Compression benchmark: PowerSGD",
+        "## Codecs on the default task",
+        "",
+        "Digits, MLP 64-256-128-10, 10 clients, 10 rounds, no attackers, fedavg, offline "
+        f"(`SimulationConfig(malicious=0, aggregator='fedavg')`), seeds "
+        f"{', '.join(map(str, TASK_SEEDS))}. **ratio**: raw float32 bytes of every update / "
+        "bytes uploaded (headers included); **accuracy**: final test accuracy, mean ± std "
+        "over seeds; **Δ pts**: mean per-seed difference from `none` in percentage points.",
+        "",
+        "| codec | params | partition | ratio | accuracy % | Δ pts |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for partition in TASK_PARTITIONS:
+        for codec in TASK_CODECS:
+            cell = [r for r in runs if r["codec"] == codec and r["partition"] == partition]
+            if not cell:
+                continue
+            scores = [100 * r["accuracy"] for r in cell]
+            gaps = [
+                100 * (r["accuracy"] - accuracy[("none", partition, r["seed"])])
+                for r in cell
+                if ("none", partition, r["seed"]) in accuracy
+            ]
+            spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
+            params = json.dumps(cell[0]["params"], separators=(",", ":"))
+            lines.append(
+                f"| {codec} | `{params}` | {partition} "
+                f"| {statistics.mean(r['ratio'] for r in cell):.1f} "
+                f"| {statistics.mean(scores):.2f} ± {spread:.2f} "
+                f"| {statistics.mean(gaps):+.2f} |"
+            )
+    return lines
+
+
+def markdown(rows: list[dict], environment: dict, runs: list[dict]) -> str:
+    lines = [
+        "# Compression benchmark",
+        "",
+        "## PowerSGD per layer",
         "",
         f"Produced by `{COMMAND}` ({environment['python']}, numpy {environment['numpy']}, "
         f"{environment['cpus']} CPUs, {environment['machine']}). Sizes and errors are "
@@ -178,11 +279,12 @@ def markdown(rows: list[dict], environment: dict) -> str:
         "reconstruction); **core us**: its arithmetic alone (M@Q, Gram-Schmidt, M^T@P, "
         "and the deterministic rebuild, done twice: encoder's error feedback and decoder); "
         "**floor us**: the two bare float64 products M@Q and M^T@P; **x floor**: codec / "
-        "floor; **core x**: core / floor.",
+        "floor; **core x**: core / floor; **f32 floor us**: the same two products in "
+        "float32; **x f32**: codec / f32 floor, the issue's measure (target 3).",
         "",
         "| layer | r | ratio | error | SVD | x opt | warm | warm SVD | EF sum "
-        "| codec us | core us | floor us | x floor | core x |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| codec us | core us | floor us | x floor | core x | f32 floor us | x f32 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         ratio = f"{row['ratio']:.1f}" if row["low_rank"] else f"{row['ratio']:.2f} dense"
@@ -192,24 +294,36 @@ def markdown(rows: list[dict], environment: dict) -> str:
             f"| {row['warm_error']:.3f} | {row['warm_optimal_error']:.3f} "
             f"| {row['feedback_sum_error']:.3f} | {row['codec_seconds'] * 1e6:.0f} "
             f"| {row['core_seconds'] * 1e6:.0f} | {row['floor_seconds'] * 1e6:.1f} "
-            f"| {row['time_vs_floor']:.0f} | {row['core_seconds'] / row['floor_seconds']:.0f} |"
+            f"| {row['time_vs_floor']:.0f} | {row['core_seconds'] / row['floor_seconds']:.0f} "
+            f"| {row['float32_floor_seconds'] * 1e6:.1f} | {row['time_vs_float32_floor']:.0f} |"
         )
+    lines += ["", *task_markdown(runs)]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("all", "layers", "task"), default="all")
+    part = parser.parse_args().part
+    previous_path = OUTPUT / "compression.json"
+    previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
     environment = {
         "python": f"Python {platform.python_version()}",
         "numpy": np.__version__,
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
     }
-    rows = [measure(label, shape, rank) for label, shape in SHAPES.items() for rank in RANKS]
+    if part == "task":
+        rows = previous.get("rows", [])
+    else:
+        rows = [measure(label, shape, rank) for label, shape in SHAPES.items() for rank in RANKS]
+    runs = task_rows() if part != "layers" else previous.get("task", [])
     OUTPUT.mkdir(parents=True, exist_ok=True)
-    (OUTPUT / "compression.md").write_text(markdown(rows, environment))
-    results = {"command": COMMAND, "environment": environment, "rows": rows}
-    (OUTPUT / "compression.json").write_text(json.dumps(results, indent=2) + "\n")
-    sys.stdout.write(markdown(rows, environment))
+    text = markdown(rows, environment, runs)
+    (OUTPUT / "compression.md").write_text(text)
+    results = {"command": COMMAND, "environment": environment, "rows": rows, "task": runs}
+    previous_path.write_text(json.dumps(results, indent=2) + "\n")
+    sys.stdout.write(text)
 
 
 if __name__ == "__main__":
