@@ -73,6 +73,8 @@ class Aggregator(ABC):
     """A robust or plain aggregation rule."""
 
     name: ClassVar[str]
+    bitwise_portable: ClassVar[bool] = True
+    """Whether every machine computes the same bytes; a committee can only run such rules."""
 
     @abstractmethod
     def aggregate(

@@ -37,6 +37,7 @@ class FLTrust(Aggregator):
     """Trust-weighted mean of updates rescaled to the server update's norm."""
 
     name = "fltrust"
+    bitwise_portable = False  # g₀ comes from float32 training, whose bits vary by CPU
 
     def aggregate(
         self, updates: Sequence[ClientUpdate], context: AggregationContext

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from flare.aggregation.base import AggregationContext, ClientUpdate
+from flare.aggregation.base import AggregationContext, ClientUpdate, Trainer
 from flare.compression import decode_update
 from flare.compression.base import MalformedUpdateError, UpdateBinding, UpdateEncoder
 from flare.errors import FlareError
@@ -22,7 +22,7 @@ from flare.federation.clients import Client, LocalUpdate, produce_update
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, RunInterrupted, SimulationReport
 from flare.federation.setup import Federation, ModelBuilder, build_federation
-from flare.tensors import Weights, add, raw_nbytes
+from flare.tensors import Weights, add, raw_nbytes, subtract
 
 OFFLINE_TASK = "offline"
 
@@ -100,6 +100,17 @@ def client_seed(seed: int, round_number: int, client_index: int) -> int:
     return int(np.random.SeedSequence([seed, round_number, client_index]).generate_state(1)[0])
 
 
+def server_trainer(federation: Federation, seed: int) -> Trainer:
+    """Training on the validation split from given weights (FLTrust's server update)."""
+
+    def train(weights: Weights, features: np.ndarray, labels: np.ndarray) -> Weights:
+        federation.trainer.set_weights(weights)
+        federation.trainer.train(features, labels, seed=seed)
+        return subtract(federation.trainer.get_weights(), weights)
+
+    return train
+
+
 class Simulation:
     """Run federated training offline; ``Simulation(config).run()`` returns the report."""
 
@@ -175,11 +186,14 @@ class Simulation:
             rejected.update(unsendable)
         with clock.phase("aggregate"):
             if updates:
+                server_seed = client_seed(config.seed, round_number, config.clients)
                 context = AggregationContext(
                     global_weights=global_weights,
                     predict=federation.predict,
                     validation_features=federation.dataset.validation_features,
                     validation_labels=federation.dataset.validation_labels,
+                    train=server_trainer(federation, server_seed),
+                    seed=server_seed,
                 )
                 result = federation.aggregator.aggregate(updates, context)
                 global_weights = add(global_weights, result.delta)

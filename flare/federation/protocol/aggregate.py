@@ -291,6 +291,10 @@ def compute_aggregate(
             predict=context.predict,
             validation_features=context.bundle.validation_features,
             validation_labels=context.bundle.validation_labels,
+            # A submission sealed the seed, so an attempt with updates always has one.
+            seed=int.from_bytes(
+                chain.attempt_seed(context.task_id, round_number, attempt)[:8], "big"
+            ),
         )
         # Whatever goes wrong in the rule goes wrong alike for every member: it settles the
         # round as "base model kept" rather than stopping every member's step.

@@ -175,6 +175,11 @@ def _check_manifest_fields(meta: Any) -> None:
             f"manifest model and aggregator must be names of 1-{MAX_NAME_CHARS} "
             "printable ASCII characters"
         )
+    if not _committee_can_run(meta["aggregator"]):
+        raise MalformedArtifactError(
+            f"aggregator {meta['aggregator']!r} is not bitwise reproducible across machines, "
+            "so a committee cannot agree on its aggregate; use it in offline simulations"
+        )
     params = meta["aggregator_params"]
     if not isinstance(params, dict) or any(
         isinstance(value, dict | list) for value in params.values()
@@ -184,6 +189,13 @@ def _check_manifest_fields(meta: Any) -> None:
         )
     if "privacy" in meta:
         _privacy_requirement(meta["privacy"])
+
+
+def _committee_can_run(aggregator: str) -> bool:
+    from flare.aggregation.registry import AGGREGATORS
+
+    rule = AGGREGATORS.get(aggregator)
+    return rule is None or rule.bitwise_portable
 
 
 def _privacy_requirement(value: Any) -> PrivacyRequirement:
