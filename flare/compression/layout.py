@@ -7,6 +7,7 @@ error feedback must subtract exactly what every decoder will rebuild.
 """
 
 from dataclasses import dataclass
+from functools import cached_property
 from math import prod
 from typing import Any
 
@@ -74,8 +75,15 @@ class TensorLayout:
         """The tensor viewed as a matrix: first axis by all other axes (conv kernels flatten)."""
         return self.shape[0], prod(self.shape[1:])
 
+    @cached_property
+    def _stored(self) -> dict[str, StoredTensor]:
+        return self._plan_stored()
+
     def stored_tensors(self) -> dict[str, StoredTensor]:
         """Names, element types and shapes of the safetensors entries that carry this tensor."""
+        return dict(self._stored)
+
+    def _plan_stored(self) -> dict[str, StoredTensor]:
         if self.kind == DENSE:
             return {self.name: StoredTensor(FLOAT32, self.shape)}
         if self.kind == SPARSE:

@@ -128,24 +128,30 @@ MAX_JSON_DEPTH = 64
 recursion limit at a depth that depends on the caller's stack, making refusals flaky."""
 
 
-STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
-"""A string literal, or an unclosed one running to the end of the text. Some branch always
-matches once a quote is found, so the scan never backtracks and stays linear."""
-NOT_A_BRACKET = re.compile(r"[^\[\]{}]+")
+STRING_LITERAL = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+"""A string literal, or an unclosed one running to the end of the text. Unrolled (no
+alternation inside the repetition), and some ending always matches once a quote is found,
+so the scan never backtracks and stays linear."""
 
 
 def nesting_depth(text: str) -> int:
     """Deepest bracket nesting outside string literals (an unclosed string runs to the end).
 
     Vectorised, because every blob's header passes through here: string literals are cut
-    out by one regular expression, and the running depth is a cumulative sum.
+    out by one regular expression, and the running depth is a cumulative sum over the
+    UTF-8 bytes (a multi-byte character never contains a bracket's byte).
     """
     outside = STRING_LITERAL.sub("", text)
-    brackets = np.frombuffer(NOT_A_BRACKET.sub("", outside).encode("ascii"), dtype=np.uint8)
-    if not brackets.size:
-        return 0
-    steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1)
-    return max(0, int(np.cumsum(steps).max()))
+    codes = np.frombuffer(outside.encode("utf-8", "surrogatepass"), dtype=np.uint8)
+    opening = (codes == ord("[")) | (codes == ord("{"))
+    closing = (codes == ord("]")) | (codes == ord("}"))
+    steps = opening.astype(np.int64) - closing
+    return max(0, int(np.cumsum(steps).max())) if steps.size else 0
+
+
+def _may_nest_deeper_than(text: str, depth: int) -> bool:
+    """False when ``text`` has too few opening brackets (strings included) to nest so deep."""
+    return text.count("[") + text.count("{") > depth
 
 
 def parse_json_strictly(text: str, what: str) -> Any:
@@ -156,7 +162,7 @@ def parse_json_strictly(text: str, what: str) -> Any:
     :data:`MAX_JSON_DEPTH`. What comes back therefore re-serialises with
     :func:`canonical_json` without error, whatever its shape.
     """
-    if nesting_depth(text) > MAX_JSON_DEPTH:
+    if _may_nest_deeper_than(text, MAX_JSON_DEPTH) and nesting_depth(text) > MAX_JSON_DEPTH:
         raise MalformedUpdateError(
             f"{what} is not valid JSON: nested deeper than {MAX_JSON_DEPTH} levels"
         )
