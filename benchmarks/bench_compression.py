@@ -222,10 +222,11 @@ def task_markdown(runs: list[dict]) -> list[str]:
         f"(`SimulationConfig(malicious=0, aggregator='fedavg')`), seeds "
         f"{', '.join(map(str, TASK_SEEDS))}. **ratio**: raw float32 bytes of every update / "
         "bytes uploaded (headers included); **accuracy**: final test accuracy, mean ± std "
-        "over seeds; **Δ pts**: mean per-seed difference from `none` in percentage points.",
+        "over seeds; **Δ pts**: mean per-seed difference from `none` in percentage points; "
+        "**target**: at least 25x fewer bytes and at most 1 point below `none`.",
         "",
-        "| codec | params | partition | ratio | accuracy % | Δ pts |",
-        "|---|---|---|---:|---:|---:|",
+        "| codec | params | partition | target | ratio | accuracy % | Δ pts |",
+        "|---|---|---|---|---:|---:|---:|",
     ]
     for partition in TASK_PARTITIONS:
         for codec in TASK_CODECS:
@@ -240,8 +241,11 @@ def task_markdown(runs: list[dict]) -> list[str]:
             ]
             spread = statistics.stdev(scores) if len(scores) > 1 else 0.0
             params = json.dumps(cell[0]["params"], separators=(",", ":"))
+            target_met = statistics.mean(r["ratio"] for r in cell) >= 25 and (
+                statistics.mean(gaps) >= -1
+            )
             lines.append(
-                f"| {codec} | `{params}` | {partition} "
+                f"| {codec} | `{params}` | {partition} | {'yes' if target_met else 'no'} "
                 f"| {statistics.mean(r['ratio'] for r in cell):.1f} "
                 f"| {statistics.mean(scores):.2f} ± {spread:.2f} "
                 f"| {statistics.mean(gaps):+.2f} |"
@@ -297,6 +301,19 @@ def markdown(rows: list[dict], environment: dict, runs: list[dict]) -> str:
             f"| {row['time_vs_floor']:.0f} | {row['core_seconds'] / row['floor_seconds']:.0f} "
             f"| {row['float32_floor_seconds'] * 1e6:.1f} | {row['time_vs_float32_floor']:.0f} |"
         )
+    if rows:
+        codec_x = [row["time_vs_float32_floor"] for row in rows]
+        core_x = [row["core_seconds"] / row["float32_floor_seconds"] for row in rows]
+        lines += [
+            "",
+            f"Against two float32 matmuls the codec takes {min(codec_x):.0f}-{max(codec_x):.0f}x "
+            "(the issue's target is 3x, not met). Its arithmetic alone, whose deterministic "
+            "rebuild (a float64 sum of outer products, done by the encoder for error feedback "
+            f"and again by the decoder) the bitwise guarantee requires, takes "
+            f"{min(core_x):.0f}-{max(core_x):.0f}x: at these layer sizes (at most 33k "
+            "entries, floors of 5-25 us) the rebuild and the per-blob Python work, not the "
+            "matmuls, set the cost.",
+        ]
     lines += ["", *task_markdown(runs)]
     return "\n".join(lines) + "\n"
 
