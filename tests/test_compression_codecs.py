@@ -1,6 +1,7 @@
 """Lossless codecs, bindings, determinism and the codec registry."""
 
 import copy
+import hashlib
 import struct
 import time
 
@@ -250,3 +251,28 @@ def test_nesting_depth_stays_linear_on_escaped_quotes_after_an_unclosed_string()
     started = time.perf_counter()
     assert nesting_depth(text) == 0
     assert time.perf_counter() - started < 1.0
+
+
+# Digests of three successive blobs from one encoder, recorded before the codec speed-ups and
+# the new codecs (topk: when it was added). PowerSGD's are not pinned: its encoder's power
+# step is a BLAS product, whose rounding may differ between machines (its decoder's is not).
+PINNED_BLOB_DIGESTS = {
+    "none": "9937848fac574c7a29fd819d0425e779889273ab4781b453b6b4f7863bd4b805",
+    "gzip": "d2b75bbaf4e6588bd9c765e25fa4cf148464f81c6336986dfcd5a3ed9a829b17",
+    "topk": "531b64a118739a436b47047c058147c7d04af226fb3d7101483e120c8ecca59d",
+}
+
+
+@pytest.mark.parametrize("codec_name", sorted(PINNED_BLOB_DIGESTS))
+def test_blob_bytes_are_the_pinned_ones(codec_name):
+    spec = {"conv": (6, 2, 3, 3), "fc": (10, 8), "bias": (8,)}
+    rng = np.random.default_rng(11)
+    deltas = [
+        {name: rng.standard_normal(shape).astype(np.float32) for name, shape in spec.items()}
+        for _ in range(3)
+    ]
+    encoder = make_codec(codec_name).new_encoder(spec, 5)
+    digest = hashlib.sha256()
+    for delta in deltas:
+        digest.update(encoder.encode(delta, BINDING))
+    assert digest.hexdigest() == PINNED_BLOB_DIGESTS[codec_name]
