@@ -1,6 +1,8 @@
 """What a person watching a run sees: a progress bar and one line per round."""
 
+from collections import Counter
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,9 +33,7 @@ def round_line(record: RoundRecord, total_rounds: int) -> str:
         f"flagged {len(record.flagged):>2} ({caught}/{len(record.malicious)} malicious)",
     ]
     if record.protocol is not None:
-        retries = len(record.protocol["failed_attempts"])
-        committee = f"committee {len(record.protocol['committee'])}"
-        parts.append(committee + (f" after {retries} failed attempts" if retries else ""))
+        parts.append(f"committee {len(record.protocol['committee'])}")
     if record.privacy is not None:
         parts.append(f"ε {record.privacy['epsilon']:.3g}")
     if record.dropped:
@@ -42,6 +42,62 @@ def round_line(record: RoundRecord, total_rounds: int) -> str:
         parts.append(f"rejected {len(record.rejected)}")
     parts.append(f"{record.seconds:5.2f}s")
     return "  ".join(parts)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def attempt_failure(attempt: dict[str, Any]) -> str:
+    """Why a protocol attempt did not finalize, in words and numbers.
+
+    Reads the attempt's own record: the seats, submissions and approvals it needed next to
+    the committee, submissions and votes it got.
+    """
+    seats = len(attempt["committee"])
+    if seats < attempt["seats_needed"]:
+        return f"{seats} seat{'' if seats == 1 else 's'} of {attempt['seats_needed']} needed"
+    submissions = len(attempt["sent"])
+    if submissions < attempt["submissions_needed"]:
+        return (
+            f"{_plural(submissions, 'submission')} of {attempt['submissions_needed']} needed"
+        )
+    if not attempt["proposals"]:
+        return "no proposal"
+    needed = attempt["approvals_needed"]
+    rejections = sum(not vote["approve"] for vote in attempt["votes"])
+    if rejections > seats - needed:
+        return (
+            f"rejected: quorum out of reach ({rejections} of {seats} members rejected, "
+            f"{needed} approvals needed)"
+        )
+    approvals = Counter(vote["proposal"] for vote in attempt["votes"] if vote["approve"])
+    best = max(approvals.values(), default=0)
+    return f"no quorum: {best} of {needed} approvals"
+
+
+def round_notes(record: RoundRecord) -> list[str]:
+    """Lines printed under a protocol round: each failed attempt, then warnings."""
+    if record.protocol is None:
+        return []
+    notes = [
+        f"  attempt {failed['attempt']} failed: {attempt_failure(failed)}"
+        for failed in record.protocol["failed_attempts"]
+    ]
+    seats = len(record.protocol["committee"])
+    attackers = record.protocol.get("attackers_seated", [])
+    if attackers:
+        notes.append(
+            f"  WARNING: attackers held {len(attackers)} of {seats} seats "
+            f"({', '.join(attackers)})"
+        )
+    honest = record.protocol.get("honest_model")
+    if honest is not None and honest != record.protocol["global_model"]:
+        notes.append(
+            f"  WARNING: the finalized model {record.protocol['global_model']} is not the one "
+            f"an honest member recomputes ({honest})"
+        )
+    return notes
 
 
 class RoundTable(RunObserver):
@@ -102,6 +158,9 @@ class RoundTable(RunObserver):
 
     def round_finished(self, record: RoundRecord) -> None:
         self.console.print(round_line(record, self._rounds))
+        for note in round_notes(record):
+            style = "bold red" if note.lstrip().startswith("WARNING") else "dim"
+            self.console.print(note, style=style, markup=False)
 
     def summary(self, report: SimulationReport) -> None:
         if not report.rounds:

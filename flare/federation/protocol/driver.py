@@ -30,7 +30,7 @@ from flare.compression.base import MalformedUpdateError, UpdateEncoder
 from flare.crypto.bls import SecretKey
 from flare.errors import ConfigError, FlareError
 from flare.federation.config import SimulationConfig
-from flare.federation.protocol.aggregate import TaskContext, load_task_context
+from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, load_task_context
 from flare.federation.protocol.artifacts import (
     TaskManifest,
     decode_model,
@@ -354,6 +354,15 @@ class _TaskRun:
                 }
                 for c in committee
             ],
+            # What the attempt needed, so a failure can be told in numbers ("2 of 3 approvals").
+            "seats_needed": self.protocol.min_committee,
+            "submissions_needed": self.protocol.min_clients,
+            "approvals_needed": -(-self.protocol.quorum_bps * len(committee) // 10_000),
+            "attackers_seated": [
+                self.by_address[c.member].name
+                for c in committee
+                if self.by_address[c.member].name in federation.malicious_ids
+            ],
             "proposals": [],
             "votes": [],
             "finalized": False,
@@ -408,6 +417,8 @@ class _TaskRun:
             return outcome
         winner = next(p for p in proposals if p.proposal_id == final.proposal_id)
         aggregate = next(a for a in computed.values() if a.model == winner.model)
+        if self.protocol.dishonest_committee:
+            outcome["honest_model"] = self._honest_model(members, computed, context, opened)
         outcome.update(
             finalized=True,
             global_model=winner.model.to_cid(),
@@ -415,3 +426,18 @@ class _TaskRun:
             aggregate=aggregate,
         )
         return outcome
+
+    def _honest_model(
+        self,
+        members: list[ProtocolParticipant],
+        computed: dict[str, RoundAggregate],
+        context: TaskContext,
+        opened: RoundOpened,
+    ) -> str:
+        """The model CID an honest member computes for this attempt, recomputed by one
+        outside the committee when attackers hold every seat."""
+        seated = next((m for m in members if m.honest_member), None)
+        if seated is not None:
+            return computed[seated.address].model.to_cid()
+        outsider = next(p for p in self.participants if p.honest_member)
+        return outsider.aggregate(self.chain, self.store, context, opened).model.to_cid()
