@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from flare.errors import ConfigError
-from flare.privacy.mechanism import DPParams
+from flare.privacy.params import DPParams
 
 NEIGHBOURING_RELATION = "replace-one client's whole dataset"
 SENSITIVITY_IN_CLIPS = 2.0

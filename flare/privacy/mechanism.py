@@ -13,35 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flare.errors import ConfigError
+from flare.privacy.params import DPParams
 from flare.tensors import Weights
-
-MAX_PARAMETER = 1e6
-"""Upper bound on the clip and the noise multiplier: keeps the noise finite in float32."""
 
 CLIP_SHRINK = 1.0 - 2.0**-20
 """Clipping aims this fraction below the bound: casting to float32 moves each value by at
 most 2^-24 of itself, so the float32 result still lies within the bound."""
-
-
-@dataclass(frozen=True)
-class DPParams:
-    """How one device privatises its updates: L2 clipping bound and noise multiplier ``z``."""
-
-    clip: float
-    noise_multiplier: float
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.clip) and 0 < self.clip <= MAX_PARAMETER):
-            raise ConfigError(f"--dp-clip must lie in (0, {MAX_PARAMETER:g}], got {self.clip}")
-        z = self.noise_multiplier
-        if not (math.isfinite(z) and 0 <= z <= MAX_PARAMETER):
-            raise ConfigError(f"--dp-noise-multiplier must lie in [0, {MAX_PARAMETER:g}], got {z}")
-
-    @property
-    def noise_std(self) -> float:
-        """Standard deviation of the noise on each coordinate."""
-        return self.noise_multiplier * self.clip
 
 
 def l2_norm(delta: Weights) -> float:

@@ -13,7 +13,7 @@ from typing import Any
 
 from flare.errors import ConfigError
 from flare.privacy.accounting import calibrate_noise_multiplier, epsilon_after
-from flare.privacy.mechanism import DPParams
+from flare.privacy.params import DPParams
 
 REQUIREMENT_KEYS = ("clip", "delta", "max_epsilon", "noise_multiplier")
 
