@@ -4,7 +4,7 @@ import argparse
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,7 @@ from flare.errors import ConfigError, FlareError
 
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, like every other Flare error, and which
-    may take some defaults and choices only once it is used (:func:`defer_defaults`,
-    :func:`defer_choices`).
+    may take some defaults only once it is used (:func:`defer_defaults`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -52,9 +51,9 @@ def _flare_parser(parser: argparse.ArgumentParser) -> _Parser:
     return parser
 
 
-# Both deferrals exist for values that live in modules importing numpy or torch: a command
-# reads them only when it parses its own arguments or prints its own help, so building the
-# whole `flare` parser (as every command and `flare --help` do) imports neither.
+# Deferral exists for defaults that are computed, not written down: a command computes them
+# only when it parses its own arguments or prints its own help, so building the whole
+# `flare` parser (as every command and `flare --help` do) computes none.
 
 
 def defer_defaults(
@@ -70,18 +69,6 @@ def defer_defaults(
         flare_parser.set_defaults(**defaults)
 
     flare_parser.defer(load)
-
-
-def defer_choices(
-    parser: argparse.ArgumentParser, option: argparse.Action, source: Callable[[], Iterable[str]]
-) -> None:
-    """Give ``option`` (an option of ``parser``) the choices ``source`` returns, when
-    ``parser`` is first used; the help shows them as if they had been given at once."""
-
-    def load() -> None:
-        option.choices = list(source())
-
-    _flare_parser(parser).defer(load)
 
 
 def integer_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:

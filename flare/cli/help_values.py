@@ -1,10 +1,9 @@
 """Values the help texts show whose modules are heavy to import, kept here as plain values.
 
-Models and attacks live in modules that import torch (seconds), partitions in one that
-imports numpy, the node's state directory in one that imports requests: no help text should
-wait for those. Aggregators and codecs are read from their registries when the one command
-that offers them is used (``flare.cli.defer_choices``). ``tests/test_startup.py`` keeps each
-value here equal to its source.
+Models and attacks live in modules that import torch (seconds), partitions, aggregators and
+codecs in ones that import numpy, the node's state directory in one that imports requests:
+no help text should wait for those. ``tests/test_startup.py`` keeps each value here equal to
+its source.
 """
 
 from pathlib import Path
@@ -15,5 +14,20 @@ ATTACK_NAMES = ("label-flip", "noise", "random", "scaling", "sign-flip")
 """``flare.federation.clients.ATTACKS``, sorted."""
 PARTITION_NAMES = ("iid", "dirichlet", "shards")
 """``flare.data.PARTITIONS``, in its order."""
+AGGREGATOR_NAMES = (
+    "bucketing",
+    "centered-clipping",
+    "fedavg",
+    "fltrust",
+    "geomedian",
+    "krum",
+    "median",
+    "mi",
+    "multi-krum",
+    "trimmed-mean",
+)
+"""``flare.aggregation.AGGREGATORS``, sorted."""
+CODEC_NAMES = ("gzip", "none", "powersgd", "powersgd-q8", "topk")
+"""``flare.compression.CODECS``, sorted."""
 NODE_STATE_DIR = Path("anvil") / "state"
 """``flare.node.DEFAULT_STATE_DIR``: where ``flare node`` keeps Anvil's and Kubo's state."""

@@ -16,10 +16,15 @@ from flare.cli import (
     check_input_file,
     check_output_directory,
     check_output_file,
-    defer_choices,
     defer_defaults,
 )
-from flare.cli.help_values import ATTACK_NAMES, MODEL_NAMES, PARTITION_NAMES
+from flare.cli.help_values import (
+    AGGREGATOR_NAMES,
+    ATTACK_NAMES,
+    CODEC_NAMES,
+    MODEL_NAMES,
+    PARTITION_NAMES,
+)
 from flare.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -60,8 +65,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Run federated training with simulated clients and write a report.",
         formatter_class=_HelpFormatter,
     )
-    # SimulationConfig's defaults and the registries' names, read only when this command is
-    # used: their modules import numpy, which no other command's help needs.
+    # SimulationConfig's defaults, read only when this command is used: no other command's
+    # help needs them.
     defer_defaults(p, _defaults)
     p.add_argument("--dataset", help="'digits' or a .npz with X, y")
     p.add_argument("--model", choices=MODEL_NAMES)
@@ -77,8 +82,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="noise sigma / random scale / sign-flip scale / scaling factor (attack's default)",
     )
-    defer_choices(p, p.add_argument("--aggregator"), _aggregator_names)
-    defer_choices(p, p.add_argument("--codec"), _codec_names)
+    p.add_argument("--aggregator", choices=AGGREGATOR_NAMES)
+    p.add_argument("--codec", choices=CODEC_NAMES)
     p.add_argument("--rank", type=int, help="PowerSGD rank")
     p.add_argument("--dropout", type=float, help="P(client skips round)")
     p.add_argument("--seed", type=int)
@@ -142,18 +147,6 @@ def _defaults() -> dict[str, object]:
 
     config = SimulationConfig()
     return {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
-
-
-def _aggregator_names() -> list[str]:
-    from flare.aggregation import AGGREGATORS
-
-    return sorted(AGGREGATORS)
-
-
-def _codec_names() -> list[str]:
-    from flare.compression import CODECS
-
-    return sorted(CODECS)
 
 
 def config_from_args(args: argparse.Namespace) -> "SimulationConfig":
