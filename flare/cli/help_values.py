@@ -10,7 +10,17 @@ from pathlib import Path
 
 MODEL_NAMES = ("cnn", "logreg", "mlp")
 """``flare.models.MODELS``, sorted."""
-ATTACK_NAMES = ("label-flip", "noise", "random", "scaling", "sign-flip")
+ATTACK_NAMES = (
+    "alie",
+    "ipm",
+    "label-flip",
+    "min-max",
+    "min-sum",
+    "noise",
+    "random",
+    "scaling",
+    "sign-flip",
+)
 """``flare.federation.clients.ATTACKS``, sorted."""
 PARTITION_NAMES = ("iid", "dirichlet", "shards")
 """``flare.data.PARTITIONS``, in its order."""

@@ -11,15 +11,21 @@ training with poisoned labels, start from that privatised update.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from flare.errors import ConfigError
+from flare.federation import collusion
 from flare.models.base import ModelAdapter
 from flare.privacy import LocalDP
-from flare.tensors import Weights, subtract
+from flare.tensors import Weights, flatten, spec_of, subtract, unflatten
+
+Knowledge = Literal["full", "partial"]
+"""What a colluding bloc has seen: every honest update of the round, or only its own."""
+KNOWLEDGE_MODES: tuple[Knowledge, ...] = ("full", "partial")
 
 
 @dataclass(frozen=True)
@@ -168,6 +174,104 @@ class LabelFlipAttack(Attack):
         return situation.as_sent(poisoned)
 
 
+class CollusionAttack(Attack):
+    """A bloc of attackers that pools what it knows and sends one forged update.
+
+    On a public chain every honest update is readable before the submission window closes,
+    so with ``knowledge="full"`` the bloc forges from every participant's honest update of
+    the round (its own members' included); with ``"partial"`` from its members' own honest
+    updates only. Every member sends the same delta, each with its own true sample count.
+    """
+
+    def __init__(self, knowledge: Knowledge = "full") -> None:
+        if knowledge not in KNOWLEDGE_MODES:
+            raise ConfigError(
+                f"unknown attack knowledge {knowledge!r}; choose one of "
+                f"{', '.join(KNOWLEDGE_MODES)}"
+            )
+        self.knowledge = knowledge
+
+    @abstractmethod
+    def forge(self, known: np.ndarray) -> np.ndarray:
+        """The bloc's vector from the known honest updates, one flattened update a row."""
+
+    def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
+        raise ConfigError(
+            f"{self.name} is a colluding attack: its attackers need the round's honest "
+            "updates, which only the offline simulation hands them"
+        )
+
+    def collude(
+        self, honest: Mapping[str, LocalUpdate], members: frozenset[str]
+    ) -> dict[str, LocalUpdate]:
+        """What each of ``members`` sends, given every participant's honest update.
+
+        ``honest`` holds the round's honest updates as they would be sent, the members'
+        included; the result maps each member present in ``honest`` to its forged update.
+        """
+        present = [cid for cid in honest if cid in members]
+        if not present:
+            return {}
+        sources = honest if self.knowledge == "full" else {cid: honest[cid] for cid in present}
+        spec = spec_of(next(iter(sources.values())).delta)
+        known = np.stack([flatten(update.delta) for update in sources.values()])
+        forged = unflatten(self.forge(known), spec)
+        return {
+            cid: LocalUpdate(
+                {name: array.copy() for name, array in forged.items()},
+                honest[cid].num_samples,
+                honest[cid].train_loss,
+            )
+            for cid in present
+        }
+
+
+class AlieAttack(CollusionAttack):
+    """A Little Is Enough (Baruch et al., 2019): ``mean − z·σ`` coordinate-wise."""
+
+    name = "alie"
+
+    def __init__(self, z: float = 1.5, knowledge: Knowledge = "full") -> None:
+        super().__init__(knowledge)
+        self.z = z
+
+    def forge(self, known: np.ndarray) -> np.ndarray:
+        return collusion.alie_vector(known, self.z)
+
+
+class IpmAttack(CollusionAttack):
+    """Inner-product manipulation (Xie et al., 2020): ``−ε·mean`` of the known updates."""
+
+    name = "ipm"
+
+    def __init__(self, epsilon: float = 0.5, knowledge: Knowledge = "full") -> None:
+        super().__init__(knowledge)
+        self.epsilon = epsilon
+
+    def forge(self, known: np.ndarray) -> np.ndarray:
+        return collusion.ipm_vector(known, self.epsilon)
+
+
+class MinMaxAttack(CollusionAttack):
+    """Min-max (Shejwalkar and Houmansadr, 2021): ``mean − γ·σ``, γ as large as keeps the
+    forged update no farther from any known update than the two farthest known updates."""
+
+    name = "min-max"
+
+    def forge(self, known: np.ndarray) -> np.ndarray:
+        return collusion.min_max_vector(known)
+
+
+class MinSumAttack(CollusionAttack):
+    """Min-sum (same paper): ``mean − γ·σ``, γ as large as keeps its summed squared distance
+    to the known updates within that of the most central known update."""
+
+    name = "min-sum"
+
+    def forge(self, known: np.ndarray) -> np.ndarray:
+        return collusion.min_sum_vector(known)
+
+
 def produce_update(
     client: Client,
     model: ModelAdapter,
@@ -199,17 +303,35 @@ def privatized(update: LocalUpdate, privacy: LocalDP | None) -> LocalUpdate:
 
 ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls
-    for cls in (NoiseAttack, RandomWeightsAttack, SignFlipAttack, ScalingAttack, LabelFlipAttack)
+    for cls in (
+        NoiseAttack,
+        RandomWeightsAttack,
+        SignFlipAttack,
+        ScalingAttack,
+        LabelFlipAttack,
+        AlieAttack,
+        IpmAttack,
+        MinMaxAttack,
+        MinSumAttack,
+    )
 }
+WITHOUT_STRENGTH = (LabelFlipAttack, MinMaxAttack, MinSumAttack)
+"""Attacks with no main parameter: a given strength is ignored (min-max searches its own)."""
 
 
-def make_attack(name: str, strength: float | None = None) -> Attack:
-    """Instantiate a named attack; ``strength`` overrides its main parameter."""
+def make_attack(
+    name: str, strength: float | None = None, knowledge: Knowledge = "full"
+) -> Attack:
+    """Instantiate a named attack; ``strength`` overrides its main parameter, ``knowledge``
+    says what a colluding attack's bloc has seen (ignored by the others)."""
     if name not in ATTACKS:
         raise ConfigError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}")
     cls = ATTACKS[name]
-    if strength is None or cls is LabelFlipAttack:
-        return cls()
+    options: dict[str, Knowledge] = (
+        {"knowledge": knowledge} if issubclass(cls, CollusionAttack) else {}
+    )
+    if strength is None or cls in WITHOUT_STRENGTH:
+        return cls(**options)
     if not np.isfinite(strength) or strength <= 0:
         raise ConfigError(f"attack strength must be a positive number, got {strength}")
-    return cls(strength)
+    return cls(strength, **options)

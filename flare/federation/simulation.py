@@ -18,7 +18,7 @@ from flare.aggregation.base import AggregationContext, ClientUpdate, Trainer
 from flare.compression import decode_update
 from flare.compression.base import MalformedUpdateError, UpdateBinding, UpdateEncoder
 from flare.errors import FlareError
-from flare.federation.clients import Client, LocalUpdate, produce_update
+from flare.federation.clients import Client, CollusionAttack, LocalUpdate, produce_update
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, RunInterrupted, SimulationReport
 from flare.federation.setup import Federation, ModelBuilder, build_federation
@@ -155,10 +155,20 @@ class Simulation:
         base_label = weights_digest(global_weights)
         blobs: list[tuple[str, bytes]] = []
         unsendable: dict[str, str] = {}
+        colluded: dict[str, LocalUpdate] = {}
+        if isinstance(federation.attack, CollusionAttack):
+            # The bloc submits last: every participant trains first, so that it has read
+            # every honest update of the round before it forges its own.
+            with clock.phase("train"):
+                colluded = colluded_updates(
+                    federation, federation.attack, participants, global_weights, round_number
+                )
         for index, client in participants:
             with clock.phase("train"):
-                seed = client_seed(config.seed, round_number, index)
-                update = local_update(federation, client, global_weights, seed)
+                update = colluded.get(client.client_id)
+                if update is None:
+                    seed = client_seed(config.seed, round_number, index)
+                    update = local_update(federation, client, global_weights, seed)
             with clock.phase("encode"):
                 encoder = encoders.get(client.client_id)
                 if encoder is None:
@@ -280,6 +290,9 @@ def local_update(
 ) -> LocalUpdate:
     """What ``client`` sends this round: honest training, or its attack; noised with DP on."""
     attack = federation.attack if client.client_id in federation.malicious_ids else None
+    if isinstance(attack, CollusionAttack):
+        # A colluding attacker trains honestly first; the bloc forges from those updates.
+        attack = None
     return produce_update(
         client,
         federation.trainer,
@@ -289,6 +302,27 @@ def local_update(
         attack,
         federation.local_dp(seed),
     )
+
+
+def colluded_updates(
+    federation: Federation,
+    attack: CollusionAttack,
+    participants: list[tuple[int, Client]],
+    global_weights: Weights,
+    round_number: int,
+) -> dict[str, LocalUpdate]:
+    """Every participant's update of the round, the bloc's forged from the honest ones."""
+    honest = {
+        client.client_id: local_update(
+            federation,
+            client,
+            global_weights,
+            client_seed(federation.config.seed, round_number, index),
+        )
+        for index, client in participants
+    }
+    honest.update(attack.collude(honest, federation.malicious_ids))
+    return honest
 
 
 def client_order(client_id: str) -> int:
