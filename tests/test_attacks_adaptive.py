@@ -1,6 +1,7 @@
 """Colluding full-knowledge attacks: each forged vector against its definition, worked by hand
 on three updates, and the bloc's behaviour in a round."""
 
+import json
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from flare.cli import main
 from flare.errors import ConfigError
 from flare.federation import collusion
 from flare.federation.clients import (
@@ -133,7 +135,7 @@ def test_partial_knowledge_uses_only_the_attackers_updates(name):
 
 def test_knowledge_and_lone_use_are_refused_in_one_line():
     with pytest.raises(ConfigError, match="unknown attack knowledge"):
-        make_attack("alie", knowledge="psychic")  # type: ignore[arg-type]
+        make_attack("alie", knowledge="psychic")
     alie = make_attack("alie", 0.7, knowledge="partial")
     assert isinstance(alie, AlieAttack) and (alie.z, alie.knowledge) == (0.7, "partial")
     client = Client("client-0", np.zeros((2, 3)), np.zeros(2, dtype=np.int64))
@@ -156,3 +158,20 @@ def test_offline_run_with_each_attack_completes_and_is_deterministic(attack):
     assert all(len(r["malicious"]) == 2 and not r["rejected"] for r in first["rounds"])
     for key in ("accuracy", "loss", "bytes_up", "accepted"):
         assert [r[key] for r in first["rounds"]] == [r[key] for r in second["rounds"]]
+
+
+def test_cli_runs_a_partial_knowledge_bloc_offline(tmp_path):
+    report_path = tmp_path / "report.json"
+    attack = ["--attack", "min-max", "--attack-knowledge", "partial"]
+    federation = ["--clients", "4", "--malicious", "2", "--rounds", "1", "--local-epochs", "1"]
+    code = main(
+        ["simulate", "--quiet", "--offline", *attack, *federation, "--report", str(report_path)]
+    )
+    assert code == 0
+    config = json.loads(report_path.read_text())["config"]
+    assert (config["attack"], config["attack_knowledge"]) == ("min-max", "partial")
+
+
+def test_unknown_knowledge_in_a_config_is_one_clear_error():
+    with pytest.raises(ConfigError, match="--attack-knowledge must be 'full' or 'partial'"):
+        SimulationConfig(attack_knowledge="psychic")

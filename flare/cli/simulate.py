@@ -80,7 +80,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--attack-strength",
         type=float,
         default=None,
-        help="noise sigma / random scale / sign-flip scale / scaling factor (attack's default)",
+        help="noise sigma / random scale / sign-flip scale / scaling factor / alie z / "
+        "ipm epsilon (attack's default)",
+    )
+    p.add_argument(
+        "--attack-knowledge",
+        choices=("full", "partial"),
+        help="what colluding attackers (alie, ipm, min-max, min-sum) forge from: every "
+        "honest update of the round, or only their own",
     )
     p.add_argument("--aggregator", choices=AGGREGATOR_NAMES)
     p.add_argument("--codec", choices=CODEC_NAMES)

@@ -13,7 +13,7 @@ training with poisoned labels, start from that privatised update.
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 
@@ -23,9 +23,8 @@ from flare.models.base import ModelAdapter
 from flare.privacy import LocalDP
 from flare.tensors import Weights, flatten, spec_of, subtract, unflatten
 
-Knowledge = Literal["full", "partial"]
+KNOWLEDGE_MODES = ("full", "partial")
 """What a colluding bloc has seen: every honest update of the round, or only its own."""
-KNOWLEDGE_MODES: tuple[Knowledge, ...] = ("full", "partial")
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ class CollusionAttack(Attack):
     updates only. Every member sends the same delta, each with its own true sample count.
     """
 
-    def __init__(self, knowledge: Knowledge = "full") -> None:
+    def __init__(self, knowledge: str = "full") -> None:
         if knowledge not in KNOWLEDGE_MODES:
             raise ConfigError(
                 f"unknown attack knowledge {knowledge!r}; choose one of "
@@ -231,7 +230,7 @@ class AlieAttack(CollusionAttack):
 
     name = "alie"
 
-    def __init__(self, z: float = 1.5, knowledge: Knowledge = "full") -> None:
+    def __init__(self, z: float = 1.5, knowledge: str = "full") -> None:
         super().__init__(knowledge)
         self.z = z
 
@@ -244,7 +243,7 @@ class IpmAttack(CollusionAttack):
 
     name = "ipm"
 
-    def __init__(self, epsilon: float = 0.5, knowledge: Knowledge = "full") -> None:
+    def __init__(self, epsilon: float = 0.5, knowledge: str = "full") -> None:
         super().__init__(knowledge)
         self.epsilon = epsilon
 
@@ -320,14 +319,14 @@ WITHOUT_STRENGTH = (LabelFlipAttack, MinMaxAttack, MinSumAttack)
 
 
 def make_attack(
-    name: str, strength: float | None = None, knowledge: Knowledge = "full"
+    name: str, strength: float | None = None, knowledge: str = "full"
 ) -> Attack:
     """Instantiate a named attack; ``strength`` overrides its main parameter, ``knowledge``
     says what a colluding attack's bloc has seen (ignored by the others)."""
     if name not in ATTACKS:
         raise ConfigError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}")
     cls = ATTACKS[name]
-    options: dict[str, Knowledge] = (
+    options: dict[str, str] = (
         {"knowledge": knowledge} if issubclass(cls, CollusionAttack) else {}
     )
     if strength is None or cls in WITHOUT_STRENGTH:

@@ -37,6 +37,7 @@ class SimulationConfig:
     malicious: int = 3
     attack: str = "sign-flip"
     attack_strength: float | None = None
+    attack_knowledge: str = "full"
     aggregator: str = "mi"
     codec: str = "none"
     rank: int = 4
@@ -64,6 +65,10 @@ class SimulationConfig:
             raise ConfigError(f"--malicious must lie in [0, {self.clients}]")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("--dropout must lie in [0, 1)")
+        if self.attack_knowledge not in ("full", "partial"):
+            raise ConfigError(
+                f"--attack-knowledge must be 'full' or 'partial', got {self.attack_knowledge!r}"
+            )
         if self.rank < 1:
             raise ConfigError("--rank must be at least 1")
         check_alpha(self.alpha)

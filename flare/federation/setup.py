@@ -138,7 +138,7 @@ def build_federation(
         dataset=dataset,
         clients=clients,
         malicious_ids=frozenset(clients[i].client_id for i in attackers),
-        attack=make_attack(config.attack, config.attack_strength),
+        attack=make_attack(config.attack, config.attack_strength, config.attack_knowledge),
         trainer=trainer,
         evaluator=TorchModelAdapter(new_module(), training),
         initial_weights=trainer.get_weights(),
