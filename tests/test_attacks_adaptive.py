@@ -71,6 +71,7 @@ def test_a_single_known_update_has_no_spread():
     one = KNOWN[:1]
     assert np.array_equal(collusion.alie_vector(one, 1.5), one[0])
     assert np.array_equal(collusion.min_max_vector(one), one[0])
+    assert np.array_equal(collusion.min_sum_vector(one), one[0])
 
 
 @settings(max_examples=60, deadline=None)
