@@ -56,12 +56,10 @@ def attempt_failure(attempt: dict[str, Any]) -> str:
     """
     seats = len(attempt["committee"])
     if seats < attempt["seats_needed"]:
-        return f"{seats} seat{'' if seats == 1 else 's'} of {attempt['seats_needed']} needed"
+        return f"{_plural(seats, 'seat')} of {attempt['seats_needed']} needed"
     submissions = len(attempt["sent"])
     if submissions < attempt["submissions_needed"]:
-        return (
-            f"{_plural(submissions, 'submission')} of {attempt['submissions_needed']} needed"
-        )
+        return f"{_plural(submissions, 'submission')} of {attempt['submissions_needed']} needed"
     if not attempt["proposals"]:
         return "no proposal"
     needed = attempt["approvals_needed"]
@@ -88,8 +86,7 @@ def round_notes(record: RoundRecord) -> list[str]:
     attackers = record.protocol.get("attackers_seated", [])
     if attackers:
         notes.append(
-            f"  WARNING: attackers held {len(attackers)} of {seats} seats "
-            f"({', '.join(attackers)})"
+            f"  WARNING: attackers held {len(attackers)} of {seats} seats ({', '.join(attackers)})"
         )
     honest = record.protocol.get("honest_model")
     if honest is not None and honest != record.protocol["global_model"]:
