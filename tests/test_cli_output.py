@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from flare.cli.display import attempt_failure, round_notes
 from flare.cli.plots import byte_unit, bytes_figure, mi_cutoffs, scores_figure
+from flare.federation.config import SimulationConfig
+from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
 from flare.federation.report import RoundRecord, SimulationReport
 
 HONEST_CID = "bafkhonest"
@@ -216,3 +218,27 @@ def test_scores_plot_of_another_rule_titles_its_scores_without_cut_offs():
     titles = [axes.get_title(loc="left").splitlines()[0] for axes in figure.axes]
     assert titles == ["Krum rank", "Krum score"]
     assert all(c.get_label() != "cut-off" for axes in figure.axes for c in axes.collections)
+
+
+@pytest.mark.slow
+def test_a_dishonest_committee_run_records_seated_attackers_and_the_honest_model(tmp_path):
+    config = SimulationConfig(
+        model="logreg", clients=8, malicious=2, attack="scaling", rounds=2, seed=2
+    )
+    protocol = ProtocolConfig(
+        dishonest_committee=True, state=tmp_path / "chain.db", store=tmp_path / "blobs"
+    )
+    report = ProtocolSimulation(config, protocol).run()
+    malicious = {name for r in report.rounds for name in r.malicious}
+    seated_somewhere = False
+    for record in report.rounds:
+        attempts = [*record.protocol["failed_attempts"], record.protocol]
+        for attempt in attempts:
+            seats = {seat["member"] for seat in attempt["committee"]}
+            assert set(attempt["attackers_seated"]) == seats & malicious
+            seated_somewhere |= bool(attempt["attackers_seated"])
+        # honest members hold the quorum here, so what finalized is what they computed
+        assert record.protocol["honest_model"] == record.protocol["global_model"]
+        for failed in record.protocol["failed_attempts"]:
+            assert attempt_failure(failed).startswith(("no quorum: ", "rejected: "))
+    assert seated_somewhere, "no attacker won a seat; pick another seed"
