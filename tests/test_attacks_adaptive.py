@@ -176,3 +176,17 @@ def test_cli_runs_a_partial_knowledge_bloc_offline(tmp_path):
 def test_unknown_knowledge_in_a_config_is_one_clear_error():
     with pytest.raises(ConfigError, match="--attack-knowledge must be 'full' or 'partial'"):
         SimulationConfig(attack_knowledge="psychic")
+
+
+def test_the_forged_update_reaches_the_aggregate():
+    # Two of five clients sending −4·mean turn the plain average of the round uphill.
+    clean = Simulation(
+        SimulationConfig(clients=5, malicious=0, rounds=2, aggregator="fedavg", local_epochs=1)
+    )
+    attacked = SimulationConfig(
+        clients=5, malicious=2, rounds=2, attack="ipm", attack_strength=4.0, aggregator="fedavg",
+        local_epochs=1,
+    )
+    clean_accuracy = clean.run().to_dict()["final"]["accuracy"]
+    attacked_accuracy = Simulation(attacked).run().to_dict()["final"]["accuracy"]
+    assert attacked_accuracy < clean_accuracy - 0.5

@@ -216,11 +216,7 @@ class CollusionAttack(Attack):
         known = np.stack([flatten(update.delta) for update in sources.values()])
         forged = unflatten(self.forge(known), spec)
         return {
-            cid: LocalUpdate(
-                {name: array.copy() for name, array in forged.items()},
-                honest[cid].num_samples,
-                honest[cid].train_loss,
-            )
+            cid: LocalUpdate(forged, honest[cid].num_samples, honest[cid].train_loss)
             for cid in present
         }
 
