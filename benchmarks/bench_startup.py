@@ -218,12 +218,13 @@ def markdown(result: dict[str, Any], env: dict[str, Any]) -> str:
     if slow:
         floor = medians["floor:python -c pass"]["wall"]
         numpy_alone = medians["floor:import numpy"]["wall"]
+        loading = [c for c in slow if imports[f"now:{c}"]["heavy_ms"]]
         why = (
-            " `simulate` is the one command whose help loads numpy: the defaults it shows come "
-            "from `SimulationConfig` and its aggregator and codec choices from their "
-            "registries, modules that import numpy."
-            if "simulate" in slow
-            else ""
+            f" Of these, {', '.join(f'`{shown(c)}`' for c in loading)} load a heavy library "
+            "(see the table)."
+            if loading
+            else " None of them loads a heavy library: the rest is the interpreter, argparse "
+            "and Flare's own modules, on a shared machine."
         )
         lines += [
             "",
