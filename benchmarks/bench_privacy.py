@@ -24,8 +24,6 @@ Writes docs/bench/privacy.md, docs/bench/privacy.json and docs/bench/privacy.png
 
 import argparse
 import math
-import multiprocessing
-import os
 import shlex
 import statistics
 import sys
@@ -39,12 +37,11 @@ import numpy as np
 import torch
 from common import (
     OUTPUT_DIR,
-    SINGLE_THREAD_ENVIRONMENT,
     environment,
     environment_line,
+    run_in_workers,
     write_results,
 )
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.metrics import roc_auc_score
 
 from flare.compression import decode_update
@@ -109,10 +106,6 @@ class RunSpec:
         )
 
 
-def use_one_thread() -> None:
-    """Pool initialiser: torch's intra-op pool would otherwise claim every core per worker."""
-    torch.set_num_threads(1)
-
 
 def simulate(spec: RunSpec) -> dict[str, Any]:
     """Run one simulation; a crash becomes a recorded failure so the grid still completes."""
@@ -147,27 +140,6 @@ def grid(epsilons: tuple[float, ...], rounds: int, seeds: list[int]) -> list[Run
         for seed in seeds
     ]
 
-
-def run_grid(specs: list[RunSpec], workers: int) -> list[dict[str, Any]]:
-    """Every run of the grid across ``workers`` spawned, single-threaded processes."""
-    os.environ.update(SINGLE_THREAD_ENVIRONMENT)  # inherited by the spawned workers
-    context = multiprocessing.get_context("spawn")
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    outcomes = []
-    with (
-        context.Pool(workers, initializer=use_one_thread) as pool,
-        Progress(*columns) as progress,
-    ):
-        task = progress.add_task("privacy runs", total=len(specs))
-        for outcome in pool.imap(simulate, specs):
-            outcomes.append(outcome)
-            progress.advance(task)
-    return outcomes
 
 
 # -- membership inference ----------------------------------------------------------------
@@ -652,7 +624,9 @@ def main() -> None:
     mia_draws = 1 if quick else MIA_DRAWS
     env = environment()
     started = time.perf_counter()
-    outcomes = run_grid(grid(epsilons, rounds, seeds), arguments.workers)
+    outcomes = run_in_workers(
+        simulate, grid(epsilons, rounds, seeds), arguments.workers, "privacy runs"
+    )
     torch.set_num_threads(1)
     mia, samples_per_client = membership_attack(
         mia_clients, MIA_LOCAL_EPOCHS, MIA_EPSILONS, mia_draws, seeds[0]

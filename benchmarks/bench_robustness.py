@@ -15,8 +15,6 @@ Writes docs/bench/robustness.md (tables and a reading) and docs/bench/robustness
 """
 
 import argparse
-import multiprocessing
-import os
 import shlex
 import statistics
 import sys
@@ -27,15 +25,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from common import (
     OUTPUT_DIR,
-    SINGLE_THREAD_ENVIRONMENT,
     environment,
     environment_line,
+    run_in_workers,
     write_results,
 )
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flare.aggregation import AGGREGATORS
 from flare.federation.clients import ATTACKS, make_attack
@@ -82,10 +78,6 @@ class RunSpec:
         )
 
 
-def use_one_thread() -> None:
-    """Pool initialiser: torch's intra-op pool would otherwise claim every core per worker."""
-    torch.set_num_threads(1)
-
 
 def simulate(spec: RunSpec) -> dict[str, Any]:
     """Run one simulation; a crash becomes a recorded failure so the grid still completes."""
@@ -107,28 +99,6 @@ def simulate(spec: RunSpec) -> dict[str, Any]:
     outcome["seconds"] = round(time.perf_counter() - started, 3)
     return outcome
 
-
-def run_grid(specs: list[RunSpec], workers: int) -> list[dict[str, Any]]:
-    """Every run of the grid across ``workers`` spawned, single-threaded processes."""
-    os.environ.update(SINGLE_THREAD_ENVIRONMENT)  # inherited by the spawned workers
-    context = multiprocessing.get_context("spawn")
-    columns = (
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    outcomes = []
-    with (
-        context.Pool(workers, initializer=use_one_thread) as pool,
-        Progress(*columns) as progress,
-    ):
-        task = progress.add_task("robustness runs", total=len(specs))
-        # In order, so the JSON follows the grid; the workers still run ahead.
-        for outcome in pool.imap(simulate, specs):
-            outcomes.append(outcome)
-            progress.advance(task)
-    return outcomes
 
 
 def grid(seeds: list[int], rounds: int) -> list[RunSpec]:
@@ -430,7 +400,7 @@ def main() -> None:
     env = environment()
     specs = grid(arguments.seeds, arguments.rounds)
     started = time.perf_counter()
-    outcomes = run_grid(specs, arguments.workers)
+    outcomes = run_in_workers(simulate, specs, arguments.workers, "robustness runs")
     results = {
         "command": shlex.join([".venv/bin/python", "benchmarks/bench_robustness.py", *argv]),
         "environment": env,

@@ -6,12 +6,14 @@ working tree, so each result file names the machine, its load and the exact revi
 
 import json
 import math
+import multiprocessing
 import os
 import platform
 import subprocess
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = REPOSITORY / "docs" / "bench"
@@ -21,6 +23,54 @@ SINGLE_THREAD_ENVIRONMENT = {
 }
 """BLAS and OpenMP thread caps for child processes, so that one process uses one core
 and the number of worker processes is the benchmark's whole parallelism."""
+
+Item = TypeVar("Item")
+
+
+def use_one_thread() -> None:
+    """Pool initialiser: torch's intra-op pool would otherwise claim every core per worker."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_in_workers(
+    function: Callable[[Item], dict[str, Any]],
+    items: Sequence[Item],
+    workers: int,
+    label: str,
+) -> list[dict[str, Any]]:
+    """``function`` over ``items`` in ``workers`` spawned single-threaded processes, in order.
+
+    A progress bar counts finished items; results come back in the items' order so the
+    JSON follows the grid, while the workers still run ahead.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    os.environ.update(SINGLE_THREAD_ENVIRONMENT)  # inherited by the spawned workers
+    context = multiprocessing.get_context("spawn")
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    outcomes = []
+    with (
+        context.Pool(workers, initializer=use_one_thread) as pool,
+        Progress(*columns) as progress,
+    ):
+        task = progress.add_task(label, total=len(items))
+        for outcome in pool.imap(function, items):
+            outcomes.append(outcome)
+            progress.advance(task)
+    return outcomes
 
 
 def source_revision() -> str:
