@@ -184,6 +184,18 @@ def squared_distances_to(
     return [math.fsum(sums) for sums in per_update]
 
 
+def distance_scores(
+    updates: Sequence[ClientUpdate], aggregate: Mapping[str, np.ndarray], spec: ModelSpec
+) -> dict[str, dict[str, float]]:
+    """Each update's L2 distance to ``aggregate``, nine significant digits: the score every
+    rule that accepts all updates reports."""
+    squared = squared_distances_to(aggregate, [update.delta for update in updates], spec)
+    return {
+        update.client_id: {"distance_to_aggregate": round_significant(math.sqrt(distance))}
+        for update, distance in zip(updates, squared, strict=True)
+    }
+
+
 def l2_norm(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> float:
     """Euclidean norm over all tensors, rounded to nine significant digits."""
     return round_significant(math.sqrt(max(dot(delta, delta, spec), 0.0)))

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from flare.aggregation.arithmetic import (
     as_float32,
     coordinate_median,
+    distance_scores,
     linear_combination,
     round_significant,
     squared_distances_to,
@@ -66,18 +67,11 @@ class CenteredClipping(Aggregator):
             coefficients = [factor / count for factor in factors]
             keep = 1.0 - math.fsum(coefficients)
             centre = linear_combination([*deltas, centre], [*coefficients, keep], spec)
-        final = [
-            round_significant(math.sqrt(squared))
-            for squared in squared_distances_to(centre, deltas, spec)
-        ]
         return AggregationResult(
             delta=as_float32(centre),
             accepted=[update.client_id for update in updates],
             flagged=[],
-            scores={
-                update.client_id: {"distance_to_aggregate": distance}
-                for update, distance in zip(updates, final, strict=True)
-            },
+            scores=distance_scores(updates, centre, spec),
             notes=[
                 f"tau {self.tau:g}, {self.iterations} iteration(s) from the coordinate median; "
                 f"{clipped_last} of {count} update(s) clipped in the last"

@@ -19,8 +19,7 @@ import numpy as np
 from flare.aggregation.arithmetic import (
     client_blocks,
     coordinate_median,
-    round_significant,
-    squared_distances_to,
+    distance_scores,
     validate_updates,
 )
 from flare.aggregation.base import (
@@ -30,17 +29,7 @@ from flare.aggregation.base import (
     ClientUpdate,
 )
 from flare.errors import ConfigError
-from flare.tensors import ModelSpec, Weights
-
-
-def _distance_scores(
-    updates: Sequence[ClientUpdate], aggregate: Weights, spec: ModelSpec
-) -> dict[str, dict[str, float]]:
-    squared = squared_distances_to(aggregate, [update.delta for update in updates], spec)
-    return {
-        update.client_id: {"distance_to_aggregate": round_significant(math.sqrt(distance))}
-        for update, distance in zip(updates, squared, strict=True)
-    }
+from flare.tensors import Weights
 
 
 class CoordinateMedian(Aggregator):
@@ -61,7 +50,7 @@ class CoordinateMedian(Aggregator):
             delta=median,
             accepted=[update.client_id for update in updates],
             flagged=[],
-            scores=_distance_scores(updates, median, spec),
+            scores=distance_scores(updates, median, spec),
         )
 
 
@@ -102,6 +91,6 @@ class TrimmedMean(Aggregator):
             delta=result,
             accepted=[update.client_id for update in updates],
             flagged=[],
-            scores=_distance_scores(updates, result, spec),
+            scores=distance_scores(updates, result, spec),
             notes=[f"trimmed {trimmed} value(s) from each end of every coordinate"],
         )

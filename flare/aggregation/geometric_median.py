@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from flare.aggregation.arithmetic import (
     as_float32,
+    distance_scores,
     linear_combination,
     round_significant,
     squared_distances_to,
@@ -62,17 +63,10 @@ class GeometricMedian(Aggregator):
             ]
             total = math.fsum(betas)
             median = linear_combination(deltas, [beta / total for beta in betas], spec)
-        distances = [
-            round_significant(math.sqrt(squared))
-            for squared in squared_distances_to(median, deltas, spec)
-        ]
         return AggregationResult(
             delta=as_float32(median),
             accepted=[update.client_id for update in updates],
             flagged=[],
-            scores={
-                update.client_id: {"distance_to_aggregate": distance}
-                for update, distance in zip(updates, distances, strict=True)
-            },
+            scores=distance_scores(updates, median, spec),
             notes=[f"{self.iterations} Weiszfeld iteration(s), smoothing {self.smoothing:g}"],
         )
