@@ -42,7 +42,7 @@ import numpy as np
 from common import OUTPUT_DIR, environment, environment_line, write_results
 
 from flare.chain import RoundFinalized, RoundOpened, TaskStatus, UpdateSubmitted
-from flare.chain.web3_connector import Web3Chain
+from flare.chain.rpc.chain import Web3Chain
 from flare.cli import main as flare_cli
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation

@@ -106,7 +106,6 @@ class RunSpec:
         )
 
 
-
 def simulate(spec: RunSpec) -> dict[str, Any]:
     """Run one simulation; a crash becomes a recorded failure so the grid still completes."""
     started = time.perf_counter()
@@ -139,7 +138,6 @@ def grid(epsilons: tuple[float, ...], rounds: int, seeds: list[int]) -> list[Run
         for epsilon in (NO_DP, *epsilons)
         for seed in seeds
     ]
-
 
 
 # -- membership inference ----------------------------------------------------------------

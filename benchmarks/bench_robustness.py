@@ -78,7 +78,6 @@ class RunSpec:
         )
 
 
-
 def simulate(spec: RunSpec) -> dict[str, Any]:
     """Run one simulation; a crash becomes a recorded failure so the grid still completes."""
     started = time.perf_counter()
@@ -98,7 +97,6 @@ def simulate(spec: RunSpec) -> dict[str, Any]:
         )
     outcome["seconds"] = round(time.perf_counter() - started, 3)
     return outcome
-
 
 
 def grid(seeds: list[int], rounds: int) -> list[RunSpec]:

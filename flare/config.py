@@ -184,9 +184,9 @@ def _connect_web3(
     Imported here so that the embedded mode never loads web3.py. A local Anvil gets the
     connector's dev-node timings (it mines at once); any other chain the testnet ones.
     """
-    from flare.chain.deployment import Deployment
-    from flare.chain.fees import FeePolicy
-    from flare.chain.web3_connector import Web3Settings
+    from flare.chain.rpc.chain import Web3Settings
+    from flare.chain.rpc.deployment import Deployment
+    from flare.chain.rpc.fees import FeePolicy
 
     deployment = Deployment.load(config.deployment, chain_id=config.chain_id)
     base = Web3Settings.dev_node() if config.chain_id == ANVIL_CHAIN_ID else Web3Settings()

@@ -33,8 +33,8 @@ from eth_utils import keccak
 
 from flare.chain import ContentRef, InMemoryChain, TaskParams
 from flare.chain import errors as e
-from flare.chain.abi import field_types, selector, signature, to_abi, word
-from flare.chain.calls import (
+from flare.chain.api.abi import field_types, selector, signature, to_abi, word
+from flare.chain.api.calls import (
     Call,
     CancelTask,
     ClaimSeat,
@@ -48,11 +48,11 @@ from flare.chain.calls import (
     Vote,
     encode_call,
 )
-from flare.chain.derive import encode_accepted
-from flare.chain.errors import ContractError
-from flare.chain.events import encode_log
-from flare.chain.memory import ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT
-from flare.chain.types import Participant, Proposal, Round, Task
+from flare.chain.api.derive import encode_accepted
+from flare.chain.api.errors import ContractError
+from flare.chain.api.events import encode_log
+from flare.chain.memory.chain import ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT
+from flare.chain.api.types import Participant, Proposal, Round, Task
 from flare.crypto import SecretKey, vrf
 from flare.crypto.identity import possession_message, prove_task_possession
 from flare.storage import CODEC_DAG_PB, CODEC_RAW

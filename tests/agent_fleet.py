@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flare.chain import ChainConnector, ContractError, InMemoryChain
-from flare.chain.calls import Call
+from flare.chain.api.calls import Call
 from flare.compression.wire import GZIP_MAGIC, gzip_compress, gzip_decompress
 from flare.crypto.identity import ParticipantKeys
 from flare.federation.agents import (

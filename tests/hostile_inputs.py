@@ -95,9 +95,9 @@ json_text = st.recursive(
     json_leaf,
     lambda inner: st.one_of(
         st.lists(inner, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
-        st.dictionaries(
-            st.sampled_from(KEYS) | st.text(max_size=4), inner, max_size=4
-        ).map(_object_text),
+        st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=4), inner, max_size=4).map(
+            _object_text
+        ),
     ),
     max_leaves=10,
 )

@@ -25,8 +25,8 @@ from flare.chain import (
     Voted,
     decode_accepted,
 )
-from flare.chain.calls import Call, Submit, Timeout
-from flare.chain.errors import SubmissionWindowClosed, VoteWindowOpen
+from flare.chain.api.calls import Call, Submit, Timeout
+from flare.chain.api.errors import SubmissionWindowClosed, VoteWindowOpen
 from flare.compression import make_codec
 from flare.compression.base import UpdateBinding
 from flare.errors import ConfigError, DataError

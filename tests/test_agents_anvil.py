@@ -13,7 +13,7 @@ from agent_fleet import CLIENTS, client_data, make_fleet
 from conformance.anvil_harness import FUNDING, shared_anvil, shared_deployment
 
 from flare.chain import TaskStatus
-from flare.chain.web3_connector import Web3Chain, Web3Settings
+from flare.chain.rpc.chain import Web3Chain, Web3Settings
 from flare.federation.protocol.driver import participant_keys
 from flare.federation.protocol.verify import verify_task
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from eth_utils import keccak
 
-from flare.chain.artifact import canonical_type
-from flare.chain.calls import CALL_TYPES
-from flare.chain.errors import PROTOCOL_ERRORS
-from flare.chain.events import EVENT_TYPES
+from flare.chain.api.calls import CALL_TYPES
+from flare.chain.api.errors import PROTOCOL_ERRORS
+from flare.chain.api.events import EVENT_TYPES
+from flare.chain.rpc.contract import canonical_type
 
 ROOT = Path(__file__).resolve().parents[1]
 

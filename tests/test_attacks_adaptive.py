@@ -184,7 +184,12 @@ def test_the_forged_update_reaches_the_aggregate():
         SimulationConfig(clients=5, malicious=0, rounds=2, aggregator="fedavg", local_epochs=1)
     )
     attacked = SimulationConfig(
-        clients=5, malicious=2, rounds=2, attack="ipm", attack_strength=4.0, aggregator="fedavg",
+        clients=5,
+        malicious=2,
+        rounds=2,
+        attack="ipm",
+        attack_strength=4.0,
+        aggregator="fedavg",
         local_epochs=1,
     )
     clean_accuracy = clean.run().to_dict()["final"]["accuracy"]

@@ -27,10 +27,10 @@ from flare.chain import (
     decode_revert,
     encode_log,
 )
-from flare.chain import errors as e
-from flare.chain.abi import abi_fields
-from flare.chain.calls import CALL_TYPES, CALLS_BY_SELECTOR, decode_call, encode_call
-from flare.chain.derive import (
+from flare.chain.api import errors as e
+from flare.chain.api.abi import abi_fields
+from flare.chain.api.calls import CALL_TYPES, CALLS_BY_SELECTOR, decode_call, encode_call
+from flare.chain.api.derive import (
     decode_accepted,
     encode_accepted,
     is_canonical_bitmap,
@@ -39,7 +39,7 @@ from flare.chain.derive import (
     quorum_threshold,
     round_seed,
 )
-from flare.chain.types import Participant, Proposal, Round, Task, TaskParams
+from flare.chain.api.types import Participant, Proposal, Round, Task, TaskParams
 from flare.storage import compute_cid
 
 PROTOCOL = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text()

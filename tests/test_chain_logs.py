@@ -21,7 +21,7 @@ from flare.chain import (
     SeatClaimed,
     UpdateSubmitted,
 )
-from flare.chain.derive import encode_accepted
+from flare.chain.api.derive import encode_accepted
 
 Tamper = Callable[[list[Event]], list[Event]]
 

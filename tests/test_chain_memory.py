@@ -20,9 +20,9 @@ from flare.chain import (
     SeedSealed,
     TaskCreated,
 )
-from flare.chain import errors as e
-from flare.chain.abi import word
-from flare.chain.calls import (
+from flare.chain.api import errors as e
+from flare.chain.api.abi import word
+from flare.chain.api.calls import (
     CALLS_BY_SELECTOR,
     ClaimSeat,
     CreateTask,
@@ -32,10 +32,10 @@ from flare.chain.calls import (
     Submit,
     decode_call,
 )
-from flare.chain.derive import encode_accepted, round_seed
-from flare.chain.ledger import Ledger
-from flare.chain.memory import DEFAULT_RANDAO_SEED
-from flare.chain.task_state import BlockContext, Deployment
+from flare.chain.api.derive import encode_accepted, round_seed
+from flare.chain.memory.chain import DEFAULT_RANDAO_SEED
+from flare.chain.memory.ledger import Ledger
+from flare.chain.memory.task_state import BlockContext, Deployment
 from flare.crypto import vrf
 from flare.errors import ConfigError
 

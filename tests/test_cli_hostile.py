@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from flare.chain import InMemoryChain, RoundFinalized
-from flare.chain.transport import ChainUnavailableError
+from flare.chain.rpc.transport import ChainUnavailableError
 from flare.cli import main
 from flare.cli.inspect import model_spec
 from flare.compression import UpdateBinding, make_codec

@@ -68,7 +68,15 @@ def test_label_flip_trains_towards_flipped_labels(setting):
 
 def test_attack_registry_and_errors():
     assert set(ATTACKS) == {
-        "noise", "random", "sign-flip", "scaling", "label-flip", "alie", "ipm", "min-max", "min-sum"
+        "noise",
+        "random",
+        "sign-flip",
+        "scaling",
+        "label-flip",
+        "alie",
+        "ipm",
+        "min-max",
+        "min-sum",
     }
     with pytest.raises(ConfigError, match="unknown attack"):
         make_attack("gradient-ascent")

@@ -38,9 +38,7 @@ def forged_npy(shape: tuple, descr: str = "<f8", data: bytes = b"", version: int
     return b"\x93NUMPY" + bytes([version, 0]) + length + header + data
 
 
-def write_npz(
-    path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_STORED
-) -> Path:
+def write_npz(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_STORED) -> Path:
     with zipfile.ZipFile(path, "w", compression) as archive:
         for name, payload in members.items():
             archive.writestr(f"{name}.npy", payload)

@@ -23,8 +23,8 @@ import requests
 from conformance.anvil_harness import FUNDING, anvil_binary, free_port
 
 from flare.chain import SeatClaimed, TaskStatus, UpdateSubmitted, Voted
-from flare.chain.derive import decode_accepted
-from flare.chain.web3_connector import Web3Chain
+from flare.chain.api.derive import decode_accepted
+from flare.chain.rpc.chain import Web3Chain
 from flare.cli import main
 from flare.federation.protocol.aggregate import compute_aggregate, load_task_context
 from flare.federation.protocol.verify import verify_task

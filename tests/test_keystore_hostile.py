@@ -26,7 +26,7 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flare.chain.accounts import account_from_key_file, account_from_keystore
+from flare.chain.rpc.accounts import account_from_key_file, account_from_keystore
 from flare.cli import main
 from flare.crypto import (
     KeystoreError,
@@ -61,8 +61,7 @@ def bls_keystores() -> dict[str, dict]:
 @pytest.fixture(scope="module")
 def eth_keyfiles() -> dict[str, dict]:
     return {
-        kdf: encrypt_eth_account(ACCOUNT, PASSWORD, kdf=kdf, **FAST)
-        for kdf in ("scrypt", "pbkdf2")
+        kdf: encrypt_eth_account(ACCOUNT, PASSWORD, kdf=kdf, **FAST) for kdf in ("scrypt", "pbkdf2")
     }
 
 
@@ -330,9 +329,7 @@ WEAK_PASSWORDS = [
 
 
 @pytest.mark.parametrize(("password", "reason"), WEAK_PASSWORDS)
-def test_weak_passwords_are_refused_for_new_keys_unless_allowed(
-    password: str, reason: str
-) -> None:
+def test_weak_passwords_are_refused_for_new_keys_unless_allowed(password: str, reason: str) -> None:
     with pytest.raises(WeakPassword, match=reason):
         encrypt_bls_key(KEY, password, **FAST)
     with pytest.raises(WeakPassword, match=reason):
@@ -474,8 +471,9 @@ json_values = st.recursive(
     | st.floats()
     | st.text(max_size=8)
     | st.sampled_from(NEAR_VALID),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 json_fragments = json_values.map(json.dumps) | st.sampled_from(ODD_JSON)

@@ -9,8 +9,8 @@ import pytest
 from conformance.anvil_harness import shared_anvil
 from eth_utils import to_checksum_address
 
-from flare.chain.transport import RpcClient, http_provider
-from flare.chain.web3_connector import Web3Chain
+from flare.chain.rpc.chain import Web3Chain
+from flare.chain.rpc.transport import RpcClient, http_provider
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
 from flare.federation.protocol.verify import verify_task

@@ -251,8 +251,7 @@ def test_a_damaged_blob_is_named_and_the_chain_not_blamed(
     assert audit.err == []
     assert audit.out == [
         f"task 1 round   1 attempt 0  STORE DAMAGED  {role} {cid} {problem}",
-        "task 1: 0/1 rounds re-derived; history hash matches; "
-        "the blob store is damaged (round 1)",
+        "task 1: 0/1 rounds re-derived; history hash matches; the blob store is damaged (round 1)",
     ]
     assert "MISMATCH" not in audit.text
 

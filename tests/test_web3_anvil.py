@@ -17,15 +17,15 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_checksum_address
 
-from flare.chain.accounts import dev_account
-from flare.chain.fees import FeeCapExceededError, FeePolicy
-from flare.chain.transactions import (
+from flare.chain.rpc.accounts import dev_account
+from flare.chain.rpc.fees import FeeCapExceededError, FeePolicy
+from flare.chain.rpc.transactions import (
     CallReverted,
     MinedTransaction,
     TransactionSender,
     TransactionSettings,
 )
-from flare.chain.transport import RpcClient, WrongChainError, http_provider
+from flare.chain.rpc.transport import RpcClient, WrongChainError, http_provider
 
 # Runtime: log the calldata (LOG0); if its first byte is 0xff, revert with the rest.
 ECHO = bytes.fromhex("365f5f375f5160f81c60ff14601357365fa0005b600136036001fd")

@@ -16,19 +16,19 @@ from conformance.anvil_harness import FUNDING, shared_anvil, shared_deployment, 
 from conformance.scenario import World, content, identities
 
 from flare.chain import Receipt, UpdateSubmitted
-from flare.chain import errors as e
-from flare.chain.accounts import ANVIL_DEV_KEY, dev_account
-from flare.chain.deployment import Deployment, deploy
-from flare.chain.derive import encode_accepted
-from flare.chain.transactions import CallReverted
-from flare.chain.transport import RetryPolicy, WrongChainError
-from flare.chain.web3_connector import (
+from flare.chain.api import errors as e
+from flare.chain.api.derive import encode_accepted
+from flare.chain.rpc.accounts import ANVIL_DEV_KEY, dev_account
+from flare.chain.rpc.chain import (
     ChainUnavailableError,
     ContractNotFoundError,
     TransactionSettings,
     Web3Chain,
     Web3Settings,
 )
+from flare.chain.rpc.deployment import Deployment, deploy
+from flare.chain.rpc.transactions import CallReverted
+from flare.chain.rpc.transport import RetryPolicy, WrongChainError
 from flare.cli import main
 
 RESEND_SOON = Web3Settings(

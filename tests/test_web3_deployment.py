@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from flare.chain.accounts import (
+from flare.chain.rpc.accounts import (
     ANVIL_DEV_KEY,
     account_from_key_file,
     account_from_keystore,
     dev_account,
 )
-from flare.chain.artifact import ArtifactError, interface_problems, load_artifact
-from flare.chain.deployment import Deployment
+from flare.chain.rpc.contract import ArtifactError, interface_problems, load_artifact
+from flare.chain.rpc.deployment import Deployment
 from flare.crypto.keystore import encrypt_eth_account
 from flare.errors import ConfigError
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conformance.anvil_harness import anvil_binary, free_port
 
-from flare.chain.transport import RpcClient, http_provider
+from flare.chain.rpc.transport import RpcClient, http_provider
 from flare.cli import main
 from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode, NodeError, find_anvil
 from flare.node.process import PidRecord

@@ -15,25 +15,25 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak
 from hexbytes import HexBytes
 
-from flare.chain import errors as e
-from flare.chain.calls import CreateTask, StartTask, checked_calldata
-from flare.chain.events import ParticipantRegistered, TaskCreated, encode_log
-from flare.chain.fees import GWEI, FeeCapExceededError, FeePolicy
-from flare.chain.transactions import (
+from flare.chain.api import errors as e
+from flare.chain.api.calls import CreateTask, StartTask, checked_calldata
+from flare.chain.api.events import ParticipantRegistered, TaskCreated, encode_log
+from flare.chain.api.types import ContentRef, TaskParams
+from flare.chain.rpc.chain import Web3Chain, Web3Settings
+from flare.chain.rpc.fees import GWEI, FeeCapExceededError, FeePolicy
+from flare.chain.rpc.transactions import (
     CallReverted,
     TransactionFailedError,
     TransactionSender,
     TransactionSettings,
     TransactionTimeoutError,
 )
-from flare.chain.transport import (
+from flare.chain.rpc.transport import (
     ChainUnavailableError,
     RetryPolicy,
     RpcClient,
     WrongChainError,
 )
-from flare.chain.types import ContentRef, TaskParams
-from flare.chain.web3_connector import Web3Chain, Web3Settings
 from flare.errors import ConfigError
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"

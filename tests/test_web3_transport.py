@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import requests
 
-from flare.chain.fees import GWEI, FeeCapExceededError, FeePolicy, Fees
-from flare.chain.transport import (
+from flare.chain.rpc.fees import GWEI, FeeCapExceededError, FeePolicy, Fees
+from flare.chain.rpc.transport import (
     RATE_LIMITED,
     ChainUnavailableError,
     RetryPolicy,

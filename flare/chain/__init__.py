@@ -4,15 +4,15 @@
 with the contract's exact semantics (docs/protocol.md is the specification both follow).
 """
 
-from flare.chain.connector import ChainConnector, SenderAccount
-from flare.chain.derive import (
+from flare.chain.api.connector import ChainConnector, SenderAccount
+from flare.chain.api.derive import (
     decode_accepted,
     encode_accepted,
     quorum_threshold,
     round_seed,
     submissions_hash,
 )
-from flare.chain.errors import (
+from flare.chain.api.errors import (
     ERRORS_BY_SELECTOR,
     PROTOCOL_ERRORS,
     AttemptNotFound,
@@ -22,7 +22,7 @@ from flare.chain.errors import (
     UnrecognizedRevert,
     decode_revert,
 )
-from flare.chain.events import (
+from flare.chain.api.events import (
     EVENT_TYPES,
     Event,
     ParticipantRegistered,
@@ -43,9 +43,7 @@ from flare.chain.events import (
     decode_log,
     encode_log,
 )
-from flare.chain.memory import ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT, InMemoryChain
-from flare.chain.persistence import JournalError
-from flare.chain.types import (
+from flare.chain.api.types import (
     ContentRef,
     Participant,
     Phase,
@@ -57,6 +55,8 @@ from flare.chain.types import (
     TaskParams,
     TaskStatus,
 )
+from flare.chain.memory.chain import ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT, InMemoryChain
+from flare.chain.memory.journal import JournalError
 
 __all__ = [
     "ANVIL_CHAIN_ID",

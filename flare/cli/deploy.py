@@ -55,11 +55,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flare.chain.deployment import Deployment, deploy
-    from flare.chain.fees import GWEI, FeePolicy
-    from flare.chain.transactions import TransactionSettings
-    from flare.chain.transport import RpcClient, http_provider
-    from flare.chain.web3_connector import Web3Settings
+    from flare.chain.rpc.chain import Web3Settings
+    from flare.chain.rpc.deployment import Deployment, deploy
+    from flare.chain.rpc.fees import GWEI, FeePolicy
+    from flare.chain.rpc.transactions import TransactionSettings
+    from flare.chain.rpc.transport import RpcClient, http_provider
 
     if args.out is not None:
         _check_out(args.out, args.force)
@@ -91,7 +91,7 @@ def _check_out(out: Path, force: bool) -> None:
 
 
 def _account(args: argparse.Namespace) -> "LocalAccount":
-    from flare.chain.accounts import account_from_key_file, account_from_keystore, dev_account
+    from flare.chain.rpc.accounts import account_from_key_file, account_from_keystore, dev_account
 
     if args.dev_account:
         return dev_account()

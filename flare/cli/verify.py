@@ -107,8 +107,8 @@ def _open(args: argparse.Namespace) -> contextlib.AbstractContextManager:
         from flare.chain import InMemoryChain
 
         return InMemoryChain(args.state, read_only=True)
-    from flare.chain.transport import RpcClient, http_provider
-    from flare.chain.web3_connector import Web3Chain
+    from flare.chain.rpc.chain import Web3Chain
+    from flare.chain.rpc.transport import RpcClient, http_provider
 
     chain_id = RpcClient(http_provider(args.chain, 30)).chain_id()
     return contextlib.nullcontext(Web3Chain(args.chain, args.contract, chain_id=chain_id))

@@ -11,8 +11,7 @@ from flare.compression.wire import shown
 from flare.errors import ConfigError
 
 CODECS: dict[str, type[Codec]] = {
-    codec.name: codec
-    for codec in (NoneCodec, GzipCodec, PowerSGDCodec, PowerSGDQ8Codec, TopKCodec)
+    codec.name: codec for codec in (NoneCodec, GzipCodec, PowerSGDCodec, PowerSGDQ8Codec, TopKCodec)
 }
 
 ACCEPTED_PARAMS = {

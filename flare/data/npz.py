@@ -158,9 +158,8 @@ class NpzArchive:
                 f"{where} uses zip compression method {info.compress_type}; "
                 "save it with numpy.savez or numpy.savez_compressed"
             )
-        if (
-            info.file_size > RATIO_CHECK_ABOVE
-            and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)
+        if info.file_size > RATIO_CHECK_ABOVE and info.file_size > MAX_COMPRESSION_RATIO * max(
+            info.compress_size, 1
         ):
             raise DataError(
                 f"{where} inflates {info.file_size} bytes from {info.compress_size}, more than "

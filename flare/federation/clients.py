@@ -314,17 +314,13 @@ WITHOUT_STRENGTH = (LabelFlipAttack, MinMaxAttack, MinSumAttack)
 """Attacks with no main parameter: a given strength is ignored (min-max searches its own)."""
 
 
-def make_attack(
-    name: str, strength: float | None = None, knowledge: str = "full"
-) -> Attack:
+def make_attack(name: str, strength: float | None = None, knowledge: str = "full") -> Attack:
     """Instantiate a named attack; ``strength`` overrides its main parameter, ``knowledge``
     says what a colluding attack's bloc has seen (ignored by the others)."""
     if name not in ATTACKS:
         raise ConfigError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}")
     cls = ATTACKS[name]
-    options: dict[str, str] = (
-        {"knowledge": knowledge} if issubclass(cls, CollusionAttack) else {}
-    )
+    options: dict[str, str] = {"knowledge": knowledge} if issubclass(cls, CollusionAttack) else {}
     if strength is None or cls in WITHOUT_STRENGTH:
         return cls(**options)
     if not np.isfinite(strength) or strength <= 0:

@@ -47,9 +47,7 @@ def min_sum_vector(known: np.ndarray) -> np.ndarray:
     return perturbed_mean(known, lambda sq: float(np.sum(sq)) <= threshold)
 
 
-def perturbed_mean(
-    known: np.ndarray, accepts: Callable[[np.ndarray], bool]
-) -> np.ndarray:
+def perturbed_mean(known: np.ndarray, accepts: Callable[[np.ndarray], bool]) -> np.ndarray:
     """``mean + γ·p`` with ``p = −σ`` and the largest γ whose squared distances to the
     known updates ``accepts``."""
     mean = known.mean(axis=0)

@@ -17,10 +17,10 @@ import pytest
 from conformance.harness import ChainHarness
 from conformance.scenario import identities
 from flare.chain import ChainConnector
-from flare.chain.accounts import dev_account
-from flare.chain.deployment import Deployment, deploy
-from flare.chain.transport import RpcClient, http_provider
-from flare.chain.web3_connector import Web3Settings
+from flare.chain.rpc.accounts import dev_account
+from flare.chain.rpc.chain import Web3Settings
+from flare.chain.rpc.deployment import Deployment, deploy
+from flare.chain.rpc.transport import RpcClient, http_provider
 from flare.node import AnvilConfig, AnvilNode, NodeError, find_anvil
 
 FUNDING = 10**21

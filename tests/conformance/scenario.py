@@ -22,7 +22,7 @@ from flare.chain import (
     TaskCreated,
     TaskParams,
 )
-from flare.chain.errors import TaskNotStarted
+from flare.chain.api.errors import TaskNotStarted
 from flare.crypto import SecretKey, vrf
 from flare.crypto.identity import possession_message, prove_task_possession
 from flare.storage import CODEC_RAW

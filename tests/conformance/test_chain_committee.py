@@ -13,8 +13,8 @@ from flare.chain import (
     TaskFailed,
     TaskStatus,
 )
-from flare.chain import errors as e
-from flare.chain.derive import encode_accepted, round_seed
+from flare.chain.api import errors as e
+from flare.chain.api.derive import encode_accepted, round_seed
 from flare.crypto import vrf
 
 NEW_MODEL = content("aggregate")

@@ -19,8 +19,8 @@ from flare.chain import (
     UpdateSubmitted,
     Voted,
 )
-from flare.chain import errors as e
-from flare.chain.derive import (
+from flare.chain.api import errors as e
+from flare.chain.api.derive import (
     EMPTY_HISTORY,
     encode_accepted,
     next_history_hash,

@@ -13,8 +13,8 @@ from flare.chain import (
     TaskCreated,
     TaskStatus,
 )
-from flare.chain import errors as e
-from flare.chain.derive import EMPTY_HISTORY
+from flare.chain.api import errors as e
+from flare.chain.api.derive import EMPTY_HISTORY
 from flare.crypto import prove_possession
 from flare.crypto.identity import possession_message, prove_task_possession
 from flare.storage import CODEC_DAG_PB

@@ -37,7 +37,7 @@ from flare.chain import (
     Task,
     TaskStatus,
 )
-from flare.chain.errors import AlreadyRegistered, TaskEnded, VoteWindowOpen
+from flare.chain.api.errors import AlreadyRegistered, TaskEnded, VoteWindowOpen
 from flare.compression import make_codec
 from flare.compression.base import MalformedUpdateError
 from flare.crypto.identity import ParticipantKeys

@@ -31,7 +31,7 @@ from flare.aggregation.base import (
     ClientUpdate,
 )
 from flare.chain import ChainConnector, ContentRef, encode_accepted
-from flare.chain.types import Submission
+from flare.chain.api.types import Submission
 from flare.compression import blob_limit, decode_update
 from flare.compression.base import DecodedUpdate, MalformedUpdateError
 from flare.errors import FlareError

@@ -9,9 +9,9 @@ the one a deployment file names, or a fresh deployment from Anvil's first dev ac
 from collections.abc import Sequence
 from pathlib import Path
 
-from flare.chain.accounts import dev_account
-from flare.chain.deployment import Deployment, deploy
-from flare.chain.web3_connector import Web3Chain, Web3Settings
+from flare.chain.rpc.accounts import dev_account
+from flare.chain.rpc.chain import Web3Chain, Web3Settings
+from flare.chain.rpc.deployment import Deployment, deploy
 from flare.errors import ConfigError
 
 FUNDING_WEI = 10**21

@@ -23,7 +23,7 @@ from typing import Any, cast
 from eth_utils import keccak
 
 from flare.chain import ChainConnector, RoundFinalized, RoundOpened, decode_accepted
-from flare.chain.derive import next_history_hash
+from flare.chain.api.derive import next_history_hash
 from flare.errors import FlareError
 from flare.federation.protocol.aggregate import (
     RoundAggregate,

@@ -15,11 +15,11 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
-from flare.chain.artifact import CONTRACT_NAME, Artifact, ArtifactError, load_artifact
-from flare.chain.errors import ChainError, decode_revert
-from flare.chain.transactions import CallReverted, SigningAccount, TransactionSender
-from flare.chain.transport import Provider, RpcClient, WrongChainError, http_provider
-from flare.chain.web3_connector import Web3Chain, Web3Settings
+from flare.chain.api.errors import ChainError, decode_revert
+from flare.chain.rpc.chain import Web3Chain, Web3Settings
+from flare.chain.rpc.contract import CONTRACT_NAME, Artifact, ArtifactError, load_artifact
+from flare.chain.rpc.transactions import CallReverted, SigningAccount, TransactionSender
+from flare.chain.rpc.transport import Provider, RpcClient, WrongChainError, http_provider
 from flare.errors import ConfigError
 
 DEPLOYMENTS_DIR = Path("deployments")

@@ -1,7 +1,7 @@
 """SQLite storage of an in-memory chain: a journal of applied transactions plus their logs.
 
 Why a journal and not state tables: the transactions *are* the chain. Replaying them
-through the same :class:`flare.chain.ledger.Ledger` rebuilds exactly the state the rules
+through the same :class:`flare.chain.memory.ledger.Ledger` rebuilds exactly the state the rules
 produce, with no second representation of that state to keep in sync as the protocol
 evolves. The journal stores each transaction as the calldata a real contract would
 receive, and each log as Ethereum ``(topics, data)``, so an auditor can read the file with

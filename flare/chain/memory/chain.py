@@ -2,8 +2,8 @@
 
 A simulated EVM chain with one contract on it: a block clock where every successful
 transaction mines one block, ``prevrandao`` derived from a seed, an event log, and the
-contract rules of :mod:`flare.chain.ledger`. Given a database path it journals every
-transaction to SQLite (:mod:`flare.chain.persistence`) and replays the journal on reopen,
+contract rules of :mod:`flare.chain.memory.ledger`. Given a database path it journals every
+transaction to SQLite (:mod:`flare.chain.memory.journal`) and replays the journal on reopen,
 so a simulation survives a restart and can be audited afterwards. The chain-level rules
 are docs/protocol.md §8.
 """
@@ -18,13 +18,13 @@ from types import TracebackType
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
-from flare.chain.abi import word
-from flare.chain.calls import Call, checked_calldata, decode_call
-from flare.chain.connector import ChainConnector, SenderAccount
-from flare.chain.errors import ChainError
-from flare.chain.events import Event, Receipt, encode_log
-from flare.chain.ledger import Ledger
-from flare.chain.persistence import (
+from flare.chain.api.abi import word
+from flare.chain.api.calls import Call, checked_calldata, decode_call
+from flare.chain.api.connector import ChainConnector, SenderAccount
+from flare.chain.api.errors import ChainError
+from flare.chain.api.events import Event, Receipt, encode_log
+from flare.chain.api.types import Participant, Proposal, Round, Task
+from flare.chain.memory.journal import (
     ChainIdentity,
     Journal,
     JournalError,
@@ -32,8 +32,8 @@ from flare.chain.persistence import (
     StoredTransaction,
     printable,
 )
-from flare.chain.task_state import BlockContext, Deployment
-from flare.chain.types import Participant, Proposal, Round, Task
+from flare.chain.memory.ledger import Ledger
+from flare.chain.memory.task_state import BlockContext, Deployment
 from flare.errors import ConfigError
 
 ANVIL_CHAIN_ID = 31337

@@ -12,7 +12,7 @@ from typing import ClassVar
 from eth_abi import decode, encode
 from eth_abi.exceptions import EncodingError
 
-from flare.chain.abi import (
+from flare.chain.api.abi import (
     AbiTuple,
     Bool,
     Bytes,
@@ -25,7 +25,7 @@ from flare.chain.abi import (
     signature,
     to_abi,
 )
-from flare.chain.types import ContentRef, TaskParams
+from flare.chain.api.types import ContentRef, TaskParams
 from flare.errors import ConfigError
 
 

@@ -4,15 +4,15 @@ Every handler first runs all checks of its call in the documented order, raising
 first failing one, and only then mutates state; nothing between the first mutation and
 the return can raise. That is how the in-memory chain keeps the contract's guarantee that
 a reverted call changes nothing. Block numbers and ``prevrandao`` come from the caller
-(:class:`flare.chain.memory.InMemoryChain`), so this module has no clock of its own.
+(:class:`flare.chain.memory.chain.InMemoryChain`), so this module has no clock of its own.
 """
 
 from dataclasses import replace
 
 from eth_utils import keccak
 
-from flare.chain import errors
-from flare.chain.calls import (
+from flare.chain.api import errors
+from flare.chain.api.calls import (
     Call,
     CancelTask,
     ClaimSeat,
@@ -25,14 +25,14 @@ from flare.chain.calls import (
     Timeout,
     Vote,
 )
-from flare.chain.derive import (
+from flare.chain.api.derive import (
     EMPTY_HISTORY,
     invalid_parameter,
     is_canonical_bitmap,
     next_submissions_hash,
     quorum_threshold,
 )
-from flare.chain.events import (
+from flare.chain.api.events import (
     Event,
     ParticipantRegistered,
     Proposed,
@@ -42,7 +42,8 @@ from flare.chain.events import (
     UpdateSubmitted,
     Voted,
 )
-from flare.chain.task_state import (
+from flare.chain.api.types import Participant, Proposal, Round, Task, TaskStatus
+from flare.chain.memory.task_state import (
     STRANGER,
     BlockContext,
     Deployment,
@@ -51,7 +52,6 @@ from flare.chain.task_state import (
     check_length,
     event,
 )
-from flare.chain.types import Participant, Proposal, Round, Task, TaskStatus
 from flare.crypto import vrf
 from flare.crypto.errors import CryptoError
 from flare.crypto.identity import possession_message, verify_task_possession
@@ -102,7 +102,7 @@ class Ledger:
     def apply(self, call: Call, block: BlockContext) -> list[Event]:
         """Execute ``call`` in ``block``; return its events (without positions filled in).
 
-        Raises the call's :class:`flare.chain.errors.ChainError`, leaving state unchanged.
+        Raises the call's :class:`flare.chain.api.errors.ChainError`, leaving state unchanged.
         """
         handlers = {
             CreateTask: self._create_task,

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 
 from eth_utils import keccak
 
-from flare.chain.abi import word
-from flare.chain.types import ContentRef, TaskParams
+from flare.chain.api.abi import word
+from flare.chain.api.types import ContentRef, TaskParams
 
 BASIS_POINTS = 10_000
 MIN_QUORUM_BPS = 5_001

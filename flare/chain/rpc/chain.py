@@ -5,12 +5,12 @@ over web3.py's providers, signing locally with eth-account (a node's unlocked ac
 are never used, so the same code runs against a public endpoint). What it adds to a plain
 web3.py contract object is the in-memory chain's contract of behaviour:
 
-* a call that would revert raises the same typed :mod:`flare.chain.errors` exception as
+* a call that would revert raises the same typed :mod:`flare.chain.api.errors` exception as
   the in-memory chain and sends nothing (``eth_call`` preflight), and a transaction that
   still reverts once mined (a race) raises it too (replayed at its block);
 * transient node failures are retried and end as :class:`ChainUnavailableError`, a node
   of another chain is refused with :class:`WrongChainError`, fees stay under caps, and
-  concurrent threads can share one account (:mod:`flare.chain.transactions`).
+  concurrent threads can share one account (:mod:`flare.chain.rpc.transactions`).
 """
 
 import copy
@@ -21,8 +21,13 @@ from typing import Any
 from eth_abi.exceptions import DecodingError
 from eth_utils import to_checksum_address
 
-from flare.chain.abi import word
-from flare.chain.artifact import (
+from flare.chain.api.abi import word
+from flare.chain.api.calls import Call, checked_calldata
+from flare.chain.api.connector import ChainConnector, SenderAccount
+from flare.chain.api.errors import ChainError, decode_revert
+from flare.chain.api.events import EVENT_TYPES, EVENTS_BY_TOPIC, Event, Receipt, decode_log
+from flare.chain.api.types import Participant, Proposal, Round, Task
+from flare.chain.rpc.contract import (
     GET_PARTICIPANT,
     GET_PROPOSAL,
     GET_ROUND,
@@ -31,12 +36,8 @@ from flare.chain.artifact import (
     View,
     load_artifact,
 )
-from flare.chain.calls import Call, checked_calldata
-from flare.chain.connector import ChainConnector, SenderAccount
-from flare.chain.errors import ChainError, decode_revert
-from flare.chain.events import EVENT_TYPES, EVENTS_BY_TOPIC, Event, Receipt, decode_log
-from flare.chain.fees import FeeCapExceededError, FeePolicy
-from flare.chain.transactions import (
+from flare.chain.rpc.fees import FeeCapExceededError, FeePolicy
+from flare.chain.rpc.transactions import (
     CallReverted,
     SigningAccount,
     TransactionFailedError,
@@ -45,7 +46,7 @@ from flare.chain.transactions import (
     TransactionSettings,
     TransactionTimeoutError,
 )
-from flare.chain.transport import (
+from flare.chain.rpc.transport import (
     ChainUnavailableError,
     Provider,
     RetryPolicy,
@@ -55,7 +56,6 @@ from flare.chain.transport import (
     http_provider,
     is_oversized_query,
 )
-from flare.chain.types import Participant, Proposal, Round, Task
 from flare.errors import ConfigError
 
 __all__ = [

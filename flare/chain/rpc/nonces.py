@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flare.chain.transport import RpcClient
+from flare.chain.rpc.transport import RpcClient
 
 
 class NonceManager:

@@ -8,8 +8,8 @@ only be included above them is refused (:class:`FeeCapExceededError`) instead of
 
 from dataclasses import dataclass
 
-from flare.chain.errors import ChainError
-from flare.chain.transport import RpcClient, RpcError
+from flare.chain.api.errors import ChainError
+from flare.chain.rpc.transport import RpcClient, RpcError
 from flare.errors import ConfigError
 
 GWEI = 10**9

@@ -10,7 +10,7 @@ the call in the block that included it, so the caller gets the same typed error.
 
 Between broadcast and receipt, a transaction can be dropped by the node or stuck below
 the market fee; after ``resend_after`` seconds it is signed again with the same nonce and
-raised fees (bounded by :class:`flare.chain.fees.FeePolicy`), so at most one of the
+raised fees (bounded by :class:`flare.chain.rpc.fees.FeePolicy`), so at most one of the
 copies can ever execute. If another sender consumed the nonce, the call is simulated and
 sent again with a fresh one.
 """
@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from flare.chain.errors import ChainError
-from flare.chain.fees import FeePolicy, Fees
-from flare.chain.nonces import NonceManager
-from flare.chain.transport import ChainUnavailableError, RpcClient, RpcError, WrongChainError
+from flare.chain.api.errors import ChainError
+from flare.chain.rpc.fees import FeePolicy, Fees
+from flare.chain.rpc.nonces import NonceManager
+from flare.chain.rpc.transport import ChainUnavailableError, RpcClient, RpcError, WrongChainError
 from flare.errors import ConfigError
 
 _ALREADY_IN_POOL = ("already known", "known transaction", "already imported")

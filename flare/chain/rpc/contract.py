@@ -1,7 +1,7 @@
 """The compiled ``FlareCoordinator`` shipped with the package, and its interface check.
 
 Users deploy from this artifact without a compiler, and the web3 connector talks to what
-it deployed. The connector encodes calls and decodes results with :mod:`flare.chain.abi`
+it deployed. The connector encodes calls and decodes results with :mod:`flare.chain.api.abi`
 (the codecs the in-memory chain journals through), so the artifact's ABI is checked
 against those codecs once per process: a contract exported with a renamed error or a
 reordered struct field is refused with a list of every difference, instead of being
@@ -18,11 +18,11 @@ from typing import Any
 
 from eth_abi import decode, encode
 
-from flare.chain.abi import abi_fields, field_types, from_abi, selector, signature
-from flare.chain.calls import CALL_TYPES
-from flare.chain.errors import PROTOCOL_ERRORS
-from flare.chain.events import EVENT_TYPES
-from flare.chain.types import Participant, Proposal, Round, Task
+from flare.chain.api.abi import abi_fields, field_types, from_abi, selector, signature
+from flare.chain.api.calls import CALL_TYPES
+from flare.chain.api.errors import PROTOCOL_ERRORS
+from flare.chain.api.events import EVENT_TYPES
+from flare.chain.api.types import Participant, Proposal, Round, Task
 from flare.errors import FlareError
 
 CONTRACT_NAME = "FlareCoordinator"

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from eth_abi import decode, encode
 
-from flare.chain.abi import selector, signature, value_from_abi
+from flare.chain.api.abi import selector, signature, value_from_abi
 from flare.errors import FlareError
 
 

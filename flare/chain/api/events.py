@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from eth_abi import decode, encode
 
-from flare.chain.abi import (
+from flare.chain.api.abi import (
     AbiTuple,
     Address,
     Bool,
@@ -29,7 +29,7 @@ from flare.chain.abi import (
     to_abi,
     topic,
 )
-from flare.chain.types import ContentRef, TaskParams
+from flare.chain.api.types import ContentRef, TaskParams
 
 
 @dataclass(frozen=True)

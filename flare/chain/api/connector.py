@@ -4,9 +4,9 @@ The split mirrors web3.py's providers: this class is the typed layer above (one 
 contract call and view, typed records and events, typed errors), and each implementation
 supplies the transport below: :meth:`transact` for calls, the view methods, and
 :meth:`events` for logs. :class:`flare.chain.InMemoryChain` applies calls to Python state;
-the web3 connector will encode the same :mod:`flare.chain.calls` values as calldata, send
-them from its account, decode reverts with :func:`flare.chain.errors.decode_revert` and
-logs with :func:`flare.chain.events.decode_log`.
+the web3 connector will encode the same :mod:`flare.chain.api.calls` values as calldata, send
+them from its account, decode reverts with :func:`flare.chain.api.errors.decode_revert` and
+logs with :func:`flare.chain.api.events.decode_log`.
 
 Data the contract keeps only as a hash (keys, submission lists, bitmaps) is read back from
 logs by the concrete helpers at the bottom, which check it against the on-chain hash, so
@@ -19,7 +19,7 @@ from typing import Protocol, TypeVar
 
 from eth_utils import keccak, to_checksum_address
 
-from flare.chain.calls import (
+from flare.chain.api.calls import (
     Call,
     CancelTask,
     ClaimSeat,
@@ -32,14 +32,14 @@ from flare.chain.calls import (
     Timeout,
     Vote,
 )
-from flare.chain.derive import submissions_hash
-from flare.chain.errors import (
+from flare.chain.api.derive import submissions_hash
+from flare.chain.api.errors import (
     AttemptNotFound,
     LogIntegrityError,
     NotRegistered,
     SeedNotSealed,
 )
-from flare.chain.events import (
+from flare.chain.api.events import (
     Event,
     ParticipantRegistered,
     Proposed,
@@ -52,7 +52,7 @@ from flare.chain.events import (
     SeedSealed,
     UpdateSubmitted,
 )
-from flare.chain.types import (
+from flare.chain.api.types import (
     ContentRef,
     Participant,
     Proposal,
@@ -79,7 +79,7 @@ class ChainConnector(ABC):
     """One view of the contract, optionally bound to a sender account.
 
     Transactions run as :attr:`sender`; a connector without one can only read.
-    Every rejected transaction raises the :class:`flare.chain.errors.ChainError` subclass
+    Every rejected transaction raises the :class:`flare.chain.api.errors.ChainError` subclass
     named in docs/protocol.md §7 and changes nothing.
     """
 

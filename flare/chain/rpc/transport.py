@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import requests
 from web3 import HTTPProvider
 
-from flare.chain.errors import ChainError
+from flare.chain.api.errors import ChainError
 
 RATE_LIMITED = -32005
 """EIP-1474 "limit exceeded": public nodes answer it when a client sends too fast."""

@@ -10,9 +10,9 @@ are the shared effects, called only after every check of a call has passed.
 
 from dataclasses import dataclass, field, replace
 
-from flare.chain import errors
-from flare.chain.derive import next_history_hash, round_seed
-from flare.chain.events import (
+from flare.chain.api import errors
+from flare.chain.api.derive import next_history_hash, round_seed
+from flare.chain.api.events import (
     Event,
     RoundFinalized,
     RoundOpened,
@@ -22,8 +22,8 @@ from flare.chain.events import (
     TaskCompleted,
     TaskFailed,
 )
-from flare.chain.types import SUPPORTED_CODECS, ContentRef, Participant, Proposal, Round, Task
-from flare.chain.types import TaskStatus as Status
+from flare.chain.api.types import SUPPORTED_CODECS, ContentRef, Participant, Proposal, Round, Task
+from flare.chain.api.types import TaskStatus as Status
 
 STRANGER = Participant(
     registered=False,

@@ -1,0 +1,1 @@
+"""The in-memory chain: the contract's semantics in Python, journaled to SQLite."""

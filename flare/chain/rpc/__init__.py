@@ -1,0 +1,1 @@
+"""The JSON-RPC client: transport, fees, nonces, signed transactions, deployments."""
