@@ -11,7 +11,7 @@ the same RPC API; its times include starting the ``ipfs`` process, which is repo
 separately (``ipfs version`` as the floor). Each repetition uses fresh bytes, so neither
 side finds its blocks already stored.
 
-Second part: the run of ``tests/test_e2e_processes.py`` without the kills (six
+Second part: the run of ``tests/federation/test_e2e_processes.py`` without the kills (six
 ``flare participant run`` processes on Anvil with one-second blocks and this Kubo, two
 sign-flip attackers, three rounds), timed per round from the chain's own block numbers,
 against ``ProtocolSimulation`` of the same task on the in-memory chain.

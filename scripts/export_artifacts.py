@@ -2,7 +2,7 @@
 
 Run from anywhere: ``.venv/bin/python scripts/export_artifacts.py``. ``--check`` compiles
 and exits 1 if the checked-in artifact differs from what it would write (CI uses it; so does
-``tests/test_artifacts_fresh.py``); it ignores solc's metadata trailer (see
+``tests/federation/test_artifacts_fresh.py``); it ignores solc's metadata trailer (see
 ``strip_metadata``) and compares everything else.
 
 The artifact ships inside the Python package so that users deploy without a compiler. It

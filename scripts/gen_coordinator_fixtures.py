@@ -7,7 +7,7 @@ would write.
 The scenario plays four tasks through :class:`flare.chain.InMemoryChain` (chain id 31337,
 contract ``0x5FbDB…0aa3``) and reaches every transition and every custom error of
 docs/protocol.md that one transaction per block allows (``SeedTooEarly`` needs two in one
-block: the forge unit tests and ``tests/test_chain_memory.py`` cover it), with real BLS
+block: the forge unit tests and ``tests/chain/test_chain_memory.py`` cover it), with real BLS
 keys, proofs of possession and VRF proofs from ``flare.crypto``. Each step records what a
 transaction or view sends (sender, block, ``prevrandao``, calldata) and what the Python
 implementation answered: success with its return data and its logs (topics and data,

@@ -2,7 +2,7 @@
 
 Models and attacks live in modules that import torch (seconds), partitions, aggregators and
 codecs in ones that import numpy, the node's state directory in one that imports requests:
-no help text should wait for those. ``tests/test_startup.py`` keeps each value here equal to
+no help text should wait for those. ``tests/cli/test_startup.py`` keeps each value here equal to
 its source.
 """
 

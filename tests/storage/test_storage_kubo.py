@@ -10,7 +10,7 @@ unreachable node is tested without a binary.
 
 Regenerate the vectors (after building Kubo) with::
 
-    .venv/bin/python tests/test_storage_kubo.py
+    .venv/bin/python tests/storage/test_storage_kubo.py
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from flare.storage import (
     compute_cid,
 )
 
-VECTORS_PATH = Path(__file__).parent / "vectors" / "kubo_cids.json"
+VECTORS_PATH = Path(__file__).parents[1] / "vectors" / "kubo_cids.json"
 ADD_COMMAND = (
     "ipfs add --only-hash --cid-version=1 --raw-leaves -Q --chunker=size-{chunk_size} FILE"
     " (with `ipfs config --json Import.UnixFSFileMaxLinks {max_links}` in a fresh"

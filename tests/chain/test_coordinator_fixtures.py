@@ -9,7 +9,7 @@ follow), or the differential test would keep comparing the contract with an old 
 import importlib.util
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_coordinator_fixture_is_current() -> None:

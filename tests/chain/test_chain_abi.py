@@ -42,7 +42,7 @@ from flare.chain.api.derive import (
 from flare.chain.api.types import Participant, Proposal, Round, Task, TaskParams
 from flare.storage import compute_cid
 
-PROTOCOL = (Path(__file__).parents[1] / "docs" / "protocol.md").read_text()
+PROTOCOL = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
 STRUCT_TYPES = {"Cid": ContentRef, "TaskParams": TaskParams}
 ADDRESS = to_checksum_address("0x" + "ab" * 20)
 

@@ -16,7 +16,7 @@ from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
 from flare.federation.protocol.verify import verify_task
 from flare.storage import Cid, DirectoryStore
 
-CAST = Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "cast"
+CAST = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "cast"
 ROUND_FINALIZED = (
     "RoundFinalized(uint256 indexed,uint32 indexed,uint32,uint32,(uint64,bytes32),uint32,"
     "bytes32,bytes32,uint32,bytes32)"

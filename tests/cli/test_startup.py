@@ -18,7 +18,7 @@ import pytest
 from flare.cli import build_parser, defer_defaults, help_values, node, simulate
 from flare.node import NodeError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 HEAVY = ("torch", "numpy", "matplotlib", "sklearn", "scipy", "web3", "eth_account", "rich")
 """Libraries that cost a help text tenths of a second to seconds each."""

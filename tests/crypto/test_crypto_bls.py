@@ -26,7 +26,7 @@ from flare.crypto.vrf import VRF_DST
 from flare.errors import ConfigError
 
 FLARE_VECTORS = json.loads(
-    (Path(__file__).parent / "vectors" / "flare_crypto_vectors.json").read_text()
+    (Path(__file__).parents[1] / "vectors" / "flare_crypto_vectors.json").read_text()
 )
 ADDRESS = bytes.fromhex("70997970C51812dc3A010C7d01b50e0d17dc79C8")
 OTHER_ADDRESS = bytes.fromhex("3C44CdDdB6a900fa2b585dd299e03d12FA4293BC")
@@ -203,7 +203,7 @@ def test_rogue_infinity_key_is_rejected() -> None:
 
 def test_spec_document_states_the_constants_in_use() -> None:
     """docs/crypto.md is what Solidity follows; it must name the tags and -g2 the code uses."""
-    spec = (Path(__file__).parents[1] / "docs" / "crypto.md").read_text()
+    spec = (Path(__file__).parents[2] / "docs" / "crypto.md").read_text()
     assert f"`{POP_DST.decode()}` | {len(POP_DST)}" in spec
     assert f"`{VRF_DST.decode()}` | {len(VRF_DST)}" in spec
     for start in range(0, 256, 64):

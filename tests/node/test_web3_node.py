@@ -23,7 +23,7 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     """A state directory whose nodes, if any test left one running, are stopped at the end.
 
     These tests are about Anvil and pass ``--no-kubo``; Kubo is stopped too all the same,
-    so a regression there leaks no daemon (``tests/test_node_kubo.py`` covers it).
+    so a regression there leaks no daemon (``tests/node/test_node_kubo.py`` covers it).
     """
     anvil_binary()
     directory = tmp_path / "state"

@@ -24,7 +24,7 @@ from flare.crypto import (
 )
 from flare.crypto.identity import possession_message, verify_task_possession
 
-EIP2335 = json.loads((Path(__file__).parent / "vectors" / "eip2335_keystores.json").read_text())
+EIP2335 = json.loads((Path(__file__).parents[1] / "vectors" / "eip2335_keystores.json").read_text())
 FAST = {"iterations": 2**10}  # test-only KDF cost; real keystores use the 2^18 default
 PASSWORD = "correct horse battery staple"
 

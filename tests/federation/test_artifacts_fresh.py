@@ -22,7 +22,7 @@ from flare.chain.api.errors import PROTOCOL_ERRORS
 from flare.chain.api.events import EVENT_TYPES
 from flare.chain.rpc.contract import canonical_type
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_export_script() -> ModuleType:

@@ -20,7 +20,7 @@ from flare.crypto import (
 from flare.crypto.vrf import VRF_DST
 from flare.errors import ConfigError
 
-VECTORS = Path(__file__).parent / "vectors"
+VECTORS = Path(__file__).parents[1] / "vectors"
 J91 = json.loads((VECTORS / "rfc9380_j91_bls12381g1_xmd_sha256_sswu_ro.json").read_text())
 K1 = json.loads((VECTORS / "rfc9380_k1_expand_message_xmd_sha256.json").read_text())
 

@@ -24,7 +24,9 @@ from flare.crypto import (
 )
 from flare.errors import ConfigError
 
-VECTORS = json.loads((Path(__file__).parent / "vectors" / "flare_crypto_vectors.json").read_text())
+VECTORS = json.loads(
+    (Path(__file__).parents[1] / "vectors" / "flare_crypto_vectors.json").read_text()
+)
 CONTRACT = bytes.fromhex("5FbDB2315678afecb367f032d93F642f64180aa3")
 OTHER_CONTRACT = bytes.fromhex("e7f1725E7734CE288F8367e1Bb143E90bb3F0512")
 SEED = keccak(b"round seed")
