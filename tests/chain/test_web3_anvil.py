@@ -27,6 +27,8 @@ from flare.chain.rpc.transactions import (
 )
 from flare.chain.rpc.transport import RpcClient, WrongChainError, http_provider
 
+pytestmark = pytest.mark.anvil
+
 # Runtime: log the calldata (LOG0); if its first byte is 0xff, revert with the rest.
 ECHO = bytes.fromhex("365f5f375f5160f81c60ff14601357365fa0005b600136036001fd")
 # Runtime: the first call sets slot 0; every later call reverts with "taken".

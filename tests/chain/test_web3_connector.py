@@ -31,6 +31,8 @@ from flare.chain.rpc.transactions import CallReverted
 from flare.chain.rpc.transport import RetryPolicy, WrongChainError
 from flare.cli import main
 
+pytestmark = pytest.mark.anvil
+
 RESEND_SOON = Web3Settings(
     # Long enough for a test to rearrange the chain before a dropped transaction returns.
     transactions=TransactionSettings(poll_interval=0.01, resend_after=1.5, receipt_timeout=30),

@@ -383,6 +383,7 @@ def test_a_report_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypat
         SimulationReport(config={}).write_json(tmp_path / "report.json")
 
 
+@pytest.mark.anvil
 def test_simulate_on_anvil_killed_after_a_round_writes_the_report(tmp_path, capsys, monkeypatch):
     from conformance.anvil_harness import start_anvil
 

@@ -9,7 +9,12 @@ from conformance.harness import HARNESSES
 from conformance.scenario import World
 
 
-@pytest.fixture(params=sorted(HARNESSES))
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.anvil] if name == "anvil" else [])
+        for name in sorted(HARNESSES)
+    ]
+)
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     harness = HARNESSES[request.param](tmp_path)
     try:

@@ -17,6 +17,8 @@ from flare.chain.rpc.chain import Web3Chain, Web3Settings
 from flare.federation.protocol.driver import participant_keys
 from flare.federation.protocol.verify import verify_task
 
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]
+
 
 @pytest.fixture
 def anvil() -> Iterator[Web3Chain]:

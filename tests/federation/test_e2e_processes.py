@@ -31,6 +31,8 @@ from flare.federation.protocol.verify import verify_task
 from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode, NodeError, find_ipfs
 from flare.storage import KuboStore
 
+pytestmark = [pytest.mark.anvil, pytest.mark.kubo, pytest.mark.slow]
+
 CLIENTS = 6
 ATTACKERS = (1, 4)
 ROUNDS = 3

@@ -16,6 +16,8 @@ from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
 from flare.federation.protocol.verify import verify_task
 from flare.storage import Cid, DirectoryStore
 
+pytestmark = [pytest.mark.anvil, pytest.mark.slow]
+
 CAST = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "cast"
 ROUND_FINALIZED = (
     "RoundFinalized(uint256 indexed,uint32 indexed,uint32,uint32,(uint64,bytes32),uint32,"

@@ -21,6 +21,8 @@ from flare.node.process import PidRecord
 from flare.storage import CHUNK_SIZE, KuboStore, StorageUnavailableError, compute_cid
 from flare.storage.cid import Cid
 
+pytestmark = pytest.mark.kubo
+
 SIZES = [0, 1, CHUNK_SIZE, CHUNK_SIZE + 1, 5 * CHUNK_SIZE + 17]
 """Empty, one byte, exactly one chunk, one byte over, and a five-chunk dag-pb tree."""
 
@@ -109,6 +111,7 @@ def test_a_second_daemon_on_the_same_directory_is_refused(kubo_node: KuboNode) -
         KuboNode(kubo_node.config, kubo_node.binary).start()
 
 
+@pytest.mark.anvil
 def test_node_up_status_down_runs_anvil_and_kubo_together(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -139,6 +142,7 @@ def test_node_up_status_down_runs_anvil_and_kubo_together(
         main(["node", "down", *where])
 
 
+@pytest.mark.anvil
 def test_node_up_without_kubo_starts_anvil_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,6 +157,7 @@ def test_node_up_without_kubo_starts_anvil_alone(
         main(["node", "down", *where])
 
 
+@pytest.mark.anvil
 def test_node_up_notes_a_missing_ipfs_binary_and_starts_anvil(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,8 @@ from flare.cli import main
 from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode, NodeError, find_anvil
 from flare.node.process import PidRecord
 
+pytestmark = pytest.mark.anvil
+
 
 @pytest.fixture
 def state_dir(tmp_path: Path) -> Iterator[Path]:

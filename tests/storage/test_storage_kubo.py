@@ -164,6 +164,7 @@ def kubo() -> Iterator[KuboHasher]:
         yield KuboHasher(binary, Path(repository))
 
 
+@pytest.mark.kubo
 def test_live_kubo_reproduces_recorded_vectors(kubo: KuboHasher) -> None:
     for vector in load_vectors()["vectors"]:
         data = vector_content(vector["size"])
@@ -176,6 +177,7 @@ def test_live_kubo_reproduces_recorded_vectors(kubo: KuboHasher) -> None:
     chunk_size=st.sampled_from([1, 7, 64, 256]),
     max_links=st.sampled_from([2, 3, 5, 174]),
 )
+@pytest.mark.kubo
 def test_compute_cid_matches_live_kubo_on_random_blobs(
     kubo: KuboHasher, data: bytes, chunk_size: int, max_links: int
 ) -> None:
@@ -232,6 +234,7 @@ def kubo_store(kubo_api_url: str) -> Iterator[KuboStore]:
 
 
 @pytest.mark.parametrize("size", [0, 11, CHUNK_SIZE, 3 * CHUNK_SIZE + 5])
+@pytest.mark.kubo
 def test_kubo_store_roundtrip_with_flare_cids(kubo_store: KuboStore, size: int) -> None:
     data = vector_content(size)
     cid = kubo_store.put(data)
@@ -240,6 +243,7 @@ def test_kubo_store_roundtrip_with_flare_cids(kubo_store: KuboStore, size: int) 
     assert kubo_store.get(cid) == data
 
 
+@pytest.mark.kubo
 def test_kubo_store_pins(kubo_store: KuboStore) -> None:
     cid = kubo_store.put(b"global model, round 3")
     assert not kubo_store.is_pinned(cid)
@@ -248,6 +252,7 @@ def test_kubo_store_pins(kubo_store: KuboStore) -> None:
     assert kubo_store.is_pinned(cid)
 
 
+@pytest.mark.kubo
 def test_kubo_store_missing_blob(kubo_store: KuboStore) -> None:
     absent = str(compute_cid(b"nobody stored this"))
     assert not kubo_store.has(absent)
@@ -258,6 +263,7 @@ def test_kubo_store_missing_blob(kubo_store: KuboStore) -> None:
         kubo_store.pin(absent)
 
 
+@pytest.mark.kubo
 def test_kubo_store_refuses_oversized_blob_before_reading(kubo_api_url: str) -> None:
     with KuboStore(kubo_api_url) as roomy, KuboStore(kubo_api_url, max_blob_size=100) as strict:
         cid = roomy.put(bytes(1000))
