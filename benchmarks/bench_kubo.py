@@ -45,7 +45,8 @@ from flare.chain import RoundFinalized, RoundOpened, TaskStatus, UpdateSubmitted
 from flare.chain.rpc.chain import Web3Chain
 from flare.cli import main as flare_cli
 from flare.federation.config import SimulationConfig
-from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
+from flare.federation.protocol.driver import ProtocolSimulation
+from flare.federation.protocol.settings import ProtocolConfig
 from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode
 from flare.storage import KuboStore
 

@@ -21,7 +21,8 @@ from flare.chain import InMemoryChain
 from flare.crypto import vrf
 from flare.crypto.bls import SecretKey, prove_possession, verify_possession
 from flare.federation.config import SimulationConfig
-from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
+from flare.federation.protocol.driver import ProtocolSimulation
+from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.protocol.verify import verify_task
 from flare.federation.simulation import Simulation
 from flare.storage import DirectoryStore

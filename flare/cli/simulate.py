@@ -30,7 +30,8 @@ from flare.errors import ConfigError
 if TYPE_CHECKING:
     from flare.cli.display import RoundTable
     from flare.federation.config import SimulationConfig
-    from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
+    from flare.federation.protocol.driver import ProtocolSimulation
+    from flare.federation.protocol.settings import ProtocolConfig
     from flare.federation.report import SimulationReport
     from flare.federation.simulation import Simulation
 
@@ -167,7 +168,7 @@ def config_from_args(args: argparse.Namespace) -> "SimulationConfig":
 
 def protocol_from_args(args: argparse.Namespace) -> "ProtocolConfig | None":
     """The protocol the options describe, or ``None`` with ``--offline`` (which takes none)."""
-    from flare.federation.protocol.driver import ProtocolConfig
+    from flare.federation.protocol.settings import ProtocolConfig
 
     given = [
         option

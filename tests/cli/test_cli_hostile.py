@@ -26,7 +26,8 @@ from flare.compression.wire import (
     write_container,
 )
 from flare.federation.config import SimulationConfig
-from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
+from flare.federation.protocol.driver import ProtocolSimulation
+from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.report import RunInterrupted
 from flare.federation.simulation import RunObserver, Simulation
 from flare.storage import MemoryStore

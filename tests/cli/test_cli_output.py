@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from flare.cli.display import attempt_failure, round_notes
 from flare.cli.plots import byte_unit, bytes_figure, mi_cutoffs, scores_figure
 from flare.federation.config import SimulationConfig
-from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
+from flare.federation.protocol.driver import ProtocolSimulation
+from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.report import RoundRecord, SimulationReport
 
 HONEST_CID = "bafkhonest"

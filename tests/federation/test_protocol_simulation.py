@@ -12,8 +12,9 @@ from flare.compression.base import UpdateBinding
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.aggregate import binding_label, compute_aggregate, load_task_context
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
-from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation, participant_keys
+from flare.federation.protocol.driver import ProtocolSimulation, participant_keys
 from flare.federation.protocol.roles import ProtocolParticipant
+from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.protocol.verify import verify_task
 from flare.models import TorchModelAdapter, build_model
 from flare.storage import DirectoryStore, MemoryStore

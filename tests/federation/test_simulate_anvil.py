@@ -12,7 +12,8 @@ from eth_utils import to_checksum_address
 from flare.chain.rpc.chain import Web3Chain
 from flare.chain.rpc.transport import RpcClient, http_provider
 from flare.federation.config import SimulationConfig
-from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation
+from flare.federation.protocol.driver import ProtocolSimulation
+from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.protocol.verify import verify_task
 from flare.storage import Cid, DirectoryStore
 

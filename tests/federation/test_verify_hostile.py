@@ -28,8 +28,9 @@ from flare.compression import make_codec
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.aggregate import load_task_context
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
-from flare.federation.protocol.driver import ProtocolConfig, ProtocolSimulation, participant_keys
+from flare.federation.protocol.driver import ProtocolSimulation, participant_keys
 from flare.federation.protocol.roles import ProtocolParticipant
+from flare.federation.protocol.settings import ProtocolConfig
 from flare.models import TorchModelAdapter, build_model
 from flare.storage import CODEC_RAW, DirectoryStore, compute_cid
 from flare.tensors import spec_of

@@ -10,8 +10,6 @@ no quorum) times out and is retried with a fresh seed, as on a real chain.
 import contextlib
 import hashlib
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from eth_account import Account
@@ -28,7 +26,7 @@ from flare.chain import (
 )
 from flare.compression.base import MalformedUpdateError, UpdateEncoder
 from flare.crypto.bls import SecretKey
-from flare.errors import ConfigError, FlareError
+from flare.errors import FlareError
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, load_task_context
 from flare.federation.protocol.artifacts import (
@@ -38,6 +36,7 @@ from flare.federation.protocol.artifacts import (
     encode_model,
 )
 from flare.federation.protocol.roles import ProtocolParticipant, Vote
+from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.report import RoundRecord, SimulationReport
 from flare.federation.setup import Federation, build_federation
 from flare.federation.simulation import (
@@ -51,48 +50,6 @@ from flare.federation.simulation import (
 )
 from flare.storage import DirectoryStore, MemoryStore, StorageProvider
 from flare.tensors import raw_nbytes
-
-UINT32_MAX = 2**32 - 1
-
-
-@dataclass(frozen=True)
-class ProtocolConfig:
-    """How the task is set up on chain, and where chain and store live."""
-
-    expected_committee: int = 5
-    min_committee: int = 3
-    quorum_bps: int = 6667
-    min_clients: int = 1
-    dishonest_committee: bool = False
-    max_attempts: int = 20
-    state: Path | None = None
-    store: Path | None = None
-    chain_url: str | None = None
-    deployment: Path | None = None
-
-    def __post_init__(self) -> None:
-        if self.expected_committee < 1 or self.min_committee < 1:
-            raise ConfigError("--committee and --min-committee must be at least 1")
-        if not 1 <= self.quorum_bps <= 10_000:
-            raise ConfigError("--quorum must lie in [1, 10000] basis points")
-        if self.min_clients < 1 or self.max_attempts < 1:
-            raise ConfigError("--min-clients and the attempt limit must be at least 1")
-        if self.expected_committee > UINT32_MAX:
-            raise ConfigError(f"--committee must be at most {UINT32_MAX} (a uint32 on chain)")
-
-    def check_fits(self, config: SimulationConfig) -> None:
-        """Refuse a task that could never decide a round, or that the contract cannot hold."""
-        for option, needed in (
-            ("--min-committee", self.min_committee),
-            ("--min-clients", self.min_clients),
-        ):
-            if needed > config.clients:
-                raise ConfigError(
-                    f"{option} {needed} exceeds the {config.clients} clients: no round could "
-                    "ever be decided"
-                )
-        if config.rounds > UINT32_MAX:
-            raise ConfigError(f"--rounds must be at most {UINT32_MAX} (a uint32 on chain)")
 
 
 def participant_keys(seed: int, index: int) -> tuple[Any, SecretKey]:
