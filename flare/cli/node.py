@@ -16,7 +16,7 @@ from flare.cli import check_output_directory, integer_at_least, positive_finite_
 from flare.cli.help_values import NODE_STATE_DIR
 
 if TYPE_CHECKING:
-    from flare.node import KuboConfig
+    from flare.node import DetachedService, KuboConfig
 
 CHECKOUT_SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 """The scripts of the checkout Flare runs from; an installed package has none."""
@@ -73,45 +73,45 @@ def run(args: argparse.Namespace) -> int:
             block_time=args.block_time,
             state_interval=args.state_interval,
         )
-        anvil = installed_binary(find_anvil, "FLARE_ANVIL", "install_tools.sh", "anvil")
-        record = AnvilNode(config, anvil).start()
+        anvil_binary = installed_binary(find_anvil, "FLARE_ANVIL", "install_tools.sh", "anvil")
+        anvil = AnvilNode(config, anvil_binary)
+        record = anvil.start()
         print(
             f"anvil up: {config.rpc_url} (chain {config.chain_id}, pid {record.pid}); "
-            f"state {config.state_file}, log {config.log_file}"
+            f"state {config.state_file}, log {anvil.log_file}"
         )
         if not args.no_kubo:
             try:
                 _start_kubo(KuboConfig(args.state_dir / "kubo", api_port=args.ipfs_port))
             except BaseException:
-                AnvilNode(config).stop()  # all or nothing: no half-started setup to clean up
+                anvil.stop()  # all or nothing: no half-started setup to clean up
                 raise
         return 0
-    node = AnvilNode(AnvilConfig(state_dir=args.state_dir))
+    anvil = AnvilNode(AnvilConfig(state_dir=args.state_dir))
     if args.action == "down":
-        stopped = node.stop()
-        print(f"anvil stopped; state in {node.config.state_file}" if stopped else "not running")
+        stopped = anvil.stop()
+        print(f"anvil stopped; state in {anvil.config.state_file}" if stopped else "not running")
         if kubo.stop():
             print(f"kubo stopped; repository {kubo.config.repo_dir}")
         return 0
-    status = node.status()
-    kubo_status = kubo.status()
-    if kubo_status.running:
-        print(
-            f"kubo running: pid {kubo_status.pid}, {kubo_status.api_url}, "
-            f"{kubo_status.version or 'not answering'}"
-        )
-    else:
+    if not _report_status(kubo):
         print("kubo not running")
-    if not status.running:
+    if not _report_status(anvil):
         print(f"anvil not running (state dir {args.state_dir})")
         return 1
-    reachable = (
-        f"chain {status.chain_id}, block {status.block_number}"
-        if status.chain_id is not None
-        else "not answering"
-    )
-    print(f"anvil running: pid {status.pid}, {status.rpc_url}, {reachable}")
     return 0
+
+
+def _report_status(node: "DetachedService") -> bool:
+    """Print one line on a running ``node``; False, printing nothing, when it does not run."""
+    status = node.status()
+    if status is None:
+        return False
+    print(
+        f"{node.name} running: pid {status.pid}, {status.endpoint}, "
+        f"{status.answer or 'not answering'}"
+    )
+    return True
 
 
 def _start_kubo(config: "KuboConfig") -> None:
@@ -130,10 +130,11 @@ def _start_kubo(config: "KuboConfig") -> None:
     except NodeError as exc:
         print(f"kubo skipped: {exc}")
         return
-    record = KuboNode(config, binary).start()
+    kubo = KuboNode(config, binary)
+    record = kubo.start()
     print(
         f"kubo up: {config.api_url} (offline, pid {record.pid}); repository "
-        f"{config.repo_dir}, log {config.log_file}"
+        f"{config.repo_dir}, log {kubo.log_file}"
     )
 
 

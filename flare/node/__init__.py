@@ -5,25 +5,19 @@ other command reaches them only through their RPC URLs, exactly as it would reac
 testnet.
 """
 
-from flare.node.anvil import (
-    DEFAULT_STATE_DIR,
-    AnvilConfig,
-    AnvilNode,
-    NodeStatus,
-    find_anvil,
-)
-from flare.node.kubo import KuboConfig, KuboNode, KuboStatus, find_ipfs
-from flare.node.process import NodeError
+from flare.node.anvil import DEFAULT_STATE_DIR, AnvilConfig, AnvilNode, find_anvil
+from flare.node.kubo import KuboConfig, KuboNode, find_ipfs
+from flare.node.process import DetachedService, NodeError, ServiceStatus
 
 __all__ = [
     "DEFAULT_STATE_DIR",
     "AnvilConfig",
     "AnvilNode",
+    "DetachedService",
     "KuboConfig",
     "KuboNode",
-    "KuboStatus",
     "NodeError",
-    "NodeStatus",
+    "ServiceStatus",
     "find_anvil",
     "find_ipfs",
 ]

@@ -14,26 +14,23 @@ open port would let anyone on the network spend them.
 """
 
 import gzip
-import logging
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import requests
+import httpx
 
-from flare.node.process import DetachedService, NodeError, PidRecord
+from flare.node.process import DetachedService, NodeError
 
 DEFAULT_STATE_DIR = Path("anvil") / "state"
 HARDFORK = "prague"
 """EIP-2537's BLS12-381 precompiles, which every VRF and possession proof needs."""
-_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-_SERVICE = "anvil"
-_log = logging.getLogger(__name__)
+_NPM_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+"""``platform.machine()`` names as ``@foundry-rs/anvil-<os>-<arch>`` packages spell them."""
 
 
 def find_anvil() -> Path:
@@ -49,7 +46,7 @@ def find_anvil() -> Path:
             raise NodeError(f"FLARE_ANVIL names {override}, which is not a file")
         return Path(override)
     system = "win32" if sys.platform == "win32" else platform.system().lower()
-    arch = _ARCHITECTURES.get(platform.machine().lower(), platform.machine().lower())
+    arch = _NPM_ARCHITECTURES.get(platform.machine().lower(), platform.machine().lower())
     name = "anvil.exe" if system == "win32" else "anvil"
     for root in _search_roots():
         modules = root / "node_modules"
@@ -94,126 +91,55 @@ class AnvilConfig:
     def state_file(self) -> Path:
         return self.state_dir / "state.json"
 
-    @property
-    def pid_file(self) -> Path:
-        return self.state_dir / "anvil.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.state_dir / "anvil.log"
-
-    def command(self, binary: Path) -> list[str]:
-        """The Anvil command line for this configuration."""
-        command = [
-            str(binary),
-            "--host", self.host,
-            "--port", str(self.port),
-            "--chain-id", str(self.chain_id),
-            "--hardfork", HARDFORK,
-            "--state", str(self.state_file),
-        ]  # fmt: skip
-        if self.block_time is not None:
-            command += ["--block-time", f"{self.block_time:g}"]
-        if self.state_interval is not None:
-            command += ["--state-interval", str(self.state_interval)]
-        return command
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    """What ``flare node status`` reports."""
-
-    running: bool
-    pid: int | None
-    rpc_url: str | None
-    chain_id: int | None
-    block_number: int | None
-
 
 class AnvilNode(DetachedService):
-    """One Anvil process per state directory, managed through its pid file.
+    """One Anvil process per state directory, managed through its pid file."""
 
-    ``start`` and ``stop`` may run in different processes (``flare node up`` / ``down``);
-    a node started here is also reaped here, so no zombie is left behind.
-    """
-
-    service = "anvil"
+    name = "anvil"
+    start_timeout = 30.0
 
     def __init__(self, config: AnvilConfig, binary: Path | None = None) -> None:
+        super().__init__(config.state_dir, config.rpc_url, binary)
         self.config = config
-        self._binary = binary
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid_file(self) -> Path:
-        return self.config.pid_file
 
     @property
     def rpc_url(self) -> str:
-        return self.config.rpc_url
+        return self._endpoint
 
-    def start(self, timeout: float = 30.0) -> PidRecord:
-        """Start Anvil detached and wait until it answers with the configured chain id."""
+    def _find_binary(self) -> Path:
+        return find_anvil()
+
+    def _command(self, binary: Path) -> list[str]:
         config = self.config
-        running = PidRecord.read(config.pid_file)
-        if running is not None and running.alive():
-            raise NodeError(
-                f"anvil already runs for {config.state_dir} (pid {running.pid}, "
-                f"{running.endpoint}); `flare node down` first"
-            )
-        if _chain_id(config.rpc_url) is not None:
-            raise NodeError(f"another node already answers on {config.rpc_url}")
-        binary = self._binary or find_anvil()
-        config.state_dir.mkdir(parents=True, exist_ok=True)
-        with config.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                config.command(binary),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the terminal of `flare node up`
-            )
-        self._process = process
-        record = PidRecord(
-            _SERVICE,
-            process.pid,
+        command = [
             str(binary),
-            config.rpc_url,
-            {"chain_id": config.chain_id, "state_file": str(config.state_file)},
-        )
-        record.write(config.pid_file)
-        try:
-            self._wait_ready(process, timeout)
-        except BaseException:
-            self.kill()
-            raise
-        return record
+            "--host", config.host,
+            "--port", str(config.port),
+            "--chain-id", str(config.chain_id),
+            "--hardfork", HARDFORK,
+            "--state", str(config.state_file),
+        ]  # fmt: skip
+        if config.block_time is not None:
+            command += ["--block-time", f"{config.block_time:g}"]
+        if config.state_interval is not None:
+            command += ["--state-interval", str(config.state_interval)]
+        return command
 
-    def _wait_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise NodeError(f"anvil exited at start:\n{self.log_tail()}")
-            chain_id = _chain_id(self.rpc_url)
-            if chain_id is not None:
-                if chain_id != self.config.chain_id:
-                    raise NodeError(f"{self.rpc_url} is another node (chain id {chain_id})")
-                return
-            time.sleep(0.05)
-        raise NodeError(f"anvil did not answer on {self.rpc_url} within {timeout:g} s")
+    def _recorded_settings(self) -> dict[str, Any]:
+        return {"chain_id": self.config.chain_id, "state_file": str(self.config.state_file)}
 
-    def status(self) -> NodeStatus:
-        """Whether the recorded process runs, and what its RPC endpoint says."""
-        record = PidRecord.read(self.config.pid_file)
-        if record is None or not record.alive():
-            return NodeStatus(False, None, None, None, None)
-        return NodeStatus(
-            True,
-            record.pid,
-            record.endpoint,
-            _chain_id(record.endpoint),
-            _rpc_int(record.endpoint, "eth_blockNumber"),
-        )
+    def _describe(self, endpoint: str) -> str | None:
+        chain_id = _chain_id(endpoint)
+        if chain_id is None:
+            return None
+        return f"chain {chain_id}, block {_rpc_int(endpoint, 'eth_blockNumber')}"
+
+    def _ready(self) -> bool:
+        """Anvil answers, and with the configured chain id (not some other node's)."""
+        chain_id = _chain_id(self.rpc_url)
+        if chain_id is not None and chain_id != self.config.chain_id:
+            raise NodeError(f"{self.rpc_url} is another node (chain id {chain_id})")
+        return chain_id is not None
 
     def checkpoint(self) -> Path:
         """Write the current chain state to ``state.json`` now, atomically.
@@ -229,24 +155,17 @@ class AnvilNode(DetachedService):
         os.replace(temporary, self.config.state_file)
         return self.config.state_file
 
-    def log_tail(self, lines: int = 20) -> str:
-        """The end of ``anvil.log``, for error messages."""
-        try:
-            text = self.config.log_file.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
 
 def _rpc(url: str, method: str) -> object:
     """One JSON-RPC request with no retries; ``None`` when the node is unreachable."""
     try:
-        response = requests.post(
+        response = httpx.post(
             url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": []}, timeout=5
         )
-        return response.json().get("result")
-    except (requests.RequestException, ValueError):
+        reply = response.json()
+    except (httpx.HTTPError, ValueError):
         return None
+    return reply.get("result") if isinstance(reply, dict) else None
 
 
 def _rpc_int(url: str, method: str) -> int | None:

@@ -16,24 +16,21 @@ pinned before.
 """
 
 import json
-import logging
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from flare.node.process import DetachedService, NodeError, PidRecord
+from flare.node.process import DetachedService, NodeError
 
 KUBO_VERSION = "v0.43.1"
 """The version ``scripts/install_kubo.sh`` builds and caches."""
 DEFAULT_API_PORT = 5001
-_SERVICE = "kubo"
 _ANNOUNCE_NOTHING = ["/ip4/0.0.0.0/ipcidr/0", "/ip6/::/ipcidr/0"]
-_log = logging.getLogger(__name__)
 
 
 def find_ipfs() -> Path:
@@ -81,15 +78,7 @@ class KuboConfig:
     def repo_dir(self) -> Path:
         return self.directory / "repo"
 
-    @property
-    def pid_file(self) -> Path:
-        return self.directory / "kubo.pid"
-
-    @property
-    def log_file(self) -> Path:
-        return self.directory / "kubo.log"
-
-    def settings(self) -> dict[str, object]:
+    def repo_overrides(self) -> dict[str, object]:
         """Config keys (dotted, Kubo 0.43 names) written over the ``test`` profile."""
         gateway = [] if self.gateway_port is None else [f"/ip4/127.0.0.1/tcp/{self.gateway_port}"]
         return {
@@ -106,87 +95,45 @@ class KuboConfig:
         }
 
 
-@dataclass(frozen=True)
-class KuboStatus:
-    """What ``flare node status`` reports for Kubo."""
-
-    running: bool
-    pid: int | None
-    api_url: str | None
-    peer_id: str | None
-    version: str | None
-
-
 class KuboNode(DetachedService):
     """One Kubo daemon per directory, managed through its pid file like :class:`AnvilNode`."""
 
-    service = "kubo"
+    name = "kubo"
+    start_timeout = 60.0
 
     def __init__(self, config: KuboConfig, binary: Path | None = None) -> None:
+        super().__init__(config.directory, config.api_url, binary)
         self.config = config
-        self._binary = binary
-        self._process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid_file(self) -> Path:
-        return self.config.pid_file
 
     @property
     def api_url(self) -> str:
-        return self.config.api_url
-
-    @property
-    def binary(self) -> Path:
-        if self._binary is None:
-            self._binary = find_ipfs()
-        return self._binary
+        return self._endpoint
 
     def environment(self) -> dict[str, str]:
         """The environment for ``ipfs`` commands on this node's repository."""
         return {**os.environ, "IPFS_PATH": str(self.config.repo_dir)}
 
-    def start(self, timeout: float = 60.0) -> PidRecord:
-        """Initialise the repository if new, apply the config, start, wait for the API."""
-        config = self.config
-        running = PidRecord.read(config.pid_file)
-        if running is not None and running.alive():
-            raise NodeError(
-                f"kubo already runs for {config.directory} (pid {running.pid}, "
-                f"{running.endpoint}); `flare node down` first"
-            )
-        if _identify(config.api_url) is not None:
-            raise NodeError(f"another node already answers on {config.api_url}")
-        config.directory.mkdir(parents=True, exist_ok=True)
-        if not (config.repo_dir / "config").is_file():
+    def _find_binary(self) -> Path:
+        return find_ipfs()
+
+    def _command(self, binary: Path) -> list[str]:
+        return [str(binary), "daemon", *(["--offline"] if self.config.offline else [])]
+
+    def _recorded_settings(self) -> dict[str, Any]:
+        return {"repo": str(self.config.repo_dir), "offline": self.config.offline}
+
+    def _describe(self, endpoint: str) -> str | None:
+        identity = _identify(endpoint)
+        if identity is None:
+            return None
+        return identity.get("AgentVersion") or f"peer {identity['ID']}"
+
+    def _prepare(self) -> None:
+        """Initialise the repository if new, then write the overrides over its config."""
+        super()._prepare()
+        if not (self.config.repo_dir / "config").is_file():
             self._ipfs("init", "--profile", "test", "--empty-repo")
-        self._apply_settings()
-        command = [str(self.binary), "daemon"]
-        if config.offline:
-            command.append("--offline")
-        with config.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                command,
-                env=self.environment(),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # survives the terminal of `flare node up`
-            )
-        self._process = process
-        record = PidRecord(
-            _SERVICE,
-            process.pid,
-            str(self.binary),
-            config.api_url,
-            {"repo": str(config.repo_dir), "offline": config.offline},
-        )
-        record.write(config.pid_file)
-        try:
-            self._wait_ready(process, timeout)
-        except BaseException:
-            self.kill()
-            raise
-        return record
+        self._apply_repo_overrides()
 
     def _ipfs(self, *arguments: str) -> str:
         result = subprocess.run(
@@ -200,11 +147,11 @@ class KuboNode(DetachedService):
             raise NodeError(f"ipfs {' '.join(arguments)} failed: {result.stderr.strip()}")
         return result.stdout
 
-    def _apply_settings(self) -> None:
-        """Write the settings into the repository's config file (daemon not running)."""
+    def _apply_repo_overrides(self) -> None:
+        """Write the overrides into the repository's config file (daemon not running)."""
         config_file = self.config.repo_dir / "config"
         document = json.loads(config_file.read_text())
-        for dotted, value in self.config.settings().items():
+        for dotted, value in self.config.repo_overrides().items():
             *parents, leaf = dotted.split(".")
             section = document
             for key in parents:
@@ -213,38 +160,6 @@ class KuboNode(DetachedService):
         temporary = config_file.with_name("config.tmp")
         temporary.write_text(json.dumps(document, indent=2) + "\n")
         os.replace(temporary, config_file)
-
-    def _wait_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise NodeError(f"ipfs daemon exited at start:\n{self.log_tail()}")
-            if _identify(self.api_url) is not None:
-                return
-            time.sleep(0.1)
-        raise NodeError(f"ipfs daemon did not answer on {self.api_url} within {timeout:g} s")
-
-    def status(self) -> KuboStatus:
-        """Whether the recorded daemon runs, and what its API says about itself."""
-        record = PidRecord.read(self.config.pid_file)
-        if record is None or not record.alive():
-            return KuboStatus(False, None, None, None, None)
-        identity = _identify(record.endpoint) or {}
-        return KuboStatus(
-            True,
-            record.pid,
-            record.endpoint,
-            identity.get("ID"),
-            identity.get("AgentVersion"),
-        )
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The end of ``kubo.log``, for error messages."""
-        try:
-            text = self.config.log_file.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
 
 
 def _identify(api_url: str) -> dict[str, str] | None:
