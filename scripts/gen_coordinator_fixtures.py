@@ -32,7 +32,7 @@ from eth_account import Account
 from eth_utils import keccak
 
 from flare.chain import ContentRef, InMemoryChain, TaskParams
-from flare.chain import errors as e
+from flare.chain.api import errors as e
 from flare.chain.api.abi import field_types, selector, signature, to_abi, word
 from flare.chain.api.calls import (
     Call,
@@ -51,8 +51,8 @@ from flare.chain.api.calls import (
 from flare.chain.api.derive import encode_accepted
 from flare.chain.api.errors import ContractError
 from flare.chain.api.events import encode_log
-from flare.chain.memory.chain import ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT
 from flare.chain.api.types import Participant, Proposal, Round, Task
+from flare.chain.memory.chain import ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT
 from flare.crypto import SecretKey, vrf
 from flare.crypto.identity import possession_message, prove_task_possession
 from flare.storage import CODEC_DAG_PB, CODEC_RAW

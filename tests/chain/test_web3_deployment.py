@@ -12,7 +12,7 @@ from flare.chain.rpc.accounts import (
     account_from_keystore,
     dev_account,
 )
-from flare.chain.rpc.contract import ArtifactError, interface_problems, load_artifact
+from flare.chain.rpc.contract import ContractArtifactError, interface_problems, load_artifact
 from flare.chain.rpc.deployment import Deployment
 from flare.crypto.keystore import encrypt_eth_account
 from flare.errors import ConfigError
@@ -75,7 +75,7 @@ def test_loading_names_what_is_missing(tmp_path: Path) -> None:
 
 
 def test_connect_refuses_a_contract_from_another_artifact() -> None:
-    with pytest.raises(ArtifactError, match="deployed from artifact"):
+    with pytest.raises(ContractArtifactError, match="deployed from artifact"):
         DEPLOYMENT.connect("http://127.0.0.1:1")
 
 
@@ -131,7 +131,7 @@ def test_an_artifact_that_drifted_is_refused_with_every_difference(tmp_path: Pat
             }
         )
     )
-    with pytest.raises(ArtifactError) as raised:
+    with pytest.raises(ContractArtifactError) as raised:
         load_artifact(drifted)
     assert "error UnknownTask is missing" in str(raised.value)
     assert "event Voted indexes" in str(raised.value)

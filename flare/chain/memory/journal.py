@@ -27,7 +27,7 @@ from pathlib import Path
 
 from eth_utils import is_checksum_address
 
-from flare.errors import FlareError
+from flare.chain.api.errors import ChainError
 
 FORMAT_VERSION = "1"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -62,7 +62,7 @@ CREATE TABLE IF NOT EXISTS logs (
 """
 
 
-class JournalError(FlareError):
+class JournalError(ChainError):
     """The chain database is unreadable, from another chain, or disagrees with a replay."""
 
 

@@ -20,15 +20,14 @@ from eth_abi import decode, encode
 
 from flare.chain.api.abi import abi_fields, field_types, from_abi, selector, signature
 from flare.chain.api.calls import CALL_TYPES
-from flare.chain.api.errors import PROTOCOL_ERRORS
+from flare.chain.api.errors import PROTOCOL_ERRORS, ChainError
 from flare.chain.api.events import EVENT_TYPES
 from flare.chain.api.types import Participant, Proposal, Round, Task
-from flare.errors import FlareError
 
 CONTRACT_NAME = "FlareCoordinator"
 
 
-class ArtifactError(FlareError):
+class ContractArtifactError(ChainError):
     """The contract artifact is missing, unreadable, or disagrees with Flare's ABI."""
 
 
@@ -118,12 +117,12 @@ def _read_checked(path: Path) -> Artifact:
             _code(document["deployedBytecode"]),
         )
     except FileNotFoundError as exc:
-        raise ArtifactError(f"no contract artifact at {path}") from exc
+        raise ContractArtifactError(f"no contract artifact at {path}") from exc
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ArtifactError(f"unreadable contract artifact {path}: {exc}") from exc
+        raise ContractArtifactError(f"unreadable contract artifact {path}: {exc}") from exc
     problems = interface_problems(artifact.abi)
     if problems:
-        raise ArtifactError(f"{path} does not match Flare's ABI: " + "; ".join(problems))
+        raise ContractArtifactError(f"{path} does not match Flare's ABI: " + "; ".join(problems))
     return artifact
 
 

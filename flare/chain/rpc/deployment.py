@@ -17,7 +17,7 @@ from eth_utils import to_checksum_address
 
 from flare.chain.api.errors import ChainError, decode_revert
 from flare.chain.rpc.chain import Web3Chain, Web3Settings
-from flare.chain.rpc.contract import CONTRACT_NAME, Artifact, ArtifactError, load_artifact
+from flare.chain.rpc.contract import CONTRACT_NAME, Artifact, ContractArtifactError, load_artifact
 from flare.chain.rpc.transactions import CallReverted, SigningAccount, TransactionSender
 from flare.chain.rpc.transport import Provider, RpcClient, WrongChainError, http_provider
 from flare.errors import ConfigError
@@ -97,7 +97,7 @@ class Deployment:
         """A connector to this deployment; refuses if the shipped artifact differs."""
         shipped = load_artifact().sha256
         if shipped != self.artifact_sha256:
-            raise ArtifactError(
+            raise ContractArtifactError(
                 f"the contract at {self.address} was deployed from artifact "
                 f"{self.artifact_sha256[:12]}…, this Flare ships {shipped[:12]}…; "
                 "use the matching Flare version or deploy again"

@@ -119,7 +119,7 @@ class _Pending:
     raw: bytes = b""
 
 
-class _NonceTaken(Exception):
+class _NonceTaken(ChainError):
     """Another sender's transaction used our nonce; none of our copies was mined."""
 
 
