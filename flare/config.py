@@ -25,17 +25,21 @@ one process at a time (commands run one after another), never concurrent partici
 import json
 import os
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flare.chain import ANVIL_CHAIN_ID, ChainConnector, InMemoryChain, SenderAccount
 from flare.errors import ConfigError
 from flare.storage import DirectoryStore, KuboStore, StorageProvider
 
-GWEI = 10**9
+if TYPE_CHECKING:
+    from flare.chain.rpc.chain import Web3Chain, Web3Settings
+
+DEV_FUNDING_WEI = 10**21
+"""1,000 ether per simulated participant on a development node: far more than any task's gas."""
 _PATH_FIELDS = ("deployment", "keystore", "password_file", "state", "store")
 
 
@@ -158,38 +162,57 @@ def open_store(config: NetworkConfig) -> StorageProvider:
 
 @contextmanager
 def open_chain(
-    config: NetworkConfig, account: SenderAccount | None = None
+    config: NetworkConfig | None,
+    account: SenderAccount | None = None,
+    *,
+    read_only: bool = False,
+    dev_accounts: Sequence[str] | None = None,
 ) -> Iterator[ChainConnector]:
-    """The contract, sending as ``account`` (read-only without one); closed on exit.
+    """The coordination contract, sending as ``account`` (read-only without one); every
+    command and the simulation open their chain here, and it is closed on exit.
 
-    A ``state`` path opens the journaled in-memory chain, anything else the JSON-RPC node
-    at ``rpc_url`` through the web3 connector.
+    ``None`` is a fresh embedded chain in memory, gone on exit. A ``state`` path is the
+    embedded chain journaled to that SQLite file; ``read_only`` opens an existing journal
+    without writing to it, as an auditor must. Anything else is the deployment file's
+    coordinator through the JSON-RPC node at ``rpc_url``: a deployment of another artifact
+    is refused, and logs are read from the deployment's block on.
+
+    ``dev_accounts`` asks for a development node (Anvil), whose chain is whatever it serves:
+    each account is funded with ``anvil_setBalance``, and without a deployment file a fresh
+    coordinator is deployed from Anvil's first dev account.
     """
+    if config is None:
+        with InMemoryChain() as chain:
+            yield chain if account is None else chain.as_sender(account)
+        return
     if config.state is not None:
+        if read_only and not config.state.is_file():
+            raise ConfigError(f"no chain state at {config.state}")
         if not config.state.parent.is_dir():
             raise ConfigError(f"no directory for the chain state {config.state}")
-        with InMemoryChain(config.state) as chain:
+        with InMemoryChain(config.state, read_only=read_only) as chain:
             yield chain if account is None else chain.as_sender(account)
         return
     if config.rpc_url is None:
         raise ConfigError("no chain: set rpc_url, or state for the embedded chain")
-    yield _connect_web3(config, config.rpc_url, account)
+    chain = _connect_rpc(config, config.rpc_url, dev_accounts)
+    yield chain if account is None else chain.as_sender(account)
 
 
-def _connect_web3(
-    config: NetworkConfig, rpc_url: str, account: SenderAccount | None
-) -> ChainConnector:
-    """The deployment of ``config`` through the web3 connector, with its caps and waits.
+def _connect_rpc(
+    config: NetworkConfig, rpc_url: str, dev_accounts: Sequence[str] | None
+) -> "Web3Chain":
+    """The deployment of ``config`` through the JSON-RPC connector, with its caps and waits.
 
-    Imported here so that the embedded mode never loads web3.py. A local Anvil gets the
-    connector's dev-node timings (it mines at once); any other chain the testnet ones.
+    Imported here so that the embedded mode never loads the RPC client. A development node
+    gets the connector's dev-node timings (it mines at once); any other chain the testnet ones.
     """
     from flare.chain.rpc.chain import Web3Settings
     from flare.chain.rpc.deployment import Deployment
-    from flare.chain.rpc.fees import FeePolicy
+    from flare.chain.rpc.fees import GWEI, FeePolicy
 
-    deployment = Deployment.load(config.deployment, chain_id=config.chain_id)
-    base = Web3Settings.dev_node() if config.chain_id == ANVIL_CHAIN_ID else Web3Settings()
+    dev_node = dev_accounts is not None or config.chain_id == ANVIL_CHAIN_ID
+    base = Web3Settings.dev_node() if dev_node else Web3Settings()
     settings = replace(
         base,
         fees=FeePolicy(
@@ -198,5 +221,33 @@ def _connect_web3(
         ),
         transactions=replace(base.transactions, confirmations=config.confirmations),
     )
-    chain = deployment.connect(rpc_url, settings=settings)
-    return chain if account is None else chain.as_sender(account)
+    if dev_accounts is None:
+        deployment = Deployment.load(config.deployment, chain_id=config.chain_id)
+        return deployment.connect(rpc_url, settings=settings)
+    chain = _dev_deployment(config, rpc_url, settings)
+    _fund_dev_accounts(chain, rpc_url, dev_accounts)
+    return chain
+
+
+def _dev_deployment(config: NetworkConfig, rpc_url: str, settings: "Web3Settings") -> "Web3Chain":
+    """The coordinator the deployment file names on a development node, or a fresh one."""
+    from flare.chain.rpc.accounts import dev_account
+    from flare.chain.rpc.deployment import Deployment, deploy
+
+    if config.deployment is not None:
+        deployment = Deployment.load(config.deployment)
+    else:
+        deployment = deploy(rpc_url, dev_account(), settings=settings)
+    return deployment.connect(rpc_url, settings=settings)
+
+
+def _fund_dev_accounts(chain: "Web3Chain", rpc_url: str, accounts: Sequence[str]) -> None:
+    """Give simulated participants, who have deterministic keys and no ether, their gas."""
+    try:
+        for address in accounts:
+            chain.rpc.request("anvil_setBalance", address, hex(DEV_FUNDING_WEI))
+    except Exception as exc:  # the node's own error says which method it lacks
+        raise ConfigError(
+            f"{rpc_url} is not a development node that can fund simulated participants "
+            f"({exc}); `flare simulate --chain` runs only against Anvil"
+        ) from exc

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flare.cli import add_threads_option, apply_threads
-from flare.cli.task import add_network_options, keystore_dir, load_keys, network_config
+from flare.cli.network import add_network_options, keystore_dir, load_keys, network_config
+from flare.cli.options import add_client_dp_options
 from flare.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -57,18 +58,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--attack", help="experiments: send a corrupted update (e.g. sign-flip)")
     run.add_argument("--attack-strength", type=float, help="the attack's main parameter")
     run.add_argument(
-        "--dp-clip", type=float, help="client-level DP: L2 bound on each update (docs/privacy.md)"
-    )
-    run.add_argument(
-        "--dp-noise-multiplier",
-        type=float,
-        help="client-level DP: noise std per coordinate, in units of the clip; the noise "
-        "comes from the operating system",
-    )
-    run.add_argument(
         "--dishonest-member",
         action="store_true",
         help="experiments: as a committee member, back plain FedAvg of every update",
+    )
+    add_client_dp_options(
+        run,
+        "each update is clipped and noised before encoding, the noise from the operating "
+        "system (docs/privacy.md); off unless --dp-clip is given",
+        calibration=False,
     )
     add_network_options(run, keys=True)
     add_threads_option(run)

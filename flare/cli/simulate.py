@@ -25,7 +25,13 @@ from flare.cli.help_values import (
     MODEL_NAMES,
     PARTITION_NAMES,
 )
+from flare.cli.options import (
+    add_client_dp_options,
+    add_task_parameter_options,
+    task_parameters_from_args,
+)
 from flare.errors import ConfigError
+from flare.federation.task_parameters import OPTION_NAMES
 
 if TYPE_CHECKING:
     from flare.cli.display import RoundTable
@@ -35,11 +41,10 @@ if TYPE_CHECKING:
     from flare.federation.report import SimulationReport
     from flare.federation.simulation import Simulation
 
+SIMULATED_TASK_PARAMETERS = ("expected_committee", "min_committee", "quorum_bps", "min_clients")
+"""The task parameters a simulation takes as options; it sets rounds and windows itself."""
 PROTOCOL_OPTIONS = {
-    "committee": "--committee",
-    "min_committee": "--min-committee",
-    "quorum": "--quorum",
-    "min_clients": "--min-clients",
+    **{name: OPTION_NAMES[name] for name in SIMULATED_TASK_PARAMETERS},
     "dishonest_committee": "--dishonest-committee",
     "chain": "--chain",
     "deployment": "--deployment",
@@ -98,31 +103,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--local-epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
-    privacy = p.add_argument_group(
-        "client-level differential privacy",
+    add_client_dp_options(
+        p,
         "each device clips its update and adds Gaussian noise before encoding "
         "(docs/privacy.md); off unless --dp-clip is given",
+        calibration=True,
     )
-    privacy.add_argument("--dp-clip", type=float, help="L2 bound on each client's update")
-    privacy.add_argument(
-        "--dp-noise-multiplier", type=float, help="noise std per coordinate, in units of the clip"
-    )
-    privacy.add_argument(
-        "--dp-epsilon",
-        type=float,
-        help="target ε after all rounds, instead of --dp-noise-multiplier: calibrates the noise",
-    )
-    privacy.add_argument("--dp-delta", type=float, help="δ at which ε is reported")
     protocol = p.add_argument_group(
         "protocol", "every round through the in-memory chain and a content-addressed store"
     )
     protocol.add_argument(
         "--offline", action="store_true", help="skip the protocol: plain in-process rounds"
     )
-    protocol.add_argument("--committee", type=int, help="expected committee size k (default 5)")
-    protocol.add_argument("--min-committee", type=int, help="seats needed to decide (default 3)")
-    protocol.add_argument("--quorum", type=int, help="approvals, basis points (default 6667)")
-    protocol.add_argument("--min-clients", type=int, help="submissions to propose (default 1)")
+    # Left out, they parse as None, so that --offline can tell they were given.
+    add_task_parameter_options(protocol, SIMULATED_TASK_PARAMETERS, apply_defaults=False)
     protocol.add_argument(
         "--dishonest-committee",
         action="store_true",
@@ -185,18 +179,14 @@ def protocol_from_args(args: argparse.Namespace) -> "ProtocolConfig | None":
         raise ConfigError("--state keeps the embedded chain; with --chain the node keeps it")
     if args.deployment is not None and args.chain is None:
         raise ConfigError("--deployment names a coordinator on a node: give --chain too")
-    values = {
-        "expected_committee": args.committee,
-        "min_committee": args.min_committee,
-        "quorum_bps": args.quorum,
-        "min_clients": args.min_clients,
-        "dishonest_committee": args.dishonest_committee or None,
-        "state": args.state,
-        "store": args.store,
-        "chain_url": args.chain,
-        "deployment": args.deployment,
-    }
-    return ProtocolConfig(**{name: value for name, value in values.items() if value is not None})
+    return ProtocolConfig(
+        task=task_parameters_from_args(args),
+        dishonest_committee=args.dishonest_committee,
+        state=args.state,
+        store=args.store,
+        chain_url=args.chain,
+        deployment=args.deployment,
+    )
 
 
 def check_paths(args: argparse.Namespace) -> None:

@@ -18,80 +18,14 @@ from flare.cli import (
     positive_finite_float,
 )
 from flare.cli.help_values import PARTITION_NAMES
-from flare.errors import ConfigError
+from flare.cli.network import add_network_options, load_keys, network_config
+from flare.cli.options import add_task_parameter_options, task_parameters_from_args
+from flare.federation.task_parameters import OPTION_NAMES
 
 if TYPE_CHECKING:
     from flare.chain import ChainConnector, SenderAccount
     from flare.config import NetworkConfig
-    from flare.crypto.identity import ParticipantKeys
     from flare.storage import StorageProvider
-
-UINT32_MAX = 2**32 - 1
-"""The contract keeps rounds, committee sizes and windows as uint32."""
-CHAIN_ID_MAX = 2**64 - 1
-"""Nodes take 64-bit chain ids."""
-
-
-def add_network_options(parser: argparse.ArgumentParser, *, keys: bool) -> None:
-    """The options that say where chain, contract, IPFS node (and keys) are."""
-    group = parser.add_argument_group(
-        "network", "where the chain and the blobs are (default: local Anvil and Kubo)"
-    )
-    group.add_argument("--config", type=Path, help="network file, TOML or JSON")
-    group.add_argument("--rpc", help="JSON-RPC URL of the chain node")
-    group.add_argument(
-        "--chain-id", type=integer_at_least(1, CHAIN_ID_MAX), help="chain id the node must serve"
-    )
-    group.add_argument("--deployment", type=Path, help="file written by `flare deploy`")
-    group.add_argument("--ipfs", help="Kubo RPC API URL")
-    group.add_argument(
-        "--state",
-        type=Path,
-        help="embedded chain journaled to this SQLite file instead of a node "
-        "(one process at a time)",
-    )
-    group.add_argument("--store", type=Path, help="blob directory instead of Kubo")
-    if keys:
-        group.add_argument(
-            "--keystore", type=Path, help="keys directory (`flare participant keys new`)"
-        )
-        group.add_argument(
-            "--password-file", type=Path, help="keystore password (else $FLARE_KEYSTORE_PASSWORD)"
-        )
-
-
-def network_config(args: argparse.Namespace) -> "NetworkConfig":
-    """The configuration file (or the local defaults) with the command line on top."""
-    from flare.config import load_network_config
-
-    config = load_network_config(args.config).with_overrides(
-        rpc_url=args.rpc,
-        chain_id=args.chain_id,
-        deployment=args.deployment,
-        ipfs_api_url=args.ipfs,
-        state=args.state,
-        store=args.store,
-        keystore=getattr(args, "keystore", None),
-        password_file=getattr(args, "password_file", None),
-    )
-    if config.store is not None:
-        check_output_directory(config.store, "--store")
-    return config
-
-
-def keystore_dir(config: "NetworkConfig") -> Path:
-    """The configured keys directory, which every sending command needs."""
-    if config.keystore is None:
-        raise ConfigError("no keys: give --keystore (made by `flare participant keys new`)")
-    return config.keystore
-
-
-def load_keys(config: "NetworkConfig") -> "ParticipantKeys":
-    """The participant keys the configuration names, decrypted."""
-    from flare.config import read_password
-    from flare.crypto.identity import ParticipantKeys
-
-    return ParticipantKeys.load(keystore_dir(config), read_password(config))
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -106,16 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--model", default="mlp", help="mlp, cnn or logreg")
     create.add_argument("--dataset", default="digits", help="digits, or an .npz with X and y")
     create.add_argument("--aggregator", default="mi", help="mi, fedavg, krum, median, …")
-    on_chain = integer_at_least(1, UINT32_MAX)
-    create.add_argument("--rounds", type=on_chain, default=10)
-    create.add_argument("--min-clients", type=on_chain, default=1, help="registrations to start")
-    create.add_argument("--committee", type=on_chain, default=5, help="expected committee size k")
-    create.add_argument("--min-committee", type=on_chain, default=3)
-    create.add_argument(
-        "--quorum", type=integer_at_least(1, 10_000), default=6667, help="basis points"
-    )
-    create.add_argument("--submission-window", type=on_chain, default=30, help="blocks")
-    create.add_argument("--vote-window", type=on_chain, default=30, help="blocks")
+    add_task_parameter_options(create, tuple(OPTION_NAMES), apply_defaults=True)
     create.add_argument("--seed", type=int, default=0, help="data split and initial weights")
     privacy = create.add_argument_group(
         "client-level differential privacy",
@@ -156,6 +81,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run_create(args: argparse.Namespace) -> int:
+    parameters = task_parameters_from_args(args)
     from flare.federation.config import check_seed
 
     check_seed(args.seed)
@@ -168,13 +94,7 @@ def run_create(args: argparse.Namespace) -> int:
         model=args.model,
         dataset=args.dataset,
         aggregator=args.aggregator,
-        rounds=args.rounds,
-        min_clients=args.min_clients,
-        expected_committee=args.committee,
-        min_committee=args.min_committee,
-        quorum_bps=args.quorum,
-        submission_window=args.submission_window,
-        vote_window=args.vote_window,
+        parameters=parameters,
         seed=args.seed,
         dp_max_epsilon=args.dp_max_epsilon,
         dp_delta=args.dp_delta,
@@ -189,7 +109,7 @@ def run_create(args: argparse.Namespace) -> int:
     )
     requirement = spec.privacy_requirement()
     if requirement is not None:
-        print(f"participants must run {requirement.describe(spec.rounds)}")
+        print(f"participants must run {requirement.describe(parameters.max_rounds)}")
     return 0
 
 
@@ -219,9 +139,7 @@ def run_status(args: argparse.Namespace) -> int:
         check_input_file(args.test, "--test")
         apply_threads(args.threads)
     config = network_config(args)
-    if config.state is not None and not config.state.is_file():
-        raise ConfigError(f"no chain state at {config.state}")  # a status must not create one
-    with open_chain(config) as chain:
+    with open_chain(config, read_only=True) as chain:  # a status must not create a chain
         for line in _status_lines(chain, args.task):
             print(line)
         print(_privacy_line(chain, open_store(config), args.task))

@@ -1,11 +1,10 @@
 """``flare verify``: re-derive every finalized round of a task from chain and store alone."""
 
 import argparse
-import contextlib
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flare.cli import add_threads_option, apply_threads
+from flare.cli.network import add_network_options, network_config
 from flare.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -19,15 +18,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="Replay a finished task from its chain state and blob store, and check "
         "that every round's aggregate re-derives to the CID the chain recorded.",
     )
-    source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--state", type=Path, help="SQLite file of the embedded chain")
-    source.add_argument("--chain", metavar="URL", help="RPC URL of a node (with --contract)")
-    p.add_argument("--contract", help="with --chain: the coordinator's address")
-    blobs = p.add_mutually_exclusive_group(required=True)
-    blobs.add_argument("--store", type=Path, help="directory of the blob store")
-    blobs.add_argument("--ipfs", metavar="URL", help="Kubo RPC API URL holding the blobs")
     p.add_argument("--task", type=int, help="task id (default: every task on the chain)")
     add_threads_option(p)
+    add_network_options(p, keys=False)
     p.set_defaults(handler=run)
 
 
@@ -35,21 +28,18 @@ def run(args: argparse.Namespace) -> int:
     apply_threads(args.threads)
     from rich.console import Console
 
+    from flare.config import open_chain, open_store
     from flare.federation.protocol.verify import RoundStatus, verify_task
-    from flare.storage import DirectoryStore, KuboStore
 
-    if args.state is not None and not args.state.is_file():
-        raise ConfigError(f"no chain state at {args.state}")
-    if args.chain is not None and args.contract is None:
-        raise ConfigError("--chain needs --contract (the coordinator's address)")
-    if args.store is not None and not (args.store / "blobs").is_dir():
-        raise ConfigError(f"no blob store at {args.store} (it has no blobs/ directory)")
     if args.task is not None and args.task < 1:
         raise ConfigError("--task must be at least 1")
+    config = network_config(args)
+    if config.store is not None and not (config.store / "blobs").is_dir():
+        raise ConfigError(f"no blob store at {config.store} (it has no blobs/ directory)")
     console = Console(highlight=False, soft_wrap=True)
-    store = DirectoryStore(args.store) if args.store is not None else KuboStore(args.ipfs)
+    store = open_store(config)
     all_ok = True
-    with _open(args) as chain:
+    with open_chain(config, read_only=True) as chain:
         task_count = chain.task_count()
         if task_count == 0:
             raise ConfigError("the chain holds no task to verify")
@@ -99,16 +89,3 @@ def _describe(verdict: "RoundVerdict") -> str:
         f"[red]MISMATCH[/]  chain {verdict.onchain_model} "
         f"!= recomputed {verdict.recomputed_model}{differs}"
     )
-
-
-def _open(args: argparse.Namespace) -> contextlib.AbstractContextManager:
-    """The embedded chain from its SQLite file, or a read-only connector to a node."""
-    if args.state is not None:
-        from flare.chain import InMemoryChain
-
-        return InMemoryChain(args.state, read_only=True)
-    from flare.chain.rpc.chain import Web3Chain
-    from flare.chain.rpc.transport import RpcClient, http_provider
-
-    chain_id = RpcClient(http_provider(args.chain, 30)).chain_id()
-    return contextlib.nullcontext(Web3Chain(args.chain, args.contract, chain_id=chain_id))

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flare.aggregation import make_aggregator
-from flare.chain import ChainConnector, ContentRef, TaskCreated, TaskParams
+from flare.chain import ChainConnector, ContentRef, TaskCreated
 from flare.data import load_dataset
 from flare.errors import ConfigError
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
+from flare.federation.task_parameters import DEFAULT_TASK_PARAMETERS, TaskParameters
 from flare.models import TorchModelAdapter, build_model
 from flare.privacy import DEFAULT_DELTA, PrivacyRequirement
 from flare.storage import StorageProvider
@@ -22,24 +23,14 @@ from flare.storage import StorageProvider
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """Everything ``flare task create`` asks for; windows are in blocks.
-
-    On a chain with a block every ``t`` seconds a window of ``w`` blocks lasts ``w·t``
-    seconds: the submission window must cover a device's training and upload, the vote
-    window the committee's download, aggregation, one proposal and its votes.
-    """
+    """Everything ``flare task create`` asks for: the manifest's contents, the seed of the
+    data split and initial weights, and the task's on-chain ``parameters``."""
 
     model: str = "mlp"
     dataset: str = "digits"
     aggregator: str = "mi"
     aggregator_params: dict[str, Any] = field(default_factory=dict)
-    rounds: int = 10
-    min_clients: int = 1
-    expected_committee: int = 5
-    min_committee: int = 3
-    quorum_bps: int = 6667
-    submission_window: int = 30
-    vote_window: int = 30
+    parameters: TaskParameters = DEFAULT_TASK_PARAMETERS
     seed: int = 0
     dp_max_epsilon: float | None = None
     """Require client-level DP of every participant: at most this ε over all rounds."""
@@ -54,32 +45,7 @@ class TaskSpec:
         if self.dp_max_epsilon is None or self.dp_clip is None:
             raise ConfigError("--dp-max-epsilon and --dp-clip go together")
         return PrivacyRequirement.calibrated(
-            self.dp_max_epsilon, self.dp_delta, self.dp_clip, self.rounds
-        )
-
-    def params(self) -> TaskParams:
-        """The on-chain parameters, checked here so a typo fails before any upload."""
-        values = [
-            ("--min-clients", self.min_clients, 1),
-            ("--committee", self.expected_committee, 1),
-            ("--min-committee", self.min_committee, 1),
-            ("--submission-window", self.submission_window, 1),
-            ("--vote-window", self.vote_window, 1),
-            ("--rounds", self.rounds, 1),
-        ]
-        for option, value, minimum in values:
-            if value < minimum:
-                raise ConfigError(f"{option} must be at least {minimum}")
-        if not 1 <= self.quorum_bps <= 10_000:
-            raise ConfigError("--quorum must lie in [1, 10000] basis points")
-        return TaskParams(
-            min_clients=self.min_clients,
-            expected_committee=self.expected_committee,
-            min_committee=self.min_committee,
-            quorum_bps=self.quorum_bps,
-            submission_window=self.submission_window,
-            vote_window=self.vote_window,
-            max_rounds=self.rounds,
+            self.dp_max_epsilon, self.dp_delta, self.dp_clip, self.parameters.max_rounds
         )
 
 
@@ -90,7 +56,6 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
     seed ``flare task split-data`` must use too, so the validation split is held out from
     every client's shard and standardised the same way.
     """
-    params = spec.params()
     privacy = spec.privacy_requirement()
     # an unknown rule or parameter would leave a task nobody can run
     make_aggregator(spec.aggregator, **spec.aggregator_params)
@@ -111,6 +76,8 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
     for cid in (model_cid, manifest_cid):
         store.pin(cid)
     receipt = chain.create_task(
-        ContentRef.from_cid(model_cid), ContentRef.from_cid(manifest_cid), params
+        ContentRef.from_cid(model_cid),
+        ContentRef.from_cid(manifest_cid),
+        spec.parameters.on_chain(),
     )
     return receipt.one(TaskCreated).task_id

@@ -1,49 +1,56 @@
 """How a simulated task is set up on chain, and where its chain and store live."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from flare.config import NetworkConfig
 from flare.errors import ConfigError
 from flare.federation.config import SimulationConfig
-
-UINT32_MAX = 2**32 - 1
+from flare.federation.task_parameters import DEFAULT_TASK_PARAMETERS, TaskParameters
 
 
 @dataclass(frozen=True)
 class ProtocolConfig:
-    """How the task is set up on chain, and where chain and store live."""
+    """How the task is set up on chain, and where chain and store live.
 
-    expected_committee: int = 5
-    min_committee: int = 3
-    quorum_bps: int = 6667
-    min_clients: int = 1
+    ``task`` holds the committee rules and the attempt limit; the task a run creates takes
+    its rounds and windows from the run (:meth:`task_parameters`).
+    """
+
+    task: TaskParameters = DEFAULT_TASK_PARAMETERS
     dishonest_committee: bool = False
-    max_attempts: int = 20
     state: Path | None = None
     store: Path | None = None
     chain_url: str | None = None
     deployment: Path | None = None
 
-    def __post_init__(self) -> None:
-        if self.expected_committee < 1 or self.min_committee < 1:
-            raise ConfigError("--committee and --min-committee must be at least 1")
-        if not 1 <= self.quorum_bps <= 10_000:
-            raise ConfigError("--quorum must lie in [1, 10000] basis points")
-        if self.min_clients < 1 or self.max_attempts < 1:
-            raise ConfigError("--min-clients and the attempt limit must be at least 1")
-        if self.expected_committee > UINT32_MAX:
-            raise ConfigError(f"--committee must be at most {UINT32_MAX} (a uint32 on chain)")
+    def task_parameters(self, config: SimulationConfig) -> TaskParameters:
+        """The parameters of the task a run of ``config`` creates (checked as it is built)."""
+        # Every transaction mines one block, so windows must fit one per participant.
+        window = 2 * config.clients + 8
+        return replace(
+            self.task, max_rounds=config.rounds, submission_window=window, vote_window=window
+        )
 
     def check_fits(self, config: SimulationConfig) -> None:
-        """Refuse a task that could never decide a round, or that the contract cannot hold."""
+        """Refuse a task that could never decide a round, or that the contract would refuse."""
+        self.task_parameters(config)
         for option, needed in (
-            ("--min-committee", self.min_committee),
-            ("--min-clients", self.min_clients),
+            ("--min-committee", self.task.min_committee),
+            ("--min-clients", self.task.min_clients),
         ):
             if needed > config.clients:
                 raise ConfigError(
                     f"{option} {needed} exceeds the {config.clients} clients: no round could "
                     "ever be decided"
                 )
-        if config.rounds > UINT32_MAX:
-            raise ConfigError(f"--rounds must be at most {UINT32_MAX} (a uint32 on chain)")
+
+    def network(self) -> NetworkConfig | None:
+        """The chain to open with :func:`flare.config.open_chain`: the development node at
+        ``chain_url``, the embedded chain journaled to ``state``, or (``None``) a fresh
+        embedded chain in memory."""
+        if self.chain_url is not None:
+            return NetworkConfig(rpc_url=self.chain_url, deployment=self.deployment)
+        if self.state is not None:
+            return NetworkConfig(rpc_url=None, state=self.state)
+        return None

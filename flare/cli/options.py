@@ -1,0 +1,72 @@
+"""Options more than one command takes, declared once: a task's on-chain parameters and a
+device's client-level differential privacy.
+
+Their defaults come from :mod:`flare.federation.task_parameters`, which imports nothing
+heavy, so every ``--help`` shows them without loading the chain layer, numpy or torch.
+"""
+
+import argparse
+from typing import Any
+
+from flare.federation.task_parameters import DEFAULT_TASK_PARAMETERS, OPTION_NAMES, TaskParameters
+
+TASK_PARAMETER_HELP = {
+    "min_clients": "registrations to start the task, submissions to propose",
+    "expected_committee": "expected committee size k",
+    "min_committee": "seats needed to decide",
+    "quorum_bps": "approvals, basis points",
+    "submission_window": "blocks",
+    "vote_window": "blocks",
+    "max_rounds": "rounds to train",
+}
+"""What each task parameter's option sets, for its help text (which adds the default)."""
+
+
+def add_task_parameter_options(
+    group: argparse._ActionsContainer, names: tuple[str, ...], *, apply_defaults: bool
+) -> None:
+    """Options for the :class:`TaskParameters` fields ``names``, their defaults in the help.
+
+    With ``apply_defaults`` a left-out option takes the default while parsing; without, it
+    parses as ``None`` (the command can tell it was left out) and the default applies when
+    the command builds the parameters (:func:`task_parameters_from_args`).
+    """
+    for name in names:
+        default = getattr(DEFAULT_TASK_PARAMETERS, name)
+        group.add_argument(
+            OPTION_NAMES[name],
+            dest=name,
+            metavar=OPTION_NAMES[name].removeprefix("--").replace("-", "_").upper(),
+            type=int,
+            default=default if apply_defaults else None,
+            help=f"{TASK_PARAMETER_HELP[name]} (default {default})",
+        )
+
+
+def task_parameters_from_args(args: argparse.Namespace, **values: Any) -> TaskParameters:
+    """The parameters the parsed options (and ``values``) give, defaults for the rest;
+    refused with the option's name if the contract would refuse them."""
+    given = {
+        name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name, None) is not None
+    }
+    return TaskParameters(**{**given, **values})
+
+
+def add_client_dp_options(
+    parser: argparse.ArgumentParser, description: str, *, calibration: bool
+) -> None:
+    """A device's client-level DP: the clip and the noise multiplier; with ``calibration``,
+    the alternative of a target ε and the δ at which ε is counted."""
+    group = parser.add_argument_group("client-level differential privacy", description)
+    group.add_argument("--dp-clip", type=float, help="L2 bound on each client's update")
+    group.add_argument(
+        "--dp-noise-multiplier", type=float, help="noise std per coordinate, in units of the clip"
+    )
+    if calibration:
+        group.add_argument(
+            "--dp-epsilon",
+            type=float,
+            help="target ε after all rounds, instead of --dp-noise-multiplier: "
+            "calibrates the noise",
+        )
+        group.add_argument("--dp-delta", type=float, help="δ at which ε is reported")
