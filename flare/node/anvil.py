@@ -14,9 +14,7 @@ open port would let anyone on the network spend them.
 """
 
 import gzip
-import os
 import platform
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from flare.node.process import DetachedService, NodeError
+from flare.node.process import DetachedService, NodeError, find_binary, write_atomically
 
 DEFAULT_STATE_DIR = Path("anvil") / "state"
 HARDFORK = "prague"
@@ -40,28 +38,19 @@ def find_anvil() -> Path:
     ``node_modules/.bin/anvil`` wrapper: the wrapper is a Node process that spawns the real
     one, so its pid is not Anvil's.
     """
-    override = os.environ.get("FLARE_ANVIL")
-    if override:
-        if not Path(override).is_file():
-            raise NodeError(f"FLARE_ANVIL names {override}, which is not a file")
-        return Path(override)
     system = "win32" if sys.platform == "win32" else platform.system().lower()
     arch = _NPM_ARCHITECTURES.get(platform.machine().lower(), platform.machine().lower())
     name = "anvil.exe" if system == "win32" else "anvil"
-    for root in _search_roots():
-        modules = root / "node_modules"
+    candidates = (
+        candidate
+        for root in _search_roots()
         for candidate in (
-            modules / "@foundry-rs" / f"anvil-{system}-{arch}" / "bin" / name,
-            modules / ".bin" / name,
-        ):
-            if candidate.is_file():
-                return candidate
-    on_path = shutil.which("anvil")
-    if on_path:
-        return Path(on_path)
-    raise NodeError(
-        "no anvil binary: run scripts/install_tools.sh (npm @foundry-rs/anvil), put anvil on "
-        "PATH, or set FLARE_ANVIL"
+            root / "node_modules" / "@foundry-rs" / f"anvil-{system}-{arch}" / "bin" / name,
+            root / "node_modules" / ".bin" / name,
+        )
+    )
+    return find_binary(
+        "anvil", "FLARE_ANVIL", candidates, "run scripts/install_tools.sh (npm @foundry-rs/anvil)"
     )
 
 
@@ -149,10 +138,9 @@ class AnvilNode(DetachedService):
         dumped = _rpc(self.rpc_url, "anvil_dumpState")
         if not isinstance(dumped, str):
             raise NodeError(f"{self.rpc_url} did not dump its state")
-        state = gzip.decompress(bytes.fromhex(dumped.removeprefix("0x")))
-        temporary = self.config.state_file.with_name("state.json.tmp")
-        temporary.write_bytes(state)
-        os.replace(temporary, self.config.state_file)
+        write_atomically(
+            self.config.state_file, gzip.decompress(bytes.fromhex(dumped.removeprefix("0x")))
+        )
         return self.config.state_file
 
 

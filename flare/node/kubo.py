@@ -17,7 +17,6 @@ pinned before.
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from flare.node.process import DetachedService, NodeError
+from flare.node.process import DetachedService, NodeError, find_binary, write_atomically
 
 KUBO_VERSION = "v0.43.1"
 """The version ``scripts/install_kubo.sh`` builds and caches."""
@@ -39,21 +38,9 @@ def find_ipfs() -> Path:
     The cache is looked up, never filled: building Kubo takes minutes, so that is left
     to ``scripts/install_kubo.sh``.
     """
-    override = os.environ.get("FLARE_IPFS_BIN")
-    if override:
-        if not Path(override).is_file():
-            raise NodeError(f"FLARE_IPFS_BIN names {override}, which is not a file")
-        return Path(override)
     cache_root = Path(os.environ.get("FLARE_CACHE", Path.home() / ".cache" / "flare"))
     cached = cache_root / "kubo" / KUBO_VERSION / "ipfs"
-    if cached.is_file():
-        return cached
-    on_path = shutil.which("ipfs")
-    if on_path:
-        return Path(on_path)
-    raise NodeError(
-        "no ipfs binary: run scripts/install_kubo.sh, put ipfs on PATH, or set FLARE_IPFS_BIN"
-    )
+    return find_binary("ipfs", "FLARE_IPFS_BIN", [cached], "run scripts/install_kubo.sh")
 
 
 @dataclass(frozen=True)
@@ -157,9 +144,7 @@ class KuboNode(DetachedService):
             for key in parents:
                 section = section.setdefault(key, {})
             section[leaf] = value
-        temporary = config_file.with_name("config.tmp")
-        temporary.write_text(json.dumps(document, indent=2) + "\n")
-        os.replace(temporary, config_file)
+        write_atomically(config_file, (json.dumps(document, indent=2) + "\n").encode())
 
 
 def _identify(api_url: str) -> dict[str, str] | None:

@@ -9,10 +9,12 @@ behind it still runs the recorded binary, so a recycled pid is never signalled.
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -46,9 +48,7 @@ class PidRecord:
 
     def write(self, path: Path) -> None:
         """Write atomically, so ``status`` never reads half a record."""
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
-        os.replace(temporary, path)
+        write_atomically(path, (json.dumps(asdict(self), indent=2, sort_keys=True) + "\n").encode())
 
     @classmethod
     def read(cls, path: Path) -> "PidRecord | None":
@@ -63,6 +63,37 @@ class PidRecord:
     def alive(self) -> bool:
         """True while the pid runs the recorded binary (not a process that reused the pid)."""
         return process_runs(self.pid, Path(self.binary).name)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one rename: a reader, or a crash, sees old or new."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def find_binary(
+    program: str, override_variable: str, candidates: Iterable[Path], install_hint: str
+) -> Path:
+    """``$override_variable`` if set, else the first candidate that exists, else ``PATH``.
+
+    An override that names no file is an error rather than a fallback: the user asked for
+    that binary. ``install_hint`` completes the message when nothing is found.
+    """
+    override = os.environ.get(override_variable)
+    if override:
+        if not Path(override).is_file():
+            raise NodeError(f"{override_variable} names {override}, which is not a file")
+        return Path(override)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    on_path = shutil.which(program)
+    if on_path:
+        return Path(on_path)
+    raise NodeError(
+        f"no {program} binary: {install_hint}, put {program} on PATH, or set {override_variable}"
+    )
 
 
 def process_runs(pid: int, program: str) -> bool:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from flare.node import DetachedService, NodeError
-from flare.node.process import PidRecord, process_runs
+from flare.node.process import PidRecord, find_binary, process_runs
 
 READY = textwrap.dedent(
     """
@@ -151,3 +151,32 @@ def test_kill_leaves_nothing_running(directory: Path) -> None:
     service.kill()
     assert not process_runs(record.pid, Path(sys.executable).name)
     assert not service.pid_file.exists()
+
+
+def test_find_binary_prefers_the_override_then_the_candidates_then_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir, cached, chosen = tmp_path / "bin", tmp_path / "cache" / "tool", tmp_path / "tool"
+    for binary in (bin_dir / "tool", cached, chosen):
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        binary.write_text("#!/bin/sh\n")
+        binary.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("FLARE_TOOL", raising=False)
+    missing = tmp_path / "missing"
+
+    assert find_binary("tool", "FLARE_TOOL", [missing, cached], "install it") == cached
+    assert find_binary("tool", "FLARE_TOOL", [missing], "install it") == bin_dir / "tool"
+    monkeypatch.setenv("FLARE_TOOL", str(chosen))
+    assert find_binary("tool", "FLARE_TOOL", [cached], "install it") == chosen
+    monkeypatch.setenv("FLARE_TOOL", str(missing))
+    with pytest.raises(NodeError, match=f"FLARE_TOOL names {missing}, which is not a file"):
+        find_binary("tool", "FLARE_TOOL", [cached], "install it")
+
+    monkeypatch.delenv("FLARE_TOOL")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(NodeError) as raised:
+        find_binary("tool", "FLARE_TOOL", [missing], "run scripts/install_tool.sh")
+    assert str(raised.value) == (
+        "no tool binary: run scripts/install_tool.sh, put tool on PATH, or set FLARE_TOOL"
+    )

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conformance.anvil_harness import anvil_binary, free_port
 
-from flare.chain.rpc.transport import RpcClient, http_provider
+from flare.chain.rpc.transport import HttpProvider, RpcClient
 from flare.cli import main
 from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode, NodeError, find_anvil
 from flare.node.process import PidRecord
@@ -42,7 +42,7 @@ def flare(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 
 
 def rpc(port: int) -> RpcClient:
-    return RpcClient(http_provider(f"http://127.0.0.1:{port}", 5))
+    return RpcClient(HttpProvider(f"http://127.0.0.1:{port}", 5))
 
 
 def test_up_status_down_and_the_state_survives_a_restart(
