@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from flare.chain.rpc.deployment import Deployment, deploy
     from flare.chain.rpc.fees import GWEI, FeePolicy
     from flare.chain.rpc.transactions import TransactionSettings
-    from flare.chain.rpc.transport import RpcClient, http_provider
+    from flare.chain.rpc.transport import HttpProvider, RpcClient
 
     if args.out is not None:
         _check_out(args.out, args.force)
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     )
     chain_id = args.chain_id
     if chain_id is None:  # the file name needs it before anything is spent
-        chain_id = RpcClient(http_provider(args.rpc, settings.request_timeout)).chain_id()
+        chain_id = RpcClient(HttpProvider(args.rpc, settings.request_timeout)).chain_id()
     out = args.out or Deployment.default_path(chain_id)
     _check_out(out, args.force)
     deployment = deploy(args.rpc, account, chain_id=chain_id, settings=settings)

@@ -20,7 +20,7 @@ from flare.chain import ChainConnector
 from flare.chain.rpc.accounts import dev_account
 from flare.chain.rpc.chain import Web3Settings
 from flare.chain.rpc.deployment import Deployment, deploy
-from flare.chain.rpc.transport import RpcClient, http_provider
+from flare.chain.rpc.transport import HttpProvider, RpcClient
 from flare.node import AnvilConfig, AnvilNode, NodeError, find_anvil
 
 FUNDING = 10**21
@@ -70,7 +70,7 @@ def shared_deployment() -> Deployment:
     if deployment is None:
         node = shared_anvil()
         deployment = deploy(node.rpc_url, dev_account(), settings=Web3Settings.dev_node())
-        rpc = RpcClient(http_provider(node.rpc_url, 10))
+        rpc = RpcClient(HttpProvider(node.rpc_url, 10))
         for identity in identities():
             rpc.request("anvil_setBalance", identity.address, hex(FUNDING))
         _shared["deployment"] = deployment

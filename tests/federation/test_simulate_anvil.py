@@ -10,7 +10,7 @@ from conformance.anvil_harness import shared_anvil
 from eth_utils import to_checksum_address
 
 from flare.chain.rpc.chain import Web3Chain
-from flare.chain.rpc.transport import RpcClient, http_provider
+from flare.chain.rpc.transport import HttpProvider, RpcClient
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.driver import ProtocolSimulation
 from flare.federation.protocol.settings import ProtocolConfig
@@ -59,7 +59,7 @@ def word(data: str, index: int) -> str:
 @pytest.mark.skipif(not CAST.exists(), reason="Foundry's cast is not installed (scripts/setup.sh)")
 def test_simulation_on_anvil_matches_what_cast_reads(tmp_path):
     node = shared_anvil()
-    rpc = RpcClient(http_provider(node.rpc_url, 10))
+    rpc = RpcClient(HttpProvider(node.rpc_url, 10))
     baseline = rpc.request("evm_snapshot")
     start = int(rpc.request("eth_blockNumber"), 16)
     try:

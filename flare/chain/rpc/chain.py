@@ -48,12 +48,12 @@ from flare.chain.rpc.transactions import (
 )
 from flare.chain.rpc.transport import (
     ChainUnavailableError,
+    HttpProvider,
     Provider,
     RetryPolicy,
     RpcClient,
     RpcError,
     WrongChainError,
-    http_provider,
     is_oversized_query,
 )
 from flare.errors import ConfigError
@@ -134,7 +134,7 @@ class Web3Chain(ChainConnector):
     ) -> None:
         load_artifact()  # refuse an artifact whose ABI disagrees with the codecs used here
         settings = settings or Web3Settings()
-        provider = http_provider(rpc, settings.request_timeout) if isinstance(rpc, str) else rpc
+        provider = HttpProvider(rpc, settings.request_timeout) if isinstance(rpc, str) else rpc
         client = RpcClient(provider, settings.retry)
         sender = TransactionSender(client, chain_id, settings.fees, settings.transactions)
         self._link = _Link(

@@ -19,7 +19,7 @@ from flare.chain.api.errors import ChainError, decode_revert
 from flare.chain.rpc.chain import Web3Chain, Web3Settings
 from flare.chain.rpc.contract import CONTRACT_NAME, Artifact, ContractArtifactError, load_artifact
 from flare.chain.rpc.transactions import CallReverted, SigningAccount, TransactionSender
-from flare.chain.rpc.transport import Provider, RpcClient, WrongChainError, http_provider
+from flare.chain.rpc.transport import HttpProvider, Provider, RpcClient, WrongChainError
 from flare.errors import ConfigError
 
 DEPLOYMENTS_DIR = Path("deployments")
@@ -144,7 +144,7 @@ def deploy(
     """
     settings = settings or Web3Settings()
     artifact = artifact or load_artifact()
-    provider = http_provider(rpc, settings.request_timeout) if isinstance(rpc, str) else rpc
+    provider = HttpProvider(rpc, settings.request_timeout) if isinstance(rpc, str) else rpc
     client = RpcClient(provider, settings.retry)
     actual = client.chain_id()
     if chain_id is not None and actual != chain_id:

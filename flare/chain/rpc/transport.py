@@ -1,4 +1,4 @@
-"""JSON-RPC transport for the web3 connector: one request, classified and retried.
+"""JSON-RPC transport for the RPC connector: one request, classified and retried.
 
 A node answers a request in one of three ways that callers must tell apart:
 
@@ -11,18 +11,19 @@ A node answers a request in one of three ways that callers must tell apart:
   only repeat the refusal, so it is raised at once as :class:`RpcError`;
 * a **result**.
 
-web3.py supplies the wire (its providers own sessions, IPC and headers); its own retry
-loop is switched off so that this module is the only place that decides what to retry.
+:class:`HttpProvider` is the wire: one httpx client per endpoint, which keeps connections
+alive and is shared by every thread of a connector. It never retries on its own, so that
+this module is the only place that decides what to retry.
 """
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import requests
-from web3 import HTTPProvider
+import httpx
 
 from flare.chain.api.errors import ChainError
 
@@ -32,6 +33,18 @@ REVERTED = 3
 """The JSON-RPC code geth and Anvil give ``eth_call``/``eth_estimateGas`` reverts."""
 _TRANSIENT_HTTP_STATUS = frozenset({429, 500, 502, 503, 504})
 _OVERSIZED = ("range", "more than", "too many results", "too large")
+_TRANSIENT_TRANSPORT = (
+    httpx.TimeoutException
+    | httpx.NetworkError
+    | httpx.RemoteProtocolError
+    | httpx.ProxyError
+    | ConnectionError
+    | TimeoutError
+)
+"""The wire failures a repeat may cure: refused, reset, dropped or too slow connections.
+
+A malformed URL or an unsupported scheme fails the same way every time.
+"""
 
 
 class ChainUnavailableError(ChainError):
@@ -93,11 +106,36 @@ class RpcError(ChainError):
 
 
 class Provider(Protocol):
-    """What the transport needs of a web3.py provider (and what test fakes implement)."""
+    """What the transport needs of a JSON-RPC endpoint (and what test fakes implement)."""
 
-    def make_request(self, method: Any, params: Any) -> Any:
+    def make_request(self, method: str, params: list[Any]) -> Any:
         """Send one JSON-RPC request; return the decoded response object."""
         ...
+
+
+class HttpProvider:
+    """A JSON-RPC endpoint over HTTP: posts one request, returns the decoded reply.
+
+    An HTTP error status raises ``httpx.HTTPStatusError`` and a body that is not JSON
+    raises ``ValueError``; :class:`RpcClient` classifies both.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self._client = httpx.Client(timeout=timeout, follow_redirects=True)
+        self._request_ids = itertools.count(1)
+
+    def make_request(self, method: str, params: list[Any]) -> Any:
+        """POST ``method(params)`` to the endpoint; the reply's JSON object."""
+        request = {
+            "jsonrpc": "2.0",
+            "method": method,
+            "params": params,
+            "id": next(self._request_ids),
+        }
+        response = self._client.post(self.url, json=request)
+        response.raise_for_status()
+        return response.json()
 
 
 @dataclass(frozen=True)
@@ -125,12 +163,9 @@ def is_transient(exc: BaseException) -> bool:
     """Whether a failed request is worth repeating unchanged."""
     if isinstance(exc, RpcError):
         return exc.code == RATE_LIMITED and not is_oversized_query(exc)
-    if isinstance(exc, requests.HTTPError):
-        response = exc.response
-        return response is not None and response.status_code in _TRANSIENT_HTTP_STATUS
-    return isinstance(
-        exc, requests.ConnectionError | requests.Timeout | ConnectionError | TimeoutError
-    )
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in _TRANSIENT_HTTP_STATUS
+    return isinstance(exc, _TRANSIENT_TRANSPORT)
 
 
 def is_oversized_query(exc: RpcError) -> bool:
@@ -141,15 +176,8 @@ def is_oversized_query(exc: RpcError) -> bool:
     return exc.mentions(*_OVERSIZED)
 
 
-def http_provider(url: str, timeout: float) -> HTTPProvider:
-    """A web3.py HTTP provider with its own retries off (this module retries)."""
-    return HTTPProvider(
-        url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
-    )
-
-
 class RpcClient:
-    """JSON-RPC requests over a web3.py provider, with classification and retries.
+    """JSON-RPC requests over a provider, with classification and retries.
 
     ``interruptions`` counts transient failures seen so far; a caller that checked
     something about the node (its chain id) re-checks it once the count moves, because the
@@ -166,7 +194,7 @@ class RpcClient:
     ) -> None:
         self.provider = provider
         self.retry = retry
-        self.name = name or str(getattr(provider, "endpoint_uri", None) or type(provider).__name__)
+        self.name = name or str(getattr(provider, "url", None) or type(provider).__name__)
         self._sleep = sleep
         self._lock = threading.Lock()
         self._interruptions = 0
@@ -182,7 +210,7 @@ class RpcClient:
         for attempt in range(len(delays) + 1):
             try:
                 return self._request_once(method, list(params))
-            except (RpcError, requests.RequestException, OSError) as exc:
+            except (RpcError, httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
                 if not is_transient(exc):
                     if isinstance(exc, RpcError):
                         raise
@@ -227,7 +255,7 @@ class RpcClient:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+    if isinstance(exc, httpx.HTTPStatusError):
         return f"HTTP {exc.response.status_code}"
     if isinstance(exc, RpcError):
         return f"JSON-RPC error {exc.code} ({exc.message})"

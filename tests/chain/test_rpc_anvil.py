@@ -25,7 +25,7 @@ from flare.chain.rpc.transactions import (
     TransactionSender,
     TransactionSettings,
 )
-from flare.chain.rpc.transport import RpcClient, WrongChainError, http_provider
+from flare.chain.rpc.transport import HttpProvider, RpcClient, WrongChainError
 
 pytestmark = pytest.mark.anvil
 
@@ -72,7 +72,7 @@ class Node:
 
 @pytest.fixture
 def node() -> Iterator[Node]:
-    rpc = RpcClient(http_provider(shared_anvil().rpc_url, 10))
+    rpc = RpcClient(HttpProvider(shared_anvil().rpc_url, 10))
     baseline = rpc.request("evm_snapshot")
     try:
         yield Node(rpc, TransactionSender(rpc, 31337, FeePolicy(), FAST))

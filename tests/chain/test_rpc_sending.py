@@ -8,8 +8,8 @@ wrong chain id must never reach ``eth_sendRawTransaction``.
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
-import requests
 from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak
@@ -145,7 +145,7 @@ def test_the_chain_id_is_checked_again_after_the_connection_dropped() -> None:
     def drop_once(_: list[Any]) -> str:
         if not state["failed"]:
             state["failed"] = True
-            raise requests.ConnectionError("reset")
+            raise httpx.ConnectError("reset")
         return hex(node.head)
 
     node.handlers["eth_blockNumber"] = drop_once
@@ -237,7 +237,7 @@ def test_a_node_lost_while_waiting_names_the_sent_transaction() -> None:
     node = FakeNode()
 
     def gone(_: list[Any]) -> Any:
-        raise requests.ConnectionError("refused")
+        raise httpx.ConnectError("refused")
 
     node.handlers["eth_getTransactionReceipt"] = gone
     with pytest.raises(ChainUnavailableError, match="outcome is unknown") as raised:
@@ -251,7 +251,7 @@ def test_a_node_lost_during_broadcast_names_the_transaction_that_may_have_arrive
 
     def lost(params: list[Any]) -> Any:
         broadcasts.append(params[0])
-        raise requests.ConnectionError("reset by peer")
+        raise httpx.ConnectError("reset by peer")
 
     node.handlers["eth_sendRawTransaction"] = lost
     with pytest.raises(ChainUnavailableError, match="may have reached the node") as raised:

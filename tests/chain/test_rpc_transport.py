@@ -7,8 +7,8 @@ revert is (wrongly) repeated; the fee policy decides what an unattended key may 
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
-import requests
 
 from flare.chain.rpc.fees import GWEI, FeeCapExceededError, FeePolicy, Fees
 from flare.chain.rpc.transport import (
@@ -62,18 +62,20 @@ def fee_node(base_fee: int, priority: int = GWEI) -> RpcClient:
 # -- retry classification ------------------------------------------------------------
 
 
-def _http_error(status: int) -> requests.HTTPError:
-    response = requests.Response()
-    response.status_code = status
-    return requests.HTTPError(response=response)
+def _http_error(status: int) -> httpx.HTTPStatusError:
+    request = httpx.Request("POST", "http://node.invalid")
+    response = httpx.Response(status, request=request)
+    return httpx.HTTPStatusError(f"HTTP {status}", request=request, response=response)
 
 
 @pytest.mark.parametrize(
     ("failure", "transient"),
     [
-        (requests.ConnectionError("refused"), True),
-        (requests.Timeout("slow"), True),
+        (httpx.ConnectError("refused"), True),
+        (httpx.ReadTimeout("slow"), True),
+        (httpx.RemoteProtocolError("server disconnected without a response"), True),
         (ConnectionRefusedError(), True),
+        (httpx.UnsupportedProtocol("ftp is not http"), False),
         (_http_error(502), True),
         (_http_error(503), True),
         (_http_error(429), True),
@@ -96,7 +98,7 @@ def test_retry_policy_backs_off_exponentially_up_to_a_ceiling() -> None:
 
 def test_transient_failures_are_retried_then_succeed() -> None:
     failures: list[Any] = [
-        requests.ConnectionError("refused"),
+        httpx.ConnectError("refused"),
         rpc_error(RATE_LIMITED, "request rate exceeded"),
     ]
 
@@ -119,7 +121,7 @@ def test_transient_failures_are_retried_then_succeed() -> None:
 
 def test_retries_end_in_chain_unavailable() -> None:
     def down() -> Any:
-        raise requests.ConnectionError("connection refused")
+        raise httpx.ConnectError("connection refused")
 
     node = Scripted(eth_blockNumber=down)
     client = RpcClient(node, RetryPolicy(attempts=3), sleep=lambda _: None)
