@@ -42,7 +42,7 @@ import numpy as np
 from common import OUTPUT_DIR, environment, environment_line, write_results
 
 from flare.chain import RoundFinalized, RoundOpened, TaskStatus, UpdateSubmitted
-from flare.chain.rpc.chain import Web3Chain
+from flare.chain.rpc.chain import RpcChain
 from flare.cli import main as flare_cli
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.driver import ProtocolSimulation
@@ -184,7 +184,7 @@ def processes_versus_memory(root: Path, kubo: KuboNode) -> dict[str, object]:
     processes: list[subprocess.Popen[bytes]] = []
     try:
         config, contract = _prepare_task(root, anvil, kubo)
-        chain = Web3Chain(anvil.rpc_url, contract, chain_id=31337)
+        chain = RpcChain(anvil.rpc_url, contract, chain_id=31337)
         launched = time.monotonic()
         for index in range(CLIENTS):
             processes.append(_launch_participant(root, config, index))
@@ -265,7 +265,7 @@ def _launch_participant(root: Path, config: Path, index: int) -> subprocess.Pope
         )  # fmt: skip
 
 
-def _round_phases(chain: Web3Chain) -> list[dict[str, int]]:
+def _round_phases(chain: RpcChain) -> list[dict[str, int]]:
     """Blocks per phase of each finalized attempt (see :func:`processes_versus_memory`)."""
     events = chain.events([RoundOpened, UpdateSubmitted, RoundFinalized], task_id=1)
     phases = []

@@ -36,7 +36,7 @@ from flare.errors import ConfigError
 from flare.storage import DirectoryStore, KuboStore, StorageProvider
 
 if TYPE_CHECKING:
-    from flare.chain.rpc.chain import Web3Chain, Web3Settings
+    from flare.chain.rpc.chain import RpcChain, RpcSettings
 
 DEV_FUNDING_WEI = 10**21
 """1,000 ether per simulated participant on a development node: far more than any task's gas."""
@@ -201,18 +201,18 @@ def open_chain(
 
 def _connect_rpc(
     config: NetworkConfig, rpc_url: str, dev_accounts: Sequence[str] | None
-) -> "Web3Chain":
+) -> "RpcChain":
     """The deployment of ``config`` through the JSON-RPC connector, with its caps and waits.
 
     Imported here so that the embedded mode never loads the RPC client. A development node
     gets the connector's dev-node timings (it mines at once); any other chain the testnet ones.
     """
-    from flare.chain.rpc.chain import Web3Settings
+    from flare.chain.rpc.chain import RpcSettings
     from flare.chain.rpc.deployment import Deployment
     from flare.chain.rpc.fees import GWEI, FeePolicy
 
     dev_node = dev_accounts is not None or config.chain_id == ANVIL_CHAIN_ID
-    base = Web3Settings.dev_node() if dev_node else Web3Settings()
+    base = RpcSettings.dev_node() if dev_node else RpcSettings()
     settings = replace(
         base,
         fees=FeePolicy(
@@ -229,7 +229,7 @@ def _connect_rpc(
     return chain
 
 
-def _dev_deployment(config: NetworkConfig, rpc_url: str, settings: "Web3Settings") -> "Web3Chain":
+def _dev_deployment(config: NetworkConfig, rpc_url: str, settings: "RpcSettings") -> "RpcChain":
     """The coordinator the deployment file names on a development node, or a fresh one."""
     from flare.chain.rpc.accounts import dev_account
     from flare.chain.rpc.deployment import Deployment, deploy
@@ -241,7 +241,7 @@ def _dev_deployment(config: NetworkConfig, rpc_url: str, settings: "Web3Settings
     return deployment.connect(rpc_url, settings=settings)
 
 
-def _fund_dev_accounts(chain: "Web3Chain", rpc_url: str, accounts: Sequence[str]) -> None:
+def _fund_dev_accounts(chain: "RpcChain", rpc_url: str, accounts: Sequence[str]) -> None:
     """Give simulated participants, who have deterministic keys and no ether, their gas."""
     try:
         for address in accounts:

@@ -55,7 +55,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from flare.chain.rpc.chain import Web3Settings
+    from flare.chain.rpc.chain import RpcSettings
     from flare.chain.rpc.deployment import Deployment, deploy
     from flare.chain.rpc.fees import GWEI, FeePolicy
     from flare.chain.rpc.transactions import TransactionSettings
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         _check_out(args.out, args.force)
     account = _account(args)
     max_fee = int(args.max_fee_gwei * GWEI)
-    settings = Web3Settings(
+    settings = RpcSettings(
         fees=FeePolicy(max_fee_cap=max_fee, priority_fee_cap=min(max_fee, 5 * GWEI)),
         transactions=TransactionSettings(confirmations=args.confirmations),
     )

@@ -2,7 +2,7 @@
 
 The Solidity contract is written from docs/protocol.md; these tests parse its tables and
 headings and compare them with the Python declarations, so a signature cannot silently
-differ between the document, the in-memory chain and the web3 decoder.
+differ between the document, the in-memory chain and the RPC decoder.
 """
 
 import re

@@ -1,4 +1,4 @@
-"""``Web3Chain`` with the shipped ``FlareCoordinator`` on a real Anvil.
+"""``RpcChain`` with the shipped ``FlareCoordinator`` on a real Anvil.
 
 The conformance suite already runs every protocol rule through this connector; these
 tests cover what only a real node has: deploying and the deployment file, concurrent
@@ -22,9 +22,9 @@ from flare.chain.rpc.accounts import ANVIL_DEV_KEY, dev_account
 from flare.chain.rpc.chain import (
     ChainUnavailableError,
     ContractNotFoundError,
+    RpcChain,
+    RpcSettings,
     TransactionSettings,
-    Web3Chain,
-    Web3Settings,
 )
 from flare.chain.rpc.deployment import Deployment, deploy
 from flare.chain.rpc.transactions import CallReverted
@@ -33,7 +33,7 @@ from flare.cli import main
 
 pytestmark = pytest.mark.anvil
 
-RESEND_SOON = Web3Settings(
+RESEND_SOON = RpcSettings(
     # Long enough for a test to rearrange the chain before a dropped transaction returns.
     transactions=TransactionSettings(poll_interval=0.01, resend_after=1.5, receipt_timeout=30),
     retry=RetryPolicy(attempts=3, initial_delay=0.05, max_delay=0.2),
@@ -75,9 +75,9 @@ def test_flare_deploy_writes_a_file_that_connects(
 def test_a_node_of_another_chain_or_an_empty_address_is_refused(world: World) -> None:
     url = shared_anvil().rpc_url
     with pytest.raises(WrongChainError):
-        Web3Chain(url, world.chain.contract_address, chain_id=1)
+        RpcChain(url, world.chain.contract_address, chain_id=1)
     with pytest.raises(ContractNotFoundError, match="no contract at"):
-        Web3Chain(url, "0x" + "12" * 20, chain_id=31337)
+        RpcChain(url, "0x" + "12" * 20, chain_id=31337)
 
 
 def test_receipts_name_the_transaction_and_the_gas_it_used(world: World) -> None:
@@ -180,7 +180,7 @@ def _wait_for_pool(world: World) -> str:
 def test_a_killed_node_is_unavailable_and_restarts_from_its_last_state(tmp_path: Path) -> None:
     node = start_anvil(tmp_path / "state")
     try:
-        deployment = deploy(node.rpc_url, dev_account(), settings=Web3Settings.dev_node())
+        deployment = deploy(node.rpc_url, dev_account(), settings=RpcSettings.dev_node())
         chain = deployment.connect(node.rpc_url, settings=RESEND_SOON)
         for identity in identities():
             chain.rpc.request("anvil_setBalance", identity.address, hex(FUNDING))

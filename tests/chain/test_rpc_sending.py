@@ -19,7 +19,7 @@ from flare.chain.api import errors as e
 from flare.chain.api.calls import CreateTask, StartTask, checked_calldata
 from flare.chain.api.events import ParticipantRegistered, TaskCreated, encode_log
 from flare.chain.api.types import ContentRef, TaskParams
-from flare.chain.rpc.chain import Web3Chain, Web3Settings
+from flare.chain.rpc.chain import RpcChain, RpcSettings
 from flare.chain.rpc.fees import GWEI, FeeCapExceededError, FeePolicy
 from flare.chain.rpc.transactions import (
     CallReverted,
@@ -111,11 +111,11 @@ def sender_for(node: FakeNode, chain_id: int = 31337, **settings: Any) -> Transa
     )
 
 
-def chain_for(node: FakeNode) -> Web3Chain:
-    fast = Web3Settings(
+def chain_for(node: FakeNode) -> RpcChain:
+    fast = RpcSettings(
         transactions=TransactionSettings(poll_interval=0.001), retry=NO_RETRY, log_chunk_blocks=4
     )
-    return Web3Chain(node, CONTRACT, chain_id=31337, account=SENDER, settings=fast)
+    return RpcChain(node, CONTRACT, chain_id=31337, account=SENDER, settings=fast)
 
 
 # -- sending ---------------------------------------------------------------------------
@@ -390,7 +390,7 @@ def test_a_connector_signs_only_with_local_accounts() -> None:
     chain = chain_for(FakeNode())
     with pytest.raises(ConfigError, match="LocalAccount"):
         chain.as_sender(AddressOnly())
-    reader = Web3Chain(FakeNode(), CONTRACT, chain_id=31337)
+    reader = RpcChain(FakeNode(), CONTRACT, chain_id=31337)
     with pytest.raises(ConfigError, match="no sender"):
         reader.transact(StartTask(1))
 
@@ -398,8 +398,8 @@ def test_a_connector_signs_only_with_local_accounts() -> None:
 def test_log_scans_start_at_the_deployment_block() -> None:
     node = FakeNode()
     node.head = 20
-    fast = Web3Settings(retry=NO_RETRY, log_chunk_blocks=4)
-    chain = Web3Chain(node, CONTRACT, chain_id=31337, settings=fast, first_block=13)
+    fast = RpcSettings(retry=NO_RETRY, log_chunk_blocks=4)
+    chain = RpcChain(node, CONTRACT, chain_id=31337, settings=fast, first_block=13)
     assert chain.events() == []
     queried = [params[0] for method, params in node.requests if method == "eth_getLogs"]
     assert [(int(q["fromBlock"], 16), int(q["toBlock"], 16)) for q in queried] == [

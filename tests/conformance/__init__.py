@@ -1,5 +1,5 @@
 """Conformance suite: one set of tests for every ``ChainConnector`` implementation.
 
 Each test runs once per harness in :data:`conformance.harness.HARNESSES`; adding the
-web3/Anvil connector means adding one harness, not new tests.
+RPC/Anvil connector means adding one harness, not new tests.
 """

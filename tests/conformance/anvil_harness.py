@@ -18,7 +18,7 @@ from conformance.harness import ChainHarness
 from conformance.scenario import identities
 from flare.chain import ChainConnector
 from flare.chain.rpc.accounts import dev_account
-from flare.chain.rpc.chain import Web3Settings
+from flare.chain.rpc.chain import RpcSettings
 from flare.chain.rpc.deployment import Deployment, deploy
 from flare.chain.rpc.transport import HttpProvider, RpcClient
 from flare.node import AnvilConfig, AnvilNode, NodeError, find_anvil
@@ -69,7 +69,7 @@ def shared_deployment() -> Deployment:
     deployment = _shared.get("deployment")
     if deployment is None:
         node = shared_anvil()
-        deployment = deploy(node.rpc_url, dev_account(), settings=Web3Settings.dev_node())
+        deployment = deploy(node.rpc_url, dev_account(), settings=RpcSettings.dev_node())
         rpc = RpcClient(HttpProvider(node.rpc_url, 10))
         for identity in identities():
             rpc.request("anvil_setBalance", identity.address, hex(FUNDING))
@@ -84,7 +84,7 @@ class AnvilHarness(ChainHarness):
     def __init__(self, workdir: Path) -> None:
         del workdir  # the node's state lives with the session, not the test
         deployment = shared_deployment()
-        self.chain = deployment.connect(shared_anvil().rpc_url, settings=Web3Settings.dev_node())
+        self.chain = deployment.connect(shared_anvil().rpc_url, settings=RpcSettings.dev_node())
         self._baseline = self.chain.rpc.request("evm_snapshot")
 
     def connector(self) -> ChainConnector:

@@ -51,7 +51,7 @@ class InMemoryHarness(ChainHarness):
 
 
 def _anvil_harness(workdir: Path) -> ChainHarness:
-    """Imported on use, so the in-memory runs never need web3 or a node."""
+    """Imported on use, so the in-memory runs never need an RPC client or a node."""
     from conformance.anvil_harness import AnvilHarness
 
     return AnvilHarness(workdir)

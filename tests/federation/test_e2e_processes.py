@@ -24,7 +24,7 @@ from conformance.anvil_harness import FUNDING, anvil_binary, free_port
 
 from flare.chain import SeatClaimed, TaskStatus, UpdateSubmitted, Voted
 from flare.chain.api.derive import decode_accepted
-from flare.chain.rpc.chain import Web3Chain
+from flare.chain.rpc.chain import RpcChain
 from flare.cli import main
 from flare.federation.protocol.aggregate import compute_aggregate, load_task_context
 from flare.federation.protocol.verify import verify_task
@@ -198,7 +198,7 @@ def run_and_audit(
     cli(capsys, "task", "create", *network, *creator, *TASK_OPTIONS)
 
     contract = json.loads(deployment.read_text())["address"]
-    chain = Web3Chain(anvil.rpc_url, contract, chain_id=31337)
+    chain = RpcChain(anvil.rpc_url, contract, chain_id=31337)
     store = KuboStore(kubo.api_url)
     started = time.monotonic()
     for index in range(CLIENTS):

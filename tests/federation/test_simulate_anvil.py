@@ -9,7 +9,7 @@ import pytest
 from conformance.anvil_harness import shared_anvil
 from eth_utils import to_checksum_address
 
-from flare.chain.rpc.chain import Web3Chain
+from flare.chain.rpc.chain import RpcChain
 from flare.chain.rpc.transport import HttpProvider, RpcClient
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.driver import ProtocolSimulation
@@ -71,7 +71,7 @@ def test_simulation_on_anvil_matches_what_cast_reads(tmp_path):
         finalized = cast_logs(ROUND_FINALIZED, contract, node.rpc_url, start)
         seats = cast_logs(SEAT_CLAIMED, contract, node.rpc_url, start)
         votes = cast_logs(VOTED, contract, node.rpc_url, start)
-        auditor = Web3Chain(node.rpc_url, contract, chain_id=report.config["chain_id"])
+        auditor = RpcChain(node.rpc_url, contract, chain_id=report.config["chain_id"])
         verdict = verify_task(auditor, DirectoryStore(tmp_path / "blobs"), 1)
     finally:
         rpc.request("evm_revert", baseline)

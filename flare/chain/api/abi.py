@@ -4,7 +4,7 @@ Every typed record (a struct, an event, a call) is a frozen dataclass whose prot
 fields are annotated with their Solidity type (``task_id: Uint256``). From that one
 declaration this module derives the canonical signature, the selector or topic, and the
 conversion to and from the tuples ``eth_abi`` encodes. The in-memory chain journals real
-calldata and logs through it and the web3 connector decodes node responses through it,
+calldata and logs through it and the RPC connector decodes node responses through it,
 so the two implementations cannot drift apart in their encodings.
 """
 

@@ -1,7 +1,7 @@
 """State-changing calls of the coordination contract (docs/protocol.md §4) as typed values.
 
 A connector turns each public method into one of these and hands it to its transport:
-the in-memory chain applies it to its state and journals its calldata; the web3 connector
+the in-memory chain applies it to its state and journals its calldata; the RPC connector
 sends the same calldata in a signed transaction. Keeping calls as data is what lets both
 implementations share the typed API in :class:`flare.chain.ChainConnector`.
 """

@@ -1,12 +1,13 @@
 """``ChainConnector``: the typed API of the coordination contract.
 
-The split mirrors web3.py's providers: this class is the typed layer above (one method per
-contract call and view, typed records and events, typed errors), and each implementation
-supplies the transport below: :meth:`transact` for calls, the view methods, and
-:meth:`events` for logs. :class:`flare.chain.InMemoryChain` applies calls to Python state;
-the web3 connector will encode the same :mod:`flare.chain.api.calls` values as calldata, send
-them from its account, decode reverts with :func:`flare.chain.api.errors.decode_revert` and
-logs with :func:`flare.chain.api.events.decode_log`.
+This class is the typed layer (one method per contract call and view, typed records and
+events, typed errors), and each implementation supplies the transport below:
+:meth:`transact` for calls, the view methods, and :meth:`events` for logs.
+:class:`flare.chain.InMemoryChain` applies calls to Python state;
+:class:`flare.chain.rpc.chain.RpcChain` encodes the same :mod:`flare.chain.api.calls` values
+as calldata, sends them from its account, decodes reverts with
+:func:`flare.chain.api.errors.decode_revert` and logs with
+:func:`flare.chain.api.events.decode_log`.
 
 Data the contract keeps only as a hash (keys, submission lists, bitmaps) is read back from
 logs by the concrete helpers at the bottom, which check it against the on-chain hash, so

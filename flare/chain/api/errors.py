@@ -1,7 +1,7 @@
 """Custom errors of the coordination contract as typed Python exceptions.
 
 One class per Solidity custom error of docs/protocol.md §7, with the same name and the same
-arguments in the same order. The in-memory chain raises them directly; the web3 connector
+arguments in the same order. The in-memory chain raises them directly; the RPC connector
 turns revert data into them with :func:`decode_revert`, so callers handle one set of
 exceptions whichever chain they talk to.
 """

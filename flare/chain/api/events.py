@@ -3,7 +3,7 @@
 Each event is a frozen dataclass: ``block_number`` and ``log_index`` say where the log sits
 on chain, every other field is an ABI value in Solidity parameter order. ``encode_log`` and
 ``decode_log`` convert to and from Ethereum's ``(topics, data)`` form, which is what the
-web3 connector receives and what the in-memory chain journals.
+RPC connector receives and what the in-memory chain journals.
 """
 
 from dataclasses import dataclass

@@ -1,7 +1,7 @@
 """Typed records of the coordination contract: the structs its calls take and its views return.
 
 Field order is the Solidity struct order of docs/protocol.md §2 and §5, which is also the
-ABI tuple order, so a web3 response decodes with :func:`flare.chain.api.abi.from_abi` alone.
+ABI tuple order, so a node's response decodes with :func:`flare.chain.api.abi.from_abi` alone.
 Log-derived records (:class:`Submission`, :class:`SeatClaim`) have no Solidity struct;
 the connector builds them from events after checking the logs against on-chain hashes.
 """

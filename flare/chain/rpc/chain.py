@@ -1,9 +1,9 @@
-"""``Web3Chain``: the coordination contract on any EVM JSON-RPC node (Anvil, a testnet).
+"""``RpcChain``: the coordination contract on any EVM JSON-RPC node (Anvil, a testnet).
 
 The typed API is :class:`flare.chain.ChainConnector`'s; this class supplies its transport
-over web3.py's providers, signing locally with eth-account (a node's unlocked accounts
-are never used, so the same code runs against a public endpoint). What it adds to a plain
-web3.py contract object is the in-memory chain's contract of behaviour:
+over JSON-RPC (:mod:`flare.chain.rpc.transport`), signing locally with eth-account (a
+node's unlocked accounts are never used, so the same code runs against a public endpoint).
+What it adds to sending calldata to a node is the in-memory chain's contract of behaviour:
 
 * a call that would revert raises the same typed :mod:`flare.chain.api.errors` exception as
   the in-memory chain and sends nothing (``eth_call`` preflight), and a transaction that
@@ -64,12 +64,12 @@ __all__ = [
     "FeeCapExceededError",
     "FeePolicy",
     "RetryPolicy",
+    "RpcChain",
+    "RpcSettings",
     "TransactionFailedError",
     "TransactionRejectedError",
     "TransactionSettings",
     "TransactionTimeoutError",
-    "Web3Chain",
-    "Web3Settings",
     "WrongChainError",
 ]
 
@@ -79,7 +79,7 @@ class ContractNotFoundError(ChainError):
 
 
 @dataclass(frozen=True)
-class Web3Settings:
+class RpcSettings:
     """Everything tunable about talking to a node; the defaults suit a public testnet."""
 
     fees: FeePolicy = field(default_factory=FeePolicy)
@@ -89,7 +89,7 @@ class Web3Settings:
     log_chunk_blocks: int = 5_000
 
     @classmethod
-    def dev_node(cls) -> "Web3Settings":
+    def dev_node(cls) -> "RpcSettings":
         """For a local Anvil: it mines at once, so poll fast and give up sooner."""
         return cls(
             transactions=TransactionSettings(
@@ -107,14 +107,14 @@ class _Link:
     rpc: RpcClient
     sender: TransactionSender
     contract_address: str
-    settings: Web3Settings
+    settings: RpcSettings
     first_block: int
 
 
-class Web3Chain(ChainConnector):
+class RpcChain(ChainConnector):
     """The coordination contract at ``contract_address`` on the node behind ``rpc``.
 
-    ``rpc`` is a URL or a web3.py provider. The node must serve ``chain_id`` and have
+    ``rpc`` is a URL or a :class:`Provider`. The node must serve ``chain_id`` and have
     contract code at the address, or construction fails; the chain id is checked again
     before any request that follows a connection problem. ``account`` (an eth-account
     ``LocalAccount``) signs transactions; without one the connector only reads.
@@ -129,11 +129,11 @@ class Web3Chain(ChainConnector):
         *,
         chain_id: int,
         account: SigningAccount | None = None,
-        settings: Web3Settings | None = None,
+        settings: RpcSettings | None = None,
         first_block: int = 0,
     ) -> None:
         load_artifact()  # refuse an artifact whose ABI disagrees with the codecs used here
-        settings = settings or Web3Settings()
+        settings = settings or RpcSettings()
         provider = HttpProvider(rpc, settings.request_timeout) if isinstance(rpc, str) else rpc
         client = RpcClient(provider, settings.retry)
         sender = TransactionSender(client, chain_id, settings.fees, settings.transactions)
@@ -167,7 +167,7 @@ class Web3Chain(ChainConnector):
         """The JSON-RPC client, for node-specific requests (``evm_snapshot`` in tests)."""
         return self._link.rpc
 
-    def as_sender(self, account: SenderAccount) -> "Web3Chain":
+    def as_sender(self, account: SenderAccount) -> "RpcChain":
         bound = copy.copy(self)  # shares the link: one transport, one nonce manager
         bound._account = _signing(account)
         return bound
@@ -299,6 +299,6 @@ def _signing(account: SenderAccount) -> SigningAccount:
     """``account`` if it signs locally; a node-side account is refused on purpose."""
     if not callable(getattr(account, "sign_transaction", None)):
         raise ConfigError(
-            "Web3Chain signs locally: pass an eth_account LocalAccount, not just an address"
+            "RpcChain signs locally: pass an eth_account LocalAccount, not just an address"
         )
     return account  # type: ignore[return-value]

@@ -1,6 +1,6 @@
 """The compiled ``FlareCoordinator`` shipped with the package, and its interface check.
 
-Users deploy from this artifact without a compiler, and the web3 connector talks to what
+Users deploy from this artifact without a compiler, and the RPC connector talks to what
 it deployed. The connector encodes calls and decodes results with :mod:`flare.chain.api.abi`
 (the codecs the in-memory chain journals through), so the artifact's ABI is checked
 against those codecs once per process: a contract exported with a renamed error or a

@@ -16,7 +16,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from flare.chain.api.errors import ChainError, decode_revert
-from flare.chain.rpc.chain import Web3Chain, Web3Settings
+from flare.chain.rpc.chain import RpcChain, RpcSettings
 from flare.chain.rpc.contract import CONTRACT_NAME, Artifact, ContractArtifactError, load_artifact
 from flare.chain.rpc.transactions import CallReverted, SigningAccount, TransactionSender
 from flare.chain.rpc.transport import HttpProvider, Provider, RpcClient, WrongChainError
@@ -92,8 +92,8 @@ class Deployment:
         rpc: str | Provider,
         *,
         account: SigningAccount | None = None,
-        settings: Web3Settings | None = None,
-    ) -> Web3Chain:
+        settings: RpcSettings | None = None,
+    ) -> RpcChain:
         """A connector to this deployment; refuses if the shipped artifact differs."""
         shipped = load_artifact().sha256
         if shipped != self.artifact_sha256:
@@ -102,7 +102,7 @@ class Deployment:
                 f"{self.artifact_sha256[:12]}…, this Flare ships {shipped[:12]}…; "
                 "use the matching Flare version or deploy again"
             )
-        return Web3Chain(
+        return RpcChain(
             rpc,
             self.address,
             chain_id=self.chain_id,
@@ -134,7 +134,7 @@ def deploy(
     account: SigningAccount,
     *,
     chain_id: int | None = None,
-    settings: Web3Settings | None = None,
+    settings: RpcSettings | None = None,
     artifact: Artifact | None = None,
 ) -> Deployment:
     """Deploy ``FlareCoordinator`` from ``account``; the caller saves the result.
@@ -142,7 +142,7 @@ def deploy(
     With ``chain_id`` the node must serve that chain (:class:`WrongChainError`); without
     it the node's own chain id is used and recorded.
     """
-    settings = settings or Web3Settings()
+    settings = settings or RpcSettings()
     artifact = artifact or load_artifact()
     provider = HttpProvider(rpc, settings.request_timeout) if isinstance(rpc, str) else rpc
     client = RpcClient(provider, settings.retry)
