@@ -35,7 +35,7 @@ from flare.chain.api.calls import (
 from flare.chain.api.derive import encode_accepted, round_seed
 from flare.chain.memory.chain import DEFAULT_RANDAO_SEED
 from flare.chain.memory.ledger import Ledger
-from flare.chain.memory.task_state import BlockContext, Deployment
+from flare.chain.memory.task_state import BlockContext, ContractInstance
 from flare.crypto import vrf
 from flare.errors import ConfigError
 
@@ -102,13 +102,13 @@ def test_round_seed_uses_the_sealing_blocks_prevrandao() -> None:
 # (or a block builder) can put several in one block. These tests drive the Ledger directly,
 # with block contexts of their own, to check the rules that only show up then.
 
-LEDGER_DEPLOYMENT = Deployment(ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT)
+LEDGER_CONTRACT = ContractInstance(ANVIL_CHAIN_ID, ANVIL_FIRST_CONTRACT)
 
 
 def _ledger_with_task(world: World, registered: int) -> tuple[Ledger, int]:
     """A ledger whose task 1 (creator: identity 0) has ``registered`` participants from
     block 1; the next free block is 2."""
-    ledger = Ledger(LEDGER_DEPLOYMENT)
+    ledger = Ledger(LEDGER_CONTRACT)
     params = world.chain.task(world.create_task()).params
     creator = world.address(0)
     ledger.apply(CreateTask(content("m"), content("v"), params), _block(1, creator))
@@ -142,7 +142,7 @@ def test_a_key_registered_in_the_opening_block_is_not_in_the_snapshot() -> None:
 
 def test_start_task_counts_only_keys_registered_in_earlier_blocks() -> None:
     world = world_on(InMemoryChain())
-    ledger = Ledger(LEDGER_DEPLOYMENT)
+    ledger = Ledger(LEDGER_CONTRACT)
     params = world.chain.task(world.create_task(min_clients=2)).params
     ledger.apply(CreateTask(content("m"), content("v"), params), _block(1, world.address(0)))
     for who in range(2):

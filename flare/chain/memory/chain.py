@@ -33,7 +33,7 @@ from flare.chain.memory.journal import (
     printable,
 )
 from flare.chain.memory.ledger import Ledger
-from flare.chain.memory.task_state import BlockContext, Deployment
+from flare.chain.memory.task_state import BlockContext, ContractInstance
 from flare.errors import ConfigError
 
 ANVIL_CHAIN_ID = 31337
@@ -48,7 +48,7 @@ class _Node:
     def __init__(self, identity: ChainIdentity, journal: Journal | None) -> None:
         self.identity = identity
         self.journal = journal
-        self.ledger = Ledger(Deployment(identity.chain_id, identity.contract_address))
+        self.ledger = Ledger(ContractInstance(identity.chain_id, identity.contract_address))
         self.head = 0
         self.logs: list[Event] = []
         self.logs_by_task: dict[int, list[Event]] = {}

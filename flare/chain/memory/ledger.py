@@ -46,7 +46,7 @@ from flare.chain.api.types import Participant, Proposal, Round, Task, TaskStatus
 from flare.chain.memory.task_state import (
     STRANGER,
     BlockContext,
-    Deployment,
+    ContractInstance,
     TaskState,
     check_codec,
     check_length,
@@ -63,8 +63,8 @@ PROOF_LENGTH = 128
 class Ledger:
     """All tasks of one contract deployment, and the rules that change them."""
 
-    def __init__(self, deployment: Deployment) -> None:
-        self.deployment = deployment
+    def __init__(self, contract: ContractInstance) -> None:
+        self.contract = contract
         self._tasks: list[TaskState] = []
         self._proposals: dict[tuple[int, int], Proposal] = {}
 
@@ -138,7 +138,7 @@ class Ledger:
             history_hash=EMPTY_HISTORY,
         )
         task_id = len(self._tasks) + 1
-        self._tasks.append(TaskState(self.deployment, task_id, task))
+        self._tasks.append(TaskState(self.contract, task_id, task))
         return [
             event(
                 TaskCreated,
@@ -163,8 +163,8 @@ class Ledger:
         if key_hash in state.key_hashes:
             raise errors.PublicKeyTaken(call.task_id, key_hash)
         message = possession_message(
-            self.deployment.chain_id,
-            _address_bytes(self.deployment.contract_address),
+            self.contract.chain_id,
+            _address_bytes(self.contract.address),
             call.task_id,
             _address_bytes(sender),
         )
@@ -269,8 +269,8 @@ class Ledger:
             raise errors.PublicKeyMismatch(call.task_id, block.sender)
         check_length(call.proof, PROOF_LENGTH)
         message = vrf.vrf_input(
-            self.deployment.chain_id,
-            _address_bytes(self.deployment.contract_address),
+            self.contract.chain_id,
+            _address_bytes(self.contract.address),
             call.task_id,
             current.round,
             current.attempt,

@@ -38,11 +38,11 @@ STRANGER = Participant(
 
 
 @dataclass(frozen=True)
-class Deployment:
-    """The contract instance: part of every seed and VRF input."""
+class ContractInstance:
+    """Which contract on which chain: part of every seed and VRF input."""
 
     chain_id: int
-    contract_address: str
+    address: str
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def check_length(data: bytes, expected: int) -> None:
 class TaskState:
     """Mutable storage of one task."""
 
-    deployment: Deployment
+    contract: ContractInstance
     task_id: int
     task: Task
     round: Round | None = None
@@ -143,8 +143,8 @@ class TaskState:
         if block.number <= current.opened_at:
             raise errors.SeedTooEarly(self.task_id, current.opened_at)
         seed = round_seed(
-            self.deployment.chain_id,
-            self.deployment.contract_address,
+            self.contract.chain_id,
+            self.contract.address,
             self.task_id,
             current.round,
             current.attempt,
