@@ -26,8 +26,12 @@ class InvalidDomainTag(CryptoError, ValueError):
     """A hash-to-curve domain separation tag is empty or longer than 255 bytes."""
 
 
-class InvalidVrfProof(CryptoError):
-    """A VRF proof does not verify for the given public key and input."""
+class VrfProofRejected(CryptoError):
+    """A VRF proof is malformed or does not verify for the given public key and input.
+
+    Not the contract error of the same meaning, :class:`flare.chain.api.errors.InvalidVrfProof`,
+    whose name the Solidity custom error fixes.
+    """
 
 
 class KeystoreError(CryptoError):

@@ -10,7 +10,7 @@ with the EIP-2537 precompiles.
 from eth_hash.auto import keccak
 
 from flare.crypto.bls import SecretKey, sign, verify_points
-from flare.crypto.errors import InvalidPointEncoding, InvalidVrfProof
+from flare.crypto.errors import InvalidPointEncoding, VrfProofRejected
 from flare.crypto.points import decode_g1, decode_g2
 from flare.errors import ConfigError
 
@@ -73,16 +73,16 @@ def output(proof: bytes) -> bytes:
 def verify(public_key: bytes, message: bytes, proof: bytes) -> bytes:
     """Check ``proof`` for ``public_key`` and ``message``; return the 32-byte output.
 
-    Raises :class:`InvalidVrfProof` if the proof is malformed or does not verify, and
+    Raises :class:`VrfProofRejected` if the proof is malformed or does not verify, and
     :class:`InvalidPointEncoding` if the public key itself is malformed.
     """
     key_point = decode_g2(public_key)
     try:
         proof_point = decode_g1(proof)
     except InvalidPointEncoding as exc:
-        raise InvalidVrfProof(f"malformed VRF proof: {exc}") from exc
+        raise VrfProofRejected(f"malformed VRF proof: {exc}") from exc
     if not verify_points(key_point, message, proof_point, VRF_DST):
-        raise InvalidVrfProof("VRF proof does not verify for this key and input")
+        raise VrfProofRejected("VRF proof does not verify for this key and input")
     return output(proof)
 
 

@@ -15,8 +15,8 @@ from py_ecc.optimized_bls12_381 import multiply, normalize
 
 from flare.crypto import (
     InvalidPointEncoding,
-    InvalidVrfProof,
     SecretKey,
+    VrfProofRejected,
     decode_g1,
     encode_g1,
     hash_to_field_fp,
@@ -142,14 +142,14 @@ def test_proof_does_not_carry_to_another_draw(
     key: SecretKey, draw: tuple[bytes, bytes], field: str, value: object
 ) -> None:
     _, proof = draw
-    with pytest.raises(InvalidVrfProof, match="does not verify"):
+    with pytest.raises(VrfProofRejected, match="does not verify"):
         vrf.verify(key.public_key(), vrf.vrf_input(**{**BASE, field: value}), proof)
 
 
 def test_proof_does_not_verify_under_another_key(draw: tuple[bytes, bytes]) -> None:
     message, proof = draw
     other = SecretKey.from_seed(b"someone else".ljust(32, b"\x00"))
-    with pytest.raises(InvalidVrfProof):
+    with pytest.raises(VrfProofRejected):
         vrf.verify(other.public_key(), message, proof)
 
 
@@ -161,7 +161,7 @@ def test_flipped_proof_bits_rejected(
     message, proof = draw
     tampered = bytearray(proof)
     tampered[position] ^= 1 << bit
-    with pytest.raises(InvalidVrfProof):
+    with pytest.raises(VrfProofRejected):
         vrf.verify(key.public_key(), message, bytes(tampered))
 
 
@@ -169,14 +169,14 @@ def test_flipped_proof_bits_rejected(
 def test_malformed_or_infinity_proofs_rejected(
     key: SecretKey, draw: tuple[bytes, bytes], proof: bytes
 ) -> None:
-    with pytest.raises(InvalidVrfProof, match="malformed"):
+    with pytest.raises(VrfProofRejected, match="malformed"):
         vrf.verify(key.public_key(), draw[0], proof)
 
 
 def test_negated_proof_rejected(key: SecretKey, draw: tuple[bytes, bytes]) -> None:
     """-proof is a valid curve point with another keccak; it must not verify."""
     message, proof = draw
-    with pytest.raises(InvalidVrfProof):
+    with pytest.raises(VrfProofRejected):
         vrf.verify(key.public_key(), message, encode_g1(-decode_g1(proof)))
 
 
