@@ -47,6 +47,7 @@ from flare.cli import main as flare_cli
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.driver import ProtocolSimulation
 from flare.federation.protocol.settings import ProtocolConfig
+from flare.federation.task_parameters import TaskParameters
 from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode
 from flare.storage import KuboStore
 
@@ -207,7 +208,7 @@ def processes_versus_memory(root: Path, kubo: KuboNode) -> dict[str, object]:
     memory_started = time.perf_counter()
     ProtocolSimulation(
         SimulationConfig(model="logreg", clients=CLIENTS, malicious=len(ATTACKERS), rounds=ROUNDS),
-        ProtocolConfig(expected_committee=4, min_committee=2, min_clients=4),
+        ProtocolConfig(task=TaskParameters(expected_committee=4, min_committee=2, min_clients=4)),
     ).run()
     memory = (time.perf_counter() - memory_started) / ROUNDS
     return {

@@ -25,19 +25,22 @@ from flare.federation.agents import (
     publish_task,
     split_data,
 )
-from flare.federation.protocol.driver import participant_keys
+from flare.federation.protocol.simulated_device import participant_keys
+from flare.federation.task_parameters import TaskParameters
 from flare.storage import MemoryStore, StorageProvider
 
 CLIENTS = 6
 ATTACKERS = (1, 4)
 SPEC = TaskSpec(
     model="logreg",
-    rounds=3,
-    min_clients=3,
-    expected_committee=4,
-    min_committee=2,
-    submission_window=24,
-    vote_window=24,
+    parameters=TaskParameters(
+        max_rounds=3,
+        min_clients=3,
+        expected_committee=4,
+        min_committee=2,
+        submission_window=24,
+        vote_window=24,
+    ),
 )
 
 

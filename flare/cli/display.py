@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, SimulationReport
-from flare.federation.simulation import RunObserver
+from flare.federation.rounds import RunObserver
 
 
 def human_bytes(count: float) -> str:

@@ -9,8 +9,8 @@ from flare.chain import InMemoryChain
 from flare.cli import main
 from flare.config import NetworkConfig, load_network_config, open_chain, open_store, read_password
 from flare.errors import ConfigError
-from flare.federation.protocol.driver import participant_keys
 from flare.federation.protocol.roles import ProtocolParticipant
+from flare.federation.protocol.simulated_device import participant_keys
 from flare.storage import DirectoryStore
 
 

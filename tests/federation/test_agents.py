@@ -37,8 +37,9 @@ from flare.federation.agents import (
     StepOutcome,
     TaskSpec,
 )
-from flare.federation.protocol.driver import participant_keys
+from flare.federation.protocol.simulated_device import participant_keys
 from flare.federation.protocol.verify import verify_task
+from flare.federation.task_parameters import TaskParameters
 
 
 class Crash(Exception):
@@ -195,7 +196,12 @@ def test_too_few_seats_time_out_and_a_lost_timeout_race_is_harmless(tmp_path, da
             chain.inner.as_sender(rival).timeout(call.task_id)
 
     # k above the six participants: every one of them wins a seat, still short of the minimum.
-    spec = TaskSpec(model="logreg", rounds=1, expected_committee=7, min_committee=7, vote_window=4)
+    spec = TaskSpec(
+        model="logreg",
+        parameters=TaskParameters(
+            max_rounds=1, expected_committee=7, min_committee=7, vote_window=4
+        ),
+    )
     fleet = make_fleet(tmp_path, data, spec, before=rival_first)
     fleet.codec = "none"
     agents = [fleet.agent(i) for i in range(CLIENTS)]
@@ -276,7 +282,7 @@ def test_run_refuses_a_data_file_that_does_not_fit_the_task(tmp_path, data):
     fleet = make_fleet(tmp_path, data)
     np.savez(tmp_path / "wrong.npz", X=np.zeros((5, 3)), y=np.zeros(5, dtype=np.int64))
     agent = fleet.agent(0)
-    agent.data = tmp_path / "wrong.npz"
+    agent.device.data = tmp_path / "wrong.npz"
     with pytest.raises(DataError, match="3 features; the task's model takes 64"):
         agent.run(threading.Event(), 0.01)
 
@@ -287,7 +293,7 @@ from pathlib import Path
 from flare.chain import InMemoryChain
 from flare.crypto.identity import ParticipantKeys
 from flare.federation.agents import ParticipantAgent, TaskSpec, publish_task, stop_event_on_signals
-from flare.federation.protocol.driver import participant_keys
+from flare.federation.protocol.simulated_device import participant_keys
 from flare.storage import MemoryStore
 
 logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)

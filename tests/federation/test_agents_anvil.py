@@ -13,16 +13,16 @@ from agent_fleet import CLIENTS, client_data, make_fleet
 from conformance.anvil_harness import FUNDING, shared_anvil, shared_deployment
 
 from flare.chain import TaskStatus
-from flare.chain.rpc.chain import Web3Chain, Web3Settings
-from flare.federation.protocol.driver import participant_keys
+from flare.chain.rpc.chain import RpcChain, RpcSettings
+from flare.federation.protocol.simulated_device import participant_keys
 from flare.federation.protocol.verify import verify_task
 
 pytestmark = [pytest.mark.anvil, pytest.mark.slow]
 
 
 @pytest.fixture
-def anvil() -> Iterator[Web3Chain]:
-    chain = shared_deployment().connect(shared_anvil().rpc_url, settings=Web3Settings.dev_node())
+def anvil() -> Iterator[RpcChain]:
+    chain = shared_deployment().connect(shared_anvil().rpc_url, settings=RpcSettings.dev_node())
     baseline = chain.rpc.request("evm_snapshot")
     for index in range(-1, CLIENTS):  # -1 is the task's creator
         address = participant_keys(0, index)[0].address
@@ -34,7 +34,7 @@ def anvil() -> Iterator[Web3Chain]:
 
 
 def test_agents_restarted_at_every_step_finish_a_task_on_the_contract(
-    tmp_path: Path, anvil: Web3Chain
+    tmp_path: Path, anvil: RpcChain
 ) -> None:
     fleet = make_fleet(tmp_path, client_data(tmp_path / "data"), inner=anvil)
     agents = [fleet.agent(i) for i in range(CLIENTS)]

@@ -46,8 +46,9 @@ from flare.federation.protocol.aggregate import (
     load_task_context,
 )
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
-from flare.federation.protocol.driver import participant_keys
 from flare.federation.protocol.roles import ProtocolParticipant
+from flare.federation.protocol.simulated_device import participant_keys
+from flare.federation.task_parameters import TaskParameters
 from flare.models import TorchModelAdapter, build_model
 from flare.storage import MemoryStore, StorageError, StorageUnavailableError, compute_cid
 from flare.tensors import spec_of
@@ -280,7 +281,11 @@ def attempts(fleet) -> list[tuple[int, int]]:
 
 
 def test_hostile_participants_are_rejected_and_the_task_finishes(tmp_path, data, caplog):
-    fleet = make_fleet(tmp_path, data, TaskSpec(model="logreg", rounds=1, min_clients=3))
+    fleet = make_fleet(
+        tmp_path,
+        data,
+        TaskSpec(model="logreg", parameters=TaskParameters(max_rounds=1, min_clients=3)),
+    )
     agents = [fleet.agent(i) for i in range(CLIENTS)]
     for index, variant in zip(ATTACKERS, sorted(HOSTILE_METADATA), strict=True):
         hostile(agents[index], lambda blob, v=variant: rewrite_metadata(blob, *HOSTILE_METADATA[v]))
@@ -303,7 +308,10 @@ def test_hostile_participants_are_rejected_and_the_task_finishes(tmp_path, data,
 
 def test_krum_with_a_fixed_f_and_junk_keeps_every_agent_going(tmp_path, data):
     spec = TaskSpec(
-        model="logreg", aggregator="krum", aggregator_params={"num_byzantine": 1}, rounds=2
+        model="logreg",
+        aggregator="krum",
+        aggregator_params={"num_byzantine": 1},
+        parameters=TaskParameters(max_rounds=2),
     )
     fleet = make_fleet(tmp_path, data, spec)
     fleet.codec = "none"
@@ -320,7 +328,11 @@ def test_krum_with_a_fixed_f_and_junk_keeps_every_agent_going(tmp_path, data):
 
 
 def test_junk_and_unpublished_blobs_cost_a_member_no_more_than_the_valid_ones(tmp_path, data):
-    fleet = make_fleet(tmp_path, data, TaskSpec(model="logreg", rounds=1, min_clients=3))
+    fleet = make_fleet(
+        tmp_path,
+        data,
+        TaskSpec(model="logreg", parameters=TaskParameters(max_rounds=1, min_clients=3)),
+    )
     fleet.codec = "none"
     junk, unpublished = ATTACKERS
     metered = {i: MeteredStore(fleet.store) for i in range(CLIENTS) if i != unpublished}

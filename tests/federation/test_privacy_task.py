@@ -21,7 +21,8 @@ from flare.federation.protocol.artifacts import (
     decode_manifest,
     encode_manifest,
 )
-from flare.federation.protocol.driver import participant_keys
+from flare.federation.protocol.simulated_device import participant_keys
+from flare.federation.task_parameters import TaskParameters
 from flare.privacy import (
     DPParams,
     PrivacyRequirement,
@@ -106,7 +107,9 @@ def test_any_privacy_value_decodes_or_is_refused_as_malformed(value):
 
 
 def test_task_spec_calibrates_the_noise_to_the_maximum_epsilon():
-    requirement = TaskSpec(rounds=10, dp_max_epsilon=4.0, dp_clip=0.5).privacy_requirement()
+    requirement = TaskSpec(
+        dp_max_epsilon=4.0, dp_clip=0.5, parameters=TaskParameters(max_rounds=10)
+    ).privacy_requirement()
     assert requirement is not None and requirement.clip == 0.5
     assert 4.0 * (1 - 1e-3) <= epsilon_after(10, requirement.noise_multiplier, 1e-5) <= 4.0
     assert TaskSpec().privacy_requirement() is None
@@ -150,7 +153,9 @@ def test_settings_as_strong_or_stronger_are_accepted():
 def dp_task(tmp_path):
     chain, store = InMemoryChain(), MemoryStore()
     creator = chain.as_sender(participant_keys(0, -1)[0])
-    spec = TaskSpec(model="logreg", rounds=3, dp_max_epsilon=8.0, dp_clip=1.0)
+    spec = TaskSpec(
+        model="logreg", dp_max_epsilon=8.0, dp_clip=1.0, parameters=TaskParameters(max_rounds=3)
+    )
     task_id = publish_task(creator, store, spec)
     rng = np.random.default_rng(0)
     data = tmp_path / "client.npz"

@@ -12,10 +12,12 @@ from flare.compression.base import UpdateBinding
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.aggregate import binding_label, compute_aggregate, load_task_context
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
-from flare.federation.protocol.driver import ProtocolSimulation, participant_keys
+from flare.federation.protocol.driver import ProtocolSimulation
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.federation.protocol.settings import ProtocolConfig
+from flare.federation.protocol.simulated_device import participant_keys
 from flare.federation.protocol.verify import verify_task
+from flare.federation.task_parameters import TaskParameters
 from flare.models import TorchModelAdapter, build_model
 from flare.storage import DirectoryStore, MemoryStore
 from flare.tensors import spec_of
@@ -74,7 +76,7 @@ def test_tampered_blobs_fail_the_audit(tmp_path):
     store = DirectoryStore(tmp_path / "blobs")
     with InMemoryChain(tmp_path / "chain.db") as chain:
         update = chain.submissions(1, 1, 0)[0].update.to_cid()
-        manifest = chain.task(1).validation_set.to_cid()
+        manifest = chain.task(1).manifest.to_cid()
         path = store.blob_path(update)
         data = path.read_bytes()
         path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
@@ -89,7 +91,7 @@ def test_tampered_blobs_fail_the_audit(tmp_path):
 def test_dishonest_members_are_outvoted(tmp_path):
     report = simulate(
         tmp_path,
-        ProtocolConfig(dishonest_committee=True, expected_committee=5),
+        ProtocolConfig(task=TaskParameters(expected_committee=5), dishonest_committee=True),
         clients=8,
         malicious=2,
         attack="scaling",
@@ -110,7 +112,10 @@ def test_dishonest_members_are_outvoted(tmp_path):
 
 def test_small_committee_times_out_and_retries_with_a_fresh_seed(tmp_path):
     report = simulate(
-        tmp_path, ProtocolConfig(expected_committee=3, min_committee=3), rounds=2, seed=3
+        tmp_path,
+        ProtocolConfig(task=TaskParameters(expected_committee=3, min_committee=3)),
+        rounds=2,
+        seed=3,
     )
     retried = [r for r in report.rounds if r.protocol["failed_attempts"]]
     assert retried, "every attempt drew a large enough committee; pick another seed"

@@ -28,9 +28,10 @@ from flare.compression import make_codec
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.aggregate import load_task_context
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
-from flare.federation.protocol.driver import ProtocolSimulation, participant_keys
+from flare.federation.protocol.driver import ProtocolSimulation
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.federation.protocol.settings import ProtocolConfig
+from flare.federation.protocol.simulated_device import participant_keys
 from flare.models import TorchModelAdapter, build_model
 from flare.storage import CODEC_RAW, DirectoryStore, compute_cid
 from flare.tensors import spec_of
@@ -109,7 +110,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         assert taken and refused, "the attackers were not filtered; pick another seed"
         return Run(
             root=root,
-            manifest=chain.task(1).validation_set.to_cid(),
+            manifest=chain.task(1).manifest.to_cid(),
             initial_model=chain.round_opened(1, 1, 0).base_model.to_cid(),
             final_model=finalized.model.to_cid(),
             accepted_update=(taken[0].update.to_cid(), update_role(taken[0])),

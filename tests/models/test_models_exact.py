@@ -20,7 +20,7 @@ from flare.data import load_dataset
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.aggregate import load_task_context
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
-from flare.federation.protocol.driver import participant_keys
+from flare.federation.protocol.simulated_device import participant_keys
 from flare.federation.setup import build_federation
 from flare.models import (
     ExactInferenceError,

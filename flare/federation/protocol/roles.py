@@ -140,15 +140,15 @@ class ProtocolParticipant:
         receipt = chain.as_sender(self.account).propose(task_id, mine.model, mine.accepted_bitmap)
         return receipt.one(Proposed)
 
-    def vote(
-        self, chain: ChainConnector, task_id: int, mine: RoundAggregate, proposals: list[Proposed]
-    ) -> Vote:
-        """Approve the proposal identical to ``mine``; with none, reject the first one."""
-        match = matching_proposal(mine, proposals)
-        target, approve = (match, True) if match is not None else (proposals[0], False)
-        receipt = chain.as_sender(self.account).vote(task_id, target.proposal_id, approve)
+    def approve(self, chain: ChainConnector, task_id: int, proposal: Proposed) -> Vote:
+        """Approve ``proposal``, which the caller found identical to its own aggregate.
+
+        Honest members never vote to reject: a member votes once per attempt, and a
+        rejection would forfeit its approval of an honest proposal still to come.
+        """
+        receipt = chain.as_sender(self.account).vote(task_id, proposal.proposal_id, True)
         finalized = any(isinstance(e, RoundFinalized) for e in receipt.events)
-        return Vote(self.address, target.proposal_id, approve, finalized)
+        return Vote(self.address, proposal.proposal_id, True, finalized)
 
 
 def matching_proposal(mine: RoundAggregate, proposals: list[Proposed]) -> Proposed | None:

@@ -11,9 +11,10 @@ VRF output ranks ``r`` waits ``r`` stagger steps first, so usually one proposal 
 import logging
 
 from flare.chain import ChainConnector, Participant, Proposed, Round, RoundOpened, Task
-from flare.federation.agents.follow import AttemptMemo, StepOutcome
 from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, UpdateFetches
+from flare.federation.protocol.follow import AttemptMemo, StepOutcome
 from flare.federation.protocol.roles import ProtocolParticipant, matching_proposal
+from flare.federation.timing import Stopwatch
 from flare.storage import StorageProvider
 
 FETCH_WAIT_SECONDS = 2.0
@@ -31,9 +32,11 @@ class CommitteeMember:
         task_id: int,
         log: logging.Logger,
         propose_stagger: int,
+        clock: Stopwatch,
     ) -> None:
         self.chain, self.store, self.participant = chain, store, participant
         self.task_id, self.log, self.propose_stagger = task_id, log, propose_stagger
+        self.clock = clock
 
     def act(
         self,
@@ -69,9 +72,10 @@ class CommitteeMember:
                 return StepOutcome.IDLE
             if block < self._propose_from(task, state, memo):
                 return StepOutcome.IDLE
-            proposed = self.participant.propose_unless_present(
-                self.chain, self.store, self.task_id, aggregate, proposals
-            )
+            with self.clock.phase("chain"):
+                proposed = self.participant.propose_unless_present(
+                    self.chain, self.store, self.task_id, aggregate, proposals
+                )
             if proposed is not None:
                 self.log.info(
                     "%s: proposed %s as #%d",
@@ -82,7 +86,8 @@ class CommitteeMember:
             return StepOutcome.ACTED
         if me.vote_epoch == state.epoch:
             return StepOutcome.IDLE
-        vote = self.participant.vote(self.chain, self.task_id, aggregate, [match])
+        with self.clock.phase("chain"):
+            vote = self.participant.approve(self.chain, self.task_id, match)
         suffix = " (quorum reached)" if vote.finalized else ""
         self.log.info("%s: voted approve on #%d%s", memo.label, vote.proposal_id, suffix)
         return StepOutcome.ACTED
@@ -104,7 +109,9 @@ class CommitteeMember:
         submissions = self.chain.submissions(self.task_id, state.round, state.attempt)
         if memo.fetches is None:
             memo.fetches = UpdateFetches(self.store, context.spec)
-        missing = memo.fetches.collect([s.update.to_cid() for s in submissions], FETCH_WAIT_SECONDS)
+        with self.clock.phase("storage"):
+            cids = [s.update.to_cid() for s in submissions]
+            missing = memo.fetches.collect(cids, FETCH_WAIT_SECONDS)
         patience_ends = state.submission_deadline + task.params.vote_window // 2
         if missing and block <= patience_ends:
             memo.say_once(
@@ -113,9 +120,10 @@ class CommitteeMember:
                 f"waiting until block {patience_ends} for {len(missing)} update blob(s)",
             )
             return None
-        memo.aggregate = self.participant.aggregate(
-            self.chain, self.store, context, memo.opened, memo.fetches
-        )
+        with self.clock.phase("aggregate"):
+            memo.aggregate = self.participant.aggregate(
+                self.chain, self.store, context, memo.opened, memo.fetches
+            )
         self.log.info(
             "%s: aggregate %s accepts %d of %d updates",
             memo.label,

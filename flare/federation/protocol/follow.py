@@ -64,6 +64,11 @@ class TaskFollower:
         self._memo: AttemptMemo | None = None
         self._finished = False
 
+    @property
+    def current(self) -> AttemptMemo | None:
+        """The memo of the attempt last followed, until a step finds a newer one."""
+        return self._memo
+
     def attempt(self, state: Round) -> AttemptMemo:
         """The memo of the attempt ``state`` describes, fresh when a new one opened."""
         if self._memo is None or self._memo.opened.epoch != state.epoch:
