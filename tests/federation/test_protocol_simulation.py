@@ -17,6 +17,7 @@ from flare.federation.protocol.roles import ProtocolParticipant
 from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.protocol.simulated_device import participant_keys
 from flare.federation.protocol.verify import verify_task
+from flare.federation.simulation import Simulation
 from flare.federation.task_parameters import TaskParameters
 from flare.models import TorchModelAdapter, build_model
 from flare.storage import DirectoryStore, MemoryStore
@@ -182,3 +183,24 @@ def test_aggregate_is_identical_under_other_thread_counts(tmp_path, threads):
             assert compute_aggregate(chain, store, context, 1, 0).model.to_cid() == onchain
     finally:
         torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("attack", ["sign-flip", "alie"])
+def test_the_protocol_and_offline_paths_share_one_round_step(tmp_path, attack):
+    """Same clients, seeds, attacks (a colluding bloc included) and rule: the model the
+    committee finalizes scores exactly what the offline aggregator's does."""
+    options = {**SMALL, "attack": attack}
+    offline = Simulation(SimulationConfig(**options)).run()
+    protocol = simulate(tmp_path, **options)
+    assert [r.accuracy for r in protocol.rounds] == [r.accuracy for r in offline.rounds]
+    assert [r.flagged for r in protocol.rounds] == [r.flagged for r in offline.rounds]
+
+
+def test_the_member_whose_vrf_output_ranks_first_proposes_and_the_others_only_vote(tmp_path):
+    report = simulate(tmp_path, rounds=2)
+    for record in report.rounds:
+        protocol = record.protocol
+        first = min(protocol["committee"], key=lambda seat: seat["vrf_output"])
+        assert [p["proposer"] for p in protocol["proposals"]] == [first["member"]]
+        assert {v["proposal"] for v in protocol["votes"]} == {protocol["proposals"][0]["id"]}
+        assert all(v["approve"] for v in protocol["votes"])
