@@ -265,7 +265,7 @@ def run_and_audit(
         assert accepted and not accepted & attackers, (finalized.round, accepted)
 
     capsys.readouterr()
-    code = main(["verify", "--chain", anvil.rpc_url, "--contract", contract,
+    code = main(["verify", "--rpc", anvil.rpc_url, "--deployment", str(deployment),
                  "--ipfs", kubo.api_url])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and f"{ROUNDS}/{ROUNDS} rounds re-derived" in out, out
