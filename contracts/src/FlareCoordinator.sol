@@ -115,14 +115,14 @@ contract FlareCoordinator is IFlareCoordinator {
         // slot 0
         address creator;
         uint32 proposalCount;
-        uint8 validationSetCodec;
+        uint8 manifestCodec;
         // slot 1
         TaskParams params;
         // slot 2
         StateRecord state;
         // slots 3 to 5
         bytes32 modelDigest;
-        bytes32 validationSetDigest;
+        bytes32 manifestDigest;
         bytes32 historyHash;
         // slots 6 to 8: the current attempt
         CountersRecord counters;
@@ -142,24 +142,24 @@ contract FlareCoordinator is IFlareCoordinator {
     // -- calls ---------------------------------------------------------------------------------
 
     /// @inheritdoc IFlareCoordinator
-    function createTask(Cid calldata model, Cid calldata validationSet, TaskParams calldata params)
+    function createTask(Cid calldata model, Cid calldata manifest, TaskParams calldata params)
         external
         returns (uint256 taskId)
     {
         CID.checkCodec(model.codec);
-        CID.checkCodec(validationSet.codec);
+        CID.checkCodec(manifest.codec);
         _checkParams(params);
 
         taskId = ++_taskCount;
         TaskRecord storage task = _tasks[taskId];
         task.creator = msg.sender;
-        task.validationSetCodec = uint8(validationSet.codec);
+        task.manifestCodec = uint8(manifest.codec);
         task.params = params;
         task.state.stage = Stage.Registering;
         task.state.modelCodec = uint8(model.codec);
         task.modelDigest = model.digest;
-        task.validationSetDigest = validationSet.digest;
-        emit TaskCreated(taskId, msg.sender, model, validationSet, params);
+        task.manifestDigest = manifest.digest;
+        emit TaskCreated(taskId, msg.sender, model, manifest, params);
     }
 
     /// @inheritdoc IFlareCoordinator
@@ -347,7 +347,7 @@ contract FlareCoordinator is IFlareCoordinator {
             creator: task.creator,
             params: task.params,
             model: Cid(state.modelCodec, task.modelDigest),
-            validationSet: Cid(task.validationSetCodec, task.validationSetDigest),
+            manifest: Cid(task.manifestCodec, task.manifestDigest),
             status: TaskStatus(uint8(state.stage) - 1),
             registeredCount: task.registration.count,
             round: state.round,

@@ -39,7 +39,8 @@ enum TaskStatus {
 /// @param creator Who created the task.
 /// @param params The task's parameters.
 /// @param model The current global model: the base of the open attempt, or the final model.
-/// @param validationSet The public data the committee's filter runs on.
+/// @param manifest The task manifest (docs/wire-format.md): model, aggregator and the public
+///        validation split the committee's filter runs on.
 /// @param status Registering, running or completed.
 /// @param registeredCount Participants registered so far.
 /// @param round The current (or last) round; 0 before `startTask`.
@@ -51,7 +52,7 @@ struct Task {
     address creator;
     TaskParams params;
     Cid model;
-    Cid validationSet;
+    Cid manifest;
     TaskStatus status;
     uint32 registeredCount;
     uint32 round;
@@ -140,8 +141,8 @@ struct Proposal {
 ///         nothing, or succeeds completely and emits an event for every state change.
 /// @dev `UnsupportedCodec(uint64)` is declared by the `CID` library and is part of this ABI.
 interface IFlareCoordinator {
-    /// @notice A task exists, with its initial global model, validation set and parameters.
-    event TaskCreated(uint256 indexed taskId, address indexed creator, Cid model, Cid validationSet, TaskParams params);
+    /// @notice A task exists, with its initial global model, manifest and parameters.
+    event TaskCreated(uint256 indexed taskId, address indexed creator, Cid model, Cid manifest, TaskParams params);
 
     /// @notice A participant registered; its full BLS key lives only in this log.
     event ParticipantRegistered(uint256 indexed taskId, address indexed participant, uint32 index, bytes publicKey);
@@ -322,13 +323,13 @@ interface IFlareCoordinator {
     error VoteWindowOpen(uint256 taskId, uint64 deadline);
 
     /// @notice Create a task (§4.1); anyone may.
-    /// @dev Checks, in order: `UnsupportedCodec(model.codec)`, `UnsupportedCodec(validationSet.codec)`,
+    /// @dev Checks, in order: `UnsupportedCodec(model.codec)`, `UnsupportedCodec(manifest.codec)`,
     ///      `InvalidTaskParameter(index)`. Emits `TaskCreated`.
     /// @param model The initial global model.
-    /// @param validationSet The validation set the committee's filter runs on.
+    /// @param manifest The task manifest, with the validation split the committee's filter runs on.
     /// @param params The task's parameters (§2.2).
     /// @return taskId The new task's id (tasks are numbered from 1).
-    function createTask(Cid calldata model, Cid calldata validationSet, TaskParams calldata params)
+    function createTask(Cid calldata model, Cid calldata manifest, TaskParams calldata params)
         external
         returns (uint256 taskId);
 

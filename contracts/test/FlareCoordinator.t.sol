@@ -26,9 +26,9 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
     function test_createTask_storesTheTask() public {
         TaskParams memory params = _params();
         Cid memory model = _cid("initial model");
-        Cid memory validation = Cid(DAG_PB, keccak256("validation set"));
+        Cid memory manifest = Cid(DAG_PB, keccak256("validation set"));
         vm.expectEmit(address(coordinator));
-        emit IFC.TaskCreated(1, creator, model, validation, params);
+        emit IFC.TaskCreated(1, creator, model, manifest, params);
         uint256 taskId = _createTask(params);
         assertEq(taskId, 1);
         assertEq(coordinator.taskCount(), 1);
@@ -36,7 +36,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         assertEq(task.creator, creator);
         assertEq(abi.encode(task.params), abi.encode(params));
         assertEq(abi.encode(task.model), abi.encode(model));
-        assertEq(abi.encode(task.validationSet), abi.encode(validation));
+        assertEq(abi.encode(task.manifest), abi.encode(manifest));
         assertEq(uint8(task.status), uint8(TaskStatus.Registering));
         assertEq(task.registeredCount, 0);
         assertEq(task.round, 0);

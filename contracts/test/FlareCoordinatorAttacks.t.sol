@@ -41,11 +41,11 @@ contract Grinder {
         coordinator = coordinator_;
     }
 
-    function createTask(Cid calldata model, Cid calldata validationSet, TaskParams calldata params)
+    function createTask(Cid calldata model, Cid calldata manifest, TaskParams calldata params)
         external
         returns (uint256)
     {
-        return coordinator.createTask(model, validationSet, params);
+        return coordinator.createTask(model, manifest, params);
     }
 
     /// @notice Grind and register `count` keys for round 1's seed under `randomness`, start the

@@ -21,25 +21,25 @@ contract FlareCoordinatorFuzzTest is CoordinatorTestBase {
         }
     }
 
-    function testFuzz_createTask_parameters(TaskParams memory params, uint64 modelCodec, uint64 validationCodec)
+    function testFuzz_createTask_parameters(TaskParams memory params, uint64 modelCodec, uint64 manifestCodec)
         public
     {
         bool modelOk = modelCodec == RAW || modelCodec == DAG_PB;
-        bool validationOk = validationCodec == RAW || validationCodec == DAG_PB;
+        bool manifestOk = manifestCodec == RAW || manifestCodec == DAG_PB;
         uint8 invalid = _firstInvalid(params);
         if (!modelOk) {
             vm.expectRevert(abi.encodeWithSelector(CID.UnsupportedCodec.selector, modelCodec));
-        } else if (!validationOk) {
-            vm.expectRevert(abi.encodeWithSelector(CID.UnsupportedCodec.selector, validationCodec));
+        } else if (!manifestOk) {
+            vm.expectRevert(abi.encodeWithSelector(CID.UnsupportedCodec.selector, manifestCodec));
         } else if (invalid < 8) {
             vm.expectRevert(abi.encodeWithSelector(IFC.InvalidTaskParameter.selector, invalid));
         }
-        uint256 created = coordinator.createTask(Cid(modelCodec, "m"), Cid(validationCodec, "v"), params);
-        if (modelOk && validationOk && invalid == 8) {
+        uint256 created = coordinator.createTask(Cid(modelCodec, "m"), Cid(manifestCodec, "v"), params);
+        if (modelOk && manifestOk && invalid == 8) {
             Task memory task = coordinator.getTask(created);
             assertEq(abi.encode(task.params), abi.encode(params));
             assertEq(task.model.codec, modelCodec);
-            assertEq(task.validationSet.codec, validationCodec);
+            assertEq(task.manifest.codec, manifestCodec);
         }
     }
 

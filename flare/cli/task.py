@@ -105,7 +105,7 @@ def run_create(args: argparse.Namespace) -> int:
         task = chain.task(task_id)
     print(
         f"task {task_id} created: model {task.model.to_cid()}, "
-        f"manifest {task.validation_set.to_cid()}"
+        f"manifest {task.manifest.to_cid()}"
     )
     requirement = spec.privacy_requirement()
     if requirement is not None:
@@ -240,7 +240,7 @@ def _privacy_line(chain: "ChainConnector", store: "StorageProvider", task_id: in
 
     task = chain.task(task_id)
     try:
-        manifest = decode_manifest(store.get(task.validation_set.to_cid())).manifest
+        manifest = decode_manifest(store.get(task.manifest.to_cid())).manifest
     except (StorageError, MalformedArtifactError) as exc:
         return f"privacy: manifest unreadable ({exc})"
     if manifest.privacy is None:

@@ -70,7 +70,7 @@ def content(label: str) -> ContentRef:
 
 
 INITIAL_MODEL = content("initial model")
-VALIDATION_SET = content("validation set")
+MANIFEST = content("validation set")
 
 
 def task_params(**overrides: int) -> TaskParams:
@@ -136,7 +136,7 @@ class World:
     # -- protocol steps ----------------------------------------------------------------
 
     def create_task(self, creator: int = 0, **params: int) -> int:
-        receipt = self.by(creator).create_task(INITIAL_MODEL, VALIDATION_SET, task_params(**params))
+        receipt = self.by(creator).create_task(INITIAL_MODEL, MANIFEST, task_params(**params))
         return receipt.one(TaskCreated).task_id
 
     def register(self, task_id: int, *who: int) -> None:

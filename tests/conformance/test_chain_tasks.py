@@ -3,7 +3,7 @@
 import pytest
 from eth_utils import keccak
 
-from conformance.scenario import INITIAL_MODEL, VALIDATION_SET, World, content, task_params
+from conformance.scenario import INITIAL_MODEL, MANIFEST, World, content, task_params
 from flare.chain import (
     ContentRef,
     Participant,
@@ -22,19 +22,19 @@ from flare.storage import CODEC_DAG_PB
 
 def test_create_task_records_everything_and_numbers_tasks_from_one(world: World) -> None:
     params = task_params()
-    receipt = world.by(3).create_task(INITIAL_MODEL, VALIDATION_SET, params)
+    receipt = world.by(3).create_task(INITIAL_MODEL, MANIFEST, params)
     assert world.chain.task_count() == 1
     assert receipt.block_number == world.chain.block_number()
     created = receipt.one(TaskCreated)
     assert created == TaskCreated(
-        receipt.block_number, 0, 1, world.address(3), INITIAL_MODEL, VALIDATION_SET, params
+        receipt.block_number, 0, 1, world.address(3), INITIAL_MODEL, MANIFEST, params
     )
     task = world.chain.task(1)
-    assert (task.creator, task.params, task.model, task.validation_set) == (
+    assert (task.creator, task.params, task.model, task.manifest) == (
         world.address(3),
         params,
         INITIAL_MODEL,
-        VALIDATION_SET,
+        MANIFEST,
     )
     assert task.status is TaskStatus.REGISTERING
     assert (task.registered_count, task.round, task.attempt, task.epoch) == (0, 0, 0, 0)
@@ -44,17 +44,17 @@ def test_create_task_records_everything_and_numbers_tasks_from_one(world: World)
 
 def test_create_task_accepts_a_dag_pb_model(world: World) -> None:
     model = ContentRef(CODEC_DAG_PB, keccak(b"chunked"))
-    world.by(0).create_task(model, VALIDATION_SET, task_params())
+    world.by(0).create_task(model, MANIFEST, task_params())
     assert world.chain.task(1).model == model
 
 
-@pytest.mark.parametrize("which", ["model", "validation_set"])
+@pytest.mark.parametrize("which", ["model", "manifest"])
 def test_create_task_rejects_unsupported_codecs(world: World, which: str) -> None:
     bad = ContentRef(0x71, keccak(b"dag-cbor"))
-    cids = {"model": INITIAL_MODEL, "validation_set": VALIDATION_SET, which: bad}
+    cids = {"model": INITIAL_MODEL, "manifest": MANIFEST, which: bad}
     world.reverts(
         e.UnsupportedCodec(0x71),
-        lambda: world.by(0).create_task(cids["model"], cids["validation_set"], task_params()),
+        lambda: world.by(0).create_task(cids["model"], cids["manifest"], task_params()),
     )
 
 
@@ -83,7 +83,7 @@ def test_create_task_reports_the_first_invalid_parameter(
     params = task_params(**override)
     world.reverts(
         e.InvalidTaskParameter(index),
-        lambda: world.by(0).create_task(INITIAL_MODEL, VALIDATION_SET, params),
+        lambda: world.by(0).create_task(INITIAL_MODEL, MANIFEST, params),
     )
 
 

@@ -52,7 +52,7 @@ class CreateTask(Call):
 
     FUNCTION = "createTask"
     model: AbiTuple[ContentRef]
-    validation_set: AbiTuple[ContentRef]
+    manifest: AbiTuple[ContentRef]
     params: AbiTuple[TaskParams]
 
 

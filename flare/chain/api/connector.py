@@ -150,11 +150,9 @@ class ChainConnector(ABC):
 
     # -- calls -------------------------------------------------------------------------
 
-    def create_task(
-        self, model: ContentRef, validation_set: ContentRef, params: TaskParams
-    ) -> Receipt:
+    def create_task(self, model: ContentRef, manifest: ContentRef, params: TaskParams) -> Receipt:
         """``createTask``; the new id is ``receipt.one(TaskCreated).task_id``."""
-        return self.transact(CreateTask(model, validation_set, params))
+        return self.transact(CreateTask(model, manifest, params))
 
     def register(self, task_id: int, public_key: bytes, possession_proof: bytes) -> Receipt:
         """``register`` with a 256-byte G2 key and its proof of possession for this sender in

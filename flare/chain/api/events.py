@@ -55,12 +55,12 @@ EventT = TypeVar("EventT", bound=Event)
 
 @dataclass(frozen=True)
 class TaskCreated(Event):
-    """A task exists, with its initial global model, validation set and parameters."""
+    """A task exists, with its initial global model, manifest and parameters."""
 
     task_id: Indexed[Uint256]
     creator: Indexed[Address]
     model: AbiTuple[ContentRef]
-    validation_set: AbiTuple[ContentRef]
+    manifest: AbiTuple[ContentRef]
     params: AbiTuple[TaskParams]
 
 

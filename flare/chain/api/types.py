@@ -94,7 +94,7 @@ class Task:
     creator: Address
     params: AbiTuple[TaskParams]
     model: AbiTuple[ContentRef]
-    validation_set: AbiTuple[ContentRef]
+    manifest: AbiTuple[ContentRef]
     status: Annotated[TaskStatus, AbiType("uint8")]
     registered_count: Uint32
     round: Uint32

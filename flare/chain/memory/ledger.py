@@ -120,7 +120,7 @@ class Ledger:
 
     def _create_task(self, call: CreateTask, block: BlockContext) -> list[Event]:
         check_codec(call.model)
-        check_codec(call.validation_set)
+        check_codec(call.manifest)
         invalid = invalid_parameter(call.params)
         if invalid is not None:
             raise errors.InvalidTaskParameter(invalid)
@@ -128,7 +128,7 @@ class Ledger:
             creator=block.sender,
             params=call.params,
             model=call.model,
-            validation_set=call.validation_set,
+            manifest=call.manifest,
             status=TaskStatus.REGISTERING,
             registered_count=0,
             round=0,
@@ -146,7 +146,7 @@ class Ledger:
                 task_id,
                 block.sender,
                 call.model,
-                call.validation_set,
+                call.manifest,
                 call.params,
             )
         ]

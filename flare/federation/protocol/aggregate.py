@@ -81,7 +81,7 @@ class TaskContext:
 def load_task_context(chain: ChainConnector, store: StorageProvider, task_id: int) -> TaskContext:
     """Read the task's manifest from the store and build its model and aggregation rule."""
     task = chain.task(task_id)
-    bundle = decode_manifest(store.get(task.validation_set.to_cid()))
+    bundle = decode_manifest(store.get(task.manifest.to_cid()))
     manifest = bundle.manifest
     module = build_model(manifest.model, manifest.num_features, manifest.num_classes, seed=0)
     return TaskContext(

@@ -103,7 +103,7 @@ class TaskVerdict:
 
 def verify_task(chain: ChainConnector, store: StorageProvider, task_id: int) -> TaskVerdict:
     """Recompute every finalized round of ``task_id`` and compare with the chain."""
-    manifest_cid = chain.task(task_id).validation_set.to_cid()
+    manifest_cid = chain.task(task_id).manifest.to_cid()
     manifest_reads = _RecordingReads(store)
     context: TaskContext | None = None
     context_error = None
