@@ -208,16 +208,22 @@ class CollusionAttack(Attack):
         ``honest`` holds the round's honest updates as they would be sent, the members'
         included; the result maps each member present in ``honest`` to its forged update.
         """
-        present = [cid for cid in honest if cid in members]
+        present = [client_id for client_id in honest if client_id in members]
         if not present:
             return {}
-        sources = honest if self.knowledge == "full" else {cid: honest[cid] for cid in present}
+        sources = (
+            honest
+            if self.knowledge == "full"
+            else {client_id: honest[client_id] for client_id in present}
+        )
         spec = spec_of(next(iter(sources.values())).delta)
         known = np.stack([flatten(update.delta) for update in sources.values()])
         forged = unflatten(self.forge(known), spec)
         return {
-            cid: LocalUpdate(forged, honest[cid].num_samples, honest[cid].train_loss)
-            for cid in present
+            client_id: LocalUpdate(
+                forged, honest[client_id].num_samples, honest[client_id].train_loss
+            )
+            for client_id in present
         }
 
 

@@ -107,9 +107,9 @@ def detection_rates(rounds: list[RoundRecord]) -> dict[str, float | None]:
     mal_seen = mal_flagged = honest_seen = honest_flagged = 0
     for r in rounds:
         malicious = set(r.malicious)
-        for cid in r.accepted + r.flagged:
-            flagged = cid in r.flagged
-            if cid in malicious:
+        for client_id in r.accepted + r.flagged:
+            flagged = client_id in r.flagged
+            if client_id in malicious:
                 mal_seen += 1
                 mal_flagged += flagged
             else:
