@@ -154,7 +154,12 @@ def word(value: int | bytes | str) -> bytes:
     if isinstance(value, int):
         return value.to_bytes(32, "big")
     if isinstance(value, str):
-        return bytes.fromhex(value.removeprefix("0x")).rjust(32, b"\x00")
+        return hex_bytes(value).rjust(32, b"\x00")
     if len(value) != 32:
         raise ValueError("a bytes32 word must be exactly 32 bytes")
     return value
+
+
+def hex_bytes(text: str) -> bytes:
+    """The bytes a JSON-RPC hex string (``0x`` optional) or a hex address spells."""
+    return bytes.fromhex(text.removeprefix("0x"))

@@ -12,6 +12,7 @@ from dataclasses import replace
 from eth_utils import keccak
 
 from flare.chain.api import errors
+from flare.chain.api.abi import hex_bytes
 from flare.chain.api.calls import (
     Call,
     CancelTask,
@@ -164,9 +165,9 @@ class Ledger:
             raise errors.PublicKeyTaken(call.task_id, key_hash)
         message = possession_message(
             self.contract.chain_id,
-            _address_bytes(self.contract.address),
+            hex_bytes(self.contract.address),
             call.task_id,
-            _address_bytes(sender),
+            hex_bytes(sender),
         )
         try:
             valid = verify_task_possession(call.public_key, message, call.possession_proof)
@@ -270,7 +271,7 @@ class Ledger:
         check_length(call.proof, PROOF_LENGTH)
         message = vrf.vrf_input(
             self.contract.chain_id,
-            _address_bytes(self.contract.address),
+            hex_bytes(self.contract.address),
             call.task_id,
             current.round,
             current.attempt,
@@ -399,7 +400,3 @@ class Ledger:
         if not 1 <= task_id <= len(self._tasks):
             raise errors.UnknownTask(task_id)
         return self._tasks[task_id - 1]
-
-
-def _address_bytes(address: str) -> bytes:
-    return bytes.fromhex(address.removeprefix("0x"))

@@ -21,7 +21,7 @@ from typing import Any
 from eth_abi.exceptions import DecodingError
 from eth_utils import to_checksum_address
 
-from flare.chain.api.abi import word
+from flare.chain.api.abi import hex_bytes, word
 from flare.chain.api.calls import Call, checked_calldata
 from flare.chain.api.connector import ChainConnector, SenderAccount
 from flare.chain.api.errors import ChainError, decode_revert
@@ -99,6 +99,15 @@ class RpcSettings:
             request_timeout=10.0,
         )
 
+    def client(self, rpc: str | Provider) -> RpcClient:
+        """A JSON-RPC client for ``rpc``: a URL (reached over HTTP) or a provider."""
+        provider = HttpProvider(rpc, self.request_timeout) if isinstance(rpc, str) else rpc
+        return RpcClient(provider, self.retry)
+
+    def sender(self, client: RpcClient, chain_id: int) -> TransactionSender:
+        """Sends transactions for ``chain_id`` through ``client`` under these fees and waits."""
+        return TransactionSender(client, chain_id, self.fees, self.transactions)
+
 
 @dataclass
 class _Link:
@@ -134,9 +143,8 @@ class RpcChain(ChainConnector):
     ) -> None:
         load_artifact()  # refuse an artifact whose ABI disagrees with the codecs used here
         settings = settings or RpcSettings()
-        provider = HttpProvider(rpc, settings.request_timeout) if isinstance(rpc, str) else rpc
-        client = RpcClient(provider, settings.retry)
-        sender = TransactionSender(client, chain_id, settings.fees, settings.transactions)
+        client = settings.client(rpc)
+        sender = settings.sender(client, chain_id)
         self._link = _Link(
             client, sender, to_checksum_address(contract_address), settings, first_block
         )
@@ -248,14 +256,14 @@ class RpcChain(ChainConnector):
             not log.get("removed", False)
             and to_checksum_address(log["address"]) == self.contract_address
             and bool(log["topics"])
-            and bytes.fromhex(log["topics"][0][2:]) in EVENTS_BY_TOPIC
+            and hex_bytes(log["topics"][0]) in EVENTS_BY_TOPIC
         )
 
     @staticmethod
     def _decode(log: dict[str, Any]) -> Event:
         return decode_log(
-            [bytes.fromhex(t[2:]) for t in log["topics"]],
-            bytes.fromhex(log["data"][2:]),
+            [hex_bytes(t) for t in log["topics"]],
+            hex_bytes(log["data"]),
             int(log["blockNumber"], 16),
             int(log["logIndex"], 16),
         )

@@ -18,7 +18,7 @@ from typing import Any
 
 from eth_abi import decode, encode
 
-from flare.chain.api.abi import abi_fields, field_types, from_abi, selector, signature
+from flare.chain.api.abi import abi_fields, field_types, from_abi, hex_bytes, selector, signature
 from flare.chain.api.calls import CALL_TYPES
 from flare.chain.api.errors import PROTOCOL_ERRORS, ChainError
 from flare.chain.api.events import EVENT_TYPES
@@ -131,7 +131,7 @@ def _code(value: Any) -> bytes:
     text = value["object"] if isinstance(value, dict) else value
     if not isinstance(text, str) or len(text) <= 2:
         raise ValueError("empty bytecode")
-    return bytes.fromhex(text.removeprefix("0x"))
+    return hex_bytes(text)
 
 
 def interface_problems(abi: tuple[dict[str, Any], ...]) -> list[str]:

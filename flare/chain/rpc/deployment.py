@@ -18,8 +18,8 @@ from eth_utils import to_checksum_address
 from flare.chain.api.errors import ChainError, decode_revert
 from flare.chain.rpc.chain import RpcChain, RpcSettings
 from flare.chain.rpc.contract import CONTRACT_NAME, Artifact, ContractArtifactError, load_artifact
-from flare.chain.rpc.transactions import CallReverted, SigningAccount, TransactionSender
-from flare.chain.rpc.transport import HttpProvider, Provider, RpcClient, WrongChainError
+from flare.chain.rpc.transactions import CallReverted, SigningAccount
+from flare.chain.rpc.transport import Provider, WrongChainError
 from flare.errors import ConfigError
 
 DEPLOYMENTS_DIR = Path("deployments")
@@ -144,12 +144,11 @@ def deploy(
     """
     settings = settings or RpcSettings()
     artifact = artifact or load_artifact()
-    provider = HttpProvider(rpc, settings.request_timeout) if isinstance(rpc, str) else rpc
-    client = RpcClient(provider, settings.retry)
+    client = settings.client(rpc)
     actual = client.chain_id()
     if chain_id is not None and actual != chain_id:
         raise WrongChainError(chain_id, actual)
-    sender = TransactionSender(client, actual, settings.fees, settings.transactions)
+    sender = settings.sender(client, actual)
     try:
         mined = sender.send(account, None, artifact.bytecode)
     except CallReverted as reverted:

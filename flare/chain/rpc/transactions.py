@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from flare.chain.api.abi import hex_bytes
 from flare.chain.api.errors import ChainError
 from flare.chain.rpc.fees import FeePolicy, Fees
 from flare.chain.rpc.nonces import NonceManager
@@ -158,8 +159,12 @@ class TransactionSender:
     def call(self, request: dict[str, Any], block: str | int = "pending") -> bytes:
         """``eth_call``: the return data, or :class:`CallReverted`."""
         tag = hex(block) if isinstance(block, int) else block
+        return hex_bytes(self._simulated("eth_call", request, tag))
+
+    def _simulated(self, method: str, *params: Any) -> Any:
+        """The result of an EVM-executing request; a revert raises :class:`CallReverted`."""
         try:
-            return _bytes(self.rpc.request("eth_call", request, tag))
+            return self.rpc.request(method, *params)
         except RpcError as exc:
             data = exc.revert_data
             if data is None:
@@ -189,13 +194,7 @@ class TransactionSender:
     # -- broadcast ---------------------------------------------------------------------
 
     def _gas_limit(self, request: dict[str, Any]) -> int:
-        try:
-            estimate = int(self.rpc.request("eth_estimateGas", request, "pending"), 16)
-        except RpcError as exc:
-            data = exc.revert_data
-            if data is None:
-                raise
-            raise CallReverted(data) from None
+        estimate = int(self._simulated("eth_estimateGas", request, "pending"), 16)
         margin = estimate * self.settings.gas_margin_percent // 100
         return estimate + margin + self.settings.gas_extra
 
@@ -326,7 +325,7 @@ class TransactionSender:
                 raise TransactionRejectedError(f"the node refused a resend: {exc.message}") from exc
 
     def _outcome(self, pending: _Pending, receipt: dict[str, Any]) -> MinedTransaction:
-        tx_hash = _bytes(receipt["transactionHash"])
+        tx_hash = hex_bytes(receipt["transactionHash"])
         block_number = int(receipt["blockNumber"], 16)
         gas_used = int(receipt["gasUsed"], 16)
         if int(receipt["status"], 16) == 1:
@@ -342,7 +341,3 @@ class TransactionSender:
             raise CallReverted(reverted.data, tx_hash) from None
         reason = "ran out of gas" if gas_used >= pending.gas else "does not revert on replay"
         raise TransactionFailedError(f"transaction 0x{tx_hash.hex()} failed and {reason}")
-
-
-def _bytes(value: str) -> bytes:
-    return bytes.fromhex(value.removeprefix("0x"))

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from flare.chain.api.abi import hex_bytes
 from flare.chain.api.errors import ChainError
 
 RATE_LIMITED = -32005
@@ -91,7 +92,7 @@ class RpcError(ChainError):
         data = self.data.get("data") if isinstance(self.data, dict) else self.data
         if isinstance(data, str) and data.startswith("0x"):
             try:
-                return bytes.fromhex(data[2:])
+                return hex_bytes(data)
             except ValueError:
                 return None
         return b"" if data is None else None
