@@ -10,8 +10,9 @@ import json
 import re
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from flare.chain import ChainConnector, ContractError, InMemoryChain
 from flare.chain.api.calls import Call
@@ -26,6 +27,7 @@ from flare.federation.agents import (
     split_data,
 )
 from flare.federation.protocol.simulated_device import participant_keys
+from flare.federation.rounds import EncodedUpdate
 from flare.federation.task_parameters import TaskParameters
 from flare.storage import MemoryStore, StorageProvider
 
@@ -186,8 +188,13 @@ HOSTILE_METADATA = {
 
 def hostile(agent: ParticipantAgent, rewrite: Callable[[bytes], bytes]) -> ParticipantAgent:
     """``agent``, sending ``rewrite`` of each update it would honestly have sent."""
-    encode = agent.participant.encode_update
-    agent.participant.encode_update = lambda *args: rewrite(encode(*args))
+    encoded_update = agent.device.encoded_update
+
+    def rewritten(*args: Any) -> EncodedUpdate:
+        honest = encoded_update(*args)
+        return replace(honest, blob=None if honest.blob is None else rewrite(honest.blob))
+
+    agent.device.encoded_update = rewritten  # type: ignore[method-assign]
     return agent
 
 

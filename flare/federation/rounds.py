@@ -9,19 +9,20 @@ for both, and live here once.
 
 import resource
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from flare.compression.base import UpdateEncoder
+from flare.compression.base import MalformedUpdateError, UpdateBinding, UpdateEncoder
 from flare.errors import FlareError
 from flare.federation.clients import Client, CollusionAttack, LocalUpdate, produce_update
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, RunInterrupted, SimulationReport
 from flare.federation.setup import Federation
 from flare.models.base import EvalResult
-from flare.tensors import ModelSpec, Weights
+from flare.tensors import Weights
 
 
 class RunObserver:
@@ -132,19 +133,54 @@ def _local_update(federation: Federation, client: Client, base: Weights, seed: i
     )
 
 
-class EncoderCache:
-    """Each simulated client's encoder, made on first use and kept for the whole run, so
-    that stateful codecs (PowerSGD's error feedback, warm start) carry over rounds."""
+@dataclass(frozen=True)
+class EncodedUpdate:
+    """One client's update of a round as it goes on the wire, or why it cannot."""
 
-    def __init__(self, federation: Federation, spec: ModelSpec) -> None:
-        self.federation, self.spec = federation, spec
+    blob: bytes | None
+    """The encoded update; ``None`` when training diverged and nothing can be sent."""
+    num_samples: int
+    problem: str | None = None
+
+
+class LocalClients:
+    """Trains and encodes a round's updates in this process: the default backend.
+
+    Each client's encoder is made on first use and kept for the whole run, so that
+    stateful codecs (PowerSGD's error feedback, warm start) carry over rounds.
+    """
+
+    def __init__(self, federation: Federation) -> None:
+        self.federation = federation
         self._encoders: dict[str, UpdateEncoder] = {}
 
-    def encoder(self, index: int, client: Client) -> UpdateEncoder:
+    def encode_round(
+        self,
+        participants: Sequence[tuple[int, Client]],
+        base: Weights,
+        round_number: int,
+        bindings: Mapping[str, UpdateBinding],
+    ) -> dict[str, EncodedUpdate]:
+        """Every participant's update from ``base``, encoded and bound to
+        ``bindings[client_id]`` (whose ``num_samples`` the training fills in)."""
+        updates = train_round(self.federation, participants, base, round_number)
+        encoded = {}
+        for index, client in participants:
+            update = updates[client.client_id]
+            binding = replace(bindings[client.client_id], num_samples=update.num_samples)
+            try:
+                blob = self._encoder(index, client).encode(update.delta, binding)
+            except MalformedUpdateError as exc:  # a diverged client cannot send its update
+                encoded[client.client_id] = EncodedUpdate(None, update.num_samples, str(exc))
+            else:
+                encoded[client.client_id] = EncodedUpdate(blob, update.num_samples)
+        return encoded
+
+    def _encoder(self, index: int, client: Client) -> UpdateEncoder:
         encoder = self._encoders.get(client.client_id)
         if encoder is None:
             seed = client_seed(self.federation.config.seed, 0, index)
-            encoder = self.federation.codec.new_encoder(self.spec, seed)
+            encoder = self.federation.codec.new_encoder(self.federation.spec, seed)
             self._encoders[client.client_id] = encoder
         return encoder
 

@@ -17,14 +17,13 @@ from flare.compression.base import MalformedUpdateError, UpdateBinding
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, SimulationReport
 from flare.federation.rounds import (
-    EncoderCache,
+    LocalClients,
     RunObserver,
     active_clients,
     client_order,
     client_seed,
     evaluate,
     recording,
-    train_round,
 )
 from flare.federation.setup import Federation, ModelBuilder, build_federation
 from flare.federation.timing import Stopwatch
@@ -66,7 +65,7 @@ class Simulation:
         observer = observer or RunObserver()
         started = time.perf_counter()
         federation = build_federation(self.config, self.model_builder)
-        encoders = EncoderCache(federation, federation.spec)
+        clients = LocalClients(federation)
         report = SimulationReport(
             config=self.config.to_dict(), privacy=federation.privacy_summary()
         )
@@ -75,7 +74,7 @@ class Simulation:
         with recording(report, started):
             for round_number in range(1, self.config.rounds + 1):
                 global_weights, record = self._round(
-                    federation, encoders, round_number, global_weights, observer
+                    federation, clients, round_number, global_weights, observer
                 )
                 report.rounds.append(record)
                 observer.round_finished(record)
@@ -84,7 +83,7 @@ class Simulation:
     def _round(
         self,
         federation: Federation,
-        encoders: EncoderCache,
+        clients: LocalClients,
         round_number: int,
         global_weights: Weights,
         observer: RunObserver,
@@ -95,27 +94,27 @@ class Simulation:
         participants, dropped = active_clients(config, federation.clients, round_number)
         observer.round_started(round_number, len(participants))
         base_label = weights_digest(global_weights)
+        bindings = {
+            client.client_id: UpdateBinding(
+                sender=client.client_id,
+                task=OFFLINE_TASK,
+                round=round_number,
+                attempt=0,
+                base_model=base_label,
+                num_samples=0,
+            )
+            for _, client in participants
+        }
         with clock.phase("train"):
-            updates = train_round(federation, participants, global_weights, round_number)
+            encoded = clients.encode_round(participants, global_weights, round_number, bindings)
         blobs: list[tuple[str, bytes]] = []
         unsendable: dict[str, str] = {}
-        for index, client in participants:
-            update = updates[client.client_id]
-            with clock.phase("encode"):
-                binding = UpdateBinding(
-                    sender=client.client_id,
-                    task=OFFLINE_TASK,
-                    round=round_number,
-                    attempt=0,
-                    base_model=base_label,
-                    num_samples=update.num_samples,
-                )
-                try:
-                    blob = encoders.encoder(index, client).encode(update.delta, binding)
-                    blobs.append((client.client_id, blob))
-                except MalformedUpdateError as exc:
-                    # A diverged client cannot even encode its update; it sends nothing.
-                    unsendable[client.client_id] = f"client could not encode its update: {exc}"
+        for _, client in participants:
+            sent = encoded[client.client_id]
+            if sent.blob is None:
+                unsendable[client.client_id] = f"client could not encode its update: {sent.problem}"
+            else:
+                blobs.append((client.client_id, sent.blob))
             observer.client_finished(client.client_id)
 
         with clock.phase("decode"):

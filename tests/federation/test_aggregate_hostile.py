@@ -87,7 +87,7 @@ class Round:
     def update(self, index: int, codec: str = "none", value: float = 0.01) -> bytes:
         delta = {name: np.full_like(array, value) for name, array in self.weights.items()}
         encoder = make_codec(codec).new_encoder(self.spec, index)
-        return self.people[index].encode_update(self.context, self.opened, delta, 10, encoder)
+        return encoder.encode(delta, self.people[index].binding(self.context, self.opened, 10))
 
     def submit(self, index: int, blob: bytes, *, publish: bool = True) -> str:
         cid = self.store.put(blob) if publish else str(compute_cid(blob))

@@ -18,8 +18,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 import pytest
-import requests
 from conformance.anvil_harness import FUNDING, anvil_binary, free_port
 
 from flare.chain import SeatClaimed, TaskStatus, UpdateSubmitted, Voted
@@ -184,7 +184,7 @@ def run_and_audit(
         out = cli(capsys, "participant", "keys", "new", "--keystore", str(root / "keys" / who),
                   "--password-file", str(root / "password.txt"))  # fmt: skip
         addresses[who] = out.split()[0]
-        requests.post(
+        httpx.post(
             anvil.rpc_url,
             json={
                 "jsonrpc": "2.0",

@@ -151,7 +151,7 @@ def test_replayed_and_foreign_updates_are_rejected_by_every_member():
     opened = chain.round_opened(task_id, 1, 0)
     delta = {k: np.full_like(v, 0.01) for k, v in weights.items()}
     encoder = make_codec("none").new_encoder(spec_of(weights), 0)
-    blob = people[0].encode_update(context, opened, delta, 10, encoder)
+    blob = encoder.encode(delta, people[0].binding(context, opened, 10))
     people[0].submit(chain, task_id, store.put(blob), 10)
     honest_cid = chain.submissions(task_id, 1, 0)[0].update
     # p1 claims p0's update as its own; p2 sends an update bound to another round

@@ -324,7 +324,7 @@ def finalize_a_model_nobody_computed(state: Path, store_dir: Path) -> tuple[str,
         context = load_task_context(chain, store, task_id)
         delta = {name: np.full_like(tensor, 0.01) for name, tensor in weights.items()}
         encoder = make_codec("none").new_encoder(spec_of(weights), 0)
-        update = store.put(members[0].encode_update(context, opened, delta, 10, encoder))
+        update = store.put(encoder.encode(delta, members[0].binding(context, opened, 10)))
         members[0].submit(chain, task_id, update, 10)
         for member in members:
             assert member.claim_seat_if_drawn(chain, opened, 2) is not None

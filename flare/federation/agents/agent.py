@@ -13,14 +13,14 @@ import logging
 import signal
 import threading
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from flare.chain import ChainConnector, ContractError, RoundOpened
 from flare.compression import make_codec
-from flare.compression.base import UpdateEncoder
+from flare.compression.base import MalformedUpdateError, UpdateBinding
 from flare.crypto.identity import ParticipantKeys
 from flare.errors import FlareError
 from flare.federation.agents.encoder_state import EncoderStateStore
@@ -31,6 +31,7 @@ from flare.federation.protocol.actor import Device, ParticipantActor
 from flare.federation.protocol.aggregate import TaskContext
 from flare.federation.protocol.follow import StepOutcome
 from flare.federation.protocol.roles import ProtocolParticipant
+from flare.federation.rounds import EncodedUpdate
 from flare.models import TorchModelAdapter, TrainingConfig, build_model
 from flare.privacy import DEFAULT_DELTA, DPParams, LocalDP, check_participant_privacy, epsilon_after
 from flare.storage import StorageProvider
@@ -86,7 +87,26 @@ class LocalDevice(Device):
             )
         return self._client
 
-    def update(self, context: TaskContext, base: Weights, opened: RoundOpened) -> LocalUpdate:
+    def encoded_update(
+        self,
+        context: TaskContext,
+        base: Weights,
+        opened: RoundOpened,
+        binding: UpdateBinding,
+        submitted_epoch: int,
+    ) -> EncodedUpdate:
+        update = self._update(context, base, opened)
+        encoder = self._codec.new_encoder(context.spec, _derived_seed(self._seed, 0, 0))
+        self.encoder_state.restore(encoder, submitted_epoch)
+        binding = replace(binding, num_samples=update.num_samples)
+        try:
+            blob = encoder.encode(update.delta, binding)
+        except MalformedUpdateError as exc:
+            return EncodedUpdate(None, update.num_samples, str(exc))
+        self.encoder_state.stage(encoder, opened.epoch)
+        return EncodedUpdate(blob, update.num_samples)
+
+    def _update(self, context: TaskContext, base: Weights, opened: RoundOpened) -> LocalUpdate:
         """This attempt's update; with DP, the round's one noised update (see private_update)."""
         seed = _derived_seed(self._seed, opened.round, opened.attempt)
         if self.options.dp is None:
@@ -115,14 +135,6 @@ class LocalDevice(Device):
         return produce_update(
             client, self._trainer, base, manifest.num_classes, seed, self._attack, privacy
         )
-
-    def encoder(self, context: TaskContext, submitted_epoch: int) -> UpdateEncoder:
-        encoder = self._codec.new_encoder(context.spec, _derived_seed(self._seed, 0, 0))
-        self.encoder_state.restore(encoder, submitted_epoch)
-        return encoder
-
-    def encoded(self, encoder: UpdateEncoder, epoch: int) -> None:
-        self.encoder_state.stage(encoder, epoch)
 
     def submitted(self, opened: RoundOpened, epoch: int, blob_size: int) -> None:
         self.encoder_state.commit(epoch)

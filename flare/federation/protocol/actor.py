@@ -34,42 +34,41 @@ from flare.chain import (
     TaskStatus,
 )
 from flare.chain.api.errors import AlreadyRegistered, TaskEnded, VoteWindowOpen
-from flare.compression.base import MalformedUpdateError, UpdateEncoder
-from flare.federation.clients import LocalUpdate
+from flare.compression.base import UpdateBinding
 from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, load_task_context
 from flare.federation.protocol.artifacts import decode_model
 from flare.federation.protocol.committee import CommitteeMember
 from flare.federation.protocol.follow import AttemptMemo, StepOutcome, TaskFollower
 from flare.federation.protocol.roles import ProtocolParticipant
+from flare.federation.rounds import EncodedUpdate
 from flare.federation.timing import Stopwatch
 from flare.storage import StorageProvider
 from flare.tensors import Weights
 
 
 class Device(ABC):
-    """What a participant's device brings to the protocol: its updates and its encoder."""
+    """What a participant's device brings to the protocol: its encoded updates."""
 
     def prepare(self, context: TaskContext, max_rounds: int) -> None:  # noqa: B027
         """Check, before anything is trained or sent, that this device can serve the task
         (its data fits the model, it meets the task's privacy requirement)."""
 
     @abstractmethod
-    def update(self, context: TaskContext, base: Weights, opened: RoundOpened) -> LocalUpdate:
-        """What this device sends in the attempt ``opened`` describes, from ``base``."""
-
-    @abstractmethod
-    def encoder(self, context: TaskContext, submitted_epoch: int) -> UpdateEncoder:
-        """The encoder as it stood after this device's last submission (epoch
-        ``submitted_epoch``; 0 for none), so that error feedback survives restarts."""
-
-    def encoded(self, encoder: UpdateEncoder, epoch: int) -> None:  # noqa: B027
-        """``encoder`` has encoded the update of attempt ``epoch``, about to be sent."""
+    def encoded_update(
+        self,
+        context: TaskContext,
+        base: Weights,
+        opened: RoundOpened,
+        binding: UpdateBinding,
+        submitted_epoch: int,
+    ) -> EncodedUpdate:
+        """The update this device sends in the attempt ``opened`` describes, trained from
+        ``base`` and encoded under ``binding`` (its ``num_samples`` filled in by the
+        training), with the encoder as it stood after this device's last submission
+        (epoch ``submitted_epoch``, 0 for none) so that error feedback survives restarts."""
 
     def submitted(self, opened: RoundOpened, epoch: int, blob_size: int) -> None:  # noqa: B027
         """The update of attempt ``epoch`` (``blob_size`` bytes) is on chain."""
-
-    def unsendable(self, opened: RoundOpened) -> None:  # noqa: B027
-        """This attempt's update could not be encoded: the device sends nothing."""
 
 
 class ParticipantActor:
@@ -209,31 +208,26 @@ class ParticipantActor:
         context = self.task_context()
         with self.clock.phase("storage"):
             base = decode_model(self.store.get(memo.opened.base_model.to_cid()), context.spec)
+        binding = self.participant.binding(context, memo.opened, num_samples=0)
         with self.clock.phase("train"):
-            update = self.device.update(context, base, memo.opened)
-        with self.clock.phase("encode"):
-            encoder = self.device.encoder(context, me.submit_epoch)
-            try:
-                blob = self.participant.encode_update(
-                    context, memo.opened, update.delta, update.num_samples, encoder
-                )
-            except MalformedUpdateError as exc:  # training diverged: like a device, send nothing
-                memo.nothing_to_send = True
-                memo.say_once(self.log, "unsendable", f"sends nothing this attempt: {exc}")
-                self.device.unsendable(memo.opened)
-                return
-            self.device.encoded(encoder, state.epoch)
+            update = self.device.encoded_update(
+                context, base, memo.opened, binding, me.submit_epoch
+            )
+        if update.blob is None:  # training diverged: like a device, send nothing
+            memo.nothing_to_send = True
+            memo.say_once(self.log, "unsendable", f"sends nothing this attempt: {update.problem}")
+            return
         with self.clock.phase("storage"):
-            cid = self.store.put(blob)
+            cid = self.store.put(update.blob)
             self.store.pin(cid)
         with self.clock.phase("chain"):
             self.participant.submit(self.chain, self.task_id, cid, update.num_samples)
-        self.device.submitted(memo.opened, state.epoch, len(blob))
+        self.device.submitted(memo.opened, state.epoch, len(update.blob))
         self.log.info(
             "%s: submitted %s (%.1f KB, %d samples)",
             memo.label,
             cid,
-            len(blob) / 1000,
+            len(update.blob) / 1000,
             update.num_samples,
         )
 

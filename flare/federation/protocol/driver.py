@@ -38,7 +38,7 @@ from flare.federation.protocol.simulated_device import (
 )
 from flare.federation.report import RoundRecord, SimulationReport
 from flare.federation.rounds import (
-    EncoderCache,
+    LocalClients,
     RunObserver,
     active_clients,
     client_order,
@@ -111,10 +111,7 @@ class _TaskRun:
         self.chain, self.store, self.observer = chain, store, observer
         self.blocks: MinesBlocks = chain
         self.clock = Stopwatch()
-        self.attempt_round = SimulatedRound(federation)
-        encoders = EncoderCache(federation, federation.spec)
         self.participants: list[ProtocolParticipant] = []
-        self.devices: list[SimulatedDevice] = []
         for index, client in enumerate(federation.clients):
             account, bls_key = participant_keys(config.seed, index)
             dishonest = (
@@ -123,10 +120,12 @@ class _TaskRun:
             self.participants.append(
                 ProtocolParticipant(client.client_id, account, bls_key, honest_member=not dishonest)
             )
-            self.devices.append(
-                SimulatedDevice(index, client, self.attempt_round, encoders, observer)
-            )
         self.names = {p.address: p.name for p in self.participants}
+        addresses = {p.name: p.address for p in self.participants}
+        self.attempt_round = SimulatedRound(LocalClients(federation), addresses)
+        self.devices = [
+            SimulatedDevice(client, self.attempt_round, observer) for client in federation.clients
+        ]
         creator, _ = participant_keys(config.seed, -1)
         self.creator = chain.as_sender(creator)
 

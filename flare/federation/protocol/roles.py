@@ -13,7 +13,7 @@ from eth_account.signers.local import LocalAccount
 
 from flare.aggregation import make_aggregator
 from flare.chain import ChainConnector, ContentRef, Proposed, RoundFinalized, RoundOpened
-from flare.compression.base import UpdateBinding, UpdateEncoder
+from flare.compression.base import UpdateBinding
 from flare.crypto import vrf
 from flare.crypto.bls import SecretKey
 from flare.crypto.identity import possession_message, prove_task_possession
@@ -24,7 +24,6 @@ from flare.federation.protocol.aggregate import (
     compute_aggregate,
 )
 from flare.storage import StorageProvider
-from flare.tensors import Weights
 
 
 @dataclass(frozen=True)
@@ -63,16 +62,10 @@ class ProtocolParticipant:
         proof = prove_task_possession(self.bls_key, message)
         chain.as_sender(self.account).register(task_id, self._public_key, proof)
 
-    def encode_update(
-        self,
-        context: TaskContext,
-        opened: RoundOpened,
-        delta: Weights,
-        num_samples: int,
-        encoder: UpdateEncoder,
-    ) -> bytes:
-        """The update blob, bound to this sender, the task, the attempt and its base model."""
-        binding = UpdateBinding(
+    def binding(self, context: TaskContext, opened: RoundOpened, num_samples: int) -> UpdateBinding:
+        """What this participant's update in ``opened`` is bound to: its sender, the task,
+        the attempt and the attempt's base model."""
+        return UpdateBinding(
             sender=self.address,
             task=context.label,
             round=opened.round,
@@ -80,7 +73,6 @@ class ProtocolParticipant:
             base_model=opened.base_model.to_cid(),
             num_samples=num_samples,
         )
-        return encoder.encode(delta, binding)
 
     def submit(self, chain: ChainConnector, task_id: int, cid: str, num_samples: int) -> None:
         """Name the uploaded update on chain for the current attempt."""

@@ -8,19 +8,19 @@ before it forges its own, and their encoders from one cache kept for the whole r
 """
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from eth_account import Account
 
 from flare.chain import RoundOpened
-from flare.compression.base import UpdateEncoder
+from flare.compression.base import UpdateBinding
 from flare.crypto.bls import SecretKey
-from flare.federation.clients import Client, LocalUpdate
+from flare.federation.clients import Client
 from flare.federation.protocol.actor import Device
 from flare.federation.protocol.aggregate import TaskContext
-from flare.federation.rounds import EncoderCache, RunObserver, train_round
-from flare.federation.setup import Federation
+from flare.federation.rounds import EncodedUpdate, LocalClients, RunObserver
 from flare.tensors import Weights
 
 
@@ -40,55 +40,57 @@ class AttemptSends:
 
 
 class SimulatedRound:
-    """The updates of the attempt under way, trained once for everyone taking part."""
+    """The encoded updates of the attempt under way, made once for everyone taking part."""
 
-    def __init__(self, federation: Federation) -> None:
-        self.federation = federation
+    def __init__(self, clients: LocalClients, addresses: Mapping[str, str]) -> None:
+        self.clients, self.addresses = clients, addresses
         self.participants: list[tuple[int, Client]] = []
         self.sends = AttemptSends()
         self._attempt: tuple[int, int] | None = None
-        self._updates: dict[str, LocalUpdate] | None = None
+        self._encoded: dict[str, EncodedUpdate] | None = None
 
     def begin(self, opened: RoundOpened, participants: list[tuple[int, Client]]) -> None:
         """A new attempt opens with ``participants``; nothing is trained until asked."""
         self._attempt = (opened.round, opened.attempt)
         self.participants = participants
         self.sends = AttemptSends()
-        self._updates = None
+        self._encoded = None
 
-    def update(self, client: Client, base: Weights, opened: RoundOpened) -> LocalUpdate:
-        if self._attempt != (opened.round, opened.attempt):
+    def encoded(self, client: Client, base: Weights, binding: UpdateBinding) -> EncodedUpdate:
+        if self._attempt != (binding.round, binding.attempt):
             raise RuntimeError(f"{client.client_id} asked for an update outside its attempt")
-        if self._updates is None:
-            self._updates = train_round(self.federation, self.participants, base, opened.round)
-        return self._updates[client.client_id]
+        if self._encoded is None:
+            bindings = {
+                other.client_id: replace(binding, sender=self.addresses[other.client_id])
+                for _, other in self.participants
+            }
+            self._encoded = self.clients.encode_round(
+                self.participants, base, binding.round, bindings
+            )
+        return self._encoded[client.client_id]
 
 
 class SimulatedDevice(Device):
-    """One simulated client: the round's shared training and the run's encoder cache."""
+    """One simulated client: its share of the attempt's updates, made all at once."""
 
-    def __init__(
+    def __init__(self, client: Client, rounds: SimulatedRound, observer: RunObserver) -> None:
+        self.client, self.rounds, self.observer = client, rounds, observer
+
+    def encoded_update(
         self,
-        index: int,
-        client: Client,
-        rounds: SimulatedRound,
-        encoders: EncoderCache,
-        observer: RunObserver,
-    ) -> None:
-        self.index, self.client = index, client
-        self.rounds, self.encoders, self.observer = rounds, encoders, observer
-
-    def update(self, context: TaskContext, base: Weights, opened: RoundOpened) -> LocalUpdate:
-        return self.rounds.update(self.client, base, opened)
-
-    def encoder(self, context: TaskContext, submitted_epoch: int) -> UpdateEncoder:
-        # The simulation never restarts, so the live encoder is the last submission's state.
-        return self.encoders.encoder(self.index, self.client)
+        context: TaskContext,
+        base: Weights,
+        opened: RoundOpened,
+        binding: UpdateBinding,
+        submitted_epoch: int,
+    ) -> EncodedUpdate:
+        # The simulation never restarts: each client's live encoder is its last state.
+        encoded = self.rounds.encoded(self.client, base, binding)
+        if encoded.blob is None:
+            self.observer.client_finished(self.client.client_id)
+        return encoded
 
     def submitted(self, opened: RoundOpened, epoch: int, blob_size: int) -> None:
         self.rounds.sends.sent.append(self.client.client_id)
         self.rounds.sends.bytes_up += blob_size
-        self.observer.client_finished(self.client.client_id)
-
-    def unsendable(self, opened: RoundOpened) -> None:
         self.observer.client_finished(self.client.client_id)
