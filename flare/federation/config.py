@@ -7,6 +7,9 @@ from typing import Any
 from flare.errors import ConfigError
 from flare.privacy.accounting import DEFAULT_DELTA, check_dp_options
 
+BACKENDS = ("local", "ray")
+"""Where clients train: in this process, or as Ray actors (``pip install 'flare[ray]'``)."""
+
 MAX_SEED = 2**64 - 1
 """The largest seed every consumer accepts (torch's generator takes 64 bits)."""
 
@@ -55,6 +58,12 @@ class SimulationConfig:
     dp_epsilon: float | None = None
     """Target ε at ``dp_delta`` after all rounds; the noise multiplier is calibrated to it."""
     dp_delta: float = DEFAULT_DELTA
+    backend: str = "local"
+    """Where clients train and encode; the result is the same on every backend."""
+    ray_address: str | None = None
+    """``--backend ray``: the cluster to join (``None``: start a Ray on this machine)."""
+    workers: int | None = None
+    """``--backend ray``: actors holding the clients (``None``: one per CPU of the cluster)."""
 
     def __post_init__(self) -> None:
         if self.clients < 1:
@@ -84,6 +93,26 @@ class SimulationConfig:
         if self.max_update_bytes < 1:
             raise ConfigError("the update size limit must be at least 1 byte")
         check_dp_options(self.dp_clip, self.dp_noise_multiplier, self.dp_epsilon, self.dp_delta)
+        self._check_backend()
+
+    def _check_backend(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(
+                f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
+            )
+        if self.backend != "ray":
+            given = [
+                option
+                for option, value in (
+                    ("--ray-address", self.ray_address),
+                    ("--workers", self.workers),
+                )
+                if value is not None
+            ]
+            if given:
+                raise ConfigError(f"{', '.join(given)} only apply to --backend ray")
+        if self.workers is not None and self.workers < 1:
+            raise ConfigError("--workers must be at least 1")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
