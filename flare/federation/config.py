@@ -27,6 +27,14 @@ def check_alpha(alpha: float) -> None:
         raise ConfigError(f"--alpha must be a positive finite number, got {alpha}")
 
 
+def check_count_factor(count_factor: float) -> None:
+    """Refuse a count inflation that is not a finite factor of at least 1."""
+    if not (math.isfinite(count_factor) and count_factor >= 1.0):
+        raise ConfigError(
+            f"--attack-count-factor must be a finite number of at least 1, got {count_factor}"
+        )
+
+
 @dataclass(frozen=True)
 class SimulationConfig:
     """Everything that determines a run; with the same config, the same result."""
@@ -41,6 +49,8 @@ class SimulationConfig:
     attack: str = "sign-flip"
     attack_strength: float | None = None
     attack_knowledge: str = "full"
+    attack_count_factor: float = 1.0
+    """Every attacker claims this many times its true sample count."""
     aggregator: str = "mi"
     codec: str = "none"
     rank: int = 4
@@ -78,6 +88,7 @@ class SimulationConfig:
             raise ConfigError(
                 f"--attack-knowledge must be 'full' or 'partial', got {self.attack_knowledge!r}"
             )
+        check_count_factor(self.attack_count_factor)
         if self.rank < 1:
             raise ConfigError("--rank must be at least 1")
         check_alpha(self.alpha)
