@@ -82,14 +82,13 @@ def validate_updates(updates: Sequence[ClientUpdate], global_weights: Weights) -
             )
         for name, shape in spec.items():
             array = np.asarray(update.delta[name])
-            if tuple(array.shape) != shape:
+            if array.shape != shape:
                 raise AggregationError(
-                    f"client {who!r}: tensor {name!r} has shape {tuple(array.shape)}, "
-                    f"model needs {shape}"
+                    f"client {who!r}: tensor {name!r} has shape {array.shape}, model needs {shape}"
                 )
-            if not np.issubdtype(array.dtype, np.floating):
+            if array.dtype.kind != "f":  # numpy's floating types, float16 to longdouble
                 raise AggregationError(f"client {who!r}: tensor {name!r} is not floating point")
-            if not np.all(np.isfinite(array)):
+            if not np.isfinite(array).all():
                 raise AggregationError(f"client {who!r}: tensor {name!r} is not finite")
     return spec
 
@@ -201,8 +200,9 @@ def l2_norm(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> float:
     return round_significant(math.sqrt(max(dot(delta, delta, spec), 0.0)))
 
 
-CLIENT_BLOCK_BYTES = 4 << 20
-"""Order statistics work on the clients' values a block of coordinates (4 MiB) at a time."""
+CLIENT_BLOCK_BYTES = 1 << 20
+"""Order statistics work on the clients' values a block of coordinates (1 MiB) at a time:
+small enough to stay in a core's L2 cache while it is filled, sorted and summed."""
 
 
 @dataclass(frozen=True)
