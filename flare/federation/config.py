@@ -1,5 +1,6 @@
 """The configuration of one simulation run: every option of ``flare simulate``."""
 
+import importlib.util
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -111,6 +112,8 @@ class SimulationConfig:
             raise ConfigError(
                 f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}"
             )
+        if self.backend == "ray" and importlib.util.find_spec("ray") is None:
+            raise ConfigError("--backend ray needs Ray: pip install 'flare[ray]'")
         if self.backend != "ray":
             given = [
                 option

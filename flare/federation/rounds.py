@@ -2,20 +2,19 @@
 
 The offline simulation and the protocol simulation differ only in how updates travel
 (in process, or through chain and store) and who aggregates them. Who takes part, the
-seeds they train with, what the colluding bloc forges, each client's encoder, how the new
-model is evaluated, how long each phase took and what a run costs in memory are the same
-for both, and live here once.
+seeds they train with, what the colluding bloc forges, how the new model is evaluated, how
+long each phase took and what a run costs in memory are the same for both, and live here
+once. Where the clients train and encode is a backend's business (``backends``).
 """
 
 import resource
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from flare.compression.base import MalformedUpdateError, UpdateBinding, UpdateEncoder
 from flare.errors import FlareError
 from flare.federation.clients import Client, CollusionAttack, LocalUpdate, produce_update
 from flare.federation.config import SimulationConfig
@@ -30,6 +29,10 @@ class RunObserver:
 
     def run_started(self, config: SimulationConfig) -> None:
         """Called once, after set-up, before the first round."""
+
+    def cluster_ready(self, where: str) -> None:
+        """Called once clients train on a cluster, with its size (never for the local
+        backend)."""
 
     def round_started(self, round_number: int, participants: int) -> None:
         """Called before any client of the round trains."""
@@ -107,15 +110,40 @@ def train_round(
     The bloc forges last: it has read every honest update of the round first. Each client
     trains with its own seed for the round, so an attempt retried sends the same update.
     """
-    updates = {
+    updates = own_updates(federation, participants, base, round_number)
+    updates.update(forged_updates(federation, updates))
+    return updates
+
+
+def own_updates(
+    federation: Federation,
+    participants: Sequence[tuple[int, Client]],
+    base: Weights,
+    round_number: int,
+) -> dict[str, LocalUpdate]:
+    """What each participant computes on its own: everything :func:`train_round` sends but
+    the colluding bloc's forgeries (its members train honestly here), in participant order."""
+    return {
         client.client_id: _local_update(
             federation, client, base, client_seed(federation.config.seed, round_number, index)
         )
         for index, client in participants
     }
-    if isinstance(federation.attack, CollusionAttack):
-        updates.update(federation.attack.collude(updates, federation.malicious_ids))
-    return updates
+
+
+def colludes(federation: Federation) -> bool:
+    """Whether the attackers forge together from the round's updates."""
+    return isinstance(federation.attack, CollusionAttack)
+
+
+def forged_updates(
+    federation: Federation, updates: Mapping[str, LocalUpdate]
+) -> dict[str, LocalUpdate]:
+    """What the colluding bloc's members present in ``updates`` send instead, forged from
+    ``updates`` (the whole round's, in participant order); empty when no bloc colludes."""
+    if not isinstance(federation.attack, CollusionAttack):
+        return {}
+    return federation.attack.collude(updates, federation.malicious_ids)
 
 
 def _local_update(federation: Federation, client: Client, base: Weights, seed: int) -> LocalUpdate:
@@ -141,48 +169,6 @@ class EncodedUpdate:
     """The encoded update; ``None`` when training diverged and nothing can be sent."""
     num_samples: int
     problem: str | None = None
-
-
-class LocalClients:
-    """Trains and encodes a round's updates in this process: the default backend.
-
-    Each client's encoder is made on first use and kept for the whole run, so that
-    stateful codecs (PowerSGD's error feedback, warm start) carry over rounds.
-    """
-
-    def __init__(self, federation: Federation) -> None:
-        self.federation = federation
-        self._encoders: dict[str, UpdateEncoder] = {}
-
-    def encode_round(
-        self,
-        participants: Sequence[tuple[int, Client]],
-        base: Weights,
-        round_number: int,
-        bindings: Mapping[str, UpdateBinding],
-    ) -> dict[str, EncodedUpdate]:
-        """Every participant's update from ``base``, encoded and bound to
-        ``bindings[client_id]`` (whose ``num_samples`` the training fills in)."""
-        updates = train_round(self.federation, participants, base, round_number)
-        encoded = {}
-        for index, client in participants:
-            update = updates[client.client_id]
-            binding = replace(bindings[client.client_id], num_samples=update.num_samples)
-            try:
-                blob = self._encoder(index, client).encode(update.delta, binding)
-            except MalformedUpdateError as exc:  # a diverged client cannot send its update
-                encoded[client.client_id] = EncodedUpdate(None, update.num_samples, str(exc))
-            else:
-                encoded[client.client_id] = EncodedUpdate(blob, update.num_samples)
-        return encoded
-
-    def _encoder(self, index: int, client: Client) -> UpdateEncoder:
-        encoder = self._encoders.get(client.client_id)
-        if encoder is None:
-            seed = client_seed(self.federation.config.seed, 0, index)
-            encoder = self.federation.codec.new_encoder(self.federation.spec, seed)
-            self._encoders[client.client_id] = encoder
-        return encoder
 
 
 def evaluate(federation: Federation, weights: Weights) -> EvalResult:

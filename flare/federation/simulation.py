@@ -14,10 +14,10 @@ import numpy as np
 from flare.aggregation.base import AggregationContext, ClientUpdate, Trainer
 from flare.compression import decode_update
 from flare.compression.base import MalformedUpdateError, UpdateBinding
+from flare.federation.backends import ClientBackend, open_clients
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, SimulationReport
 from flare.federation.rounds import (
-    LocalClients,
     RunObserver,
     active_clients,
     client_order,
@@ -65,13 +65,15 @@ class Simulation:
         observer = observer or RunObserver()
         started = time.perf_counter()
         federation = build_federation(self.config, self.model_builder)
-        clients = LocalClients(federation)
         report = SimulationReport(
             config=self.config.to_dict(), privacy=federation.privacy_summary()
         )
         observer.run_started(self.config)
         global_weights = federation.initial_weights
-        with recording(report, started):
+        with (
+            recording(report, started),
+            open_clients(federation, observer, self.model_builder) as clients,
+        ):
             for round_number in range(1, self.config.rounds + 1):
                 global_weights, record = self._round(
                     federation, clients, round_number, global_weights, observer
@@ -83,7 +85,7 @@ class Simulation:
     def _round(
         self,
         federation: Federation,
-        clients: LocalClients,
+        clients: ClientBackend,
         round_number: int,
         global_weights: Weights,
         observer: RunObserver,

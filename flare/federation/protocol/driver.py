@@ -24,6 +24,7 @@ from flare.chain import (
 )
 from flare.config import open_chain
 from flare.errors import FlareError
+from flare.federation.backends import ClientBackend, open_clients
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.actor import ParticipantActor
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
@@ -38,7 +39,6 @@ from flare.federation.protocol.simulated_device import (
 )
 from flare.federation.report import RoundRecord, SimulationReport
 from flare.federation.rounds import (
-    LocalClients,
     RunObserver,
     active_clients,
     client_order,
@@ -76,7 +76,8 @@ class ProtocolSimulation:
         store = self._open_store()
         with contextlib.ExitStack() as stack:
             chain = self._open_chain(stack)
-            run = _TaskRun(self.config, self.protocol, federation, chain, store, observer)
+            clients = stack.enter_context(open_clients(federation, observer))
+            run = _TaskRun(self.config, self.protocol, federation, clients, chain, store, observer)
             return run.execute(started)
 
     def _open_chain(self, stack: contextlib.ExitStack) -> ChainConnector:
@@ -101,6 +102,7 @@ class _TaskRun:
         config: SimulationConfig,
         protocol: ProtocolConfig,
         federation: Federation,
+        clients: ClientBackend,
         chain: ChainConnector,
         store: StorageProvider,
         observer: RunObserver,
@@ -122,7 +124,7 @@ class _TaskRun:
             )
         self.names = {p.address: p.name for p in self.participants}
         addresses = {p.name: p.address for p in self.participants}
-        self.attempt_round = SimulatedRound(LocalClients(federation), addresses)
+        self.attempt_round = SimulatedRound(clients, addresses)
         self.devices = [
             SimulatedDevice(client, self.attempt_round, observer) for client in federation.clients
         ]

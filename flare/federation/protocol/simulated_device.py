@@ -17,10 +17,11 @@ from eth_account import Account
 from flare.chain import RoundOpened
 from flare.compression.base import UpdateBinding
 from flare.crypto.bls import SecretKey
+from flare.federation.backends import ClientBackend
 from flare.federation.clients import Client
 from flare.federation.protocol.actor import Device
 from flare.federation.protocol.aggregate import TaskContext
-from flare.federation.rounds import EncodedUpdate, LocalClients, RunObserver
+from flare.federation.rounds import EncodedUpdate, RunObserver
 from flare.tensors import Weights
 
 
@@ -42,7 +43,7 @@ class AttemptSends:
 class SimulatedRound:
     """The encoded updates of the attempt under way, made once for everyone taking part."""
 
-    def __init__(self, clients: LocalClients, addresses: Mapping[str, str]) -> None:
+    def __init__(self, clients: ClientBackend, addresses: Mapping[str, str]) -> None:
         self.clients, self.addresses = clients, addresses
         self.participants: list[tuple[int, Client]] = []
         self.sends = AttemptSends()
