@@ -8,6 +8,12 @@ heavy, so every ``--help`` shows them without loading the chain layer, numpy or 
 import argparse
 from typing import Any
 
+from flare.federation.safety import (
+    DEFAULT_ADVERSARY_SHARE,
+    DEFAULT_MAX_CAPTURE_PROBABILITY,
+    CommitteeRisk,
+    check_capture_bound,
+)
 from flare.federation.task_parameters import DEFAULT_TASK_PARAMETERS, OPTION_NAMES, TaskParameters
 
 TASK_PARAMETER_HELP = {
@@ -50,6 +56,47 @@ def task_parameters_from_args(args: argparse.Namespace, **values: Any) -> TaskPa
         name: getattr(args, name) for name in OPTION_NAMES if getattr(args, name, None) is not None
     }
     return TaskParameters(**{**given, **values})
+
+
+def add_committee_bound_options(
+    group: argparse._ActionsContainer, *, adversary_share: bool, apply_defaults: bool
+) -> None:
+    """The safety bound a command checks before it creates a task (docs/protocol.md §11): with
+    ``adversary_share``, the share of participants assumed hostile (a simulation knows its own
+    attackers). Without ``apply_defaults`` left-out options parse as ``None``, as for
+    :func:`add_task_parameter_options`."""
+    if adversary_share:
+        group.add_argument(
+            "--adversary-share",
+            type=float,
+            default=DEFAULT_ADVERSARY_SHARE if apply_defaults else None,
+            help="share of participants (admitted keys or stake) the bound assumes hostile "
+            f"(default {DEFAULT_ADVERSARY_SHARE})",
+        )
+    group.add_argument(
+        "--max-capture-probability",
+        type=float,
+        default=DEFAULT_MAX_CAPTURE_PROBABILITY if apply_defaults else None,
+        help="most probability per attempt that the adversary alone reaches quorum "
+        f"(default {DEFAULT_MAX_CAPTURE_PROBABILITY:g})",
+    )
+    group.add_argument(
+        "--force",
+        action="store_true",
+        default=False if apply_defaults else None,
+        help="go ahead even if the capture probability exceeds the bound",
+    )
+
+
+def check_committee_bound(args: argparse.Namespace, risk: CommitteeRisk, adversary: str) -> str:
+    """The line that states ``risk``, refused in one line if its capture probability exceeds
+    ``--max-capture-probability`` and ``--force`` was not given."""
+    bound = args.max_capture_probability
+    if not args.force:
+        check_capture_bound(
+            risk, DEFAULT_MAX_CAPTURE_PROBABILITY if bound is None else bound, adversary
+        )
+    return risk.describe(adversary)
 
 
 def add_client_dp_options(

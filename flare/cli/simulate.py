@@ -27,7 +27,9 @@ from flare.cli.help_values import (
 )
 from flare.cli.options import (
     add_client_dp_options,
+    add_committee_bound_options,
     add_task_parameter_options,
+    check_committee_bound,
     task_parameters_from_args,
 )
 from flare.errors import ConfigError
@@ -46,6 +48,8 @@ SIMULATED_TASK_PARAMETERS = ("expected_committee", "min_committee", "quorum_bps"
 PROTOCOL_OPTIONS = {
     **{name: OPTION_NAMES[name] for name in SIMULATED_TASK_PARAMETERS},
     "dishonest_committee": "--dishonest-committee",
+    "max_capture_probability": "--max-capture-probability",
+    "force": "--force",
     "chain": "--chain",
     "deployment": "--deployment",
     "state": "--state",
@@ -117,6 +121,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     # Left out, they parse as None, so that --offline can tell they were given.
     add_task_parameter_options(protocol, SIMULATED_TASK_PARAMETERS, apply_defaults=False)
+    add_committee_bound_options(protocol, adversary_share=False, apply_defaults=False)
     protocol.add_argument(
         "--dishonest-committee",
         action="store_true",
@@ -210,10 +215,14 @@ def run(args: argparse.Namespace) -> int:
     from flare.federation.report import RunInterrupted
 
     config = config_from_args(args)
-    simulation = _simulation(config, protocol_from_args(args))
+    protocol = protocol_from_args(args)
+    simulation = _simulation(config, protocol)
+    bound = None if protocol is None else _committee_bound(args, config, protocol)
     check_paths(args)
     apply_threads(args.threads)
     observer = RoundTable(enabled=not args.quiet)
+    if bound is not None:
+        observer.note(bound)
     try:
         with observer:
             report = simulation.run(observer)
@@ -239,6 +248,16 @@ def _simulation(
     from flare.federation.protocol.driver import ProtocolSimulation
 
     return ProtocolSimulation(config, protocol)
+
+
+def _committee_bound(
+    args: argparse.Namespace, config: "SimulationConfig", protocol: "ProtocolConfig"
+) -> str:
+    """The run's committee risk against its own attackers, refused above the bound."""
+    from flare.federation.safety import committee_risk
+
+    risk = committee_risk(protocol.task_parameters(config), config.clients, config.malicious)
+    return check_committee_bound(args, risk, f"its {config.malicious} attackers")
 
 
 def write_outputs(

@@ -19,7 +19,12 @@ from flare.cli import (
 )
 from flare.cli.help_values import PARTITION_NAMES
 from flare.cli.network import add_network_options, load_keys, network_config
-from flare.cli.options import add_task_parameter_options, task_parameters_from_args
+from flare.cli.options import (
+    add_committee_bound_options,
+    add_task_parameter_options,
+    check_committee_bound,
+    task_parameters_from_args,
+)
 from flare.federation.task_parameters import OPTION_NAMES
 
 if TYPE_CHECKING:
@@ -41,6 +46,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     create.add_argument("--dataset", default="digits", help="digits, or an .npz with X and y")
     create.add_argument("--aggregator", default="mi", help="mi, fedavg, krum, median, …")
     add_task_parameter_options(create, tuple(OPTION_NAMES), apply_defaults=True)
+    bound = create.add_argument_group(
+        "safety bound",
+        "refuse a committee that an adversary with this share captures too often "
+        "(docs/protocol.md §11)",
+    )
+    add_committee_bound_options(bound, adversary_share=True, apply_defaults=True)
     create.add_argument("--seed", type=int, default=0, help="data split and initial weights")
     privacy = create.add_argument_group(
         "client-level differential privacy",
@@ -82,6 +93,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_create(args: argparse.Namespace) -> int:
     parameters = task_parameters_from_args(args)
+    from flare.federation.safety import open_committee_risk
+
+    risk = open_committee_risk(parameters, args.adversary_share)
+    bound = check_committee_bound(args, risk, f"a {args.adversary_share:g} share")
     from flare.federation.config import check_seed
 
     check_seed(args.seed)
@@ -103,10 +118,8 @@ def run_create(args: argparse.Namespace) -> int:
     with open_chain(config, _sender(config)) as chain:
         task_id = publish_task(chain, open_store(config), spec)
         task = chain.task(task_id)
-    print(
-        f"task {task_id} created: model {task.model.to_cid()}, "
-        f"manifest {task.manifest.to_cid()}"
-    )
+    print(f"task {task_id} created: model {task.model.to_cid()}, manifest {task.manifest.to_cid()}")
+    print(bound)
     requirement = spec.privacy_requirement()
     if requirement is not None:
         print(f"participants must run {requirement.describe(parameters.max_rounds)}")

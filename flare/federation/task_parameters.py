@@ -48,8 +48,10 @@ class TaskParameters:
 
     min_clients: int = 1
     """Registrations the task needs before it starts; submissions a proposal needs."""
-    expected_committee: int = 5
-    """How many seats the VRF draw is tuned to fill (k)."""
+    expected_committee: int = 40
+    """How many seats the VRF draw is tuned to fill (k). Forty keeps the chance that a fifth of
+    the participants alone reach a two-thirds quorum below 1e-8 per attempt however many
+    register (:mod:`flare.federation.safety`); five, the old default, let them about 1 in 130."""
     min_committee: int = 3
     """Seats a round attempt needs to decide."""
     quorum_bps: int = 6667

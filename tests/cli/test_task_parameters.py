@@ -27,7 +27,7 @@ REFUSED = [
     ({"min_clients": 0}, "--min-clients must be at least 1"),
     ({"expected_committee": 0, "min_committee": 0}, "--committee must be at least 1"),
     ({"min_committee": 0}, "--min-committee must be at least 1"),
-    ({"min_committee": 6}, "--min-committee 6 exceeds --committee 5"),
+    ({"expected_committee": 5, "min_committee": 6}, "--min-committee 6 exceeds --committee 5"),
     ({"quorum_bps": 5000}, "--quorum must lie in [5001, 10000]"),
     ({"quorum_bps": 10_001}, "--quorum must lie in [5001, 10000]"),
     ({"submission_window": 0}, "--submission-window must be at least 1"),
@@ -134,3 +134,47 @@ def test_help_shows_the_dataclass_defaults(capsys, command, names):
         described = help_text.split(f"{option} ", 2)[2].split(" --")[0]  # past the usage line
         assert described.endswith(f"(default {default})"), described
     assert "(default: None)" not in help_text
+
+
+def test_task_create_states_the_bound_and_refuses_a_capturable_committee(tmp_path, capsys):
+    network = ["--state", str(tmp_path / "chain.db"), "--store", str(tmp_path / "blobs")]
+    assert main(["task", "create", "--committee", "5", *network]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "against a 0.2 share of any number of participants: capture 0.00791" in error
+    assert "exceeds --max-capture-probability 1e-06" in error
+    assert list(tmp_path.iterdir()) == []
+
+    assert main(["task", "create", "--committee", "5", "--force", *network]) == 0
+    assert "capture 0.00791, honest stall 0.364" in capsys.readouterr().out
+    assert main(["task", "create", *network]) == 0
+    assert "per attempt, against a 0.2 share of any number of participants: capture 6.25e-09" in (
+        capsys.readouterr().out
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--adversary-share", "1"], "--adversary-share must lie in [0, 1), got 1.0"),
+        (["--adversary-share", "0.3"], "capture 3.57e-06"),
+        (["--max-capture-probability", "1e-9"], "exceeds --max-capture-probability 1e-09"),
+    ],
+)
+def test_task_create_refuses_a_bound_it_cannot_meet(tmp_path, capsys, no_run, argv, message):
+    network = ["--state", str(tmp_path / "chain.db"), "--store", str(tmp_path / "blobs")]
+    assert main(["task", "create", *argv, *network]) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+
+
+def test_simulate_checks_its_own_attackers_before_running(capsys, no_run):
+    argv = ["simulate", "--quiet", "--clients", "10", "--malicious", "3", "--committee", "5"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    assert "against its 3 attackers of 10 participants: capture 0.00781" in error
+    with pytest.raises(AssertionError, match="ran before the parameters were checked"):
+        main([*argv, "--force"])  # forced, it gets as far as running
+    assert main(["simulate", "--quiet", "--offline", "--force"]) == 2
+    assert "--force would do nothing" in capsys.readouterr().err

@@ -1,0 +1,209 @@
+"""How likely one round attempt's committee is captured, or stalled, by a declared adversary.
+
+The contract seats each of the ``n`` participants in an attempt's snapshot independently, with
+probability ``p = T / 2^256`` where ``T`` is :func:`flare.crypto.vrf.seat_threshold` (``k/n``
+rounded up to the next multiple of ``2^-256``; 1 when ``k >= n``). The adversary holds ``a`` of
+them, the honest members the other ``h = n - a``: its seats ``X ~ Bin(a, p)`` and theirs
+``Y ~ Bin(h, p)`` are independent. A committee of ``c = X + Y`` seats finalizes a proposal with
+``t(c) = ceil(quorumBps * c / 10000)`` approvals, and only once ``c >= minCommittee``.
+
+- **Capture**: the adversary alone reaches quorum in a committee that decides,
+  ``X + Y >= minCommittee`` and ``X >= t(X + Y)``. It claims all its seats: each extra seat
+  raises the threshold by at most one, so withholding one never helps it.
+- **Honest stall**: the honest members alone cannot finalize whatever the adversary does,
+  ``Y < minCommittee`` (it withholds its seats) or ``Y < t(X + Y)`` (it claims them all and
+  never approves). An attempt that stalls times out and the next one draws afresh.
+
+Both assume every honest member is online and approves the one honest aggregate (docs/protocol.md
+§11). For ``n`` participants the sums are exact rationals, returned as correctly rounded floats.
+When ``n`` is unknown, as for an open task at creation, :func:`open_committee_risk` takes the
+limit of many participants (``X`` and ``Y`` Poisson with means ``a·k`` and ``(1-a)·k``), summed
+in log space; tests check it bounds the exact figures for the finite ``n`` they try.
+
+This module imports nothing heavy: ``task create`` and ``simulate`` print it before any work.
+"""
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TypeVar
+
+from flare.errors import ConfigError
+from flare.federation.task_parameters import BASIS_POINTS, TaskParameters
+
+DEFAULT_ADVERSARY_SHARE = 0.2
+"""The share of keys (or stake) the bound assumes hostile unless told otherwise: well below the
+third that a two-thirds quorum tolerates, so that committees of a few dozen seats meet the
+bound instead of hundreds."""
+DEFAULT_MAX_CAPTURE_PROBABILITY = 1e-6
+"""The capture probability per attempt that ``task create`` and ``simulate`` accept unforced."""
+
+_SEAT_SCALE = 1 << 256
+_POISSON_TAIL_SIGMAS = 40
+"""How far past its mean a Poisson sum runs: the tail beyond is below 1e-300."""
+
+Weight = TypeVar("Weight", int, float)
+"""Exact integer weights for a known number of participants, floats for the open limit."""
+
+
+@dataclass(frozen=True)
+class CommitteeRisk:
+    """Per-attempt probabilities for one adversary against one set of task parameters."""
+
+    capture: float
+    """The adversary alone reaches quorum in a committee of at least ``minCommittee``."""
+    honest_stall: float
+    """The honest members alone cannot finalize the attempt."""
+    participants: int | None
+    """The ``n`` the figures hold for; ``None`` for the limit of many participants."""
+
+    def describe(self, adversary: str) -> str:
+        """One line for a command's output, naming the adversary."""
+        population = (
+            "any number of participants"
+            if self.participants is None
+            else f"{self.participants} participants"
+        )
+        return (
+            f"per attempt, against {adversary} of {population}: capture "
+            f"{self.capture:.3g}, honest stall {self.honest_stall:.3g}"
+        )
+
+
+def committee_risk(
+    parameters: TaskParameters, participants: int, adversaries: int
+) -> CommitteeRisk:
+    """The exact risk when ``adversaries`` of the ``participants`` snapshotted keys are hostile."""
+    if participants < 1:
+        raise ConfigError(f"the bound needs at least one participant, got {participants}")
+    if not 0 <= adversaries <= participants:
+        raise ConfigError(f"adversaries must lie in [0, {participants}], got {adversaries}")
+    threshold = _seat_threshold(parameters.expected_committee, participants)
+    captured, stalled = _capture_and_stall(
+        _binomial_weights(adversaries, threshold),
+        _binomial_weights(participants - adversaries, threshold),
+        parameters,
+    )
+    denominator = _SEAT_SCALE**participants
+    return CommitteeRisk(
+        capture=float(Fraction(captured, denominator)),
+        honest_stall=float(Fraction(stalled, denominator)),
+        participants=participants,
+    )
+
+
+def open_committee_risk(parameters: TaskParameters, adversary_share: float) -> CommitteeRisk:
+    """The risk in the limit of many participants, an ``adversary_share`` of them hostile."""
+    check_adversary_share(adversary_share)
+    k = parameters.expected_committee
+    captured, stalled = _capture_and_stall(
+        _poisson_weights(adversary_share * k),
+        _poisson_weights((1 - adversary_share) * k),
+        parameters,
+    )
+    return CommitteeRisk(
+        capture=min(1.0, captured), honest_stall=min(1.0, stalled), participants=None
+    )
+
+
+def _capture_and_stall(
+    adversary: list[Weight], honest: list[Weight], parameters: TaskParameters
+) -> tuple[Weight, Weight]:
+    """The capture and stall sums over the joint seat distribution, in the weights' scale:
+    ``adversary[x]`` and ``honest[y]`` weigh ``x`` adversary and ``y`` honest seats."""
+    quorum = parameters.quorum_bps
+    minimum = parameters.min_committee
+    honest_prefix = _prefix_sums(honest)
+    captured = honest[0] * 0
+    for seats, weight in enumerate(adversary):
+        low = max(0, minimum - seats)
+        high = min(len(honest) - 1, _most_honest_seats_captured(seats, quorum))
+        if low <= high:
+            captured += weight * (honest_prefix[high + 1] - honest_prefix[low])
+
+    adversary_suffix = _suffix_sums(adversary)
+    stalled = honest[0] * 0
+    for seats, weight in enumerate(honest):
+        fewest = 0 if seats < minimum else _fewest_adversary_seats_blocking(seats, quorum)
+        if fewest < len(adversary):
+            stalled += weight * adversary_suffix[fewest]
+    return captured, stalled
+
+
+def adversaries_for_share(participants: int, adversary_share: float) -> int:
+    """Keys an adversary with at least ``adversary_share`` of ``participants`` holds."""
+    check_adversary_share(adversary_share)
+    # Rounded first so that 0.2 * 10 counts as 2 keys, not 3.
+    return math.ceil(round(adversary_share * participants, 9))
+
+
+def check_capture_bound(risk: CommitteeRisk, bound: float, adversary: str) -> None:
+    """Refuse parameters whose capture probability per attempt exceeds ``bound``."""
+    if not 0 <= bound <= 1:
+        raise ConfigError(f"--max-capture-probability must lie in [0, 1], got {bound}")
+    if risk.capture > bound:
+        raise ConfigError(
+            f"{risk.describe(adversary)} exceeds --max-capture-probability {bound:g}: "
+            "raise --committee or --quorum, or give --force"
+        )
+
+
+def check_adversary_share(adversary_share: float) -> None:
+    """Refuse a share that is not a probability below one."""
+    if not 0 <= adversary_share < 1:
+        raise ConfigError(f"--adversary-share must lie in [0, 1), got {adversary_share}")
+
+
+def _seat_threshold(expected_committee: int, participants: int) -> int:
+    """The contract's seat threshold (flare.crypto.vrf.seat_threshold), without importing the
+    BLS stack: a seat is won with probability ``threshold / 2^256``."""
+    if expected_committee >= participants:
+        return _SEAT_SCALE
+    return -(-expected_committee * _SEAT_SCALE // participants)
+
+
+def _binomial_weights(trials: int, threshold: int) -> list[int]:
+    """``C(trials, s) * T^s * (2^256 - T)^(trials - s)`` for each seat count ``s``: the
+    probabilities of ``Bin(trials, T / 2^256)`` times ``2^(256 * trials)``."""
+    miss = _SEAT_SCALE - threshold
+    return [
+        math.comb(trials, seats) * threshold**seats * miss ** (trials - seats)
+        for seats in range(trials + 1)
+    ]
+
+
+def _poisson_weights(mean: float) -> list[float]:
+    """``Poisson(mean)`` probabilities from 0 to far past the mean, each from its logarithm."""
+    if mean == 0:
+        return [1.0]
+    last = math.ceil(mean + _POISSON_TAIL_SIGMAS * math.sqrt(mean) + _POISSON_TAIL_SIGMAS)
+    log_mean = math.log(mean)
+    return [math.exp(seats * log_mean - mean - math.lgamma(seats + 1)) for seats in range(last + 1)]
+
+
+def _most_honest_seats_captured(adversary_seats: int, quorum_bps: int) -> int:
+    """The most honest seats beside ``adversary_seats`` at which those alone reach quorum:
+    ``10000 * x >= quorum * (x + y)``."""
+    return adversary_seats * BASIS_POINTS // quorum_bps - adversary_seats
+
+
+def _fewest_adversary_seats_blocking(honest_seats: int, quorum_bps: int) -> int:
+    """The fewest adversary seats that lift the threshold above ``honest_seats``:
+    ``10000 * y < quorum * (x + y)``."""
+    return honest_seats * (BASIS_POINTS - quorum_bps) // quorum_bps + 1
+
+
+def _prefix_sums(weights: list[Weight]) -> list[Weight]:
+    """``sums[i]`` is the total of ``weights[:i]``; summed from the small lower tail up."""
+    sums = [weights[0] * 0]
+    for weight in weights:
+        sums.append(sums[-1] + weight)
+    return sums
+
+
+def _suffix_sums(weights: list[Weight]) -> list[Weight]:
+    """``sums[i]`` is the total of ``weights[i:]``; summed from the small upper tail down."""
+    sums = [weights[0] * 0] * (len(weights) + 1)
+    for index in range(len(weights) - 1, -1, -1):
+        sums[index] = sums[index + 1] + weights[index]
+    return sums
