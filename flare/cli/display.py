@@ -106,13 +106,14 @@ class RoundTable(RunObserver):
             TextColumn("[bold]round {task.fields[round]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("clients"),
+            TextColumn("clients{task.fields[where]}"),
             TimeElapsedColumn(),
             console=self.console,
             transient=True,
         )
         self._task = None
         self._rounds = 0
+        self._where = ""
 
     def __enter__(self) -> "RoundTable":
         self.progress.start()
@@ -145,10 +146,16 @@ class RoundTable(RunObserver):
                 f"δ {config.dp_delta:g}"
             )
 
+    def cluster_ready(self, where: str) -> None:
+        self._where = f" on {where}"
+        self.console.print(f"clients train on {where}", style="dim")
+
     def round_started(self, round_number: int, participants: int) -> None:
         if self._task is not None:
             self.progress.remove_task(self._task)
-        self._task = self.progress.add_task("", total=participants, round=round_number)
+        self._task = self.progress.add_task(
+            "", total=participants, round=round_number, where=self._where
+        )
 
     def client_finished(self, client_id: str) -> None:
         self.progress.advance(self._task)

@@ -37,6 +37,8 @@ AGGREGATOR_NAMES = (
     "trimmed-mean",
 )
 """``flare.aggregation.AGGREGATORS``, sorted."""
+BACKEND_NAMES = ("local", "ray")
+"""``flare.federation.config.BACKENDS``, in its order."""
 CODEC_NAMES = ("gzip", "none", "powersgd", "powersgd-q8", "topk")
 """``flare.compression.CODECS``, sorted."""
 NODE_STATE_DIR = Path("anvil") / "state"

@@ -21,6 +21,7 @@ from flare.cli import (
 from flare.cli.help_values import (
     AGGREGATOR_NAMES,
     ATTACK_NAMES,
+    BACKEND_NAMES,
     CODEC_NAMES,
     MODEL_NAMES,
     PARTITION_NAMES,
@@ -141,6 +142,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     protocol.add_argument(
         "--store", type=Path, help="keep blobs in this directory (default: in memory)"
+    )
+    cluster = p.add_argument_group(
+        "backend", "where clients train and encode; every backend gives the same report"
+    )
+    cluster.add_argument(
+        "--backend",
+        choices=BACKEND_NAMES,
+        help="'local': in this process; 'ray': Ray actors, each holding a shard of the "
+        "clients (docs/ray.md; needs pip install 'flare[ray]')",
+    )
+    cluster.add_argument(
+        "--ray-address",
+        metavar="HOST:PORT",
+        help="with --backend ray: join this cluster (default: start a Ray on this machine)",
+    )
+    cluster.add_argument(
+        "--workers",
+        type=int,
+        help="with --backend ray: Ray actors holding the clients (default: one per CPU)",
     )
     p.add_argument("--report", type=Path, help="write the JSON report here")
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots into this directory")
