@@ -113,10 +113,14 @@ class ParticipantActor:
             self._context = context
         return self._context
 
-    def attempt_aggregate(self) -> RoundAggregate | None:
-        """The aggregate this participant computed for the attempt it last followed."""
+    def attempt_aggregates(self) -> list[RoundAggregate]:
+        """The aggregates this participant computed for the attempt it last followed: its
+        own first, then any it re-derived to judge another's proposal."""
         memo = self.follower.current
-        return None if memo is None else memo.aggregate
+        if memo is None or memo.aggregate is None:
+            return []
+        judged = [] if memo.judge is None else list(memo.judge.aggregates.values())
+        return [memo.aggregate, *(a for a in judged if a is not memo.aggregate)]
 
     def step(self) -> StepOutcome:
         """Read the chain, do at most one transaction, say what happened.

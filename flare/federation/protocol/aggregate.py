@@ -44,10 +44,8 @@ from flare.federation.protocol.artifacts import (
 from flare.models import ExactPredictor, TorchModelAdapter, build_model
 from flare.storage import StorageProvider, compute_cid
 from flare.storage.errors import (
-    BlobNotFoundError,
     BlobTooLargeError,
     StorageError,
-    StorageUnavailableError,
 )
 from flare.tensors import ModelSpec, Weights, add, spec_of
 
@@ -147,9 +145,10 @@ class UpdateFetches:
     :meth:`collect` starts a fetch for every CID not yet settled or under way and waits
     a bounded time; a fetch still running carries on into the next call instead of being
     started again, so a CID nobody serves costs one fetch timeout per attempt, not one per
-    poll. A blob that was served is settled for good, and so is one the store refused for
-    what it is (too large, not what the CID names); a blob that is absent or a store that
-    is down may change, so those are asked again on the next call. Fetches run on
+    poll. A blob that was served is settled for good, and so is one refused for its size
+    (every member refuses it alike); a blob that is absent, a store that is down, or bytes
+    that are not what the CID names may change, so those are asked again on the next call:
+    a transient failure delays a member, it never decides what counts. Fetches run on
     ``executor``, by default the process's ``FETCH_WORKERS`` shared fetch threads.
     """
 
@@ -199,15 +198,21 @@ class UpdateFetches:
             if cid not in self._blobs and cid not in self._too_large
         }
 
+    def obtained(self, cid: str) -> bool:
+        """Whether ``cid``'s blob counts as available: served, or refused by its size
+        alone, which every member judges alike."""
+        return cid in self._blobs or cid in self._too_large
+
     def _settle(self, cid: str, future: Future[bytes]) -> None:
         try:
             self._blobs[cid] = future.result()
-        except (BlobNotFoundError, StorageUnavailableError) as exc:
-            self._last_failure[cid] = str(exc)
-        except StorageError as exc:
+        except BlobTooLargeError as exc:
             self._refused[cid] = str(exc)
-            if isinstance(exc, BlobTooLargeError):
-                self._too_large.add(cid)
+            self._too_large.add(cid)
+        except StorageError as exc:
+            # Absent, down, or bytes that are not what the CID names: another try, or
+            # another node, may serve it, so it is asked for again and never judged here.
+            self._last_failure[cid] = str(exc)
         except Exception as exc:  # a backend failing in a way it should not: ask again
             self._last_failure[cid] = f"fetching {cid} failed: {_one_line(exc)}"
 
@@ -232,6 +237,8 @@ class RoundAggregate:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     store_errors: dict[str, str] = field(default_factory=dict)
+    unavailable: frozenset[int] = frozenset()
+    """Submission indices left out because their blobs could not be fetched."""
 
 
 def compute_aggregate(
@@ -243,12 +250,17 @@ def compute_aggregate(
     aggregator: Aggregator | None = None,
     *,
     fetches: UpdateFetches | None = None,
+    unavailable: frozenset[int] | None = None,
 ) -> RoundAggregate:
     """Decode the attempt's updates in submission order, filter, average, serialise.
 
     ``aggregator`` overrides the task's rule; only a dishonest member has reason to.
     ``fetches`` holds update blobs already fetched (a committee member fetches while it
     waits for late blobs); without it every update blob is fetched here, in parallel.
+    ``unavailable`` names the submissions to leave out as not fetched, as a proposal being
+    judged or a finalized model being audited records them; without it, those whose blobs
+    ``fetches`` could not obtain. A blob outside that set that is missing all the same is
+    a rejected update (the proposal's author had it; the caller waits for it first).
     Besides the chain, only the base model's blob (which the chain names) can make this
     raise: nothing a participant uploads can.
     """
@@ -258,10 +270,20 @@ def compute_aggregate(
     submissions = chain.submissions(context.task_id, round_number, attempt)
     if fetches is None:
         fetches = UpdateFetches(store, context.spec)
-        fetches.collect([s.update.to_cid() for s in submissions], timeout=None)
+        counted = [s for s in submissions if unavailable is None or s.index not in unavailable]
+        fetches.collect([s.update.to_cid() for s in counted], timeout=None)
+    if unavailable is None:
+        unavailable = frozenset(
+            s.index for s in submissions if not fetches.obtained(s.update.to_cid())
+        )
     updates: list[ClientUpdate] = []
     rejected: dict[str, str] = {}
     for submission in submissions:
+        if submission.index in unavailable:
+            rejected[submission.participant] = (
+                f"update blob {submission.update.to_cid()} was unavailable: left out"
+            )
+            continue
         expected = (context.label, round_number, attempt, base_cid, submission.sample_count)
         fetched = fetches.outcome(submission.update.to_cid())
         if isinstance(fetched, str):
@@ -319,7 +341,7 @@ def compute_aggregate(
     bitmap = encode_accepted(
         [i for i, s in enumerate(submissions) if s.participant in accepted_set], len(submissions)
     )
-    blob = encode_model(weights)
+    blob = encode_model(weights, sorted(unavailable))
     return RoundAggregate(
         model=ContentRef.from_cid(str(compute_cid(blob))),
         model_blob=blob,
@@ -332,6 +354,7 @@ def compute_aggregate(
         scores=scores,
         reasons=reasons,
         store_errors=fetches.store_errors(),
+        unavailable=unavailable,
     )
 
 

@@ -10,6 +10,7 @@ validation set), a task is fully described by chain and store alone. The manifes
 require client-level DP of every participant: public, so anyone auditing the task sees it.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +28,7 @@ from flare.compression.wire import (
 )
 from flare.errors import ConfigError
 from flare.privacy.requirement import PrivacyRequirement
-from flare.tensors import ModelSpec, Weights
+from flare.tensors import ModelSpec, Weights, raw_nbytes
 
 MODEL_FORMAT = "flare-model/1"
 MANIFEST_FORMAT = "flare-task/1"
@@ -45,6 +46,8 @@ MAX_HEADER_BYTES = 1 << 20
 MAX_LABEL = 1 << 20
 """Labels travel as float32; integers up to 2^24 are exact, this bound keeps them so."""
 
+MAX_SUBMISSIONS = 1 << 32
+"""Submission indices are uint32 on chain."""
 MAX_NAME_CHARS = 64
 """Longest model or aggregator name in a manifest (the registered names are far shorter)."""
 
@@ -57,9 +60,18 @@ class MalformedArtifactError(MalformedUpdateError):
     """
 
 
-def encode_model(weights: Weights) -> bytes:
-    """Canonical bytes of a global model: same weights, same bytes, same CID."""
-    return write_container(weights, canonical_json({"format": MODEL_FORMAT}))
+def encode_model(weights: Weights, unavailable: Sequence[int] = ()) -> bytes:
+    """Canonical bytes of a global model: same weights, same bytes, same CID.
+
+    ``unavailable`` lists, by submission index, the updates its proposer could not fetch
+    and so left out: members judge the proposal on exactly the others, and an auditor
+    recomputes it the same way (docs/protocol.md, "Availability"). Written only when some
+    update was left out, so a model that counts every update keeps its bytes.
+    """
+    meta: dict[str, Any] = {"format": MODEL_FORMAT}
+    if unavailable:
+        meta["unavailable"] = sorted(set(unavailable))
+    return write_container(weights, canonical_json(meta))
 
 
 def decode_model(blob: bytes, spec: ModelSpec) -> Weights:
@@ -71,11 +83,24 @@ def decode_model(blob: bytes, spec: ModelSpec) -> Weights:
         return _decode_model(_as_bytes(blob), spec)
 
 
+def model_unavailable(blob: bytes) -> frozenset[int]:
+    """The submission indices a global model's proposer left out as unavailable.
+
+    Reads the header only. Raises :class:`MalformedArtifactError` for any defect.
+    """
+    with refusing_as(MalformedArtifactError, "model blob"):
+        header = read_container_header(_as_bytes(blob), MAX_HEADER_BYTES)
+        return _unavailable(parse_json_strictly(header.metadata, "model metadata"))
+
+
+def model_blob_limit(spec: ModelSpec) -> int:
+    """The most bytes a valid global model of ``spec`` can take, header included."""
+    return 8 + MAX_HEADER_BYTES + raw_nbytes(spec)
+
+
 def _decode_model(blob: bytes, spec: ModelSpec) -> Weights:
     header = read_container_header(blob, MAX_HEADER_BYTES)
-    meta = parse_json_strictly(header.metadata, "model metadata")
-    if meta != {"format": MODEL_FORMAT}:
-        raise MalformedArtifactError(f"not a {MODEL_FORMAT} blob: {shown(meta)}")
+    _unavailable(parse_json_strictly(header.metadata, "model metadata"))
     if header.shapes != dict(spec):
         raise MalformedArtifactError("model tensors do not match the task's architecture")
     tensors = load_container_tensors(blob)
@@ -83,6 +108,31 @@ def _decode_model(blob: bytes, spec: ModelSpec) -> Weights:
     if not all(np.isfinite(array).all() for array in weights.values()):
         raise MalformedArtifactError("model holds NaN or Inf")
     return weights
+
+
+def _unavailable(meta: Any) -> frozenset[int]:
+    """The ``unavailable`` list of model metadata, checked to be canonical."""
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format") != MODEL_FORMAT
+        or not (set(meta) <= {"format", "unavailable"})
+    ):
+        raise MalformedArtifactError(f"not a {MODEL_FORMAT} blob: {shown(meta)}")
+    if "unavailable" not in meta:
+        return frozenset()
+    listed = meta["unavailable"]
+    canonical = (
+        isinstance(listed, list)
+        and len(listed) > 0
+        and all(type(i) is int and 0 <= i < MAX_SUBMISSIONS for i in listed)
+        and listed == sorted(set(listed))
+    )
+    if not canonical:
+        raise MalformedArtifactError(
+            f"a model's unavailable updates must be a sorted list of distinct submission "
+            f"indices below {MAX_SUBMISSIONS}: {shown(listed)}"
+        )
+    return frozenset(listed)
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,19 @@
-"""A seated member's work in the vote window: aggregate, propose once, approve the match.
+"""A seated member's work in the vote window: aggregate, propose once, back one proposal.
 
-Honest members approve only a proposal identical to their own aggregate (model CID and
-accepted bitmap), and always the lowest-id one, so duplicate proposals of the same
-aggregate cannot split their votes. They never vote to reject: a member votes once per
-attempt, and a rejection would forfeit its approval of an honest proposal still to come.
 Every member proposes its aggregate if no identical proposal stands, but the member whose
 VRF output ranks ``r`` waits ``r`` stagger steps first, so usually one proposal is made.
+Honest members back a proposal only after re-deriving it, and all back the same one even
+when they could fetch different updates (``availability.py``); they back the lowest-id of
+identical proposals, so duplicates cannot split their votes. They never vote to reject: a
+member votes once per attempt, and a rejection would forfeit its approval of an honest
+proposal still to come. A dishonest member (experiments only) backs its own and nothing else.
 """
 
 import logging
 
 from flare.chain import ChainConnector, Participant, Proposed, Round, RoundOpened, Task
 from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, UpdateFetches
+from flare.federation.protocol.availability import ProposalJudge
 from flare.federation.protocol.follow import AttemptMemo, StepOutcome
 from flare.federation.protocol.roles import ProtocolParticipant, matching_proposal
 from flare.federation.timing import Stopwatch
@@ -66,10 +68,7 @@ class CommitteeMember:
             return StepOutcome.IDLE
         proposals = self._proposals(memo.opened)
         match = matching_proposal(aggregate, proposals)
-        if match is None:
-            if me.propose_epoch == state.epoch:
-                memo.say_once(self.log, "no-match", "no proposal matches our aggregate")
-                return StepOutcome.IDLE
+        if match is None and me.propose_epoch != state.epoch:
             if block < self._propose_from(task, state, memo):
                 return StepOutcome.IDLE
             with self.clock.phase("chain"):
@@ -86,11 +85,44 @@ class CommitteeMember:
             return StepOutcome.ACTED
         if me.vote_epoch == state.epoch:
             return StepOutcome.IDLE
+        choice = self._choice(task, state, memo, block, aggregate, match, proposals)
+        if choice is None:
+            return StepOutcome.IDLE
         with self.clock.phase("chain"):
-            vote = self.participant.approve(self.chain, self.task_id, match)
+            vote = self.participant.approve(self.chain, self.task_id, choice)
         suffix = " (quorum reached)" if vote.finalized else ""
         self.log.info("%s: voted approve on #%d%s", memo.label, vote.proposal_id, suffix)
         return StepOutcome.ACTED
+
+    def _choice(
+        self,
+        task: Task,
+        state: Round,
+        memo: AttemptMemo,
+        block: int,
+        aggregate: RoundAggregate,
+        match: Proposed | None,
+        proposals: list[Proposed],
+    ) -> Proposed | None:
+        """The proposal to back now, or ``None`` to wait (see ``availability.py``)."""
+        if not self.participant.honest_member:
+            return match
+        if match is not None and not aggregate.unavailable:
+            return match  # it counts every update: no proposal can count more
+        vote_from = state.submission_deadline + task.params.vote_window // 2
+        if block <= vote_from:
+            return None
+        assert memo.judge is not None  # made with the aggregate
+        with self.clock.phase("aggregate"):
+            best, pending = memo.judge.best(proposals, FETCH_WAIT_SECONDS)
+        # Leave the committee blocks enough to vote once the last blob comes.
+        give_up = state.vote_deadline - state.committee_size
+        if (pending and block < give_up) or best is None:
+            memo.say_once(
+                self.log, "judging", "waiting to re-derive a proposal that counts more updates"
+            )
+            return None
+        return best.proposal
 
     def _aggregate(
         self, task: Task, state: Round, memo: AttemptMemo, block: int, context: TaskContext
@@ -112,7 +144,7 @@ class CommitteeMember:
         with self.clock.phase("storage"):
             cids = [s.update.to_cid() for s in submissions]
             missing = memo.fetches.collect(cids, FETCH_WAIT_SECONDS)
-        patience_ends = state.submission_deadline + task.params.vote_window // 2
+        patience_ends = state.submission_deadline + task.params.vote_window // 3
         if missing and block <= patience_ends:
             memo.say_once(
                 self.log,
@@ -124,6 +156,8 @@ class CommitteeMember:
             memo.aggregate = self.participant.aggregate(
                 self.chain, self.store, context, memo.opened, memo.fetches
             )
+        memo.judge = ProposalJudge(self.chain, self.store, context, memo.opened, memo.fetches)
+        memo.judge.remember(memo.aggregate)
         self.log.info(
             "%s: aggregate %s accepts %d of %d updates",
             memo.label,

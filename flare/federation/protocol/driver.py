@@ -24,6 +24,7 @@ from flare.chain import (
 )
 from flare.config import open_chain
 from flare.errors import FlareError
+from flare.federation.backdoor import attack_success
 from flare.federation.backends import ClientBackend, open_clients
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.actor import ParticipantActor
@@ -221,8 +222,9 @@ class _TaskRun:
                 )
         aggregate = next(
             a
-            for a in (actor.attempt_aggregate() for actor in seated)
-            if a is not None and a.model.to_cid() == outcome.global_model
+            for actor in seated
+            for a in actor.attempt_aggregates()
+            if a.model.to_cid() == outcome.global_model
         )
         if self.protocol.dishonest_committee:
             outcome = replace(outcome, honest_model=self._honest_model(seated, opened))
@@ -254,6 +256,12 @@ class _TaskRun:
             # seeds), so whoever sent in any attempt of the round made one release.
             privacy=self.federation.account_round(
                 sorted({*outcome.sent, *(n for f in failed for n in f.sent)}, key=client_order)
+            ),
+            attack_success=attack_success(
+                self.federation.attack,
+                self.federation.evaluator,
+                aggregate.weights,
+                self.federation.dataset,
             ),
         )
 
@@ -323,9 +331,9 @@ class _TaskRun:
         """The model CID an honest member computes for this attempt, recomputed by one
         outside the committee when attackers hold every seat."""
         for actor in seated:
-            aggregate = actor.attempt_aggregate()
-            if actor.participant.honest_member and aggregate is not None:
-                return aggregate.model.to_cid()
+            computed = actor.attempt_aggregates()
+            if actor.participant.honest_member and computed:
+                return computed[0].model.to_cid()
         outsider = next(p for p in self.participants if p.honest_member)
         context = seated[0].task_context()
         return outsider.aggregate(self.chain, self.store, context, opened).model.to_cid()

@@ -20,6 +20,7 @@ from flare.chain import (
     TaskFailed,
 )
 from flare.federation.protocol.aggregate import RoundAggregate, UpdateFetches
+from flare.federation.protocol.availability import ProposalJudge
 
 
 class StepOutcome(Enum):
@@ -42,6 +43,7 @@ class AttemptMemo:
     nothing_to_send: bool = False
     fetches: UpdateFetches | None = None
     aggregate: RoundAggregate | None = None
+    judge: ProposalJudge | None = None
     propose_from: int | None = None
     said: set[str] = field(default_factory=set)
 

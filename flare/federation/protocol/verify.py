@@ -13,6 +13,10 @@ store; or the intact blobs cannot be recomputed at all (a malformed manifest, sa
 update missing from the store whose submission the chain rejected too, in a round that
 re-derives without it, is only noted: its submitter may never have published it, no store
 can prove otherwise, and failing the audit for it would let any participant fail them all.
+
+A round is judged by the availability rule its committee used (docs/protocol.md,
+"Availability"): the updates the finalized model says its proposer could not fetch are left
+out of the recomputation, whether or not the store serves them now, and never read.
 """
 
 import contextlib
@@ -31,6 +35,7 @@ from flare.federation.protocol.aggregate import (
     compute_aggregate,
     load_task_context,
 )
+from flare.federation.protocol.artifacts import MalformedArtifactError, model_unavailable
 from flare.storage import StorageProvider
 from flare.storage.errors import BlobNotFoundError, ContentMismatchError, StorageError
 
@@ -147,15 +152,21 @@ def _audit_round(
     """Recompute one finalized attempt and read its finalized model, keeping every blob the
     store could not serve."""
     reads = _RecordingReads(store)
+    unavailable: frozenset[int] = frozenset()
+    with contextlib.suppress(StorageError, MalformedArtifactError):  # judged with the rest
+        unavailable = model_unavailable(reads.get(event.model.to_cid()))
     aggregate, error = None, None
     try:
         aggregate = compute_aggregate(
-            chain, reads.as_provider(), context, event.round, event.attempt
+            chain,
+            reads.as_provider(),
+            context,
+            event.round,
+            event.attempt,
+            unavailable=unavailable,
         )
     except FlareError as exc:
         error = str(exc)
-    with contextlib.suppress(StorageError):  # kept in reads.failures, judged with the rest
-        reads.get(event.model.to_cid())
     previous = "initial model" if event.round == 1 else f"global model of round {event.round - 1}"
     roles = {
         opened.base_model.to_cid(): previous,
