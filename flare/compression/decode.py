@@ -9,6 +9,7 @@ recomputed from that codec's parameters and the spec, never taken on trust.
 import numpy as np
 
 from flare.compression.base import DecodedUpdate, MalformedUpdateError
+from flare.compression.canonical import read_canonical
 from flare.compression.envelope import read_envelope
 from flare.compression.layout import FLOAT32, INT8, INT32, TensorLayout
 from flare.compression.rebuild import rebuild_tensor
@@ -148,6 +149,10 @@ def _decode_update(blob: bytes, spec: ModelSpec, max_blob_bytes: int | None) -> 
         raise MalformedUpdateError(f"blob has {len(blob)} bytes, the limit is {limit}")
     gzipped = blob.startswith(GZIP_MAGIC)
     container = gzip_decompress(blob, container_limit(spec)) if gzipped else blob
+    canonical = read_canonical(container, spec, header_limit(spec), gzipped)
+    if canonical is not None:
+        delta = _assemble(canonical.tensors, canonical.layout)
+        return DecodedUpdate(delta=delta, binding=canonical.binding, codec=canonical.codec)
 
     header = read_container_header(container, header_limit(spec), UPDATE_DTYPES)
     envelope = read_envelope(header.metadata)

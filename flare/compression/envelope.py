@@ -6,7 +6,8 @@ decoder refuses any other spelling of the same content.
 """
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ MAX_COUNTER = 2**63 - 1
 
 LABEL_FIELDS = ("sender", "task", "base_model")
 COUNTER_FIELDS = ("round", "attempt", "num_samples")
+BINDING_FIELDS = LABEL_FIELDS + COUNTER_FIELDS
 ENVELOPE_KEYS = {"binding", "codec", "format", "layout", "params"}
 
 
@@ -67,12 +69,42 @@ def check_binding(binding: UpdateBinding) -> None:
 
 
 def _binding_from_json(value: Any) -> UpdateBinding:
-    fields = set(LABEL_FIELDS + COUNTER_FIELDS)
+    fields = set(BINDING_FIELDS)
     if not isinstance(value, dict) or set(value) != fields:
         raise MalformedUpdateError(f"binding must have exactly the fields {sorted(fields)}")
     binding = UpdateBinding(**value)
     check_binding(binding)
     return binding
+
+
+def metadata_tail(codec_name: str, params: Mapping[str, int], layout: list[TensorLayout]) -> str:
+    """The canonical metadata of a blob after its binding.
+
+    ``binding`` sorts first among the metadata's keys, so the canonical JSON of the whole
+    is ``{"binding":`` and the binding's canonical JSON, then this tail: it does not
+    depend on the binding, and both the writer and the decoder's short path
+    (:mod:`flare.compression.canonical`) keep it per configuration.
+    """
+    rest = {
+        "codec": codec_name,
+        "format": FORMAT_VERSION,
+        "layout": [entry.to_json() for entry in layout],
+        "params": dict(params),
+    }
+    return "," + canonical_json(rest)[1:]
+
+
+@lru_cache(maxsize=64)
+def _cached_tail(
+    codec_name: str, params: tuple[tuple[str, int], ...], layout: tuple[TensorLayout, ...]
+) -> str:
+    return metadata_tail(codec_name, dict(params), list(layout))
+
+
+def metadata_text(binding: UpdateBinding, tail: str) -> str:
+    """A blob's canonical metadata: the binding's canonical JSON, then ``tail``."""
+    fields = {field: getattr(binding, field) for field in BINDING_FIELDS}
+    return '{"binding":' + canonical_json(fields) + tail
 
 
 def write_update(
@@ -83,14 +115,8 @@ def write_update(
 ) -> bytes:
     """The container bytes of one update (before any gzip framing)."""
     check_binding(binding)
-    metadata = {
-        "format": FORMAT_VERSION,
-        "codec": codec.name,
-        "params": codec.params(),
-        "binding": asdict(binding),
-        "layout": [entry.to_json() for entry in layout],
-    }
-    return write_container(tensors, canonical_json(metadata))
+    tail = _cached_tail(codec.name, tuple(codec.params().items()), tuple(layout))
+    return write_container(tensors, metadata_text(binding, tail))
 
 
 def read_envelope(metadata: str) -> Envelope:
