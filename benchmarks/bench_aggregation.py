@@ -147,6 +147,8 @@ def flare_side(directory: Path, rule: str, coordinates: int, repeats: int) -> No
     params: dict[str, Any] = {}
     if rule in ("krum", "multi-krum"):
         params["num_byzantine"] = byzantine_count(len(samples))
+    if rule == "multi-krum":
+        params["count_weighting"] = "claimed"  # Flower averages by the claims as sent
     if rule == "trimmed-mean":
         params["trim_fraction"] = TRIM_FRACTION
     aggregator = make_aggregator(rule, **params)
@@ -308,7 +310,9 @@ def render(results: dict[str, Any]) -> str:
         "Inputs: float32 updates around a common direction (σ = 0.05) with noise "
         "(σ = 0.02), 30 % of them attackers sending −4× their update, in two tensors "
         "(a weight matrix and a 1,000-value bias). `f` is 30 % of the round for both; "
-        "Multi-Krum keeps `n − f`; trimmed mean cuts 30 % from each end. Flare's time "
+        "Multi-Krum keeps `n − f` and, like Flower, weights them by the claimed sample "
+        'counts (`count_weighting="claimed"`; Flare\'s default caps each claim at the '
+        "round's median claim); trimmed mean cuts 30 % from each end. Flare's time "
         "includes validating the inputs and the per-client scores it reports.",
         "",
         "| rule | clients | coordinates | Flare (s) | Flower (s) | speed-up | "

@@ -256,8 +256,7 @@ def client_blocks(deltas: Sequence[Mapping[str, np.ndarray]], name: str) -> Iter
     for start in range(0, size, width):
         stop = min(size, start + width)
         values = block[: stop - start]
-        for client, source in enumerate(sources):
-            values[:, client] = source[start:stop]
+        np.stack([source[start:stop] for source in sources], axis=1, out=values)
         yield ClientBlock(slice(start, stop), values, sources)
 
 
