@@ -1,10 +1,10 @@
-"""Participants of the protocol, acting only through ``ChainConnector`` and ``StorageProvider``.
+"""A participant's identity and its transactions, through ``ChainConnector`` and a store.
 
-A :class:`ProtocolParticipant` is one device: it registers with a proof of possession,
-submits its update for each round, draws its committee seat by VRF, and, when seated,
-proposes and votes. An honest member approves only a proposal whose model CID and
-accepted bitmap equal what it computed itself; a dishonest one (for experiments)
-proposes the plain average of everything, attackers included, and backs only that.
+A :class:`ProtocolParticipant` holds one device's keys and sends what the protocol asks of
+it: registration with a proof of possession, the binding of its updates, submissions, VRF
+seat claims, proposals and approvals. *When* to send each is the actor's business
+(``actor.py``, ``committee.py``). A dishonest member (for experiments) aggregates with the
+plain average of everything, attackers included.
 """
 
 from dataclasses import dataclass
