@@ -44,7 +44,7 @@ def _is_integer(value: Any) -> bool:
 
 
 def _is_printable_ascii(text: str) -> bool:
-    return all(" " <= char <= "~" for char in text)
+    return text.isascii() and text.isprintable()  # the characters " " to "~"
 
 
 def check_binding(binding: UpdateBinding) -> None:
