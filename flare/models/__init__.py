@@ -2,8 +2,9 @@
 
 from flare.models.base import EvalResult, ModelAdapter, TrainResult
 from flare.models.exact import ExactInferenceError, ExactPredictor, UnsupportedLayerError
+from flare.models.factory import ModelFactory, ModelMismatchError, build_model
 from flare.models.torch_adapter import TorchModelAdapter, TrainingConfig
-from flare.models.zoo import MODELS, build_model
+from flare.models.zoo import MODELS
 
 __all__ = [
     "MODELS",
@@ -11,6 +12,8 @@ __all__ = [
     "ExactInferenceError",
     "ExactPredictor",
     "ModelAdapter",
+    "ModelFactory",
+    "ModelMismatchError",
     "TorchModelAdapter",
     "TrainResult",
     "TrainingConfig",

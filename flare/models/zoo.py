@@ -1,4 +1,4 @@
-"""Named models, chosen on the command line with ``--model``."""
+"""Built-in models, chosen on the command line by name (``--model mlp``)."""
 
 import math
 from collections.abc import Callable
@@ -18,6 +18,9 @@ class _Unflatten(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], 1, self.side, self.side)
+
+    def extra_repr(self) -> str:
+        return f"side={self.side}"
 
 
 def logistic_regression(num_features: int, num_classes: int) -> nn.Module:
@@ -63,12 +66,3 @@ MODELS: dict[str, Callable[[int, int], nn.Module]] = {
     "mlp": mlp,
     "cnn": small_cnn,
 }
-
-
-def build_model(name: str, num_features: int, num_classes: int, *, seed: int) -> nn.Module:
-    """Instantiate a named model with weights drawn deterministically from ``seed``."""
-    if name not in MODELS:
-        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return MODELS[name](num_features, num_classes)

@@ -8,6 +8,8 @@ committee member or auditor needs to recompute an aggregate: the model architect
 the aggregation rule and its parameters. With the manifest CID on chain (as the task's
 validation set), a task is fully described by chain and store alone. The manifest may also
 require client-level DP of every participant: public, so anyone auditing the task sees it.
+A model of the user's own is bound by its architecture: parameter names and shapes, and a
+hash of its definition (docs/models.md), so a participant with another model refuses.
 """
 
 from collections.abc import Sequence
@@ -40,7 +42,7 @@ MANIFEST_KEYS = {
     "aggregator",
     "aggregator_params",
 }
-OPTIONAL_MANIFEST_KEYS = {"privacy"}
+OPTIONAL_MANIFEST_KEYS = {"privacy", "architecture"}
 """Written only when set, so a manifest without them keeps its bytes and its CID."""
 MAX_HEADER_BYTES = 1 << 20
 MAX_LABEL = 1 << 20
@@ -49,7 +51,14 @@ MAX_LABEL = 1 << 20
 MAX_SUBMISSIONS = 1 << 32
 """Submission indices are uint32 on chain."""
 MAX_NAME_CHARS = 64
-"""Longest model or aggregator name in a manifest (the registered names are far shorter)."""
+"""Longest aggregator name in a manifest (the registered names are far shorter)."""
+MAX_MODEL_CHARS = 256
+"""Longest model reference in a manifest (``flare.models.factory.MAX_REFERENCE_CHARS``)."""
+MAX_PARAMETERS = 4096
+"""Most named tensors an architecture may list."""
+MAX_DIMENSIONS = 8
+MAX_DIMENSION_SIZE = 1 << 31
+DEFINITION_HEX_CHARS = 64
 
 
 class MalformedArtifactError(MalformedUpdateError):
@@ -136,6 +145,59 @@ def _unavailable(meta: Any) -> frozenset[int]:
 
 
 @dataclass(frozen=True)
+class ModelArchitecture:
+    """What binds a user's own model: its weights' names and shapes, in order, and the
+    SHA-256 of its definition (``flare.models.factory.definition_hash``)."""
+
+    definition: str
+    parameters: ModelSpec
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "definition": self.definition,
+            "parameters": [[name, list(shape)] for name, shape in self.parameters.items()],
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> "ModelArchitecture":
+        """Parse a manifest's ``architecture``; :class:`MalformedArtifactError` if malformed."""
+        if not isinstance(value, dict) or set(value) != {"definition", "parameters"}:
+            raise MalformedArtifactError(
+                "manifest architecture must hold exactly 'definition' and 'parameters'"
+            )
+        definition, listed = value["definition"], value["parameters"]
+        if not (
+            isinstance(definition, str)
+            and len(definition) == DEFINITION_HEX_CHARS
+            and all(char in "0123456789abcdef" for char in definition)
+        ):
+            raise MalformedArtifactError(
+                f"manifest architecture definition must be {DEFINITION_HEX_CHARS} lowercase "
+                f"hex digits: {shown(definition)}"
+            )
+        if not isinstance(listed, list) or not 1 <= len(listed) <= MAX_PARAMETERS:
+            raise MalformedArtifactError(
+                f"manifest architecture must list 1-{MAX_PARAMETERS} parameters"
+            )
+        parameters: ModelSpec = {}
+        for entry in listed:
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 2
+                and _is_name(entry[0], MAX_MODEL_CHARS)
+                and entry[0] not in parameters
+                and isinstance(entry[1], list)
+                and len(entry[1]) <= MAX_DIMENSIONS
+                and all(_is_integer(size) and 1 <= size <= MAX_DIMENSION_SIZE for size in entry[1])
+            ):
+                raise MalformedArtifactError(
+                    f"manifest architecture parameter must be a new [name, shape]: {shown(entry)}"
+                )
+            parameters[entry[0]] = tuple(entry[1])
+        return cls(definition, parameters)
+
+
+@dataclass(frozen=True)
 class TaskManifest:
     """What a task computes with, published once so anyone can recompute every round."""
 
@@ -146,6 +208,8 @@ class TaskManifest:
     aggregator_params: dict[str, Any] = field(default_factory=dict)
     privacy: PrivacyRequirement | None = None
     """Client-level DP every participant must apply (docs/privacy.md); None: no demand."""
+    architecture: ModelArchitecture | None = None
+    """The binding of a user's own model (docs/models.md); None for a built-in model."""
 
     def to_json(self) -> dict[str, Any]:
         document = {
@@ -158,6 +222,8 @@ class TaskManifest:
         }
         if self.privacy is not None:
             document["privacy"] = self.privacy.to_json()
+        if self.architecture is not None:
+            document["architecture"] = self.architecture.to_json()
         return document
 
 
@@ -198,10 +264,10 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_name(value: Any) -> bool:
+def _is_name(value: Any, longest: int = MAX_NAME_CHARS) -> bool:
     return (
         isinstance(value, str)
-        and 1 <= len(value) <= MAX_NAME_CHARS
+        and 1 <= len(value) <= longest
         and all(" " <= char <= "~" for char in value)
     )
 
@@ -220,10 +286,10 @@ def _check_manifest_fields(meta: Any) -> None:
         raise MalformedArtifactError(
             f"manifest field num_classes must be an integer in [1, {MAX_LABEL}]"
         )
-    if not _is_name(meta["model"]) or not _is_name(meta["aggregator"]):
+    if not _is_name(meta["model"], MAX_MODEL_CHARS) or not _is_name(meta["aggregator"]):
         raise MalformedArtifactError(
-            f"manifest model and aggregator must be names of 1-{MAX_NAME_CHARS} "
-            "printable ASCII characters"
+            f"manifest model and aggregator must be names of 1-{MAX_MODEL_CHARS} and "
+            f"1-{MAX_NAME_CHARS} printable ASCII characters"
         )
     if not _committee_can_run(meta["aggregator"]):
         raise MalformedArtifactError(
@@ -239,6 +305,8 @@ def _check_manifest_fields(meta: Any) -> None:
         )
     if "privacy" in meta:
         _privacy_requirement(meta["privacy"])
+    if "architecture" in meta:
+        ModelArchitecture.from_json(meta["architecture"])
 
 
 def _committee_can_run(aggregator: str) -> bool:
@@ -284,6 +352,9 @@ def _decode_manifest(blob: bytes) -> TaskBundle:
         aggregator=meta["aggregator"],
         aggregator_params=meta["aggregator_params"],
         privacy=_privacy_requirement(meta["privacy"]) if "privacy" in meta else None,
+        architecture=(
+            ModelArchitecture.from_json(meta["architecture"]) if "architecture" in meta else None
+        ),
     )
     return TaskBundle(manifest, tensors["features"], labels.astype(np.int64))
 
