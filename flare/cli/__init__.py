@@ -160,7 +160,7 @@ def _check_creatable(directory: Path, option: str, named: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from flare.cli import deploy, inspect, node, participant, simulate, task, verify
+    from flare.cli import dashboard, deploy, inspect, node, participant, simulate, task, verify
 
     parser = _Parser(prog="flare", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -171,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.register(commands)
     task.register(commands)
     participant.register(commands)
+    dashboard.register(commands)
     return parser
 
 
