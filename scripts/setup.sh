@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up what every flare command needs: the Python virtualenv with the package, its dev
-# tools and Ray (the optional extra the tests of `--backend ray` need). What only some
+# tools, Ray and aiohttp (the optional extras the tests of `--backend ray` and of
+# `flare dashboard` need). What only some
 # commands need is set up by those commands: the Solidity tools
 # (scripts/install_tools.sh) and Kubo (scripts/install_kubo.sh) by scripts/test and, when
 # missing, by `flare node up`.
@@ -35,7 +36,7 @@ python_env() {
     if ! {
         "$PYTHON_BIN" -m venv "$VENV" &&
             "$VENV/bin/python" -m pip install --upgrade pip &&
-            "$VENV/bin/python" -m pip install -e "$ROOT[dev,ray]"
+            "$VENV/bin/python" -m pip install -e "$ROOT[dev,ray,dashboard]"
     } >"$setup_log" 2>&1; then
         log "error: setting up $VENV failed; the end of $setup_log:"
         tail -n 30 "$setup_log" >&2
