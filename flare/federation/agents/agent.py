@@ -26,13 +26,14 @@ from flare.errors import FlareError
 from flare.federation.agents.encoder_state import EncoderStateStore
 from flare.federation.agents.local_data import read_client_data
 from flare.federation.agents.private_update import PrivateUpdateStore
+from flare.federation.agents.tasks import build_task_model
 from flare.federation.clients import Client, LocalUpdate, make_attack, produce_update
 from flare.federation.protocol.actor import Device, ParticipantActor
 from flare.federation.protocol.aggregate import TaskContext
 from flare.federation.protocol.follow import StepOutcome
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.federation.rounds import EncodedUpdate
-from flare.models import TorchModelAdapter, TrainingConfig, build_model
+from flare.models import TorchModelAdapter, TrainingConfig
 from flare.privacy import DEFAULT_DELTA, DPParams, LocalDP, check_participant_privacy, epsilon_after
 from flare.storage import StorageProvider
 from flare.tensors import Weights
@@ -73,11 +74,20 @@ class LocalDevice(Device):
         self.log = logging.getLogger(f"flare.agent.{name}")
 
     def prepare(self, context: TaskContext, max_rounds: int) -> None:
-        """A task that requires DP gets it or nothing; the data must fit the model."""
+        """A task that requires DP gets it or nothing; the data must fit the model, and the
+        model built here must be the one the task binds."""
         requirement = context.bundle.manifest.privacy
         check_participant_privacy(requirement, self.options.dp, max_rounds)
         self._delta = DEFAULT_DELTA if requirement is None else requirement.delta
         self.local_client(context)
+        self.trainer(context)
+
+    def trainer(self, context: TaskContext) -> TorchModelAdapter:
+        """The task's model, built once from its manifest and trained in place each round."""
+        if self._trainer is None:
+            module = build_task_model(context.bundle.manifest)
+            self._trainer = TorchModelAdapter(module, self.options.training)
+        return self._trainer
 
     def local_client(self, context: TaskContext) -> Client:
         if self._client is None:
@@ -125,15 +135,15 @@ class LocalDevice(Device):
         self, context: TaskContext, base: Weights, seed: int, privacy: LocalDP | None = None
     ) -> LocalUpdate:
         """This round's update from the local data: honest training, or the chosen attack."""
-        client = self.local_client(context)
-        manifest = context.bundle.manifest
-        if self._trainer is None:
-            module = build_model(
-                manifest.model, manifest.num_features, manifest.num_classes, seed=0
-            )
-            self._trainer = TorchModelAdapter(module, self.options.training)
+        num_classes = context.bundle.manifest.num_classes
         return produce_update(
-            client, self._trainer, base, manifest.num_classes, seed, self._attack, privacy
+            self.local_client(context),
+            self.trainer(context),
+            base,
+            num_classes,
+            seed,
+            self._attack,
+            privacy,
         )
 
     def submitted(self, opened: RoundOpened, epoch: int, blob_size: int) -> None:

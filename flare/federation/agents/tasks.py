@@ -4,19 +4,33 @@ What ``flare task create`` does, as a function tests and scripts call directly. 
 is then fully described by chain and store: the manifest (the validation split, the model
 architecture, the aggregation rule, any DP requirement) is the blob the chain names as the
 validation set, so every participant and auditor builds the same context from the task id
-alone.
+alone. A model of the user's own is bound there by its architecture (docs/models.md).
 """
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import nn
+
 from flare.aggregation import make_aggregator
 from flare.chain import ChainConnector, ContentRef, TaskCreated
 from flare.data import load_dataset
 from flare.errors import ConfigError
-from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
+from flare.federation.protocol.artifacts import (
+    ModelArchitecture,
+    TaskManifest,
+    encode_manifest,
+    encode_model,
+)
 from flare.federation.task_parameters import DEFAULT_TASK_PARAMETERS, TaskParameters
-from flare.models import TorchModelAdapter, build_model
+from flare.models import ModelMismatchError, TorchModelAdapter, build_model
+from flare.models.factory import (
+    check_binding,
+    check_exact,
+    definition_hash,
+    is_builtin,
+    parameter_shapes,
+)
 from flare.privacy import DEFAULT_DELTA, PrivacyRequirement
 from flare.storage import StorageProvider
 
@@ -27,6 +41,7 @@ class TaskSpec:
     data split and initial weights, and the task's on-chain ``parameters``."""
 
     model: str = "mlp"
+    """A built-in name or a factory reference (``flare.models.factory``)."""
     dataset: str = "digits"
     aggregator: str = "mi"
     aggregator_params: dict[str, Any] = field(default_factory=dict)
@@ -61,6 +76,7 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
     make_aggregator(spec.aggregator, **spec.aggregator_params)
     dataset = load_dataset(spec.dataset, seed=spec.seed)
     module = build_model(spec.model, dataset.num_features, dataset.num_classes, seed=spec.seed)
+    check_exact(spec.model, module)
     manifest = TaskManifest(
         model=spec.model,
         num_features=dataset.num_features,
@@ -68,6 +84,7 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
         aggregator=spec.aggregator,
         aggregator_params=dict(spec.aggregator_params),
         privacy=privacy,
+        architecture=None if is_builtin(spec.model) else architecture_of(module),
     )
     model_cid = store.put(encode_model(TorchModelAdapter(module).get_weights()))
     manifest_cid = store.put(
@@ -81,3 +98,22 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
         spec.parameters.on_chain(),
     )
     return receipt.one(TaskCreated).task_id
+
+
+def architecture_of(module: nn.Module) -> ModelArchitecture:
+    """The binding a manifest carries for ``module``."""
+    return ModelArchitecture(definition_hash(module), parameter_shapes(module))
+
+
+def build_task_model(manifest: TaskManifest) -> nn.Module:
+    """The task's model as this machine builds it from the manifest's reference, refused in
+    one line (:class:`ModelMismatchError`) unless it is the model the manifest binds."""
+    module = build_model(manifest.model, manifest.num_features, manifest.num_classes, seed=0)
+    if manifest.architecture is not None:
+        bound = manifest.architecture
+        check_binding(manifest.model, module, bound.definition, bound.parameters)
+    elif not is_builtin(manifest.model):
+        raise ModelMismatchError(
+            f"the task names its own model {manifest.model!r} but binds no architecture"
+        )
+    return module
