@@ -160,7 +160,17 @@ def _check_creatable(directory: Path, option: str, named: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from flare.cli import dashboard, deploy, inspect, node, participant, simulate, task, verify
+    from flare.cli import (
+        dashboard,
+        deploy,
+        inspect,
+        model,
+        node,
+        participant,
+        simulate,
+        task,
+        verify,
+    )
 
     parser = _Parser(prog="flare", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -172,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     task.register(commands)
     participant.register(commands)
     dashboard.register(commands)
+    model.register(commands)
     return parser
 
 

@@ -17,7 +17,7 @@ from flare.cli import (
     integer_at_least,
     positive_finite_float,
 )
-from flare.cli.help_values import PARTITION_NAMES
+from flare.cli.help_values import MODEL_NAMES, PARTITION_NAMES
 from flare.cli.network import add_network_options, load_keys, network_config
 from flare.cli.options import (
     add_committee_bound_options,
@@ -42,7 +42,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="action", required=True, parser_class=type(p))
 
     create = actions.add_parser("create", help="upload the initial model and create a task")
-    create.add_argument("--model", default="mlp", help="mlp, cnn or logreg")
+    create.add_argument(
+        "--model",
+        default="mlp",
+        help=f"{', '.join(MODEL_NAMES)}, or your own: package.module:function or "
+        "path/to/file.py:function (docs/models.md)",
+    )
     create.add_argument("--dataset", default="digits", help="digits, or an .npz with X and y")
     create.add_argument("--aggregator", default="mi", help="mi, fedavg, krum, median, …")
     add_task_parameter_options(create, tuple(OPTION_NAMES), apply_defaults=True)
@@ -263,17 +268,16 @@ def _privacy_line(chain: "ChainConnector", store: "StorageProvider", task_id: in
 
 def _score_line(chain: "ChainConnector", store: "StorageProvider", task_id: int, test: Path) -> str:
     from flare.federation.agents import read_client_data
+    from flare.federation.agents.tasks import build_task_model
     from flare.federation.protocol.aggregate import load_task_context
     from flare.federation.protocol.artifacts import decode_model
-    from flare.models import TorchModelAdapter, build_model
+    from flare.models import TorchModelAdapter
 
     context = load_task_context(chain, store, task_id)
     manifest = context.bundle.manifest
     data = read_client_data(test, "test", manifest.num_features, manifest.num_classes)
     model = chain.task(task_id).model.to_cid()
-    evaluator = TorchModelAdapter(
-        build_model(manifest.model, manifest.num_features, manifest.num_classes, seed=0)
-    )
+    evaluator = TorchModelAdapter(build_task_model(manifest))
     evaluator.set_weights(decode_model(store.get(model), context.spec))
     result = evaluator.evaluate(data.features, data.labels)
     return f"global model accuracy {result.accuracy:.1%} (loss {result.loss:.3f}) on {test}"
