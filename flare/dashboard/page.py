@@ -149,7 +149,7 @@ function render(state) {
   const cards = [
     ["rounds finalized", rounds.length + " of " + state.params.max_rounds],
     ["accuracy", last ? fixed(last.accuracy, 3) : "–",
-     state.test_set ? "on " + state.test_set : "give --test to score"],
+     state.test_set ? "on " + state.test_set.split("/").pop() : "give --test to score"],
     ["uploaded", human(total)], ["gas spent", gas, eth], ["history hash", history],
   ];
   document.getElementById("cards").innerHTML = cards.map(([name, value, note]) =>
