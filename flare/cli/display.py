@@ -28,6 +28,7 @@ def round_line(record: RoundRecord, total_rounds: int) -> str:
     parts = [
         f"round {record.round:>{width}}/{total_rounds}",
         f"acc {record.accuracy:.3f}",
+        *([] if record.attack_success is None else [f"backdoor {record.attack_success:.3f}"]),
         f"loss {record.loss:6.3f}",
         f"up {human_bytes(record.bytes_up):>9} ({ratio:4.1f}x)",
         f"flagged {len(record.flagged):>2} ({caught}/{len(record.malicious)} malicious)",
@@ -178,6 +179,11 @@ class RoundTable(RunObserver):
             f"sent {human_bytes(final['bytes_up'])} of {human_bytes(final['bytes_raw'])} raw "
             f"({ratio:.1f}x)  {report.seconds:.1f}s"
         )
+        if final["attack_success"] is not None:
+            self.console.print(
+                f"backdoor success {final['attack_success']:.4f}: share of triggered test "
+                "samples of other classes classified as the target"
+            )
         if detection["malicious_flagged"] is not None or detection["honest_flagged"]:
             mal = detection["malicious_flagged"]
             self.console.print(

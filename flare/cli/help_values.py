@@ -11,7 +11,9 @@ from pathlib import Path
 MODEL_NAMES = ("cnn", "logreg", "mlp")
 """``flare.models.MODELS``, sorted."""
 ATTACK_NAMES = (
+    "adaptive-mi",
     "alie",
+    "backdoor",
     "ipm",
     "label-flip",
     "min-max",
@@ -21,7 +23,7 @@ ATTACK_NAMES = (
     "scaling",
     "sign-flip",
 )
-"""``flare.federation.clients.ATTACKS``, sorted."""
+"""``flare.federation.attacks.ATTACKS``, sorted."""
 PARTITION_NAMES = ("iid", "dirichlet", "shards")
 """``flare.data.PARTITIONS``, in its order."""
 AGGREGATOR_NAMES = (

@@ -38,8 +38,17 @@ def _write_plots(report: SimulationReport, directory: Path) -> list[Path]:
     written = []
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(rounds, [r.accuracy for r in report.rounds], marker="o")
-    ax.set(xlabel="round", ylabel="test accuracy", title="Global model accuracy", ylim=(0, 1))
+    ax.plot(rounds, [r.accuracy for r in report.rounds], marker="o", label="test accuracy")
+    title, ylabel = "Global model accuracy", "test accuracy"
+    if any(r.attack_success is not None for r in report.rounds):
+        success = [
+            float("nan") if r.attack_success is None else r.attack_success for r in report.rounds
+        ]
+        ax.plot(rounds, success, marker="s", color="tab:red", label="backdoor success")
+        ax.legend(loc="center right")
+        title = "Global model accuracy and backdoor success"
+        ylabel = "share of test samples"
+    ax.set(xlabel="round", ylabel=ylabel, title=title, ylim=(0, 1))
     ax.grid(alpha=0.3)
     written.append(_save(fig, directory / "accuracy.png"))
 

@@ -11,20 +11,14 @@ training with poisoned labels, start from that privatised update.
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 
-from flare.errors import ConfigError
-from flare.federation import collusion
 from flare.models.base import ModelAdapter
 from flare.privacy import LocalDP
-from flare.tensors import Weights, flatten, spec_of, subtract, unflatten
-
-KNOWLEDGE_MODES = ("full", "partial")
-"""What a colluding bloc has seen: every honest update of the round, or only its own."""
+from flare.tensors import Weights, subtract
 
 
 @dataclass(frozen=True)
@@ -88,13 +82,29 @@ class AttackSituation:
 
 
 class Attack(ABC):
-    """How a malicious client corrupts its contribution."""
+    """How a malicious client corrupts its contribution.
+
+    ``count_factor`` inflates the sample count every update of the attack claims: a count
+    is self-reported, and a rule that weights by the claim hands the attacker that much
+    more of the average (``flare.aggregation.counts`` is the defence).
+    """
 
     name: ClassVar[str]
+    count_factor: float = 1.0
 
     @abstractmethod
     def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
-        """The malicious update this client sends."""
+        """The malicious update this client computes, with its true sample count."""
+
+    def send(self, situation: "AttackSituation") -> LocalUpdate:
+        """What this client sends: the corrupted update under its claimed count."""
+        return self.claimed(self.corrupt(situation))
+
+    def claimed(self, update: LocalUpdate) -> LocalUpdate:
+        """``update`` with its sample count inflated by :attr:`count_factor`."""
+        if self.count_factor == 1.0:
+            return update
+        return replace(update, num_samples=max(1, round(update.num_samples * self.count_factor)))
 
 
 class NoiseAttack(Attack):
@@ -173,106 +183,6 @@ class LabelFlipAttack(Attack):
         return situation.as_sent(poisoned)
 
 
-class CollusionAttack(Attack):
-    """A bloc of attackers that pools what it knows and sends one forged update.
-
-    On a public chain every honest update is readable before the submission window closes,
-    so with ``knowledge="full"`` the bloc forges from every participant's honest update of
-    the round (its own members' included); with ``"partial"`` from its members' own honest
-    updates only. Every member sends the same delta, each with its own true sample count.
-    """
-
-    def __init__(self, knowledge: str = "full") -> None:
-        if knowledge not in KNOWLEDGE_MODES:
-            raise ConfigError(
-                f"unknown attack knowledge {knowledge!r}; choose one of "
-                f"{', '.join(KNOWLEDGE_MODES)}"
-            )
-        self.knowledge = knowledge
-
-    @abstractmethod
-    def forge(self, known: np.ndarray) -> np.ndarray:
-        """The bloc's vector from the known honest updates, one flattened update a row."""
-
-    def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
-        raise ConfigError(
-            f"{self.name} is a colluding attack: its attackers need the round's honest "
-            "updates, which only the offline simulation hands them"
-        )
-
-    def collude(
-        self, honest: Mapping[str, LocalUpdate], members: frozenset[str]
-    ) -> dict[str, LocalUpdate]:
-        """What each of ``members`` sends, given every participant's honest update.
-
-        ``honest`` holds the round's honest updates as they would be sent, the members'
-        included; the result maps each member present in ``honest`` to its forged update.
-        """
-        present = [client_id for client_id in honest if client_id in members]
-        if not present:
-            return {}
-        sources = (
-            honest
-            if self.knowledge == "full"
-            else {client_id: honest[client_id] for client_id in present}
-        )
-        spec = spec_of(next(iter(sources.values())).delta)
-        known = np.stack([flatten(update.delta) for update in sources.values()])
-        forged = unflatten(self.forge(known), spec)
-        return {
-            client_id: LocalUpdate(
-                forged, honest[client_id].num_samples, honest[client_id].train_loss
-            )
-            for client_id in present
-        }
-
-
-class AlieAttack(CollusionAttack):
-    """A Little Is Enough (Baruch et al., 2019): ``mean − z·σ`` coordinate-wise."""
-
-    name = "alie"
-
-    def __init__(self, z: float = 1.5, knowledge: str = "full") -> None:
-        super().__init__(knowledge)
-        self.z = z
-
-    def forge(self, known: np.ndarray) -> np.ndarray:
-        return collusion.alie_vector(known, self.z)
-
-
-class IpmAttack(CollusionAttack):
-    """Inner-product manipulation (Xie et al., 2020): ``−ε·mean`` of the known updates."""
-
-    name = "ipm"
-
-    def __init__(self, epsilon: float = 0.5, knowledge: str = "full") -> None:
-        super().__init__(knowledge)
-        self.epsilon = epsilon
-
-    def forge(self, known: np.ndarray) -> np.ndarray:
-        return collusion.ipm_vector(known, self.epsilon)
-
-
-class MinMaxAttack(CollusionAttack):
-    """Min-max (Shejwalkar and Houmansadr, 2021): ``mean − γ·σ``, γ as large as keeps the
-    forged update no farther from any known update than the two farthest known updates."""
-
-    name = "min-max"
-
-    def forge(self, known: np.ndarray) -> np.ndarray:
-        return collusion.min_max_vector(known)
-
-
-class MinSumAttack(CollusionAttack):
-    """Min-sum (same paper): ``mean − γ·σ``, γ as large as keeps its summed squared distance
-    to the known updates within that of the most central known update."""
-
-    name = "min-sum"
-
-    def forge(self, known: np.ndarray) -> np.ndarray:
-        return collusion.min_sum_vector(known)
-
-
 def produce_update(
     client: Client,
     model: ModelAdapter,
@@ -292,7 +202,7 @@ def produce_update(
     situation = AttackSituation(
         client, model, global_weights, num_classes, np.random.default_rng(seed), seed, privacy
     )
-    return attack.corrupt(situation)
+    return attack.send(situation)
 
 
 def privatized(update: LocalUpdate, privacy: LocalDP | None) -> LocalUpdate:
@@ -300,35 +210,3 @@ def privatized(update: LocalUpdate, privacy: LocalDP | None) -> LocalUpdate:
     if privacy is None:
         return update
     return LocalUpdate(privacy.privatize(update.delta), update.num_samples, update.train_loss)
-
-
-ATTACKS: dict[str, type[Attack]] = {
-    cls.name: cls
-    for cls in (
-        NoiseAttack,
-        RandomWeightsAttack,
-        SignFlipAttack,
-        ScalingAttack,
-        LabelFlipAttack,
-        AlieAttack,
-        IpmAttack,
-        MinMaxAttack,
-        MinSumAttack,
-    )
-}
-WITHOUT_STRENGTH = (LabelFlipAttack, MinMaxAttack, MinSumAttack)
-"""Attacks with no main parameter: a given strength is ignored (min-max searches its own)."""
-
-
-def make_attack(name: str, strength: float | None = None, knowledge: str = "full") -> Attack:
-    """Instantiate a named attack; ``strength`` overrides its main parameter, ``knowledge``
-    says what a colluding attack's bloc has seen (ignored by the others)."""
-    if name not in ATTACKS:
-        raise ConfigError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}")
-    cls = ATTACKS[name]
-    options: dict[str, str] = {"knowledge": knowledge} if issubclass(cls, CollusionAttack) else {}
-    if strength is None or cls in WITHOUT_STRENGTH:
-        return cls(**options)
-    if not np.isfinite(strength) or strength <= 0:
-        raise ConfigError(f"attack strength must be a positive number, got {strength}")
-    return cls(strength, **options)

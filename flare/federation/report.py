@@ -30,6 +30,9 @@ class RoundRecord:
     protocol: dict[str, Any] | None = None
     privacy: dict[str, Any] | None = None
     """With DP on: ε at the run's δ so far, the maximum and per client."""
+    attack_success: float | None = None
+    """Under a backdoor: the share of triggered test samples of other classes that the
+    round's model assigns to the target class."""
 
 
 @dataclass
@@ -53,6 +56,7 @@ class SimulationReport:
         last = self.rounds[-1] if self.rounds else None
         return {
             "accuracy": last.accuracy if last else None,
+            "attack_success": last.attack_success if last else None,
             "loss": last.loss if last else None,
             "bytes_up": sum(r.bytes_up for r in self.rounds),
             "bytes_raw": sum(r.bytes_raw for r in self.rounds),

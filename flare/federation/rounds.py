@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from flare.errors import FlareError
-from flare.federation.clients import Client, CollusionAttack, LocalUpdate, produce_update
+from flare.federation.clients import Client, LocalUpdate, produce_update
+from flare.federation.collusion import CollusionAttack, PublicRound
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, RunInterrupted, SimulationReport
 from flare.federation.setup import Federation
@@ -111,7 +112,7 @@ def train_round(
     trains with its own seed for the round, so an attempt retried sends the same update.
     """
     updates = own_updates(federation, participants, base, round_number)
-    updates.update(forged_updates(federation, updates))
+    updates.update(forged_updates(federation, updates, base))
     return updates
 
 
@@ -137,13 +138,21 @@ def colludes(federation: Federation) -> bool:
 
 
 def forged_updates(
-    federation: Federation, updates: Mapping[str, LocalUpdate]
+    federation: Federation, updates: Mapping[str, LocalUpdate], base: Weights
 ) -> dict[str, LocalUpdate]:
     """What the colluding bloc's members present in ``updates`` send instead, forged from
-    ``updates`` (the whole round's, in participant order); empty when no bloc colludes."""
+    ``updates`` (the whole round's, in participant order) and what the round started from
+    ``base`` makes public; empty when no bloc colludes."""
     if not isinstance(federation.attack, CollusionAttack):
         return {}
-    return federation.attack.collude(updates, federation.malicious_ids)
+    public = PublicRound(
+        base,
+        federation.predict,
+        federation.dataset.validation_features,
+        federation.dataset.validation_labels,
+        federation.aggregator,
+    )
+    return federation.attack.collude(updates, federation.malicious_ids, public)
 
 
 def _local_update(federation: Federation, client: Client, base: Weights, seed: int) -> LocalUpdate:

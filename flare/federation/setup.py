@@ -14,7 +14,8 @@ from flare.aggregation.base import Aggregator
 from flare.compression import make_codec
 from flare.compression.base import Codec
 from flare.data import Dataset, load_dataset, partition
-from flare.federation.clients import Attack, Client, make_attack
+from flare.federation.attacks import make_attack
+from flare.federation.clients import Attack, Client
 from flare.federation.config import SimulationConfig
 from flare.models import (
     ExactPredictor,
@@ -138,7 +139,12 @@ def build_federation(
         dataset=dataset,
         clients=clients,
         malicious_ids=frozenset(clients[i].client_id for i in attackers),
-        attack=make_attack(config.attack, config.attack_strength, config.attack_knowledge),
+        attack=make_attack(
+            config.attack,
+            config.attack_strength,
+            config.attack_knowledge,
+            config.attack_count_factor,
+        ),
         trainer=trainer,
         evaluator=TorchModelAdapter(new_module(), training),
         initial_weights=trainer.get_weights(),

@@ -14,6 +14,7 @@ import numpy as np
 from flare.aggregation.base import AggregationContext, ClientUpdate, Trainer
 from flare.compression import decode_update
 from flare.compression.base import MalformedUpdateError, UpdateBinding
+from flare.federation.backdoor import attack_success
 from flare.federation.backends import ClientBackend, open_clients
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, SimulationReport
@@ -158,6 +159,9 @@ class Simulation:
             reasons=reasons,
             timings=clock.rounded(),
             privacy=federation.account_round(sorted(sent, key=client_order)),
+            attack_success=attack_success(
+                federation.attack, federation.evaluator, global_weights, federation.dataset
+            ),
         )
         return global_weights, record
 

@@ -114,7 +114,7 @@ def test_the_help_values_are_the_registries() -> None:
     from flare.aggregation import AGGREGATORS
     from flare.compression import CODECS
     from flare.data import PARTITIONS
-    from flare.federation.clients import ATTACKS
+    from flare.federation.attacks import ATTACKS
     from flare.models import MODELS
     from flare.node import DEFAULT_STATE_DIR
 

@@ -13,21 +13,16 @@ from hypothesis.extra.numpy import arrays
 from flare.cli import main
 from flare.errors import ConfigError
 from flare.federation import collusion
-from flare.federation.clients import (
-    AlieAttack,
-    AttackSituation,
-    Client,
-    CollusionAttack,
-    IpmAttack,
-    LocalUpdate,
-    make_attack,
-)
+from flare.federation.attacks import make_attack
+from flare.federation.clients import AttackSituation, Client, LocalUpdate
+from flare.federation.collusion import AlieAttack, IpmAttack, VectorAttack
 from flare.federation.config import SimulationConfig
 from flare.federation.simulation import Simulation
 
 # Mean (3, 4), coordinate-wise std (ddof = 1) (2, 2); squared pairwise distances 20, 20, 8.
 KNOWN = np.array([[1.0, 2.0], [3.0, 6.0], [5.0, 4.0]])
 COLLUDING = ("alie", "ipm", "min-max", "min-sum")
+UNUSED_PUBLIC_ROUND = None  # the vector attacks forge from the updates alone
 
 
 def gamma_of(known: np.ndarray, forged: np.ndarray) -> float:
@@ -108,8 +103,10 @@ def honest_round(members_data: dict[str, np.ndarray]) -> dict[str, LocalUpdate]:
 def test_colluders_send_one_vector_with_their_own_counts(name):
     honest = honest_round({f"client-{i}": row for i, row in enumerate(KNOWN)})
     attack = make_attack(name)
-    assert isinstance(attack, CollusionAttack)
-    sent = attack.collude(honest, frozenset({"client-0", "client-2", "client-9"}))
+    assert isinstance(attack, VectorAttack)
+    sent = attack.collude(
+        honest, frozenset({"client-0", "client-2", "client-9"}), UNUSED_PUBLIC_ROUND
+    )
     assert set(sent) == {"client-0", "client-2"}  # an absent member sends nothing
     assert np.array_equal(sent["client-0"].delta["w"], sent["client-2"].delta["w"])
     assert np.allclose(sent["client-0"].delta["w"], attack.forge(KNOWN), atol=1e-6)
@@ -123,10 +120,11 @@ def test_partial_knowledge_uses_only_the_attackers_updates(name):
     other = {**rows, "client-2": np.array([500.0, -300.0])}
     partial = make_attack(name, knowledge="partial")
     full = make_attack(name)
-    assert isinstance(partial, CollusionAttack) and isinstance(full, CollusionAttack)
+    assert isinstance(partial, VectorAttack) and isinstance(full, VectorAttack)
 
-    def sent(attack: CollusionAttack, round_rows: dict[str, np.ndarray]) -> np.ndarray:
-        return attack.collude(honest_round(round_rows), members)["client-0"].delta["w"]
+    def sent(attack: VectorAttack, round_rows: dict[str, np.ndarray]) -> np.ndarray:
+        forged = attack.collude(honest_round(round_rows), members, UNUSED_PUBLIC_ROUND)
+        return forged["client-0"].delta["w"]
 
     forged = sent(partial, rows)
     assert np.array_equal(forged, sent(partial, other))

@@ -5,7 +5,8 @@ import pytest
 
 from flare.data import load_dataset
 from flare.errors import ConfigError
-from flare.federation.clients import ATTACKS, AttackSituation, Client, make_attack
+from flare.federation.attacks import ATTACKS, make_attack
+from flare.federation.clients import AttackSituation, Client
 from flare.models import TorchModelAdapter, build_model
 from flare.tensors import flatten
 
@@ -77,6 +78,8 @@ def test_attack_registry_and_errors():
         "ipm",
         "min-max",
         "min-sum",
+        "adaptive-mi",
+        "backdoor",
     }
     with pytest.raises(ConfigError, match="unknown attack"):
         make_attack("gradient-ascent")

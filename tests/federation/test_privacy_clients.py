@@ -6,7 +6,8 @@ import pytest
 from flare.compression import decode_update, make_codec
 from flare.compression.base import UpdateBinding
 from flare.data import load_dataset
-from flare.federation.clients import Client, make_attack, produce_update
+from flare.federation.attacks import make_attack
+from flare.federation.clients import Client, produce_update
 from flare.federation.config import SimulationConfig
 from flare.federation.setup import build_federation
 from flare.federation.simulation import Simulation
