@@ -92,13 +92,19 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="noise sigma / random scale / sign-flip scale / scaling factor / alie z / "
-        "ipm epsilon (attack's default)",
+        "ipm epsilon / backdoor boost (attack's default)",
     )
     p.add_argument(
         "--attack-knowledge",
         choices=("full", "partial"),
-        help="what colluding attackers (alie, ipm, min-max, min-sum) forge from: every "
-        "honest update of the round, or only their own",
+        help="what colluding attackers (alie, ipm, min-max, min-sum, adaptive-mi) forge from: "
+        "every honest update of the round, or only their own",
+    )
+    p.add_argument(
+        "--attack-count-factor",
+        type=float,
+        metavar="FACTOR",
+        help="every attacker claims FACTOR times its true sample count",
     )
     p.add_argument("--aggregator", choices=AGGREGATOR_NAMES)
     p.add_argument("--codec", choices=CODEC_NAMES)
