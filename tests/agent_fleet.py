@@ -98,6 +98,9 @@ class RecordingChain(ChainConnector):
     def proposal(self, task_id, proposal_id):
         return self.inner.proposal(task_id, proposal_id)
 
+    def admission_root(self, task_id):
+        return self.inner.admission_root(task_id)
+
 
 @dataclass
 class Fleet:

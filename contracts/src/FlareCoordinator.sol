@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.28;
 
+import {Admission} from "./Admission.sol";
 import {CID, Cid} from "./CID.sol";
 import {IFlareCoordinator, Participant, Proposal, Round, Task, TaskParams, TaskStatus} from "./IFlareCoordinator.sol";
 import {ProofOfPossession} from "./ProofOfPossession.sol";
@@ -48,11 +49,13 @@ contract FlareCoordinator is IFlareCoordinator {
         Cancelled
     }
 
-    /// @dev Where a task stands: what every call's task and phase checks read, in one slot.
+    /// @dev Where a task stands: what every call's task and phase checks read, in one slot,
+    ///      with whether registration needs an admission proof (read by the same checks).
     struct StateRecord {
         Stage stage;
         uint8 modelCodec;
         bool seedSealed;
+        bool permissioned;
         uint32 epoch;
         uint32 round;
         uint32 attempt;
@@ -130,6 +133,8 @@ contract FlareCoordinator is IFlareCoordinator {
         bytes32 submissionsHash;
         // slot 9
         RegistrationRecord registration;
+        // slot 10: zero unless permissioned
+        bytes32 admissionRoot;
         // mappings
         mapping(address account => ParticipantRecord) participants;
         mapping(bytes32 publicKeyHash => bool) keyTaken;
@@ -144,6 +149,61 @@ contract FlareCoordinator is IFlareCoordinator {
     /// @inheritdoc IFlareCoordinator
     function createTask(Cid calldata model, Cid calldata manifest, TaskParams calldata params)
         external
+        returns (uint256 taskId)
+    {
+        taskId = _createTask(model, manifest, params);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function createPermissionedTask(
+        Cid calldata model,
+        Cid calldata manifest,
+        TaskParams calldata params,
+        bytes32 admissionRoot_
+    ) external returns (uint256 taskId) {
+        taskId = _createTask(model, manifest, params);
+        if (admissionRoot_ == bytes32(0)) revert ZeroAdmissionRoot();
+        TaskRecord storage task = _tasks[taskId];
+        task.state.permissioned = true;
+        task.admissionRoot = admissionRoot_;
+        emit AdmissionRootSet(taskId, admissionRoot_);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function setAdmissionRoot(uint256 taskId, bytes32 admissionRoot_) external {
+        TaskRecord storage task = _open(taskId);
+        _requireCreator(task, taskId);
+        if (!task.state.permissioned) revert OpenAdmission(taskId);
+        if (admissionRoot_ == bytes32(0)) revert ZeroAdmissionRoot();
+        task.admissionRoot = admissionRoot_;
+        emit AdmissionRootSet(taskId, admissionRoot_);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function register(uint256 taskId, bytes calldata publicKey, bytes calldata possessionProof) external {
+        TaskRecord storage task = _open(taskId);
+        if (task.state.permissioned) revert AdmissionProofRequired(taskId);
+        _enroll(task, taskId, publicKey, possessionProof);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function registerAdmitted(
+        uint256 taskId,
+        bytes calldata publicKey,
+        bytes calldata possessionProof,
+        bytes32[] calldata admissionProof
+    ) external {
+        TaskRecord storage task = _open(taskId);
+        if (!task.state.permissioned) revert OpenAdmission(taskId);
+        if (!Admission.verify(admissionProof, task.admissionRoot, msg.sender)) {
+            revert NotAdmitted(taskId, msg.sender);
+        }
+        _enroll(task, taskId, publicKey, possessionProof);
+    }
+
+    /// @dev Create a task open to anyone (the checks and effects of `createTask`).
+    function _createTask(Cid calldata model, Cid calldata manifest, TaskParams calldata params)
+        private
         returns (uint256 taskId)
     {
         CID.checkCodec(model.codec);
@@ -162,9 +222,10 @@ contract FlareCoordinator is IFlareCoordinator {
         emit TaskCreated(taskId, msg.sender, model, manifest, params);
     }
 
-    /// @inheritdoc IFlareCoordinator
-    function register(uint256 taskId, bytes calldata publicKey, bytes calldata possessionProof) external {
-        TaskRecord storage task = _open(taskId);
+    /// @dev The checks of `register` from `AlreadyRegistered` on, and its effects.
+    function _enroll(TaskRecord storage task, uint256 taskId, bytes calldata publicKey, bytes calldata possessionProof)
+        private
+    {
         ParticipantRecord storage participant = task.participants[msg.sender];
         if (participant.registered) revert AlreadyRegistered(taskId, msg.sender);
         if (publicKey.length != PUBLIC_KEY_LENGTH) revert InvalidLength(PUBLIC_KEY_LENGTH, publicKey.length);
@@ -395,6 +456,11 @@ contract FlareCoordinator is IFlareCoordinator {
             proposeEpoch: participant.proposeEpoch,
             voteEpoch: participant.voteEpoch
         });
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function admissionRoot(uint256 taskId) external view returns (bytes32) {
+        return _task(taskId).admissionRoot;
     }
 
     /// @inheritdoc IFlareCoordinator
@@ -672,6 +738,7 @@ contract FlareCoordinator is IFlareCoordinator {
             stage: Stage.Running,
             modelCodec: state.modelCodec,
             seedSealed: false,
+            permissioned: state.permissioned,
             epoch: epoch,
             round: round,
             attempt: attempt,

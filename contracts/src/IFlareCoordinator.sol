@@ -252,6 +252,10 @@ interface IFlareCoordinator {
     /// @notice The creator cancelled the task; it is closed.
     event TaskCancelled(uint256 indexed taskId, uint32 round, uint32 attempt);
 
+    /// @notice A permissioned task's admission root is now `root`: from the next registration
+    ///         on, only the accounts of its tree may register.
+    event AdmissionRootSet(uint256 indexed taskId, bytes32 root);
+
     /// @notice No task with this id.
     error UnknownTask(uint256 taskId);
     /// @notice Task parameter number `parameter` (0 = minClients … 7 = maxAttempts) is invalid.
@@ -321,6 +325,14 @@ interface IFlareCoordinator {
     error AlreadyVoted(uint256 taskId, address member);
     /// @notice A round attempt may be timed out only after its vote deadline.
     error VoteWindowOpen(uint256 taskId, uint64 deadline);
+    /// @notice A permissioned task's admission root may not be zero (zero marks an open task).
+    error ZeroAdmissionRoot();
+    /// @notice The task is permissioned: register with `registerAdmitted` and a Merkle proof.
+    error AdmissionProofRequired(uint256 taskId);
+    /// @notice The task is open to anyone: it has no admission root to prove against or set.
+    error OpenAdmission(uint256 taskId);
+    /// @notice The Merkle proof does not lead from the sender to the task's admission root.
+    error NotAdmitted(uint256 taskId, address account);
 
     /// @notice Create a task (§4.1); anyone may.
     /// @dev Checks, in order: `UnsupportedCodec(model.codec)`, `UnsupportedCodec(manifest.codec)`,
@@ -333,8 +345,49 @@ interface IFlareCoordinator {
         external
         returns (uint256 taskId);
 
+    /// @notice Create a permissioned task (§2.5, §4.1): only accounts in the Merkle tree of
+    ///         `admissionRoot` may register, and the creator may replace the root until the task
+    ///         ends. Anyone may create one.
+    /// @dev Checks, in order: those of `createTask`, then `ZeroAdmissionRoot`. Emits
+    ///      `TaskCreated`, `AdmissionRootSet`.
+    /// @param model The initial global model.
+    /// @param manifest The task manifest.
+    /// @param params The task's parameters (§2.2).
+    /// @param admissionRoot The root of the admitted accounts' tree (`Admission`).
+    /// @return taskId The new task's id.
+    function createPermissionedTask(
+        Cid calldata model,
+        Cid calldata manifest,
+        TaskParams calldata params,
+        bytes32 admissionRoot
+    ) external returns (uint256 taskId);
+
+    /// @notice Replace a permissioned task's admission root (§4.2): the creator admits or drops
+    ///         devices. A dropped device that already registered stays registered.
+    /// @dev Checks, in order: `UnknownTask`, `TaskEnded`, `NotTaskCreator`, `OpenAdmission`,
+    ///      `ZeroAdmissionRoot`. Emits `AdmissionRootSet`.
+    /// @param taskId The task.
+    /// @param admissionRoot The new root.
+    function setAdmissionRoot(uint256 taskId, bytes32 admissionRoot) external;
+
+    /// @notice `register` in a permissioned task, with the Merkle proof that the sender is
+    ///         admitted (§4.2).
+    /// @dev Checks, in order: `UnknownTask`, `TaskEnded`, `OpenAdmission`, `NotAdmitted`, then
+    ///      those of `register` from `AlreadyRegistered` on. Emits `ParticipantRegistered`.
+    /// @param taskId The task.
+    /// @param publicKey As for `register`.
+    /// @param possessionProof As for `register`.
+    /// @param admissionProof The siblings of the sender's leaf up to the admission root.
+    function registerAdmitted(
+        uint256 taskId,
+        bytes calldata publicKey,
+        bytes calldata possessionProof,
+        bytes32[] calldata admissionProof
+    ) external;
+
     /// @notice Join a task with a BLS12-381 key, proving possession of it (§4.2).
-    /// @dev Checks, in order: `UnknownTask`, `TaskEnded`, `AlreadyRegistered`,
+    /// @dev Checks, in order: `UnknownTask`, `TaskEnded`, `AdmissionProofRequired` (a
+    ///      permissioned task), `AlreadyRegistered`,
     ///      `InvalidLength(256, …)`, `InvalidLength(128, …)`, `PublicKeyTaken`,
     ///      `InvalidPossessionProof`. Emits `ParticipantRegistered` with the full key.
     /// @param taskId The task.
@@ -441,6 +494,12 @@ interface IFlareCoordinator {
     /// @param account The address.
     /// @return The `Participant` record.
     function getParticipant(uint256 taskId, address account) external view returns (Participant memory);
+
+    /// @notice A permissioned task's admission root; zero for a task open to anyone.
+    /// @dev Reverts `UnknownTask`.
+    /// @param taskId The task.
+    /// @return The root.
+    function admissionRoot(uint256 taskId) external view returns (bytes32);
 
     /// @notice A proposal and its vote counts.
     /// @dev Reverts `UnknownTask`, then `UnknownProposal`.

@@ -111,7 +111,7 @@ def test_every_view_struct_matches_the_protocol(record: type) -> None:
 
 
 def test_selectors_and_topics_are_unique() -> None:
-    assert len(ERRORS_BY_SELECTOR) == len(PROTOCOL_ERRORS) == 35
+    assert len(ERRORS_BY_SELECTOR) == len(PROTOCOL_ERRORS) == 39
     assert len({kind.topic() for kind in EVENT_TYPES}) == len(EVENT_TYPES)
     assert len(CALLS_BY_SELECTOR) == len(CALL_TYPES)
     assert e.UnknownTask.selector() == keccak(text="UnknownTask(uint256)")[:4]
@@ -127,6 +127,8 @@ def sample(abi_type: str, seed: int) -> object:
         return keccak(b"%d" % seed)
     if abi_type == "bytes":
         return keccak(b"%d" % seed) * (seed % 5)
+    if abi_type == "bytes32[]":
+        return tuple(keccak(b"%d-%d" % (seed, i)) for i in range(seed % 4))
     bits = int(abi_type.removeprefix("uint"))
     return (2**bits - 1) - seed
 
@@ -148,8 +150,8 @@ def test_revert_data_decodes_to_the_same_exception(error_class: type[ContractErr
     data = error.encode()
     assert data[:4] == error_class.selector()
     assert decode_revert(data) == error
-    name = error_class.ARGS[0][0]
-    assert getattr(error, name) == error.args[0]
+    for index, (name, _) in enumerate(error_class.ARGS):
+        assert getattr(error, name) == error.args[index]
     assert str(error).startswith(error_class.__name__ + "(")
 
 

@@ -22,6 +22,7 @@ from flare.chain import (
     TaskCreated,
     TaskParams,
 )
+from flare.chain.api.admission import admission_proof, admission_root
 from flare.chain.api.errors import TaskNotStarted
 from flare.crypto import SecretKey, vrf
 from flare.crypto.identity import possession_message, prove_task_possession
@@ -139,6 +140,26 @@ class World:
         receipt = self.by(creator).create_task(INITIAL_MODEL, MANIFEST, task_params(**params))
         return receipt.one(TaskCreated).task_id
 
+    def create_permissioned_task(self, fleet: tuple[int, ...], creator: int = 0) -> int:
+        """A task only identities ``fleet`` may join, created by ``creator``."""
+        root = admission_root(self.address(number) for number in fleet)
+        receipt = self.by(creator).create_permissioned_task(
+            INITIAL_MODEL, MANIFEST, task_params(), root
+        )
+        return receipt.one(TaskCreated).task_id
+
+    def admit(self, task_id: int, fleet: tuple[int, ...], *who: int) -> None:
+        """Register ``who`` in a permissioned task, each with its proof against ``fleet``."""
+        addresses = [self.address(number) for number in fleet]
+        for number in who:
+            identity = self.ids[number]
+            self.by(number).register_admitted(
+                task_id,
+                identity.public_key,
+                identity.possession_proof(self.chain, task_id),
+                admission_proof(addresses, identity.address),
+            )
+
     def register(self, task_id: int, *who: int) -> None:
         for number in who:
             identity = self.ids[number]
@@ -202,6 +223,7 @@ class World:
         for task_id in range(1, chain.task_count() + 1):
             task = chain.task(task_id)
             state.append(task)
+            state.append(chain.admission_root(task_id))
             try:
                 state.append(chain.current_round(task_id))
             except TaskNotStarted as exc:

@@ -48,6 +48,7 @@ Address = Annotated[str, AbiType("address")]
 Bytes32 = Annotated[bytes, AbiType("bytes32")]
 Bytes = Annotated[bytes, AbiType("bytes")]
 Bool = Annotated[bool, AbiType("bool")]
+Bytes32Array = Annotated[tuple[bytes, ...], AbiType("bytes32[]")]
 AbiTuple = Annotated[T, _TUPLE]
 """A nested record (itself a dataclass of ABI fields), encoded as an ABI tuple."""
 Indexed = Annotated[T, _INDEXED]

@@ -16,6 +16,8 @@ from flare.chain.api.abi import (
     AbiTuple,
     Bool,
     Bytes,
+    Bytes32,
+    Bytes32Array,
     Uint32,
     Uint64,
     Uint256,
@@ -64,6 +66,37 @@ class Register(Call):
     task_id: Uint256
     public_key: Bytes
     possession_proof: Bytes
+
+
+@dataclass(frozen=True)
+class CreatePermissionedTask(Call):
+    """Create a task that only the accounts under ``admission_root`` may join; anyone may."""
+
+    FUNCTION = "createPermissionedTask"
+    model: AbiTuple[ContentRef]
+    manifest: AbiTuple[ContentRef]
+    params: AbiTuple[TaskParams]
+    admission_root: Bytes32
+
+
+@dataclass(frozen=True)
+class SetAdmissionRoot(Call):
+    """Replace a permissioned task's admission root; the creator only."""
+
+    FUNCTION = "setAdmissionRoot"
+    task_id: Uint256
+    admission_root: Bytes32
+
+
+@dataclass(frozen=True)
+class RegisterAdmitted(Call):
+    """``Register`` in a permissioned task, with the Merkle proof of the sender's admission."""
+
+    FUNCTION = "registerAdmitted"
+    task_id: Uint256
+    public_key: Bytes
+    possession_proof: Bytes
+    admission_proof: Bytes32Array
 
 
 @dataclass(frozen=True)
@@ -149,6 +182,9 @@ CALL_TYPES: tuple[type[Call], ...] = (
     Timeout,
     SealSeed,
     CancelTask,
+    CreatePermissionedTask,
+    SetAdmissionRoot,
+    RegisterAdmitted,
 )
 CALLS_BY_SELECTOR: dict[bytes, type[Call]] = {kind.selector(): kind for kind in CALL_TYPES}
 

@@ -24,10 +24,13 @@ from flare.chain.api.calls import (
     Call,
     CancelTask,
     ClaimSeat,
+    CreatePermissionedTask,
     CreateTask,
     Propose,
     Register,
+    RegisterAdmitted,
     SealSeed,
+    SetAdmissionRoot,
     StartTask,
     Submit,
     Timeout,
@@ -148,11 +151,39 @@ class ChainConnector(ABC):
     def proposal(self, task_id: int, proposal_id: int) -> Proposal:
         """The ``getProposal`` view."""
 
+    @abstractmethod
+    def admission_root(self, task_id: int) -> bytes:
+        """The ``admissionRoot`` view: a permissioned task's root, zero for an open task."""
+
     # -- calls -------------------------------------------------------------------------
 
     def create_task(self, model: ContentRef, manifest: ContentRef, params: TaskParams) -> Receipt:
         """``createTask``; the new id is ``receipt.one(TaskCreated).task_id``."""
         return self.transact(CreateTask(model, manifest, params))
+
+    def create_permissioned_task(
+        self, model: ContentRef, manifest: ContentRef, params: TaskParams, admission_root: bytes
+    ) -> Receipt:
+        """``createPermissionedTask``: only the accounts under ``admission_root``
+        (:func:`flare.chain.api.admission.admission_root`) may register."""
+        return self.transact(CreatePermissionedTask(model, manifest, params, admission_root))
+
+    def set_admission_root(self, task_id: int, admission_root: bytes) -> Receipt:
+        """``setAdmissionRoot``: the creator admits another list of accounts."""
+        return self.transact(SetAdmissionRoot(task_id, admission_root))
+
+    def register_admitted(
+        self,
+        task_id: int,
+        public_key: bytes,
+        possession_proof: bytes,
+        admission_proof: Sequence[bytes],
+    ) -> Receipt:
+        """``registerAdmitted``: ``register`` in a permissioned task, with the sender's
+        Merkle proof (:func:`flare.chain.api.admission.admission_proof`)."""
+        return self.transact(
+            RegisterAdmitted(task_id, public_key, possession_proof, tuple(admission_proof))
+        )
 
     def register(self, task_id: int, public_key: bytes, possession_proof: bytes) -> Receipt:
         """``register`` with a 256-byte G2 key and its proof of possession for this sender in

@@ -306,6 +306,28 @@ class VoteWindowOpen(ContractError):
     ARGS = (_TASK, ("deadline", "uint64"))
 
 
+class ZeroAdmissionRoot(ContractError):
+    """A permissioned task's admission root may not be zero (zero marks an open task)."""
+
+
+class AdmissionProofRequired(ContractError):
+    """The task is permissioned: register with ``registerAdmitted`` and a Merkle proof."""
+
+    ARGS = (_TASK,)
+
+
+class OpenAdmission(ContractError):
+    """The task is open to anyone: it has no admission root to prove against or set."""
+
+    ARGS = (_TASK,)
+
+
+class NotAdmitted(ContractError):
+    """The Merkle proof does not lead from the sender to the task's admission root."""
+
+    ARGS = (_TASK, ("account", "address"))
+
+
 PROTOCOL_ERRORS: tuple[type[ContractError], ...] = tuple(ContractError.__subclasses__())
 """Every class that mirrors a Solidity custom error, in declaration order."""
 

@@ -219,6 +219,14 @@ class TaskCancelled(Event):
     attempt: Uint32
 
 
+@dataclass(frozen=True)
+class AdmissionRootSet(Event):
+    """A permissioned task's admission root is now ``root``."""
+
+    task_id: Indexed[Uint256]
+    root: Bytes32
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     TaskCreated,
     ParticipantRegistered,
@@ -234,6 +242,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TaskCompleted,
     TaskFailed,
     TaskCancelled,
+    AdmissionRootSet,
 )
 EVENTS_BY_TOPIC: dict[bytes, type[Event]] = {kind.topic(): kind for kind in EVENT_TYPES}
 

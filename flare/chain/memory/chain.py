@@ -220,6 +220,9 @@ class InMemoryChain(ChainConnector):
     def proposal(self, task_id: int, proposal_id: int) -> Proposal:
         return self._node.ledger.proposal(task_id, proposal_id)
 
+    def admission_root(self, task_id: int) -> bytes:
+        return self._node.ledger.admission_root(task_id)
+
     # -- lifetime ----------------------------------------------------------------------
 
     def close(self) -> None:

@@ -12,15 +12,18 @@ from dataclasses import replace
 from eth_utils import keccak
 
 from flare.chain.api import errors
-from flare.chain.api.abi import hex_bytes
+from flare.chain.api.admission import is_admitted
 from flare.chain.api.calls import (
     Call,
     CancelTask,
     ClaimSeat,
+    CreatePermissionedTask,
     CreateTask,
     Propose,
     Register,
+    RegisterAdmitted,
     SealSeed,
+    SetAdmissionRoot,
     StartTask,
     Submit,
     Timeout,
@@ -34,8 +37,8 @@ from flare.chain.api.derive import (
     quorum_threshold,
 )
 from flare.chain.api.events import (
+    AdmissionRootSet,
     Event,
-    ParticipantRegistered,
     Proposed,
     SeatClaimed,
     TaskCancelled,
@@ -45,6 +48,8 @@ from flare.chain.api.events import (
 )
 from flare.chain.api.types import Participant, Proposal, Round, Task, TaskStatus
 from flare.chain.memory.task_state import (
+    PROOF_LENGTH,
+    PUBLIC_KEY_LENGTH,
     STRANGER,
     BlockContext,
     ContractInstance,
@@ -53,12 +58,6 @@ from flare.chain.memory.task_state import (
     check_length,
     event,
 )
-from flare.crypto import vrf
-from flare.crypto.errors import CryptoError
-from flare.crypto.identity import possession_message, verify_task_possession
-
-PUBLIC_KEY_LENGTH = 256
-PROOF_LENGTH = 128
 
 
 class Ledger:
@@ -86,6 +85,10 @@ class Ledger:
             raise errors.TaskNotStarted(task_id)
         return current
 
+    def admission_root(self, task_id: int) -> bytes:
+        """``admissionRoot(taskId)``: zero for a task open to anyone."""
+        return self._state(task_id).admission_root or bytes(32)
+
     def participant(self, task_id: int, account: str) -> Participant:
         """``getParticipant(taskId, account)``."""
         return self._state(task_id).participants.get(account, STRANGER)
@@ -107,7 +110,10 @@ class Ledger:
         """
         handlers = {
             CreateTask: self._create_task,
+            CreatePermissionedTask: self._create_task,
             Register: self._register,
+            RegisterAdmitted: self._register_admitted,
+            SetAdmissionRoot: self._set_admission_root,
             StartTask: self._start_task,
             CancelTask: self._cancel_task,
             SealSeed: self._seal_seed,
@@ -119,12 +125,17 @@ class Ledger:
         }
         return handlers[type(call)](call, block)  # type: ignore[operator]
 
-    def _create_task(self, call: CreateTask, block: BlockContext) -> list[Event]:
+    def _create_task(
+        self, call: CreateTask | CreatePermissionedTask, block: BlockContext
+    ) -> list[Event]:
         check_codec(call.model)
         check_codec(call.manifest)
         invalid = invalid_parameter(call.params)
         if invalid is not None:
             raise errors.InvalidTaskParameter(invalid)
+        root = call.admission_root if isinstance(call, CreatePermissionedTask) else None
+        if root == bytes(32):
+            raise errors.ZeroAdmissionRoot()
         task = Task(
             creator=block.sender,
             params=call.params,
@@ -139,52 +150,40 @@ class Ledger:
             history_hash=EMPTY_HISTORY,
         )
         task_id = len(self._tasks) + 1
-        self._tasks.append(TaskState(self.contract, task_id, task))
-        return [
-            event(
-                TaskCreated,
-                block,
-                task_id,
-                block.sender,
-                call.model,
-                call.manifest,
-                call.params,
-            )
-        ]
+        self._tasks.append(TaskState(self.contract, task_id, task, admission_root=root))
+        created = event(
+            TaskCreated, block, task_id, block.sender, call.model, call.manifest, call.params
+        )
+        if root is None:
+            return [created]
+        return [created, event(AdmissionRootSet, block, task_id, root)]
 
     def _register(self, call: Register, block: BlockContext) -> list[Event]:
         state = self._state(call.task_id)
         state.require_open()
-        sender = block.sender
-        if sender in state.participants:
-            raise errors.AlreadyRegistered(call.task_id, sender)
-        check_length(call.public_key, PUBLIC_KEY_LENGTH)
-        check_length(call.possession_proof, PROOF_LENGTH)
-        key_hash = keccak(call.public_key)
-        if key_hash in state.key_hashes:
-            raise errors.PublicKeyTaken(call.task_id, key_hash)
-        message = possession_message(
-            self.contract.chain_id,
-            hex_bytes(self.contract.address),
-            call.task_id,
-            hex_bytes(sender),
-        )
-        try:
-            valid = verify_task_possession(call.public_key, message, call.possession_proof)
-        except CryptoError:
-            valid = False
-        if not valid:
-            raise errors.InvalidPossessionProof(call.task_id, sender)
-        index = state.task.registered_count
-        state.participants[sender] = replace(
-            STRANGER, registered=True, index=index, public_key_hash=key_hash
-        )
-        state.key_hashes.add(key_hash)
-        if state.last_registration_block != block.number:
-            state.registered_before_last_block = index
-            state.last_registration_block = block.number
-        state.task = replace(state.task, registered_count=index + 1)
-        return [event(ParticipantRegistered, block, call.task_id, sender, index, call.public_key)]
+        if state.admission_root is not None:
+            raise errors.AdmissionProofRequired(call.task_id)
+        return [state.enroll(call.public_key, call.possession_proof, block)]
+
+    def _register_admitted(self, call: RegisterAdmitted, block: BlockContext) -> list[Event]:
+        state = self._state(call.task_id)
+        state.require_open()
+        if state.admission_root is None:
+            raise errors.OpenAdmission(call.task_id)
+        if not is_admitted(call.admission_proof, state.admission_root, block.sender):
+            raise errors.NotAdmitted(call.task_id, block.sender)
+        return [state.enroll(call.public_key, call.possession_proof, block)]
+
+    def _set_admission_root(self, call: SetAdmissionRoot, block: BlockContext) -> list[Event]:
+        state = self._state(call.task_id)
+        state.require_open()
+        state.require_creator(block.sender)
+        if state.admission_root is None:
+            raise errors.OpenAdmission(call.task_id)
+        if call.admission_root == bytes(32):
+            raise errors.ZeroAdmissionRoot()
+        state.admission_root = call.admission_root
+        return [event(AdmissionRootSet, block, call.task_id, call.admission_root)]
 
     def _start_task(self, call: StartTask, block: BlockContext) -> list[Event]:
         state = self._state(call.task_id)
@@ -269,21 +268,8 @@ class Ledger:
         if keccak(call.public_key) != member.public_key_hash:
             raise errors.PublicKeyMismatch(call.task_id, block.sender)
         check_length(call.proof, PROOF_LENGTH)
-        message = vrf.vrf_input(
-            self.contract.chain_id,
-            hex_bytes(self.contract.address),
-            call.task_id,
-            current.round,
-            current.attempt,
-            current.seed,
-        )
-        try:
-            output = vrf.verify(call.public_key, message, call.proof)
-        except CryptoError as exc:
-            raise errors.InvalidVrfProof(call.task_id, block.sender) from exc
+        output = state.verify_draw(current, call.public_key, call.proof, block.sender)
         params = state.task.params
-        if not vrf.seat_granted(output, params.expected_committee, current.registered_snapshot):
-            raise errors.NotSelected(call.task_id, output)
         size = current.committee_size + 1
         state.participants[block.sender] = replace(member, seat_epoch=current.epoch)
         state.round = replace(

@@ -10,10 +10,14 @@ are the shared effects, called only after every check of a call has passed.
 
 from dataclasses import dataclass, field, replace
 
+from eth_utils import keccak
+
 from flare.chain.api import errors
+from flare.chain.api.abi import hex_bytes
 from flare.chain.api.derive import next_history_hash, round_seed
 from flare.chain.api.events import (
     Event,
+    ParticipantRegistered,
     RoundFinalized,
     RoundOpened,
     RoundRejected,
@@ -24,6 +28,12 @@ from flare.chain.api.events import (
 )
 from flare.chain.api.types import SUPPORTED_CODECS, ContentRef, Participant, Proposal, Round, Task
 from flare.chain.api.types import TaskStatus as Status
+from flare.crypto import vrf
+from flare.crypto.errors import CryptoError
+from flare.crypto.identity import possession_message, verify_task_possession
+
+PUBLIC_KEY_LENGTH = 256
+PROOF_LENGTH = 128
 
 STRANGER = Participant(
     registered=False,
@@ -83,6 +93,8 @@ class TaskState:
     key_hashes: set[bytes] = field(default_factory=set)
     last_registration_block: int = 0
     registered_before_last_block: int = 0
+    admission_root: bytes | None = None
+    """The root of the admitted accounts' tree; ``None`` for a task open to anyone."""
 
     # -- shared checks ----------------------------------------------------------------
 
@@ -154,7 +166,61 @@ class TaskState:
         sealed = replace(current, seed=seed, submissions_hash=seed)
         return sealed, event(SeedSealed, block, self.task_id, current.round, current.attempt, seed)
 
+    def verify_draw(self, current: Round, public_key: bytes, proof: bytes, sender: str) -> bytes:
+        """Check ``sender``'s VRF proof for the attempt (``InvalidVrfProof``) and run the
+        sortition on its output (``NotSelected``); returns the output."""
+        message = vrf.vrf_input(
+            self.contract.chain_id,
+            hex_bytes(self.contract.address),
+            self.task_id,
+            current.round,
+            current.attempt,
+            current.seed,
+        )
+        try:
+            output = vrf.verify(public_key, message, proof)
+        except CryptoError as exc:
+            raise errors.InvalidVrfProof(self.task_id, sender) from exc
+        expected = self.task.params.expected_committee
+        if not vrf.seat_granted(output, expected, current.registered_snapshot):
+            raise errors.NotSelected(self.task_id, output)
+        return output
+
     # -- shared effects ---------------------------------------------------------------
+
+    def enroll(self, public_key: bytes, possession_proof: bytes, block: BlockContext) -> Event:
+        """The checks of ``register`` from ``AlreadyRegistered`` on, then the registration
+        (protocol §4.2), for ``register`` and ``registerAdmitted`` alike."""
+        sender = block.sender
+        if sender in self.participants:
+            raise errors.AlreadyRegistered(self.task_id, sender)
+        check_length(public_key, PUBLIC_KEY_LENGTH)
+        check_length(possession_proof, PROOF_LENGTH)
+        key_hash = keccak(public_key)
+        if key_hash in self.key_hashes:
+            raise errors.PublicKeyTaken(self.task_id, key_hash)
+        message = possession_message(
+            self.contract.chain_id,
+            hex_bytes(self.contract.address),
+            self.task_id,
+            hex_bytes(sender),
+        )
+        try:
+            valid = verify_task_possession(public_key, message, possession_proof)
+        except CryptoError:
+            valid = False
+        if not valid:
+            raise errors.InvalidPossessionProof(self.task_id, sender)
+        index = self.task.registered_count
+        self.participants[sender] = replace(
+            STRANGER, registered=True, index=index, public_key_hash=key_hash
+        )
+        self.key_hashes.add(key_hash)
+        if self.last_registration_block != block.number:
+            self.registered_before_last_block = index
+            self.last_registration_block = block.number
+        self.task = replace(self.task, registered_count=index + 1)
+        return event(ParticipantRegistered, block, self.task_id, sender, index, public_key)
 
     def open_attempt(self, round_number: int, attempt: int, block: BlockContext) -> Event:
         """Open ``(round_number, attempt)`` from the task's current model (protocol §4.9);

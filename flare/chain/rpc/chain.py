@@ -28,6 +28,7 @@ from flare.chain.api.errors import ChainError, decode_revert
 from flare.chain.api.events import EVENT_TYPES, EVENTS_BY_TOPIC, Event, Receipt, decode_log
 from flare.chain.api.types import Participant, Proposal, Round, Task
 from flare.chain.rpc.contract import (
+    ADMISSION_ROOT,
     GET_PARTICIPANT,
     GET_PROPOSAL,
     GET_ROUND,
@@ -284,6 +285,9 @@ class RpcChain(ChainConnector):
 
     def proposal(self, task_id: int, proposal_id: int) -> Proposal:
         return self._view(GET_PROPOSAL, task_id, proposal_id)
+
+    def admission_root(self, task_id: int) -> bytes:
+        return self._view(ADMISSION_ROOT, task_id)
 
     def _view(self, view: View, *args: Any) -> Any:
         """``eth_call`` on the latest block; a revert raises its typed error."""

@@ -63,7 +63,8 @@ GET_TASK = View("getTask", ("uint256",), Task)
 GET_ROUND = View("getRound", ("uint256",), Round)
 GET_PARTICIPANT = View("getParticipant", ("uint256", "address"), Participant)
 GET_PROPOSAL = View("getProposal", ("uint256", "uint32"), Proposal)
-VIEWS = (TASK_COUNT, GET_TASK, GET_ROUND, GET_PARTICIPANT, GET_PROPOSAL)
+ADMISSION_ROOT = View("admissionRoot", ("uint256",), "bytes32")
+VIEWS = (TASK_COUNT, GET_TASK, GET_ROUND, GET_PARTICIPANT, GET_PROPOSAL, ADMISSION_ROOT)
 
 
 @dataclass(frozen=True)
