@@ -168,9 +168,12 @@ def check_binding(
     """Refuse, in one line, a model that is not the one a task binds."""
     mine = parameter_shapes(module)
     if list(mine) != list(parameters):
+        here, bound = list(mine), list(parameters)
+        pairs = enumerate(zip(here, bound, strict=False))
+        at = next((i for i, (a, b) in pairs if a != b), min(len(here), len(bound)))
         raise ModelMismatchError(
-            f"model {reference!r} here has parameters {_listed(mine)}; "
-            f"the task's model has {_listed(parameters)}"
+            f"model {reference!r} here has {len(here)} parameters, the task's {len(bound)}; "
+            f"parameter {at} is {_named(here, at)} here, {_named(bound, at)} in the task"
         )
     for name, shape in parameters.items():
         if mine[name] != shape:
@@ -184,8 +187,5 @@ def check_binding(
         )
 
 
-def _listed(spec: ModelSpec, shown: int = 4) -> str:
-    names = list(spec)
-    return ", ".join(names[:shown]) + (
-        f" and {len(names) - shown} more" if len(names) > shown else ""
-    )
+def _named(names: list[str], at: int) -> str:
+    return repr(names[at]) if at < len(names) else "missing"
