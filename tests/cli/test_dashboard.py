@@ -4,6 +4,8 @@ from receipts, and the server's page and JSON endpoint."""
 import asyncio
 import contextlib
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from types import SimpleNamespace
@@ -225,3 +227,20 @@ def test_a_chain_that_cannot_be_read_is_a_503_with_the_reason() -> None:
     watcher = _Watcher(ConfigError("no chain state at /nowhere/chain.db"))
     [(status, body)] = _get(watcher, ["/api/state"], poll=0.01)
     assert status == 503 and body == {"error": "no chain state at /nowhere/chain.db"}
+
+
+def test_dashboard_help_imports_neither_the_web_server_nor_torch() -> None:
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['flare', 'dashboard', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('flare', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(sorted({'aiohttp', 'torch'} & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "--poll SECONDS" in finished.stdout
+    assert finished.stdout.splitlines()[-1] == "[]"
