@@ -170,6 +170,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--report", type=Path, help="write the JSON report here")
     p.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots into this directory")
+    p.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="write one self-contained HTML page of the run: plots, round table, committees",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar or round table")
     add_threads_option(p)
     p.set_defaults(handler=run)
@@ -226,6 +232,8 @@ def check_paths(args: argparse.Namespace) -> None:
         check_output_file(args.report, "--report")
     if args.plot is not None:
         check_output_directory(args.plot, "--plot")
+    if args.html is not None:
+        check_output_file(args.html, "--html")
     if args.store is not None:
         check_output_directory(args.store, "--store")
     if args.state is not None:
@@ -289,7 +297,7 @@ def _committee_bound(
 def write_outputs(
     report: "SimulationReport", args: argparse.Namespace, observer: "RoundTable"
 ) -> None:
-    """The JSON report and the plots the options ask for."""
+    """The JSON report, the plots and the HTML page the options ask for."""
     if args.report is not None:
         report.write_json(args.report)
         observer.note(f"report written to {args.report}")
@@ -298,3 +306,7 @@ def write_outputs(
 
         for path in write_plots(report, args.plot):
             observer.note(f"plot written to {path}")
+    if args.html is not None:
+        from flare.cli.html_report import write_html_report
+
+        observer.note(f"HTML report written to {write_html_report(report, args.html)}")
