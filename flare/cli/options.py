@@ -6,6 +6,7 @@ heavy, so every ``--help`` shows them without loading the chain layer, numpy or 
 """
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from flare.federation.safety import (
@@ -97,6 +98,16 @@ def check_committee_bound(args: argparse.Namespace, risk: CommitteeRisk, adversa
             risk, DEFAULT_MAX_CAPTURE_PROBABILITY if bound is None else bound, adversary
         )
     return risk.describe(adversary)
+
+
+def read_admission_list(path: Path) -> tuple[str, ...]:
+    """The addresses an admission list file admits, refused in one line if malformed."""
+    from flare.cli import check_input_file
+
+    check_input_file(path, "--admit")
+    from flare.chain.api.admission import parse_admission_list
+
+    return parse_admission_list(path.read_text(), f"--admit {path}")
 
 
 def add_client_dp_options(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from flare.cli import add_threads_option, apply_threads
 from flare.cli.network import add_network_options, keystore_dir, load_keys, network_config
-from flare.cli.options import add_client_dp_options
+from flare.cli.options import add_client_dp_options, read_admission_list
 from flare.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -50,6 +50,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--state-dir", type=Path, help="encoder state (default: under the keystore directory)"
     )
     run.add_argument("--name", help="name in the log (default: the address)")
+    run.add_argument(
+        "--admit",
+        type=Path,
+        metavar="FILE",
+        help="a permissioned task's admission list (one address a line), to prove this "
+        "device's admission from",
+    )
     run.add_argument("--codec", default="none", help="none, gzip or powersgd")
     run.add_argument("--rank", type=int, default=4, help="PowerSGD rank")
     run.add_argument("--epochs", type=int, default=2, help="local epochs per round")
@@ -114,6 +121,7 @@ def run_participant(args: argparse.Namespace) -> int:
         attack_strength=args.attack_strength,
         honest_member=not args.dishonest_member,
         dp=_dp_params(args.dp_clip, args.dp_noise_multiplier),
+        admitted=() if args.admit is None else read_admission_list(args.admit),
     )
     keys = load_keys(config)
     logging.basicConfig(

@@ -23,6 +23,7 @@ from flare.cli.options import (
     add_committee_bound_options,
     add_task_parameter_options,
     check_committee_bound,
+    read_admission_list,
     task_parameters_from_args,
 )
 from flare.federation.task_parameters import OPTION_NAMES
@@ -30,6 +31,7 @@ from flare.federation.task_parameters import OPTION_NAMES
 if TYPE_CHECKING:
     from flare.chain import ChainConnector, SenderAccount
     from flare.config import NetworkConfig
+    from flare.federation.task_parameters import TaskParameters
     from flare.storage import StorageProvider
 
 
@@ -57,6 +59,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(docs/protocol.md §11)",
     )
     add_committee_bound_options(bound, adversary_share=True, apply_defaults=True)
+    create.add_argument(
+        "--admit",
+        type=Path,
+        metavar="FILE",
+        help="a permissioned task: only these addresses (one a line) may register; the "
+        "creator can change the list later (default: open to anyone)",
+    )
     create.add_argument("--seed", type=int, default=0, help="data split and initial weights")
     privacy = create.add_argument_group(
         "client-level differential privacy",
@@ -98,10 +107,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run_create(args: argparse.Namespace) -> int:
     parameters = task_parameters_from_args(args)
-    from flare.federation.safety import open_committee_risk
-
-    risk = open_committee_risk(parameters, args.adversary_share)
-    bound = check_committee_bound(args, risk, f"a {args.adversary_share:g} share")
+    admitted = read_admission_list(args.admit) if args.admit is not None else ()
+    bound = _committee_bound(args, parameters, admitted)
     from flare.federation.config import check_seed
 
     check_seed(args.seed)
@@ -119,6 +126,7 @@ def run_create(args: argparse.Namespace) -> int:
         dp_max_epsilon=args.dp_max_epsilon,
         dp_delta=args.dp_delta,
         dp_clip=args.dp_clip,
+        admitted=admitted,
     )
     with open_chain(config, _sender(config)) as chain:
         task_id = publish_task(chain, open_store(config), spec)
@@ -129,6 +137,28 @@ def run_create(args: argparse.Namespace) -> int:
     if requirement is not None:
         print(f"participants must run {requirement.describe(parameters.max_rounds)}")
     return 0
+
+
+def _committee_bound(
+    args: argparse.Namespace, parameters: "TaskParameters", admitted: tuple[str, ...]
+) -> str:
+    """The committee risk of the task at its declared adversary share: exact for the
+    admitted fleet, the limit of many participants for an open task."""
+    from flare.federation.safety import (
+        adversaries_for_share,
+        committee_risk,
+        open_committee_risk,
+    )
+
+    share = args.adversary_share
+    if not admitted:
+        return check_committee_bound(
+            args, open_committee_risk(parameters, share), f"a {share:g} share"
+        )
+    fleet = len(set(admitted))
+    adversaries = adversaries_for_share(fleet, share)
+    risk = committee_risk(parameters, fleet, adversaries)
+    return check_committee_bound(args, risk, f"{adversaries} admitted keys (a {share:g} share)")
 
 
 def run_start(args: argparse.Namespace) -> int:
@@ -209,6 +239,7 @@ def _status_lines(chain: "ChainConnector", task_id: int) -> list[str]:
         f"quorum {p.quorum_bps / 100:g}%; windows {p.submission_window}+{p.vote_window} "
         f"blocks; {p.max_rounds} rounds",
         f"global model {task.model.to_cid()}",
+        _admission_line(chain.admission_root(task_id)),
     ]
     if task.status is TaskStatus.REGISTERING:
         return lines
@@ -249,6 +280,12 @@ def _status_lines(chain: "ChainConnector", task_id: int) -> list[str]:
                 f"({event.submission_count} submissions, committee {event.committee_size})"
             )
     return lines
+
+
+def _admission_line(root: bytes) -> str:
+    if root == bytes(32):
+        return "admission: open to anyone"
+    return f"admission: permissioned, root 0x{root.hex()}"
 
 
 def _privacy_line(chain: "ChainConnector", store: "StorageProvider", task_id: int) -> str:

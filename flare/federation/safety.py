@@ -1,8 +1,9 @@
 """How likely one round attempt's committee is captured, or stalled, by a declared adversary.
 
 The contract seats each of the ``n`` participants in an attempt's snapshot independently, with
-probability ``p = T / 2^256`` where ``T`` is :func:`flare.crypto.vrf.seat_threshold` (``k/n``
-rounded up to the next multiple of ``2^-256``; 1 when ``k >= n``). The adversary holds ``a`` of
+probability ``p = min(1, k/n)`` (:func:`flare.crypto.vrf.seat_granted`; its threshold rounds
+``k/n`` up to a multiple of ``2^-256``, which moves the figures below by less than
+``n·2^-256``, far below a double's precision). The adversary holds ``a`` of
 them, the honest members the other ``h = n - a``: its seats ``X ~ Bin(a, p)`` and theirs
 ``Y ~ Bin(h, p)`` are independent. A committee of ``c = X + Y`` seats finalizes a proposal with
 ``t(c) = ceil(quorumBps * c / 10000)`` approvals, and only once ``c >= minCommittee``.
@@ -38,7 +39,6 @@ bound instead of hundreds."""
 DEFAULT_MAX_CAPTURE_PROBABILITY = 1e-6
 """The capture probability per attempt that ``task create`` and ``simulate`` accept unforced."""
 
-_SEAT_SCALE = 1 << 256
 _POISSON_TAIL_SIGMAS = 40
 """How far past its mean a Poisson sum runs: the tail beyond is below 1e-300."""
 
@@ -78,13 +78,15 @@ def committee_risk(
         raise ConfigError(f"the bound needs at least one participant, got {participants}")
     if not 0 <= adversaries <= participants:
         raise ConfigError(f"adversaries must lie in [0, {participants}], got {adversaries}")
-    threshold = _seat_threshold(parameters.expected_committee, participants)
+    k = parameters.expected_committee
+    # p = won / scale exactly: every participant is seated once k >= n.
+    won, scale = (1, 1) if k >= participants else (k, participants)
     captured, stalled = _capture_and_stall(
-        _binomial_weights(adversaries, threshold),
-        _binomial_weights(participants - adversaries, threshold),
+        _binomial_weights(adversaries, won, scale),
+        _binomial_weights(participants - adversaries, won, scale),
         parameters,
     )
-    denominator = _SEAT_SCALE**participants
+    denominator = scale**participants
     return CommitteeRisk(
         capture=float(Fraction(captured, denominator)),
         honest_stall=float(Fraction(stalled, denominator)),
@@ -154,20 +156,12 @@ def check_adversary_share(adversary_share: float) -> None:
         raise ConfigError(f"--adversary-share must lie in [0, 1), got {adversary_share}")
 
 
-def _seat_threshold(expected_committee: int, participants: int) -> int:
-    """The contract's seat threshold (flare.crypto.vrf.seat_threshold), without importing the
-    BLS stack: a seat is won with probability ``threshold / 2^256``."""
-    if expected_committee >= participants:
-        return _SEAT_SCALE
-    return -(-expected_committee * _SEAT_SCALE // participants)
-
-
-def _binomial_weights(trials: int, threshold: int) -> list[int]:
-    """``C(trials, s) * T^s * (2^256 - T)^(trials - s)`` for each seat count ``s``: the
-    probabilities of ``Bin(trials, T / 2^256)`` times ``2^(256 * trials)``."""
-    miss = _SEAT_SCALE - threshold
+def _binomial_weights(trials: int, won: int, scale: int) -> list[int]:
+    """``C(trials, s) * won^s * (scale - won)^(trials - s)`` for each seat count ``s``: the
+    probabilities of ``Bin(trials, won / scale)`` times ``scale^trials``."""
+    lost = scale - won
     return [
-        math.comb(trials, seats) * threshold**seats * miss ** (trials - seats)
+        math.comb(trials, seats) * won**seats * lost ** (trials - seats)
         for seats in range(trials + 1)
     ]
 

@@ -9,10 +9,26 @@ device computes its own proof from the same list of addresses.
 
 from collections.abc import Iterable, Sequence
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import is_address, keccak, to_checksum_address
 
 from flare.chain.api.abi import word
 from flare.errors import ConfigError
+
+
+def parse_admission_list(text: str, source: str) -> tuple[str, ...]:
+    """The checksummed addresses of an admission list: one per line, blank lines and
+    ``#`` comments ignored; :class:`ConfigError` naming ``source`` and the line otherwise."""
+    accounts = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if not is_address(entry):
+            raise ConfigError(f"{source} line {number}: {entry!r} is not an address")
+        accounts.append(to_checksum_address(entry))
+    if not accounts:
+        raise ConfigError(f"{source} admits no address")
+    return tuple(accounts)
 
 
 def admission_leaf(account: str) -> bytes:

@@ -54,6 +54,8 @@ class AgentOptions:
     """Blocks each committee rank waits before proposing, so members rarely propose twice."""
     dp: DPParams | None = None
     """Client-level DP: clip and noise every update on this device (docs/privacy.md)."""
+    admitted: tuple[str, ...] = ()
+    """A permissioned task's admission list, to prove this device's admission from."""
 
 
 class LocalDevice(Device):
@@ -178,7 +180,11 @@ class ParticipantAgent:
         self.options = options or AgentOptions()
         self.name = name or keys.account.address[:10]
         self.participant = ProtocolParticipant(
-            self.name, keys.account, keys.bls_key, honest_member=self.options.honest_member
+            self.name,
+            keys.account,
+            keys.bls_key,
+            honest_member=self.options.honest_member,
+            admitted=self.options.admitted,
         )
         # Training and encoder seeds follow from the address: a restarted process trains
         # exactly as the one it replaces, and re-encodes the same bytes.

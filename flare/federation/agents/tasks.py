@@ -14,6 +14,7 @@ from torch import nn
 
 from flare.aggregation import make_aggregator
 from flare.chain import ChainConnector, ContentRef, TaskCreated
+from flare.chain.api.admission import admission_root
 from flare.data import load_dataset
 from flare.errors import ConfigError
 from flare.federation.protocol.artifacts import (
@@ -52,6 +53,9 @@ class TaskSpec:
     dp_delta: float = DEFAULT_DELTA
     dp_clip: float | None = None
     """The clip participants must apply (at most) when the task requires DP."""
+    admitted: tuple[str, ...] = ()
+    """The addresses a permissioned task admits (docs/protocol.md §2.5); empty: anyone may
+    register."""
 
     def privacy_requirement(self) -> PrivacyRequirement | None:
         """The DP demand the manifest will carry, its noise calibrated to ε over the rounds."""
@@ -92,11 +96,13 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
     )
     for cid in (model_cid, manifest_cid):
         store.pin(cid)
-    receipt = chain.create_task(
-        ContentRef.from_cid(model_cid),
-        ContentRef.from_cid(manifest_cid),
-        spec.parameters.on_chain(),
-    )
+    model, manifest_ref = ContentRef.from_cid(model_cid), ContentRef.from_cid(manifest_cid)
+    parameters = spec.parameters.on_chain()
+    if spec.admitted:
+        root = admission_root(spec.admitted)
+        receipt = chain.create_permissioned_task(model, manifest_ref, parameters, root)
+    else:
+        receipt = chain.create_task(model, manifest_ref, parameters)
     return receipt.one(TaskCreated).task_id
 
 

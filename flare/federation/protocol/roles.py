@@ -13,10 +13,12 @@ from eth_account.signers.local import LocalAccount
 
 from flare.aggregation import make_aggregator
 from flare.chain import ChainConnector, ContentRef, Proposed, RoundFinalized, RoundOpened
+from flare.chain.api.admission import admission_proof
 from flare.compression.base import UpdateBinding
 from flare.crypto import vrf
 from flare.crypto.bls import SecretKey
 from flare.crypto.identity import possession_message, prove_task_possession
+from flare.errors import ConfigError
 from flare.federation.protocol.aggregate import (
     RoundAggregate,
     TaskContext,
@@ -40,12 +42,21 @@ class ProtocolParticipant:
     """A registered device: an Ethereum account, a BLS key, and its behaviour."""
 
     def __init__(
-        self, name: str, account: LocalAccount, bls_key: SecretKey, *, honest_member: bool = True
+        self,
+        name: str,
+        account: LocalAccount,
+        bls_key: SecretKey,
+        *,
+        honest_member: bool = True,
+        admitted: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.account = account
         self.bls_key = bls_key
         self.honest_member = honest_member
+        self.admitted = admitted
+        """The admission list of a permissioned task, from which this device proves it may
+        register (docs/protocol.md §2.5); empty for an open task."""
         self._public_key = bls_key.public_key()
 
     @property
@@ -60,7 +71,16 @@ class ProtocolParticipant:
             bytes.fromhex(self.address[2:]),
         )
         proof = prove_task_possession(self.bls_key, message)
-        chain.as_sender(self.account).register(task_id, self._public_key, proof)
+        sender = chain.as_sender(self.account)
+        if chain.admission_root(task_id) == bytes(32):
+            sender.register(task_id, self._public_key, proof)
+            return
+        if not self.admitted:
+            raise ConfigError(
+                f"task {task_id} admits only listed devices: give the admission list (--admit)"
+            )
+        admission = admission_proof(self.admitted, self.address)
+        sender.register_admitted(task_id, self._public_key, proof, admission)
 
     def binding(self, context: TaskContext, opened: RoundOpened, num_samples: int) -> UpdateBinding:
         """What this participant's update in ``opened`` is bound to: its sender, the task,
