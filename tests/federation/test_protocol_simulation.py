@@ -204,3 +204,18 @@ def test_the_member_whose_vrf_output_ranks_first_proposes_and_the_others_only_vo
         assert [p["proposer"] for p in protocol["proposals"]] == [first["member"]]
         assert {v["proposal"] for v in protocol["votes"]} == {protocol["proposals"][0]["id"]}
         assert all(v["approve"] for v in protocol["votes"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(20))
+def test_a_dishonest_committee_at_default_parameters_never_finalizes_a_poisoned_model(seed):
+    """Attackers that win seats propose the plain average of everything and back only that;
+    at the default committee parameters no such model is ever final, and the run ends."""
+    config = SimulationConfig(rounds=1, seed=seed)
+    report = ProtocolSimulation(config, ProtocolConfig(dishonest_committee=True)).run()
+    assert [r.round for r in report.rounds] == [1]
+    for record in report.rounds:
+        protocol = record.protocol
+        assert protocol["global_model"] == protocol["honest_model"]
+        assert protocol["attackers_seated"], "the default committee seats the attackers"
+        assert set(record.malicious) <= set(record.flagged)
