@@ -11,6 +11,7 @@ encode the forgery.
 """
 
 import logging
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -124,7 +125,7 @@ class RayClients:
     ) -> dict[str, EncodedUpdate]:
         # The bloc reads the round in client order, as train_round hands it over.
         in_order = {client.client_id: updates[client.client_id] for _, client in participants}
-        forged = forged_updates(self.federation, in_order)
+        forged = forged_updates(self.federation, in_order, base)
         members = [(index, client) for index, client in participants if client.client_id in forged]
         calls = [
             self.shards[shard].encode.remote(indices, _subset(forged, ids), _subset(bindings, ids))
@@ -181,8 +182,9 @@ def ray_clients(federation: Federation, model_builder: ModelBuilder | None) -> I
         cpus = int(ray.cluster_resources().get("CPU", 1))
         nodes = sum(1 for node in ray.nodes() if node["Alive"])
         workers = min(config.workers or cpus, config.clients)
-        # More workers than CPUs share them, rather than wait for CPUs that never free up.
-        cpus_each = min(1.0, cpus / workers)
+        # More workers than CPUs share them, rather than wait for CPUs that never free up:
+        # each takes 1/k of a CPU, so that every node's whole CPUs hold k workers each.
+        cpus_each = 1.0 / math.ceil(workers / cpus)
         assigned: list[list[int]] = [[] for _ in range(workers)]
         for index in range(config.clients):
             assigned[shard_of(index, workers)].append(index)
@@ -208,7 +210,7 @@ def _connect(address: str | None) -> None:
             address=address or "local",
             include_dashboard=False,
             log_to_driver=False,
-            logging_level=logging.WARNING,
+            logging_level=logging.ERROR,
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray"
