@@ -8,6 +8,7 @@ import {IFlareCoordinator, Round, TaskParams} from "../src/IFlareCoordinator.sol
 import {VRF} from "../src/VRF.sol";
 import {BlsSigner} from "./utils/BlsSigner.sol";
 import {CoordinatorTestBase} from "./utils/CoordinatorTestBase.sol";
+import {Fleet} from "./FlareCoordinatorAdmission.t.sol";
 
 /// @notice Gas of coordinator calls as a transaction would pay it (docs/gas.md). Each measured
 ///         call starts with the contract's account and storage cold (`vm.cool`), as at the start
@@ -321,5 +322,76 @@ contract FlareCoordinatorWideGasTest is RoundGasBase {
         uint256 total = _playRound(true);
         assertEq(coordinator.getTask(taskId).round, 3);
         console.log("round 2 (64 clients, committee of 64), transaction gas:", total);
+    }
+}
+
+/// @notice A whole round at the default committee of `flare task create` and `flare simulate`:
+///         expected committee 40 (docs/protocol.md §11, the safety bound), here with 40 clients
+///         so that every one wins a seat, quorum 66.67 % (threshold 27).
+contract FlareCoordinatorDefaultCommitteeGasTest is RoundGasBase {
+    function _clients() internal pure override returns (uint32) {
+        return 40;
+    }
+
+    function _committee() internal pure override returns (uint32) {
+        return 40;
+    }
+
+    /// @dev Round 2, the steady state.
+    function test_gas_round2_40Seats() public {
+        _playRound(false);
+        uint256 total = _playRound(true);
+        assertEq(coordinator.getTask(taskId).round, 3);
+        console.log("round 2 (40 clients, committee of 40), transaction gas:", total);
+    }
+}
+
+/// @notice What a permissioned task adds: creating it with a root, replacing the root, and a
+///         registration that proves admission in a fleet of 1,024 devices (a 10-word proof).
+contract FlareCoordinatorAdmissionGasTest is RoundGasBase {
+    uint256 internal constant FLEET_SIZE = 1024;
+
+    function _clients() internal pure override returns (uint32) {
+        return 3;
+    }
+
+    function _committee() internal pure override returns (uint32) {
+        return 3;
+    }
+
+    function _fleet() internal pure returns (address[] memory accounts) {
+        accounts = new address[](FLEET_SIZE);
+        for (uint256 i; i < FLEET_SIZE; ++i) {
+            accounts[i] = _addr(i);
+        }
+    }
+
+    function test_gas_admission() public {
+        address[] memory fleet = _fleet();
+        bytes32 root = Fleet.root(fleet);
+        bytes memory data = abi.encodeCall(
+            IFlareCoordinator.createPermissionedTask,
+            (_cid("model"), Cid(DAG_PB, keccak256("validation")), _params(), root)
+        );
+        _measure("createPermissionedTask", creator, data);
+        uint256 permissioned = coordinator.taskCount();
+        _measure(
+            "setAdmissionRoot",
+            creator,
+            abi.encodeCall(IFlareCoordinator.setAdmissionRoot, (permissioned, keccak256("next")))
+        );
+        vm.prank(creator);
+        coordinator.setAdmissionRoot(permissioned, root);
+        // A registration after the first, as `test_gas_register` measures `register`.
+        _registerAdmitted(permissioned, fleet, 0, false);
+        _registerAdmitted(permissioned, fleet, 1, true);
+    }
+
+    function _registerAdmitted(uint256 task, address[] memory fleet, uint256 index, bool measure) internal {
+        bytes32[] memory proof = Fleet.proof(fleet, index);
+        assertEq(proof.length, 10);
+        bytes memory data =
+            abi.encodeCall(IFlareCoordinator.registerAdmitted, (task, _key(index), _pop(task, index), proof));
+        _send("registerAdmitted (fleet of 1,024)", _addr(index), data, measure);
     }
 }
