@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from flare.errors import ConfigError
+from flare.errors import ConfigError, FlareError
 from flare.models.exact import ExactPredictor, UnsupportedLayerError
 from flare.models.zoo import MODELS
 from flare.tensors import ModelSpec
@@ -90,7 +90,7 @@ def resolve_factory(reference: str) -> ModelFactory:
 def _import(name: str, reference: str) -> object:
     try:
         return importlib.import_module(name)
-    except ImportError as exc:
+    except Exception as exc:  # the user's package: whatever its import raises, it is unusable
         raise ConfigError(f"model {reference!r}: cannot import {name}: {exc}") from None
 
 
@@ -120,7 +120,12 @@ def build_model(reference: str, num_features: int, num_classes: int, *, seed: in
     factory = resolve_factory(reference)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        module = factory(num_features, num_classes)
+        try:
+            module = factory(num_features, num_classes)
+        except FlareError:
+            raise
+        except Exception as exc:  # the user's code: one line, not its traceback
+            raise ConfigError(f"model {reference!r} failed to build: {exc}") from None
     if not isinstance(module, nn.Module):
         raise ConfigError(
             f"model {reference!r} returned {type(module).__name__}, not a torch nn.Module"

@@ -111,6 +111,11 @@ def test_factories_that_cannot_be_used_are_refused(tmp_path):
         resolve_factory(f"{returns_list}:missing")
     with pytest.raises(ConfigError, match=r"cannot import flare\.no_such_module"):
         resolve_factory("flare.no_such_module:build")
+    failing = user_file(tmp_path, "def build(f, c):\n    return 1 / 0\n", "failing.py")
+    with pytest.raises(ConfigError, match="failed to build: division by zero"):
+        build_model(f"{failing}:build", 4, 2, seed=0)
+    with pytest.raises(ConfigError, match="the cnn model needs square images"):
+        build_model("cnn", 10, 2, seed=0)
 
 
 def test_the_definition_hash_follows_the_computation_not_the_source(tmp_path):
