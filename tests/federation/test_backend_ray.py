@@ -60,6 +60,23 @@ def test_the_ray_backend_is_refused_where_ray_is_missing(monkeypatch: pytest.Mon
         SimulationConfig(backend="ray")
 
 
+def test_simulate_help_does_not_import_ray() -> None:
+    code = (
+        "import runpy, sys\n"
+        "sys.argv = ['flare', 'simulate', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('flare', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'ray' not in sys.modules, 'ray imported'\n"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert finished.returncode == 0, finished.stderr
+    assert "--ray-address" in finished.stdout
+
+
 def test_the_local_backend_never_imports_ray() -> None:
     code = (
         "import sys\n"
