@@ -179,7 +179,7 @@ def ray_clients(federation: Federation, model_builder: ModelBuilder | None) -> I
         _connect(config.ray_address)
     shards: list[Any] = []
     try:
-        cpus = int(ray.cluster_resources().get("CPU", 1))
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         nodes = sum(1 for node in ray.nodes() if node["Alive"])
         workers = min(config.workers or cpus, config.clients)
         # More workers than CPUs share them, rather than wait for CPUs that never free up:
