@@ -28,6 +28,7 @@ from flare.federation.backdoor import attack_success
 from flare.federation.backends import ClientBackend, open_clients
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.actor import ParticipantActor
+from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, UpdateFetches
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
 from flare.federation.protocol.attempt_report import AttemptOutcome, read_attempt
 from flare.federation.protocol.follow import StepOutcome
@@ -50,6 +51,45 @@ from flare.federation.setup import Federation, build_federation
 from flare.federation.timing import Stopwatch
 from flare.storage import DirectoryStore, MemoryStore, StorageProvider
 from flare.tensors import raw_nbytes
+
+RecomputationKey = tuple[int, int, int, bool, frozenset[str] | None, frozenset | None]
+"""Task, round, attempt, whether the member is honest, the update blobs it holds and why
+it lacks the others (both None when the recomputation fetches every blob itself)."""
+
+
+class SimulatedParticipant(ProtocolParticipant):
+    """A participant whose committee recomputation is shared with its simulated peers.
+
+    Deployed, every member recomputes the attempt's aggregate on its own machine, side by
+    side; played in one process they would take turns, and the protocol path would cost
+    the committee's size times what it costs deployed. The recomputation is bitwise
+    reproducible (the agreement tests run it across thread counts and processes), so
+    members that hold the same update blobs and follow the same rule compute the same
+    aggregate: the first one computes it, the others read it.
+    """
+
+    def __init__(self, *args: Any, shared: dict[RecomputationKey, RoundAggregate], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.shared = shared
+
+    def aggregate(
+        self,
+        chain: ChainConnector,
+        store: StorageProvider,
+        context: TaskContext,
+        opened: RoundOpened,
+        fetches: UpdateFetches | None = None,
+    ) -> RoundAggregate:
+        held, lacking = None, None
+        if fetches is not None:
+            submissions = chain.submissions(context.task_id, opened.round, opened.attempt)
+            cids = [submission.update.to_cid() for submission in submissions]
+            held = frozenset(cid for cid in cids if fetches.obtained(cid))
+            lacking = frozenset(fetches.store_errors().items())
+        key = (context.task_id, opened.round, opened.attempt, self.honest_member, held, lacking)
+        if key not in self.shared:
+            self.shared[key] = super().aggregate(chain, store, context, opened, fetches)
+        return self.shared[key]
 
 
 @runtime_checkable
@@ -115,13 +155,20 @@ class _TaskRun:
         self.blocks: MinesBlocks = chain
         self.clock = Stopwatch()
         self.participants: list[ProtocolParticipant] = []
+        recomputations: dict[RecomputationKey, RoundAggregate] = {}
         for index, client in enumerate(federation.clients):
             account, bls_key = participant_keys(config.seed, index)
             dishonest = (
                 protocol.dishonest_committee and client.client_id in federation.malicious_ids
             )
             self.participants.append(
-                ProtocolParticipant(client.client_id, account, bls_key, honest_member=not dishonest)
+                SimulatedParticipant(
+                    client.client_id,
+                    account,
+                    bls_key,
+                    honest_member=not dishonest,
+                    shared=recomputations,
+                )
             )
         self.names = {p.address: p.name for p in self.participants}
         addresses = {p.name: p.address for p in self.participants}
