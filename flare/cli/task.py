@@ -81,10 +81,21 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_threads_option(create)
     create.set_defaults(handler=run_create)
 
-    start = actions.add_parser("start", help="open round 1 (anyone may, once enough registered)")
+    start = actions.add_parser("start", help="open round 1 (the creator, once enough registered)")
     start.add_argument("--task", type=integer_at_least(1), required=True)
     add_network_options(start, keys=True)
     start.set_defaults(handler=run_start)
+
+    admit = actions.add_parser(
+        "admit", help="replace a permissioned task's admission list (the creator only)"
+    )
+    admit.add_argument("--task", type=integer_at_least(1), required=True)
+    admit.add_argument(
+        "--admit", type=Path, metavar="FILE", required=True, help="the addresses, one a line"
+    )
+    add_committee_bound_options(admit, adversary_share=True, apply_defaults=True)
+    add_network_options(admit, keys=True)
+    admit.set_defaults(handler=run_admit)
 
     status = actions.add_parser("status", help="round, phase, committee, proposals, history")
     status.add_argument("--task", type=integer_at_least(1), required=True)
@@ -177,6 +188,32 @@ def run_start(args: argparse.Namespace) -> int:
         f"task {args.task} started in block {opened}: round 1 takes submissions until "
         f"block {state.submission_deadline}, votes until {state.vote_deadline}"
     )
+    return 0
+
+
+def run_admit(args: argparse.Namespace) -> int:
+    admitted = read_admission_list(args.admit)
+    from dataclasses import asdict
+
+    from flare.chain.api.admission import admission_root
+    from flare.config import open_chain
+    from flare.federation.task_parameters import TaskParameters
+
+    config = network_config(args)
+    with open_chain(config, _sender(config)) as chain:
+        task = chain.task(args.task)
+        bound = _committee_bound(args, TaskParameters(**asdict(task.params)), admitted)
+        creator = chain
+        if config.keystore is None and config.local:
+            # As for start: the embedded chain checks no signatures, so act as the creator.
+            creator = chain.as_sender(SimpleNamespace(address=task.creator))
+        root = admission_root(admitted)
+        block = creator.set_admission_root(args.task, root).block_number
+    print(
+        f"task {args.task} admits {len(set(admitted))} addresses from block {block}: "
+        f"root 0x{root.hex()}"
+    )
+    print(bound)
     return 0
 
 

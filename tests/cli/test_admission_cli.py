@@ -55,3 +55,25 @@ def test_a_capturable_fleet_is_refused(tmp_path, capsys):
     error = capsys.readouterr().err.strip()
     assert "against 2 admitted keys (a 0.2 share) of 10 participants: capture" in error
     assert "exceeds --max-capture-probability 1e-06" in error
+
+
+def test_task_admit_replaces_the_list_and_refuses_an_open_task(tmp_path, capsys):
+    listing = tmp_path / "fleet.txt"
+    listing.write_text("\n".join(FLEET))
+    create = ["task", "create", "--model", "logreg", *network(tmp_path)]
+    assert main([*create, "--admit", str(listing)]) == 0
+    assert main(create) == 0  # task 2 is open
+    capsys.readouterr()
+    smaller = tmp_path / "smaller.txt"
+    smaller.write_text("\n".join(FLEET[:5]))
+    assert main(["task", "admit", "--task", "1", "--admit", str(smaller), *network(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"task 1 admits 5 addresses from block 3: root 0x{admission_root(FLEET[:5]).hex()}" in out
+    )
+    assert "against 1 admitted keys (a 0.2 share) of 5 participants: capture 0," in out
+    with InMemoryChain(tmp_path / "chain.db", read_only=True) as chain:
+        assert chain.admission_root(1) == admission_root(FLEET[:5])
+    assert main(["task", "admit", "--task", "2", "--admit", str(smaller), *network(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "OpenAdmission(2)" in error and len(error.splitlines()) == 1
