@@ -88,9 +88,10 @@ def test_artifact_abi_is_flare_chains(artifact: dict[str, Any]) -> None:
         "getRound(uint256)",
         "getParticipant(uint256,address)",
         "getProposal(uint256,uint32)",
+        "admissionRoot(uint256)",
     ):
         assert view in functions
-    assert len(functions) == len(CALL_TYPES) + 5
+    assert len(functions) == len(CALL_TYPES) + 6
     events = _signatures(abi, "event")
     assert events == {kind.signature() for kind in EVENT_TYPES}
     for entry in abi:
