@@ -105,12 +105,14 @@ def relative_error(approximation: np.ndarray, exact: np.ndarray) -> float:
 
 
 def median_seconds(action: Callable[[], object]) -> float:
+    """Median CPU seconds of ``action`` (one thread, so CPU time is its own work): on a
+    shared machine wall time also counts the waits for a core, which no codec controls."""
     action()  # warm caches and lazy imports
     samples = []
     for _ in range(REPEATS):
-        start = time.perf_counter()
+        start = time.process_time()
         action()
-        samples.append(time.perf_counter() - start)
+        samples.append(time.process_time() - start)
     return statistics.median(samples)
 
 
@@ -315,9 +317,9 @@ def markdown(rows: list[dict], models: list[dict], environment: dict, runs: list
         "",
         f"Produced by `{COMMAND}` ({environment['python']}, numpy {environment['numpy']}, "
         f"{environment['cpus']} CPUs, {environment['machine']}; one BLAS thread). Sizes and "
-        "errors are "
-        "deterministic (seeded); times are wall-clock medians of "
-        f"{REPEATS} runs and move with machine load.",
+        "errors are deterministic (seeded); times are medians of "
+        f"{REPEATS} runs in CPU time (`time.process_time`), which a shared machine's load "
+        "disturbs less than wall time; they still move with it (shared caches).",
         "",
         f"Input: seeded synthetic deltas with a decaying spectrum: a rank-{SIGNAL_RANK} signal "
         "with singular values 1, 2^-1/2, 2^-1, ... plus Gaussian noise whose Frobenius norm "
