@@ -23,6 +23,15 @@ none needs per-task calibration (constants and their reasons are in
   usually small next to the global model, so a reversed honest update still
   predicts almost as well as the global model; its direction gives it away.
 
+Judged one at a time, a colluding bloc can send copies of an update that each pass
+while their average does the damage, so the **aggregate** is judged too: the model
+``global + average of the trusted updates`` must label the validation set with an
+aligned MI at least that of ``global + coordinate-wise median of the trusted updates``
+(a robust estimate of the round's step, which a minority cannot move far) minus
+``aggregate_margin_bits``; while it does not, the trusted updates with the lowest
+aligned MI (all copies of one score at once) are left out and the rest averaged again,
+as long as more than half of the trusted updates remain.
+
 Trusted updates are averaged by sample count, each claim capped at the round's
 median claim by default (:mod:`flare.aggregation.counts`), optionally after
 clipping each to the median norm. Every decision depends only on predicted labels (exact counts)
@@ -147,6 +156,9 @@ class MIFilter(Aggregator):
             training, hence off by default).
         count_weighting: how claimed sample counts weigh trusted updates: "capped"
             at the round's median claim, "equal", or "claimed" as sent.
+        aggregate_margin_bits: how far below the aligned MI of the median update's
+            model the aggregate's own may fall before the lowest-scoring trusted updates
+            are left out; ``None`` turns the aggregate rule off.
     """
 
     name = "mi"
@@ -163,6 +175,7 @@ class MIFilter(Aggregator):
         cosine_margin_fraction: float = 0.5,
         clip_to_median_norm: bool = False,
         count_weighting: str = DEFAULT_COUNT_WEIGHTING,
+        aggregate_margin_bits: float | None = 0.05,
     ) -> None:
         self.z = _non_negative("z", z)
         self.mi_margin_bits = _non_negative("mi_margin_bits", mi_margin_bits)
@@ -180,6 +193,11 @@ class MIFilter(Aggregator):
         )
         self.clip_to_median_norm = bool(clip_to_median_norm)
         self.count_weighting = check_count_weighting(count_weighting)
+        self.aggregate_margin_bits = (
+            None
+            if aggregate_margin_bits is None
+            else _non_negative("aggregate_margin_bits", aggregate_margin_bits)
+        )
 
     def aggregate(
         self, updates: Sequence[ClientUpdate], context: AggregationContext
@@ -218,17 +236,48 @@ class MIFilter(Aggregator):
             f"(median {cutoffs.median_cosine:.4f}), norm "
             f"{self.norm_ratio_limit * cutoffs.median_norm:.6g} (median {cutoffs.median_norm:.6g})"
         ]
-        if trusted:
-            # the cap comes from every claim of the round, so the flagged count too
-            weights = sample_weights([u.num_samples for u in updates], self.count_weighting)
-            delta = weighted_average(
-                [updates[i].delta for i in trusted],
-                [weights[i] for i in trusted],
+        # the cap comes from every claim of the round, so the flagged count too
+        weights = sample_weights([u.num_samples for u in updates], self.count_weighting)
+
+        def average(indices: list[int]) -> Weights:
+            return weighted_average(
+                [updates[i].delta for i in indices],
+                [weights[i] for i in indices],
                 spec,
-                scales=[self._clip_scale(measured[i].norm, cutoffs.median_norm) for i in trusted],
+                scales=[self._clip_scale(measured[i].norm, cutoffs.median_norm) for i in indices],
             )
-        else:
-            delta = zeros_like_spec(spec)
+
+        delta = average(trusted) if trusted else zeros_like_spec(spec)
+        if trusted and self.aggregate_margin_bits is not None:
+            center = coordinate_median([updates[i].delta for i in trusted], spec)
+            reference = _aligned_mi(validation, tensors.add(context.global_weights, center))
+            floor = round_score(reference - self.aggregate_margin_bits)
+            keep_at_least = len(trusted) // 2 + 1
+            while True:
+                score = _aligned_mi(validation, tensors.add(context.global_weights, delta))
+                if score >= floor:
+                    notes.append(f"aggregate: aligned MI {score:.4f} bits (floor {floor:.4f})")
+                    break
+                lowest = min(measured[i].aligned_mi for i in trusted)
+                kept = [i for i in trusted if measured[i].aligned_mi != lowest]
+                if len(kept) < keep_at_least:
+                    notes.append(
+                        f"aggregate: aligned MI {score:.4f} bits is below the floor {floor:.4f}, "
+                        "but leaving out more would leave out half of the trusted updates"
+                    )
+                    break
+                for i in trusted:
+                    if measured[i].aligned_mi == lowest:
+                        reasons[updates[i].client_id] = (
+                            f"the trusted updates' average has aligned MI {score:.4f} bits, "
+                            f"below the floor {floor:.4f} (the median trusted update's "
+                            f"{reference:.4f} "
+                            f"− {self.aggregate_margin_bits:g}); left out with the lowest "
+                            f"aligned MI of those trusted, {lowest:.4f}"
+                        )
+                trusted = kept
+                delta = average(trusted)
+        if not trusted:
             notes.append("no update was trusted: the aggregate is a zero delta")
         return AggregationResult(
             delta=delta,
@@ -306,6 +355,11 @@ def _predict_labels(validation: _ValidationSet, weights: Weights) -> np.ndarray:
             f"expected integer labels of shape {validation.labels.shape}"
         )
     return predicted
+
+
+def _aligned_mi(validation: _ValidationSet, weights: Weights) -> float:
+    predicted = _predict_labels(validation, weights)
+    return round_score(label_agreement(predicted, validation.labels).aligned_mi)
 
 
 def _measure(

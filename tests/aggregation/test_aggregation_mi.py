@@ -188,3 +188,49 @@ def test_non_iid_subtle_attacks_do_no_more_harm_than_without_filter(
 
 def test_clean_non_iid_rounds_flag_few(digits: Digits) -> None:
     assert federate(digits, "mi", None, "dirichlet", rounds=10).false_alarm_rate <= 0.15
+
+
+VALIDATION_LABELS = np.arange(200, dtype=np.int64) % 4
+
+
+def quality(value: float) -> float:
+    """Share of the validation set a one-parameter model labels right: two good regions,
+    around 1 and around 2, and a bad valley between them."""
+    return max(0.0, 1.0 - 2 * abs(value - 1.0), 0.9 - 2 * abs(value - 2.0))
+
+
+def predict_by_quality(weights: Weights, features: np.ndarray) -> np.ndarray:
+    right = round(quality(float(weights["w"][0])) * VALIDATION_LABELS.size)
+    labels = VALIDATION_LABELS.copy()
+    labels[right:] = (labels[right:] + 1) % 4
+    return labels
+
+
+def bloc_round(aggregator_params: dict) -> tuple[list[str], list[str], dict[str, str]]:
+    honest = [0.96, 0.98, 1.0, 1.02, 1.04, 0.99, 1.01]
+    values = {f"h{i}": v for i, v in enumerate(honest)} | {f"bloc{i}": 2.0 for i in range(3)}
+    updates = [ClientUpdate(cid, {"w": np.array([v], np.float32)}, 10) for cid, v in values.items()]
+    context = AggregationContext(
+        global_weights={"w": np.zeros(1, np.float32)},
+        predict=predict_by_quality,
+        validation_features=np.zeros((VALIDATION_LABELS.size, 1), np.float32),
+        validation_labels=VALIDATION_LABELS,
+    )
+    result = make_aggregator("mi", **aggregator_params).aggregate(updates, context)
+    assert quality(float(result.delta["w"][0])) >= (0.9 if result.flagged else 0.0)
+    return result.accepted, result.flagged, result.reasons
+
+
+def test_copies_that_pass_alone_but_spoil_the_average_are_left_out_together() -> None:
+    # Each copy at 2 labels 90 % right, as good as an honest update alone; averaged in with
+    # the honest updates near 1 they put the model in the valley (40 %), far below the
+    # median update's model (97 %). The lowest-scoring group, the copies, is left out.
+    accepted, flagged, reasons = bloc_round({})
+    assert flagged == ["bloc0", "bloc1", "bloc2"]
+    assert accepted == [f"h{i}" for i in range(7)]
+    assert "average" in reasons["bloc0"] and "median trusted update" in reasons["bloc0"]
+
+
+def test_without_the_aggregate_rule_the_copies_pass_one_at_a_time() -> None:
+    accepted, flagged, _ = bloc_round({"aggregate_margin_bits": None})
+    assert flagged == [] and len(accepted) == 10

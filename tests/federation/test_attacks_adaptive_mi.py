@@ -1,0 +1,69 @@
+"""adaptive-mi: a bloc that rehearses the MI filter on the public validation split."""
+
+import numpy as np
+import pytest
+
+from flare.aggregation.base import AggregationContext, ClientUpdate
+from flare.federation.config import SimulationConfig
+from flare.federation.rounds import active_clients, forged_updates, own_updates
+from flare.federation.setup import build_federation
+from flare.federation.simulation import Simulation
+from flare.tensors import flatten, spec_of, unflatten
+
+
+@pytest.fixture(scope="module")
+def attacked_round():
+    config = SimulationConfig(
+        clients=6, malicious=2, attack="adaptive-mi", local_epochs=1, partition="iid"
+    )
+    federation = build_federation(config)
+    base = federation.initial_weights
+    participants, _ = active_clients(config, federation.clients, 1)
+    honest = own_updates(federation, participants, base, 1)
+    forged = forged_updates(federation, honest, base)
+    context = AggregationContext(
+        global_weights=base,
+        predict=federation.predict,
+        validation_features=federation.dataset.validation_features,
+        validation_labels=federation.dataset.validation_labels,
+    )
+
+    def judged(bloc_delta):
+        sent = [
+            ClientUpdate(cid, bloc_delta if cid in forged else u.delta, u.num_samples)
+            for cid, u in honest.items()
+        ]
+        return federation.aggregator.aggregate(sent, context)
+
+    return federation, honest, forged, judged
+
+
+def test_every_member_sends_one_update_the_filter_trusts(attacked_round):
+    federation, honest, forged, judged = attacked_round
+    assert set(forged) == federation.malicious_ids
+    first, second = (forged[cid].delta for cid in sorted(forged))
+    assert all(np.array_equal(first[name], second[name]) for name in first)
+    result = judged(first)
+    assert federation.malicious_ids <= set(result.accepted)
+    assert [forged[cid].num_samples for cid in forged] == [
+        honest[cid].num_samples for cid in forged
+    ]
+
+
+def test_it_goes_as_far_from_the_honest_mean_as_the_filter_lets_it(attacked_round):
+    federation, honest, forged, judged = attacked_round
+    spec = spec_of(next(iter(honest.values())).delta)
+    mean = np.mean([flatten(u.delta) for u in honest.values()], axis=0)
+    sent = flatten(next(iter(forged.values())).delta)
+    assert np.linalg.norm(sent - mean) > 0.1 * np.linalg.norm(mean)
+    further = judged(unflatten(mean + 2.0 * (sent - mean), spec))
+    assert not federation.malicious_ids <= set(further.accepted)
+
+
+def test_an_offline_run_under_adaptive_mi_is_deterministic():
+    config = SimulationConfig(
+        clients=5, malicious=2, rounds=2, attack="adaptive-mi", local_epochs=1
+    )
+    first, second = Simulation(config).run(), Simulation(config).run()
+    assert [r.accuracy for r in first.rounds] == [r.accuracy for r in second.rounds]
+    assert [r.accepted for r in first.rounds] == [r.accepted for r in second.rounds]
