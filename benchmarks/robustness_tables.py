@@ -1,0 +1,277 @@
+"""Tables, verdicts and heatmaps of ``bench_robustness.py``, drawn from the runs alone."""
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from common import environment_line
+
+MI_FILTER = "mi"
+NO_ATTACK = "none"
+BACKDOOR = "backdoor"
+CLEAN_TOLERANCE_POINTS = 3.0
+"""Under an untargeted attack ``mi`` should stay within this many points of its clean run."""
+BACKDOOR_LIMIT = 0.10
+"""A backdoor is held off while its success rate stays below this."""
+
+Block = tuple[str, int, str]
+"""(dataset, clients, partition): one table of the report."""
+
+
+def mean_std(values: list[float | None]) -> tuple[float, float] | None:
+    """Mean and sample standard deviation (0 for one value); ``None`` if nothing is there."""
+    present = [value for value in values if value is not None]
+    if not present:
+        return None
+    spread = statistics.stdev(present) if len(present) > 1 else 0.0
+    return statistics.fmean(present), spread
+
+
+def summarise(outcomes: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """Per (dataset, clients, partition, aggregator, attack): mean ± sd over the seeds."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for run in outcomes:
+        key = (run["dataset"], run["clients"], run["partition"], run["aggregator"], run["attack"])
+        groups[key].append(run)
+    summary = {}
+    for key, runs in groups.items():
+        done = [run for run in runs if "error" not in run]
+        summary[key] = {
+            "runs": len(runs),
+            "crashed": len(runs) - len(done),
+            **{
+                measure: mean_std([run[measure] for run in done])
+                for measure in ("accuracy", "attack_success", "malicious_flagged", "honest_flagged")
+            },
+        }
+    return summary
+
+
+def percent(statistic: tuple[float, float] | None) -> str:
+    return "—" if statistic is None else f"{100 * statistic[0]:.1f} ± {100 * statistic[1]:.1f}"
+
+
+def axes(summary: dict) -> tuple[list[Block], list[str], list[str]]:
+    """The blocks, aggregators and attacks present, in the grid's order."""
+    blocks = sorted({key[:3] for key in summary}, key=lambda b: (b[0] != "digits", b[1], b[2]))
+    aggregators = list(dict.fromkeys(key[3] for key in summary))
+    aggregators.sort(key=lambda name: name != MI_FILTER)
+    attacks = list(dict.fromkeys(key[4] for key in summary))
+    attacks.sort(key=lambda name: name != NO_ATTACK)
+    return blocks, aggregators, attacks
+
+
+def block_title(block: Block) -> str:
+    dataset, clients, partition = block
+    label = "IID" if partition == "iid" else "Dirichlet α=0.5"
+    return f"{dataset}, {clients} clients, {label}"
+
+
+def block_table(
+    summary: dict, block: Block, aggregators: list[str], attacks: list[str]
+) -> list[str]:
+    """Rules down, attacks across, final accuracy; the best mean of each column in bold.
+    A backdoor column shows accuracy and then the backdoor's success rate."""
+    lines = ["| rule | " + " | ".join(attacks) + " |", "|---|" + "---:|" * len(attacks)]
+    best = {
+        attack: max(
+            (
+                round(100 * c["accuracy"][0], 1)
+                for name in aggregators
+                if (c := summary.get((*block, name, attack))) and c["accuracy"]
+            ),
+            default=None,
+        )
+        for attack in attacks
+    }
+    for name in aggregators:
+        cells = []
+        for attack in attacks:
+            cell = summary.get((*block, name, attack))
+            statistic = cell["accuracy"] if cell else None
+            text = percent(statistic)
+            if statistic and round(100 * statistic[0], 1) == best[attack]:
+                text = f"**{text}**"
+            if attack == BACKDOOR and cell and cell["attack_success"]:
+                text += f" / ASR {percent(cell['attack_success'])}"
+            if cell and cell["crashed"]:
+                text += f" ({cell['crashed']} of {cell['runs']} crashed)"
+            cells.append(text)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def verdicts(
+    summary: dict, blocks: list[Block], aggregators: list[str], attacks: list[str]
+) -> list[dict]:
+    """For each block and attack: ``mi`` against its own clean run and the best other rule."""
+    rows = []
+    others = [name for name in aggregators if name != MI_FILTER]
+    for block in blocks:
+        clean = summary.get((*block, MI_FILTER, NO_ATTACK))
+        for attack in attacks:
+            mi = summary.get((*block, MI_FILTER, attack))
+            if attack == NO_ATTACK or not mi or not mi["accuracy"]:
+                continue
+            cells = {
+                n: c for n in others if (c := summary.get((*block, n, attack))) and c["accuracy"]
+            }
+            row: dict[str, Any] = {"block": block, "attack": attack, "mi": mi["accuracy"][0]}
+            if attack == BACKDOOR:
+                successes = {
+                    n: c["attack_success"][0] for n, c in cells.items() if c["attack_success"]
+                }
+                best = min(successes, key=successes.__getitem__, default=None)
+                mi_success = mi["attack_success"][0] if mi["attack_success"] else None
+                row.update(
+                    best=best,
+                    best_value=successes.get(best) if best else None,
+                    mi_success=mi_success,
+                    holds=mi_success is not None
+                    and (
+                        mi_success < BACKDOOR_LIMIT
+                        or (best is not None and successes[best] >= BACKDOOR_LIMIT)
+                    ),
+                )
+            else:
+                best = max(cells, key=lambda n: cells[n]["accuracy"][0], default=None)
+                best_value = cells[best]["accuracy"][0] if best else None
+                drop = (
+                    100 * (clean["accuracy"][0] - mi["accuracy"][0])
+                    if clean and clean["accuracy"]
+                    else None
+                )
+                row.update(
+                    best=best,
+                    best_value=best_value,
+                    drop_points=drop,
+                    holds=(drop is None or drop <= CLEAN_TOLERANCE_POINTS)
+                    and (best_value is None or mi["accuracy"][0] >= best_value - 0.005),
+                )
+            rows.append(row)
+    return rows
+
+
+def verdict_table(rows: list[dict]) -> list[str]:
+    lines = [
+        "| setting | attack | mi | drop from its clean run (points) | best other rule "
+        "| its value | holds |",
+        "|---|---|---:|---:|---|---:|---|",
+    ]
+    for row in rows:
+        if row["attack"] == BACKDOOR:
+            mi_text = "ASR " + (
+                "—" if row["mi_success"] is None else f"{100 * row['mi_success']:.1f}"
+            )
+            value = "—" if row["best_value"] is None else f"ASR {100 * row['best_value']:.1f}"
+            drop = ""
+        else:
+            mi_text = f"{100 * row['mi']:.1f}"
+            value = "—" if row["best_value"] is None else f"{100 * row['best_value']:.1f}"
+            drop = "—" if row["drop_points"] is None else f"{row['drop_points']:+.1f}"
+        lines.append(
+            f"| {block_title(row['block'])} | {row['attack']} | {mi_text} | {drop} "
+            f"| {row['best'] or '—'} | {value} | {'yes' if row['holds'] else '**no**'} |"
+        )
+    return lines
+
+
+def markdown(results: dict[str, Any], summary: dict) -> str:
+    settings = results["settings"]
+    blocks, aggregators, attacks = axes(summary)
+    rows = verdicts(summary, blocks, aggregators, attacks)
+    failures = [run for run in results["runs"] if "error" in run]
+    lines = [
+        "# Robustness benchmark: every rule under every attack",
+        "",
+        f"Produced by `{results['command']}`. {environment_line(results['environment'])} "
+        f"{len(results['runs'])} runs took {results['wall_seconds'] / 60:.1f} min of wall time "
+        f"on {settings['workers']} single-threaded worker processes.",
+        "",
+        f"Setup: the default MLP, {settings['rounds']} rounds, {settings['malicious_share']:.0%} "
+        "of the clients malicious under each attack (none in the `none` column), library "
+        f"defaults otherwise; seeds {', '.join(map(str, settings['seeds']))}. `tabular` is a "
+        "fixed synthetic 4-class problem (3000 rows, 20 features) read from an `.npz`. "
+        f"`counts x100`: sign-flip ×1 updates claiming 100× their sample count. See "
+        "[attacks.md](../attacks.md) for every attack.",
+        "",
+        "Cells: final test accuracy in %, mean ± sample standard deviation over the seeds; "
+        "bold: the best mean of the column. The backdoor column adds its attack success rate "
+        "(ASR: triggered test samples of other classes classified as the target).",
+        "",
+    ]
+    for block in blocks:
+        lines += [
+            f"## {block_title(block)}",
+            "",
+            *block_table(summary, block, aggregators, attacks),
+            "",
+        ]
+    failing = [row for row in rows if not row["holds"]]
+    lines += [
+        "## Where `mi` holds",
+        "",
+        f"Untargeted attacks: `mi` holds when it stays within {CLEAN_TOLERANCE_POINTS:g} points of "
+        "its own clean run and is at least as accurate as the best other rule (within half a "
+        f"point). Backdoor: when its ASR stays below {BACKDOOR_LIMIT:.0%}, or no other rule's "
+        "does either.",
+        "",
+        *verdict_table(rows),
+        "",
+        f"`mi` holds in {len(rows) - len(failing)} of {len(rows)} cells"
+        + (
+            "; it does not in: "
+            + "; ".join(f"{block_title(r['block'])} / {r['attack']}" for r in failing)
+            + "."
+            if failing
+            else "."
+        ),
+        "",
+    ]
+    if failures:
+        lines += [f"## Failed runs ({len(failures)})", ""]
+        for run in failures:
+            last = run["error"].strip().splitlines()[-1]
+            block = (run["dataset"], run["clients"], run["partition"])
+            lines.append(
+                f"- {run['aggregator']} / {run['attack']} / {block_title(block)} / "
+                f"seed {run['seed']}: `{last}`"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def heatmaps(results: dict[str, Any], summary: dict, path: Path) -> None:
+    """One heatmap of mean final accuracy per block; backdoor cells also give the ASR."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    blocks, aggregators, attacks = axes(summary)
+    fig, panels = plt.subplots(
+        len(blocks),
+        1,
+        figsize=(1.0 + 0.9 * len(attacks), 0.6 + 0.42 * len(aggregators) * len(blocks)),
+        squeeze=False,
+    )
+    for ax, block in zip(panels[:, 0], blocks, strict=True):
+        grid = np.full((len(aggregators), len(attacks)), np.nan)
+        for i, name in enumerate(aggregators):
+            for j, attack in enumerate(attacks):
+                cell = summary.get((*block, name, attack))
+                if cell and cell["accuracy"]:
+                    grid[i, j] = cell["accuracy"][0]
+                    text = f"{100 * cell['accuracy'][0]:.0f}"
+                    if attack == BACKDOOR and cell["attack_success"]:
+                        text += f"\nASR {100 * cell['attack_success'][0]:.0f}"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7)
+        ax.imshow(grid, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
+        ax.set_xticks(range(len(attacks)), attacks, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(len(aggregators)), aggregators, fontsize=8)
+        ax.set_title(f"{block_title(block)}: final test accuracy %", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
