@@ -21,9 +21,7 @@ contract FlareCoordinatorFuzzTest is CoordinatorTestBase {
         }
     }
 
-    function testFuzz_createTask_parameters(TaskParams memory params, uint64 modelCodec, uint64 manifestCodec)
-        public
-    {
+    function testFuzz_createTask_parameters(TaskParams memory params, uint64 modelCodec, uint64 manifestCodec) public {
         bool modelOk = modelCodec == RAW || modelCodec == DAG_PB;
         bool manifestOk = manifestCodec == RAW || manifestCodec == DAG_PB;
         uint8 invalid = _firstInvalid(params);
