@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from flare.cli import help_values
+from flare.cli.display import RoundTable
 from flare.errors import ConfigError
 from flare.federation.config import BACKENDS, SimulationConfig
 from flare.federation.protocol.driver import ProtocolSimulation
@@ -86,6 +87,16 @@ def test_the_local_backend_never_imports_ray() -> None:
         "assert 'ray' not in sys.modules, 'ray imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_round_table_names_the_cluster() -> None:
+    table = RoundTable()
+    with table.console.capture() as captured:
+        table.cluster_ready("Ray: 2 nodes, 2 CPUs, 2 workers")
+    assert "clients train on Ray: 2 nodes, 2 CPUs, 2 workers" in captured.get()
+    table.round_started(1, participants=4)
+    (task,) = table.progress.tasks
+    assert task.fields["where"] == " on Ray: 2 nodes, 2 CPUs, 2 workers"
 
 
 def decided(report: SimulationReport) -> list[dict[str, Any]]:
