@@ -16,6 +16,7 @@ run) and docs/bench/robustness.png (heatmaps). Accuracies are deterministic per 
 """
 
 import argparse
+import json
 import shlex
 import sys
 import tempfile
@@ -170,12 +171,31 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR, help="where the outputs go")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: redraw the tables and heatmap of a previous run's JSON",
+    )
     return parser.parse_args()
+
+
+def publish(results: dict[str, Any], output_dir: Path) -> None:
+    """Write the markdown, the JSON with its summary, and the heatmap."""
+    summary = summarise(results["runs"])
+    text = markdown(results, summary)
+    results["summary"] = [{"cell": list(key), **value} for key, value in summary.items()]
+    write_results(NAME, text, results, output_dir)
+    heatmaps(results, summary, output_dir / f"{NAME}.png")
+    sys.stdout.write(text)
 
 
 def main() -> None:
     argv = sys.argv[1:]
     arguments = parse_arguments()
+    if arguments.render is not None:
+        publish(json.loads(arguments.render.read_text()), arguments.output_dir)
+        return
     env = environment()
     with tempfile.TemporaryDirectory() as scratch:
         sources = {"digits": "digits", TABULAR: str(write_tabular_npz(Path(scratch)))}
@@ -200,12 +220,7 @@ def main() -> None:
         "wall_seconds": round(time.perf_counter() - started, 1),
         "runs": outcomes,
     }
-    summary = summarise(outcomes)
-    text = markdown(results, summary)
-    results["summary"] = [{"cell": list(key), **value} for key, value in summary.items()]
-    write_results(NAME, text, results, arguments.output_dir)
-    heatmaps(results, summary, arguments.output_dir / f"{NAME}.png")
-    sys.stdout.write(text)
+    publish(results, arguments.output_dir)
 
 
 if __name__ == "__main__":

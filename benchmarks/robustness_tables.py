@@ -102,6 +102,27 @@ def block_table(
     return lines
 
 
+def detection_table(summary: dict, blocks: list[Block], attacks: list[str]) -> list[str]:
+    """What ``mi`` flagged, in %: malicious submissions (want 100), honest ones (want 0)."""
+    lines = [
+        "| setting | " + " | ".join(attacks) + " |",
+        "|---|" + "---:|" * len(attacks),
+    ]
+    for block in blocks:
+        cells = []
+        for attack in attacks:
+            cell = summary.get((*block, MI_FILTER, attack))
+            if not cell:
+                cells.append("—")
+                continue
+            malicious = cell["malicious_flagged"]
+            honest = cell["honest_flagged"]
+            caught = "—" if malicious is None else f"{100 * malicious[0]:.0f}"
+            cells.append(f"{caught} / {'—' if honest is None else f'{100 * honest[0]:.0f}'}")
+        lines.append(f"| {block_title(block)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def verdicts(
     summary: dict, blocks: list[Block], aggregators: list[str], attacks: list[str]
 ) -> list[dict]:
@@ -208,6 +229,14 @@ def markdown(results: dict[str, Any], summary: dict) -> str:
             *block_table(summary, block, aggregators, attacks),
             "",
         ]
+    lines += [
+        "## What `mi` flagged",
+        "",
+        "Mean share of submissions flagged over all rounds, in %: malicious / honest.",
+        "",
+        *detection_table(summary, blocks, attacks),
+        "",
+    ]
     failing = [row for row in rows if not row["holds"]]
     lines += [
         "## Where `mi` holds",
@@ -254,7 +283,10 @@ def heatmaps(results: dict[str, Any], summary: dict, path: Path) -> None:
     fig, panels = plt.subplots(
         len(blocks),
         1,
-        figsize=(1.0 + 0.9 * len(attacks), 0.6 + 0.42 * len(aggregators) * len(blocks)),
+        figsize=(
+            max(6.0, 1.6 + 0.9 * len(attacks)),
+            1.0 + (0.6 + 0.42 * len(aggregators)) * len(blocks),
+        ),
         squeeze=False,
     )
     for ax, block in zip(panels[:, 0], blocks, strict=True):
@@ -271,7 +303,8 @@ def heatmaps(results: dict[str, Any], summary: dict, path: Path) -> None:
         ax.imshow(grid, vmin=0, vmax=1, cmap="RdYlGn", aspect="auto")
         ax.set_xticks(range(len(attacks)), attacks, rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(aggregators)), aggregators, fontsize=8)
-        ax.set_title(f"{block_title(block)}: final test accuracy %", fontsize=9)
+        ax.set_title(block_title(block), fontsize=9)
+    fig.suptitle("Final test accuracy, % (backdoor: and its success rate)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
