@@ -32,9 +32,9 @@ def ipfs_binary() -> Path:
 def cli(capsys: pytest.CaptureFixture[str], *arguments: str) -> str:
     """One ``flare`` command in this process (saves a torch import); what it printed."""
     code = main(list(arguments))
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return out
+    printed = capsys.readouterr()
+    assert code == 0, printed.out + printed.err
+    return printed.out
 
 
 def deploy_and_configure(

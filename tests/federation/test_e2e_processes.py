@@ -10,17 +10,13 @@ attempt, and ``flare verify --ipfs`` agrees. Skipped only without the anvil or i
 """
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
-from conformance.anvil_harness import FUNDING, anvil_binary, free_port
+from conformance.anvil_harness import anvil_binary, free_port
+from process_harness import Fleet, cli, deploy_and_configure, funded_keys, ipfs_binary
 
 from flare.chain import SeatClaimed, TaskStatus, UpdateSubmitted, Voted
 from flare.chain.api.derive import decode_accepted
@@ -28,7 +24,7 @@ from flare.chain.rpc.chain import RpcChain
 from flare.cli import main
 from flare.federation.protocol.aggregate import compute_aggregate, load_task_context
 from flare.federation.protocol.verify import verify_task
-from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode, NodeError, find_ipfs
+from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode
 from flare.storage import KuboStore
 
 pytestmark = [pytest.mark.anvil, pytest.mark.kubo, pytest.mark.slow]
@@ -46,92 +42,15 @@ TASK_OPTIONS = [
     "--min-committee", "2",
     "--submission-window", "20",
     "--vote-window", "20",
+    "--force",
 ]  # fmt: skip
 """Windows of 20 one-second blocks: a participant restarted mid-round (torch import and two
-keystore decryptions on a busy two-core machine) still makes the next attempt."""
+keystore decryptions on a busy two-core machine) still makes the next attempt. ``--force``:
+a committee of four cannot meet the default capture bound; the attackers here are known."""
 
 
-class Fleet:
-    """The participant processes, by index, with the command that restarts each."""
-
-    def __init__(self, root: Path, config: Path) -> None:
-        self.root = root
-        self.config = config
-        self.processes: dict[int, subprocess.Popen[bytes]] = {}
-
-    def command(self, index: int) -> list[str]:
-        command = [
-            sys.executable, "-m", "flare", "participant", "run",
-            "--config", str(self.config),
-            "--keystore", str(self.root / "keys" / f"client-{index}"),
-            "--task", str(TASK_ID),
-            "--data", str(self.root / "data" / f"client-{index}.npz"),
-            "--name", f"client-{index}",
-        ]  # fmt: skip
-        return command + (["--attack", "sign-flip"] if index in ATTACKERS else [])
-
-    def launch(self, index: int) -> None:
-        log = (self.root / f"client-{index}.log").open("ab")
-        self.processes[index] = subprocess.Popen(
-            self.command(index),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )
-        log.close()
-
-    def log(self, index: int) -> str:
-        return (self.root / f"client-{index}.log").read_text(errors="replace")
-
-    def finish(self, grace: float) -> dict[int, int | None]:
-        """Each one's exit code once the task is over (None: had to be killed).
-
-        A participant exits 0 by itself once it sees the task completed; whoever has not
-        within ``grace`` seconds gets SIGTERM, which must also end it with 0.
-        """
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(
-            process.poll() is None for process in self.processes.values()
-        ):
-            time.sleep(0.2)
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        codes: dict[int, int | None] = {}
-        for index, process in self.processes.items():
-            try:
-                codes[index] = process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-                codes[index] = None
-        return codes
-
-
-def ipfs_binary() -> Path:
-    try:
-        return find_ipfs()
-    except NodeError as exc:
-        pytest.skip(f"the process test needs an ipfs binary: {exc}")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *arguments: str) -> str:
-    """One ``flare`` command in this process (saves a torch import); what it printed."""
-    code = main(list(arguments))
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return out
-
-
-def wait_until(condition, seconds: float, what: str, fleet: Fleet) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(1)
-    logs = "\n".join(fleet.log(i)[-1500:] for i in range(CLIENTS))
-    raise AssertionError(f"timed out waiting for {what}; participant logs:\n{logs}")
+def attacker_options(index: int) -> list[str]:
+    return ["--attack", "sign-flip"] if index in ATTACKERS else []
 
 
 def test_six_participant_processes_filter_attackers_and_survive_kills(
@@ -141,16 +60,13 @@ def test_six_participant_processes_filter_attackers_and_survive_kills(
     ipfs = ipfs_binary()
     anvil = AnvilNode(AnvilConfig(tmp_path / "anvil", port=free_port(), block_time=1))
     kubo = KuboNode(KuboConfig(tmp_path / "kubo", api_port=free_port()), ipfs)
-    fleet = Fleet(tmp_path, tmp_path / "flare.json")
+    fleet = Fleet(tmp_path, tmp_path / "flare.json", TASK_ID, attacker_options)
     anvil.start()
     try:
         kubo.start()
         run_and_audit(tmp_path, anvil, kubo, fleet, capsys)
     finally:
-        for process in fleet.processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        fleet.kill_all()
         kubo.stop(grace=5)
         anvil.stop(grace=5)
 
@@ -162,38 +78,12 @@ def run_and_audit(
     fleet: Fleet,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    deploy_and_configure(root, anvil, kubo, capsys)
     deployment = root / "deployment.json"
-    cli(capsys, "deploy", "--dev-account", "--rpc", anvil.rpc_url, "--out", str(deployment))
-    (root / "password.txt").write_text("process test passphrase\n")
-    fleet.config.write_text(
-        json.dumps(
-            {
-                "chain_id": 31337,
-                "rpc_url": anvil.rpc_url,
-                "deployment": str(deployment),
-                "ipfs_api_url": kubo.api_url,
-                "poll_interval": 0.5,
-                "password_file": str(root / "password.txt"),
-            }
-        )
-    )
     network = ["--config", str(fleet.config)]
     cli(capsys, "task", "split-data", "--clients", str(CLIENTS), "--out", str(root / "data"))
-    addresses = {}
-    for who in ["creator", *(f"client-{i}" for i in range(CLIENTS))]:
-        out = cli(capsys, "participant", "keys", "new", "--keystore", str(root / "keys" / who),
-                  "--password-file", str(root / "password.txt"))  # fmt: skip
-        addresses[who] = out.split()[0]
-        httpx.post(
-            anvil.rpc_url,
-            json={
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "anvil_setBalance",
-                "params": [addresses[who], hex(FUNDING)],
-            },
-            timeout=10,
-        ).raise_for_status()
+    names = ["creator", *(f"client-{i}" for i in range(CLIENTS))]
+    addresses = funded_keys(root, anvil, names, capsys)
     creator = ["--keystore", str(root / "keys" / "creator")]
     cli(capsys, "task", "create", *network, *creator, *TASK_OPTIONS)
 
@@ -203,7 +93,7 @@ def run_and_audit(
     started = time.monotonic()
     for index in range(CLIENTS):
         fleet.launch(index)
-    wait_until(lambda: chain.task(TASK_ID).registered_count == CLIENTS, 120, "registrations", fleet)
+    fleet.wait_until(lambda: chain.task(TASK_ID).registered_count == CLIENTS, 120, "registrations")
     cli(capsys, "task", "start", *network, *creator, "--task", str(TASK_ID))
 
     # Round 2: once an honest participant holds a seat, SIGKILL it and another honest one
@@ -221,7 +111,7 @@ def run_and_audit(
         ]
         return bool(seated)
 
-    wait_until(honest_seat_in_round_2, DEADLINE_SECONDS, "an honest seat in round 2", fleet)
+    fleet.wait_until(honest_seat_in_round_2, DEADLINE_SECONDS, "an honest seat in round 2")
     member = seated[0]
     others = [i for i in honest.values() if i != member]
     plain = next((i for i in others if i not in seated), others[0])
@@ -230,11 +120,10 @@ def run_and_audit(
         fleet.processes[index].wait()
         fleet.launch(index)
 
-    wait_until(
+    fleet.wait_until(
         lambda: chain.task(TASK_ID).status == TaskStatus.COMPLETED,
         DEADLINE_SECONDS - (time.monotonic() - started),
         "the task to complete",
-        fleet,
     )
     codes = fleet.finish(grace=30)
     assert codes == dict.fromkeys(range(CLIENTS), 0), codes
