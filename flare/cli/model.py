@@ -42,8 +42,12 @@ def run_export(args: argparse.Namespace) -> int:
     check_output_directory(args.out, "--out")
     config = network_config(args)
     from flare.config import open_chain, open_store
-    from flare.federation.agents.tasks import build_task_model
-    from flare.federation.protocol.artifacts import decode_manifest, decode_model, model_blob_limit
+    from flare.federation.protocol.artifacts import (
+        build_task_model,
+        decode_manifest,
+        decode_model,
+        model_blob_limit,
+    )
     from flare.models.export import ExportedModel, write_export
     from flare.models.factory import parameter_shapes
 

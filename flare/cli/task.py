@@ -342,9 +342,8 @@ def _privacy_line(chain: "ChainConnector", store: "StorageProvider", task_id: in
 
 def _score_line(chain: "ChainConnector", store: "StorageProvider", task_id: int, test: Path) -> str:
     from flare.federation.agents import read_client_data
-    from flare.federation.agents.tasks import build_task_model
     from flare.federation.protocol.aggregate import load_task_context
-    from flare.federation.protocol.artifacts import decode_model
+    from flare.federation.protocol.artifacts import build_task_model, decode_model
     from flare.models import TorchModelAdapter
 
     context = load_task_context(chain, store, task_id)

@@ -26,11 +26,11 @@ from flare.errors import FlareError
 from flare.federation.agents.encoder_state import EncoderStateStore
 from flare.federation.agents.local_data import read_client_data
 from flare.federation.agents.private_update import PrivateUpdateStore
-from flare.federation.agents.tasks import build_task_model
 from flare.federation.attacks import make_attack
 from flare.federation.clients import Client, LocalUpdate, produce_update
 from flare.federation.protocol.actor import Device, ParticipantActor
 from flare.federation.protocol.aggregate import TaskContext
+from flare.federation.protocol.artifacts import build_task_model
 from flare.federation.protocol.follow import StepOutcome
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.federation.rounds import EncodedUpdate

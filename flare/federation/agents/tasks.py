@@ -24,9 +24,8 @@ from flare.federation.protocol.artifacts import (
     encode_model,
 )
 from flare.federation.task_parameters import DEFAULT_TASK_PARAMETERS, TaskParameters
-from flare.models import ModelMismatchError, TorchModelAdapter, build_model
+from flare.models import TorchModelAdapter, build_model
 from flare.models.factory import (
-    check_binding,
     check_exact,
     definition_hash,
     is_builtin,
@@ -109,17 +108,3 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
 def architecture_of(module: nn.Module) -> ModelArchitecture:
     """The binding a manifest carries for ``module``."""
     return ModelArchitecture(definition_hash(module), parameter_shapes(module))
-
-
-def build_task_model(manifest: TaskManifest) -> nn.Module:
-    """The task's model as this machine builds it from the manifest's reference, refused in
-    one line (:class:`ModelMismatchError`) unless it is the model the manifest binds."""
-    module = build_model(manifest.model, manifest.num_features, manifest.num_classes, seed=0)
-    if manifest.architecture is not None:
-        bound = manifest.architecture
-        check_binding(manifest.model, module, bound.definition, bound.parameters)
-    elif not is_builtin(manifest.model):
-        raise ModelMismatchError(
-            f"the task names its own model {manifest.model!r} but binds no architecture"
-        )
-    return module

@@ -37,11 +37,12 @@ from flare.compression.base import DecodedUpdate, MalformedUpdateError
 from flare.errors import FlareError
 from flare.federation.protocol.artifacts import (
     TaskBundle,
+    build_task_model,
     decode_manifest,
     decode_model,
     encode_model,
 )
-from flare.models import ExactPredictor, TorchModelAdapter, build_model
+from flare.models import ExactPredictor, TorchModelAdapter
 from flare.storage import StorageProvider, compute_cid
 from flare.storage.errors import (
     BlobTooLargeError,
@@ -81,7 +82,7 @@ def load_task_context(chain: ChainConnector, store: StorageProvider, task_id: in
     task = chain.task(task_id)
     bundle = decode_manifest(store.get(task.manifest.to_cid()))
     manifest = bundle.manifest
-    module = build_model(manifest.model, manifest.num_features, manifest.num_classes, seed=0)
+    module = build_task_model(manifest)
     return TaskContext(
         task_id=task_id,
         label=binding_label(chain, task_id),

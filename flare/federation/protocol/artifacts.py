@@ -14,7 +14,7 @@ hash of its definition (docs/models.md), so a participant with another model ref
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from flare.compression.wire import (
 from flare.errors import ConfigError
 from flare.privacy.requirement import PrivacyRequirement
 from flare.tensors import ModelSpec, Weights, raw_nbytes
+
+if TYPE_CHECKING:
+    from torch import nn
 
 MODEL_FORMAT = "flare-model/1"
 MANIFEST_FORMAT = "flare-task/1"
@@ -363,3 +366,20 @@ def _as_bytes(blob: Any) -> bytes:
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise MalformedArtifactError(f"blob must be bytes, got {type(blob).__name__}")
     return bytes(blob)
+
+
+def build_task_model(manifest: TaskManifest) -> "nn.Module":
+    """The task's model as this machine builds it from the manifest's reference, refused in
+    one line (:class:`ModelMismatchError`) unless it is the model the manifest binds."""
+    from flare.models import ModelMismatchError, build_model  # torch: only when building
+    from flare.models.factory import check_binding, is_builtin
+
+    module = build_model(manifest.model, manifest.num_features, manifest.num_classes, seed=0)
+    if manifest.architecture is not None:
+        bound = manifest.architecture
+        check_binding(manifest.model, module, bound.definition, bound.parameters)
+    elif not is_builtin(manifest.model):
+        raise ModelMismatchError(
+            f"the task names its own model {manifest.model!r} but binds no architecture"
+        )
+    return module
