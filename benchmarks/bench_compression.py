@@ -369,8 +369,8 @@ def markdown(rows: list[dict], models: list[dict], environment: dict, runs: list
             f"and again by the decoder) the bitwise guarantee requires, takes "
             f"{min(core_x):.0f}-{max(core_x):.0f}x: at these layer sizes (at most 33k "
             "entries, floors of a few microseconds) the rebuild and the per-blob Python work "
-            "(about 100 us of numpy and JSON calls per encode and per decode, each a few "
-            "microseconds), not the matmuls, set the cost.",
+            "(some 100-250 us per encode and as much per decode: dozens of numpy and JSON "
+            "calls of a few microseconds), not the matmuls, set the cost.",
         ]
     lines += ["", *model_markdown(models), "", *task_markdown(runs)]
     return "\n".join(lines) + "\n"
