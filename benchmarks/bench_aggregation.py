@@ -351,7 +351,7 @@ def render(results: dict[str, Any]) -> str:
         "neighbour set or a nine-digit score undecided are computed elementwise "
         "(`flare/aggregation/distances.py`), so scores, selection and bytes are those of "
         "the elementwise computation on every machine. Median and trimmed mean partition or "
-        "sort each coordinate's client values, 4 MiB of coordinates at a time. Flower "
+        "sort each coordinate's client values, 1 MiB of coordinates at a time. Flower "
         "computes all n² distances pair by pair and takes `np.median`/`np.partition` over "
         "the stacked layers.",
         "",
