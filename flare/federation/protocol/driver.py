@@ -155,7 +155,9 @@ class _TaskRun:
         self.blocks: MinesBlocks = chain
         self.clock = Stopwatch()
         self.participants: list[ProtocolParticipant] = []
-        recomputations: dict[RecomputationKey, RoundAggregate] = {}
+        # One attempt's shared recomputations; emptied when the next opens, so a long run
+        # keeps one attempt's aggregates, not every round's.
+        self.recomputations: dict[RecomputationKey, RoundAggregate] = {}
         for index, client in enumerate(federation.clients):
             account, bls_key = participant_keys(config.seed, index)
             dishonest = (
@@ -167,7 +169,7 @@ class _TaskRun:
                     account,
                     bls_key,
                     honest_member=not dishonest,
-                    shared=recomputations,
+                    shared=self.recomputations,
                 )
             )
         self.names = {p.address: p.name for p in self.participants}
@@ -320,6 +322,7 @@ class _TaskRun:
             self.config, self.federation.clients, opened.round, opened.attempt
         )
         self.attempt_round.begin(opened, participants)
+        self.recomputations.clear()
         self.observer.round_started(opened.round, len(participants))
         taking_part = [actors[index] for index, _ in participants]
         while not self._closed(opened):
