@@ -327,7 +327,7 @@ def test_an_unknown_revert_is_unrecognized_not_guessed() -> None:
 
 def test_receipts_carry_decoded_events_of_this_contract_only() -> None:
     node = FakeNode()
-    params = TaskParams(1, 1, 1, 5000, 1, 1, 1)
+    params = TaskParams(1, 1, 1, 5000, 1, 1, 1, 20)
     model = ContentRef(0x55, keccak(b"m"))
     created = TaskCreated(7, 0, 1, SENDER.address, model, model, params)
     topics, data = encode_log(created)

@@ -74,7 +74,7 @@ class Round:
         base_cid = self.store.put(encode_model(self.weights))
         manifest_cid = self.store.put(encode_manifest(manifest, features, np.arange(12) % 3))
         model, validation = ContentRef.from_cid(base_cid), ContentRef.from_cid(manifest_cid)
-        params_onchain = TaskParams(1, 3, 1, 5001, 20, 20, 2)
+        params_onchain = TaskParams(1, 3, 1, 5001, 20, 20, 2, 20)
         receipt = creator.create_task(model, validation, params_onchain)
         self.task_id = receipt.one(TaskCreated).task_id
         self.people = [ProtocolParticipant(f"p{i}", *participant_keys(0, i)) for i in range(3)]

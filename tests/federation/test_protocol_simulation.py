@@ -136,7 +136,7 @@ def test_replayed_and_foreign_updates_are_rejected_by_every_member():
     creator, _ = participant_keys(0, -1)
     base_cid = store.put(encode_model(weights))
     manifest_cid = store.put(encode_manifest(manifest, features, np.arange(12) % 3))
-    params = TaskParams(1, 3, 1, 5001, 20, 20, 2)
+    params = TaskParams(1, 3, 1, 5001, 20, 20, 2, 20)
     task_id = (
         chain.as_sender(creator)
         .create_task(ContentRef.from_cid(base_cid), ContentRef.from_cid(manifest_cid), params)

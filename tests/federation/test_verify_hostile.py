@@ -158,7 +158,7 @@ def write_copy_without_its_wal(path: Path) -> None:
     creator = Account.from_key(bytes(31) + b"\x01")
     with InMemoryChain(live) as chain:
         refs = ContentRef(CODEC_RAW, bytes(32)), ContentRef(CODEC_RAW, bytes(32))
-        chain.as_sender(creator).create_task(*refs, TaskParams(1, 1, 1, 5001, 5, 5, 1))
+        chain.as_sender(creator).create_task(*refs, TaskParams(1, 1, 1, 5001, 5, 5, 1, 20))
         path.write_bytes(live.read_bytes())
     shutil.rmtree(live.parent)
 
@@ -314,7 +314,7 @@ def finalize_a_model_nobody_computed(state: Path, store_dir: Path) -> tuple[str,
     creator, _ = participant_keys(0, -1)
     members = [ProtocolParticipant(f"p{i}", *participant_keys(0, i)) for i in range(2)]
     with InMemoryChain(state) as chain:
-        params = TaskParams(1, 2, 1, 5001, 20, 20, 1)
+        params = TaskParams(1, 2, 1, 5001, 20, 20, 1, 20)
         refs = ContentRef.from_cid(base), ContentRef.from_cid(manifest)
         task_id = chain.as_sender(creator).create_task(*refs, params).one(TaskCreated).task_id
         for member in members:

@@ -351,7 +351,7 @@ def test_the_committee_filters_with_exact_inference(digits):
     receipt = creator.create_task(
         ContentRef.from_cid(store.put(encode_model(weights))),
         ContentRef.from_cid(store.put(encode_manifest(manifest, features, labels))),
-        TaskParams(1, 3, 1, 5001, 20, 20, 2),
+        TaskParams(1, 3, 1, 5001, 20, 20, 2, 20),
     )
     context = load_task_context(chain, store, receipt.one(TaskCreated).task_id)
     assert isinstance(context.predictor, ExactPredictor)

@@ -25,9 +25,6 @@ from flare.storage import CODEC_DAG_PB, CODEC_RAW, cid_from_onchain, cid_to_onch
 SUPPORTED_CODECS = frozenset({CODEC_RAW, CODEC_DAG_PB})
 """Multicodecs a CID may have on chain (docs/protocol.md §2.1)."""
 
-DEFAULT_MAX_ATTEMPTS = 20
-"""Attempts a round may take when a caller does not choose (the simulation driver's limit)."""
-
 
 @dataclass(frozen=True)
 class ContentRef:
@@ -61,7 +58,7 @@ class TaskParams:
     submission_window: Uint32
     vote_window: Uint32
     max_rounds: Uint32
-    max_attempts: Uint32 = DEFAULT_MAX_ATTEMPTS
+    max_attempts: Uint32
 
 
 class TaskStatus(IntEnum):
