@@ -198,6 +198,7 @@ fi
 if [[ "$1 $2" == "-m pip" ]]; then
     echo "********** SetuptoolsDeprecationWarning: License classifiers **********" >&2
     echo "Successfully installed flare-0.1.0"
+    echo "pip $*"
     if [[ -n "${FAKE_PIP_FAIL:-}" ]]; then echo "ERROR: $FAKE_PIP_FAIL" >&2; exit 1; fi
     exit 0
 fi
@@ -238,8 +239,23 @@ def test_setup_says_one_line_keeps_pip_in_a_log_and_then_says_nothing(
     log = (venv / "setup.log").read_text()
     assert "SetuptoolsDeprecationWarning" in log and "Successfully installed" in log
     stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    assert (venv / ".flare-stamp").read_text().strip() == stamp
+    assert (venv / ".flare-stamp").read_text().strip() == f"{stamp} dev"
+    assert f"install -e {ROOT}[dev]" in log  # the first command downloads no Ray
     again = run_script("setup.sh", env)
+    assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+
+
+def test_setup_adds_the_extras_asked_for_and_keeps_them(tmp_path: Path, fake_python: Path) -> None:
+    venv = tmp_path / "venv"
+    env = {"FLARE_VENV": str(venv), "PYTHON": str(fake_python)}
+    assert run_script("setup.sh", env).returncode == 0
+    more = run_script("setup.sh", {**env, "FLARE_EXTRAS": "ray,dev,dashboard"})
+    assert more.returncode == 0
+    assert more.stderr.splitlines() == [
+        f"[setup] adding the extras dashboard,dev,ray to the Python environment in {venv}"
+    ]
+    assert f"install -e {ROOT}[dashboard,dev,ray]" in (venv / "setup.log").read_text()
+    again = run_script("setup.sh", env)  # asking for less changes nothing
     assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
 
 
