@@ -127,14 +127,13 @@ class CommitteeMember:
     def _aggregate(
         self, task: Task, state: Round, memo: AttemptMemo, block: int, context: TaskContext
     ) -> RoundAggregate | None:
-        """The attempt's aggregate, once every update blob is here or patience runs out.
+        """This member's own aggregate, once every update blob is here or a third of the
+        vote window has passed.
 
-        An update the store cannot serve counts as rejected, so a member that computed
-        before a blob reached its IPFS node would disagree with one that computed after.
-        Waiting until half the vote window has passed lets every member see the same set;
-        after that a blob still missing was most likely never published. Each blob is
-        fetched once per attempt (one that is absent is asked for again at the next step)
-        and no step waits for downloads longer than ``FETCH_WAIT_SECONDS``.
+        Updates still missing then are left out and listed in the model blob, where other
+        members see them; which proposal wins is settled by ``availability.py``, not by who
+        fetched what first. A fetch that failed is asked again at the next step, and no step
+        waits for downloads longer than ``FETCH_WAIT_SECONDS``.
         """
         if memo.aggregate is not None:
             return memo.aggregate
