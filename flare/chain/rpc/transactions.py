@@ -171,10 +171,21 @@ class TransactionSender:
                 raise
             raise CallReverted(data) from None
 
-    def send(self, account: SigningAccount, to: str | None, data: bytes) -> MinedTransaction:
-        """Execute ``data`` against ``to`` (``None`` deploys) as ``account``, once."""
+    def send(
+        self, account: SigningAccount, to: str | None, data: bytes, value: int = 0
+    ) -> MinedTransaction:
+        """Execute ``data`` against ``to`` (``None`` deploys) as ``account``, once.
+
+        ``value`` is the wei the transaction carries (a stake bonded by a payable call).
+        """
+        if value < 0:
+            raise ConfigError("a transaction cannot carry a negative value")
         self.verify_chain()
-        request: dict[str, Any] = {"from": account.address, "data": "0x" + data.hex()}
+        request: dict[str, Any] = {
+            "from": account.address,
+            "data": "0x" + data.hex(),
+            "value": hex(value),
+        }
         if to is not None:
             request["to"] = to
         for _ in range(_NONCE_ATTEMPTS):
@@ -232,7 +243,7 @@ class TransactionSender:
             "gas": pending.gas,
             "maxFeePerGas": fees.max_fee_per_gas,
             "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
-            "value": 0,
+            "value": int(pending.request["value"], 16),
             "data": pending.request["data"],
         }
         if "to" in pending.request:
