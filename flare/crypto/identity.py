@@ -165,15 +165,28 @@ class ParticipantKeys:
 
 
 def _write_private_json(path: Path, document: dict[str, Any], *, overwrite: bool) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
+    """Write ``document`` to ``path`` (mode 0600) all at once or not at all.
+
+    The text goes to a private temporary file beside ``path`` that is flushed to disk and
+    then renamed over it, so a crash or a full disk never leaves a truncated keystore in
+    place of the only copy of a key. Without ``overwrite`` the rename is a hard link,
+    which fails if ``path`` appeared in the meantime.
+    """
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        descriptor = os.open(path, flags, 0o600)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            # A file being overwritten keeps its old mode through O_TRUNC; the key must not.
-            os.fchmod(descriptor, 0o600)
             json.dump(document, handle, indent=2)
             handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)
     except FileExistsError as exc:
         raise KeystoreError(f"{path} exists; pass overwrite=True to replace it") from exc
     except OSError as exc:
         raise KeystoreError(f"cannot write {path}: {exc.strerror}") from exc
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 import stat
 from pathlib import Path
 
@@ -177,6 +178,25 @@ def test_participant_keys_wrong_password_and_no_overwrite(tmp_path: Path) -> Non
     replacement = ParticipantKeys.generate()
     replacement.save(tmp_path, PASSWORD, overwrite=True, **FAST)
     assert ParticipantKeys.load(tmp_path, PASSWORD).bls_key == replacement.bls_key
+
+
+def test_participant_keys_failed_overwrite_keeps_the_old_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails half-way (a full disk) leaves the old keystores whole and no litter."""
+    keys = ParticipantKeys.generate()
+    keys.save(tmp_path, PASSWORD, **FAST)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+
+    def disk_full(descriptor: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(KeystoreError, match="No space left"):
+        ParticipantKeys.generate().save(tmp_path, PASSWORD, overwrite=True, **FAST)
+    monkeypatch.undo()
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+    assert ParticipantKeys.load(tmp_path, PASSWORD).bls_key == keys.bls_key
 
 
 def test_participant_keys_missing_directory(tmp_path: Path) -> None:
