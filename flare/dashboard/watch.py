@@ -106,6 +106,7 @@ class TaskWatcher:
         self._test: TestSet | None = None
         self._context: Any = None
         self._finalized: dict[tuple[int, int, str], dict[str, Any]] = {}
+        self._auditor: Any = None
         self._verified: tuple[tuple[int, int], ...] = ()
         self._verdicts: dict[str, Any] = {"rounds": {}, "history_matches": None}
         self._gas = GasMeter()
@@ -186,12 +187,15 @@ class TaskWatcher:
     def _verify(
         self, chain: ChainConnector, task_id: int, finalized: list[_Attempt]
     ) -> dict[str, Any]:
-        """Each finalized round's audit, redone only when another round finalized."""
-        from flare.federation.protocol.verify import verify_task
+        """Each finalized round's audit, looked at again only when another round finalized;
+        a round that re-derived is not recomputed again."""
+        from flare.federation.protocol.verify import TaskAuditor
 
         keys = tuple((a.opened.round, a.opened.attempt) for a in finalized)
         if keys != self._verified:
-            verdict = verify_task(chain, self._store, task_id)
+            if self._auditor is None or self._auditor.task_id != task_id:
+                self._auditor = TaskAuditor(self._store, task_id)
+            verdict = self._auditor.audit(chain)
             self._verdicts = {
                 "rounds": {r.round: r.status.value for r in verdict.rounds},
                 "history_matches": verdict.history_matches,

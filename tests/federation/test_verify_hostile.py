@@ -349,3 +349,38 @@ def test_a_chain_that_disagrees_with_an_intact_store_is_a_mismatch(
         f"task 1 round   1 attempt 0  MISMATCH  chain {finalized} != recomputed {recomputed}",
         "task 1: 0/1 rounds re-derived; history hash matches",
     ]
+
+
+def test_a_task_auditor_recomputes_only_what_has_not_re_derived(
+    tmp_path: Path, finished_run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dashboard's auditor: a round that re-derived is never recomputed again; a round
+    whose blob was missing is judged anew once the blob is back."""
+    import flare.federation.protocol.verify as verify_module
+
+    state, store_root = finished_run.copy_to(tmp_path / "run")
+    recomputations = []
+    real_compute = verify_module.compute_aggregate
+
+    def counted(*args: object, **kwargs: object) -> object:
+        recomputations.append(args[3:5])
+        return real_compute(*args, **kwargs)
+
+    monkeypatch.setattr(verify_module, "compute_aggregate", counted)
+    cid, _ = finished_run.accepted_update
+    blob = store_root / "blobs" / cid
+    kept = blob.read_bytes()
+    blob.unlink()
+    auditor = verify_module.TaskAuditor(DirectoryStore(store_root), 1)
+    with InMemoryChain(state, read_only=True) as chain:
+        first = auditor.audit(chain)
+        assert [r.status for r in first.rounds] == [verify_module.RoundStatus.STORE_DAMAGED]
+        assert auditor.audit(chain).rounds[0].status is verify_module.RoundStatus.STORE_DAMAGED
+        assert len(recomputations) == 2
+        blob.write_bytes(kept)
+        healed = auditor.audit(chain)
+        assert healed.ok and healed.history_matches
+        assert len(recomputations) == 3
+        assert auditor.audit(chain) == healed
+        assert len(recomputations) == 3
+        assert verify_module.verify_task(chain, DirectoryStore(store_root), 1) == healed

@@ -108,37 +108,62 @@ class TaskVerdict:
 
 def verify_task(chain: ChainConnector, store: StorageProvider, task_id: int) -> TaskVerdict:
     """Recompute every finalized round of ``task_id`` and compare with the chain."""
-    manifest_cid = chain.task(task_id).manifest.to_cid()
-    manifest_reads = _RecordingReads(store)
-    context: TaskContext | None = None
-    context_error = None
-    try:
-        context = load_task_context(chain, manifest_reads.as_provider(), task_id)
-    except FlareError as exc:
-        context_error = str(exc)
-    verdicts = []
-    history = bytes(32)
-    for event in chain.events([RoundFinalized], task_id=task_id):
-        if not isinstance(event, RoundFinalized):
-            continue
-        bitmap = chain.accepted_bitmap(task_id, event.proposal_id)
-        opened = chain.round_opened(task_id, event.round, event.attempt)
-        history = next_history_hash(
-            history,
-            event.round,
-            event.attempt,
-            chain.attempt_seed(task_id, event.round, event.attempt),
-            event.submissions_hash,
-            keccak(bitmap),
-            event.model,
-        )
-        if context is None:
-            roles = {manifest_cid: "task manifest"}
-            verdict = _judge(event, bitmap, None, context_error, manifest_reads.failures, roles)
-        else:
-            verdict = _audit_round(chain, store, context, event, opened, bitmap)
-        verdicts.append(verdict)
-    return TaskVerdict(task_id, verdicts, history == chain.task(task_id).history_hash)
+    return TaskAuditor(store, task_id).audit(chain)
+
+
+class TaskAuditor:
+    """Audits a task as it runs: each call to :meth:`audit` recomputes only what is new.
+
+    A round that re-derived is settled and is not recomputed again; any other verdict is
+    redone on the next call, since a blob missing now may yet arrive. The history hash is
+    replayed in full every time: it costs a few chain reads per round, no recomputation.
+    """
+
+    def __init__(self, store: StorageProvider, task_id: int) -> None:
+        self.store = store
+        self.task_id = task_id
+        self._context: TaskContext | None = None
+        self._settled: dict[tuple[int, int, str, bytes], RoundVerdict] = {}
+
+    def audit(self, chain: ChainConnector) -> TaskVerdict:
+        """The verdict on every round of the task that ``chain`` shows finalized."""
+        task_id = self.task_id
+        manifest_cid = chain.task(task_id).manifest.to_cid()
+        manifest_reads = _RecordingReads(self.store)
+        context_error = None
+        if self._context is None:
+            try:
+                self._context = load_task_context(chain, manifest_reads.as_provider(), task_id)
+            except FlareError as exc:
+                context_error = str(exc)
+        verdicts = []
+        history = bytes(32)
+        for event in chain.events([RoundFinalized], task_id=task_id):
+            if not isinstance(event, RoundFinalized):
+                continue
+            bitmap = chain.accepted_bitmap(task_id, event.proposal_id)
+            history = next_history_hash(
+                history,
+                event.round,
+                event.attempt,
+                chain.attempt_seed(task_id, event.round, event.attempt),
+                event.submissions_hash,
+                keccak(bitmap),
+                event.model,
+            )
+            key = (event.round, event.attempt, event.model.to_cid(), bitmap)
+            verdict = self._settled.get(key)
+            if verdict is None and self._context is None:
+                roles = {manifest_cid: "task manifest"}
+                failures = manifest_reads.failures
+                verdict = _judge(event, bitmap, None, context_error, failures, roles)
+            elif verdict is None:
+                opened = chain.round_opened(task_id, event.round, event.attempt)
+                verdict = _audit_round(chain, self.store, self._context, event, opened, bitmap)
+                if verdict.status is RoundStatus.REDERIVED:
+                    self._settled[key] = verdict
+            verdicts.append(verdict)
+        return TaskVerdict(task_id, verdicts, history == chain.task(task_id).history_hash)
 
 
 def _audit_round(
