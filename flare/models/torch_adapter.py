@@ -26,6 +26,43 @@ class TrainingConfig:
             raise ValueError("momentum must lie in [0, 1)")
 
 
+class MomentumSGD:
+    """Stochastic gradient descent with heavy-ball momentum, the arithmetic of
+    ``torch.optim.SGD(params, lr, momentum)`` (no dampening, weight decay or Nesterov)
+    operation for operation, so its weights are bit for bit the same.
+
+    ``torch.optim`` is not used because every one of its optimizers imports
+    ``torch._dynamo`` on the first ``step()`` or ``zero_grad()``: about 200 MB of
+    compiler stack in a participant that only ever trains a small model eagerly.
+    """
+
+    def __init__(self, params: list[nn.Parameter], lr: float, momentum: float) -> None:
+        self.params, self.lr, self.momentum = params, lr, momentum
+        self._buffers: dict[int, torch.Tensor] = {}
+
+    def zero_grad(self) -> None:
+        """Drop every gradient, as ``zero_grad(set_to_none=True)`` does."""
+        for param in self.params:
+            param.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """One update of every parameter that received a gradient; the others keep their
+        value and their momentum, as in torch."""
+        for index, param in enumerate(self.params):
+            grad = param.grad
+            if grad is None:
+                continue
+            if self.momentum != 0:
+                buffer = self._buffers.get(index)
+                if buffer is None:
+                    buffer = self._buffers[index] = grad.detach().clone()
+                else:
+                    buffer.mul_(self.momentum).add_(grad, alpha=1)
+                grad = buffer
+            param.add_(grad, alpha=-self.lr)
+
+
 class TorchModelAdapter(ModelAdapter):
     """Wraps any classification ``nn.Module`` whose forward returns logits.
 
@@ -59,9 +96,7 @@ class TorchModelAdapter(ModelAdapter):
         inputs = torch.as_tensor(features, dtype=torch.float32)
         targets = torch.as_tensor(labels, dtype=torch.int64)
         generator = torch.Generator().manual_seed(seed)
-        optimizer = torch.optim.SGD(
-            self.module.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum
-        )
+        optimizer = MomentumSGD(list(self.module.parameters()), cfg.learning_rate, cfg.momentum)
         loss_fn = nn.CrossEntropyLoss()
         self.module.train()
         total_loss, seen = 0.0, 0
