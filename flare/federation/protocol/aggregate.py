@@ -242,6 +242,24 @@ class RoundAggregate:
     """Submission indices left out because their blobs could not be fetched."""
 
 
+@dataclass(frozen=True)
+class AttemptInputs:
+    """What recomputing one attempt's aggregate reads from chain and store, read once: the
+    arithmetic on it (:func:`aggregate_attempt`) can then run on any machine."""
+
+    round: int
+    attempt: int
+    base_cid: str
+    base: Weights
+    submissions: list[Submission]
+    outcomes: dict[str, bytes | str]
+    """Each counted submission's update blob by CID, or why there is none."""
+    unavailable: frozenset[int]
+    store_errors: dict[str, str]
+    seed: int
+    """The attempt's aggregation seed; 0 before anyone submitted (nothing to aggregate)."""
+
+
 def compute_aggregate(
     chain: ChainConnector,
     store: StorageProvider,
@@ -265,6 +283,23 @@ def compute_aggregate(
     Besides the chain, only the base model's blob (which the chain names) can make this
     raise: nothing a participant uploads can.
     """
+    inputs = read_attempt_inputs(
+        chain, store, context, round_number, attempt, fetches=fetches, unavailable=unavailable
+    )
+    return aggregate_attempt(inputs, context, aggregator)
+
+
+def read_attempt_inputs(
+    chain: ChainConnector,
+    store: StorageProvider,
+    context: TaskContext,
+    round_number: int,
+    attempt: int,
+    *,
+    fetches: UpdateFetches | None = None,
+    unavailable: frozenset[int] | None = None,
+) -> AttemptInputs:
+    """The chain's and store's part of :func:`compute_aggregate` (which see)."""
     opened = chain.round_opened(context.task_id, round_number, attempt)
     base_cid = opened.base_model.to_cid()
     base = decode_model(store.get(base_cid), context.spec)
@@ -277,6 +312,34 @@ def compute_aggregate(
         unavailable = frozenset(
             s.index for s in submissions if not fetches.obtained(s.update.to_cid())
         )
+    return AttemptInputs(
+        round=round_number,
+        attempt=attempt,
+        base_cid=base_cid,
+        base=base,
+        submissions=submissions,
+        outcomes={
+            s.update.to_cid(): fetches.outcome(s.update.to_cid())
+            for s in submissions
+            if s.index not in unavailable
+        },
+        unavailable=unavailable,
+        store_errors=fetches.store_errors(),
+        # A submission sealed the seed, so an attempt with submissions always has one.
+        seed=(
+            int.from_bytes(chain.attempt_seed(context.task_id, round_number, attempt)[:8], "big")
+            if submissions
+            else 0
+        ),
+    )
+
+
+def aggregate_attempt(
+    inputs: AttemptInputs, context: TaskContext, aggregator: Aggregator | None = None
+) -> RoundAggregate:
+    """The arithmetic of :func:`compute_aggregate`, on what it read; no blob makes it raise."""
+    base, unavailable, submissions = inputs.base, inputs.unavailable, inputs.submissions
+    bound_to = (context.label, inputs.round, inputs.attempt, inputs.base_cid)
     updates: list[ClientUpdate] = []
     rejected: dict[str, str] = {}
     for submission in submissions:
@@ -285,8 +348,8 @@ def compute_aggregate(
                 f"update blob {submission.update.to_cid()} was unavailable: left out"
             )
             continue
-        expected = (context.label, round_number, attempt, base_cid, submission.sample_count)
-        fetched = fetches.outcome(submission.update.to_cid())
+        expected = (*bound_to, submission.sample_count)
+        fetched = inputs.outcomes[submission.update.to_cid()]
         if isinstance(fetched, str):
             rejected[submission.participant] = fetched
             continue
@@ -314,10 +377,7 @@ def compute_aggregate(
             predict=context.predict,
             validation_features=context.bundle.validation_features,
             validation_labels=context.bundle.validation_labels,
-            # A submission sealed the seed, so an attempt with updates always has one.
-            seed=int.from_bytes(
-                chain.attempt_seed(context.task_id, round_number, attempt)[:8], "big"
-            ),
+            seed=inputs.seed,
         )
         # Whatever goes wrong in the rule goes wrong alike for every member: it settles the
         # round as "base model kept" rather than stopping every member's step.
@@ -354,7 +414,7 @@ def compute_aggregate(
         rejected=rejected,
         scores=scores,
         reasons=reasons,
-        store_errors=fetches.store_errors(),
+        store_errors=inputs.store_errors,
         unavailable=unavailable,
     )
 

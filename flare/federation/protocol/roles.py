@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from eth_account.signers.local import LocalAccount
 
 from flare.aggregation import make_aggregator
+from flare.aggregation.base import Aggregator
 from flare.chain import ChainConnector, ContentRef, Proposed, RoundFinalized, RoundOpened
 from flare.chain.api.admission import admission_proof
 from flare.compression.base import UpdateBinding
@@ -131,10 +132,14 @@ class ProtocolParticipant:
         fetches: UpdateFetches | None = None,
     ) -> RoundAggregate:
         """What this member proposes and votes for (from ``fetches`` if already fetched)."""
-        rule = None if self.honest_member else make_aggregator("fedavg")
         return compute_aggregate(
-            chain, store, context, opened.round, opened.attempt, rule, fetches=fetches
+            chain, store, context, opened.round, opened.attempt, self.rule(), fetches=fetches
         )
+
+    def rule(self) -> Aggregator | None:
+        """The rule this member aggregates with: the task's own (None), or for a dishonest
+        member the plain average of everything."""
+        return None if self.honest_member else make_aggregator("fedavg")
 
     def propose_unless_present(
         self,
