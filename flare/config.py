@@ -16,10 +16,19 @@ for a public network is an edit of that file and nothing else (docs/testnet.md):
     keystore = "keys/device-7"
     password_file = "keys/device-7.password"
 
-The defaults are a local Anvil node and Kubo daemon. A ``state`` path instead selects the
-embedded :class:`~flare.chain.InMemoryChain` journaled to SQLite, and ``store`` a local
-:class:`~flare.storage.DirectoryStore`; the journal has one writer, so that mode serves
-one process at a time (commands run one after another), never concurrent participants.
+The defaults are a local Anvil node and Kubo daemon. A device without a daemon of its own
+names a gateway's Kubo RPC endpoint instead, with the file holding its credentials, and
+may have a pinning service keep what it publishes (docs/storage.md, "Remote endpoints")::
+
+    ipfs_api_url = "https://ipfs-rpc.example.org"
+    ipfs_auth_header_file = "keys/gateway.header"    # Authorization: Bearer …
+    pinning_service_url = "https://pin.example.org/psa"
+    pinning_token_file = "keys/pinning.token"
+
+A ``state`` path instead selects the embedded :class:`~flare.chain.InMemoryChain`
+journaled to SQLite, and ``store`` a local :class:`~flare.storage.DirectoryStore` (the
+IPFS settings are then unused); the journal has one writer, so that mode serves one
+process at a time (commands run one after another), never concurrent participants.
 """
 
 import json
@@ -33,14 +42,23 @@ from typing import TYPE_CHECKING, Any
 
 from flare.chain import ANVIL_CHAIN_ID, ChainConnector, InMemoryChain, SenderAccount
 from flare.errors import ConfigError
-from flare.storage import DirectoryStore, KuboStore, StorageProvider
+from flare.storage import DirectoryStore, KuboStore, PinningService, StorageProvider
+from flare.storage.remote import check_credential_transport, read_header_file, read_token_file
 
 if TYPE_CHECKING:
     from flare.chain.rpc.chain import RpcChain, RpcSettings
 
 DEV_FUNDING_WEI = 10**21
 """1,000 ether per simulated participant on a development node: far more than any task's gas."""
-_PATH_FIELDS = ("deployment", "keystore", "password_file", "state", "store")
+_PATH_FIELDS = (
+    "deployment",
+    "keystore",
+    "password_file",
+    "state",
+    "store",
+    "ipfs_auth_header_file",
+    "pinning_token_file",
+)
 
 
 @dataclass(frozen=True)
@@ -65,6 +83,9 @@ class NetworkConfig:
     ipfs_api_url: str = "http://127.0.0.1:5001"
     ipfs_timeout: float = 120.0
     ipfs_fetch_timeout: float = 30.0
+    ipfs_auth_header_file: Path | None = None
+    pinning_service_url: str | None = None
+    pinning_token_file: Path | None = None
     keystore: Path | None = None
     password_file: Path | None = None
     password_env: str = "FLARE_KEYSTORE_PASSWORD"
@@ -82,6 +103,8 @@ class NetworkConfig:
             raise ConfigError("poll_interval and ipfs_timeout must be positive")
         if not self.ipfs_fetch_timeout > 0:
             raise ConfigError("ipfs_fetch_timeout must be positive")
+        if (self.pinning_service_url is None) != (self.pinning_token_file is None):
+            raise ConfigError("pinning_service_url and pinning_token_file go together")
 
     @property
     def local(self) -> bool:
@@ -150,13 +173,28 @@ def read_password(config: NetworkConfig) -> str:
 
 
 def open_store(config: NetworkConfig) -> StorageProvider:
-    """The blob store: a local directory when ``store`` is set, otherwise the Kubo node."""
+    """The blob store: a local directory when ``store`` is set, otherwise the Kubo RPC
+    endpoint, local or remote, with its credentials and pinning service if configured.
+
+    Credentials are read here, once, and refused for an endpoint that would expose them.
+    """
     if config.store is not None:
         return DirectoryStore(config.store)
+    headers: dict[str, str] = {}
+    if config.ipfs_auth_header_file is not None:
+        check_credential_transport(config.ipfs_api_url, "IPFS endpoint")
+        headers = read_header_file(config.ipfs_auth_header_file)
+    pinning = None
+    if config.pinning_service_url is not None and config.pinning_token_file is not None:
+        check_credential_transport(config.pinning_service_url, "pinning service")
+        token = read_token_file(config.pinning_token_file)
+        pinning = PinningService(config.pinning_service_url, token, timeout=config.ipfs_timeout)
     return KuboStore(
         config.ipfs_api_url,
         timeout=config.ipfs_timeout,
         fetch_timeout=config.ipfs_fetch_timeout,
+        headers=headers,
+        pinning=pinning,
     )
 
 

@@ -76,8 +76,32 @@ def register(commands: argparse._SubParsersAction) -> None:
         calibration=False,
     )
     add_network_options(run, keys=True)
+    _add_remote_store_options(run)
     add_threads_option(run)
     run.set_defaults(handler=run_participant)
+
+
+def _add_remote_store_options(parser: argparse.ArgumentParser) -> None:
+    """A device without its own Kubo: a gateway's RPC endpoint (``--ipfs URL``) with its
+    credentials, and a pinning service; secrets only ever in files (docs/storage.md)."""
+    group = parser.add_argument_group(
+        "remote IPFS", "publish and fetch through a gateway instead of a local Kubo"
+    )
+    group.add_argument(
+        "--ipfs-auth-header-file",
+        type=Path,
+        metavar="FILE",
+        help="headers for the --ipfs endpoint, one 'Name: value' a line "
+        "(e.g. 'Authorization: Bearer …')",
+    )
+    group.add_argument(
+        "--pinning-service",
+        metavar="URL",
+        help="IPFS Pinning Service API endpoint asked to keep every blob this device pins",
+    )
+    group.add_argument(
+        "--pinning-token-file", type=Path, metavar="FILE", help="the pinning service's token"
+    )
 
 
 def run_keys_new(args: argparse.Namespace) -> int:
@@ -100,7 +124,11 @@ def run_participant(args: argparse.Namespace) -> int:
     from flare.config import open_chain, open_store
     from flare.models import TrainingConfig
 
-    config = network_config(args)
+    config = network_config(args).with_overrides(
+        ipfs_auth_header_file=args.ipfs_auth_header_file,
+        pinning_service_url=args.pinning_service,
+        pinning_token_file=args.pinning_token_file,
+    )
     if config.local:
         raise ConfigError(
             "participant run needs a chain node (--rpc or a config file): the embedded "

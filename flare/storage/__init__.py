@@ -18,11 +18,13 @@ from flare.storage.errors import (
     BlobTooLargeError,
     ContentMismatchError,
     InvalidCidError,
+    StorageAccessDeniedError,
     StorageError,
     StorageUnavailableError,
 )
 from flare.storage.kubo import KuboStore
 from flare.storage.memory import MemoryStore
+from flare.storage.pinning import PinningService
 from flare.storage.unixfs import CHUNK_SIZE, MAX_LINKS, compute_cid
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "InvalidCidError",
     "KuboStore",
     "MemoryStore",
+    "PinningService",
+    "StorageAccessDeniedError",
     "StorageError",
     "StorageProvider",
     "StorageUnavailableError",

@@ -31,3 +31,11 @@ class ContentMismatchError(StorageError):
 
 class StorageUnavailableError(StorageError):
     """The backing store (for example a Kubo daemon) cannot be reached or failed."""
+
+
+class StorageAccessDeniedError(StorageError):
+    """A remote endpoint refused this process's credentials (HTTP 401 or 403).
+
+    Not transient like :class:`StorageUnavailableError`: retrying with the same token
+    cannot help, so a process fails on it at start-up instead of waiting it out.
+    """

@@ -15,11 +15,18 @@ Kubo reports every failure as HTTP 500 with a JSON ``Message``; messages that
 mean "no such block" (offline miss, or a network fetch that ran out of
 ``fetch_timeout``) become :class:`BlobNotFoundError`, everything else,
 including an unreachable node, :class:`StorageUnavailableError`.
+
+The node may be someone else's: a gateway's RPC endpoint behind an authenticating proxy.
+``headers`` go with every request (``Authorization: Bearer …``), a 401 or 403 reply is
+:class:`StorageAccessDeniedError`, and nothing it serves is trusted, since every ``get``
+re-hashes the bytes here. A :class:`~flare.storage.pinning.PinningService` given as
+``pinning`` is asked to keep every blob this store pins.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import httpx
@@ -28,8 +35,10 @@ from flare.storage.base import DEFAULT_MAX_BLOB_SIZE, StorageProvider
 from flare.storage.errors import (
     BlobNotFoundError,
     ContentMismatchError,
+    StorageAccessDeniedError,
     StorageUnavailableError,
 )
+from flare.storage.pinning import PinningService
 from flare.storage.unixfs import CHUNK_SIZE, MAX_LINKS
 
 DEFAULT_API_URL = "http://127.0.0.1:5001"
@@ -54,8 +63,9 @@ class KuboStore(StorageProvider):
     ``timeout`` bounds each HTTP exchange; ``fetch_timeout`` is passed to Kubo
     to bound how long ``get`` and ``pin`` search the network for a blob the
     node does not hold, so a missing blob fails as not found instead of
-    hanging. ``transport`` replaces the HTTP transport (tests use it to play a
-    misbehaving node).
+    hanging. ``headers`` are sent with every request (a gateway's credentials);
+    ``pinning`` is a pinning service asked to keep every blob pinned here.
+    ``transport`` replaces the HTTP transport (tests use it to play a misbehaving node).
     """
 
     def __init__(
@@ -65,13 +75,19 @@ class KuboStore(StorageProvider):
         max_blob_size: int = DEFAULT_MAX_BLOB_SIZE,
         timeout: float = 120.0,
         fetch_timeout: float = 60.0,
+        headers: Mapping[str, str] | None = None,
+        pinning: PinningService | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(max_blob_size=max_blob_size)
         self._api_url = api_url.rstrip("/")
         self._fetch_timeout = f"{fetch_timeout}s"
+        self._pinning = pinning
         self._client = httpx.Client(
-            base_url=f"{self._api_url}/api/v0", timeout=timeout, transport=transport
+            base_url=f"{self._api_url}/api/v0",
+            headers=dict(headers or {}),
+            timeout=timeout,
+            transport=transport,
         )
 
     @property
@@ -80,8 +96,10 @@ class KuboStore(StorageProvider):
         return self._api_url
 
     def close(self) -> None:
-        """Release the HTTP connection pool."""
+        """Release the HTTP connection pools."""
         self._client.close()
+        if self._pinning is not None:
+            self._pinning.close()
 
     def __enter__(self) -> KuboStore:
         return self
@@ -144,6 +162,8 @@ class KuboStore(StorageProvider):
 
     def _pin(self, cid: str) -> None:
         self._call("pin/add", {"arg": cid, "timeout": self._fetch_timeout})
+        if self._pinning is not None:
+            self._pinning.request_pin(cid)
 
     def _is_pinned(self, cid: str) -> bool:
         response = self._post("pin/ls", {"arg": cid, "type": "recursive"})
@@ -190,6 +210,11 @@ class KuboStore(StorageProvider):
 
     def _raise_for(self, response: httpx.Response, subject: str) -> NoReturn:
         message = _error_message(response)
+        if response.status_code in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
+            raise StorageAccessDeniedError(
+                f"Kubo at {self._api_url} refused the request for {subject} "
+                f"(HTTP {response.status_code}: {message}); check the auth header"
+            )
         if any(marker in message for marker in _NOT_FOUND_MARKERS):
             raise BlobNotFoundError(f"Kubo at {self._api_url} has no blob {subject}: {message}")
         raise StorageUnavailableError(f"Kubo at {self._api_url} failed on {subject}: {message}")
