@@ -1,0 +1,168 @@
+"""Devices with no Kubo of their own: three ``flare participant run`` processes on Anvil that
+publish and fetch every blob through a remote Kubo RPC endpoint, a second Kubo on loopback
+behind an authenticating reverse proxy (``storage/remote_doubles.py``, standing in for a
+hosted gateway's auth), and ask a Pinning Service API server written to the spec in this
+suite to keep what they pin.
+
+The gateway goes down for a while right after the first round finalizes: the participants
+wait it out and lose nothing (every round finalizes with every submission, none twice). A
+participant with a wrong token stops at start-up with one clear line. Afterwards the task is
+audited from chain and the Kubo behind the gateway. Skipped only without the anvil or ipfs
+binary.
+"""
+
+import json
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conformance.anvil_harness import anvil_binary, free_port
+from process_harness import Fleet, cli, deploy_and_configure, funded_keys, ipfs_binary
+from storage.remote_doubles import AuthenticatingGateway, SpecPinningService
+
+from flare.chain import RoundFinalized, TaskStatus, UpdateSubmitted
+from flare.chain.rpc.chain import RpcChain
+from flare.cli import main
+from flare.federation.protocol.verify import verify_task
+from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode
+from flare.storage import KuboStore
+
+pytestmark = [pytest.mark.anvil, pytest.mark.kubo, pytest.mark.slow]
+
+CLIENTS = 3
+ROUNDS = 2
+TASK_ID = 1
+DEADLINE_SECONDS = 300
+OUTAGE_SECONDS = 8
+GATEWAY_TOKEN = "gateway-token-for-the-test"
+PINNING_TOKEN = "pinning-token-for-the-test"
+TASK_OPTIONS = [
+    "--model", "logreg",
+    "--rounds", str(ROUNDS),
+    "--min-clients", str(CLIENTS),
+    "--committee", str(CLIENTS),
+    "--min-committee", "2",
+    "--submission-window", "20",
+    "--vote-window", "20",
+    "--force",
+]  # fmt: skip
+"""Windows of 20 one-second blocks outlast the outage; ``--force``: three participants cannot
+meet the default committee-capture bound, and nobody here is hostile."""
+
+
+def test_participants_complete_rounds_through_an_authenticating_gateway(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    anvil_binary()
+    ipfs = ipfs_binary()
+    anvil = AnvilNode(AnvilConfig(tmp_path / "anvil", port=free_port(), block_time=1))
+    kubo = KuboNode(KuboConfig(tmp_path / "kubo", api_port=free_port()), ipfs)
+    gateway = AuthenticatingGateway(kubo.api_url, GATEWAY_TOKEN)
+    pinning = SpecPinningService(PINNING_TOKEN)
+    fleet = Fleet(tmp_path, tmp_path / "device.json", TASK_ID, options=lambda index: [])
+    anvil.start()
+    try:
+        kubo.start()
+        gateway.start()
+        pinning.start()
+        run_through_gateway(tmp_path, anvil, kubo, gateway, pinning, fleet, capsys)
+    finally:
+        fleet.kill_all()
+        gateway.stop()
+        pinning.stop()
+        kubo.stop(grace=5)
+        anvil.stop(grace=5)
+
+
+def run_through_gateway(
+    root: Path,
+    anvil: AnvilNode,
+    kubo: KuboNode,
+    gateway: AuthenticatingGateway,
+    pinning: SpecPinningService,
+    fleet: Fleet,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The task's creator publishes through the Kubo itself; every device only through the
+    # gateway, whose URL is all its network file says about IPFS.
+    network = ["--config", str(deploy_and_configure(root, anvil, kubo, capsys))]
+    device_config = json.loads((root / "flare.json").read_text())
+    (root / "device.json").write_text(json.dumps({**device_config, "ipfs_api_url": gateway.url}))
+    secrets = root / "secrets"
+    secrets.mkdir()
+    (secrets / "gateway.header").write_text(f"Authorization: Bearer {GATEWAY_TOKEN}\n")
+    (secrets / "wrong.header").write_text("Authorization: Bearer not-the-token\n")
+    (secrets / "pinning.token").write_text(f"{PINNING_TOKEN}\n")
+    remote = [
+        "--ipfs-auth-header-file", str(secrets / "gateway.header"),
+        "--pinning-service", pinning.url,
+        "--pinning-token-file", str(secrets / "pinning.token"),
+    ]  # fmt: skip
+    fleet.options = lambda index: remote
+
+    cli(capsys, "task", "split-data", "--clients", str(CLIENTS), "--out", str(root / "data"))
+    funded_keys(root, anvil, ["creator", *(f"client-{i}" for i in range(CLIENTS))], capsys)
+    creator = ["--keystore", str(root / "keys" / "creator")]
+    cli(capsys, "task", "create", *network, *creator, *TASK_OPTIONS)
+
+    contract = json.loads((root / "deployment.json").read_text())["address"]
+    chain = RpcChain(anvil.rpc_url, contract, chain_id=31337)
+    wrong_token_stops_at_start_up(fleet, secrets / "wrong.header", capsys)
+    refused_at = sum(gateway.refused.values())
+    assert refused_at > 0 and sum(gateway.admitted.values()) == 0
+    assert chain.task(TASK_ID).registered_count == 0
+    for index in range(CLIENTS):
+        fleet.launch(index)
+    fleet.wait_until(lambda: chain.task(TASK_ID).registered_count == CLIENTS, 120, "registrations")
+    cli(capsys, "task", "start", *network, *creator, "--task", str(TASK_ID))
+
+    def finalized() -> list[RoundFinalized]:
+        events = chain.events([RoundFinalized], task_id=TASK_ID)
+        return [event for event in events if isinstance(event, RoundFinalized)]
+
+    fleet.wait_until(lambda: len(finalized()) >= 1, DEADLINE_SECONDS, "the first round")
+    gateway.stop()  # the next round has just opened: everyone is about to fetch its base
+    time.sleep(OUTAGE_SECONDS)
+    gateway.start()
+    fleet.wait_until(
+        lambda: chain.task(TASK_ID).status == TaskStatus.COMPLETED,
+        DEADLINE_SECONDS,
+        "the task to complete",
+    )
+    assert fleet.finish(grace=30) == dict.fromkeys(range(CLIENTS), 0)
+    assert any("unreachable" in fleet.log(index) for index in range(CLIENTS))
+
+    # Nothing lost, nothing doubled: every round took every device's update once.
+    assert [event.submission_count for event in finalized()] == [CLIENTS] * ROUNDS
+    submitted = [e for e in chain.events([UpdateSubmitted], task_id=TASK_ID)]
+    per_attempt = Counter((e.round, e.attempt, e.participant) for e in submitted)
+    assert set(per_attempt.values()) == {1}
+    # Every blob went through the gateway with the token, and was handed to the pinning
+    # service; the refusals are the wrong-token start-up's alone.
+    assert gateway.admitted["add"] >= len(submitted)
+    assert sum(gateway.refused.values()) == refused_at
+    assert {e.update.to_cid() for e in submitted} <= pinning.requested_cids()
+    verdict = verify_task(chain, KuboStore(kubo.api_url), TASK_ID)
+    assert verdict.ok and len(verdict.rounds) == ROUNDS, verdict
+
+
+def wrong_token_stops_at_start_up(
+    fleet: Fleet, wrong_header: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A device with a wrong token exits 2 with one line, before it registers."""
+    command = fleet.command(0)[3:]  # the arguments after ``python -m flare``
+    at = command.index("--ipfs-auth-header-file")
+    command[at + 1] = str(wrong_header)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = main(command)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    printed = capsys.readouterr()
+    assert code == 2, printed.out + printed.err
+    error = printed.err.strip().splitlines()[-1]
+    assert error.startswith("flare participant: error: Kubo at http://127.0.0.1:"), error
+    assert "refused the request" in error and "HTTP 401" in error, error
