@@ -376,6 +376,35 @@ def test_log_queries_are_chunked_and_halved_when_refused() -> None:
     ]
 
 
+def test_a_refused_range_stays_halved_for_later_queries() -> None:
+    node = FakeNode()
+    node.head = 9
+    refused: list[tuple[int, int]] = []
+
+    def get_logs(params: list[Any]) -> Any:
+        first, last = int(params[0]["fromBlock"], 16), int(params[0]["toBlock"], 16)
+        if last - first >= 2:
+            refused.append((first, last))
+            return rpc_error(-32614, "eth_getLogs is limited to a 2 block range")
+        return []
+
+    node.handlers["eth_getLogs"] = get_logs
+    chain = chain_for(node)
+    chain.events([ParticipantRegistered], task_id=1)
+    assert refused == [(0, 3)]
+    chain.as_sender(SENDER).events([ParticipantRegistered], task_id=1)
+    assert refused == [(0, 3)], "every sender view of the connector shares what was learnt"
+
+
+def test_a_window_that_ends_in_the_future_is_read_up_to_the_head() -> None:
+    node = FakeNode()
+    node.head = 9
+    chain = chain_for(node)
+    assert chain.events([ParticipantRegistered], from_block=6, to_block=30) == []
+    queried = [params[0] for method, params in node.requests if method == "eth_getLogs"]
+    assert [(int(q["fromBlock"], 16), int(q["toBlock"], 16)) for q in queried] == [(6, 9)]
+
+
 def test_a_connector_refuses_an_address_without_code() -> None:
     node = FakeNode()
     node.handlers["eth_getCode"] = lambda _: "0x"

@@ -119,6 +119,8 @@ class _Link:
     contract_address: str
     settings: RpcSettings
     first_block: int
+    log_chunk_blocks: int
+    """Starts at ``settings.log_chunk_blocks``; halved for good when a provider refuses it."""
 
 
 class RpcChain(ChainConnector):
@@ -147,7 +149,12 @@ class RpcChain(ChainConnector):
         client = settings.client(rpc)
         sender = settings.sender(client, chain_id)
         self._link = _Link(
-            client, sender, to_checksum_address(contract_address), settings, first_block
+            client,
+            sender,
+            to_checksum_address(contract_address),
+            settings,
+            first_block,
+            settings.log_chunk_blocks,
         )
         self._account = _signing(account) if account is not None else None
         sender.verify_chain()
@@ -215,7 +222,10 @@ class RpcChain(ChainConnector):
     ) -> list[Event]:
         wanted = EVENT_TYPES if kinds is None else tuple(kinds)
         from_block = max(from_block, self._link.first_block)
-        last = self.block_number() if to_block is None else to_block
+        # Never past the head: a node refuses a range that starts beyond it, which a
+        # window that ends in the future reaches once it is read in chunks.
+        head = self.block_number()
+        last = head if to_block is None else min(to_block, head)
         if not wanted or from_block > last:
             return []
         topics: list[Any] = [["0x" + kind.topic().hex() for kind in wanted]]
@@ -231,7 +241,7 @@ class RpcChain(ChainConnector):
         A node that refuses a range as too large gets half the range, down to one block.
         """
         self._link.sender.verify_chain()
-        chunk = self._link.settings.log_chunk_blocks
+        chunk = self._link.log_chunk_blocks
         found: list[dict[str, Any]] = []
         start = first
         while start <= last:
@@ -248,6 +258,7 @@ class RpcChain(ChainConnector):
                 if chunk == 1 or not is_oversized_query(exc):
                     raise
                 chunk = max(1, chunk // 2)
+                self._link.log_chunk_blocks = chunk  # the provider's limit holds for later reads
                 continue
             start = end + 1
         return found
