@@ -37,6 +37,11 @@ contract FlareCoordinator is IFlareCoordinator {
     uint256 private constant PUBLIC_KEY_LENGTH = 256;
     /// @dev Length of an EIP-2537 G1 signature (proof of possession or VRF proof).
     uint256 private constant PROOF_LENGTH = 128;
+    /// @notice Blocks a stake stays locked after it is bonded, unless the task ends first
+    ///         (two weeks of 12-second blocks): long enough that seats bought with borrowed
+    ///         funds cost two weeks of their use, short enough that a task nobody starts or
+    ///         cancels returns its deposits.
+    uint64 public constant STAKE_LOCK_BLOCKS = 100_800;
 
     /// @dev A task's lifecycle; `None` marks an id that was never created. `TaskStatus` is
     ///      `Stage` minus one; from `Completed` on, a task has ended.
@@ -49,13 +54,22 @@ contract FlareCoordinator is IFlareCoordinator {
         Cancelled
     }
 
+    /// @dev Who may register and how seats are weighed (§2.5, §2.6): anyone, one seat weight per
+    ///      key; the accounts of an admission root, one weight per key; anyone who bonds a
+    ///      stake, weighed by stake.
+    enum Enrollment {
+        Open,
+        Permissioned,
+        Staked
+    }
+
     /// @dev Where a task stands: what every call's task and phase checks read, in one slot,
-    ///      with whether registration needs an admission proof (read by the same checks).
+    ///      with how it enrolls participants (read by the same checks).
     struct StateRecord {
         Stage stage;
         uint8 modelCodec;
         bool seedSealed;
-        bool permissioned;
+        Enrollment enrollment;
         uint32 epoch;
         uint32 round;
         uint32 attempt;
@@ -106,11 +120,28 @@ contract FlareCoordinator is IFlareCoordinator {
     }
 
     /// @dev How many participants registered, and how many of them in blocks before the block of
-    ///      the latest registration: an attempt opened in that block snapshots only the latter.
+    ///      the latest registration or stake change: an attempt opened in that block snapshots
+    ///      only the latter. In a staked task, likewise the stake bonded before that block.
     struct RegistrationRecord {
         uint32 count;
         uint32 countBeforeLastBlock;
         uint64 lastBlock;
+        uint128 stakeBeforeLastBlock;
+    }
+
+    /// @dev A staked task's deposits: zero in every other task.
+    struct StakeRecord {
+        // slot 0
+        uint128 minStake;
+        uint128 snapshot;
+        // slot 1
+        uint128 total;
+    }
+
+    /// @dev One participant's deposit in a staked task.
+    struct BondRecord {
+        uint128 amount;
+        uint64 unlockBlock;
     }
 
     /// @dev A task, slot by slot.
@@ -135,8 +166,11 @@ contract FlareCoordinator is IFlareCoordinator {
         RegistrationRecord registration;
         // slot 10: zero unless permissioned
         bytes32 admissionRoot;
+        // slots 11 and 12: zero unless staked
+        StakeRecord stake;
         // mappings
         mapping(address account => ParticipantRecord) participants;
+        mapping(address account => BondRecord) bonds;
         mapping(bytes32 publicKeyHash => bool) keyTaken;
         mapping(uint32 proposalId => ProposalRecord) proposals;
     }
@@ -164,16 +198,32 @@ contract FlareCoordinator is IFlareCoordinator {
         taskId = _createTask(model, manifest, params);
         if (admissionRoot_ == bytes32(0)) revert ZeroAdmissionRoot();
         TaskRecord storage task = _tasks[taskId];
-        task.state.permissioned = true;
+        task.state.enrollment = Enrollment.Permissioned;
         task.admissionRoot = admissionRoot_;
         emit AdmissionRootSet(taskId, admissionRoot_);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function createStakedTask(Cid calldata model, Cid calldata manifest, TaskParams calldata params, uint256 minStake_)
+        external
+        returns (uint256 taskId)
+    {
+        taskId = _createTask(model, manifest, params);
+        if (minStake_ == 0) revert ZeroMinStake();
+        if (minStake_ > type(uint128).max) revert StakeOverflow(taskId, minStake_);
+        TaskRecord storage task = _tasks[taskId];
+        task.state.enrollment = Enrollment.Staked;
+        // casting to 'uint128' is safe because of the check above
+        // forge-lint: disable-next-line(unsafe-typecast)
+        task.stake.minStake = uint128(minStake_);
+        emit MinStakeSet(taskId, minStake_);
     }
 
     /// @inheritdoc IFlareCoordinator
     function setAdmissionRoot(uint256 taskId, bytes32 admissionRoot_) external {
         TaskRecord storage task = _open(taskId);
         _requireCreator(task, taskId);
-        if (!task.state.permissioned) revert OpenAdmission(taskId);
+        if (task.state.enrollment != Enrollment.Permissioned) revert OpenAdmission(taskId);
         if (admissionRoot_ == bytes32(0)) revert ZeroAdmissionRoot();
         task.admissionRoot = admissionRoot_;
         emit AdmissionRootSet(taskId, admissionRoot_);
@@ -182,8 +232,48 @@ contract FlareCoordinator is IFlareCoordinator {
     /// @inheritdoc IFlareCoordinator
     function register(uint256 taskId, bytes calldata publicKey, bytes calldata possessionProof) external {
         TaskRecord storage task = _open(taskId);
-        if (task.state.permissioned) revert AdmissionProofRequired(taskId);
-        _enroll(task, taskId, publicKey, possessionProof);
+        Enrollment enrollment = task.state.enrollment;
+        if (enrollment == Enrollment.Permissioned) revert AdmissionProofRequired(taskId);
+        if (enrollment == Enrollment.Staked) revert StakeRequired(taskId);
+        _enroll(task, taskId, publicKey, possessionProof, 0);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function registerStaked(uint256 taskId, bytes calldata publicKey, bytes calldata possessionProof) external payable {
+        TaskRecord storage task = _open(taskId);
+        if (task.state.enrollment != Enrollment.Staked) revert NotStaked(taskId);
+        uint256 minStake_ = task.stake.minStake;
+        if (msg.value < minStake_) revert StakeTooLow(taskId, msg.value, minStake_);
+        if (msg.value > type(uint128).max) revert StakeOverflow(taskId, msg.value);
+        // casting to 'uint128' is safe because of the check above
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint128 amount = uint128(msg.value);
+        _enroll(task, taskId, publicKey, possessionProof, amount);
+
+        uint64 unlockBlock = uint64(block.number) + STAKE_LOCK_BLOCKS;
+        task.bonds[msg.sender] = BondRecord({amount: amount, unlockBlock: unlockBlock});
+        task.stake.total += amount;
+        emit StakeBonded(taskId, msg.sender, amount, unlockBlock);
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function withdrawStake(uint256 taskId) external {
+        TaskRecord storage task = _task(taskId);
+        if (task.state.enrollment != Enrollment.Staked) revert NotStaked(taskId);
+        BondRecord storage bond = task.bonds[msg.sender];
+        uint128 amount = bond.amount;
+        if (amount == 0) revert NothingToWithdraw(taskId, msg.sender);
+        uint64 unlockBlock = bond.unlockBlock;
+        if (task.state.stage < Stage.Completed && block.number < unlockBlock) {
+            revert StakeLocked(taskId, unlockBlock);
+        }
+
+        bond.amount = 0;
+        _noteStakeChange(task);
+        task.stake.total -= amount;
+        emit StakeWithdrawn(taskId, msg.sender, amount);
+        (bool sent,) = msg.sender.call{value: amount}("");
+        if (!sent) revert WithdrawalFailed(taskId, msg.sender);
     }
 
     /// @inheritdoc IFlareCoordinator
@@ -194,11 +284,11 @@ contract FlareCoordinator is IFlareCoordinator {
         bytes32[] calldata admissionProof
     ) external {
         TaskRecord storage task = _open(taskId);
-        if (!task.state.permissioned) revert OpenAdmission(taskId);
+        if (task.state.enrollment != Enrollment.Permissioned) revert OpenAdmission(taskId);
         if (!Admission.verify(admissionProof, task.admissionRoot, msg.sender)) {
             revert NotAdmitted(taskId, msg.sender);
         }
-        _enroll(task, taskId, publicKey, possessionProof);
+        _enroll(task, taskId, publicKey, possessionProof, 0);
     }
 
     /// @dev Create a task open to anyone (the checks and effects of `createTask`).
@@ -222,10 +312,15 @@ contract FlareCoordinator is IFlareCoordinator {
         emit TaskCreated(taskId, msg.sender, model, manifest, params);
     }
 
-    /// @dev The checks of `register` from `AlreadyRegistered` on, and its effects.
-    function _enroll(TaskRecord storage task, uint256 taskId, bytes calldata publicKey, bytes calldata possessionProof)
-        private
-    {
+    /// @dev The checks of `register` from `AlreadyRegistered` on, and its effects; `stake` is the
+    ///      deposit of a staked task's registration (zero elsewhere), bonded by the caller.
+    function _enroll(
+        TaskRecord storage task,
+        uint256 taskId,
+        bytes calldata publicKey,
+        bytes calldata possessionProof,
+        uint128 stake
+    ) private {
         ParticipantRecord storage participant = task.participants[msg.sender];
         if (participant.registered) revert AlreadyRegistered(taskId, msg.sender);
         if (publicKey.length != PUBLIC_KEY_LENGTH) revert InvalidLength(PUBLIC_KEY_LENGTH, publicKey.length);
@@ -239,10 +334,12 @@ contract FlareCoordinator is IFlareCoordinator {
 
         RegistrationRecord memory registration = task.registration;
         uint32 index = registration.count;
+        bool sameBlock = registration.lastBlock == block.number;
         task.registration = RegistrationRecord({
             count: index + 1,
-            countBeforeLastBlock: registration.lastBlock == block.number ? registration.countBeforeLastBlock : index,
-            lastBlock: uint64(block.number)
+            countBeforeLastBlock: sameBlock ? registration.countBeforeLastBlock : index,
+            lastBlock: uint64(block.number),
+            stakeBeforeLastBlock: sameBlock || stake == 0 ? registration.stakeBeforeLastBlock : task.stake.total
         });
         participant.registered = true;
         participant.index = index;
@@ -464,6 +561,23 @@ contract FlareCoordinator is IFlareCoordinator {
     }
 
     /// @inheritdoc IFlareCoordinator
+    function minStake(uint256 taskId) external view returns (uint256) {
+        return _task(taskId).stake.minStake;
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function stakeOf(uint256 taskId, address account) external view returns (uint256) {
+        return _task(taskId).bonds[account].amount;
+    }
+
+    /// @inheritdoc IFlareCoordinator
+    function stakeSnapshot(uint256 taskId) external view returns (uint256) {
+        TaskRecord storage task = _task(taskId);
+        if (task.state.round == 0) revert TaskNotStarted(taskId);
+        return task.stake.snapshot;
+    }
+
+    /// @inheritdoc IFlareCoordinator
     function getProposal(uint256 taskId, uint32 proposalId) external view returns (Proposal memory) {
         ProposalRecord storage proposal = _task(taskId).proposals[proposalId];
         if (proposal.proposer == address(0)) revert UnknownProposal(taskId, proposalId);
@@ -530,6 +644,24 @@ contract FlareCoordinator is IFlareCoordinator {
     ///      builds that block may already know the `prevrandao` of the next one (§3).
     function _eligible(RegistrationRecord storage registration) private view returns (uint32) {
         return registration.lastBlock == block.number ? registration.countBeforeLastBlock : registration.count;
+    }
+
+    /// @dev The stake bonded in blocks before this one: the divisor of an attempt opened now, for
+    ///      the reason of `_eligible`. A stake withdrawn in this block still counts in it, so no
+    ///      withdrawal in the opening block moves anyone's odds.
+    function _eligibleStake(TaskRecord storage task) private view returns (uint128) {
+        RegistrationRecord storage registration = task.registration;
+        return registration.lastBlock == block.number ? registration.stakeBeforeLastBlock : task.stake.total;
+    }
+
+    /// @dev Record that the stake total is about to change in this block (a withdrawal), so
+    ///      that `_eligibleStake` keeps reading the total from before the block.
+    function _noteStakeChange(TaskRecord storage task) private {
+        RegistrationRecord storage registration = task.registration;
+        if (registration.lastBlock == block.number) return;
+        registration.countBeforeLastBlock = registration.count;
+        registration.lastBlock = uint64(block.number);
+        registration.stakeBeforeLastBlock = task.stake.total;
     }
 
     /// @dev Approvals that finalize: `ceil(quorumBps * committeeSize / 10000)` (§2.3).
@@ -606,9 +738,12 @@ contract FlareCoordinator is IFlareCoordinator {
         if (!VRF.verify(publicKey, input, proofBytes)) revert InvalidVrfProof(taskId, msg.sender);
         output = VRF.output(proofBytes);
         CountersRecord storage counters = task.counters;
-        if (!VRF.seatGranted(output, counters.expectedCommittee, counters.registeredSnapshot)) {
-            revert NotSelected(taskId, output);
-        }
+        bool granted = state.enrollment == Enrollment.Staked
+            ? VRF.seatGranted(
+                output, uint256(counters.expectedCommittee) * task.bonds[msg.sender].amount, task.stake.snapshot
+            )
+            : VRF.seatGranted(output, counters.expectedCommittee, counters.registeredSnapshot);
+        if (!granted) revert NotSelected(taskId, output);
     }
 
     /// @dev Whether `bitmap` has exactly `ceil(count / 8)` bytes and no bit at a position
@@ -738,7 +873,7 @@ contract FlareCoordinator is IFlareCoordinator {
             stage: Stage.Running,
             modelCodec: state.modelCodec,
             seedSealed: false,
-            permissioned: state.permissioned,
+            enrollment: state.enrollment,
             epoch: epoch,
             round: round,
             attempt: attempt,
@@ -755,6 +890,7 @@ contract FlareCoordinator is IFlareCoordinator {
             expectedCommittee: params.expectedCommittee,
             quorumBps: params.quorumBps
         });
+        if (state.enrollment == Enrollment.Staked) task.stake.snapshot = _eligibleStake(task);
         emit RoundOpened(taskId, round, attempt, epoch, baseModel, snapshot, submissionDeadline, voteDeadline);
     }
 }

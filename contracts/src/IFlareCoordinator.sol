@@ -256,6 +256,17 @@ interface IFlareCoordinator {
     ///         on, only the accounts of its tree may register.
     event AdmissionRootSet(uint256 indexed taskId, bytes32 root);
 
+    /// @notice The task is staked: each participant bonds at least `minStake` wei to register,
+    ///         and seats are drawn in proportion to stake (§2.6).
+    event MinStakeSet(uint256 indexed taskId, uint256 minStake);
+
+    /// @notice A participant of a staked task bonded `amount` wei, held by the contract until
+    ///         the task ends or block `unlockBlock`, whichever comes first.
+    event StakeBonded(uint256 indexed taskId, address indexed participant, uint256 amount, uint64 unlockBlock);
+
+    /// @notice A participant took its stake back; it draws no seat from now on.
+    event StakeWithdrawn(uint256 indexed taskId, address indexed participant, uint256 amount);
+
     /// @notice No task with this id.
     error UnknownTask(uint256 taskId);
     /// @notice Task parameter number `parameter` (0 = minClients … 7 = maxAttempts) is invalid.
@@ -333,6 +344,22 @@ interface IFlareCoordinator {
     error OpenAdmission(uint256 taskId);
     /// @notice The Merkle proof does not lead from the sender to the task's admission root.
     error NotAdmitted(uint256 taskId, address account);
+    /// @notice A staked task's minimum stake may not be zero (zero marks an unstaked task).
+    error ZeroMinStake();
+    /// @notice The task is staked: register with `registerStaked` and a deposit.
+    error StakeRequired(uint256 taskId);
+    /// @notice The task is not staked: it takes no deposit and holds none.
+    error NotStaked(uint256 taskId);
+    /// @notice The deposit is below the task's minimum stake.
+    error StakeTooLow(uint256 taskId, uint256 amount, uint256 minStake);
+    /// @notice A deposit of 2^128 wei or more (no chain holds that much).
+    error StakeOverflow(uint256 taskId, uint256 amount);
+    /// @notice The sender holds no stake in the task (never bonded, or already withdrew).
+    error NothingToWithdraw(uint256 taskId, address account);
+    /// @notice The task is still open and its stake lock lasts until block `unlockBlock`.
+    error StakeLocked(uint256 taskId, uint64 unlockBlock);
+    /// @notice Sending the stake back to the sender failed (its fallback reverted).
+    error WithdrawalFailed(uint256 taskId, address account);
 
     /// @notice Create a task (§4.1); anyone may.
     /// @dev Checks, in order: `UnsupportedCodec(model.codec)`, `UnsupportedCodec(manifest.codec)`,
@@ -370,6 +397,39 @@ interface IFlareCoordinator {
     /// @param admissionRoot The new root.
     function setAdmissionRoot(uint256 taskId, bytes32 admissionRoot) external;
 
+    /// @notice Create a staked task (§2.6, §4.1): anyone may register by bonding at least
+    ///         `minStake` wei, and each seat is drawn with probability proportional to the
+    ///         member's stake, not to its number of keys. Anyone may create one.
+    /// @dev Checks, in order: those of `createTask`, then `ZeroMinStake`, `StakeOverflow`.
+    ///      Emits `TaskCreated`, `MinStakeSet`.
+    /// @param model The initial global model.
+    /// @param manifest The task manifest.
+    /// @param params The task's parameters (§2.2).
+    /// @param minStake The least deposit, in wei, a participant bonds to register.
+    /// @return taskId The new task's id.
+    function createStakedTask(Cid calldata model, Cid calldata manifest, TaskParams calldata params, uint256 minStake)
+        external
+        returns (uint256 taskId);
+
+    /// @notice `register` in a staked task, bonding `msg.value` wei as the sender's stake
+    ///         (§4.2). The stake is locked until the task ends or `STAKE_LOCK_BLOCKS` blocks
+    ///         after this one, whichever comes first.
+    /// @dev Checks, in order: `UnknownTask`, `TaskEnded`, `NotStaked`, `StakeTooLow`,
+    ///      `StakeOverflow`, then those of `register` from `AlreadyRegistered` on. Emits
+    ///      `ParticipantRegistered`, `StakeBonded`.
+    /// @param taskId The task.
+    /// @param publicKey As for `register`.
+    /// @param possessionProof As for `register`.
+    function registerStaked(uint256 taskId, bytes calldata publicKey, bytes calldata possessionProof) external payable;
+
+    /// @notice Take the sender's whole stake back (§4.13): once the task completed, failed or was
+    ///         cancelled, or from its unlock block on. From then on the sender draws no seat.
+    /// @dev Checks, in order: `UnknownTask`, `NotStaked`, `NothingToWithdraw`, `StakeLocked`.
+    ///      The stake is zeroed and `StakeWithdrawn` emitted before the transfer, which forwards
+    ///      all gas; a failed transfer reverts `WithdrawalFailed`.
+    /// @param taskId The task.
+    function withdrawStake(uint256 taskId) external;
+
     /// @notice `register` in a permissioned task, with the Merkle proof that the sender is
     ///         admitted (§4.2).
     /// @dev Checks, in order: `UnknownTask`, `TaskEnded`, `OpenAdmission`, `NotAdmitted`, then
@@ -387,7 +447,7 @@ interface IFlareCoordinator {
 
     /// @notice Join a task with a BLS12-381 key, proving possession of it (§4.2).
     /// @dev Checks, in order: `UnknownTask`, `TaskEnded`, `AdmissionProofRequired` (a
-    ///      permissioned task), `AlreadyRegistered`,
+    ///      permissioned task), `StakeRequired` (a staked task), `AlreadyRegistered`,
     ///      `InvalidLength(256, …)`, `InvalidLength(128, …)`, `PublicKeyTaken`,
     ///      `InvalidPossessionProof`. Emits `ParticipantRegistered` with the full key.
     /// @param taskId The task.
@@ -431,7 +491,9 @@ interface IFlareCoordinator {
     ///      `NotRegistered`, `RegisteredAfterSnapshot`, `SeatAlreadyClaimed`, `InvalidLength(256, …)`,
     ///      `PublicKeyMismatch`, `InvalidLength(128, …)`, `InvalidVrfProof`, `NotSelected`.
     ///      The proof is verified on chain (hash-to-G1 and one pairing check) and the seat is
-    ///      granted iff `keccak256(proof) * registeredSnapshot < expectedCommittee * 2^256`.
+    ///      granted iff `keccak256(proof) * registeredSnapshot < expectedCommittee * 2^256`; in a
+    ///      staked task iff `keccak256(proof) * stakeSnapshot < expectedCommittee * stake * 2^256`
+    ///      with the sender's current stake (zero once withdrawn, so never).
     ///      Emits `SeatClaimed` with the proof.
     /// @param taskId The task.
     /// @param publicKey The sender's registered 256-byte key, authenticated by its stored hash.
@@ -500,6 +562,27 @@ interface IFlareCoordinator {
     /// @param taskId The task.
     /// @return The root.
     function admissionRoot(uint256 taskId) external view returns (bytes32);
+
+    /// @notice A staked task's minimum stake; zero for a task that is not staked.
+    /// @dev Reverts `UnknownTask`.
+    /// @param taskId The task.
+    /// @return The minimum stake in wei.
+    function minStake(uint256 taskId) external view returns (uint256);
+
+    /// @notice What `account` has bonded in a staked task and not withdrawn; its seat weight.
+    /// @dev Reverts `UnknownTask`.
+    /// @param taskId The task.
+    /// @param account The address.
+    /// @return The stake in wei.
+    function stakeOf(uint256 taskId, address account) external view returns (uint256);
+
+    /// @notice The stake the current attempt's sortition divides by: what the participants of
+    ///         its snapshot (`registeredSnapshot`) had bonded when it opened; zero for a task
+    ///         that is not staked.
+    /// @dev Reverts `UnknownTask`, then `TaskNotStarted`.
+    /// @param taskId The task.
+    /// @return The total stake in wei.
+    function stakeSnapshot(uint256 taskId) external view returns (uint256);
 
     /// @notice A proposal and its vote counts.
     /// @dev Reverts `UnknownTask`, then `UnknownProposal`.

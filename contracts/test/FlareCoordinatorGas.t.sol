@@ -174,9 +174,18 @@ abstract contract RoundGasBase is CoordinatorTestBase {
         internal
         returns (uint256 execution, uint256 used)
     {
+        return _measurePaying(label, sender, data, 0);
+    }
+
+    /// @dev `_measureBoth` of a call that carries `value` wei.
+    function _measurePaying(string memory label, address sender, bytes memory data, uint256 value)
+        internal
+        returns (uint256 execution, uint256 used)
+    {
+        if (value != 0) vm.deal(sender, sender.balance + value);
         vm.cool(address(coordinator));
         vm.prank(sender);
-        (bool ok,) = address(coordinator).call(data);
+        (bool ok,) = address(coordinator).call{value: value}(data);
         Vm.Gas memory gas = vm.lastCallGas();
         assertTrue(ok, label);
         execution = gas.gasTotalUsed;
@@ -393,5 +402,56 @@ contract FlareCoordinatorAdmissionGasTest is RoundGasBase {
         bytes memory data =
             abi.encodeCall(IFlareCoordinator.registerAdmitted, (task, _key(index), _pop(task, index), proof));
         _send("registerAdmitted (fleet of 1,024)", _addr(index), data, measure);
+    }
+}
+
+/// @notice What a staked task adds: creating it, a registration that bonds a stake (after the
+///         first), a stake-weighted seat claim, and a withdrawal once the task is cancelled.
+contract FlareCoordinatorStakeGasTest is RoundGasBase {
+    uint256 internal constant MIN_STAKE = 1 ether;
+
+    function _clients() internal pure override returns (uint32) {
+        return 3;
+    }
+
+    function _committee() internal pure override returns (uint32) {
+        return 3;
+    }
+
+    function _registerStaked(uint256 task, uint256 index, bool measure) internal {
+        bytes memory data = abi.encodeCall(IFlareCoordinator.registerStaked, (task, _key(index), _pop(task, index)));
+        string memory label = "registerStaked (bonds 1 ether)";
+        if (measure) {
+            _measurePaying(label, _addr(index), data, MIN_STAKE);
+            return;
+        }
+        vm.deal(_addr(index), MIN_STAKE);
+        vm.prank(_addr(index));
+        (bool ok,) = address(coordinator).call{value: MIN_STAKE}(data);
+        assertTrue(ok, label);
+    }
+
+    function test_gas_stake() public {
+        bytes memory data = abi.encodeCall(
+            IFlareCoordinator.createStakedTask,
+            (_cid("model"), Cid(DAG_PB, keccak256("validation")), _params(), MIN_STAKE)
+        );
+        _measure("createStakedTask", creator, data);
+        uint256 staked = coordinator.taskCount();
+        _registerStaked(staked, 0, false);
+        _registerStaked(staked, 1, true);
+        _registerStaked(staked, 2, false);
+        _start(staked);
+        _seal(staked);
+        // k = 100 against three equal stakes: every stake-weighted draw wins.
+        _measure(
+            "claimSeat (staked task)",
+            _addr(0),
+            abi.encodeCall(IFlareCoordinator.claimSeat, (staked, _key(0), _proof(staked, 0)))
+        );
+        vm.prank(creator);
+        coordinator.cancelTask(staked);
+        _measure("withdrawStake", _addr(1), abi.encodeCall(IFlareCoordinator.withdrawStake, (staked)));
+        assertEq(_addr(1).balance, MIN_STAKE);
     }
 }
