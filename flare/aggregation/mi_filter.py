@@ -41,13 +41,9 @@ and on values rounded to 1e-9 or to nine significant digits.
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-
 from flare import tensors
 from flare.aggregation.arithmetic import (
     coordinate_median,
-    dot,
-    l2_norm,
     median_of,
     round_score,
     validate_updates,
@@ -56,52 +52,25 @@ from flare.aggregation.arithmetic import (
 )
 from flare.aggregation.base import (
     AggregationContext,
-    AggregationError,
     AggregationResult,
     Aggregator,
     ClientUpdate,
-    Predictor,
 )
 from flare.aggregation.counts import (
     DEFAULT_COUNT_WEIGHTING,
     check_count_weighting,
     sample_weights,
 )
-from flare.aggregation.information import label_agreement
+from flare.aggregation.mi_scores import Measurements, aligned_mi_of, measure, validation_set
 from flare.errors import ConfigError
-from flare.tensors import ModelSpec, Weights
+from flare.tensors import Weights
 
 MAD_TO_SIGMA = 1.4826
 """Scales the median absolute deviation to a standard deviation for Gaussian data."""
 
-FIX_PSEUDOCOUNT = 3
-"""Pseudo-counts added to both fixes and breaks: an update that changes only a few
-labels gets a fix ratio near 1/2 instead of a noisy extreme."""
-
 NORM_FLOOR = 1e-12
 """The median norm is floored here, so a round where most clients sent zeros flags
 every non-zero update instead of dividing by zero."""
-
-
-@dataclass(frozen=True)
-class _ValidationSet:
-    predict: Predictor
-    features: np.ndarray
-    labels: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Measurements:
-    """One client's measurements, already rounded for comparison."""
-
-    mi: float
-    aligned_mi: float
-    accuracy: float
-    fixes: int
-    breaks: int
-    fix_ratio: float
-    norm: float
-    cosine: float
 
 
 @dataclass(frozen=True)
@@ -203,8 +172,8 @@ class MIFilter(Aggregator):
         self, updates: Sequence[ClientUpdate], context: AggregationContext
     ) -> AggregationResult:
         spec = validate_updates(updates, context.global_weights)
-        validation = _validation_set(context)
-        measured = _measure(updates, context.global_weights, validation, spec)
+        validation = validation_set(context)
+        measured = measure(updates, context.global_weights, validation, spec)
         cutoffs = self._cutoffs(measured)
 
         scores: dict[str, dict[str, float]] = {}
@@ -250,11 +219,11 @@ class MIFilter(Aggregator):
         delta = average(trusted) if trusted else zeros_like_spec(spec)
         if trusted and self.aggregate_margin_bits is not None:
             center = coordinate_median([updates[i].delta for i in trusted], spec)
-            reference = _aligned_mi(validation, tensors.add(context.global_weights, center))
+            reference = aligned_mi_of(validation, tensors.add(context.global_weights, center))
             floor = round_score(reference - self.aggregate_margin_bits)
             keep_at_least = len(trusted) // 2 + 1
             while True:
-                score = _aligned_mi(validation, tensors.add(context.global_weights, delta))
+                score = aligned_mi_of(validation, tensors.add(context.global_weights, delta))
                 if score >= floor:
                     notes.append(f"aggregate: aligned MI {score:.4f} bits (floor {floor:.4f})")
                     break
@@ -288,7 +257,7 @@ class MIFilter(Aggregator):
             notes=notes,
         )
 
-    def _cutoffs(self, measured: Sequence[_Measurements]) -> _Cutoffs:
+    def _cutoffs(self, measured: Sequence[Measurements]) -> _Cutoffs:
         median_mi, mi_cutoff = _low_outlier_cutoff(
             [m.aligned_mi for m in measured],
             self.z,
@@ -312,7 +281,7 @@ class MIFilter(Aggregator):
             cosine=cosine_cutoff,
         )
 
-    def _reasons(self, m: _Measurements, norm_ratio: float, cutoffs: _Cutoffs) -> list[str]:
+    def _reasons(self, m: Measurements, norm_ratio: float, cutoffs: _Cutoffs) -> list[str]:
         why = []
         if m.aligned_mi < cutoffs.mi:
             hint = ""
@@ -345,72 +314,3 @@ class MIFilter(Aggregator):
         if not self.clip_to_median_norm or norm <= median_norm:
             return 1.0
         return median_norm / norm
-
-
-def _predict_labels(validation: _ValidationSet, weights: Weights) -> np.ndarray:
-    predicted = np.asarray(validation.predict(weights, validation.features))
-    if predicted.shape != validation.labels.shape or not np.issubdtype(predicted.dtype, np.integer):
-        raise AggregationError(
-            f"predict returned {predicted.dtype} values of shape {predicted.shape}, "
-            f"expected integer labels of shape {validation.labels.shape}"
-        )
-    return predicted
-
-
-def _aligned_mi(validation: _ValidationSet, weights: Weights) -> float:
-    predicted = _predict_labels(validation, weights)
-    return round_score(label_agreement(predicted, validation.labels).aligned_mi)
-
-
-def _measure(
-    updates: Sequence[ClientUpdate],
-    global_weights: Weights,
-    validation: _ValidationSet,
-    spec: ModelSpec,
-) -> list[_Measurements]:
-    center = coordinate_median([update.delta for update in updates], spec)
-    center_norm = l2_norm(center, spec)
-    global_right = _predict_labels(validation, global_weights) == validation.labels
-    measured = []
-    for update in updates:
-        predicted = _predict_labels(validation, tensors.add(global_weights, update.delta))
-        agreement = label_agreement(predicted, validation.labels)
-        right = predicted == validation.labels
-        fixes = int(np.count_nonzero(right & ~global_right))
-        breaks = int(np.count_nonzero(global_right & ~right))
-        norm = l2_norm(update.delta, spec)
-        cosine = 0.0
-        if norm > 0 and center_norm > 0:
-            cosine = dot(update.delta, center, spec) / (norm * center_norm)
-        measured.append(
-            _Measurements(
-                mi=round_score(agreement.mi),
-                aligned_mi=round_score(agreement.aligned_mi),
-                accuracy=round_score(agreement.accuracy),
-                fixes=fixes,
-                breaks=breaks,
-                fix_ratio=round_score(
-                    (fixes + FIX_PSEUDOCOUNT) / (fixes + breaks + 2 * FIX_PSEUDOCOUNT)
-                ),
-                norm=norm,
-                cosine=round_score(cosine),
-            )
-        )
-    return measured
-
-
-def _validation_set(context: AggregationContext) -> _ValidationSet:
-    if context.predict is None:
-        raise AggregationError("the MI filter needs a predict function in the context")
-    if context.validation_features is None or context.validation_labels is None:
-        raise AggregationError("the MI filter needs a labelled validation set in the context")
-    features = np.asarray(context.validation_features)
-    labels = np.asarray(context.validation_labels)
-    if labels.ndim != 1 or labels.size == 0 or features.shape[:1] != labels.shape:
-        raise AggregationError(
-            f"validation set needs one label per feature row, got features {features.shape} "
-            f"and labels {labels.shape}"
-        )
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise AggregationError("validation labels must be integers")
-    return _ValidationSet(context.predict, features, labels)

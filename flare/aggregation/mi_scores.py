@@ -1,0 +1,120 @@
+"""What the MI filter measures of each update: the labels its candidate model gives the
+public validation split, and the update's norm and direction.
+
+Every value is rounded (:func:`flare.aggregation.arithmetic.round_score`) before any rule
+compares it, and the labels are exact integers, so every committee member measures the
+same. See ``docs/mi-filter.md`` for what each score means.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from flare import tensors
+from flare.aggregation.arithmetic import coordinate_median, dot, l2_norm, round_score
+from flare.aggregation.base import AggregationContext, AggregationError, ClientUpdate, Predictor
+from flare.aggregation.information import label_agreement
+from flare.tensors import ModelSpec, Weights
+
+FIX_PSEUDOCOUNT = 3
+"""Pseudo-counts added to both fixes and breaks: an update that changes only a few
+labels gets a fix ratio near 1/2 instead of a noisy extreme."""
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    """The public, labelled split every candidate model is judged on, and the inference
+    that labels it."""
+
+    predict: Predictor
+    features: np.ndarray
+    labels: np.ndarray
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """One client's measurements, already rounded for comparison."""
+
+    mi: float
+    aligned_mi: float
+    accuracy: float
+    fixes: int
+    breaks: int
+    fix_ratio: float
+    norm: float
+    cosine: float
+
+
+def predict_labels(validation: ValidationSet, weights: Weights) -> np.ndarray:
+    """The labels the model ``weights`` gives the validation split, checked for shape."""
+    predicted = np.asarray(validation.predict(weights, validation.features))
+    if predicted.shape != validation.labels.shape or not np.issubdtype(predicted.dtype, np.integer):
+        raise AggregationError(
+            f"predict returned {predicted.dtype} values of shape {predicted.shape}, "
+            f"expected integer labels of shape {validation.labels.shape}"
+        )
+    return predicted
+
+
+def aligned_mi_of(validation: ValidationSet, weights: Weights) -> float:
+    """The rounded aligned MI between the model's labels and the true ones, in bits."""
+    predicted = predict_labels(validation, weights)
+    return round_score(label_agreement(predicted, validation.labels).aligned_mi)
+
+
+def measure(
+    updates: Sequence[ClientUpdate],
+    global_weights: Weights,
+    validation: ValidationSet,
+    spec: ModelSpec,
+) -> list[Measurements]:
+    """Every update's scores, in submission order; cosines are to the coordinate-wise
+    median of all the round's updates."""
+    center = coordinate_median([update.delta for update in updates], spec)
+    center_norm = l2_norm(center, spec)
+    global_right = predict_labels(validation, global_weights) == validation.labels
+    measured = []
+    for update in updates:
+        predicted = predict_labels(validation, tensors.add(global_weights, update.delta))
+        agreement = label_agreement(predicted, validation.labels)
+        right = predicted == validation.labels
+        fixes = int(np.count_nonzero(right & ~global_right))
+        breaks = int(np.count_nonzero(global_right & ~right))
+        norm = l2_norm(update.delta, spec)
+        cosine = 0.0
+        if norm > 0 and center_norm > 0:
+            cosine = dot(update.delta, center, spec) / (norm * center_norm)
+        measured.append(
+            Measurements(
+                mi=round_score(agreement.mi),
+                aligned_mi=round_score(agreement.aligned_mi),
+                accuracy=round_score(agreement.accuracy),
+                fixes=fixes,
+                breaks=breaks,
+                fix_ratio=round_score(
+                    (fixes + FIX_PSEUDOCOUNT) / (fixes + breaks + 2 * FIX_PSEUDOCOUNT)
+                ),
+                norm=norm,
+                cosine=round_score(cosine),
+            )
+        )
+    return measured
+
+
+def validation_set(context: AggregationContext) -> ValidationSet:
+    """The context's validation split and predictor, refused unless both are usable."""
+    if context.predict is None:
+        raise AggregationError("the MI filter needs a predict function in the context")
+    if context.validation_features is None or context.validation_labels is None:
+        raise AggregationError("the MI filter needs a labelled validation set in the context")
+    features = np.asarray(context.validation_features)
+    labels = np.asarray(context.validation_labels)
+    if labels.ndim != 1 or labels.size == 0 or features.shape[:1] != labels.shape:
+        raise AggregationError(
+            f"validation set needs one label per feature row, got features {features.shape} "
+            f"and labels {labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise AggregationError("validation labels must be integers")
+    return ValidationSet(context.predict, features, labels)
