@@ -80,7 +80,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     # help needs them.
     defer_defaults(p, _defaults)
     p.add_argument("--dataset", help="'digits' or a .npz with X, y")
-    p.add_argument("--model", choices=MODEL_NAMES)
+    p.add_argument(
+        "--model",
+        help=f"a built-in name ({', '.join(MODEL_NAMES)}), package.module:function or "
+        "path/to/file.py:function (docs/models.md)",
+    )
     p.add_argument("--clients", type=int)
     p.add_argument("--rounds", type=int)
     p.add_argument("--partition", choices=PARTITION_NAMES)
