@@ -255,6 +255,13 @@ def test_protocol_run_on_a_two_node_cluster_matches_the_local_one(
     assert decided(on_ray) == decided(local)
     assert all(round["global_model"].startswith("bafk") for round in decided(local))
     assert any(round["flagged"] for round in decided(local))  # the comparison sees verdicts
+    # The committee's recomputations ran on the workers, as many as in process.
+    recomputed = [record.protocol["recomputations"] for record in on_ray.rounds]
+    assert all(r["where"] == "Ray: 2 nodes, 2 CPUs, 2 workers" for r in recomputed)
+    assert all(r["count"] > 0 for r in recomputed)
+    assert [r["count"] for r in recomputed] == [
+        record.protocol["recomputations"]["count"] for record in local.rounds
+    ]
 
 
 @pytest.mark.ray

@@ -1,17 +1,25 @@
-"""Where a simulation's clients train and encode their updates.
+"""Where a simulation's clients train and encode their updates, and where the protocol
+simulation's committee recomputes aggregates.
 
-``local`` (the default) runs them in this process; ``ray`` on a Ray cluster, each actor
+``local`` (the default) runs both in this process; ``ray`` on a Ray cluster, each actor
 holding a shard of the fleet (docs/ray.md). With the same configuration both give the same
 bytes, so a run's global models and verdicts never depend on where it ran.
 """
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from flare.aggregation.base import Aggregator
 from flare.compression.base import UpdateBinding
 from flare.federation.backends.local import LocalClients
 from flare.federation.clients import Client
+from flare.federation.protocol.aggregate import (
+    AttemptInputs,
+    RoundAggregate,
+    TaskContext,
+    aggregate_attempt,
+)
 from flare.federation.rounds import EncodedUpdate, RunObserver
 from flare.federation.setup import Federation, ModelBuilder
 from flare.tensors import Weights
@@ -30,6 +38,37 @@ class ClientBackend(Protocol):
         """Each participant's update from ``base``, bound to ``bindings[client_id]``, by
         client in ``participants``' order."""
         ...
+
+
+@runtime_checkable
+class Recomputer(Protocol):
+    """Runs a committee member's recomputation of an attempt's aggregate."""
+
+    where: str
+    """Where, in words, for the run's report."""
+
+    def recompute(
+        self, inputs: AttemptInputs, context: TaskContext, rule: Aggregator | None
+    ) -> RoundAggregate:
+        """:func:`~flare.federation.protocol.aggregate.aggregate_attempt` of the arguments."""
+        ...
+
+
+class InProcessRecomputer:
+    """The local backend's recomputer: in this process."""
+
+    where = "in process"
+
+    def recompute(
+        self, inputs: AttemptInputs, context: TaskContext, rule: Aggregator | None
+    ) -> RoundAggregate:
+        return aggregate_attempt(inputs, context, rule)
+
+
+def recomputer_of(clients: ClientBackend) -> Recomputer:
+    """Where the committee's recomputations run: on the cluster the clients train on (a
+    backend that recomputes), else in this process."""
+    return clients if isinstance(clients, Recomputer) else InProcessRecomputer()
 
 
 @contextmanager

@@ -2,28 +2,39 @@
 
 Each worker is a Ray actor holding a shard of the fleet: it builds the run's federation
 itself from the configuration (the same data split, model and attackers, all from the
-seed), keeps only its own clients' data, and keeps their encoders for the whole run. The
-driver sends a round's base weights once (``ray.put``) and gets back blobs, which it puts
-in client order: neither the number of workers nor the order they finish in can change a
-byte. A colluding bloc reads the whole round before it forges, so when the attack colludes
-the workers return the round's updates, the driver forges, and the members' own workers
-encode the forgery.
+seed), keeps only its own clients' data, and keeps their encoders for the whole run; the
+driver then drops its own copy of the training data. The driver sends a round's base
+weights once (``ray.put``) and gets back blobs, which it puts in client order: neither the
+number of workers nor the order they finish in can change a byte. A colluding bloc reads
+the whole round before it forges, so when the attack colludes the workers return the
+round's updates, the driver forges, and the members' own workers encode the forgery. The
+protocol simulation's committee recomputations run on the workers too, from the blobs the
+driver read from chain and store.
 """
 
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import ray
 from ray.exceptions import RayError, RayTaskError
 
+from flare.aggregation.base import Aggregator
 from flare.compression.base import UpdateBinding
+from flare.data import Dataset
 from flare.errors import FlareError
 from flare.federation.backends.local import LocalClients
 from flare.federation.clients import Client, LocalUpdate
 from flare.federation.config import SimulationConfig
+from flare.federation.protocol.aggregate import (
+    AttemptInputs,
+    RoundAggregate,
+    TaskContext,
+    aggregate_attempt,
+)
 from flare.federation.rounds import EncodedUpdate, colludes, forged_updates, own_updates
 from flare.federation.setup import Federation, ModelBuilder, build_federation
 from flare.tensors import Weights
@@ -48,6 +59,7 @@ class ClientShard:
         federation = build_federation(config, model_builder)
         self.clients = {index: federation.clients[index] for index in indices}
         federation.clients = []  # the other shards' data stays with them
+        federation.dataset = without_training_split(federation.dataset)
         self.federation = federation
         self.local = LocalClients(federation)
 
@@ -81,12 +93,21 @@ class ClientShard:
         participants = [(index, self.clients[index]) for index in indices]
         return self.local.encode(participants, updates, bindings)
 
+    def recompute(
+        self, inputs: AttemptInputs, context: TaskContext, rule: Aggregator | None
+    ) -> RoundAggregate:
+        """A committee member's recomputation of an attempt's aggregate."""
+        return aggregate_attempt(inputs, context, rule)
+
 
 class RayClients:
-    """Trains and encodes a round's updates on the cluster's workers."""
+    """Trains and encodes a round's updates on the cluster's workers, and recomputes the
+    committee's aggregates there."""
 
     def __init__(self, federation: Federation, shards: list[Any], where: str) -> None:
         self.federation, self.shards, self.where = federation, shards, where
+        self._contexts: dict[int, Any] = {}
+        self._recomputed = 0
 
     def encode_round(
         self,
@@ -115,6 +136,21 @@ class RayClients:
         if reveal:
             encoded.update(self._encode_forged(participants, base, updates, bindings))
         return {client.client_id: encoded[client.client_id] for _, client in participants}
+
+    def recompute(
+        self, inputs: AttemptInputs, context: TaskContext, rule: Aggregator | None
+    ) -> RoundAggregate:
+        """The aggregate, computed by one worker from the blobs the driver read; the
+        workers take turns, so the recomputations spread over the cluster."""
+        context_ref = self._contexts.get(context.task_id)
+        if context_ref is None:  # the task's model and validation split go out once
+            context_ref = self._contexts[context.task_id] = ray.put(context)
+        shard = self.shards[self._recomputed % len(self.shards)]
+        self._recomputed += 1
+        (aggregate,) = _gather([shard.recompute.remote(inputs, context_ref, rule)])
+        # Ray hands arrays back as read-only views of its object store: the driver's own
+        # copy is writable (torch loads it) and frees the store's.
+        return replace(aggregate, weights={name: t.copy() for name, t in aggregate.weights.items()})
 
     def _encode_forged(
         self,
@@ -146,6 +182,36 @@ class RayClients:
             indices.append(index)
             ids.append(client.client_id)
         return by_shard
+
+
+class WorkerHeldClient(Client):
+    """A client as the driver knows it while a worker holds its data: its id, and how many
+    samples it holds (a client without data never takes part)."""
+
+    def __init__(self, client: Client) -> None:
+        features = client.features[:0].copy()  # no view: it would keep the shard alive
+        super().__init__(client.client_id, features, client.labels[:0].copy())
+        self._num_samples = client.num_samples
+
+    @property
+    def num_samples(self) -> int:
+        return self._num_samples
+
+
+def without_training_split(dataset: Dataset) -> Dataset:
+    """``dataset`` less its training split, which its clients' shards hold."""
+    return replace(
+        dataset,
+        train_features=dataset.train_features[:0].copy(),
+        train_labels=dataset.train_labels[:0].copy(),
+    )
+
+
+def leave_data_to_workers(federation: Federation) -> None:
+    """Drop the driver's copy of the clients' data once the workers read their own: the
+    driver keeps who holds how many samples, and the validation and test splits."""
+    federation.clients = [WorkerHeldClient(client) for client in federation.clients]
+    federation.dataset = without_training_split(federation.dataset)
 
 
 def shard_of(index: int, workers: int) -> int:
@@ -192,6 +258,7 @@ def ray_clients(federation: Federation, model_builder: ModelBuilder | None) -> I
             ClientShard.options(num_cpus=cpus_each).remote(config, model_builder, indices)
             for indices in assigned
         ]
+        leave_data_to_workers(federation)
         where = (
             f"Ray: {_plural(nodes, 'node')}, {_plural(cpus, 'CPU')}, {_plural(workers, 'worker')}"
         )

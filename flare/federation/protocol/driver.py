@@ -11,9 +11,11 @@ fresh seed, as on a real chain.
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
+from flare.aggregation.base import Aggregator
 from flare.chain import (
     ChainConnector,
     ContentRef,
@@ -25,10 +27,16 @@ from flare.chain import (
 from flare.config import open_chain
 from flare.errors import FlareError
 from flare.federation.backdoor import attack_success
-from flare.federation.backends import ClientBackend, open_clients
+from flare.federation.backends import ClientBackend, Recomputer, open_clients, recomputer_of
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.actor import ParticipantActor
-from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, UpdateFetches
+from flare.federation.protocol.aggregate import (
+    AttemptInputs,
+    RoundAggregate,
+    TaskContext,
+    UpdateFetches,
+    read_attempt_inputs,
+)
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
 from flare.federation.protocol.attempt_report import AttemptOutcome, read_attempt
 from flare.federation.protocol.follow import StepOutcome
@@ -57,18 +65,47 @@ RecomputationKey = tuple[int, int, int, bool, frozenset[str] | None, frozenset |
 it lacks the others (both None when the recomputation fetches every blob itself)."""
 
 
-class SimulatedParticipant(ProtocolParticipant):
-    """A participant whose committee recomputation is shared with its simulated peers.
+class SharedRecomputations:
+    """The recomputations of one attempt, shared by the simulated members.
 
     Deployed, every member recomputes the attempt's aggregate on its own machine, side by
     side; played in one process they would take turns, and the protocol path would cost
     the committee's size times what it costs deployed. The recomputation is bitwise
     reproducible (the agreement tests run it across thread counts and processes), so
     members that hold the same update blobs and follow the same rule compute the same
-    aggregate: the first one computes it, the others read it.
+    aggregate: the first one has it computed, by the backend's ``recomputer``, the others
+    read it.
     """
 
-    def __init__(self, *args: Any, shared: dict[RecomputationKey, RoundAggregate], **kwargs: Any):
+    def __init__(self, recomputer: Recomputer) -> None:
+        self.recomputer = recomputer
+        self.count = 0
+        """Recomputations run so far in the run."""
+        self._aggregates: dict[RecomputationKey, RoundAggregate] = {}
+
+    def new_attempt(self) -> None:
+        """Forget the last attempt's aggregates: a long run keeps one attempt's, not every
+        round's."""
+        self._aggregates.clear()
+
+    def aggregate(
+        self,
+        key: RecomputationKey,
+        read: Callable[[], AttemptInputs],
+        context: TaskContext,
+        rule: Aggregator | None,
+    ) -> RoundAggregate:
+        """The aggregate ``key`` names, recomputed from ``read()`` unless already computed."""
+        if key not in self._aggregates:
+            self._aggregates[key] = self.recomputer.recompute(read(), context, rule)
+            self.count += 1
+        return self._aggregates[key]
+
+
+class SimulatedParticipant(ProtocolParticipant):
+    """A participant whose committee recomputation is shared with its simulated peers."""
+
+    def __init__(self, *args: Any, shared: SharedRecomputations, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.shared = shared
 
@@ -87,9 +124,13 @@ class SimulatedParticipant(ProtocolParticipant):
             held = frozenset(cid for cid in cids if fetches.obtained(cid))
             lacking = frozenset(fetches.store_errors().items())
         key = (context.task_id, opened.round, opened.attempt, self.honest_member, held, lacking)
-        if key not in self.shared:
-            self.shared[key] = super().aggregate(chain, store, context, opened, fetches)
-        return self.shared[key]
+
+        def read() -> AttemptInputs:
+            return read_attempt_inputs(
+                chain, store, context, opened.round, opened.attempt, fetches=fetches
+            )
+
+        return self.shared.aggregate(key, read, context, self.rule())
 
 
 @runtime_checkable
@@ -155,9 +196,7 @@ class _TaskRun:
         self.blocks: MinesBlocks = chain
         self.clock = Stopwatch()
         self.participants: list[ProtocolParticipant] = []
-        # One attempt's shared recomputations; emptied when the next opens, so a long run
-        # keeps one attempt's aggregates, not every round's.
-        self.recomputations: dict[RecomputationKey, RoundAggregate] = {}
+        self.recomputations = SharedRecomputations(recomputer_of(clients))
         for index, client in enumerate(federation.clients):
             account, bls_key = participant_keys(config.seed, index)
             dishonest = (
@@ -256,6 +295,7 @@ class _TaskRun:
 
     def _round(self, task_id: int, actors: list[ParticipantActor]) -> RoundRecord:
         started = time.perf_counter()
+        recomputed_before = self.recomputations.count
         self.clock.seconds.clear()
         failed: list[AttemptOutcome] = []
         while True:
@@ -283,6 +323,10 @@ class _TaskRun:
         protocol = outcome.as_report()
         protocol["failed_attempts"] = [f.as_report() for f in failed]
         protocol["task_completed"] = self.chain.task(task_id).status == TaskStatus.COMPLETED
+        protocol["recomputations"] = {
+            "count": self.recomputations.count - recomputed_before,
+            "where": self.recomputations.recomputer.where,
+        }
         return RoundRecord(
             round=opened.round,
             accuracy=evaluation.accuracy,
@@ -322,7 +366,7 @@ class _TaskRun:
             self.config, self.federation.clients, opened.round, opened.attempt
         )
         self.attempt_round.begin(opened, participants)
-        self.recomputations.clear()
+        self.recomputations.new_attempt()
         self.observer.round_started(opened.round, len(participants))
         taking_part = [actors[index] for index, _ in participants]
         while not self._closed(opened):
