@@ -10,7 +10,7 @@ import httpx
 import pytest
 from storage.remote_doubles import SpecPinningService
 
-from flare.config import NetworkConfig, open_store
+from flare.config import NetworkConfig, load_network_config, open_store
 from flare.errors import ConfigError
 from flare.storage import (
     KuboStore,
@@ -122,6 +122,27 @@ def test_open_store_reads_the_header_file_and_refuses_plain_http_to_a_remote(
     )
     assert isinstance(store, KuboStore)
     assert store._client.headers["Authorization"] == f"Bearer {TOKEN}"
+    store.close()
+
+
+def test_a_network_file_names_the_credential_files_relative_to_itself(tmp_path: Path) -> None:
+    device = tmp_path / "device"
+    (device / "keys").mkdir(parents=True)
+    (device / "keys" / "gateway.header").write_text(f"Authorization: Bearer {TOKEN}\n")
+    (device / "keys" / "pinning.token").write_text(f"{TOKEN}\n")
+    (device / "flare.toml").write_text(
+        'ipfs_api_url = "http://127.0.0.1:5001"\n'
+        'ipfs_auth_header_file = "keys/gateway.header"\n'
+        'pinning_service_url = "https://pin.example.org/psa"\n'
+        'pinning_token_file = "keys/pinning.token"\n'
+    )
+    config = load_network_config(device / "flare.toml")
+    assert config.ipfs_auth_header_file == device / "keys" / "gateway.header"
+    assert config.pinning_token_file == device / "keys" / "pinning.token"
+    store = open_store(config)
+    assert isinstance(store, KuboStore)
+    assert store._client.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert store._pinning is not None and store._pinning.endpoint == "https://pin.example.org/psa"
     store.close()
 
 
