@@ -1,6 +1,7 @@
 """The baseline defences (FLTrust, centered clipping, geometric median, bucketing) and the
 cap on claimed sample counts that every count-weighted rule applies."""
 
+import inspect
 import math
 
 import numpy as np
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
 from flare.aggregation import (
+    AGGREGATORS,
     AggregationContext,
     AggregationError,
     Bucketing,
@@ -251,6 +253,61 @@ def test_an_inflated_claim_moves_the_aggregate_no_further_than_the_largest_hones
     assert 0 < inflated.delta["w"][0] <= as_largest[0] < 0.5
     claimed = make_aggregator(name, count_weighting="claimed", **params)
     assert claimed.aggregate(*_count_round(9000)).delta["w"][0] > 0.9
+
+
+UNEVEN_COUNTS = [3, 7, 12, 25, 60, 140, 300, 650, 1400]
+"""Honest true counts as uneven as a Dirichlet split makes them; the attacker truly holds 5."""
+
+
+def _uneven_round(attacker_claim: int) -> tuple[list[ClientUpdate], AggregationContext]:
+    """Nine honest clients near (0, 0.1, 0) and one attacker close enough to pass every
+    rule, offset along the first coordinate, claiming ``attacker_claim`` samples."""
+    rng = np.random.default_rng(12)
+    honest = [
+        ClientUpdate(
+            f"h{i}",
+            {"w": (np.array([0, 0.1, 0]) + rng.normal(0, 0.01, 3)).astype(np.float32)},
+            count,
+        )
+        for i, count in enumerate(UNEVEN_COUNTS)
+    ]
+    attacker = ClientUpdate("bad", {"w": np.array([0.03, 0.1, 0.0], np.float32)}, attacker_claim)
+    features = np.eye(3, dtype=np.float32)[[0, 1, 2] * 10]
+    labels = np.array([0, 1, 2] * 10, np.int64)
+
+    def predict(weights, x):
+        return np.argmax(x + 0 * weights["w"][0], axis=1).astype(np.int64)
+
+    def train(weights, x, y):
+        return {"w": np.array([0.0, 0.1, 0.0], np.float32)}
+
+    zero = {"w": np.zeros(3, np.float32)}
+    context = AggregationContext(zero, predict, features, labels, train=train, seed=5)
+    return [*honest, attacker], context
+
+
+@pytest.mark.parametrize("name", sorted(AGGREGATORS))
+def test_a_million_fold_claim_moves_no_rule_further_than_the_largest_honest_count(
+    name: str,
+) -> None:
+    # The attacker truly holds 5 samples. How far its update pulls the aggregate away
+    # from the honest clients' own must not grow when it claims a million times that,
+    # beyond what claiming the largest honest count (1400) would pull.
+    aggregator = make_aggregator(name)
+    honest_only = aggregator.aggregate(_uneven_round(5)[0][:-1], _uneven_round(5)[1]).delta["w"]
+    inflated = aggregator.aggregate(*_uneven_round(5_000_000))
+    as_largest = aggregator.aggregate(*_uneven_round(max(UNEVEN_COUNTS))).delta["w"]
+    pull_inflated = np.linalg.norm(inflated.delta["w"].astype(np.float64) - honest_only)
+    pull_as_largest = np.linalg.norm(as_largest.astype(np.float64) - honest_only)
+    assert pull_inflated <= pull_as_largest
+    if name in ("fedavg", "mi"):  # these trust it, so the comparison is not vacuous
+        assert "bad" in inflated.accepted and pull_inflated > 0
+    if "count_weighting" in inspect.signature(AGGREGATORS[name]).parameters:
+        claimed = make_aggregator(name, count_weighting="claimed")
+        taken_at_its_word = claimed.aggregate(*_uneven_round(5_000_000)).delta["w"]
+        if "bad" in inflated.accepted:  # taken at its word, the claim takes the aggregate over
+            all_the_way = np.linalg.norm(np.array([0.03, 0.1, 0.0]) - honest_only)
+            assert np.linalg.norm(taken_at_its_word - honest_only) > 0.9 * all_the_way
 
 
 # --- determinism ----------------------------------------------------------------------
