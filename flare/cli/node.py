@@ -46,6 +46,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=integer_at_least(1),
         help="also write the state every N seconds (limits what a crash loses)",
     )
+    up.add_argument(
+        "--public-chain",
+        action="store_true",
+        help="mine like a public chain: a block every 12 s (or --block-time), never one per "
+        "transaction, and a 6M block gas limit under which load raises the base fee",
+    )
     up.add_argument("--ipfs-port", type=port, default=5001, help="Kubo RPC API port (default 5001)")
     up.add_argument("--no-kubo", action="store_true", help="start Anvil only")
     down = actions.add_parser("down", help="stop the node, writing its state")
@@ -66,13 +72,16 @@ def run(args: argparse.Namespace) -> int:
     kubo = KuboNode(KuboConfig(directory=args.state_dir / "kubo"))
     if args.action == "up":
         check_output_directory(args.state_dir, "--state-dir")
-        config = AnvilConfig(
-            state_dir=args.state_dir,
-            port=args.port,
-            chain_id=args.chain_id,
-            block_time=args.block_time,
-            state_interval=args.state_interval,
-        )
+        settings = {
+            "state_dir": args.state_dir,
+            "port": args.port,
+            "chain_id": args.chain_id,
+            "state_interval": args.state_interval,
+        }
+        if args.public_chain:
+            config = AnvilConfig.public_chain(args.block_time, **settings)
+        else:
+            config = AnvilConfig(block_time=args.block_time, **settings)
         anvil_binary = installed_binary(find_anvil, "FLARE_ANVIL", "install_tools.sh", "anvil")
         anvil = AnvilNode(config, anvil_binary)
         record = anvil.start()

@@ -27,6 +27,11 @@ from flare.node.process import DetachedService, NodeError, find_binary, write_at
 DEFAULT_STATE_DIR = Path("anvil") / "state"
 HARDFORK = "prague"
 """EIP-2537's BLS12-381 precompiles, which every VRF and possession proof needs."""
+PUBLIC_CHAIN_BLOCK_TIME = 12.0
+"""Seconds per slot on Ethereum and its testnets."""
+PUBLIC_CHAIN_GAS_LIMIT = 6_000_000
+"""A block gas limit the deployment (3.8M gas, 5.8M with the sender's margin) still fits
+under, and that a busy round can half fill, which is when EIP-1559 raises the base fee."""
 _NPM_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 """``platform.machine()`` names as ``@foundry-rs/anvil-<os>-<arch>`` packages spell them."""
 
@@ -71,6 +76,16 @@ class AnvilConfig:
     block_time: float | None = None
     host: str = "127.0.0.1"
     state_interval: int | None = None
+    gas_limit: int | None = None
+
+    @classmethod
+    def public_chain(cls, block_time: float | None = None, **settings: Any) -> "AnvilConfig":
+        """A node that mines like a public chain: blocks on a timer (never one per
+        transaction), so every transaction waits in the pool, and a block gas limit low
+        enough that a busy round raises the base fee (docs/anvil.md §7). ``block_time``
+        defaults to Ethereum's twelve seconds."""
+        seconds = PUBLIC_CHAIN_BLOCK_TIME if block_time is None else block_time
+        return cls(block_time=seconds, gas_limit=PUBLIC_CHAIN_GAS_LIMIT, **settings)
 
     @property
     def rpc_url(self) -> str:
@@ -112,6 +127,8 @@ class AnvilNode(DetachedService):
             command += ["--block-time", f"{config.block_time:g}"]
         if config.state_interval is not None:
             command += ["--state-interval", str(config.state_interval)]
+        if config.gas_limit is not None:
+            command += ["--gas-limit", str(config.gas_limit)]
         return command
 
     def _recorded_settings(self) -> dict[str, Any]:

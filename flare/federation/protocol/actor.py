@@ -185,14 +185,14 @@ class ParticipantActor:
                 self.chain.seal_seed(self.task_id)
             return StepOutcome.ACTED
         may_sit = me.index < state.registered_snapshot and me.seat_epoch != state.epoch
-        if may_sit and not memo.seat_drawn and self._claim_seat(task, memo):
+        if may_sit and memo.seat_refused_for != state.seed and self._claim_seat(task, state, memo):
             return StepOutcome.ACTED
         if me.submit_epoch != state.epoch and not memo.nothing_to_send:
             self._submit(state, me, memo)
             return StepOutcome.ACTED
         return StepOutcome.IDLE
 
-    def _claim_seat(self, task: Task, memo: AttemptMemo) -> bool:
+    def _claim_seat(self, task: Task, state: Round, memo: AttemptMemo) -> bool:
         """Draw the VRF and claim the seat if it wins; whether a transaction was sent."""
         try:
             with self.clock.phase("vrf"):
@@ -200,10 +200,10 @@ class ParticipantActor:
                     self.chain, memo.opened, task.params.expected_committee
                 )
         except ContractError:
-            memo.seat_drawn = True  # the contract said no; do not ask again this attempt
+            memo.seat_refused_for = state.seed  # do not ask again under this seed
             raise
-        memo.seat_drawn = True
         if output is None:
+            memo.seat_refused_for = state.seed
             return False
         self.log.info("%s: seat won (output 0x%s…)", memo.label, output.hex()[:16])
         return True

@@ -39,7 +39,10 @@ class AttemptMemo:
     """What this process worked out about the open attempt; all of it re-derivable."""
 
     opened: RoundOpened
-    seat_drawn: bool = False
+    seat_refused_for: bytes | None = None
+    """The seed under which this participant's VRF drew no seat, or the contract refused
+    its claim: no need to ask again until a reorganisation reseals the seed. A won seat is
+    not remembered; the chain's ``seat_epoch`` says whether the claim is still there."""
     nothing_to_send: bool = False
     fetches: UpdateFetches | None = None
     aggregate: RoundAggregate | None = None
@@ -72,8 +75,18 @@ class TaskFollower:
         return self._memo
 
     def attempt(self, state: Round) -> AttemptMemo:
-        """The memo of the attempt ``state`` describes, fresh when a new one opened."""
-        if self._memo is None or self._memo.opened.epoch != state.epoch:
+        """The memo of the attempt ``state`` describes, fresh when a new one opened.
+
+        A reorganisation can remove the block that opened the attempt and let it open again
+        in another block, with other deadlines: the memo is then of an attempt that no
+        longer exists, and starts afresh too.
+        """
+        memo = self._memo
+        if (
+            memo is None
+            or memo.opened.epoch != state.epoch
+            or memo.opened.block_number != state.opened_at
+        ):
             if self._memo is not None:
                 self._report_close(self._memo.opened)
             opened = self.chain.round_opened(self.task_id, state.round, state.attempt)
