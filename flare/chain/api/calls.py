@@ -6,7 +6,7 @@ sends the same calldata in a signed transaction. Keeping calls as data is what l
 implementations share the typed API in :class:`flare.chain.ChainConnector`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from eth_abi import decode, encode
@@ -33,9 +33,15 @@ from flare.errors import ConfigError
 
 @dataclass(frozen=True)
 class Call:
-    """Base of the call values; ``FUNCTION`` is the Solidity function name."""
+    """Base of the call values; ``FUNCTION`` is the Solidity function name.
+
+    ``value`` is the wei the transaction carries (``msg.value``), not an ABI argument; only a
+    ``PAYABLE`` call may carry any.
+    """
 
     FUNCTION: ClassVar[str]
+    PAYABLE: ClassVar[bool] = False
+    value: int = field(default=0, kw_only=True)
 
     @classmethod
     def signature(cls) -> str:
@@ -97,6 +103,37 @@ class RegisterAdmitted(Call):
     public_key: Bytes
     possession_proof: Bytes
     admission_proof: Bytes32Array
+
+
+@dataclass(frozen=True)
+class CreateStakedTask(Call):
+    """Create a task whose participants bond at least ``min_stake`` wei each and whose
+    seats are drawn in proportion to stake; anyone may."""
+
+    FUNCTION = "createStakedTask"
+    model: AbiTuple[ContentRef]
+    manifest: AbiTuple[ContentRef]
+    params: AbiTuple[TaskParams]
+    min_stake: Uint256
+
+
+@dataclass(frozen=True)
+class RegisterStaked(Call):
+    """``Register`` in a staked task, bonding the call's ``value`` as the sender's stake."""
+
+    FUNCTION = "registerStaked"
+    PAYABLE = True
+    task_id: Uint256
+    public_key: Bytes
+    possession_proof: Bytes
+
+
+@dataclass(frozen=True)
+class WithdrawStake(Call):
+    """Take the sender's stake back once the task ended or its lock passed."""
+
+    FUNCTION = "withdrawStake"
+    task_id: Uint256
 
 
 @dataclass(frozen=True)
@@ -185,6 +222,9 @@ CALL_TYPES: tuple[type[Call], ...] = (
     CreatePermissionedTask,
     SetAdmissionRoot,
     RegisterAdmitted,
+    CreateStakedTask,
+    RegisterStaked,
+    WithdrawStake,
 )
 CALLS_BY_SELECTOR: dict[bytes, type[Call]] = {kind.selector(): kind for kind in CALL_TYPES}
 
@@ -194,10 +234,11 @@ def encode_call(call: Call) -> bytes:
     return call.selector() + encode(field_types(type(call)), list(to_abi(call)))
 
 
-def decode_call(calldata: bytes) -> Call:
-    """Inverse of :func:`encode_call`; ``KeyError`` for a selector of no Flare call."""
+def decode_call(calldata: bytes, value: int = 0) -> Call:
+    """Inverse of :func:`encode_call` for a transaction carrying ``value`` wei; ``KeyError``
+    for a selector of no Flare call."""
     kind = CALLS_BY_SELECTOR[bytes(calldata[:4])]
-    return from_abi(kind, decode(field_types(kind), bytes(calldata[4:]), strict=True))
+    return from_abi(kind, decode(field_types(kind), bytes(calldata[4:]), strict=True), value=value)
 
 
 def checked_calldata(call: Call) -> bytes:
@@ -205,12 +246,15 @@ def checked_calldata(call: Call) -> bytes:
 
     ``eth_abi`` right-pads a short ``bytes32`` and a node would execute the padded value;
     a value out of its integer range cannot be sent at all. Either is a caller's bug, so it
-    is a :class:`ConfigError` before anything is sent, whichever connector is used.
+    is a :class:`ConfigError` before anything is sent, whichever connector is used; so is a
+    value on a call that is not payable, or a negative one.
     """
+    if call.value < 0 or (call.value and not call.PAYABLE):
+        raise ConfigError(f"{call!r} cannot carry a value of {call.value} wei")
     try:
         calldata = encode_call(call)
     except (EncodingError, TypeError) as exc:
         raise ConfigError(f"{call!r} cannot be ABI-encoded: {exc}") from exc
-    if decode_call(calldata) != call:
+    if decode_call(calldata, call.value) != call:
         raise ConfigError(f"{call!r} changes under ABI encoding (check byte lengths and types)")
     return calldata

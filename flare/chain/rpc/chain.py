@@ -33,6 +33,9 @@ from flare.chain.rpc.contract import (
     GET_PROPOSAL,
     GET_ROUND,
     GET_TASK,
+    MIN_STAKE,
+    STAKE_OF,
+    STAKE_SNAPSHOT,
     TASK_COUNT,
     View,
     load_artifact,
@@ -206,7 +209,9 @@ class RpcChain(ChainConnector):
             raise ConfigError("this connector has no sender; use chain.as_sender(account)")
         calldata = checked_calldata(call)
         try:
-            mined = self._link.sender.send(self._account, self.contract_address, calldata)
+            mined = self._link.sender.send(
+                self._account, self.contract_address, calldata, value=call.value
+            )
         except CallReverted as reverted:
             raise decode_revert(reverted.data) from reverted
         events = tuple(self._decode(log) for log in mined.logs if self._is_ours(log))
@@ -299,6 +304,15 @@ class RpcChain(ChainConnector):
 
     def admission_root(self, task_id: int) -> bytes:
         return self._view(ADMISSION_ROOT, task_id)
+
+    def min_stake(self, task_id: int) -> int:
+        return int(self._view(MIN_STAKE, task_id))
+
+    def stake_of(self, task_id: int, account: str) -> int:
+        return int(self._view(STAKE_OF, task_id, to_checksum_address(account)))
+
+    def stake_snapshot(self, task_id: int) -> int:
+        return int(self._view(STAKE_SNAPSHOT, task_id))
 
     def _view(self, view: View, *args: Any) -> Any:
         """``eth_call`` on the latest block; a revert raises its typed error."""
