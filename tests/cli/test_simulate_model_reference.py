@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from flare.chain import InMemoryChain
 from flare.cli import main
+from flare.federation.protocol.artifacts import decode_manifest
+from flare.storage import DirectoryStore
 
 USER_MODEL = """from torch import nn
 
@@ -54,3 +57,19 @@ def test_a_model_that_cannot_be_built_stops_the_run_before_it_starts(
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not report.exists()
+
+
+def test_a_protocol_run_of_a_user_model_binds_it_and_verifies(project, capsys):
+    network = ["--state", str(project / "chain.db"), "--store", str(project / "blobs")]
+    assert main([*RUN, "--model", "narrow.py:narrow_net", *network]) == 0
+    capsys.readouterr()
+    assert main(["verify", *network]) == 0
+    assert "task 1: 1/1 rounds re-derived" in capsys.readouterr().out
+    with InMemoryChain(project / "chain.db", read_only=True) as chain:
+        manifest_cid = chain.task(1).manifest.to_cid()
+    manifest = decode_manifest(DirectoryStore(project / "blobs").get(manifest_cid)).manifest
+    assert manifest.model == "narrow.py:narrow_net"
+    assert manifest.architecture is not None
+    assert manifest.architecture.parameters == {
+        "0.weight": (8, 64), "0.bias": (8,), "2.weight": (10, 8), "2.bias": (10,)
+    }  # fmt: skip

@@ -26,6 +26,7 @@ from flare.chain import (
 )
 from flare.config import open_chain
 from flare.errors import FlareError
+from flare.federation.agents.tasks import architecture_of
 from flare.federation.backdoor import attack_success
 from flare.federation.backends import ClientBackend, Recomputer, open_clients, recomputer_of
 from flare.federation.config import SimulationConfig
@@ -57,6 +58,7 @@ from flare.federation.rounds import (
 )
 from flare.federation.setup import Federation, build_federation
 from flare.federation.timing import Stopwatch
+from flare.models.factory import is_builtin
 from flare.storage import DirectoryStore, MemoryStore, StorageProvider
 from flare.tensors import raw_nbytes
 
@@ -272,6 +274,12 @@ class _TaskRun:
             num_classes=federation.dataset.num_classes,
             aggregator=self.config.aggregator,
             aggregator_params=dict(self.config.aggregator_params),
+            # A user's model is bound as `flare task create` binds it: a task like any.
+            architecture=(
+                None
+                if is_builtin(self.config.model)
+                else architecture_of(federation.evaluator.module)
+            ),
         )
         model_cid = store.put(encode_model(federation.initial_weights))
         manifest_cid = store.put(
