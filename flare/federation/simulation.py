@@ -113,12 +113,14 @@ class Simulation:
         blobs: list[tuple[str, bytes]] = []
         unsendable: dict[str, str] = {}
         for _, client in participants:
-            sent = encoded[client.client_id]
-            if sent.blob is None:
-                unsendable[client.client_id] = f"client could not encode its update: {sent.problem}"
+            outcome = encoded.pop(client.client_id)
+            if outcome.blob is None:
+                problem = outcome.problem
+                unsendable[client.client_id] = f"client could not encode its update: {problem}"
             else:
-                blobs.append((client.client_id, sent.blob))
+                blobs.append((client.client_id, outcome.blob))
             observer.client_finished(client.client_id)
+        sent_bytes = {sender: len(blob) for sender, blob in blobs}
 
         with clock.phase("decode"):
             received, rejected = self._receive(federation, blobs, round_number, base_label)
@@ -142,13 +144,13 @@ class Simulation:
                 accepted, flagged, scores, reasons = [], [], {}, {}
         with clock.phase("evaluate"):
             evaluation = evaluate(federation, global_weights)
-        sent = {sender for sender, _ in blobs}
+        sent = set(sent_bytes)
         record = RoundRecord(
             round=round_number,
             accuracy=evaluation.accuracy,
             loss=evaluation.loss,
-            bytes_up=sum(len(blob) for _, blob in blobs),
-            bytes_raw=len(blobs) * raw_nbytes(federation.spec),
+            bytes_up=sum(sent_bytes.values()),
+            bytes_raw=len(sent_bytes) * raw_nbytes(federation.spec),
             accepted=accepted,
             flagged=flagged,
             malicious=sorted(sent & federation.malicious_ids, key=client_order),
@@ -172,10 +174,15 @@ class Simulation:
         round_number: int,
         base_label: str,
     ) -> tuple[list[ClientUpdate], dict[str, str]]:
-        """Decode and validate every blob as the aggregator would; refuse what does not fit."""
+        """Decode and validate every blob as the aggregator would; refuse what does not fit.
+
+        Empties ``blobs`` as it goes, so each blob is freed once its update is decoded.
+        """
         updates: list[ClientUpdate] = []
         rejected: dict[str, str] = {}
-        for sender, blob in blobs:
+        blobs.reverse()
+        while blobs:
+            sender, blob = blobs.pop()
             try:
                 decoded = decode_update(
                     blob, federation.spec, max_blob_bytes=self.config.max_update_bytes

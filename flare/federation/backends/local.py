@@ -5,7 +5,13 @@ from dataclasses import replace
 
 from flare.compression.base import MalformedUpdateError, UpdateBinding, UpdateEncoder
 from flare.federation.clients import Client, LocalUpdate
-from flare.federation.rounds import EncodedUpdate, client_seed, train_round
+from flare.federation.rounds import (
+    EncodedUpdate,
+    client_seed,
+    colludes,
+    own_updates,
+    train_round,
+)
 from flare.federation.setup import Federation
 from flare.tensors import Weights
 
@@ -30,8 +36,16 @@ class LocalClients:
     ) -> dict[str, EncodedUpdate]:
         """Every participant's update from ``base``, encoded and bound to
         ``bindings[client_id]`` (whose ``num_samples`` the training fills in)."""
-        updates = train_round(self.federation, participants, base, round_number)
-        return self.encode(participants, updates, bindings)
+        if colludes(self.federation):
+            updates = train_round(self.federation, participants, base, round_number)
+            return self.encode(participants, updates, bindings)
+        # Nobody reads another's update: each is encoded as soon as it is trained, so the
+        # round holds one raw update at a time and the fleet's blobs, not both.
+        encoded = {}
+        for participant in participants:
+            update = own_updates(self.federation, [participant], base, round_number)
+            encoded.update(self.encode([participant], update, bindings))
+        return encoded
 
     def encode(
         self,
