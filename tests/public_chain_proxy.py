@@ -6,8 +6,8 @@ a client that cannot split its queries stops working the day the chain grows pas
 limit. The proxy forwards every request to Anvil unchanged except a log query spanning
 more than ``max_log_blocks`` blocks, which it refuses with a provider's error text.
 
-It also lets a test see each raw transaction as it passes (``on_transaction``), to drop
-one from the node's pool right after the sender handed it over.
+It also hands a test the hash of each transaction the node accepted (``on_transaction``),
+before the sender hears back, so the test can drop it from the node's pool at once.
 """
 
 import json
