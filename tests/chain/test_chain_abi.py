@@ -29,7 +29,15 @@ from flare.chain import (
 )
 from flare.chain.api import errors as e
 from flare.chain.api.abi import abi_fields
-from flare.chain.api.calls import CALL_TYPES, CALLS_BY_SELECTOR, decode_call, encode_call
+from flare.chain.api.calls import (
+    CALL_TYPES,
+    CALLS_BY_SELECTOR,
+    Register,
+    RegisterStaked,
+    checked_calldata,
+    decode_call,
+    encode_call,
+)
 from flare.chain.api.derive import (
     decode_accepted,
     encode_accepted,
@@ -40,6 +48,7 @@ from flare.chain.api.derive import (
     round_seed,
 )
 from flare.chain.api.types import Participant, Proposal, Round, Task, TaskParams
+from flare.errors import ConfigError
 from flare.storage import compute_cid
 
 PROTOCOL = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
@@ -111,7 +120,7 @@ def test_every_view_struct_matches_the_protocol(record: type) -> None:
 
 
 def test_selectors_and_topics_are_unique() -> None:
-    assert len(ERRORS_BY_SELECTOR) == len(PROTOCOL_ERRORS) == 39
+    assert len(ERRORS_BY_SELECTOR) == len(PROTOCOL_ERRORS) == 47
     assert len({kind.topic() for kind in EVENT_TYPES}) == len(EVENT_TYPES)
     assert len(CALLS_BY_SELECTOR) == len(CALL_TYPES)
     assert e.UnknownTask.selector() == keccak(text="UnknownTask(uint256)")[:4]
@@ -185,7 +194,16 @@ def test_calldata_round_trips(kind: type) -> None:
     call = sample_record(kind)
     calldata = encode_call(call)
     assert calldata[:4] == kind.selector()
-    assert decode_call(calldata) == call
+    assert decode_call(calldata, call.value) == call
+
+
+def test_only_a_payable_call_carries_a_value() -> None:
+    key, proof = bytes(256), bytes(128)
+    staked = RegisterStaked(1, key, proof, value=10**18)
+    assert checked_calldata(staked) == encode_call(staked)
+    for refused in (Register(1, key, proof, value=1), RegisterStaked(1, key, proof, value=-1)):
+        with pytest.raises(ConfigError, match="cannot carry a value"):
+            checked_calldata(refused)
 
 
 def test_seed_is_keccak_of_the_documented_abi_encoding() -> None:

@@ -97,6 +97,11 @@ class AnvilHarness(ChainHarness):
         block = self.chain.rpc.request("eth_getBlockByNumber", hex(block_number), False)
         return int(block["mixHash"], 16)  # post-merge, the header's mixHash is prevrandao
 
+    def contract_balance(self) -> int:
+        return int(
+            self.chain.rpc.request("eth_getBalance", self.chain.contract_address, "latest"), 16
+        )
+
     def close(self) -> None:
         if not self.chain.rpc.request("evm_revert", self._baseline):
             raise RuntimeError("Anvil refused to revert to the test's baseline snapshot")

@@ -18,6 +18,6 @@ from conformance.scenario import World
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     harness = HARNESSES[request.param](tmp_path)
     try:
-        yield World(harness.connector(), harness.mine, harness.prevrandao)
+        yield World(harness.connector(), harness.mine, harness.prevrandao, harness.contract_balance)
     finally:
         harness.close()

@@ -27,6 +27,10 @@ class ChainHarness(ABC):
         """``block.prevrandao`` of a mined block (what an adversary sees one block early)."""
 
     @abstractmethod
+    def contract_balance(self) -> int:
+        """The wei the coordination contract holds (the stakes bonded and not withdrawn)."""
+
+    @abstractmethod
     def close(self) -> None:
         """Release whatever the harness started (files, node processes)."""
 
@@ -45,6 +49,9 @@ class InMemoryHarness(ChainHarness):
 
     def prevrandao(self, block_number: int) -> int:
         return self.chain.prevrandao(block_number)
+
+    def contract_balance(self) -> int:
+        return self.chain.contract_balance()
 
     def close(self) -> None:
         self.chain.close()

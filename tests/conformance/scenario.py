@@ -98,10 +98,12 @@ class World:
         chain: ChainConnector,
         mine: Callable[[int], None],
         prevrandao: Callable[[int], int] | None = None,
+        contract_balance: Callable[[], int] | None = None,
     ) -> None:
         self.chain = chain
         self.mine = mine
         self._prevrandao = prevrandao
+        self._contract_balance = contract_balance
         self.ids = identities()
 
     def prevrandao(self, block_number: int) -> int:
@@ -109,6 +111,12 @@ class World:
         if self._prevrandao is None:
             raise NotImplementedError("this world was built without access to block headers")
         return self._prevrandao(block_number)
+
+    def contract_balance(self) -> int:
+        """The wei the contract holds, from the harness that made this world."""
+        if self._contract_balance is None:
+            raise NotImplementedError("this world was built without access to balances")
+        return self._contract_balance()
 
     def by(self, who: int) -> ChainConnector:
         """The chain as seen by identity ``who``."""
@@ -159,6 +167,20 @@ class World:
                 identity.possession_proof(self.chain, task_id),
                 admission_proof(addresses, identity.address),
             )
+
+    def create_staked_task(self, min_stake: int, creator: int = 0, **params: int) -> int:
+        """A task whose participants bond at least ``min_stake`` wei, created by ``creator``."""
+        receipt = self.by(creator).create_staked_task(
+            INITIAL_MODEL, MANIFEST, task_params(**params), min_stake
+        )
+        return receipt.one(TaskCreated).task_id
+
+    def bond(self, task_id: int, stakes: dict[int, int]) -> None:
+        """Register each identity of ``stakes`` in a staked task, bonding its stake."""
+        for number, stake in stakes.items():
+            identity = self.ids[number]
+            proof = identity.possession_proof(self.chain, task_id)
+            self.by(number).register_staked(task_id, identity.public_key, proof, stake)
 
     def register(self, task_id: int, *who: int) -> None:
         for number in who:
@@ -224,11 +246,14 @@ class World:
             task = chain.task(task_id)
             state.append(task)
             state.append(chain.admission_root(task_id))
+            state.append(chain.min_stake(task_id))
             try:
                 state.append(chain.current_round(task_id))
+                state.append(chain.stake_snapshot(task_id))
             except TaskNotStarted as exc:
                 state.append(exc)
             state.extend(chain.participant(task_id, identity.address) for identity in self.ids)
+            state.extend(chain.stake_of(task_id, identity.address) for identity in self.ids)
             state.extend(chain.proposal(task_id, p) for p in range(1, task.proposal_count + 1))
         return state
 

@@ -25,16 +25,19 @@ from flare.chain.api.calls import (
     CancelTask,
     ClaimSeat,
     CreatePermissionedTask,
+    CreateStakedTask,
     CreateTask,
     Propose,
     Register,
     RegisterAdmitted,
+    RegisterStaked,
     SealSeed,
     SetAdmissionRoot,
     StartTask,
     Submit,
     Timeout,
     Vote,
+    WithdrawStake,
 )
 from flare.chain.api.derive import submissions_hash
 from flare.chain.api.errors import (
@@ -155,6 +158,18 @@ class ChainConnector(ABC):
     def admission_root(self, task_id: int) -> bytes:
         """The ``admissionRoot`` view: a permissioned task's root, zero for an open task."""
 
+    @abstractmethod
+    def min_stake(self, task_id: int) -> int:
+        """The ``minStake`` view: a staked task's least deposit in wei, zero for any other."""
+
+    @abstractmethod
+    def stake_of(self, task_id: int, account: str) -> int:
+        """The ``stakeOf`` view: what ``account`` bonded and has not withdrawn, in wei."""
+
+    @abstractmethod
+    def stake_snapshot(self, task_id: int) -> int:
+        """The ``stakeSnapshot`` view: the stake the open attempt's sortition divides by."""
+
     # -- calls -------------------------------------------------------------------------
 
     def create_task(self, model: ContentRef, manifest: ContentRef, params: TaskParams) -> Receipt:
@@ -167,6 +182,24 @@ class ChainConnector(ABC):
         """``createPermissionedTask``: only the accounts under ``admission_root``
         (:func:`flare.chain.api.admission.admission_root`) may register."""
         return self.transact(CreatePermissionedTask(model, manifest, params, admission_root))
+
+    def create_staked_task(
+        self, model: ContentRef, manifest: ContentRef, params: TaskParams, min_stake: int
+    ) -> Receipt:
+        """``createStakedTask``: each participant bonds at least ``min_stake`` wei, and seats
+        are drawn in proportion to stake."""
+        return self.transact(CreateStakedTask(model, manifest, params, min_stake))
+
+    def register_staked(
+        self, task_id: int, public_key: bytes, possession_proof: bytes, stake: int
+    ) -> Receipt:
+        """``registerStaked``: ``register`` in a staked task, bonding ``stake`` wei."""
+        return self.transact(RegisterStaked(task_id, public_key, possession_proof, value=stake))
+
+    def withdraw_stake(self, task_id: int) -> Receipt:
+        """``withdrawStake``: take this sender's stake back (the task ended or its lock
+        passed)."""
+        return self.transact(WithdrawStake(task_id))
 
     def set_admission_root(self, task_id: int, admission_root: bytes) -> Receipt:
         """``setAdmissionRoot``: the creator admits another list of accounts."""

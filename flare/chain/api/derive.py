@@ -16,6 +16,11 @@ BASIS_POINTS = 10_000
 MIN_QUORUM_BPS = 5_001
 """The least ``quorum_bps`` a task may have: a strict majority of its committee."""
 EMPTY_HISTORY = bytes(32)
+STAKE_LOCK_BLOCKS = 100_800
+"""Blocks a stake stays locked after it is bonded unless its task ends first (the contract's
+``STAKE_LOCK_BLOCKS``: two weeks of 12-second blocks)."""
+STAKE_LIMIT = 2**128
+"""The first deposit (or minimum stake) the contract refuses as ``StakeOverflow``."""
 """``historyHash`` of a task before its first finalized round."""
 
 

@@ -328,6 +328,52 @@ class NotAdmitted(ContractError):
     ARGS = (_TASK, ("account", "address"))
 
 
+class ZeroMinStake(ContractError):
+    """A staked task's minimum stake may not be zero (zero marks an unstaked task)."""
+
+
+class StakeRequired(ContractError):
+    """The task is staked: register with ``registerStaked`` and a deposit."""
+
+    ARGS = (_TASK,)
+
+
+class NotStaked(ContractError):
+    """The task is not staked: it takes no deposit and holds none."""
+
+    ARGS = (_TASK,)
+
+
+class StakeTooLow(ContractError):
+    """The deposit is below the task's minimum stake."""
+
+    ARGS = (_TASK, ("amount", "uint256"), ("min_stake", "uint256"))
+
+
+class StakeOverflow(ContractError):
+    """A deposit of 2^128 wei or more (no chain holds that much)."""
+
+    ARGS = (_TASK, ("amount", "uint256"))
+
+
+class NothingToWithdraw(ContractError):
+    """The sender holds no stake in the task (never bonded, or already withdrew)."""
+
+    ARGS = (_TASK, ("account", "address"))
+
+
+class StakeLocked(ContractError):
+    """The task is still open and its stake lock lasts until block ``unlock_block``."""
+
+    ARGS = (_TASK, ("unlock_block", "uint64"))
+
+
+class WithdrawalFailed(ContractError):
+    """Sending the stake back to the sender failed (its fallback reverted)."""
+
+    ARGS = (_TASK, ("account", "address"))
+
+
 PROTOCOL_ERRORS: tuple[type[ContractError], ...] = tuple(ContractError.__subclasses__())
 """Every class that mirrors a Solidity custom error, in declaration order."""
 

@@ -227,6 +227,33 @@ class AdmissionRootSet(Event):
     root: Bytes32
 
 
+@dataclass(frozen=True)
+class MinStakeSet(Event):
+    """The task is staked: each participant bonds at least ``min_stake`` wei to register."""
+
+    task_id: Indexed[Uint256]
+    min_stake: Uint256
+
+
+@dataclass(frozen=True)
+class StakeBonded(Event):
+    """A participant bonded ``amount`` wei, locked until the task ends or ``unlock_block``."""
+
+    task_id: Indexed[Uint256]
+    participant: Indexed[Address]
+    amount: Uint256
+    unlock_block: Uint64
+
+
+@dataclass(frozen=True)
+class StakeWithdrawn(Event):
+    """A participant took its stake back; it draws no seat from now on."""
+
+    task_id: Indexed[Uint256]
+    participant: Indexed[Address]
+    amount: Uint256
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     TaskCreated,
     ParticipantRegistered,
@@ -243,6 +270,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TaskFailed,
     TaskCancelled,
     AdmissionRootSet,
+    MinStakeSet,
+    StakeBonded,
+    StakeWithdrawn,
 )
 EVENTS_BY_TOPIC: dict[bytes, type[Event]] = {kind.topic(): kind for kind in EVENT_TYPES}
 

@@ -24,6 +24,7 @@ from flare.chain.api.connector import ChainConnector, SenderAccount
 from flare.chain.api.errors import ChainError
 from flare.chain.api.events import Event, Receipt, encode_log
 from flare.chain.api.types import Participant, Proposal, Round, Task
+from flare.chain.memory import stake
 from flare.chain.memory.journal import (
     ChainIdentity,
     Journal,
@@ -73,7 +74,8 @@ class _Node:
             if stored.block <= self.head:
                 raise JournalError(f"{journal.path}: journal block {stored.block} is out of order")
             try:
-                events = self.execute(stored.sender, decode_call(stored.calldata), stored.block)
+                call = decode_call(stored.calldata, stored.value)
+                events = self.execute(stored.sender, call, stored.block)
             # A damaged file can hold any calldata: eth_abi raises DecodingError, or
             # OverflowError for a length beyond memory; the rules raise ChainError.
             except (ChainError, DecodingError, KeyError, OverflowError, ValueError) as exc:
@@ -181,7 +183,9 @@ class InMemoryChain(ChainConnector):
         block_number = node.head + 1
         events = node.execute(self._sender, call, block_number)
         if node.journal is not None:
-            stored = StoredTransaction(block_number, self._sender, calldata, _stored_logs(events))
+            stored = StoredTransaction(
+                block_number, self._sender, calldata, call.value, _stored_logs(events)
+            )
             node.journal.append(stored)
         return Receipt(block_number, tuple(events))
 
@@ -222,6 +226,20 @@ class InMemoryChain(ChainConnector):
 
     def admission_root(self, task_id: int) -> bytes:
         return self._node.ledger.admission_root(task_id)
+
+    def min_stake(self, task_id: int) -> int:
+        return stake.min_stake(self._node.ledger.task_state(task_id))
+
+    def stake_of(self, task_id: int, account: str) -> int:
+        state = self._node.ledger.task_state(task_id)
+        return stake.stake_of(state, to_checksum_address(account))
+
+    def stake_snapshot(self, task_id: int) -> int:
+        return stake.stake_snapshot(self._node.ledger.task_state(task_id))
+
+    def contract_balance(self) -> int:
+        """The wei the contract holds: the stakes bonded and not withdrawn, over all tasks."""
+        return self._node.ledger.balance
 
     # -- lifetime ----------------------------------------------------------------------
 

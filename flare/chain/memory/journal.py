@@ -29,7 +29,8 @@ from eth_utils import is_checksum_address
 
 from flare.chain.api.errors import ChainError
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION = "2"
+"""Version 2 added each transaction's value (a stake bonded by ``registerStaked``)."""
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _WAL_MODE_BYTE = 18
 """Header offset of the file format write version: 2 for a database in WAL mode."""
@@ -46,7 +47,8 @@ CREATE TABLE IF NOT EXISTS meta (
 CREATE TABLE IF NOT EXISTS transactions (
     block INTEGER PRIMARY KEY,
     sender TEXT NOT NULL,
-    calldata BLOB NOT NULL
+    calldata BLOB NOT NULL,
+    value TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS logs (
     block INTEGER NOT NULL REFERENCES transactions(block),
@@ -96,6 +98,8 @@ class StoredTransaction:
     block: int
     sender: str
     calldata: bytes
+    value: int
+    """The wei the transaction carried; stored as decimal text, since it may exceed 2^63."""
     logs: tuple[StoredLog, ...]
 
 
@@ -245,17 +249,19 @@ class Journal:
             ):
                 raise JournalError(f"{self.path}: damaged log of block {printable(block)}")
             logs.setdefault(block, []).append(StoredLog(event, present, data))
-        for block, sender, calldata in self._db.execute(
-            "SELECT block, sender, calldata FROM transactions ORDER BY block"
+        for block, sender, calldata, value in self._db.execute(
+            "SELECT block, sender, calldata, value FROM transactions ORDER BY block"
         ):
             if not (
                 isinstance(block, int)
                 and isinstance(sender, str)
                 and is_checksum_address(sender)
                 and isinstance(calldata, bytes)
+                and isinstance(value, str)
+                and value.isdecimal()
             ):
                 raise JournalError(f"{self.path}: damaged transaction of block {printable(block)}")
-            yield StoredTransaction(block, sender, calldata, tuple(logs.pop(block, ())))
+            yield StoredTransaction(block, sender, calldata, int(value), tuple(logs.pop(block, ())))
         if logs:
             raise JournalError(
                 f"{self.path}: logs of blocks {sorted(logs)} have no journaled transaction"
@@ -276,8 +282,13 @@ class Journal:
     def _write(self, transaction: StoredTransaction) -> None:
         with self._transaction():
             self._db.execute(
-                "INSERT INTO transactions VALUES (?, ?, ?)",
-                (transaction.block, transaction.sender, transaction.calldata),
+                "INSERT INTO transactions VALUES (?, ?, ?, ?)",
+                (
+                    transaction.block,
+                    transaction.sender,
+                    transaction.calldata,
+                    str(transaction.value),
+                ),
             )
             self._db.executemany(
                 "INSERT INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

@@ -5,6 +5,8 @@ first failing one, and only then mutates state; nothing between the first mutati
 the return can raise. That is how the in-memory chain keeps the contract's guarantee that
 a reverted call changes nothing. Block numbers and ``prevrandao`` come from the caller
 (:class:`flare.chain.memory.chain.InMemoryChain`), so this module has no clock of its own.
+The contract's balance is kept (the stakes it holds); senders' balances are not: the
+embedded chain charges no gas and lets any sender bond any deposit.
 """
 
 from dataclasses import replace
@@ -18,19 +20,21 @@ from flare.chain.api.calls import (
     CancelTask,
     ClaimSeat,
     CreatePermissionedTask,
+    CreateStakedTask,
     CreateTask,
     Propose,
     Register,
     RegisterAdmitted,
+    RegisterStaked,
     SealSeed,
     SetAdmissionRoot,
     StartTask,
     Submit,
     Timeout,
     Vote,
+    WithdrawStake,
 )
 from flare.chain.api.derive import (
-    EMPTY_HISTORY,
     invalid_parameter,
     is_canonical_bitmap,
     next_submissions_hash,
@@ -39,6 +43,7 @@ from flare.chain.api.derive import (
 from flare.chain.api.events import (
     AdmissionRootSet,
     Event,
+    MinStakeSet,
     Proposed,
     SeatClaimed,
     TaskCancelled,
@@ -47,6 +52,7 @@ from flare.chain.api.events import (
     Voted,
 )
 from flare.chain.api.types import Participant, Proposal, Round, Task, TaskStatus
+from flare.chain.memory.stake import new_pool, register_staked, withdraw_stake
 from flare.chain.memory.task_state import (
     PROOF_LENGTH,
     PUBLIC_KEY_LENGTH,
@@ -57,6 +63,7 @@ from flare.chain.memory.task_state import (
     check_codec,
     check_length,
     event,
+    new_task,
 )
 
 
@@ -67,6 +74,8 @@ class Ledger:
         self.contract = contract
         self._tasks: list[TaskState] = []
         self._proposals: dict[tuple[int, int], Proposal] = {}
+        self.balance = 0
+        """The wei the contract holds: every stake bonded and not withdrawn."""
 
     # -- views -------------------------------------------------------------------------
 
@@ -88,6 +97,10 @@ class Ledger:
     def admission_root(self, task_id: int) -> bytes:
         """``admissionRoot(taskId)``: zero for a task open to anyone."""
         return self._state(task_id).admission_root or bytes(32)
+
+    def task_state(self, task_id: int) -> TaskState:
+        """One task's storage (``UnknownTask`` if none), for views kept beside their rules."""
+        return self._state(task_id)
 
     def participant(self, task_id: int, account: str) -> Participant:
         """``getParticipant(taskId, account)``."""
@@ -111,7 +124,10 @@ class Ledger:
         handlers = {
             CreateTask: self._create_task,
             CreatePermissionedTask: self._create_task,
+            CreateStakedTask: self._create_task,
             Register: self._register,
+            RegisterStaked: self._register_staked,
+            WithdrawStake: self._withdraw_stake,
             RegisterAdmitted: self._register_admitted,
             SetAdmissionRoot: self._set_admission_root,
             StartTask: self._start_task,
@@ -126,44 +142,47 @@ class Ledger:
         return handlers[type(call)](call, block)  # type: ignore[operator]
 
     def _create_task(
-        self, call: CreateTask | CreatePermissionedTask, block: BlockContext
+        self, call: CreateTask | CreatePermissionedTask | CreateStakedTask, block: BlockContext
     ) -> list[Event]:
         check_codec(call.model)
         check_codec(call.manifest)
         invalid = invalid_parameter(call.params)
         if invalid is not None:
             raise errors.InvalidTaskParameter(invalid)
+        task_id = len(self._tasks) + 1
         root = call.admission_root if isinstance(call, CreatePermissionedTask) else None
         if root == bytes(32):
             raise errors.ZeroAdmissionRoot()
-        task = Task(
-            creator=block.sender,
-            params=call.params,
-            model=call.model,
-            manifest=call.manifest,
-            status=TaskStatus.REGISTERING,
-            registered_count=0,
-            round=0,
-            attempt=0,
-            epoch=0,
-            proposal_count=0,
-            history_hash=EMPTY_HISTORY,
-        )
-        task_id = len(self._tasks) + 1
-        self._tasks.append(TaskState(self.contract, task_id, task, admission_root=root))
+        pool = new_pool(task_id, call.min_stake) if isinstance(call, CreateStakedTask) else None
+        task = new_task(block.sender, call.params, call.model, call.manifest)
+        self._tasks.append(TaskState(self.contract, task_id, task, admission_root=root, stake=pool))
         created = event(
             TaskCreated, block, task_id, block.sender, call.model, call.manifest, call.params
         )
-        if root is None:
-            return [created]
-        return [created, event(AdmissionRootSet, block, task_id, root)]
+        if root is not None:
+            return [created, event(AdmissionRootSet, block, task_id, root)]
+        if pool is not None:
+            return [created, event(MinStakeSet, block, task_id, pool.min_stake)]
+        return [created]
 
     def _register(self, call: Register, block: BlockContext) -> list[Event]:
         state = self._state(call.task_id)
         state.require_open()
         if state.admission_root is not None:
             raise errors.AdmissionProofRequired(call.task_id)
+        if state.stake is not None:
+            raise errors.StakeRequired(call.task_id)
         return [state.enroll(call.public_key, call.possession_proof, block)]
+
+    def _register_staked(self, call: RegisterStaked, block: BlockContext) -> list[Event]:
+        events = register_staked(self._state(call.task_id), call, block)
+        self.balance += call.value
+        return events
+
+    def _withdraw_stake(self, call: WithdrawStake, block: BlockContext) -> list[Event]:
+        withdrawn = withdraw_stake(self._state(call.task_id), call, block)
+        self.balance -= withdrawn.amount
+        return [withdrawn]
 
     def _register_admitted(self, call: RegisterAdmitted, block: BlockContext) -> list[Event]:
         state = self._state(call.task_id)

@@ -1,20 +1,22 @@
 """One task's contract storage, with the checks and effects several calls share.
 
 :class:`TaskState` is what the Solidity contract keeps per task: the ``Task`` record, the
-current attempt (``Round``), the participant records, the set of registered key hashes and
-when the latest registration happened. Its ``require_*`` methods are the shared checks of
-docs/protocol.md §4 (each raises the documented error and changes nothing); ``sealed`` checks
-and computes a seal without applying it; ``open_attempt``, ``close_attempt`` and ``finalize``
+current attempt (``Round``), the participant records, the set of registered key hashes,
+when the latest registration (or stake change) happened, and a staked task's deposits. Its
+``require_*`` methods are the shared checks of docs/protocol.md §4 (each raises the
+documented error and changes nothing); ``sealed`` checks and computes a seal without
+applying it; ``open_attempt``, ``close_attempt`` and ``finalize``
 are the shared effects, called only after every check of a call has passed.
 """
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from eth_utils import keccak
 
 from flare.chain.api import errors
 from flare.chain.api.abi import hex_bytes
-from flare.chain.api.derive import next_history_hash, round_seed
+from flare.chain.api.derive import EMPTY_HISTORY, next_history_hash, round_seed
 from flare.chain.api.events import (
     Event,
     ParticipantRegistered,
@@ -26,11 +28,22 @@ from flare.chain.api.events import (
     TaskCompleted,
     TaskFailed,
 )
-from flare.chain.api.types import SUPPORTED_CODECS, ContentRef, Participant, Proposal, Round, Task
+from flare.chain.api.types import (
+    SUPPORTED_CODECS,
+    ContentRef,
+    Participant,
+    Proposal,
+    Round,
+    Task,
+    TaskParams,
+)
 from flare.chain.api.types import TaskStatus as Status
 from flare.crypto import vrf
 from flare.crypto.errors import CryptoError
 from flare.crypto.identity import possession_message, verify_task_possession
+
+if TYPE_CHECKING:
+    from flare.chain.memory.stake import StakePool
 
 PUBLIC_KEY_LENGTH = 256
 PROOF_LENGTH = 128
@@ -69,6 +82,23 @@ def event(kind: type[Event], block: BlockContext, *values: object) -> Event:
     return kind(block.number, 0, *values)  # type: ignore[arg-type]
 
 
+def new_task(creator: str, params: TaskParams, model: ContentRef, manifest: ContentRef) -> Task:
+    """The ``Task`` record of a task just created: registering, nothing done yet."""
+    return Task(
+        creator=creator,
+        params=params,
+        model=model,
+        manifest=manifest,
+        status=Status.REGISTERING,
+        registered_count=0,
+        round=0,
+        attempt=0,
+        epoch=0,
+        proposal_count=0,
+        history_hash=EMPTY_HISTORY,
+    )
+
+
 def check_codec(content: ContentRef) -> None:
     """``UnsupportedCodec`` unless the CID is raw or dag-pb."""
     if content.codec not in SUPPORTED_CODECS:
@@ -91,10 +121,13 @@ class TaskState:
     round: Round | None = None
     participants: dict[str, Participant] = field(default_factory=dict)
     key_hashes: set[bytes] = field(default_factory=set)
-    last_registration_block: int = 0
+    last_change_block: int = 0
+    """The block of the latest registration or stake change."""
     registered_before_last_block: int = 0
     admission_root: bytes | None = None
     """The root of the admitted accounts' tree; ``None`` for a task open to anyone."""
+    stake: "StakePool | None" = None
+    """A staked task's deposits; ``None`` for a task that is not staked."""
 
     # -- shared checks ----------------------------------------------------------------
 
@@ -111,9 +144,25 @@ class TaskState:
     def eligible(self, block: BlockContext) -> int:
         """Participants registered in blocks before ``block``: the snapshot of an attempt
         opened in it (a key registered in the opening block itself does not count)."""
-        if self.last_registration_block == block.number:
+        if self.last_change_block == block.number:
             return self.registered_before_last_block
         return self.task.registered_count
+
+    def eligible_stake(self, pool: "StakePool", block: BlockContext) -> int:
+        """The stake bonded in blocks before ``block``: the divisor of an attempt opened in
+        it. A stake withdrawn in ``block`` still counts, so no change in the opening block
+        moves anyone's odds."""
+        return pool.before_last_block if self.last_change_block == block.number else pool.total
+
+    def note_change(self, block: BlockContext) -> None:
+        """Record that registrations or stakes are about to change in ``block``, keeping what
+        they were before it for a snapshot taken in it."""
+        if self.last_change_block == block.number:
+            return
+        self.last_change_block = block.number
+        self.registered_before_last_block = self.task.registered_count
+        if self.stake is not None:
+            self.stake.before_last_block = self.stake.total
 
     def require_running(self) -> Round:
         """The task checks of protocol §4; returns the current attempt."""
@@ -182,7 +231,12 @@ class TaskState:
         except CryptoError as exc:
             raise errors.InvalidVrfProof(self.task_id, sender) from exc
         expected = self.task.params.expected_committee
-        if not vrf.seat_granted(output, expected, current.registered_snapshot):
+        if self.stake is None:
+            granted = vrf.seat_granted(output, expected, current.registered_snapshot)
+        else:
+            weight = expected * self.stake.stake_of(sender)
+            granted = vrf.seat_granted(output, weight, self.stake.snapshot)
+        if not granted:
             raise errors.NotSelected(self.task_id, output)
         return output
 
@@ -212,13 +266,11 @@ class TaskState:
         if not valid:
             raise errors.InvalidPossessionProof(self.task_id, sender)
         index = self.task.registered_count
+        self.note_change(block)
         self.participants[sender] = replace(
             STRANGER, registered=True, index=index, public_key_hash=key_hash
         )
         self.key_hashes.add(key_hash)
-        if self.last_registration_block != block.number:
-            self.registered_before_last_block = index
-            self.last_registration_block = block.number
         self.task = replace(self.task, registered_count=index + 1)
         return event(ParticipantRegistered, block, self.task_id, sender, index, public_key)
 
@@ -243,6 +295,8 @@ class TaskState:
             rejections=0,
         )
         self.round = opened
+        if self.stake is not None:
+            self.stake.snapshot = self.eligible_stake(self.stake, block)
         self.task = replace(
             task, status=Status.RUNNING, round=round_number, attempt=attempt, epoch=opened.epoch
         )

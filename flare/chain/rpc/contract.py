@@ -64,7 +64,20 @@ GET_ROUND = View("getRound", ("uint256",), Round)
 GET_PARTICIPANT = View("getParticipant", ("uint256", "address"), Participant)
 GET_PROPOSAL = View("getProposal", ("uint256", "uint32"), Proposal)
 ADMISSION_ROOT = View("admissionRoot", ("uint256",), "bytes32")
-VIEWS = (TASK_COUNT, GET_TASK, GET_ROUND, GET_PARTICIPANT, GET_PROPOSAL, ADMISSION_ROOT)
+MIN_STAKE = View("minStake", ("uint256",), "uint256")
+STAKE_OF = View("stakeOf", ("uint256", "address"), "uint256")
+STAKE_SNAPSHOT = View("stakeSnapshot", ("uint256",), "uint256")
+VIEWS = (
+    TASK_COUNT,
+    GET_TASK,
+    GET_ROUND,
+    GET_PARTICIPANT,
+    GET_PROPOSAL,
+    ADMISSION_ROOT,
+    MIN_STAKE,
+    STAKE_OF,
+    STAKE_SNAPSHOT,
+)
 
 
 @dataclass(frozen=True)
