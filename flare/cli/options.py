@@ -6,6 +6,7 @@ heavy, so every ``--help`` shows them without loading the chain layer, numpy or 
 """
 
 import argparse
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,38 @@ def check_committee_bound(args: argparse.Namespace, risk: CommitteeRisk, adversa
             risk, DEFAULT_MAX_CAPTURE_PROBABILITY if bound is None else bound, adversary
         )
     return risk.describe(adversary)
+
+
+WEI_UNITS = {"gwei": 10**9, "ether": 10**18, "wei": 1}
+"""The units a stake may be written in (``wei`` last: ``gwei`` ends with it); a bare number
+is wei."""
+
+
+def wei_amount(text: str) -> int:
+    """An argparse type for a stake: wei (``100000``) or a decimal with a unit (``0.5ether``,
+    ``20gwei``), refused unless it is a positive whole number of wei."""
+    number, scale = text.strip().lower(), 1
+    for unit, factor in WEI_UNITS.items():
+        if number.endswith(unit):
+            number, scale = number.removesuffix(unit).strip(), factor
+            break
+    try:
+        wei = Decimal(number) * scale
+    except InvalidOperation:
+        wei = Decimal("NaN")
+    if not wei.is_finite():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an amount: give wei, or a number with gwei or ether"
+        )
+    if wei <= 0 or wei != wei.to_integral_value():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of wei")
+    return int(wei)
+
+
+def format_wei(amount: int) -> str:
+    """``amount`` wei as people read it: in ether, with the exact wei beside it."""
+    ether = Decimal(amount) / WEI_UNITS["ether"]
+    return f"{ether.normalize():f} ether ({amount} wei)"
 
 
 def read_admission_list(path: Path) -> tuple[str, ...]:

@@ -1,8 +1,10 @@
-"""``flare participant keys new|run``: one device of the federation, as its own process.
+"""``flare participant keys new|run|withdraw``: one device of the federation, as its own
+process.
 
 ``run`` is long-lived: it registers, then follows the task on chain and acts once per
 round attempt until the task completes or it receives SIGTERM / SIGINT (it finishes the
 action under way and exits 0). Killed outright, it resumes from chain state on restart.
+``withdraw`` takes the device's stake back from a staked task.
 """
 
 import argparse
@@ -11,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from flare.cli import add_threads_option, apply_threads
+from flare.cli import add_threads_option, apply_threads, integer_at_least
 from flare.cli.network import add_network_options, keystore_dir, load_keys, network_config
-from flare.cli.options import add_client_dp_options, read_admission_list
+from flare.cli.options import add_client_dp_options, format_wei, read_admission_list, wei_amount
 from flare.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -57,6 +59,13 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="a permissioned task's admission list (one address a line), to prove this "
         "device's admission from",
     )
+    run.add_argument(
+        "--stake",
+        type=wei_amount,
+        metavar="AMOUNT",
+        help="in a staked task, bond AMOUNT (wei, or e.g. 0.5ether) when registering; more "
+        "stake, more seats (default: the task's minimum)",
+    )
     run.add_argument("--codec", default="none", help="none, gzip or powersgd")
     run.add_argument("--rank", type=int, default=4, help="PowerSGD rank")
     run.add_argument("--epochs", type=int, default=2, help="local epochs per round")
@@ -79,6 +88,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     _add_remote_store_options(run)
     add_threads_option(run)
     run.set_defaults(handler=run_participant)
+
+    withdraw = actions.add_parser(
+        "withdraw",
+        help="take this participant's stake back from a staked task (once it ended, or after "
+        "the lock)",
+    )
+    withdraw.add_argument("--task", type=integer_at_least(1), required=True)
+    add_network_options(withdraw, keys=True)
+    withdraw.set_defaults(handler=run_withdraw)
 
 
 def _add_remote_store_options(parser: argparse.ArgumentParser) -> None:
@@ -150,6 +168,7 @@ def run_participant(args: argparse.Namespace) -> int:
         honest_member=not args.dishonest_member,
         dp=_dp_params(args.dp_clip, args.dp_noise_multiplier),
         admitted=() if args.admit is None else read_admission_list(args.admit),
+        stake=args.stake or 0,
     )
     keys = load_keys(config)
     logging.basicConfig(
@@ -167,6 +186,22 @@ def run_participant(args: argparse.Namespace) -> int:
             chain, store, keys, args.task, args.data, state_dir, options, name=args.name
         )
         agent.run(stop, config.poll_interval)
+    return 0
+
+
+def run_withdraw(args: argparse.Namespace) -> int:
+    from flare.chain.api.events import StakeWithdrawn
+    from flare.config import open_chain
+
+    config = network_config(args)
+    keys = load_keys(config)
+    with open_chain(config, keys.account) as chain:
+        receipt = chain.withdraw_stake(args.task)
+    paid = receipt.one(StakeWithdrawn).amount
+    print(
+        f"task {args.task}: {format_wei(paid)} withdrawn to {keys.account.address} "
+        f"in block {receipt.block_number}"
+    )
     return 0
 
 

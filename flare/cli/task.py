@@ -23,8 +23,10 @@ from flare.cli.options import (
     add_committee_bound_options,
     add_task_parameter_options,
     check_committee_bound,
+    format_wei,
     read_admission_list,
     task_parameters_from_args,
+    wei_amount,
 )
 from flare.federation.task_parameters import OPTION_NAMES
 
@@ -59,12 +61,23 @@ def register(commands: argparse._SubParsersAction) -> None:
         "(docs/protocol.md §11)",
     )
     add_committee_bound_options(bound, adversary_share=True, apply_defaults=True)
-    create.add_argument(
+    enrollment = create.add_argument_group(
+        "who may register",
+        "default: anyone, one seat weight per key (docs/protocol.md §2.5, §2.6)",
+    ).add_mutually_exclusive_group()
+    enrollment.add_argument(
         "--admit",
         type=Path,
         metavar="FILE",
         help="a permissioned task: only these addresses (one a line) may register; the "
-        "creator can change the list later (default: open to anyone)",
+        "creator can change the list later",
+    )
+    enrollment.add_argument(
+        "--min-stake",
+        type=wei_amount,
+        metavar="AMOUNT",
+        help="a staked task: anyone who bonds at least AMOUNT (wei, or e.g. 0.5ether) may "
+        "register, and seats are drawn in proportion to stake",
     )
     create.add_argument("--seed", type=int, default=0, help="data split and initial weights")
     privacy = create.add_argument_group(
@@ -119,7 +132,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_create(args: argparse.Namespace) -> int:
     parameters = task_parameters_from_args(args)
     admitted = read_admission_list(args.admit) if args.admit is not None else ()
-    bound = _committee_bound(args, parameters, admitted)
+    bound = _committee_bound(args, parameters, admitted, staked=args.min_stake is not None)
     from flare.federation.config import check_seed
 
     check_seed(args.seed)
@@ -138,6 +151,7 @@ def run_create(args: argparse.Namespace) -> int:
         dp_delta=args.dp_delta,
         dp_clip=args.dp_clip,
         admitted=admitted,
+        min_stake=args.min_stake or 0,
     )
     with open_chain(config, _sender(config)) as chain:
         task_id = publish_task(chain, open_store(config), spec)
@@ -151,10 +165,15 @@ def run_create(args: argparse.Namespace) -> int:
 
 
 def _committee_bound(
-    args: argparse.Namespace, parameters: "TaskParameters", admitted: tuple[str, ...]
+    args: argparse.Namespace,
+    parameters: "TaskParameters",
+    admitted: tuple[str, ...],
+    *,
+    staked: bool = False,
 ) -> str:
     """The committee risk of the task at its declared adversary share: exact for the
-    admitted fleet, the limit of many participants for an open task."""
+    admitted fleet; for an open task the limit of many participants, and for a staked one
+    the same limit for a share of stake (docs/protocol.md §11)."""
     from flare.federation.safety import (
         adversaries_for_share,
         committee_risk,
@@ -163,9 +182,8 @@ def _committee_bound(
 
     share = args.adversary_share
     if not admitted:
-        return check_committee_bound(
-            args, open_committee_risk(parameters, share), f"a {share:g} share"
-        )
+        adversary = f"a {share:g} share of stake" if staked else f"a {share:g} share"
+        return check_committee_bound(args, open_committee_risk(parameters, share), adversary)
     fleet = len(set(admitted))
     adversaries = adversaries_for_share(fleet, share)
     risk = committee_risk(parameters, fleet, adversaries)
@@ -276,7 +294,7 @@ def _status_lines(chain: "ChainConnector", task_id: int) -> list[str]:
         f"quorum {p.quorum_bps / 100:g}%; windows {p.submission_window}+{p.vote_window} "
         f"blocks; {p.max_rounds} rounds",
         f"global model {task.model.to_cid()}",
-        _admission_line(chain.admission_root(task_id)),
+        _admission_line(chain.admission_root(task_id), chain.min_stake(task_id)),
     ]
     if task.status is TaskStatus.REGISTERING:
         return lines
@@ -319,7 +337,9 @@ def _status_lines(chain: "ChainConnector", task_id: int) -> list[str]:
     return lines
 
 
-def _admission_line(root: bytes) -> str:
+def _admission_line(root: bytes, min_stake: int) -> str:
+    if min_stake:
+        return f"admission: staked, each participant bonds at least {format_wei(min_stake)}"
     if root == bytes(32):
         return "admission: open to anyone"
     return f"admission: permissioned, root 0x{root.hex()}"

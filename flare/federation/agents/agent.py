@@ -56,6 +56,8 @@ class AgentOptions:
     """Client-level DP: clip and noise every update on this device (docs/privacy.md)."""
     admitted: tuple[str, ...] = ()
     """A permissioned task's admission list, to prove this device's admission from."""
+    stake: int = 0
+    """The wei this device bonds in a staked task; zero bonds the task's minimum."""
 
 
 class LocalDevice(Device):
@@ -185,6 +187,7 @@ class ParticipantAgent:
             keys.bls_key,
             honest_member=self.options.honest_member,
             admitted=self.options.admitted,
+            stake=self.options.stake,
         )
         # Training and encoder seeds follow from the address: a restarted process trains
         # exactly as the one it replaces, and re-encodes the same bytes.

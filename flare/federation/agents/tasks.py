@@ -55,6 +55,8 @@ class TaskSpec:
     admitted: tuple[str, ...] = ()
     """The addresses a permissioned task admits (docs/protocol.md §2.5); empty: anyone may
     register."""
+    min_stake: int = 0
+    """A staked task's least deposit in wei (docs/protocol.md §2.6); zero: not staked."""
 
     def privacy_requirement(self) -> PrivacyRequirement | None:
         """The DP demand the manifest will carry, its noise calibrated to ε over the rounds."""
@@ -74,6 +76,8 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
     seed ``flare task split-data`` must use too, so the validation split is held out from
     every client's shard and standardised the same way.
     """
+    if spec.admitted and spec.min_stake:
+        raise ConfigError("a task admits a list of devices or takes stakes, not both")
     privacy = spec.privacy_requirement()
     # an unknown rule or parameter would leave a task nobody can run
     make_aggregator(spec.aggregator, **spec.aggregator_params)
@@ -100,6 +104,8 @@ def publish_task(chain: ChainConnector, store: StorageProvider, spec: TaskSpec) 
     if spec.admitted:
         root = admission_root(spec.admitted)
         receipt = chain.create_permissioned_task(model, manifest_ref, parameters, root)
+    elif spec.min_stake:
+        receipt = chain.create_staked_task(model, manifest_ref, parameters, spec.min_stake)
     else:
         receipt = chain.create_task(model, manifest_ref, parameters)
     return receipt.one(TaskCreated).task_id

@@ -50,6 +50,7 @@ class ProtocolParticipant:
         *,
         honest_member: bool = True,
         admitted: tuple[str, ...] = (),
+        stake: int = 0,
     ) -> None:
         self.name = name
         self.account = account
@@ -58,6 +59,9 @@ class ProtocolParticipant:
         self.admitted = admitted
         """The admission list of a permissioned task, from which this device proves it may
         register (docs/protocol.md §2.5); empty for an open task."""
+        self.stake = stake
+        """The wei this device bonds when it registers in a staked task (docs/protocol.md
+        §2.6); zero bonds the task's minimum."""
         self._public_key = bls_key.public_key()
 
     @property
@@ -73,6 +77,10 @@ class ProtocolParticipant:
         )
         proof = prove_task_possession(self.bls_key, message)
         sender = chain.as_sender(self.account)
+        min_stake = chain.min_stake(task_id)
+        if min_stake:
+            sender.register_staked(task_id, self._public_key, proof, self.stake or min_stake)
+            return
         if chain.admission_root(task_id) == bytes(32):
             sender.register(task_id, self._public_key, proof)
             return
@@ -116,9 +124,17 @@ class ProtocolParticipant:
     def claim_seat_if_drawn(
         self, chain: ChainConnector, opened: RoundOpened, expected_committee: int
     ) -> bytes | None:
-        """Claim a seat when the VRF output falls under the threshold; return the output."""
+        """Claim a seat when the VRF output falls under the threshold; return the output.
+
+        In a staked task the threshold weighs this device's stake against the stake of the
+        attempt's snapshot (docs/protocol.md §2.4), as the contract does.
+        """
         proof, output = self.vrf_proof(chain, opened)
-        if not vrf.seat_granted(output, expected_committee, opened.registered_snapshot):
+        weight, population = expected_committee, opened.registered_snapshot
+        if chain.min_stake(opened.task_id):
+            weight *= chain.stake_of(opened.task_id, self.address)
+            population = chain.stake_snapshot(opened.task_id)
+        if not vrf.seat_granted(output, weight, population):
             return None
         chain.as_sender(self.account).claim_seat(opened.task_id, self._public_key, proof)
         return output
