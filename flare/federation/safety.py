@@ -21,6 +21,13 @@ When ``n`` is unknown, as for an open task at creation, :func:`open_committee_ri
 limit of many participants (``X`` and ``Y`` Poisson with means ``a·k`` and ``(1-a)·k``), summed
 in log space; tests check it bounds the exact figures for the finite ``n`` they try.
 
+In a staked task a key holding stake ``s`` of the snapshot's ``T`` is seated with probability
+``min(1, k·s/T)`` (docs/protocol.md §2.6), so ``X`` and ``Y`` are sums of unequal Bernoulli
+draws: :func:`staked_committee_risk` sums them exactly (in floats) for given stakes. For an
+adversary *share of stake* ``a`` however it is split, and honest stake however it is split,
+the same Poisson limit is the figure ``task create --min-stake`` prints; tests check it bounds
+the exact figures of the splits they try while no key holds more than ``T/k``.
+
 This module imports nothing heavy: ``task create`` and ``simulate`` print it before any work.
 """
 
@@ -132,6 +139,26 @@ def _capture_and_stall(
     return captured, stalled
 
 
+def staked_committee_risk(
+    parameters: TaskParameters, adversary_stakes: list[int], honest_stakes: list[int]
+) -> CommitteeRisk:
+    """The risk when the snapshot's keys hold these stakes, the adversary's and the honest
+    members': each key is seated with probability ``min(1, k·stake/T)``."""
+    total = sum(adversary_stakes) + sum(honest_stakes)
+    if total <= 0 or min(adversary_stakes + honest_stakes, default=0) < 0:
+        raise ConfigError("the bound needs non-negative stakes with a positive total")
+    k = parameters.expected_committee
+    captured, stalled = _capture_and_stall(
+        _bernoulli_sum_weights([min(1.0, k * s / total) for s in adversary_stakes]),
+        _bernoulli_sum_weights([min(1.0, k * s / total) for s in honest_stakes]),
+        parameters,
+    )
+    participants = len(adversary_stakes) + len(honest_stakes)
+    return CommitteeRisk(
+        capture=min(1.0, captured), honest_stall=min(1.0, stalled), participants=participants
+    )
+
+
 def adversaries_for_share(participants: int, adversary_share: float) -> int:
     """Keys an adversary with at least ``adversary_share`` of ``participants`` holds."""
     check_adversary_share(adversary_share)
@@ -164,6 +191,18 @@ def _binomial_weights(trials: int, won: int, scale: int) -> list[int]:
         math.comb(trials, seats) * won**seats * lost ** (trials - seats)
         for seats in range(trials + 1)
     ]
+
+
+def _bernoulli_sum_weights(probabilities: list[float]) -> list[float]:
+    """The distribution of the number of successes of independent draws with these odds."""
+    weights = [1.0]
+    for p in probabilities:
+        weights = [
+            (weights[s] if s < len(weights) else 0.0) * (1 - p)
+            + (weights[s - 1] * p if s > 0 else 0.0)
+            for s in range(len(weights) + 1)
+        ]
+    return weights
 
 
 def _poisson_weights(mean: float) -> list[float]:

@@ -19,6 +19,7 @@ from flare.federation.safety import (
     check_capture_bound,
     committee_risk,
     open_committee_risk,
+    staked_committee_risk,
 )
 from flare.federation.task_parameters import DEFAULT_TASK_PARAMETERS, TaskParameters
 
@@ -155,3 +156,31 @@ def test_impossible_adversaries_are_refused(call, message):
 def test_a_share_counts_whole_keys():
     assert adversaries_for_share(10, 0.2) == 2
     assert adversaries_for_share(11, 0.2) == 3
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_open_limit_bounds_staked_committees_for_a_share_of_stake(seed):
+    """A 0.2 share of stake split over 25 keys against honest stake over 100, both split
+    at random with no key above T/k: the Poisson limit that ``task create --min-stake``
+    prints is at least the exact capture probability."""
+    rng = random.Random(seed)
+    parameters = DEFAULT_TASK_PARAMETERS
+    honest = [rng.randint(1, 1_000) for _ in range(100)]
+    attacker_weights = [rng.randint(1, 1_000) for _ in range(25)]
+    attacker_total = sum(honest) // 4  # 0.2 of all stake
+    adversary = [attacker_total * w // sum(attacker_weights) for w in attacker_weights]
+    total = sum(honest) + sum(adversary)
+    assert max(honest + adversary) * parameters.expected_committee <= total
+    exact = staked_committee_risk(parameters, adversary, honest)
+    share = sum(adversary) / total
+    limit = open_committee_risk(parameters, share)
+    assert 0 < exact.capture <= limit.capture
+    assert exact.honest_stall <= limit.honest_stall
+
+
+def test_staked_sums_equal_the_exact_sums_when_every_key_holds_the_same_stake():
+    parameters = TaskParameters(expected_committee=5, min_committee=3, quorum_bps=6_667)
+    exact = committee_risk(parameters, 12, 4)
+    staked = staked_committee_risk(parameters, [7] * 4, [7] * 8)
+    assert staked.capture == pytest.approx(exact.capture, rel=1e-9)
+    assert staked.honest_stall == pytest.approx(exact.honest_stall, rel=1e-9)
