@@ -1,18 +1,15 @@
 """On the Ray backend the driver drops the clients' data once the workers hold it, and keeps
-what it still needs: who holds how many samples, and the validation and test splits."""
+what it still needs: who holds how many samples, and the validation and test splits.
+
+No Ray here: importing it would fix its authentication mode before the two-node cluster
+test sets its own (test_backend_ray.py)."""
 
 import numpy as np
-import pytest
 
+from flare.federation.backends.driver_data import leave_data_to_workers
 from flare.federation.config import SimulationConfig
 from flare.federation.rounds import active_clients
 from flare.federation.setup import build_federation
-
-pytest.importorskip("ray")
-
-from flare.federation.backends.ray import leave_data_to_workers
-
-pytestmark = pytest.mark.ray
 
 
 def test_the_driver_keeps_counts_and_held_out_splits_only() -> None:

@@ -24,8 +24,8 @@ from ray.exceptions import RayError, RayTaskError
 
 from flare.aggregation.base import Aggregator
 from flare.compression.base import UpdateBinding
-from flare.data import Dataset
 from flare.errors import FlareError
+from flare.federation.backends.driver_data import leave_data_to_workers, without_training_split
 from flare.federation.backends.local import LocalClients
 from flare.federation.clients import Client, LocalUpdate
 from flare.federation.config import SimulationConfig
@@ -182,36 +182,6 @@ class RayClients:
             indices.append(index)
             ids.append(client.client_id)
         return by_shard
-
-
-class WorkerHeldClient(Client):
-    """A client as the driver knows it while a worker holds its data: its id, and how many
-    samples it holds (a client without data never takes part)."""
-
-    def __init__(self, client: Client) -> None:
-        features = client.features[:0].copy()  # no view: it would keep the shard alive
-        super().__init__(client.client_id, features, client.labels[:0].copy())
-        self._num_samples = client.num_samples
-
-    @property
-    def num_samples(self) -> int:
-        return self._num_samples
-
-
-def without_training_split(dataset: Dataset) -> Dataset:
-    """``dataset`` less its training split, which its clients' shards hold."""
-    return replace(
-        dataset,
-        train_features=dataset.train_features[:0].copy(),
-        train_labels=dataset.train_labels[:0].copy(),
-    )
-
-
-def leave_data_to_workers(federation: Federation) -> None:
-    """Drop the driver's copy of the clients' data once the workers read their own: the
-    driver keeps who holds how many samples, and the validation and test splits."""
-    federation.clients = [WorkerHeldClient(client) for client in federation.clients]
-    federation.dataset = without_training_split(federation.dataset)
 
 
 def shard_of(index: int, workers: int) -> int:
