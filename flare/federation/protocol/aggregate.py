@@ -14,12 +14,9 @@ depends only on chain and store, so every member reaches it alike.
 """
 
 import logging
-import queue
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -42,6 +39,7 @@ from flare.federation.protocol.artifacts import (
     decode_model,
     encode_model,
 )
+from flare.federation.protocol.fetch_threads import shared_fetch_threads
 from flare.models import ExactPredictor, TorchModelAdapter
 from flare.storage import StorageProvider, compute_cid
 from flare.storage.errors import (
@@ -51,9 +49,6 @@ from flare.storage.errors import (
 from flare.tensors import ModelSpec, Weights, add, spec_of
 
 log = logging.getLogger(__name__)
-
-FETCH_WORKERS = 8
-"""Update blobs fetched at once: enough that a few unserved CIDs do not hold up the rest."""
 
 
 def binding_label(chain: ChainConnector, task_id: int) -> str:
@@ -93,50 +88,6 @@ def load_task_context(chain: ChainConnector, store: StorageProvider, task_id: in
     )
 
 
-class _DaemonThreads(Executor):
-    """``workers`` daemon threads taking calls from one queue.
-
-    Unlike a ``ThreadPoolExecutor``'s, these threads never hold up the exit of the
-    process: a participant told to stop does not first wait out a fetch nobody answers.
-    """
-
-    def __init__(self, workers: int) -> None:
-        self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple, dict]]
-        self._calls = queue.SimpleQueue()
-        for number in range(workers):
-            threading.Thread(target=self._work, name=f"flare-fetch-{number}", daemon=True).start()
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        self._calls.put((future, fn, args, kwargs))
-        return future
-
-    def _work(self) -> None:
-        while True:
-            future, fn, args, kwargs = self._calls.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:  # raised again to whoever reads the future
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
-
-
-_fetch_threads: _DaemonThreads | None = None
-_fetch_threads_lock = threading.Lock()
-
-
-def _shared_fetch_threads() -> Executor:
-    """The process's fetch threads, started on first use and shared by every aggregate."""
-    global _fetch_threads
-    with _fetch_threads_lock:
-        if _fetch_threads is None:
-            _fetch_threads = _DaemonThreads(FETCH_WORKERS)
-        return _fetch_threads
-
-
 class UpdateFetches:
     """The update blobs of one attempt, each fetched once, in parallel, and bounded.
 
@@ -156,7 +107,7 @@ class UpdateFetches:
     def __init__(
         self, store: StorageProvider, spec: ModelSpec, executor: Executor | None = None
     ) -> None:
-        self._store, self._executor = store, executor or _shared_fetch_threads()
+        self._store, self._executor = store, executor or shared_fetch_threads()
         self.max_bytes = blob_limit(spec)
         self._blobs: dict[str, bytes] = {}
         self._refused: dict[str, str] = {}

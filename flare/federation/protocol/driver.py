@@ -11,11 +11,9 @@ fresh seed, as on a real chain.
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
-from flare.aggregation.base import Aggregator
 from flare.chain import (
     ChainConnector,
     ContentRef,
@@ -28,21 +26,18 @@ from flare.config import open_chain
 from flare.errors import FlareError
 from flare.federation.agents.tasks import architecture_of
 from flare.federation.backdoor import attack_success
-from flare.federation.backends import ClientBackend, Recomputer, open_clients, recomputer_of
+from flare.federation.backends import ClientBackend, open_clients, recomputer_of
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.actor import ParticipantActor
-from flare.federation.protocol.aggregate import (
-    AttemptInputs,
-    RoundAggregate,
-    TaskContext,
-    UpdateFetches,
-    read_attempt_inputs,
-)
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
 from flare.federation.protocol.attempt_report import AttemptOutcome, read_attempt
 from flare.federation.protocol.follow import StepOutcome
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.federation.protocol.settings import ProtocolConfig
+from flare.federation.protocol.shared_recomputation import (
+    SharedRecomputations,
+    SimulatedParticipant,
+)
 from flare.federation.protocol.simulated_device import (
     SimulatedDevice,
     SimulatedRound,
@@ -61,78 +56,6 @@ from flare.federation.timing import Stopwatch
 from flare.models.factory import is_builtin
 from flare.storage import DirectoryStore, MemoryStore, StorageProvider
 from flare.tensors import raw_nbytes
-
-RecomputationKey = tuple[int, int, int, bool, frozenset[str] | None, frozenset | None]
-"""Task, round, attempt, whether the member is honest, the update blobs it holds and why
-it lacks the others (both None when the recomputation fetches every blob itself)."""
-
-
-class SharedRecomputations:
-    """The recomputations of one attempt, shared by the simulated members.
-
-    Deployed, every member recomputes the attempt's aggregate on its own machine, side by
-    side; played in one process they would take turns, and the protocol path would cost
-    the committee's size times what it costs deployed. The recomputation is bitwise
-    reproducible (the agreement tests run it across thread counts and processes), so
-    members that hold the same update blobs and follow the same rule compute the same
-    aggregate: the first one has it computed, by the backend's ``recomputer``, the others
-    read it.
-    """
-
-    def __init__(self, recomputer: Recomputer) -> None:
-        self.recomputer = recomputer
-        self.count = 0
-        """Recomputations run so far in the run."""
-        self._aggregates: dict[RecomputationKey, RoundAggregate] = {}
-
-    def new_attempt(self) -> None:
-        """Forget the last attempt's aggregates: a long run keeps one attempt's, not every
-        round's."""
-        self._aggregates.clear()
-
-    def aggregate(
-        self,
-        key: RecomputationKey,
-        read: Callable[[], AttemptInputs],
-        context: TaskContext,
-        rule: Aggregator | None,
-    ) -> RoundAggregate:
-        """The aggregate ``key`` names, recomputed from ``read()`` unless already computed."""
-        if key not in self._aggregates:
-            self._aggregates[key] = self.recomputer.recompute(read(), context, rule)
-            self.count += 1
-        return self._aggregates[key]
-
-
-class SimulatedParticipant(ProtocolParticipant):
-    """A participant whose committee recomputation is shared with its simulated peers."""
-
-    def __init__(self, *args: Any, shared: SharedRecomputations, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self.shared = shared
-
-    def aggregate(
-        self,
-        chain: ChainConnector,
-        store: StorageProvider,
-        context: TaskContext,
-        opened: RoundOpened,
-        fetches: UpdateFetches | None = None,
-    ) -> RoundAggregate:
-        held, lacking = None, None
-        if fetches is not None:
-            submissions = chain.submissions(context.task_id, opened.round, opened.attempt)
-            cids = [submission.update.to_cid() for submission in submissions]
-            held = frozenset(cid for cid in cids if fetches.obtained(cid))
-            lacking = frozenset(fetches.store_errors().items())
-        key = (context.task_id, opened.round, opened.attempt, self.honest_member, held, lacking)
-
-        def read() -> AttemptInputs:
-            return read_attempt_inputs(
-                chain, store, context, opened.round, opened.attempt, fetches=fetches
-            )
-
-        return self.shared.aggregate(key, read, context, self.rule())
 
 
 @runtime_checkable
