@@ -101,6 +101,15 @@ class RecordingChain(ChainConnector):
     def admission_root(self, task_id):
         return self.inner.admission_root(task_id)
 
+    def min_stake(self, task_id):
+        return self.inner.min_stake(task_id)
+
+    def stake_of(self, task_id, account):
+        return self.inner.stake_of(task_id, account)
+
+    def stake_snapshot(self, task_id):
+        return self.inner.stake_snapshot(task_id)
+
 
 @dataclass
 class Fleet:

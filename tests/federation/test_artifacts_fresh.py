@@ -89,9 +89,13 @@ def test_artifact_abi_is_flare_chains(artifact: dict[str, Any]) -> None:
         "getParticipant(uint256,address)",
         "getProposal(uint256,uint32)",
         "admissionRoot(uint256)",
+        "minStake(uint256)",
+        "stakeOf(uint256,address)",
+        "stakeSnapshot(uint256)",
+        "STAKE_LOCK_BLOCKS()",
     ):
         assert view in functions
-    assert len(functions) == len(CALL_TYPES) + 6
+    assert len(functions) == len(CALL_TYPES) + 10
     events = _signatures(abi, "event")
     assert events == {kind.signature() for kind in EVENT_TYPES}
     for entry in abi:
