@@ -172,12 +172,41 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR, help="where the outputs go")
     parser.add_argument(
+        "--merge",
+        type=Path,
+        metavar="JSON",
+        help="replace the same runs (cell and seed) of a previous run's JSON by these, keep "
+        "the rest, and publish the merged grid",
+    )
+    parser.add_argument(
         "--render",
         type=Path,
         metavar="JSON",
         help="run nothing: redraw the tables and heatmap of a previous run's JSON",
     )
     return parser.parse_args()
+
+
+def run_key(run: dict[str, Any]) -> tuple:
+    """What makes a run one cell's seed: two runs with this key replace each other."""
+    return tuple(
+        run[field] for field in ("dataset", "clients", "partition", "attack", "aggregator", "seed")
+    )
+
+
+def merge(
+    previous: dict[str, Any], outcomes: list[dict[str, Any]], command: str, env: dict[str, Any]
+) -> dict[str, Any]:
+    """``previous`` with each of its runs that ``outcomes`` ran again replaced, and the rerun
+    recorded (command, environment, runs) so the report says which cells are newer."""
+    replaced = {run_key(run) for run in outcomes}
+    kept = [run for run in previous["runs"] if run_key(run) not in replaced]
+    rerun = {"command": command, "environment": env, "runs": len(outcomes)}
+    return {
+        **previous,
+        "runs": kept + outcomes,
+        "reruns": [*previous.get("reruns", []), rerun],
+    }
 
 
 def publish(results: dict[str, Any], output_dir: Path) -> None:
@@ -202,8 +231,13 @@ def main() -> None:
         specs = grid(arguments, sources)
         started = time.perf_counter()
         outcomes = run_in_workers(simulate, specs, arguments.workers, "robustness runs")
+    command = shlex.join([".venv/bin/python", "benchmarks/bench_robustness.py", *argv])
+    if arguments.merge is not None:
+        merged = merge(json.loads(arguments.merge.read_text()), outcomes, command, env)
+        publish(merged, arguments.output_dir)
+        return
     results = {
-        "command": shlex.join([".venv/bin/python", "benchmarks/bench_robustness.py", *argv]),
+        "command": command,
         "environment": env,
         "settings": {
             "datasets": arguments.datasets,

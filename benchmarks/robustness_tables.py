@@ -209,6 +209,11 @@ def markdown(results: dict[str, Any], summary: dict) -> str:
         f"Produced by `{results['command']}`. {environment_line(results['environment'])} "
         f"{len(results['runs'])} runs took {results['wall_seconds'] / 60:.1f} min of wall time "
         f"on {settings['workers']} single-threaded worker processes.",
+        *[
+            f"Rerun since, replacing the same cells and seeds: `{rerun['command']}` "
+            f"({rerun['runs']} runs). {environment_line(rerun['environment'])}"
+            for rerun in results.get("reruns", [])
+        ],
         "",
         f"Setup: the default MLP, {settings['rounds']} rounds, {settings['malicious_share']:.0%} "
         "of the clients malicious under each attack (none in the `none` column), library "

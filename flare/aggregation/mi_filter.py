@@ -26,20 +26,23 @@ none needs per-task calibration (constants and their reasons are in
 Judged one at a time, a colluding bloc can send copies of an update that each pass
 while their average does the damage, so the **aggregate** is judged too: the model
 ``global + average of the trusted updates`` must label the validation set with an
-aligned MI at least that of ``global + coordinate-wise median of the trusted updates``
-(a robust estimate of the round's step, which a minority cannot move far) minus
-``aggregate_margin_bits``; while it does not, the trusted updates with the lowest
-aligned MI (all copies of one score at once) are left out and the rest averaged again,
-as long as more than half of the trusted updates remain.
+aligned MI at least that of the better of ``global +`` the trusted updates' coordinate-wise
+median or trimmed mean (robust estimates of the round's step, which a minority cannot move
+far) minus ``aggregate_margin_bits``; while it does not, the trusted updates with the lowest
+aligned MI (all copies of one score at once) are left out and the rest averaged again, as
+long as more than half of the trusted updates remain. If that never reaches the floor, the
+round steps by the better robust estimate itself.
 
-Trusted updates are averaged by sample count, each claim capped at the round's
-median claim by default (:mod:`flare.aggregation.counts`), optionally after
-clipping each to the median norm. Every decision depends only on predicted labels (exact counts)
+Trusted updates are averaged by sample count, each claim capped at the round's median
+claim by default (:mod:`flare.aggregation.counts`), each first clipped to the round's
+median norm by default. Every decision depends only on predicted labels (exact counts)
 and on values rounded to 1e-9 or to nine significant digits.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from flare import tensors
 from flare.aggregation.arithmetic import (
@@ -56,12 +59,19 @@ from flare.aggregation.base import (
     Aggregator,
     ClientUpdate,
 )
+from flare.aggregation.coordinatewise import TrimmedMean
 from flare.aggregation.counts import (
     DEFAULT_COUNT_WEIGHTING,
     check_count_weighting,
     sample_weights,
 )
-from flare.aggregation.mi_scores import Measurements, aligned_mi_of, measure, validation_set
+from flare.aggregation.mi_scores import (
+    Measurements,
+    ValidationSet,
+    aligned_mi_of,
+    measure,
+    validation_set,
+)
 from flare.errors import ConfigError
 from flare.tensors import Weights
 
@@ -121,13 +131,14 @@ class MIFilter(Aggregator):
         cosine_margin: smallest gap below the median cosine that flags.
         cosine_margin_fraction: the same floor as a fraction of the median cosine.
         clip_to_median_norm: shrink trusted updates longer than the median norm
-            to it before averaging (bounds any one client's pull; slows non-IID
-            training, hence off by default).
+            to it before averaging: bounds any one client's pull, and so a scaled
+            backdoor's.
         count_weighting: how claimed sample counts weigh trusted updates: "capped"
             at the round's median claim, "equal", or "claimed" as sent.
-        aggregate_margin_bits: how far below the aligned MI of the median update's
-            model the aggregate's own may fall before the lowest-scoring trusted updates
-            are left out; ``None`` turns the aggregate rule off.
+        aggregate_margin_bits: how far below the aligned MI of the better of the
+            trusted updates' coordinate-wise median and trimmed mean the average's own may
+            fall before the lowest-scoring trusted updates are left out; ``None`` turns
+            the aggregate rule off.
     """
 
     name = "mi"
@@ -142,7 +153,7 @@ class MIFilter(Aggregator):
         check_direction: bool = True,
         cosine_margin: float = 0.1,
         cosine_margin_fraction: float = 0.5,
-        clip_to_median_norm: bool = False,
+        clip_to_median_norm: bool = True,
         count_weighting: str = DEFAULT_COUNT_WEIGHTING,
         aggregate_margin_bits: float | None = 0.05,
     ) -> None:
@@ -216,36 +227,12 @@ class MIFilter(Aggregator):
                 scales=[self._clip_scale(measured[i].norm, cutoffs.median_norm) for i in indices],
             )
 
-        delta = average(trusted) if trusted else zeros_like_spec(spec)
         if trusted and self.aggregate_margin_bits is not None:
-            center = coordinate_median([updates[i].delta for i in trusted], spec)
-            reference = aligned_mi_of(validation, tensors.add(context.global_weights, center))
-            floor = round_score(reference - self.aggregate_margin_bits)
-            keep_at_least = len(trusted) // 2 + 1
-            while True:
-                score = aligned_mi_of(validation, tensors.add(context.global_weights, delta))
-                if score >= floor:
-                    notes.append(f"aggregate: aligned MI {score:.4f} bits (floor {floor:.4f})")
-                    break
-                lowest = min(measured[i].aligned_mi for i in trusted)
-                kept = [i for i in trusted if measured[i].aligned_mi != lowest]
-                if len(kept) < keep_at_least:
-                    notes.append(
-                        f"aggregate: aligned MI {score:.4f} bits is below the floor {floor:.4f}, "
-                        "but leaving out more would leave out half of the trusted updates"
-                    )
-                    break
-                for i in trusted:
-                    if measured[i].aligned_mi == lowest:
-                        reasons[updates[i].client_id] = (
-                            f"the trusted updates' average has aligned MI {score:.4f} bits, "
-                            f"below the floor {floor:.4f} (the median trusted update's "
-                            f"{reference:.4f} "
-                            f"− {self.aggregate_margin_bits:g}); left out with the lowest "
-                            f"aligned MI of those trusted, {lowest:.4f}"
-                        )
-                trusted = kept
-                delta = average(trusted)
+            delta, trusted = self._judge_average(
+                updates, trusted, measured, average, context, validation, reasons, notes
+            )
+        else:
+            delta = average(trusted) if trusted else zeros_like_spec(spec)
         if not trusted:
             notes.append("no update was trusted: the aggregate is a zero delta")
         return AggregationResult(
@@ -256,6 +243,61 @@ class MIFilter(Aggregator):
             reasons=reasons,
             notes=notes,
         )
+
+    def _judge_average(
+        self,
+        updates: Sequence[ClientUpdate],
+        trusted: list[int],
+        measured: Sequence[Measurements],
+        average: Callable[[list[int]], Weights],
+        context: AggregationContext,
+        validation: ValidationSet,
+        reasons: dict[str, str],
+        notes: list[str],
+    ) -> tuple[Weights, list[int]]:
+        """The aggregate rule: the delta and the updates it is made of (see the module docs).
+
+        Adds a reason for every update it leaves out and a note on the outcome."""
+        margin = self.aggregate_margin_bits
+        robust = _robust_steps([updates[i] for i in trusted], context)
+        scored = {
+            name: aligned_mi_of(validation, tensors.add(context.global_weights, step))
+            for name, step in robust.items()
+        }
+        best = max(scored, key=lambda name: scored[name])  # ties: the first, the median
+        reference = scored[best]
+        floor = round_score(reference - margin)
+        keep_at_least = len(trusted) // 2 + 1
+        judged, left_out = trusted, {}
+        delta = average(judged)
+        while True:
+            score = aligned_mi_of(validation, tensors.add(context.global_weights, delta))
+            if score >= floor:
+                notes.append(f"aggregate: aligned MI {score:.4f} bits (floor {floor:.4f})")
+                reasons.update(left_out)
+                return delta, judged
+            lowest = min(measured[i].aligned_mi for i in judged)
+            kept = [i for i in judged if measured[i].aligned_mi != lowest]
+            if len(kept) < keep_at_least:
+                break
+            for i in judged:
+                if measured[i].aligned_mi == lowest:
+                    left_out[updates[i].client_id] = (
+                        f"the trusted updates' average has aligned MI {score:.4f} bits, "
+                        f"below the floor {floor:.4f} (the trusted updates' {best}'s "
+                        f"{reference:.4f} − {margin:g}); left out with the lowest "
+                        f"aligned MI of those trusted, {lowest:.4f}"
+                    )
+            judged = kept
+            delta = average(judged)
+        # No average of a majority reaches the floor (early in training, often a tie of
+        # many updates at one score): the round steps by the robust step that set it.
+        notes.append(
+            f"aggregate: aligned MI {score:.4f} bits is below the floor {floor:.4f}, and "
+            "leaving out more would leave out half of the trusted updates: the aggregate "
+            f"is their {best} (aligned MI {reference:.4f})"
+        )
+        return {name: tensor.astype(np.float32) for name, tensor in robust[best].items()}, trusted
 
     def _cutoffs(self, measured: Sequence[Measurements]) -> _Cutoffs:
         median_mi, mi_cutoff = _low_outlier_cutoff(
@@ -314,3 +356,16 @@ class MIFilter(Aggregator):
         if not self.clip_to_median_norm or norm <= median_norm:
             return 1.0
         return median_norm / norm
+
+
+def _robust_steps(
+    trusted: Sequence[ClientUpdate], context: AggregationContext
+) -> dict[str, Weights]:
+    """Steps a minority of the trusted updates cannot move far, by name: the aggregate rule's
+    references. Several, because each has a blind spot: copies of one update move the
+    coordinate-wise median a rank, while the trimmed mean drops them where they are extreme."""
+    spec = validate_updates(trusted, context.global_weights)
+    return {
+        "coordinate-wise median": coordinate_median([u.delta for u in trusted], spec),
+        "trimmed mean": TrimmedMean().aggregate(trusted, context).delta,
+    }

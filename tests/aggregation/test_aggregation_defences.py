@@ -236,7 +236,7 @@ def _count_round(attacker_claim: int) -> tuple[list[ClientUpdate], AggregationCo
     ("name", "params"),
     [
         ("fedavg", {}),
-        ("mi", {"norm_ratio_limit": 1e9, "check_direction": False}),
+        ("mi", {"norm_ratio_limit": 1e9, "check_direction": False, "clip_to_median_norm": False}),
         ("multi-krum", {"num_byzantine": 0}),
     ],
 )

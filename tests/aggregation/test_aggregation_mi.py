@@ -217,7 +217,8 @@ def bloc_round(aggregator_params: dict) -> tuple[list[str], list[str], dict[str,
         validation_labels=VALIDATION_LABELS,
     )
     result = make_aggregator("mi", **aggregator_params).aggregate(updates, context)
-    assert quality(float(result.delta["w"][0])) >= (0.9 if result.flagged else 0.0)
+    clipped = aggregator_params.get("clip_to_median_norm", True)
+    assert quality(float(result.delta["w"][0])) >= (0.9 if result.flagged or clipped else 0.0)
     return result.accepted, result.flagged, result.reasons
 
 
@@ -225,12 +226,41 @@ def test_copies_that_pass_alone_but_spoil_the_average_are_left_out_together() ->
     # Each copy at 2 labels 90 % right, as good as an honest update alone; averaged in with
     # the honest updates near 1 they put the model in the valley (40 %), far below the
     # median update's model (97 %). The lowest-scoring group, the copies, is left out.
-    accepted, flagged, reasons = bloc_round({})
+    accepted, flagged, reasons = bloc_round({"clip_to_median_norm": False})
     assert flagged == ["bloc0", "bloc1", "bloc2"]
     assert accepted == [f"h{i}" for i in range(7)]
-    assert "average" in reasons["bloc0"] and "median trusted update" in reasons["bloc0"]
+    assert "average" in reasons["bloc0"] and "coordinate-wise median" in reasons["bloc0"]
 
 
 def test_without_the_aggregate_rule_the_copies_pass_one_at_a_time() -> None:
-    accepted, flagged, _ = bloc_round({"aggregate_margin_bits": None})
+    accepted, flagged, _ = bloc_round({"aggregate_margin_bits": None, "clip_to_median_norm": False})
     assert flagged == [] and len(accepted) == 10
+
+
+def test_clipped_to_the_median_norm_the_copies_no_longer_spoil_the_average() -> None:
+    # By default every trusted update is first clipped to the median norm (1.0): the copies
+    # at 2 count as 1.0, the average stays on the good ridge, and all ten are kept.
+    accepted, flagged, _ = bloc_round({})
+    assert flagged == [] and len(accepted) == 10
+
+
+def test_when_no_majority_average_reaches_the_floor_the_round_takes_the_best_robust_step() -> None:
+    # Every update labels 90 % right alone (honest at 0.95 and 1.05, copies at 2), so all
+    # score alike and no group can be left out without leaving out everyone; their average
+    # (1.295) lies in the valley. Of the references, the median (1.05) labels 90 % right
+    # and the trimmed mean, which drops the copies, 95 % (1.025): the round steps by it.
+    honest = [0.95, 1.05] * 3 + [0.95]
+    values = {f"h{i}": v for i, v in enumerate(honest)} | {f"bloc{i}": 2.0 for i in range(3)}
+    updates = [ClientUpdate(cid, {"w": np.array([v], np.float32)}, 10) for cid, v in values.items()]
+    context = AggregationContext(
+        global_weights={"w": np.zeros(1, np.float32)},
+        predict=predict_by_quality,
+        validation_features=np.zeros((VALIDATION_LABELS.size, 1), np.float32),
+        validation_labels=VALIDATION_LABELS,
+    )
+    result = make_aggregator("mi", clip_to_median_norm=False).aggregate(updates, context)
+    trimmed = make_aggregator("trimmed-mean").aggregate(updates, context).delta["w"]
+    assert result.delta["w"].dtype == np.float32 and abs(float(trimmed[0]) - 1.025) < 1e-6
+    np.testing.assert_array_equal(result.delta["w"], trimmed)
+    assert result.flagged == [] and len(result.accepted) == 10
+    assert "is their trimmed mean" in result.notes[-1]
