@@ -46,7 +46,8 @@ class ClusterError(FlareError):
 
 @ray.remote
 class ClientShard:
-    """One worker: a shard of the fleet, its data, its encoders and a trainer."""
+    """One worker: a shard of the fleet, its data, its encoders and a trainer; it also runs
+    committee recomputations for the protocol simulation."""
 
     def __init__(
         self, config: SimulationConfig, model_builder: ModelBuilder | None, indices: list[int]
