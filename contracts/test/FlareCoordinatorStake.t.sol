@@ -40,6 +40,25 @@ contract ReentrantStaker {
     }
 }
 
+/// @notice A staked grinder as a contract: in one transaction it bonds a large stake on a key
+///         and times the current attempt out, so that the next attempt opens in the very block
+///         of the bond.
+contract StakedGrinder {
+    function bondAndTimeout(FlareCoordinator coordinator, uint256 taskId, bytes calldata key, bytes calldata pop)
+        external
+        payable
+    {
+        coordinator.registerStaked{value: msg.value}(taskId, key, pop);
+        coordinator.timeout(taskId);
+    }
+
+    function claimSeat(FlareCoordinator coordinator, uint256 taskId, bytes calldata key, bytes calldata proof)
+        external
+    {
+        coordinator.claimSeat(taskId, key, proof);
+    }
+}
+
 /// @notice A participant that refuses any payment.
 contract RefusingStaker {
     function register(FlareCoordinator coordinator, uint256 taskId, bytes calldata key, bytes calldata pop)
@@ -247,6 +266,28 @@ contract FlareCoordinatorStakeTest is CoordinatorTestBase {
         _expire(taskId);
         coordinator.timeout(taskId);
         assertEq(coordinator.stakeSnapshot(taskId), 1_004 ether);
+    }
+
+    /// @dev Through `timeout`, from a contract, in one transaction: the stake bonded in the
+    ///      block that opens the attempt is not in its divisor and its key draws no seat.
+    function test_grinding_throughTimeoutFromAContract() public {
+        uint256 taskId = _createStaked(_stakedParams(), MIN_STAKE);
+        for (uint256 i; i < 3; ++i) {
+            _bond(taskId, i, 2 ether);
+        }
+        _start(taskId);
+        _expire(taskId);
+        StakedGrinder grinder = new StakedGrinder();
+        bytes memory key = _key(60);
+        bytes memory pop = _popFor(taskId, 60, address(grinder));
+        vm.deal(address(this), 1_000 ether);
+        grinder.bondAndTimeout{value: 1_000 ether}(coordinator, taskId, key, pop);
+        assertEq(coordinator.getRound(taskId).attempt, 1);
+        assertEq(coordinator.stakeSnapshot(taskId), 6 ether, "the same-block bond is in the divisor");
+        _seal(taskId);
+        bytes memory proof = _proof(taskId, 60);
+        vm.expectRevert(abi.encodeWithSelector(IFC.RegisteredAfterSnapshot.selector, taskId, address(grinder)));
+        grinder.claimSeat(coordinator, taskId, key, proof);
     }
 
     function test_withdraw_refusedWhileLocked_thenOnceAfterTheEnd() public {
