@@ -25,7 +25,6 @@ import argparse
 import json
 import math
 import os
-import resource
 import shlex
 import statistics
 import subprocess
@@ -55,6 +54,13 @@ FLEET_AGGREGATOR = "fedavg"
 FLEET_TARGET_SECONDS, FLEET_TARGET_MIB = 60.0, 1.5 * 1024
 
 
+def own_peak_rss_mb() -> float:
+    """This process's peak RSS since its ``exec`` (``VmHWM``): ``ru_maxrss`` also counts
+    the parent's peak, which a child inherits on Linux."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
 def write_synthetic_dataset(path: Path) -> None:
     """Gaussian classes around random centres: learnable, and the same every time."""
     import numpy as np
@@ -76,7 +82,7 @@ def measure_fleet(dataset: Path, clients: int) -> dict[str, Any]:
     from flare.federation.simulation import Simulation
 
     torch.set_num_threads(1)
-    imports_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    imports_rss_mb = own_peak_rss_mb()
     config = SimulationConfig(
         dataset=str(dataset),
         clients=clients,
@@ -132,7 +138,7 @@ def measure(clients: int, rounds: int) -> dict[str, Any]:
             self.cpu_seconds.append(time.process_time() - self.started)
 
     torch.set_num_threads(1)
-    imports_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    imports_rss_mb = own_peak_rss_mb()
     config = SimulationConfig(
         dataset="digits",
         clients=clients,
@@ -266,7 +272,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"Setup: digits, the default MLP, `{AGGREGATOR}` aggregator, IID split, no attacker, "
         f"{rounds} rounds, seed 0; each client count in a fresh single-threaded process. "
         "Round figures are medians over the rounds after the first: round 1 also pays "
-        "one-off warm-up (torch imports `torch._dynamo` on the first `optimizer.step()`), "
+        "one-off warm-up (each client's encoder is made, torch's kernels are first loaded), "
         "and setup includes importing scikit-learn and loading digits. Digits has ~1,260 "
         "training samples, so at 1,000 clients each holds one or two: per-client cost there "
         "is fixed overhead, not learning. Accuracy after so few rounds is a sanity check, "
@@ -350,8 +356,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{1024 * memory_fit['per_client']:+.0f} KiB × clients (least squares), about "
         f"{memory_fit['per_client'] * 2**20 / update_bytes:.1f} times one update's "
         f"{update_bytes / 1024:.0f} KiB of float32 per client: "
-        "a round keeps every encoded blob and every decoded update in memory until it has "
-        "aggregated, plus what the aggregator stacks. Most of the floor is the interpreter "
+        "a round holds every client's encoded blob once all have trained, then every "
+        "decoded update (each blob freed as it is decoded) until it has aggregated, plus "
+        "what the aggregator stacks. Most of the floor is the interpreter "
         "with torch and flare imported (the 'after imports' column; scikit-learn is loaded "
         "later, with the data).",
         "",

@@ -48,7 +48,11 @@ class MomentumSGD:
     @torch.no_grad()
     def step(self) -> None:
         """One update of every parameter that received a gradient; the others keep their
-        value and their momentum, as in torch."""
+        value and their momentum, as in torch.
+
+        A first gradient becomes the momentum buffer itself, where torch copies it: the
+        parameter lets go of it, so no later backward pass can accumulate into it.
+        """
         for index, param in enumerate(self.params):
             grad = param.grad
             if grad is None:
@@ -56,7 +60,8 @@ class MomentumSGD:
             if self.momentum != 0:
                 buffer = self._buffers.get(index)
                 if buffer is None:
-                    buffer = self._buffers[index] = grad.detach().clone()
+                    buffer = self._buffers[index] = grad.detach()
+                    param.grad = None
                 else:
                     buffer.mul_(self.momentum).add_(grad, alpha=1)
                 grad = buffer
