@@ -43,7 +43,8 @@ from common import (
     write_results,
 )
 
-PHASES = ("train", "encode", "decode", "aggregate", "evaluate")
+PHASES = ("train", "decode", "aggregate", "evaluate")
+"""The simulation's timed phases; ``train`` includes encoding each update."""
 MINOR_PHASE_SHARE = 0.05
 """Phases under this share of the largest configuration's round get no growth line: their
 few milliseconds are dominated by timer noise on a loaded machine."""
@@ -110,6 +111,7 @@ def measure_fleet(dataset: Path, clients: int) -> dict[str, Any]:
         "round_seconds": round(record.seconds, 3),
         "timings": record.timings,
         "bytes_up": record.bytes_up,
+        "bytes_raw": record.bytes_raw,
         "accuracy": record.accuracy,
     }
 
@@ -305,7 +307,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Phases of the round: wall seconds (ms per client)",
         "",
-        "As `RoundRecord.timings` reports them (wall clock).",
+        "As `RoundRecord.timings` reports them (wall clock); train includes encoding.",
         "",
         "| clients | " + " | ".join(PHASES) + " |",
         "|---:|" + "---:|" * len(PHASES),
@@ -395,7 +397,18 @@ def fleet_markdown(fleets: list[dict[str, Any]]) -> list[str]:
             f"| {fleet['peak_rss_mb']:.0f} | {fleet['imports_rss_mb']:.0f} "
             f"| {fleet['bytes_up'] / 1e6:.0f} | {100 * fleet['accuracy']:.1f} |"
         )
-    lines.append("")
+    largest = fleets[-1]
+    held_mib = largest["bytes_raw"] / 2**20
+    lines += [
+        "",
+        f"At {largest['clients']:,} clients the round holds every decoded update until "
+        f"the aggregator has run: {held_mib:.0f} MiB of float32 "
+        f"({largest['bytes_raw'] / largest['clients'] / 1024:.0f} KiB per client) on top of "
+        f"the {largest['imports_rss_mb']:.0f} MiB after imports, so the peak grows with the "
+        "fleet. Time is CPU-bound training, most of it per-client overhead at a few samples "
+        "each (torch's per-call cost of forward, backward and step on one batch).",
+        "",
+    ]
     return lines
 
 
