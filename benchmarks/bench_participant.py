@@ -31,6 +31,7 @@ from common import (
     SINGLE_THREAD_ENVIRONMENT,
     environment,
     environment_line,
+    own_peak_rss_mb,
     write_results,
 )
 
@@ -44,12 +45,6 @@ TORCH_ONLY = (
     "print(json.dumps({'peak_kib': int(status.split('VmHWM:')[1].split()[0])}))"
 )
 """A child's own peak is ``VmHWM``: ``ru_maxrss`` keeps the parent's across ``exec``."""
-
-
-def peak_kib() -> int:
-    """This process's peak resident set size since it started (``VmHWM``), KiB."""
-    status = Path("/proc/self/status").read_text()
-    return int(status.split("VmHWM:")[1].split()[0])
 
 
 def publish(workdir: Path, clients: int, rounds: int) -> None:
@@ -87,7 +82,7 @@ def one_round(workdir: Path) -> dict[str, Any]:
     encoder = make_codec(CODEC, rank=RANK).new_encoder(spec_of(base), 2)
     binding = UpdateBinding("client-0", "1", 1, 0, "base", update.num_samples)
     encoder.encode(update.delta, binding)
-    return {"peak_kib": peak_kib(), "dynamo": "torch._dynamo" in sys.modules}
+    return {"peak_kib": round(1024 * own_peak_rss_mb()), "dynamo": "torch._dynamo" in sys.modules}
 
 
 def run_fleet(workdir: Path, clients: int) -> dict[str, Any]:
@@ -153,7 +148,7 @@ def run_fleet(workdir: Path, clients: int) -> dict[str, Any]:
                 chain.mine(1)
         finalized = chain.task(1).round
     return {
-        "peak_kib": peak_kib(),
+        "peak_kib": round(1024 * own_peak_rss_mb()),
         "dynamo": "torch._dynamo" in sys.modules,
         "rounds": finalized,
         "bytes_up": [store.up for store in stores],
