@@ -34,8 +34,8 @@ long as more than half of the trusted updates remain. If that never reaches the 
 round steps by the better robust estimate itself.
 
 Trusted updates are averaged by sample count, each claim capped at the round's median
-claim by default (:mod:`flare.aggregation.counts`), each first clipped to the round's
-median norm by default. Every decision depends only on predicted labels (exact counts)
+claim by default (:mod:`flare.aggregation.counts`), optionally each first clipped to the
+round's median norm. Every decision depends only on predicted labels (exact counts)
 and on values rounded to 1e-9 or to nine significant digits.
 """
 
@@ -131,8 +131,9 @@ class MIFilter(Aggregator):
         cosine_margin: smallest gap below the median cosine that flags.
         cosine_margin_fraction: the same floor as a fraction of the median cosine.
         clip_to_median_norm: shrink trusted updates longer than the median norm
-            to it before averaging: bounds any one client's pull, and so a scaled
-            backdoor's.
+            to it before averaging: bounds any one client's pull (cuts a backdoor's
+            success, but costs accuracy under attacks that send short updates, hence off
+            by default; see docs/mi-filter.md).
         count_weighting: how claimed sample counts weigh trusted updates: "capped"
             at the round's median claim, "equal", or "claimed" as sent.
         aggregate_margin_bits: how far below the aligned MI of the better of the
@@ -153,7 +154,7 @@ class MIFilter(Aggregator):
         check_direction: bool = True,
         cosine_margin: float = 0.1,
         cosine_margin_fraction: float = 0.5,
-        clip_to_median_norm: bool = True,
+        clip_to_median_norm: bool = False,
         count_weighting: str = DEFAULT_COUNT_WEIGHTING,
         aggregate_margin_bits: float | None = 0.05,
     ) -> None:

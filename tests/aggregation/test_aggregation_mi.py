@@ -217,7 +217,7 @@ def bloc_round(aggregator_params: dict) -> tuple[list[str], list[str], dict[str,
         validation_labels=VALIDATION_LABELS,
     )
     result = make_aggregator("mi", **aggregator_params).aggregate(updates, context)
-    clipped = aggregator_params.get("clip_to_median_norm", True)
+    clipped = aggregator_params.get("clip_to_median_norm", False)
     assert quality(float(result.delta["w"][0])) >= (0.9 if result.flagged or clipped else 0.0)
     return result.accepted, result.flagged, result.reasons
 
@@ -226,21 +226,21 @@ def test_copies_that_pass_alone_but_spoil_the_average_are_left_out_together() ->
     # Each copy at 2 labels 90 % right, as good as an honest update alone; averaged in with
     # the honest updates near 1 they put the model in the valley (40 %), far below the
     # median update's model (97 %). The lowest-scoring group, the copies, is left out.
-    accepted, flagged, reasons = bloc_round({"clip_to_median_norm": False})
+    accepted, flagged, reasons = bloc_round({})
     assert flagged == ["bloc0", "bloc1", "bloc2"]
     assert accepted == [f"h{i}" for i in range(7)]
     assert "average" in reasons["bloc0"] and "coordinate-wise median" in reasons["bloc0"]
 
 
 def test_without_the_aggregate_rule_the_copies_pass_one_at_a_time() -> None:
-    accepted, flagged, _ = bloc_round({"aggregate_margin_bits": None, "clip_to_median_norm": False})
+    accepted, flagged, _ = bloc_round({"aggregate_margin_bits": None})
     assert flagged == [] and len(accepted) == 10
 
 
 def test_clipped_to_the_median_norm_the_copies_no_longer_spoil_the_average() -> None:
-    # By default every trusted update is first clipped to the median norm (1.0): the copies
-    # at 2 count as 1.0, the average stays on the good ridge, and all ten are kept.
-    accepted, flagged, _ = bloc_round({})
+    # Each trusted update first clipped to the median norm (1.0): the copies at 2 count as
+    # 1.0, the average stays on the good ridge, and all ten are kept.
+    accepted, flagged, _ = bloc_round({"clip_to_median_norm": True})
     assert flagged == [] and len(accepted) == 10
 
 
@@ -258,7 +258,7 @@ def test_when_no_majority_average_reaches_the_floor_the_round_takes_the_best_rob
         validation_features=np.zeros((VALIDATION_LABELS.size, 1), np.float32),
         validation_labels=VALIDATION_LABELS,
     )
-    result = make_aggregator("mi", clip_to_median_norm=False).aggregate(updates, context)
+    result = make_aggregator("mi").aggregate(updates, context)
     trimmed = make_aggregator("trimmed-mean").aggregate(updates, context).delta["w"]
     assert result.delta["w"].dtype == np.float32 and abs(float(trimmed[0]) - 1.025) < 1e-6
     np.testing.assert_array_equal(result.delta["w"], trimmed)
