@@ -1,13 +1,11 @@
 """The global models a refactor must not change: the default run, a dishonest committee, and
 PowerSGD on Dirichlet data, pinned by CID for their first three rounds.
 
-The default and dishonest-committee CIDs changed on purpose once since the one-actor refactor
-(issue 9), which left them unchanged: the MI filter now clips trusted updates to the round's
-median norm by default (issue 12). The PowerSGD run's changed three times on purpose: the
+The default and dishonest-committee CIDs are those recorded before the one-actor refactor
+(issue 9) and are unchanged by it. The PowerSGD run's changed twice on purpose since: the
 default committee grew from 5 to 40 seats (the safety bound), so its round-5 retry is gone,
-the MI filter judges the trusted updates' average too, and it clips them; with all three undone
-(``expected_committee=5``, ``aggregate_margin_bits=None``, ``clip_to_median_norm=False``) it
-reproduces the old CIDs.
+and the MI filter judges the trusted updates' average too; with both undone
+(``expected_committee=5``, ``aggregate_margin_bits=None``) it reproduces the old CIDs.
 """
 
 import pytest
@@ -18,14 +16,14 @@ from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.task_parameters import TaskParameters
 
 DEFAULT = [
-    "bafkreibtqps56323ip7wo5we7yvh6v7zpfhbbbznx72kf3ata4tu7azv6q",
-    "bafkreibvjqk5hhfddgsmby7c5xl2je43scrombl3jxwebgf5nk7kfhyoki",
-    "bafkreido4y67b2dk4bt7puv7fmtzqdz7w7ldxfp2slyqddqn5kl2ajcm74",
+    "bafkreiajqmbaj2bp7ybvboaaglpeea2bcivueuwxfips26rivwhizozi7a",
+    "bafkreibdbxsydrw2kohxwatjm7rh3kz3y5l766vid35d4m72thzbaz5rni",
+    "bafkreihph36uhlmfeps2mk6tj5iut4nesl6hjn6hqlbojirracrod42wqa",
 ]
 POWERSGD_DIRICHLET = [
-    "bafkreidzit5up5jrgotlirl4us77smvg6by5iq2qeunvsvfcaeiy7znarm",
-    "bafkreiesrubcqlihu2pjomoxggvok4hpagwxdeitxr4jxltadkevgqsmge",
-    "bafkreicbwlc3p7lgyl45ewjrb2zsusweoej54agsdhzu4g5xpdsxllz2he",
+    "bafkreiefofxv5idfuspoykrk6kx2bbalcdxlfnj3mmg52vw5wkw7r6t5ki",
+    "bafkreiasuy4r7rc6fg2u6udqj7hdbwwz7xxn24wr6tcdcjq2o65mwqc7li",
+    "bafkreienenzx74zd4vhc7q3kzxfdakptpsgf5jvjtidb6beuh36iyterqe",
 ]
 
 POWERSGD_DIRICHLET_BEFORE = [
@@ -61,7 +59,7 @@ def test_with_the_old_committee_and_filter_the_refactor_reproduces_the_old_model
         rounds=5,
         codec="powersgd",
         partition="dirichlet",
-        aggregator_params={"aggregate_margin_bits": None, "clip_to_median_norm": False},
+        aggregator_params={"aggregate_margin_bits": None},
     )
     protocol = ProtocolConfig(task=TaskParameters(expected_committee=5))
     report = ProtocolSimulation(config, protocol).run()
