@@ -199,12 +199,13 @@ def merge(
 ) -> dict[str, Any]:
     """``previous`` with each of its runs that ``outcomes`` ran again replaced, and the rerun
     recorded (command, environment, runs) so the report says which cells are newer."""
-    replaced = {run_key(run) for run in outcomes}
-    kept = [run for run in previous["runs"] if run_key(run) not in replaced]
+    rerun_of = {run_key(run): run for run in outcomes}
+    # in place, so the tables keep the previous run's order of rules and attacks
+    runs = [rerun_of.pop(run_key(run), run) for run in previous["runs"]]
     rerun = {"command": command, "environment": env, "runs": len(outcomes)}
     return {
         **previous,
-        "runs": kept + outcomes,
+        "runs": runs + list(rerun_of.values()),
         "reruns": [*previous.get("reruns", []), rerun],
     }
 
