@@ -29,8 +29,8 @@ HARDFORK = "prague"
 """EIP-2537's BLS12-381 precompiles, which every VRF and possession proof needs."""
 PUBLIC_CHAIN_BLOCK_TIME = 12.0
 """Seconds per slot on Ethereum and its testnets."""
-PUBLIC_CHAIN_GAS_LIMIT = 6_000_000
-"""A block gas limit the deployment (3.8M gas, 5.8M with the sender's margin) still fits
+PUBLIC_CHAIN_GAS_LIMIT = 8_000_000
+"""A block gas limit the deployment (4.4M gas, 6.7M with the sender's margin) still fits
 under, and that a busy round can half fill, which is when EIP-1559 raises the base fee."""
 _NPM_ARCHITECTURES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 """``platform.machine()`` names as ``@foundry-rs/anvil-<os>-<arch>`` packages spell them."""
