@@ -50,7 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--public-chain",
         action="store_true",
         help="mine like a public chain: a block every 12 s (or --block-time), never one per "
-        "transaction, and a 6M block gas limit under which load raises the base fee",
+        "transaction, and an 8M block gas limit under which load raises the base fee",
     )
     up.add_argument("--ipfs-port", type=port, default=5001, help="Kubo RPC API port (default 5001)")
     up.add_argument("--no-kubo", action="store_true", help="start Anvil only")
