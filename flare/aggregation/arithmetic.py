@@ -63,39 +63,114 @@ def validate_updates(updates: Sequence[ClientUpdate], global_weights: Weights) -
     spec = spec_of(global_weights)
     seen: set[str] = set()
     for update in updates:
-        who = update.client_id
-        if who in seen:
-            raise AggregationError(f"client {who!r} submitted more than one update")
-        seen.add(who)
-        if isinstance(update.num_samples, bool) or not isinstance(
-            update.num_samples, numbers.Integral
-        ):
-            raise AggregationError(f"client {who!r}: num_samples must be an int")
-        if update.num_samples <= 0:
-            raise AggregationError(f"client {who!r}: num_samples must be positive")
-        if set(update.delta) != set(spec):
-            missing = sorted(set(spec) - set(update.delta))
-            extra = sorted(set(update.delta) - set(spec))
-            raise AggregationError(
-                f"client {who!r}: tensor names differ from the model "
-                f"(missing {missing}, unexpected {extra})"
-            )
-        for name, shape in spec.items():
-            array = np.asarray(update.delta[name])
-            if array.shape != shape:
-                raise AggregationError(
-                    f"client {who!r}: tensor {name!r} has shape {array.shape}, model needs {shape}"
-                )
-            if array.dtype.kind != "f":  # numpy's floating types, float16 to longdouble
-                raise AggregationError(f"client {who!r}: tensor {name!r} is not floating point")
-            if not np.isfinite(array).all():
-                raise AggregationError(f"client {who!r}: tensor {name!r} is not finite")
+        check_claim(update.client_id, update.num_samples, seen)
+        check_tensors(update, spec)
     return spec
+
+
+def check_claim(client_id: str, num_samples: object, seen: set[str]) -> None:
+    """``client_id`` not in ``seen`` (then added to it), claiming a positive int count."""
+    if client_id in seen:
+        raise AggregationError(f"client {client_id!r} submitted more than one update")
+    seen.add(client_id)
+    if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral):
+        raise AggregationError(f"client {client_id!r}: num_samples must be an int")
+    if num_samples <= 0:
+        raise AggregationError(f"client {client_id!r}: num_samples must be positive")
+
+
+def check_tensors(update: ClientUpdate, spec: ModelSpec) -> None:
+    """The update carries finite floating-point tensors with exactly ``spec``'s names and
+    shapes."""
+    who = update.client_id
+    if set(update.delta) != set(spec):
+        missing = sorted(set(spec) - set(update.delta))
+        extra = sorted(set(update.delta) - set(spec))
+        raise AggregationError(
+            f"client {who!r}: tensor names differ from the model "
+            f"(missing {missing}, unexpected {extra})"
+        )
+    for name, shape in spec.items():
+        array = np.asarray(update.delta[name])
+        if array.shape != shape:
+            raise AggregationError(
+                f"client {who!r}: tensor {name!r} has shape {array.shape}, model needs {shape}"
+            )
+        if array.dtype.kind != "f":  # numpy's floating types, float16 to longdouble
+            raise AggregationError(f"client {who!r}: tensor {name!r} is not floating point")
+        if not np.isfinite(array).all():
+            raise AggregationError(f"client {who!r}: tensor {name!r} is not finite")
 
 
 def zeros_like_spec(spec: ModelSpec) -> Weights:
     """An all-zero float32 delta of ``spec``: what a round with nobody trusted returns."""
     return {name: np.zeros(shape, dtype=np.float32) for name, shape in spec.items()}
+
+
+class WeightedSum:
+    """``Σ cᵢ·δᵢ`` in float64, one update at a time: the arithmetic of every weighted rule.
+
+    Each :meth:`add` is, per tensor, one elementwise float64 multiply (the tensor widened
+    inside the ufunc: the same product as converting first, without a float64 copy of the
+    update) and one add into the running sum, so the bytes depend only on the order of the
+    calls, never on the machine, and the sum holds one model's worth however many updates
+    it takes.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        self.sums: Weights = {
+            name: np.zeros(shape, dtype=np.float64) for name, shape in spec.items()
+        }
+        self._terms = {name: np.empty(shape, dtype=np.float64) for name, shape in spec.items()}
+
+    def add(self, delta: Mapping[str, np.ndarray], coefficient: float) -> None:
+        """Add ``coefficient·delta`` to the running sum."""
+        for name, total in self.sums.items():
+            term = self._terms[name]
+            np.multiply(delta[name], coefficient, out=term, dtype=np.float64)
+            np.add(total, term, out=total)
+
+
+class WeightedAverage:
+    """:func:`weighted_average` fed one delta at a time, in the order of its weights.
+
+    The weights (and scales) are the whole round's and known up front: the divisor
+    ``Σ wᵢ`` is, and a weight may depend on every claim of the round (a capped count).
+    """
+
+    def __init__(
+        self, weights: Sequence[float], spec: ModelSpec, scales: Sequence[float] | None = None
+    ) -> None:
+        if not weights:
+            raise AggregationError("cannot average zero updates")
+        if scales is None:
+            scales = [1.0] * len(weights)
+        if len(scales) != len(weights):
+            raise AggregationError("need exactly one scale per update")
+        self.total = math.fsum(float(w) for w in weights)
+        if not self.total > 0:
+            raise AggregationError("weights must sum to a positive number")
+        self.coefficients = [float(w) * float(s) for w, s in zip(weights, scales, strict=True)]
+        self._sum = WeightedSum(spec)
+        self._added = 0
+
+    def add(self, delta: Mapping[str, np.ndarray]) -> None:
+        """Add the next delta, with the next weight and scale."""
+        if self._added == len(self.coefficients):
+            raise AggregationError("more updates than weights")
+        self._sum.add(delta, self.coefficients[self._added])
+        self._added += 1
+
+    def result(self) -> Weights:
+        """``Σ wᵢ·sᵢ·δᵢ / Σ wᵢ``, divided once in float64 and rounded once to float32."""
+        if self._added != len(self.coefficients):
+            raise AggregationError("need exactly one weight per update")
+        averaged: Weights = {}
+        for name, total in self._sum.sums.items():
+            np.divide(total, self.total, out=total)
+            averaged[name] = total.astype(np.float32)
+        return averaged
 
 
 def weighted_average(
@@ -109,33 +184,17 @@ def weighted_average(
     ``weights`` are usually sample counts; ``scales`` (default 1) shrink single
     updates, e.g. to clip them to a norm bound, without changing their weight.
     Each client's coefficient ``wᵢ·sᵢ`` is one float64 product; the tensors are
-    accumulated in float64 in the given order with one multiply and one add per
-    step, divided once by ``Σ wᵢ`` and rounded once to float32.
+    accumulated in float64 in the given order by :class:`WeightedSum`, divided once by
+    ``Σ wᵢ`` and rounded once to float32.
     """
     if not deltas:
         raise AggregationError("cannot average zero updates")
     if len(weights) != len(deltas):
         raise AggregationError("need exactly one weight per update")
-    if scales is None:
-        scales = [1.0] * len(deltas)
-    if len(scales) != len(deltas):
-        raise AggregationError("need exactly one scale per update")
-    total = math.fsum(float(w) for w in weights)
-    if not total > 0:
-        raise AggregationError("weights must sum to a positive number")
-    coefficients = [float(w) * float(s) for w, s in zip(weights, scales, strict=True)]
-    averaged: Weights = {}
-    for name, shape in spec.items():
-        accumulator = np.zeros(shape, dtype=np.float64)
-        term = np.empty(shape, dtype=np.float64)
-        for delta, coefficient in zip(deltas, coefficients, strict=True):
-            # dtype=float64 widens the tensor inside the ufunc: the same product as
-            # converting first, without a float64 copy of every update
-            np.multiply(delta[name], coefficient, out=term, dtype=np.float64)
-            np.add(accumulator, term, out=accumulator)
-        np.divide(accumulator, total, out=accumulator)
-        averaged[name] = accumulator.astype(np.float32)
-    return averaged
+    average = WeightedAverage(weights, spec, scales)
+    for delta in deltas:
+        average.add(delta)
+    return average.result()
 
 
 def _flat_float64(tensor: np.ndarray) -> np.ndarray:
@@ -299,20 +358,15 @@ def linear_combination(
 ) -> Weights:
     """``Σ cᵢ·δᵢ`` in float64, kept in float64 for iterative rules (Weiszfeld, clipping).
 
-    Accumulated like :func:`weighted_average`: in the given order, one elementwise
-    multiply and one add per step, so the bytes are the same on every machine.
+    Accumulated by :class:`WeightedSum` like :func:`weighted_average`, so the bytes are the
+    same on every machine.
     """
     if len(coefficients) != len(deltas):
         raise AggregationError("need exactly one coefficient per update")
-    combined: Weights = {}
-    for name, shape in spec.items():
-        accumulator = np.zeros(shape, dtype=np.float64)
-        term = np.empty(shape, dtype=np.float64)
-        for delta, coefficient in zip(deltas, coefficients, strict=True):
-            np.multiply(delta[name], float(coefficient), out=term, dtype=np.float64)
-            np.add(accumulator, term, out=accumulator)
-        combined[name] = accumulator
-    return combined
+    combined = WeightedSum(spec)
+    for delta, coefficient in zip(deltas, coefficients, strict=True):
+        combined.add(delta, float(coefficient))
+    return combined.sums
 
 
 def as_float32(weights: Mapping[str, np.ndarray]) -> Weights:

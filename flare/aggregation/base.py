@@ -81,3 +81,40 @@ class Aggregator(ABC):
         self, updates: Sequence[ClientUpdate], context: AggregationContext
     ) -> AggregationResult:
         """Combine ``updates`` (non-empty, in submission order) into one delta."""
+
+
+class AggregationStream(ABC):
+    """One round's aggregate, built from its updates one at a time in submission order."""
+
+    @abstractmethod
+    def add(self, update: ClientUpdate) -> None:
+        """Take the next update; the stream need not keep it once this returns."""
+
+    @abstractmethod
+    def finish(self) -> AggregationResult:
+        """The round's result, once every announced update was added."""
+
+
+class StreamingAggregator(Aggregator):
+    """A rule that can aggregate a round holding one update at a time, not all of them.
+
+    It learns up front who submits, in order, and what each claims: a weight may depend on
+    the whole round's claims (a count capped at their median). Its :meth:`aggregate` is
+    the stream fed the whole round, so both paths give the same bytes. Rules that compare
+    updates with each other (Krum, the median, the MI filter) have no such path.
+    """
+
+    @abstractmethod
+    def open_stream(
+        self, claims: Sequence[tuple[str, int]], context: AggregationContext
+    ) -> AggregationStream:
+        """A stream expecting exactly the updates of ``claims`` (client id, claimed
+        sample count), in that order."""
+
+    def aggregate(
+        self, updates: Sequence[ClientUpdate], context: AggregationContext
+    ) -> AggregationResult:
+        stream = self.open_stream([(u.client_id, u.num_samples) for u in updates], context)
+        for update in updates:
+            stream.add(update)
+        return stream.finish()
