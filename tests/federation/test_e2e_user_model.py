@@ -7,20 +7,15 @@ ipfs binary.
 """
 
 import importlib.util
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conformance.anvil_harness import anvil_binary, free_port
-from process_harness import Fleet, cli, deploy_and_configure, funded_keys, ipfs_binary
+from process_harness import Fleet, cli, create_task, finish_task, running_daemons, start_task
 
-from flare.chain import TaskStatus
-from flare.chain.rpc.chain import RpcChain
 from flare.federation.protocol.verify import verify_task
 from flare.models import TorchModelAdapter
-from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode
 from flare.storage import KuboStore
 
 pytestmark = [pytest.mark.anvil, pytest.mark.kubo, pytest.mark.slow]
@@ -60,55 +55,25 @@ nobody here is hostile."""
 def test_a_user_model_trains_across_processes_and_its_export_reproduces_the_accuracy(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    anvil_binary()
-    ipfs = ipfs_binary()
     project = tmp_path / "project"
     project.mkdir()
     (project / "pooled_digits.py").write_text(USER_MODEL)
     monkeypatch.chdir(project)  # the reference is relative: every process runs from here
-    anvil = AnvilNode(AnvilConfig(tmp_path / "anvil", port=free_port(), block_time=1))
-    kubo = KuboNode(KuboConfig(tmp_path / "kubo", api_port=free_port()), ipfs)
     fleet = Fleet(tmp_path, tmp_path / "flare.json", TASK_ID, cwd=project)
-    anvil.start()
-    try:
-        kubo.start()
-        run_export_and_score(tmp_path, project, anvil, kubo, fleet, capsys)
-    finally:
-        fleet.kill_all()
-        kubo.stop(grace=5)
-        anvil.stop(grace=5)
+    with running_daemons(tmp_path) as (anvil, kubo), fleet:
+        task = create_task(tmp_path, anvil.rpc_url, kubo.api_url, CLIENTS, TASK_OPTIONS, capsys)
+        start_task(task, fleet, capsys)
+        finish_task(task, fleet, DEADLINE_SECONDS)
+        verdict = verify_task(task.chain, KuboStore(kubo.api_url), TASK_ID)
+        assert verdict.ok and len(verdict.rounds) == ROUNDS, verdict
+        export_and_score(tmp_path, project, task.network, capsys)
 
 
-def run_export_and_score(
-    root: Path,
-    project: Path,
-    anvil: AnvilNode,
-    kubo: KuboNode,
-    fleet: Fleet,
-    capsys: pytest.CaptureFixture[str],
+def export_and_score(
+    root: Path, project: Path, network: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    network = ["--config", str(deploy_and_configure(root, anvil, kubo, capsys))]
-    cli(capsys, "task", "split-data", "--clients", str(CLIENTS), "--out", str(root / "data"))
-    funded_keys(root, anvil, ["creator", *(f"client-{i}" for i in range(CLIENTS))], capsys)
-    creator = ["--keystore", str(root / "keys" / "creator")]
-    cli(capsys, "task", "create", *network, *creator, *TASK_OPTIONS)
-
-    contract = json.loads((root / "deployment.json").read_text())["address"]
-    chain = RpcChain(anvil.rpc_url, contract, chain_id=31337)
-    for index in range(CLIENTS):
-        fleet.launch(index)
-    fleet.wait_until(lambda: chain.task(TASK_ID).registered_count == CLIENTS, 120, "registrations")
-    cli(capsys, "task", "start", *network, *creator, "--task", str(TASK_ID))
-    fleet.wait_until(
-        lambda: chain.task(TASK_ID).status == TaskStatus.COMPLETED,
-        DEADLINE_SECONDS,
-        "the task to complete",
-    )
-    assert fleet.finish(grace=30) == dict.fromkeys(range(CLIENTS), 0)
-
-    verdict = verify_task(chain, KuboStore(kubo.api_url), TASK_ID)
-    assert verdict.ok and len(verdict.rounds) == ROUNDS, verdict
-
+    """The exported weights, in a fresh instance of the user's module, score the test set
+    as ``flare task status --test`` reports."""
     test_file = root / "data" / "test.npz"
     status = cli(
         capsys, "task", "status", *network, "--task", str(TASK_ID), "--test", str(test_file)

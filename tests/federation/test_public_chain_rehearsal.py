@@ -14,18 +14,25 @@ quick test checks the node ``flare node up --public-chain`` starts, and measures
 deployment's gas that docs/testnet.md quotes. Skipped only without the anvil or ipfs binary.
 """
 
-import json
 import logging
 import os
 import threading
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conformance.anvil_harness import anvil_binary, free_port
-from process_harness import Fleet, cli, funded_keys, ipfs_binary
+from process_harness import (
+    CreatedTask,
+    Fleet,
+    assert_once_per_attempt,
+    assert_verify_cli_agrees,
+    create_task,
+    finish_task,
+    running_daemons,
+    start_task,
+)
 from public_chain_proxy import PublicChainProxy
 
 from flare.chain import (
@@ -33,18 +40,15 @@ from flare.chain import (
     Round,
     RoundFinalized,
     RoundOpened,
-    TaskStatus,
-    UpdateSubmitted,
-    Voted,
 )
 from flare.chain.api.calls import Submit, decode_call
 from flare.chain.rpc.accounts import dev_account
-from flare.chain.rpc.chain import RpcChain, RpcSettings
+from flare.chain.rpc.chain import RpcSettings
 from flare.chain.rpc.deployment import deploy
 from flare.chain.rpc.transport import HttpProvider, RpcClient
 from flare.cli import main
 from flare.federation.protocol.follow import TaskFollower
-from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode
+from flare.node import AnvilConfig
 from flare.node.anvil import PUBLIC_CHAIN_GAS_LIMIT
 
 CLIENTS = 3
@@ -174,78 +178,40 @@ def test_node_up_public_chain_mines_on_a_timer_and_load_raises_the_base_fee(
 def test_three_rounds_finalize_across_a_reorg_and_a_dropped_transaction(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    anvil_binary()
-    ipfs = ipfs_binary()
     config = AnvilConfig.public_chain(
         block_time=BLOCK_TIME, state_dir=tmp_path / "anvil", port=free_port()
     )
-    anvil = AnvilNode(config)
-    kubo = KuboNode(KuboConfig(tmp_path / "kubo", api_port=free_port()), ipfs)
     fleet = Fleet(tmp_path, tmp_path / "flare.json", TASK_ID)
     dropper = Dropper()
-    anvil.start()
-    try:
-        kubo.start()
-        with PublicChainProxy(anvil.rpc_url, MAX_LOG_BLOCKS, dropper) as proxy:
-            dropper.proxy = proxy
-            rehearse(tmp_path, proxy, kubo, fleet, dropper, capsys)
-    finally:
-        fleet.kill_all()
-        kubo.stop(grace=5)
-        anvil.stop(grace=5)
+    with (
+        running_daemons(tmp_path, config) as (anvil, kubo),
+        PublicChainProxy(anvil.rpc_url, MAX_LOG_BLOCKS, dropper) as proxy,
+        fleet,
+    ):
+        dropper.proxy = proxy
+        task = create_task(
+            tmp_path, proxy.rpc_url, kubo.api_url, CLIENTS, TASK_OPTIONS, capsys, confirmations=2
+        )
+        rehearse(task, proxy, fleet, dropper, capsys)
 
 
 def rehearse(
-    root: Path,
+    task: CreatedTask,
     proxy: PublicChainProxy,
-    kubo: KuboNode,
     fleet: Fleet,
     dropper: Dropper,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    deployment = root / "deployment.json"
-    cli(capsys, "deploy", "--dev-account", "--rpc", proxy.rpc_url, "--out", str(deployment))
-    (root / "password.txt").write_text("rehearsal passphrase\n")
-    fleet.config.write_text(
-        json.dumps(
-            {
-                "chain_id": 31337,
-                "rpc_url": proxy.rpc_url,
-                "deployment": str(deployment),
-                "ipfs_api_url": kubo.api_url,
-                "confirmations": 2,
-                "poll_interval": 0.5,
-                "password_file": str(root / "password.txt"),
-            }
-        )
-    )
-    network = ["--config", str(fleet.config)]
-    cli(capsys, "task", "split-data", "--clients", str(CLIENTS), "--out", str(root / "data"))
-    names = ["creator", *(f"client-{i}" for i in range(CLIENTS))]
-    funded_keys(root, proxy, names, capsys)  # type: ignore[arg-type]  # has rpc_url
-    creator = ["--keystore", str(root / "keys" / "creator")]
-    cli(capsys, "task", "create", *network, *creator, *TASK_OPTIONS)
-
-    contract = json.loads(deployment.read_text())["address"]
-    chain = RpcChain(proxy.rpc_url, contract, chain_id=31337)
+    chain = task.chain
     started = time.monotonic()
-    for index in range(CLIENTS):
-        fleet.launch(index)
-    fleet.wait_until(lambda: chain.task(TASK_ID).registered_count == CLIENTS, 120, "registrations")
-    cli(capsys, "task", "start", *network, *creator, "--task", str(TASK_ID))
+    start_task(task, fleet, capsys)
 
     fleet.wait_until(lambda: chain.current_round(TASK_ID).round >= 2, DEADLINE_SECONDS, "round 2")
     dropper.armed.set()
     fleet.wait_until(lambda: dropper.dropped is not None, DEADLINE_SECONDS, "a submission to drop")
-    removed = reorganise_a_protocol_block(proxy, contract, DEADLINE_SECONDS)
+    removed = reorganise_a_protocol_block(proxy, chain.contract_address, DEADLINE_SECONDS)
 
-    fleet.wait_until(
-        lambda: chain.task(TASK_ID).status == TaskStatus.COMPLETED,
-        DEADLINE_SECONDS - (time.monotonic() - started),
-        "the task to complete",
-    )
-    codes = fleet.finish(grace=30)
-    assert codes == dict.fromkeys(range(CLIENTS), 0), codes
+    finish_task(task, fleet, DEADLINE_SECONDS - (time.monotonic() - started))
 
     assert proxy.refused_log_queries > 0, "no log query was long enough to be refused"
     assert removed, "the reorganisation removed no protocol transaction"
@@ -261,28 +227,13 @@ def rehearse(
         if isinstance(event, RoundFinalized)
     }
     assert {round_number for round_number, _ in finalized} == set(range(1, ROUNDS + 1))
-    submissions = Counter(
-        (event.round, event.attempt, event.participant.lower())
-        for event in chain.events([UpdateSubmitted], task_id=TASK_ID)
-        if isinstance(event, UpdateSubmitted)
-    )
-    assert max(submissions.values()) == 1, "a participant submitted twice in one attempt"
+    submissions = assert_once_per_attempt(chain, TASK_ID)
     for round_number, attempt in finalized:
         submitters = {who for (r, a, who) in submissions if (r, a) == (round_number, attempt)}
         assert len(submitters) == CLIENTS, (round_number, attempt, submitters)
     assert any(who == dropped["from"].lower() for (_, _, who) in submissions)
-    votes = Counter(
-        (event.round, event.attempt, event.voter.lower())
-        for event in chain.events([Voted], task_id=TASK_ID)
-        if isinstance(event, Voted)
-    )
-    assert max(votes.values()) == 1, "a member voted twice in one attempt"
 
-    capsys.readouterr()
-    code = main(["verify", "--rpc", proxy.rpc_url, "--deployment", str(deployment),
-                 "--ipfs", kubo.api_url])  # fmt: skip
-    out = capsys.readouterr().out
-    assert code == 0 and f"{ROUNDS}/{ROUNDS} rounds re-derived" in out, out
+    assert_verify_cli_agrees(task, ROUNDS, capsys)
 
 
 def reorganise_a_protocol_block(

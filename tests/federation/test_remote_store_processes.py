@@ -14,19 +14,23 @@ binary.
 import json
 import signal
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from conformance.anvil_harness import anvil_binary, free_port
-from process_harness import Fleet, cli, deploy_and_configure, funded_keys, ipfs_binary
+from process_harness import (
+    CreatedTask,
+    Fleet,
+    assert_once_per_attempt,
+    create_task,
+    finish_task,
+    running_daemons,
+    start_task,
+)
 from storage.remote_doubles import AuthenticatingGateway, SpecPinningService
 
-from flare.chain import RoundFinalized, TaskStatus, UpdateSubmitted
-from flare.chain.rpc.chain import RpcChain
+from flare.chain import RoundFinalized, UpdateSubmitted
 from flare.cli import main
 from flare.federation.protocol.verify import verify_task
-from flare.node import AnvilConfig, AnvilNode, KuboConfig, KuboNode
 from flare.storage import KuboStore
 
 pytestmark = [pytest.mark.anvil, pytest.mark.kubo, pytest.mark.slow]
@@ -55,31 +59,19 @@ meet the default committee-capture bound, and nobody here is hostile."""
 def test_participants_complete_rounds_through_an_authenticating_gateway(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    anvil_binary()
-    ipfs = ipfs_binary()
-    anvil = AnvilNode(AnvilConfig(tmp_path / "anvil", port=free_port(), block_time=1))
-    kubo = KuboNode(KuboConfig(tmp_path / "kubo", api_port=free_port()), ipfs)
-    gateway = AuthenticatingGateway(kubo.api_url, GATEWAY_TOKEN)
-    pinning = SpecPinningService(PINNING_TOKEN)
-    fleet = Fleet(tmp_path, tmp_path / "device.json", TASK_ID, options=lambda index: [])
-    anvil.start()
-    try:
-        kubo.start()
-        gateway.start()
-        pinning.start()
-        run_through_gateway(tmp_path, anvil, kubo, gateway, pinning, fleet, capsys)
-    finally:
-        fleet.kill_all()
-        gateway.stop()
-        pinning.stop()
-        kubo.stop(grace=5)
-        anvil.stop(grace=5)
+    fleet = Fleet(tmp_path, tmp_path / "device.json", TASK_ID)
+    with (
+        running_daemons(tmp_path) as (anvil, kubo),
+        AuthenticatingGateway(kubo.api_url, GATEWAY_TOKEN) as gateway,
+        SpecPinningService(PINNING_TOKEN) as pinning,
+        fleet,
+    ):
+        task = create_task(tmp_path, anvil.rpc_url, kubo.api_url, CLIENTS, TASK_OPTIONS, capsys)
+        run_through_gateway(task, gateway, pinning, fleet, capsys)
 
 
 def run_through_gateway(
-    root: Path,
-    anvil: AnvilNode,
-    kubo: KuboNode,
+    task: CreatedTask,
     gateway: AuthenticatingGateway,
     pinning: SpecPinningService,
     fleet: Fleet,
@@ -87,10 +79,9 @@ def run_through_gateway(
 ) -> None:
     # The task's creator publishes through the Kubo itself; every device only through the
     # gateway, whose URL is all its network file says about IPFS.
-    network = ["--config", str(deploy_and_configure(root, anvil, kubo, capsys))]
-    device_config = json.loads((root / "flare.json").read_text())
-    (root / "device.json").write_text(json.dumps({**device_config, "ipfs_api_url": gateway.url}))
-    secrets = root / "secrets"
+    device_config = json.loads(task.config.read_text())
+    fleet.config.write_text(json.dumps({**device_config, "ipfs_api_url": gateway.url}))
+    secrets = task.root / "secrets"
     secrets.mkdir()
     (secrets / "gateway.header").write_text(f"Authorization: Bearer {GATEWAY_TOKEN}\n")
     (secrets / "wrong.header").write_text("Authorization: Bearer not-the-token\n")
@@ -102,21 +93,12 @@ def run_through_gateway(
     ]  # fmt: skip
     fleet.options = lambda index: remote
 
-    cli(capsys, "task", "split-data", "--clients", str(CLIENTS), "--out", str(root / "data"))
-    funded_keys(root, anvil, ["creator", *(f"client-{i}" for i in range(CLIENTS))], capsys)
-    creator = ["--keystore", str(root / "keys" / "creator")]
-    cli(capsys, "task", "create", *network, *creator, *TASK_OPTIONS)
-
-    contract = json.loads((root / "deployment.json").read_text())["address"]
-    chain = RpcChain(anvil.rpc_url, contract, chain_id=31337)
+    chain = task.chain
     wrong_token_stops_at_start_up(fleet, secrets / "wrong.header", capsys)
     refused_at = sum(gateway.refused.values())
     assert refused_at > 0 and sum(gateway.admitted.values()) == 0
     assert chain.task(TASK_ID).registered_count == 0
-    for index in range(CLIENTS):
-        fleet.launch(index)
-    fleet.wait_until(lambda: chain.task(TASK_ID).registered_count == CLIENTS, 120, "registrations")
-    cli(capsys, "task", "start", *network, *creator, "--task", str(TASK_ID))
+    start_task(task, fleet, capsys)
 
     def finalized() -> list[RoundFinalized]:
         events = chain.events([RoundFinalized], task_id=TASK_ID)
@@ -126,25 +108,19 @@ def run_through_gateway(
     gateway.stop()  # the next round has just opened: everyone is about to fetch its base
     time.sleep(OUTAGE_SECONDS)
     gateway.start()
-    fleet.wait_until(
-        lambda: chain.task(TASK_ID).status == TaskStatus.COMPLETED,
-        DEADLINE_SECONDS,
-        "the task to complete",
-    )
-    assert fleet.finish(grace=30) == dict.fromkeys(range(CLIENTS), 0)
+    finish_task(task, fleet, DEADLINE_SECONDS)
     assert any("unreachable" in fleet.log(index) for index in range(CLIENTS))
 
     # Nothing lost, nothing doubled: every round took every device's update once.
     assert [event.submission_count for event in finalized()] == [CLIENTS] * ROUNDS
+    assert_once_per_attempt(chain, TASK_ID)
     submitted = [e for e in chain.events([UpdateSubmitted], task_id=TASK_ID)]
-    per_attempt = Counter((e.round, e.attempt, e.participant) for e in submitted)
-    assert set(per_attempt.values()) == {1}
     # Every blob went through the gateway with the token, and was handed to the pinning
     # service; the refusals are the wrong-token start-up's alone.
     assert gateway.admitted["add"] >= len(submitted)
     assert sum(gateway.refused.values()) == refused_at
     assert {e.update.to_cid() for e in submitted} <= pinning.requested_cids()
-    verdict = verify_task(chain, KuboStore(kubo.api_url), TASK_ID)
+    verdict = verify_task(chain, KuboStore(task.ipfs_api_url), TASK_ID)
     assert verdict.ok and len(verdict.rounds) == ROUNDS, verdict
 
 
