@@ -5,11 +5,14 @@ Run from the repository root (the full grid; every axis can be narrowed):
     .venv/bin/python benchmarks/bench_robustness.py [--datasets digits tabular]
         [--clients 10 50] [--partitions iid dirichlet] [--attacks ...] [--aggregators ...]
         [--seeds 0 1 2] [--rounds 10] [--workers 2]
+        [--variant 'mi+clip=mi:clip_to_median_norm=true' --aggregators mi mi+clip ...]
 
 Each run is one offline simulation: 30 % of the clients attack (none in the ``none``
 column), on IID and on Dirichlet(0.5) data, on digits and on a tabular ``.npz`` (a fixed
 synthetic 4-class problem written for the run, read the way a user's file is). Runs are
 independent and go to a pool of single-threaded worker processes behind a progress bar.
+A ``--variant`` is a rule with settings other than its defaults, run as a row of its own
+under its label; the JSON and the report's header say which settings each label stands for.
 
 Writes docs/bench/robustness.md (tables and verdicts), docs/bench/robustness.json (every
 run) and docs/bench/robustness.png (heatmaps). Accuracies are deterministic per seed.
@@ -28,9 +31,11 @@ from typing import Any
 
 import numpy as np
 from common import OUTPUT_DIR, environment, run_in_workers, write_results
+from robustness_rows import Setting, check_same_variants, parse_variant, rows_of, variants_of
 from robustness_tables import heatmaps, markdown, summarise
 
 from flare.aggregation import AGGREGATORS
+from flare.errors import ConfigError
 from flare.federation.config import SimulationConfig
 from flare.federation.simulation import Simulation
 
@@ -66,7 +71,7 @@ TABULAR = "tabular"
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One simulation of the grid."""
+    """One simulation of the grid; ``aggregator`` is the row's label."""
 
     dataset: str
     source: str
@@ -74,6 +79,8 @@ class RunSpec:
     partition: str
     attack: str
     aggregator: str
+    rule: str
+    rule_settings: tuple[tuple[str, Setting], ...]
     seed: int
     rounds: int
 
@@ -90,7 +97,8 @@ class RunSpec:
             attack=name,
             attack_strength=strength,
             attack_count_factor=count_factor,
-            aggregator=self.aggregator,
+            aggregator=self.rule,
+            aggregator_params=dict(self.rule_settings),
             seed=self.seed,
         )
 
@@ -98,7 +106,7 @@ class RunSpec:
 def simulate(spec: RunSpec) -> dict[str, Any]:
     """Run one simulation; a crash becomes a recorded failure so the grid still completes."""
     started = time.perf_counter()
-    outcome: dict[str, Any] = asdict(spec)
+    outcome: dict[str, Any] = {**asdict(spec), "rule_settings": dict(spec.rule_settings)}
     try:
         report = Simulation(spec.config()).run()
     except Exception:
@@ -140,19 +148,30 @@ def grid(arguments: argparse.Namespace, sources: dict[str, str]) -> list[RunSpec
     """The slowest runs first (``mi`` rehearsed by ``adaptive-mi``, 50 clients), so that
     the workers do not end on them one at a time."""
     specs = [
-        RunSpec(dataset, sources[dataset], clients, partition, attack, aggregator, seed, rounds)
+        RunSpec(
+            dataset,
+            sources[dataset],
+            clients,
+            partition,
+            attack,
+            row.label,
+            row.rule,
+            row.settings,
+            seed,
+            arguments.rounds,
+        )
         for dataset in arguments.datasets
         for clients in arguments.clients
         for partition in arguments.partitions
         for attack in arguments.attacks
-        for aggregator in arguments.aggregators
+        for row in arguments.rows
         for seed in arguments.seeds
-        for rounds in [arguments.rounds]
     ]
     return sorted(specs, key=lambda s: (s.attack != "adaptive-mi", -s.clients))
 
 
-def parse_arguments() -> argparse.Namespace:
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """The command line, with ``rows``: the table rows ``--aggregators`` names."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--datasets", nargs="+", choices=("digits", TABULAR), default=["digits", TABULAR]
@@ -165,7 +184,20 @@ def parse_arguments() -> argparse.Namespace:
         "--attacks", nargs="+", choices=tuple(ATTACK_SETTINGS), default=list(ATTACK_SETTINGS)
     )
     parser.add_argument(
-        "--aggregators", nargs="+", choices=tuple(AGGREGATORS), default=list(AGGREGATORS)
+        "--aggregators",
+        nargs="+",
+        default=list(AGGREGATORS),
+        metavar="RULE_OR_VARIANT",
+        help=f"rows: rules ({', '.join(AGGREGATORS)}) and labels declared by --variant",
+    )
+    parser.add_argument(
+        "--variant",
+        type=parse_variant,
+        action="append",
+        default=[],
+        metavar="LABEL=RULE:NAME=VALUE[,NAME=VALUE...]",
+        help="a rule with settings other than its defaults, run as the row LABEL, e.g. "
+        "'mi+clip=mi:clip_to_median_norm=true'; name LABEL in --aggregators too",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=10)
@@ -184,7 +216,12 @@ def parse_arguments() -> argparse.Namespace:
         metavar="JSON",
         help="run nothing: redraw the tables and heatmap of a previous run's JSON",
     )
-    return parser.parse_args()
+    arguments = parser.parse_args(argv)
+    try:
+        arguments.rows = rows_of(arguments.aggregators, arguments.variant)
+    except ConfigError as error:
+        parser.error(str(error))
+    return arguments
 
 
 def run_key(run: dict[str, Any]) -> tuple:
@@ -195,16 +232,27 @@ def run_key(run: dict[str, Any]) -> tuple:
 
 
 def merge(
-    previous: dict[str, Any], outcomes: list[dict[str, Any]], command: str, env: dict[str, Any]
+    previous: dict[str, Any],
+    outcomes: list[dict[str, Any]],
+    variants: dict[str, dict[str, Any]],
+    command: str,
+    env: dict[str, Any],
 ) -> dict[str, Any]:
     """``previous`` with each of its runs that ``outcomes`` ran again replaced, and the rerun
-    recorded (command, environment, runs) so the report says which cells are newer."""
+    recorded (command, environment, runs) so the report says which cells are newer.
+
+    Raises :class:`ConfigError` if a variant's label stood for other settings in
+    ``previous`` (see :func:`check_same_variants`).
+    """
+    known = previous.get("variants", {})
+    check_same_variants(known, variants)
     rerun_of = {run_key(run): run for run in outcomes}
     # in place, so the tables keep the previous run's order of rules and attacks
     runs = [rerun_of.pop(run_key(run), run) for run in previous["runs"]]
     rerun = {"command": command, "environment": env, "runs": len(outcomes)}
     return {
         **previous,
+        "variants": {**known, **variants},
         "runs": runs + list(rerun_of.values()),
         "reruns": [*previous.get("reruns", []), rerun],
     }
@@ -222,10 +270,14 @@ def publish(results: dict[str, Any], output_dir: Path) -> None:
 
 def main() -> None:
     argv = sys.argv[1:]
-    arguments = parse_arguments()
+    arguments = parse_arguments(argv)
     if arguments.render is not None:
         publish(json.loads(arguments.render.read_text()), arguments.output_dir)
         return
+    variants = variants_of(arguments.rows)
+    previous = None if arguments.merge is None else json.loads(arguments.merge.read_text())
+    if previous is not None:
+        check_same_variants(previous.get("variants", {}), variants)  # before any run
     env = environment()
     with tempfile.TemporaryDirectory() as scratch:
         sources = {"digits": "digits", TABULAR: str(write_tabular_npz(Path(scratch)))}
@@ -233,9 +285,8 @@ def main() -> None:
         started = time.perf_counter()
         outcomes = run_in_workers(simulate, specs, arguments.workers, "robustness runs")
     command = shlex.join([".venv/bin/python", "benchmarks/bench_robustness.py", *argv])
-    if arguments.merge is not None:
-        merged = merge(json.loads(arguments.merge.read_text()), outcomes, command, env)
-        publish(merged, arguments.output_dir)
+    if previous is not None:
+        publish(merge(previous, outcomes, variants, command, env), arguments.output_dir)
         return
     results = {
         "command": command,
@@ -252,6 +303,7 @@ def main() -> None:
             "malicious_share": MALICIOUS_SHARE,
             "dirichlet_alpha": DIRICHLET_ALPHA,
         },
+        "variants": variants,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "runs": outcomes,
     }

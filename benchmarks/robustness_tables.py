@@ -1,5 +1,6 @@
 """Tables, verdicts and heatmaps of ``bench_robustness.py``, drawn from the runs alone."""
 
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -102,8 +103,17 @@ def block_table(
     return lines
 
 
-def detection_table(summary: dict, blocks: list[Block], attacks: list[str]) -> list[str]:
-    """What ``mi`` flagged, in %: malicious submissions (want 100), honest ones (want 0)."""
+def judged_rules(aggregators: list[str], variants: dict[str, dict[str, Any]]) -> list[str]:
+    """The rows the verdicts judge: ``mi`` and its variants; every other row is a baseline."""
+    return [
+        name
+        for name in aggregators
+        if name == MI_FILTER or variants.get(name, {}).get("rule") == MI_FILTER
+    ]
+
+
+def detection_table(summary: dict, blocks: list[Block], attacks: list[str], rule: str) -> list[str]:
+    """What ``rule`` flagged, in %: malicious submissions (want 100), honest ones (want 0)."""
     lines = [
         "| setting | " + " | ".join(attacks) + " |",
         "|---|" + "---:|" * len(attacks),
@@ -111,7 +121,7 @@ def detection_table(summary: dict, blocks: list[Block], attacks: list[str]) -> l
     for block in blocks:
         cells = []
         for attack in attacks:
-            cell = summary.get((*block, MI_FILTER, attack))
+            cell = summary.get((*block, rule, attack))
             if not cell:
                 cells.append("—")
                 continue
@@ -124,84 +134,128 @@ def detection_table(summary: dict, blocks: list[Block], attacks: list[str]) -> l
 
 
 def verdicts(
-    summary: dict, blocks: list[Block], aggregators: list[str], attacks: list[str]
+    summary: dict,
+    blocks: list[Block],
+    aggregators: list[str],
+    attacks: list[str],
+    judged: list[str],
 ) -> list[dict]:
-    """For each block and attack: ``mi`` against its own clean run and the best other rule."""
-    rows = []
-    others = [name for name in aggregators if name != MI_FILTER]
-    for block in blocks:
-        clean = summary.get((*block, MI_FILTER, NO_ATTACK))
-        for attack in attacks:
-            mi = summary.get((*block, MI_FILTER, attack))
-            if attack == NO_ATTACK or not mi or not mi["accuracy"]:
-                continue
-            cells = {
-                n: c for n in others if (c := summary.get((*block, n, attack))) and c["accuracy"]
-            }
-            row: dict[str, Any] = {"block": block, "attack": attack, "mi": mi["accuracy"][0]}
-            if attack == BACKDOOR:
-                successes = {
-                    n: c["attack_success"][0] for n, c in cells.items() if c["attack_success"]
-                }
-                best = min(successes, key=successes.__getitem__, default=None)
-                mi_success = mi["attack_success"][0] if mi["attack_success"] else None
-                row.update(
-                    best=best,
-                    best_value=successes.get(best) if best else None,
-                    mi_success=mi_success,
-                    holds=mi_success is not None
-                    and (
-                        mi_success < BACKDOOR_LIMIT
-                        or (best is not None and successes[best] >= BACKDOOR_LIMIT)
-                    ),
-                )
-            else:
-                best = max(cells, key=lambda n: cells[n]["accuracy"][0], default=None)
-                best_value = cells[best]["accuracy"][0] if best else None
-                drop = (
-                    100 * (clean["accuracy"][0] - mi["accuracy"][0])
-                    if clean and clean["accuracy"]
-                    else None
-                )
-                row.update(
-                    best=best,
-                    best_value=best_value,
-                    drop_points=drop,
-                    holds=(drop is None or drop <= CLEAN_TOLERANCE_POINTS)
-                    and (best_value is None or mi["accuracy"][0] >= best_value - 0.005),
-                )
-            rows.append(row)
-    return rows
+    """For each judged rule, block and attack: the rule against its own clean run and the
+    best baseline (a row not judged: a variant of ``mi`` is no baseline for ``mi``)."""
+    baselines = [name for name in aggregators if name not in judged]
+    return [
+        row
+        for rule in judged
+        for block in blocks
+        for attack in attacks
+        if (row := verdict(summary, block, attack, rule, baselines)) is not None
+    ]
+
+
+def verdict(
+    summary: dict, block: Block, attack: str, rule: str, baselines: list[str]
+) -> dict[str, Any] | None:
+    """``rule`` in one block under one attack; ``None`` for the clean column or no runs."""
+    judged = summary.get((*block, rule, attack))
+    if attack == NO_ATTACK or not judged or not judged["accuracy"]:
+        return None
+    cells = {n: c for n in baselines if (c := summary.get((*block, n, attack))) and c["accuracy"]}
+    row: dict[str, Any] = {
+        "rule": rule,
+        "block": block,
+        "attack": attack,
+        "accuracy": judged["accuracy"][0],
+    }
+    if attack == BACKDOOR:
+        successes = {n: c["attack_success"][0] for n, c in cells.items() if c["attack_success"]}
+        best = min(successes, key=successes.__getitem__, default=None)
+        success = judged["attack_success"][0] if judged["attack_success"] else None
+        row.update(
+            best=best,
+            best_value=successes.get(best) if best else None,
+            success=success,
+            holds=success is not None
+            and (
+                success < BACKDOOR_LIMIT or (best is not None and successes[best] >= BACKDOOR_LIMIT)
+            ),
+        )
+        return row
+    best = max(cells, key=lambda n: cells[n]["accuracy"][0], default=None)
+    best_value = cells[best]["accuracy"][0] if best else None
+    clean = summary.get((*block, rule, NO_ATTACK))
+    drop = 100 * (clean["accuracy"][0] - row["accuracy"]) if clean and clean["accuracy"] else None
+    row.update(
+        best=best,
+        best_value=best_value,
+        drop_points=drop,
+        holds=(drop is None or drop <= CLEAN_TOLERANCE_POINTS)
+        and (best_value is None or row["accuracy"] >= best_value - 0.005),
+    )
+    return row
 
 
 def verdict_table(rows: list[dict]) -> list[str]:
     lines = [
-        "| setting | attack | mi | drop from its clean run (points) | best other rule "
-        "| its value | holds |",
-        "|---|---|---:|---:|---|---:|---|",
+        "| rule | setting | attack | value | drop from its clean run (points) "
+        "| best baseline | baseline's value | holds |",
+        "|---|---|---|---:|---:|---|---:|---|",
     ]
     for row in rows:
         if row["attack"] == BACKDOOR:
-            mi_text = "ASR " + (
-                "—" if row["mi_success"] is None else f"{100 * row['mi_success']:.1f}"
-            )
+            judged = "ASR " + ("—" if row["success"] is None else f"{100 * row['success']:.1f}")
             value = "—" if row["best_value"] is None else f"ASR {100 * row['best_value']:.1f}"
             drop = ""
         else:
-            mi_text = f"{100 * row['mi']:.1f}"
+            judged = f"{100 * row['accuracy']:.1f}"
             value = "—" if row["best_value"] is None else f"{100 * row['best_value']:.1f}"
             drop = "—" if row["drop_points"] is None else f"{row['drop_points']:+.1f}"
         lines.append(
-            f"| {block_title(row['block'])} | {row['attack']} | {mi_text} | {drop} "
+            f"| {row['rule']} | {block_title(row['block'])} | {row['attack']} | {judged} | {drop} "
             f"| {row['best'] or '—'} | {value} | {'yes' if row['holds'] else '**no**'} |"
         )
     return lines
 
 
+def holds_sentence(rule: str, rows: list[dict]) -> str:
+    """How many of ``rule``'s cells hold, naming those that do not."""
+    own = [row for row in rows if row["rule"] == rule]
+    failing = [row for row in own if not row["holds"]]
+    sentence = f"`{rule}` holds in {len(own) - len(failing)} of {len(own)} cells"
+    if not failing:
+        return sentence + "."
+    return (
+        sentence
+        + "; it does not in: "
+        + "; ".join(f"{block_title(r['block'])} / {r['attack']}" for r in failing)
+        + "."
+    )
+
+
+def variants_line(variants: dict[str, dict[str, Any]]) -> list[str]:
+    """The header's statement of which settings each variant row stands for."""
+    if not variants:
+        return []
+    described = [
+        f"`{label}` is `{definition['rule']}` with "
+        + ", ".join(
+            f"`{name}={json.dumps(value)}`" for name, value in definition["settings"].items()
+        )
+        for label, definition in variants.items()
+    ]
+    return [
+        "Rows that are variants of a rule (library defaults otherwise): "
+        + "; ".join(described)
+        + ".",
+        "",
+    ]
+
+
 def markdown(results: dict[str, Any], summary: dict) -> str:
     settings = results["settings"]
     blocks, aggregators, attacks = axes(summary)
-    rows = verdicts(summary, blocks, aggregators, attacks)
+    variants = results.get("variants", {})
+    judged = judged_rules(aggregators, variants)
+    rows = verdicts(summary, blocks, aggregators, attacks, judged)
     failures = [run for run in results["runs"] if "error" in run]
     lines = [
         "# Robustness benchmark: every rule under every attack",
@@ -222,6 +276,7 @@ def markdown(results: dict[str, Any], summary: dict) -> str:
         f"`counts x100`: sign-flip ×1 updates claiming 100× their sample count. See "
         "[attacks.md](../attacks.md) for every attack.",
         "",
+        *variants_line(variants),
         "Cells: final test accuracy in %, mean ± sample standard deviation over the seeds; "
         "bold: the best mean of the column. The backdoor column adds its attack success rate "
         "(ASR: triggered test samples of other classes classified as the target).",
@@ -234,33 +289,27 @@ def markdown(results: dict[str, Any], summary: dict) -> str:
             *block_table(summary, block, aggregators, attacks),
             "",
         ]
-    lines += [
-        "## What `mi` flagged",
-        "",
-        "Mean share of submissions flagged over all rounds, in %: malicious / honest.",
-        "",
-        *detection_table(summary, blocks, attacks),
-        "",
-    ]
-    failing = [row for row in rows if not row["holds"]]
+    for rule in judged:
+        lines += [
+            f"## What `{rule}` flagged",
+            "",
+            "Mean share of submissions flagged over all rounds, in %: malicious / honest.",
+            "",
+            *detection_table(summary, blocks, attacks, rule),
+            "",
+        ]
     lines += [
         "## Where `mi` holds",
         "",
         f"Untargeted attacks: `mi` holds when it stays within {CLEAN_TOLERANCE_POINTS:g} points of "
-        "its own clean run and is at least as accurate as the best other rule (within half a "
-        f"point). Backdoor: when its ASR stays below {BACKDOOR_LIMIT:.0%}, or no other rule's "
-        "does either.",
+        "its own clean run and is at least as accurate as the best baseline (within half a "
+        f"point). Backdoor: when its ASR stays below {BACKDOOR_LIMIT:.0%}, or no baseline's "
+        "does either. Baselines are the rows other than `mi` and its variants; a variant is "
+        "judged the same way.",
         "",
         *verdict_table(rows),
         "",
-        f"`mi` holds in {len(rows) - len(failing)} of {len(rows)} cells"
-        + (
-            "; it does not in: "
-            + "; ".join(f"{block_title(r['block'])} / {r['attack']}" for r in failing)
-            + "."
-            if failing
-            else "."
-        ),
+        *[holds_sentence(rule, rows) for rule in judged],
         "",
     ]
     if failures:
