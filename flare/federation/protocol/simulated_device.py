@@ -7,6 +7,7 @@ attempt for everyone who takes part, so that a colluding bloc has read the hones
 before it forges its own, and their encoders from one cache kept for the whole run.
 """
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -25,8 +26,12 @@ from flare.federation.rounds import EncodedUpdate, RunObserver
 from flare.tensors import Weights
 
 
+@functools.cache
 def participant_keys(seed: int, index: int) -> tuple[Any, SecretKey]:
-    """Deterministic keys for simulated participant ``index`` (never for real devices)."""
+    """Deterministic keys for simulated participant ``index`` (never for real devices).
+
+    Cached: deriving an Ethereum address takes milliseconds of pure-Python curve
+    arithmetic, and a simulation asks for every participant's keys more than once."""
     material = hashlib.sha256(f"flare-simulated-participant/{seed}/{index}".encode()).digest()
     account = Account.from_key(hashlib.sha256(b"eth" + material).digest())
     return account, SecretKey.from_seed(hashlib.sha256(b"bls" + material).digest())
