@@ -8,14 +8,23 @@ it would be over the network.
 
 import hashlib
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from flare.aggregation.base import AggregationContext, ClientUpdate, Trainer
+from flare.aggregation.base import (
+    AggregationContext,
+    AggregationResult,
+    ClientUpdate,
+    StreamingAggregator,
+    Trainer,
+)
 from flare.compression import decode_update
 from flare.compression.base import MalformedUpdateError, UpdateBinding
 from flare.federation.backdoor import attack_success
 from flare.federation.backends import ClientBackend, open_clients
+from flare.federation.backends.local import LocalClients, keeps_no_state
+from flare.federation.clients import Client
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, SimulationReport
 from flare.federation.rounds import (
@@ -51,6 +60,54 @@ def server_trainer(federation: Federation, seed: int) -> Trainer:
         return subtract(federation.trainer.get_weights(), weights)
 
     return train
+
+
+@dataclass(frozen=True)
+class RoundWire:
+    """What a round's blobs are bound to: the round, and the global model it started from."""
+
+    round: int
+    base_label: str
+
+    def bindings(self, participants: list[tuple[int, Client]]) -> dict[str, UpdateBinding]:
+        """Each participant's binding; its training fills in the sample count."""
+        return {
+            client.client_id: UpdateBinding(
+                sender=client.client_id,
+                task=OFFLINE_TASK,
+                round=self.round,
+                attempt=0,
+                base_model=self.base_label,
+                num_samples=0,
+            )
+            for _, client in participants
+        }
+
+
+@dataclass(frozen=True)
+class RoundOutcome:
+    """What a round's updates came to: bytes sent, refusals, and the aggregate (``None``
+    when nothing arrived)."""
+
+    sent_bytes: dict[str, int]
+    rejected: dict[str, str]
+    result: AggregationResult | None
+
+
+def streams(
+    federation: Federation, clients: ClientBackend, participants: list[tuple[int, Client]]
+) -> bool:
+    """Whether a round can stream: a rule that aggregates one update at a time, clients
+    that train in this process, a stateless codec (a surprise replays the round, which must
+    send the same bytes again), and no attacker taking part (an attack may claim any
+    count)."""
+    return (
+        isinstance(federation.aggregator, StreamingAggregator)
+        and isinstance(clients, LocalClients)
+        and keeps_no_state(federation.codec)
+        and bool(participants)
+        and not any(client.client_id in federation.malicious_ids for _, client in participants)
+    )
 
 
 class Simulation:
@@ -96,20 +153,72 @@ class Simulation:
         started = time.perf_counter()
         participants, dropped = active_clients(config, federation.clients, round_number)
         observer.round_started(round_number, len(participants))
-        base_label = weights_digest(global_weights)
-        bindings = {
-            client.client_id: UpdateBinding(
-                sender=client.client_id,
-                task=OFFLINE_TASK,
-                round=round_number,
-                attempt=0,
-                base_model=base_label,
-                num_samples=0,
+        wire = RoundWire(round_number, weights_digest(global_weights))
+        server_seed = client_seed(config.seed, round_number, config.clients)
+        context = AggregationContext(
+            global_weights=global_weights,
+            predict=federation.predict,
+            validation_features=federation.dataset.validation_features,
+            validation_labels=federation.dataset.validation_labels,
+            train=server_trainer(federation, server_seed),
+            seed=server_seed,
+        )
+        outcome = None
+        if streams(federation, clients, participants):
+            outcome = self._streamed(
+                federation, clients, participants, wire, context, clock, observer
             )
-            for _, client in participants
-        }
+            # A surprise (a client that cannot send, a blob refused, a claim other than its
+            # shard's) changes the round's weights after the stream summed with them: the
+            # round is replayed whole, which trains and encodes to the same bytes.
+            observer = RunObserver() if outcome is None else observer
+        if outcome is None:
+            outcome = self._batched(
+                federation, clients, participants, wire, context, clock, observer
+            )
+        result = outcome.result
+        if result is not None:
+            global_weights = add(global_weights, result.delta)
+        with clock.phase("evaluate"):
+            evaluation = evaluate(federation, global_weights)
+        sent = set(outcome.sent_bytes)
+        record = RoundRecord(
+            round=round_number,
+            accuracy=evaluation.accuracy,
+            loss=evaluation.loss,
+            bytes_up=sum(outcome.sent_bytes.values()),
+            bytes_raw=len(sent) * raw_nbytes(federation.spec),
+            accepted=result.accepted if result else [],
+            flagged=result.flagged if result else [],
+            malicious=sorted(sent & federation.malicious_ids, key=client_order),
+            dropped=dropped,
+            rejected=outcome.rejected,
+            seconds=time.perf_counter() - started,
+            scores=result.scores if result else {},
+            reasons=result.reasons if result else {},
+            timings=clock.rounded(),
+            privacy=federation.account_round(sorted(sent, key=client_order)),
+            attack_success=attack_success(
+                federation.attack, federation.evaluator, global_weights, federation.dataset
+            ),
+        )
+        return global_weights, record
+
+    def _batched(
+        self,
+        federation: Federation,
+        clients: ClientBackend,
+        participants: list[tuple[int, Client]],
+        wire: RoundWire,
+        context: AggregationContext,
+        clock: Stopwatch,
+        observer: RunObserver,
+    ) -> RoundOutcome:
+        """Every update trained and encoded, then every blob decoded, then aggregated."""
         with clock.phase("train"):
-            encoded = clients.encode_round(participants, global_weights, round_number, bindings)
+            encoded = clients.encode_round(
+                participants, context.global_weights, wire.round, wire.bindings(participants)
+            )
         blobs: list[tuple[str, bytes]] = []
         unsendable: dict[str, str] = {}
         for _, client in participants:
@@ -121,58 +230,56 @@ class Simulation:
                 blobs.append((client.client_id, outcome.blob))
             observer.client_finished(client.client_id)
         sent_bytes = {sender: len(blob) for sender, blob in blobs}
-
         with clock.phase("decode"):
-            received, rejected = self._receive(federation, blobs, round_number, base_label)
+            received, rejected = self._receive(federation, blobs, wire)
             rejected.update(unsendable)
         with clock.phase("aggregate"):
-            if received:
-                server_seed = client_seed(config.seed, round_number, config.clients)
-                context = AggregationContext(
-                    global_weights=global_weights,
-                    predict=federation.predict,
-                    validation_features=federation.dataset.validation_features,
-                    validation_labels=federation.dataset.validation_labels,
-                    train=server_trainer(federation, server_seed),
-                    seed=server_seed,
-                )
-                result = federation.aggregator.aggregate(received, context)
-                global_weights = add(global_weights, result.delta)
-                accepted, flagged, scores = result.accepted, result.flagged, result.scores
-                reasons = result.reasons
-            else:
-                accepted, flagged, scores, reasons = [], [], {}, {}
-        with clock.phase("evaluate"):
-            evaluation = evaluate(federation, global_weights)
-        sent = set(sent_bytes)
-        record = RoundRecord(
-            round=round_number,
-            accuracy=evaluation.accuracy,
-            loss=evaluation.loss,
-            bytes_up=sum(sent_bytes.values()),
-            bytes_raw=len(sent_bytes) * raw_nbytes(federation.spec),
-            accepted=accepted,
-            flagged=flagged,
-            malicious=sorted(sent & federation.malicious_ids, key=client_order),
-            dropped=dropped,
-            rejected=rejected,
-            seconds=time.perf_counter() - started,
-            scores=scores,
-            reasons=reasons,
-            timings=clock.rounded(),
-            privacy=federation.account_round(sorted(sent, key=client_order)),
-            attack_success=attack_success(
-                federation.attack, federation.evaluator, global_weights, federation.dataset
-            ),
-        )
-        return global_weights, record
+            result = federation.aggregator.aggregate(received, context) if received else None
+        return RoundOutcome(sent_bytes, rejected, result)
 
-    def _receive(
+    def _streamed(
         self,
         federation: Federation,
-        blobs: list[tuple[str, bytes]],
-        round_number: int,
-        base_label: str,
+        clients: LocalClients,
+        participants: list[tuple[int, Client]],
+        wire: RoundWire,
+        context: AggregationContext,
+        clock: Stopwatch,
+        observer: RunObserver,
+    ) -> RoundOutcome | None:
+        """Each update trained, encoded, decoded and added to the aggregate before the next
+        trains, so the round holds one update, not the fleet's; ``None`` on a surprise.
+
+        The stream is announced every participant claiming its shard's size: what each
+        honest client sends, unless its training diverges or its blob is refused.
+        """
+        aggregator = federation.aggregator
+        assert isinstance(aggregator, StreamingAggregator)  # checked by streams()
+        claims = [(client.client_id, client.num_samples) for _, client in participants]
+        stream = aggregator.open_stream(claims, context)
+        sent_bytes: dict[str, int] = {}
+        updates = clients.stream_round(
+            participants, context.global_weights, wire.round, wire.bindings(participants)
+        )
+        for expected in claims:
+            with clock.phase("train"):
+                sender, encoded = next(updates)
+            observer.client_finished(sender)
+            if encoded.blob is None:
+                return None
+            sent_bytes[sender] = len(encoded.blob)
+            with clock.phase("decode"):
+                update, _ = self._decode(federation, sender, encoded.blob, wire)
+            del encoded
+            if update is None or (update.client_id, update.num_samples) != expected:
+                return None
+            with clock.phase("aggregate"):
+                stream.add(update)
+        with clock.phase("aggregate"):
+            return RoundOutcome(sent_bytes, {}, stream.finish())
+
+    def _receive(
+        self, federation: Federation, blobs: list[tuple[str, bytes]], wire: RoundWire
     ) -> tuple[list[ClientUpdate], dict[str, str]]:
         """Decode and validate every blob as the aggregator would; refuse what does not fit.
 
@@ -183,24 +290,26 @@ class Simulation:
         blobs.reverse()
         while blobs:
             sender, blob = blobs.pop()
-            try:
-                decoded = decode_update(
-                    blob, federation.spec, max_blob_bytes=self.config.max_update_bytes
-                )
-            except MalformedUpdateError as exc:
-                rejected[sender] = str(exc)
-                continue
-            binding = decoded.binding
-            expected = (sender, OFFLINE_TASK, round_number, 0, base_label)
-            actual = (
-                binding.sender,
-                binding.task,
-                binding.round,
-                binding.attempt,
-                binding.base_model,
-            )
-            if actual != expected:
-                rejected[sender] = f"update bound to {actual}, expected {expected}"
-                continue
-            updates.append(ClientUpdate(sender, decoded.delta, binding.num_samples))
+            update, problem = self._decode(federation, sender, blob, wire)
+            if update is None:
+                rejected[sender] = problem
+            else:
+                updates.append(update)
         return updates, rejected
+
+    def _decode(
+        self, federation: Federation, sender: str, blob: bytes, wire: RoundWire
+    ) -> tuple[ClientUpdate | None, str]:
+        """``sender``'s update from ``blob``, or why it is refused."""
+        try:
+            decoded = decode_update(
+                blob, federation.spec, max_blob_bytes=self.config.max_update_bytes
+            )
+        except MalformedUpdateError as exc:
+            return None, str(exc)
+        binding = decoded.binding
+        expected = (sender, OFFLINE_TASK, wire.round, 0, wire.base_label)
+        actual = (binding.sender, binding.task, binding.round, binding.attempt, binding.base_model)
+        if actual != expected:
+            return None, f"update bound to {actual}, expected {expected}"
+        return ClientUpdate(sender, decoded.delta, binding.num_samples), ""
