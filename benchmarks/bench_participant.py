@@ -17,9 +17,7 @@ Writes docs/bench/participant.md and docs/bench/participant.json.
 
 import argparse
 import json
-import os
 import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,9 +26,9 @@ from typing import Any
 
 from common import (
     OUTPUT_DIR,
-    SINGLE_THREAD_ENVIRONMENT,
     environment,
     environment_line,
+    measure_in_child,
     own_peak_rss_mb,
     write_results,
 )
@@ -156,20 +154,6 @@ def run_fleet(workdir: Path, clients: int) -> dict[str, Any]:
     }
 
 
-def child(*arguments: str) -> dict[str, Any]:
-    """The JSON line a fresh single-threaded interpreter prints."""
-    completed = subprocess.run(
-        [sys.executable, *arguments],
-        env={**os.environ, **SINGLE_THREAD_ENVIRONMENT},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"child {arguments[-1]!r} failed\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
-
-
 def markdown(results: dict[str, Any]) -> str:
     fleet, clients, rounds = results["fleet"], results["clients"], results["fleet"]["rounds"]
     torch_mib, peak_mib = results["torch_kib"] / 1024, fleet["peak_kib"] / 1024
@@ -249,9 +233,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         workdir = Path(directory)
         publish(workdir, arguments.clients, arguments.rounds)
-        torch_only = child("-c", TORCH_ONLY)
-        single = child(__file__, "--round", str(workdir))
-        fleet = child(__file__, "--clients", str(arguments.clients), "--fleet", str(workdir))
+        torch_only = measure_in_child("-c", TORCH_ONLY)
+        single = measure_in_child(__file__, "--round", str(workdir))
+        fleet = measure_in_child(
+            __file__, "--clients", str(arguments.clients), "--fleet", str(workdir)
+        )
     results = {
         "command": shlex.join([".venv/bin/python", "benchmarks/bench_participant.py", *argv]),
         "environment": env,

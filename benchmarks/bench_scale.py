@@ -24,10 +24,8 @@ Writes docs/bench/scale.md and docs/bench/scale.json.
 import argparse
 import json
 import math
-import os
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,9 +35,9 @@ from typing import Any
 
 from common import (
     OUTPUT_DIR,
-    SINGLE_THREAD_ENVIRONMENT,
     environment,
     environment_line,
+    measure_in_child,
     own_peak_rss_mb,
     write_results,
 )
@@ -118,20 +116,6 @@ def measure(clients: int, rounds: int) -> dict[str, Any]:
             for record, cpu_seconds in zip(report.rounds, clock.cpu_seconds, strict=True)
         ],
     }
-
-
-def measure_in_child(*arguments: str) -> dict[str, Any]:
-    """Run this script with ``arguments`` in a fresh interpreter; read back its JSON line."""
-    completed = subprocess.run(
-        [sys.executable, __file__, *arguments],
-        env={**os.environ, **SINGLE_THREAD_ENVIRONMENT},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{shlex.join(arguments)}: child failed\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def steady_round(row: dict[str, Any]) -> dict[str, Any]:
@@ -352,7 +336,9 @@ def main() -> None:
     started = time.perf_counter()
     rows = []
     for clients in sorted(arguments.clients):
-        rows.append(measure_in_child("--measure", str(clients), "--rounds", str(arguments.rounds)))
+        rows.append(
+            measure_in_child(__file__, "--measure", str(clients), "--rounds", str(arguments.rounds))
+        )
         steady = steady_round(rows[-1])
         print(
             f"{clients} clients: {steady['seconds']:.2f} s wall, {steady['cpu_seconds']:.2f} s "
@@ -364,7 +350,7 @@ def main() -> None:
         dataset = Path(scratch) / "synthetic.npz"
         write_synthetic_dataset(dataset)
         for clients in sorted(arguments.fleet):
-            fleets.append(measure_in_child("--measure-fleet", str(dataset), str(clients)))
+            fleets.append(measure_in_child(__file__, "--measure-fleet", str(dataset), str(clients)))
             print(
                 f"{clients} clients on synthetic data: {fleets[-1]['run_seconds']:.1f} s, "
                 f"{fleets[-1]['peak_rss_mb']:.0f} MiB peak",

@@ -9,7 +9,9 @@ import math
 import multiprocessing
 import os
 import platform
+import shlex
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,3 +143,23 @@ def own_peak_rss_mb() -> float:
     the parent's peak, which a child inherits on Linux."""
     status = Path("/proc/self/status").read_text()
     return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def measure_in_child(*arguments: str) -> dict[str, Any]:
+    """``python *arguments`` in a fresh single-threaded interpreter: the JSON object it
+    prints on its last line.
+
+    A benchmark reruns its own script (an ``internal:`` flag) this way for each
+    measurement: peak RSS is a high-water mark per process and imports are per process,
+    so only a process of its own gives a configuration its own peak and its own start.
+    """
+    completed = subprocess.run(
+        [sys.executable, *arguments],
+        env={**os.environ, **SINGLE_THREAD_ENVIRONMENT},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{shlex.join(arguments)}: child failed\n{completed.stderr}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
