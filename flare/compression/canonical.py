@@ -23,69 +23,18 @@ from typing import Any
 import numpy as np
 
 from flare.compression.base import MalformedUpdateError, UpdateBinding
-from flare.compression.envelope import check_binding, metadata_tail, metadata_text
-from flare.compression.layout import FLOAT32, INT8, INT32, TensorLayout
+from flare.compression.container import WIRE_DTYPES, UpdateContainer, update_container
+from flare.compression.envelope import check_binding, metadata_text
+from flare.compression.layout import FLOAT32, TensorLayout
 from flare.compression.registry import make_codec
-from flare.compression.wire import HEADER_ALIGNMENT
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec
-
-WIRE_DTYPES = {FLOAT32: np.dtype("<f4"), INT32: np.dtype("<i4"), INT8: np.dtype("i1")}
-
-SAFETENSORS_DTYPE_RANK = {INT8: 0, INT32: 1, FLOAT32: 2}
-"""safetensors writes tensors by element type, widest first, then by name."""
-
-
-@dataclass(frozen=True)
-class StoredSpan:
-    """Where one stored tensor lies in the data section, and how to read it."""
-
-    name: str
-    dtype: np.dtype
-    shape: tuple[int, ...]
-    begin: int
-
-
-@dataclass(frozen=True)
-class ExpectedContainer:
-    """What a writer puts around the binding for one codec configuration and spec."""
-
-    codec: str
-    gzip_wrapped: bool
-    layout: list[TensorLayout]
-    tail: str
-    tensor_entries: str
-    spans: tuple[StoredSpan, ...]
-    data_bytes: int
-
-    def header(self, metadata: str) -> bytes:
-        """The container header (after the length prefix) safetensors writes for ``metadata``."""
-        text = '{"__metadata__":{"flare":' + json.dumps(metadata) + "}" + self.tensor_entries
-        encoded = text.encode("utf-8")
-        return encoded + b" " * (-len(encoded) % HEADER_ALIGNMENT)
-
-
-def _tensor_entries(layout: list[TensorLayout]) -> tuple[str, tuple[StoredSpan, ...], int]:
-    stored = [(name, tensor) for entry in layout for name, tensor in entry.stored_tensors().items()]
-    stored.sort(key=lambda item: (-SAFETENSORS_DTYPE_RANK[item[1].dtype], item[0]))
-    entries, spans, offset = [], [], 0
-    for name, tensor in stored:
-        dtype = WIRE_DTYPES[tensor.dtype]
-        size = dtype.itemsize * int(np.prod(tensor.shape, dtype=np.int64))
-        shape = json.dumps(list(tensor.shape), separators=(",", ":"))
-        entries.append(
-            f'{json.dumps(name, ensure_ascii=False)}:{{"dtype":"{tensor.dtype}",'
-            f'"shape":{shape},"data_offsets":[{offset},{offset + size}]}}'
-        )
-        spans.append(StoredSpan(name, dtype, tensor.shape, offset))
-        offset += size
-    return "".join("," + entry for entry in entries) + "}", tuple(spans), offset
 
 
 @lru_cache(maxsize=64)
 def expected_container(
     codec_name: str, params: tuple[tuple[str, Any], ...], spec: tuple[tuple[str, tuple], ...]
-) -> ExpectedContainer:
+) -> UpdateContainer:
     """The writer's container for ``codec_name(**params)`` and ``spec``, less the binding.
 
     Raises :class:`ConfigError` when no such codec exists or it cannot carry the spec.
@@ -93,17 +42,8 @@ def expected_container(
     share an entry; the header comparison tells them apart, as it spells them out.
     """
     codec = make_codec(codec_name, **dict(params))
-    layout = codec.layout(dict(spec))
-    entries, spans, data_bytes = _tensor_entries(layout)
-    return ExpectedContainer(
-        codec.name,
-        codec.gzip_wrapped,
-        layout,
-        metadata_tail(codec.name, codec.params(), layout),
-        entries,
-        spans,
-        data_bytes,
-    )
+    layout = tuple(codec.layout(dict(spec)))
+    return update_container(codec.name, codec.gzip_wrapped, tuple(codec.params().items()), layout)
 
 
 @dataclass(frozen=True)
@@ -114,6 +54,8 @@ class CanonicalUpdate:
     binding: UpdateBinding
     layout: list[TensorLayout]
     tensors: dict[str, np.ndarray]
+    floats: np.ndarray
+    """Every float32 value of the update, one array: one finiteness check for all."""
 
 
 SHORT_PATH_MISSES = (
@@ -163,15 +105,13 @@ def _read_canonical(
         or container[8:header_end] != expected.header(metadata)
     ):
         return None
-    tensors = {
-        span.name: np.frombuffer(
-            container,
-            dtype=span.dtype,
-            count=int(np.prod(span.shape, dtype=np.int64)),
-            offset=header_end + span.begin,
-        )
-        .reshape(span.shape)
-        .astype(span.dtype.newbyteorder("="))
-        for span in expected.spans
-    }
-    return CanonicalUpdate(expected.codec, binding, expected.layout, tensors)
+    # one copy of the data section; each tensor is a view of its span
+    data = np.frombuffer(container, dtype=np.uint8, offset=header_end).copy()
+    tensors = {}
+    for span in expected.spans:
+        stored = data[span.begin : span.begin + span.count * span.dtype.itemsize].view(span.dtype)
+        if not span.dtype.isnative:
+            stored = stored.astype(span.dtype.newbyteorder("="))
+        tensors[span.name] = stored.reshape(span.shape)
+    floats = data[: expected.float_bytes].view(WIRE_DTYPES[FLOAT32])
+    return CanonicalUpdate(expected.codec, binding, expected.layout, tensors, floats)

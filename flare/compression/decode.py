@@ -6,6 +6,9 @@ would need. The codec is taken from the blob, but the layout the blob must have 
 recomputed from that codec's parameters and the spec, never taken on trust.
 """
 
+from dataclasses import dataclass
+from functools import lru_cache
+
 import numpy as np
 
 from flare.compression.base import DecodedUpdate, MalformedUpdateError
@@ -60,6 +63,22 @@ def blob_limit(spec: ModelSpec) -> int:
     """Upper bound on any valid blob for ``spec`` (gzip may grow incompressible data)."""
     limit = container_limit(spec)
     return limit + limit // 1024 + 64
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    """A spec's bounds on a container header, an uncompressed container and a blob."""
+
+    header: int
+    container: int
+    blob: int
+
+
+@lru_cache(maxsize=64)
+def _limits(spec: tuple[tuple[str, tuple[int, ...]], ...]) -> SizeLimits:
+    """The three limits of a spec, computed once: every decode checks against them."""
+    shapes = dict(spec)
+    return SizeLimits(header_limit(shapes), container_limit(shapes), blob_limit(shapes))
 
 
 def _check_layout(claimed: list, expected: list[TensorLayout], spec: ModelSpec) -> None:
@@ -120,10 +139,15 @@ def _check_stored_shapes(
             )
 
 
-def _assemble(tensors: dict[str, np.ndarray], layout: list[TensorLayout]) -> Weights:
-    for name, array in tensors.items():
-        if not np.isfinite(array).all():
-            raise MalformedUpdateError(f"tensor {name!r} contains NaN or Inf")
+def _assemble(
+    tensors: dict[str, np.ndarray], layout: list[TensorLayout], floats: np.ndarray | None = None
+) -> Weights:
+    """The dense delta; ``floats``, when given, holds every float32 value of ``tensors``, so
+    that one check clears them all and only a failed one looks for the tensor to name."""
+    if floats is None or not np.isfinite(floats).all():
+        for name, array in tensors.items():
+            if not np.isfinite(array).all():
+                raise MalformedUpdateError(f"tensor {name!r} contains NaN or Inf")
     return {entry.name: rebuild_tensor(entry, tensors) for entry in layout}
 
 
@@ -144,17 +168,18 @@ def _decode_update(blob: bytes, spec: ModelSpec, max_blob_bytes: int | None) -> 
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise MalformedUpdateError(f"blob must be bytes, got {type(blob).__name__}")
     blob = bytes(blob)
-    limit = blob_limit(spec) if max_blob_bytes is None else min(max_blob_bytes, blob_limit(spec))
+    limits = _limits(tuple((name, tuple(shape)) for name, shape in spec.items()))
+    limit = limits.blob if max_blob_bytes is None else min(max_blob_bytes, limits.blob)
     if len(blob) > limit:
         raise MalformedUpdateError(f"blob has {len(blob)} bytes, the limit is {limit}")
     gzipped = blob.startswith(GZIP_MAGIC)
-    container = gzip_decompress(blob, container_limit(spec)) if gzipped else blob
-    canonical = read_canonical(container, spec, header_limit(spec), gzipped)
+    container = gzip_decompress(blob, limits.container) if gzipped else blob
+    canonical = read_canonical(container, spec, limits.header, gzipped)
     if canonical is not None:
-        delta = _assemble(canonical.tensors, canonical.layout)
+        delta = _assemble(canonical.tensors, canonical.layout, canonical.floats)
         return DecodedUpdate(delta=delta, binding=canonical.binding, codec=canonical.codec)
 
-    header = read_container_header(container, header_limit(spec), UPDATE_DTYPES)
+    header = read_container_header(container, limits.header, UPDATE_DTYPES)
     envelope = read_envelope(header.metadata)
     try:
         codec = make_codec(envelope.codec, **envelope.params)

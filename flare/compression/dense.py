@@ -14,7 +14,7 @@ from flare.compression.base import (
     UpdateBinding,
     UpdateEncoder,
 )
-from flare.compression.envelope import write_update
+from flare.compression.container import write_update
 from flare.compression.layout import TensorLayout, plan_layout
 from flare.compression.wire import gzip_compress
 from flare.tensors import ModelSpec, Weights

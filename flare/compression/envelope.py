@@ -7,14 +7,11 @@ decoder refuses any other spelling of the same content.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import numpy as np
-
-from flare.compression.base import Codec, MalformedUpdateError, UpdateBinding
+from flare.compression.base import MalformedUpdateError, UpdateBinding
 from flare.compression.layout import TensorLayout
-from flare.compression.wire import canonical_json, parse_json_strictly, shown, write_container
+from flare.compression.wire import canonical_json, parse_json_strictly, shown
 
 FORMAT_VERSION = "flare-update/1"
 MAX_LABEL_CHARS = 256
@@ -82,8 +79,8 @@ def metadata_tail(codec_name: str, params: Mapping[str, int], layout: list[Tenso
 
     ``binding`` sorts first among the metadata's keys, so the canonical JSON of the whole
     is ``{"binding":`` and the binding's canonical JSON, then this tail: it does not
-    depend on the binding, and both the writer and the decoder's short path
-    (:mod:`flare.compression.canonical`) keep it per configuration.
+    depend on the binding, so the writer and the decoder's short path keep it per
+    configuration (:mod:`flare.compression.container`).
     """
     rest = {
         "codec": codec_name,
@@ -94,29 +91,10 @@ def metadata_tail(codec_name: str, params: Mapping[str, int], layout: list[Tenso
     return "," + canonical_json(rest)[1:]
 
 
-@lru_cache(maxsize=64)
-def _cached_tail(
-    codec_name: str, params: tuple[tuple[str, int], ...], layout: tuple[TensorLayout, ...]
-) -> str:
-    return metadata_tail(codec_name, dict(params), list(layout))
-
-
 def metadata_text(binding: UpdateBinding, tail: str) -> str:
     """A blob's canonical metadata: the binding's canonical JSON, then ``tail``."""
     fields = {field: getattr(binding, field) for field in BINDING_FIELDS}
     return '{"binding":' + canonical_json(fields) + tail
-
-
-def write_update(
-    codec: Codec,
-    binding: UpdateBinding,
-    layout: list[TensorLayout],
-    tensors: Mapping[str, np.ndarray],
-) -> bytes:
-    """The container bytes of one update (before any gzip framing)."""
-    check_binding(binding)
-    tail = _cached_tail(codec.name, tuple(codec.params().items()), tuple(layout))
-    return write_container(tensors, metadata_text(binding, tail))
 
 
 def read_envelope(metadata: str) -> Envelope:

@@ -23,8 +23,8 @@ from math import prod
 import numpy as np
 
 from flare.compression.base import Codec, MalformedUpdateError, UpdateBinding, UpdateEncoder
+from flare.compression.container import write_update
 from flare.compression.dense import checked_delta
-from flare.compression.envelope import write_update
 from flare.compression.layout import (
     LOW_RANK_Q8,
     TensorLayout,

@@ -11,8 +11,8 @@ against.
 import numpy as np
 
 from flare.compression.base import Codec, MalformedUpdateError, UpdateBinding, UpdateEncoder
+from flare.compression.container import write_update
 from flare.compression.dense import checked_delta
-from flare.compression.envelope import write_update
 from flare.compression.layout import SPARSE, TensorLayout, checked_shapes, unambiguous
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec, Weights

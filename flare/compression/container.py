@@ -1,0 +1,132 @@
+"""An update's container, written from pieces cached per codec configuration and layout.
+
+An update is a safetensors file whose header depends only on the codec's configuration,
+its layout and the binding. So the header's tensor entries, the metadata after the
+binding and each stored tensor's place in the data section are computed once per
+configuration; writing an update then costs the binding's canonical JSON and one copy of
+each tensor, and gives the bytes safetensors writes (tests compare the two). The
+decoder's short path (:mod:`flare.compression.canonical`) compares a blob's header with
+the same pieces.
+"""
+
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from math import prod
+
+import numpy as np
+
+from flare.compression.base import Codec, MalformedUpdateError, UpdateBinding
+from flare.compression.envelope import check_binding, metadata_tail, metadata_text
+from flare.compression.layout import FLOAT32, INT8, INT32, TensorLayout
+from flare.compression.wire import HEADER_ALIGNMENT
+
+WIRE_DTYPES = {FLOAT32: np.dtype("<f4"), INT32: np.dtype("<i4"), INT8: np.dtype("i1")}
+
+SAFETENSORS_DTYPE_RANK = {INT8: 0, INT32: 1, FLOAT32: 2}
+"""safetensors writes tensors by element type, widest first, then by name."""
+
+
+@dataclass(frozen=True)
+class StoredSpan:
+    """Where one stored tensor lies in the data section, and how to read it."""
+
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    begin: int
+    count: int
+
+
+@dataclass(frozen=True)
+class UpdateContainer:
+    """What a writer puts around the binding for one codec configuration and layout.
+
+    The float32 tensors come first in the data section (widest type first) and fill its
+    first ``float_bytes`` bytes, so one check covers the finiteness of all of them.
+    """
+
+    codec: str
+    gzip_wrapped: bool
+    layout: list[TensorLayout]
+    tail: str
+    tensor_entries: str
+    spans: tuple[StoredSpan, ...]
+    data_bytes: int
+    float_bytes: int
+
+    def header(self, metadata: str) -> bytes:
+        """The container header (after the length prefix) safetensors writes for ``metadata``."""
+        text = '{"__metadata__":{"flare":' + json.dumps(metadata) + "}" + self.tensor_entries
+        encoded = text.encode("utf-8")
+        return encoded + b" " * (-len(encoded) % HEADER_ALIGNMENT)
+
+    def write(self, binding: UpdateBinding, tensors: Mapping[str, np.ndarray]) -> bytes:
+        """The container of ``tensors`` (each converted to its stored type) bound to ``binding``."""
+        header = self.header(metadata_text(binding, self.tail))
+        parts = [struct.pack("<Q", len(header)), header]
+        for span in self.spans:
+            array = np.asarray(tensors[span.name])
+            if array.shape != span.shape:
+                raise MalformedUpdateError(
+                    f"stored tensor {span.name!r} has shape {array.shape}, layout needs "
+                    f"{span.shape}"
+                )
+            parts.append(np.ascontiguousarray(array, dtype=span.dtype).tobytes())
+        return b"".join(parts)
+
+
+def _tensor_entries(layout: list[TensorLayout]) -> tuple[str, tuple[StoredSpan, ...], int, int]:
+    stored = [(name, tensor) for entry in layout for name, tensor in entry.stored_tensors().items()]
+    stored.sort(key=lambda item: (-SAFETENSORS_DTYPE_RANK[item[1].dtype], item[0]))
+    entries, spans, offset, float_bytes = [], [], 0, 0
+    for name, tensor in stored:
+        dtype = WIRE_DTYPES[tensor.dtype]
+        count = prod(tensor.shape)
+        size = dtype.itemsize * count
+        shape = json.dumps(list(tensor.shape), separators=(",", ":"))
+        entries.append(
+            f'{json.dumps(name, ensure_ascii=False)}:{{"dtype":"{tensor.dtype}",'
+            f'"shape":{shape},"data_offsets":[{offset},{offset + size}]}}'
+        )
+        spans.append(StoredSpan(name, dtype, tensor.shape, offset, count))
+        offset += size
+        if tensor.dtype == FLOAT32:
+            float_bytes = offset
+    return "".join("," + entry for entry in entries) + "}", tuple(spans), offset, float_bytes
+
+
+@lru_cache(maxsize=64)
+def update_container(
+    codec_name: str,
+    gzip_wrapped: bool,
+    params: tuple[tuple[str, int], ...],
+    layout: tuple[TensorLayout, ...],
+) -> UpdateContainer:
+    """The container pieces of codec ``codec_name`` with ``params`` writing ``layout``."""
+    entries, spans, data_bytes, float_bytes = _tensor_entries(list(layout))
+    return UpdateContainer(
+        codec_name,
+        gzip_wrapped,
+        list(layout),
+        metadata_tail(codec_name, dict(params), list(layout)),
+        entries,
+        spans,
+        data_bytes,
+        float_bytes,
+    )
+
+
+def write_update(
+    codec: Codec,
+    binding: UpdateBinding,
+    layout: list[TensorLayout],
+    tensors: Mapping[str, np.ndarray],
+) -> bytes:
+    """The container bytes of one update (before any gzip framing)."""
+    check_binding(binding)
+    params = tuple(codec.params().items())
+    container = update_container(codec.name, codec.gzip_wrapped, params, tuple(layout))
+    return container.write(binding, tensors)
