@@ -78,31 +78,33 @@ class TorchModelAdapter(ModelAdapter):
     def __init__(self, module: nn.Module, training: TrainingConfig | None = None) -> None:
         self.module = module.float()
         self.training = training or TrainingConfig()
-        self._names = [n for n, t in module.state_dict().items() if t.is_floating_point()]
+        state = self.module.state_dict()
+        self._names = [n for n, t in state.items() if t.is_floating_point()]
         if not self._names:
             raise ValueError("the module has no floating-point parameters")
+        # state_dict() costs more than a small model's training step: its tensors share
+        # the module's storage, which training and set_weights only ever update in place,
+        # so they are read once and kept
+        self._state = {name: state[name] for name in self._names}
+        self._parameters = list(self.module.parameters())
 
     def get_weights(self) -> Weights:
-        state = self.module.state_dict()
-        return {name: state[name].detach().cpu().numpy().astype(np.float32) for name in self._names}
+        return {name: tensor.numpy().astype(np.float32) for name, tensor in self._state.items()}
 
     def set_weights(self, weights: Weights) -> None:
         if list(weights) != self._names:
             raise ValueError("weights do not name the model's parameters in order")
-        state = self.module.state_dict()
-        for name in self._names:
-            if tuple(weights[name].shape) != tuple(state[name].shape):
-                expected = tuple(state[name].shape)
-                raise ValueError(f"{name}: shape {weights[name].shape} != {expected}")
-            state[name].copy_(torch.from_numpy(np.ascontiguousarray(weights[name])))
+        for name, tensor in self._state.items():
+            if tuple(weights[name].shape) != tuple(tensor.shape):
+                raise ValueError(f"{name}: shape {weights[name].shape} != {tuple(tensor.shape)}")
+            tensor.copy_(torch.from_numpy(np.ascontiguousarray(weights[name])))
 
     def train(self, features: np.ndarray, labels: np.ndarray, *, seed: int) -> TrainResult:
         cfg = self.training
         inputs = torch.as_tensor(features, dtype=torch.float32)
         targets = torch.as_tensor(labels, dtype=torch.int64)
         generator = torch.Generator().manual_seed(seed)
-        optimizer = MomentumSGD(list(self.module.parameters()), cfg.learning_rate, cfg.momentum)
-        loss_fn = nn.CrossEntropyLoss()
+        optimizer = MomentumSGD(self._parameters, cfg.learning_rate, cfg.momentum)
         self.module.train()
         total_loss, seen = 0.0, 0
         for _ in range(cfg.epochs):
@@ -110,7 +112,7 @@ class TorchModelAdapter(ModelAdapter):
             for start in range(0, len(order), cfg.batch_size):
                 batch = order[start : start + cfg.batch_size]
                 optimizer.zero_grad()
-                loss = loss_fn(self.module(inputs[batch]), targets[batch])
+                loss = nn.functional.cross_entropy(self.module(inputs[batch]), targets[batch])
                 loss.backward()
                 optimizer.step()
                 total_loss += loss.item() * len(batch)
