@@ -14,11 +14,12 @@ import numpy as np
 PEAK_LIMIT = 1.10
 """Peak RSS of a participant's round, as a multiple of the RSS after ``import torch``.
 
-The round measures about 1.09: the rest is what a participant cannot do without, not a
-module it could defer. About a quarter is torch's first backward pass; most of the imports'
-share is eth-utils (which every eth-abi and eth-account import loads, pydantic with it),
-httpx (and, where click is installed, its optional command line: rich, pygments, click)
-and eth-account with its keyfile decoder."""
+The round measures about 1.09, and no participant import can be deferred to lower it:
+about a quarter of the rest is torch's first backward pass; most of the imports' share is
+eth-utils (which eth-abi and eth-account load, pydantic with it), eth-account with its
+keyfile decoder, and httpx. Only about 0.01x is dispensable, and not by moving an import:
+httpx's optional command line (rich, pygments, click), which it loads whenever click is
+installed, and the in-memory chain that ``flare.chain`` re-exports."""
 
 PEAK_KIB = """
 from pathlib import Path
