@@ -9,8 +9,11 @@ any byte, the decoder runs the full validation, which accepts or names what is w
 The binding is still checked, and so are the tensors' values, on both ways.
 
 The expected header is assembled from pieces cached per codec configuration and spec,
-which is what makes this path cheap: one plain JSON parse of the header and of the
-metadata, the binding's canonical JSON, and one bytes comparison.
+which is what makes this path cheap. Only two values are parsed: the metadata string at
+the head of the header, and the binding at the head of the metadata. What follows the
+binding (codec, format, layout and params) is the configuration's cached tail, and
+finding its container is one dictionary lookup once the tail has been seen; then come
+the binding's canonical JSON and one bytes comparison.
 """
 
 import json
@@ -83,6 +86,22 @@ def read_canonical(
         return None
 
 
+HEADER_HEAD = '{"__metadata__":{"flare":'
+METADATA_HEAD = '{"binding":'
+_JSON = json.JSONDecoder()
+
+
+@lru_cache(maxsize=64)
+def _container_with_tail(tail: str, spec: tuple[tuple[str, tuple], ...]) -> UpdateContainer:
+    """The container whose metadata ends in ``tail``, which is the rest of the metadata's
+    object after the binding: its codec and params name the configuration."""
+    fields = json.loads("{" + tail.removeprefix(","))
+    expected = expected_container(fields["codec"], tuple(sorted(fields["params"].items())), spec)
+    if expected.tail != tail:
+        raise MalformedUpdateError("not the writer's metadata")
+    return expected
+
+
 def _read_canonical(
     container: bytes, spec: ModelSpec, max_header_bytes: int, gzipped: bool
 ) -> CanonicalUpdate | None:
@@ -90,13 +109,16 @@ def _read_canonical(
     if header_len > max_header_bytes:
         return None
     header_end = 8 + header_len
-    header = json.loads(container[8:header_end])
-    metadata = header["__metadata__"]["flare"]
-    fields = json.loads(metadata)
-    params = tuple(sorted(fields["params"].items()))
+    header = container[8:header_end].decode("utf-8")
+    if not header.startswith(HEADER_HEAD):
+        return None
+    metadata, _ = _JSON.raw_decode(header, len(HEADER_HEAD))
+    if not metadata.startswith(METADATA_HEAD):
+        return None
+    fields, binding_end = _JSON.raw_decode(metadata, len(METADATA_HEAD))
     spec_key = tuple((name, tuple(shape)) for name, shape in spec.items())
-    expected = expected_container(fields["codec"], params, spec_key)
-    binding = UpdateBinding(**fields["binding"])
+    expected = _container_with_tail(metadata[binding_end:], spec_key)
+    binding = UpdateBinding(**fields)
     check_binding(binding)
     if (
         expected.gzip_wrapped != gzipped

@@ -30,16 +30,16 @@ def checked_delta(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> Weights:
         missing, extra = sorted(set(spec) - set(delta)), sorted(set(delta) - set(spec))
         raise MalformedUpdateError(f"delta does not match spec: missing {missing}, extra {extra}")
     checked: Weights = {}
-    for name, shape in spec.items():
-        with np.errstate(over="ignore"):
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf, refused
+        for name, shape in spec.items():
             array = np.asarray(delta[name], dtype=np.float32)
-        if array.shape != tuple(shape):
-            raise MalformedUpdateError(
-                f"delta {name!r} has shape {array.shape}, spec says {tuple(shape)}"
-            )
-        if not np.isfinite(array).all():
-            raise MalformedUpdateError(f"delta {name!r} contains NaN or Inf (as float32)")
-        checked[name] = array
+            if array.shape != tuple(shape):
+                raise MalformedUpdateError(
+                    f"delta {name!r} has shape {array.shape}, spec says {tuple(shape)}"
+                )
+            if not np.isfinite(array).all():
+                raise MalformedUpdateError(f"delta {name!r} contains NaN or Inf (as float32)")
+            checked[name] = array
     return checked
 
 

@@ -138,9 +138,8 @@ class PowerSGDEncoder(UpdateEncoder):
 
     def _reseed_zero_columns(self, q: np.ndarray) -> np.ndarray:
         """Replace all-zero columns of a warm start, or power iteration stays stuck at zero."""
-        for k in range(q.shape[1]):
-            if not q[:, k].any():
-                q[:, k] = self.rng.standard_normal(q.shape[0])
+        for k in np.flatnonzero(~q.any(axis=0)):
+            q[:, k] = self.rng.standard_normal(q.shape[0])
         return q
 
 
