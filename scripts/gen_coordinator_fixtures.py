@@ -214,11 +214,12 @@ def vrf_proof(chain: InMemoryChain, who: Identity, task_id: int, attempt_of: Any
 def draw(chain: InMemoryChain, people: list[Identity], task_id: int) -> tuple[list, list]:
     """Winners and losers of the current attempt among ``people`` registered before it."""
     current = chain.current_round(task_id)
-    k = chain.task(task_id).params.expected_committee
     winners, losers = [], []
     for who in people:
         proof = vrf_proof(chain, who, task_id, current)
-        won = vrf.seat_granted(vrf.output(proof), k, current.registered_snapshot)
+        won = vrf.seat_granted(
+            vrf.output(proof), current.expected_committee, current.registered_snapshot
+        )
         (winners if won else losers).append((who, proof))
     return winners, losers
 

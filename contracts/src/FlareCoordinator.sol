@@ -19,8 +19,9 @@ import {VRF} from "./VRF.sol";
 ///        and both deadlines share one slot, so the task checks and phase checks of submit,
 ///        claimSeat, propose, vote and timeout read a single slot (`openedAt` is not stored: it
 ///        is `submissionDeadline - submissionWindow`);
-///      - each attempt keeps a copy of the four immutable parameters its calls check
-///        (`minClients`, `minCommittee`, `expectedCommittee`, `quorumBps`) next to its counters.
+///      - each attempt keeps a copy of the parameters its calls check (`minClients`,
+///        `minCommittee`, `quorumBps`, and its own `expectedCommittee`, which an under-filled
+///        attempt doubles for the next) next to its counters.
 ///      CID codecs are stored as `uint8`: only raw (0x55) and dag-pb (0x70) are ever accepted.
 ///      The only external calls are `staticcall`s to precompiles during checks, each with a
 ///      bounded gas allowance (see `BLS`).
@@ -359,7 +360,7 @@ contract FlareCoordinator is IFlareCoordinator {
 
         task.seed = UNSEALED;
         task.submissionsHash = UNSEALED;
-        _openAttempt(task, taskId, 1, 0);
+        _openAttempt(task, taskId, 1, 0, task.params.expectedCommittee);
     }
 
     /// @inheritdoc IFlareCoordinator
@@ -533,6 +534,7 @@ contract FlareCoordinator is IFlareCoordinator {
             submissionDeadline: state.submissionDeadline,
             voteDeadline: state.voteDeadline,
             registeredSnapshot: counters.registeredSnapshot,
+            expectedCommittee: counters.expectedCommittee,
             submissionCount: counters.submissionCount,
             submissionsHash: seedSealed ? task.submissionsHash : bytes32(0),
             committeeSize: counters.committeeSize,
@@ -782,7 +784,7 @@ contract FlareCoordinator is IFlareCoordinator {
         _emitFinalized(task, taskId, proposalId, model, acceptedHash, history);
         uint32 round = state.round;
         if (round < task.params.maxRounds) {
-            _openAttempt(task, taskId, round + 1, 0);
+            _openAttempt(task, taskId, round + 1, 0, task.params.expectedCommittee);
         } else {
             state.stage = Stage.Completed;
             emit TaskCompleted(taskId, round, model, history);
@@ -815,7 +817,10 @@ contract FlareCoordinator is IFlareCoordinator {
 
     /// @dev Close the current attempt without a model, because its vote window passed
     ///      (`timedOut`) or because its members rejected; then open the next attempt of the
-    ///      round, or fail the task after its last allowed attempt (§4.12).
+    ///      round, or fail the task after its last allowed attempt (§4.12). An attempt that
+    ///      seated fewer than `minCommittee` hands the next one twice its expected committee, so
+    ///      idle keys or stake cannot dilute every attempt below `minCommittee`: the doubling
+    ///      reads only this attempt's closed counters, fixed before the next seed exists (§3).
     function _closeAttempt(TaskRecord storage task, uint256 taskId, bool timedOut) private {
         StateRecord storage state = task.state;
         CountersRecord storage counters = task.counters;
@@ -829,7 +834,9 @@ contract FlareCoordinator is IFlareCoordinator {
         }
         uint32 attempts = attempt + 1;
         if (attempts < task.params.maxAttempts) {
-            _openAttempt(task, taskId, round, attempts);
+            uint32 expected = counters.expectedCommittee;
+            if (counters.committeeSize < counters.minCommittee) expected = _doubled(expected);
+            _openAttempt(task, taskId, round, attempts, expected);
         } else {
             state.stage = Stage.Failed;
             emit TaskFailed(taskId, round, attempts);
@@ -859,9 +866,21 @@ contract FlareCoordinator is IFlareCoordinator {
         emit SeedSealed(taskId, round, attempt, seed);
     }
 
-    /// @dev Open attempt `attempt` of round `round` from the task's current model (§4.9); its seed
-    ///      is sealed later, by `_seal`.
-    function _openAttempt(TaskRecord storage task, uint256 taskId, uint32 round, uint32 attempt) private {
+    /// @dev `2 * k`, saturating at the largest `uint32`. Past the snapshot's size (or, staked,
+    ///      `k * stake >= stakeSnapshot` for every key) every eligible key wins a seat anyway.
+    function _doubled(uint32 k) private pure returns (uint32) {
+        return k > type(uint32).max / 2 ? type(uint32).max : 2 * k;
+    }
+
+    /// @dev Open attempt `attempt` of round `round` from the task's current model (§4.9), drawn
+    ///      with `expectedCommittee`; its seed is sealed later, by `_seal`.
+    function _openAttempt(
+        TaskRecord storage task,
+        uint256 taskId,
+        uint32 round,
+        uint32 attempt,
+        uint32 expectedCommittee
+    ) private {
         TaskParams memory params = task.params;
         StateRecord storage state = task.state;
         uint32 epoch = state.epoch + 1;
@@ -887,10 +906,12 @@ contract FlareCoordinator is IFlareCoordinator {
             rejections: 0,
             minClients: params.minClients,
             minCommittee: params.minCommittee,
-            expectedCommittee: params.expectedCommittee,
+            expectedCommittee: expectedCommittee,
             quorumBps: params.quorumBps
         });
         if (state.enrollment == Enrollment.Staked) task.stake.snapshot = _eligibleStake(task);
-        emit RoundOpened(taskId, round, attempt, epoch, baseModel, snapshot, submissionDeadline, voteDeadline);
+        emit RoundOpened(
+            taskId, round, attempt, epoch, baseModel, snapshot, expectedCommittee, submissionDeadline, voteDeadline
+        );
     }
 }

@@ -73,6 +73,9 @@ struct Task {
 /// @param voteDeadline `V`: the last block for proposals and votes.
 /// @param registeredSnapshot Participants registered in blocks before `openedAt`: those who may
 ///        draw a seat (the sortition's `n`).
+/// @param expectedCommittee The attempt's `k`: the task's `expectedCommittee` in a round's first
+///        attempt and after an attempt that seated `minCommittee`; twice the previous
+///        attempt's (saturating at 2^32 - 1) after one that seated fewer (§4.8).
 /// @param submissionCount Updates submitted in the attempt.
 /// @param submissionsHash The hash chain over the attempt's submissions, starting at `seed`
 ///        (zero until the seed is sealed).
@@ -88,6 +91,7 @@ struct Round {
     uint64 submissionDeadline;
     uint64 voteDeadline;
     uint32 registeredSnapshot;
+    uint32 expectedCommittee;
     uint32 submissionCount;
     bytes32 submissionsHash;
     uint32 committeeSize;
@@ -147,8 +151,8 @@ interface IFlareCoordinator {
     /// @notice A participant registered; its full BLS key lives only in this log.
     event ParticipantRegistered(uint256 indexed taskId, address indexed participant, uint32 index, bytes publicKey);
 
-    /// @notice A round attempt opened: its base model, snapshot and deadlines (its seed follows
-    ///         in a later block, `SeedSealed`).
+    /// @notice A round attempt opened: its base model, snapshot, expected committee size `k`
+    ///         and deadlines (its seed follows in a later block, `SeedSealed`).
     event RoundOpened(
         uint256 indexed taskId,
         uint32 indexed round,
@@ -156,6 +160,7 @@ interface IFlareCoordinator {
         uint32 epoch,
         Cid baseModel,
         uint32 registeredSnapshot,
+        uint32 expectedCommittee,
         uint64 submissionDeadline,
         uint64 voteDeadline
     );
@@ -493,7 +498,8 @@ interface IFlareCoordinator {
     ///      The proof is verified on chain (hash-to-G1 and one pairing check) and the seat is
     ///      granted iff `keccak256(proof) * registeredSnapshot < expectedCommittee * 2^256`; in a
     ///      staked task iff `keccak256(proof) * stakeSnapshot < expectedCommittee * stake * 2^256`
-    ///      with the sender's current stake (zero once withdrawn, so never).
+    ///      with the sender's current stake (zero once withdrawn, so never). `expectedCommittee`
+    ///      is the attempt's (`getRound`), which an under-filled attempt before it doubled.
     ///      Emits `SeatClaimed` with the proof.
     /// @param taskId The task.
     /// @param publicKey The sender's registered 256-byte key, authenticated by its stored hash.
@@ -518,8 +524,8 @@ interface IFlareCoordinator {
     ///      finalizes the round (`RoundFinalized`) and then completes the task (`TaskCompleted`)
     ///      or opens the next round (`RoundOpened`). The rejection after which fewer members
     ///      than the threshold are left who have not rejected closes the attempt
-    ///      (`RoundRejected`) and opens the next one (`RoundOpened`) or fails the task
-    ///      (`TaskFailed`).
+    ///      (`RoundRejected`) and opens the next one (`RoundOpened`, with the same expected
+    ///      committee: a rejecting committee was full) or fails the task (`TaskFailed`).
     /// @param taskId The task.
     /// @param proposalId The proposal.
     /// @param approve True to approve, false to reject.
@@ -529,7 +535,9 @@ interface IFlareCoordinator {
     ///         of the same round from the same base model (§4.8); anyone may. After the round's
     ///         last allowed attempt the task fails instead.
     /// @dev Checks, in order: task checks, `VoteWindowOpen`. Emits `RoundTimedOut`, then
-    ///      `RoundOpened` or `TaskFailed`.
+    ///      `RoundOpened` or `TaskFailed`. The next attempt's expected committee is twice this
+    ///      one's (saturating) if fewer than `minCommittee` seats were claimed, else this one's,
+    ///      so that idle keys cannot hold every attempt below `minCommittee`.
     /// @param taskId The task.
     function timeout(uint256 taskId) external;
 

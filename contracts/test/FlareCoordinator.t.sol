@@ -222,7 +222,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         }
         vm.roll(100);
         vm.expectEmit(address(coordinator));
-        emit IFC.RoundOpened(taskId, 1, 0, 1, _cid("initial model"), 3, 130, 150);
+        emit IFC.RoundOpened(taskId, 1, 0, 1, _cid("initial model"), 3, 100, 130, 150);
         vm.prank(creator);
         coordinator.startTask(taskId);
 
@@ -235,6 +235,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         assertEq(current.submissionDeadline, 130);
         assertEq(current.voteDeadline, 150);
         assertEq(current.registeredSnapshot, 3);
+        assertEq(current.expectedCommittee, 100);
         assertEq(current.submissionCount, 0);
         assertEq(current.submissionsHash, bytes32(0));
         assertEq(current.committeeSize, 0);
@@ -760,7 +761,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         emit IFC.RoundRejected(taskId, 1, 0, 5, before.submissionsHash, 5);
         vm.expectEmit(address(coordinator));
         emit IFC.RoundOpened(
-            taskId, 1, 1, 2, _cid("initial model"), 5, uint64(block.number + 30), uint64(block.number + 50)
+            taskId, 1, 1, 2, _cid("initial model"), 5, 100, uint64(block.number + 30), uint64(block.number + 50)
         );
         _vote(taskId, 3, first, false);
         Round memory next = coordinator.getRound(taskId);
@@ -881,7 +882,15 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         assertEq(logs[2].topics[0], IFC.RoundOpened.selector);
         assertEq(
             logs[2].data,
-            abi.encode(uint32(0), uint32(2), model, uint32(4), uint64(block.number + 30), uint64(block.number + 50))
+            abi.encode(
+                uint32(0),
+                uint32(2),
+                model,
+                uint32(4),
+                uint32(100),
+                uint64(block.number + 30),
+                uint64(block.number + 50)
+            )
         );
 
         Task memory task = coordinator.getTask(taskId);
@@ -951,7 +960,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         emit IFC.RoundTimedOut(taskId, 1, 0, 1, before.submissionsHash, 1);
         vm.expectEmit(address(coordinator));
         emit IFC.RoundOpened(
-            taskId, 1, 1, 2, _cid("initial model"), 3, uint64(block.number + 30), uint64(block.number + 50)
+            taskId, 1, 1, 2, _cid("initial model"), 3, 200, uint64(block.number + 30), uint64(block.number + 50)
         );
         vm.prank(stranger);
         coordinator.timeout(taskId);
@@ -960,6 +969,7 @@ contract FlareCoordinatorTest is CoordinatorTestBase {
         assertEq(next.round, 1);
         assertEq(next.attempt, 1);
         assertEq(next.epoch, 2);
+        assertEq(next.expectedCommittee, 200, "one seat of minCommittee 3 doubles k");
         assertEq(next.submissionCount, 0);
         assertEq(next.committeeSize, 0);
         // The flags of the last attempt no longer count; the first submission seals a new seed.

@@ -51,7 +51,7 @@ contract Grinder {
     /// @notice Grind and register `count` keys for round 1's seed under `randomness`, start the
     ///         task and claim, all in this one transaction.
     function grindAndStart(uint256 taskId, uint256 count, uint256 randomness) external {
-        _grindAndRegister(taskId, 1, 0, count, randomness);
+        _grindAndRegister(taskId, 1, 0, count, randomness, coordinator.getTask(taskId).params.expectedCommittee);
         coordinator.startTask(taskId);
         _claimAll(taskId);
     }
@@ -60,7 +60,11 @@ contract Grinder {
     ///         time the current attempt out and claim, all in this one transaction.
     function grindAndTimeout(uint256 taskId, uint256 count, uint256 randomness) external {
         Task memory task = coordinator.getTask(taskId);
-        _grindAndRegister(taskId, task.round, task.attempt + 1, count, randomness);
+        // The attacker knows the escalation rule: an under-filled attempt doubles k.
+        Round memory closing = coordinator.getRound(taskId);
+        uint256 k = closing.expectedCommittee;
+        if (closing.committeeSize < task.params.minCommittee) k *= 2;
+        _grindAndRegister(taskId, task.round, task.attempt + 1, count, randomness, k);
         coordinator.timeout(taskId);
         _claimAll(taskId);
     }
@@ -69,9 +73,14 @@ contract Grinder {
         return BlsSigner.publicKey(secrets[index]);
     }
 
-    function _grindAndRegister(uint256 taskId, uint32 round, uint32 attempt, uint256 count, uint256 randomness)
-        internal
-    {
+    function _grindAndRegister(
+        uint256 taskId,
+        uint32 round,
+        uint32 attempt,
+        uint256 count,
+        uint256 randomness,
+        uint256 expectedCommittee
+    ) internal {
         Task memory task = coordinator.getTask(taskId);
         bytes32 seed = keccak256(
             abi.encode(
@@ -89,7 +98,7 @@ contract Grinder {
         for (uint256 label; sybils.length < count; ++label) {
             uint256 secret = BlsSigner.secretKey(abi.encode("ground", label));
             bytes memory proof = BlsSigner.sign(secret, input, VRF.DST);
-            if (VRF.seatGranted(keccak256(proof), task.params.expectedCommittee, population)) {
+            if (VRF.seatGranted(keccak256(proof), expectedCommittee, population)) {
                 _registerSybil(taskId, secret, proof);
             }
         }
@@ -228,10 +237,11 @@ contract FlareCoordinatorAttacksTest is CoordinatorTestBase {
         _expectGroundKeysRefused(taskId);
     }
 
-    /// @dev A flood of idle keys dilutes every committee: 5 honest participants beside 20 free
-    ///      Sybil keys, k = 5, so about one honest seat per attempt, and the Sybils never act.
-    ///      The task no longer stalls: every attempt times out, and after `maxAttempts` the task
-    ///      ends as failed; its creator could have cancelled it at any time.
+    /// @dev 5 participants beside 20 free Sybil keys, k = 5, and no attempt ever finalizes (the
+    ///      participants claim seats but never propose; escalation seats them all from k = 40
+    ///      on, `FlareCoordinatorLiveness.t.sol`, but seats alone decide nothing). The task
+    ///      still cannot stall for good: after `maxAttempts` it ends as failed; its creator
+    ///      could have cancelled it at any time.
     function test_sybilFlood_cannotStallATaskForever() public {
         TaskParams memory params = _attackParams();
         params.expectedCommittee = 5;

@@ -169,7 +169,8 @@ contract FlareCoordinatorStakeTest is CoordinatorTestBase {
 
     /// @dev The sortition divides by the stake of the snapshot and weighs each claim by the
     ///      claimer's stake: with k = 3 and stakes 1, 1, 1, 30 (ether), the whale's draw wins for
-    ///      every output (3 · 30 >= 33) while the others win only below 3/33 of the range.
+    ///      every output (3 · 30 >= 33) while the others win only below k/33 of the range (k is
+    ///      the attempt's: an under-filled attempt doubles it for the next).
     function test_seats_areDrawnByStake() public {
         uint256 taskId = _createStaked(_stakedParams(), MIN_STAKE);
         for (uint256 i; i < 3; ++i) {
@@ -183,7 +184,8 @@ contract FlareCoordinatorStakeTest is CoordinatorTestBase {
             _seal(taskId);
             _claim(taskId, 3);
             for (uint256 i; i < 3; ++i) {
-                bool granted = VRF.seatGranted(keccak256(_proof(taskId, i)), 3 * 1 ether, 33 ether);
+                uint256 k = coordinator.getRound(taskId).expectedCommittee;
+                bool granted = VRF.seatGranted(keccak256(_proof(taskId, i)), k * 1 ether, 33 ether);
                 _claimOrRefused(taskId, i, granted);
                 smallLost = smallLost || !granted;
             }

@@ -283,8 +283,9 @@ def test_a_committee_below_minimum_can_only_time_out_then_retry(world: World) ->
     retry = world.chain.current_round(task_id)
     block = receipt.block_number
     assert receipt.one(RoundOpened) == RoundOpened(
-        block, 1, task_id, 1, 1, 2, INITIAL_MODEL, 4, block + 10, block + 20
+        block, 1, task_id, 1, 1, 2, INITIAL_MODEL, 4, 200, block + 10, block + 20
     )
+    assert retry.expected_committee == 200  # one seat of minimum 2: k = 100 doubles
     assert retry.seed == bytes(32)
     assert (retry.round, retry.attempt, retry.epoch, retry.submission_count) == (1, 1, 2, 0)
     task = world.chain.task(task_id)

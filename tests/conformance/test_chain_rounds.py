@@ -164,7 +164,7 @@ def test_full_round_with_committee_finalizes_on_quorum(world: World) -> None:
         history,
     )  # fmt: skip
     assert receipt.events[2] == RoundOpened(
-        block, 2, task_id, 2, 0, 2, NEW_MODEL, 4, block + 10, block + 20
+        block, 2, task_id, 2, 0, 2, NEW_MODEL, 4, 100, block + 10, block + 20
     )
     task = world.chain.task(task_id)
     assert (task.model, task.history_hash, task.round, task.attempt, task.epoch) == (

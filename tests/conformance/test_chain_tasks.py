@@ -266,6 +266,7 @@ def test_start_task_needs_min_clients_then_opens_round_one(world: World) -> None
         1,
         INITIAL_MODEL,
         3,
+        params.expected_committee,
         receipt.block_number + params.submission_window,
         receipt.block_number + params.submission_window + params.vote_window,
     )
@@ -276,6 +277,7 @@ def test_start_task_needs_min_clients_then_opens_round_one(world: World) -> None
         receipt.block_number,
     )
     assert (current.registered_snapshot, current.submission_count) == (3, 0)
+    assert current.expected_committee == params.expected_committee
     # No seed until a later block seals one; the submissions hash starts from it.
     assert (current.seed, current.submissions_hash, current.committee_size) == (
         bytes(32),

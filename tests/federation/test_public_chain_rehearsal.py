@@ -110,7 +110,7 @@ class ReopeningChain:
         return RoundOpened(
             block_number=self.opened_at, log_index=0, task_id=task_id, round=round_number,
             attempt=attempt, epoch=4, base_model=ContentRef(0x55, bytes(32)),
-            registered_snapshot=3, submission_deadline=self.opened_at + 24,
+            registered_snapshot=3, expected_committee=40, submission_deadline=self.opened_at + 24,
             vote_deadline=self.opened_at + 44,
         )  # fmt: skip
 
@@ -122,7 +122,8 @@ def open_round(opened_at: int) -> Round:
     return Round(
         round=2, attempt=0, epoch=4, seed=b"\x01" * 32, opened_at=opened_at,
         submission_deadline=opened_at + 24, vote_deadline=opened_at + 44,
-        registered_snapshot=3, submission_count=0, submissions_hash=bytes(32),
+        registered_snapshot=3, expected_committee=40, submission_count=0,
+        submissions_hash=bytes(32),
         committee_size=0, quorum_threshold=2, rejections=0,
     )  # fmt: skip
 

@@ -4,6 +4,7 @@ the defaults."""
 
 import itertools
 import random
+from dataclasses import replace
 from fractions import Fraction
 
 import pytest
@@ -24,10 +25,13 @@ from flare.federation.safety import (
 from flare.federation.task_parameters import DEFAULT_TASK_PARAMETERS, TaskParameters
 
 
-def enumerated_risk(parameters: TaskParameters, participants: int, adversaries: int):
-    """Capture and stall by walking every subset of seated participants, with the contract's
-    threshold ``ceil(quorum * size / 10000)`` and the real seat probability."""
-    seat = Fraction(seat_threshold(parameters.expected_committee, participants), 2**256)
+def enumerated_risk(
+    parameters: TaskParameters, participants: int, adversaries: int, committee: int
+):
+    """Capture and stall at expected committee ``committee`` by walking every subset of seated
+    participants, with the contract's threshold ``ceil(quorum * size / 10000)`` and the real
+    seat probability."""
+    seat = Fraction(seat_threshold(committee, participants), 2**256)
     capture = stall = Fraction(0)
     for seated in itertools.product((False, True), repeat=participants):
         weight = Fraction(1)
@@ -54,10 +58,19 @@ def enumerated_risk(parameters: TaskParameters, participants: int, adversaries: 
     ],
 )
 def test_exact_sums_equal_an_enumeration_of_every_draw(parameters, participants, adversaries):
+    """Each figure is the worst over the committee sizes escalation can reach: k, 2k, … up to
+    the first that seats everyone (escalation never goes further in effect)."""
+    sizes, size = [], parameters.expected_committee
+    while not sizes or sizes[-1] < participants:
+        sizes.append(size)
+        size *= 2
+    enumerated = [enumerated_risk(parameters, participants, adversaries, k) for k in sizes]
     risk = committee_risk(parameters, participants, adversaries)
-    assert (risk.capture, risk.honest_stall) == enumerated_risk(
-        parameters, participants, adversaries
-    )
+    assert risk.committees == tuple(sizes)
+    assert risk.capture == max(capture for capture, _ in enumerated)
+    assert risk.honest_stall == max(stall for _, stall in enumerated)
+    single = committee_risk(replace(parameters, max_attempts=1), participants, adversaries)
+    assert (single.capture, single.honest_stall) == enumerated[0]
 
 
 def test_capture_matches_a_monte_carlo_of_the_contracts_seat_rule():
@@ -184,3 +197,55 @@ def test_staked_sums_equal_the_exact_sums_when_every_key_holds_the_same_stake():
     staked = staked_committee_risk(parameters, [7] * 4, [7] * 8)
     assert staked.capture == pytest.approx(exact.capture, rel=1e-9)
     assert staked.honest_stall == pytest.approx(exact.honest_stall, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "share"),
+    [
+        (DEFAULT_TASK_PARAMETERS, 0.2),
+        (TaskParameters(expected_committee=5, min_committee=3), 0.2),
+        (TaskParameters(expected_committee=4, min_committee=2, quorum_bps=5001), 0.4),
+        (TaskParameters(expected_committee=8, min_committee=1, quorum_bps=9000), 0.05),
+    ],
+)
+def test_the_open_limit_covers_every_escalated_committee(parameters, share):
+    """The figure is the worst over k·2^j: each size summed on its own stays below it, for the
+    sizes summed and for the larger ones the Chernoff bounds certified."""
+    risk = open_committee_risk(parameters, share)
+    assert risk.committees[0] == parameters.expected_committee
+    sizes = [parameters.expected_committee * 2**j for j in range(6)]
+    single = [
+        open_committee_risk(replace(parameters, expected_committee=k, max_attempts=1), share)
+        for k in sizes
+    ]
+    assert risk.capture == max(one.capture for one in single[: len(risk.committees)])
+    assert all(one.capture <= risk.capture for one in single)
+    assert all(one.honest_stall <= risk.honest_stall * (1 + 1e-12) for one in single)
+    # Without escalation (one attempt) only k counts.
+    assert open_committee_risk(replace(parameters, max_attempts=1), share) == single[0]
+
+
+def test_an_escalated_committee_can_be_the_worst():
+    """Where a larger committee is worse for the honest side, the figure reports it: against
+    a 0.45 share with a 51 % quorum, k = 1 is captured with odds 0.234 but k = 4 with 0.322."""
+    parameters = TaskParameters(expected_committee=1, min_committee=1, quorum_bps=5001)
+    first = open_committee_risk(replace(parameters, max_attempts=1), 0.45)
+    fourfold = open_committee_risk(replace(parameters, expected_committee=4, max_attempts=1), 0.45)
+    risk = open_committee_risk(parameters, 0.45)
+    assert first.capture == pytest.approx(0.234, abs=1e-3)
+    assert fourfold.capture == pytest.approx(0.322, abs=1e-3)
+    assert risk.capture >= fourfold.capture > first.capture
+
+
+def test_a_finite_population_stops_where_every_key_is_seated():
+    risk = committee_risk(TaskParameters(expected_committee=5, min_committee=3), 50, 10)
+    assert risk.committees == (5, 10, 20, 40, 80)
+    assert "escalation reaches from k = 5" in risk.describe("10 keys")
+    capped = committee_risk(TaskParameters(expected_committee=5, max_attempts=3), 50, 10)
+    assert capped.committees == (5, 10, 20)
+
+
+def test_a_staked_population_stops_where_every_stake_is_seated():
+    # T = 20, the smallest stake 1: k = 20 seats every key, so 5, 10, 20.
+    risk = staked_committee_risk(TaskParameters(expected_committee=5), [5, 5], [1] * 10)
+    assert risk.committees == (5, 10, 20)

@@ -37,6 +37,7 @@ contract CoordinatorHandler is CommonBase, StdUtils {
         bytes proof;
         bytes32 output;
         uint32 snapshot;
+        uint32 expectedCommittee;
     }
 
     /// @notice A finalization, with the vote counts that reached it.
@@ -256,7 +257,8 @@ contract CoordinatorHandler is CommonBase, StdUtils {
                     input,
                     proof,
                     keccak256(proof),
-                    current.registeredSnapshot
+                    current.registeredSnapshot,
+                    current.expectedCommittee
                 )
             );
         }

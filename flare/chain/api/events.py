@@ -76,7 +76,8 @@ class ParticipantRegistered(Event):
 
 @dataclass(frozen=True)
 class RoundOpened(Event):
-    """A round attempt opened: its base model, snapshot and deadlines (the seed comes later)."""
+    """A round attempt opened: its base model, snapshot, expected committee size ``k`` and
+    deadlines (the seed comes later)."""
 
     task_id: Indexed[Uint256]
     round: Indexed[Uint32]
@@ -84,6 +85,7 @@ class RoundOpened(Event):
     epoch: Uint32
     base_model: AbiTuple[ContentRef]
     registered_snapshot: Uint32
+    expected_committee: Uint32
     submission_deadline: Uint64
     vote_deadline: Uint64
 

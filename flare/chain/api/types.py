@@ -113,6 +113,9 @@ class Round:
     submission_deadline: Uint64
     vote_deadline: Uint64
     registered_snapshot: Uint32
+    expected_committee: Uint32
+    """The attempt's ``k``: the task's, doubled (saturating) after each attempt of the round
+    that closed with fewer than ``min_committee`` seats (docs/protocol.md §4.8)."""
     submission_count: Uint32
     submissions_hash: Bytes32
     committee_size: Uint32

@@ -214,7 +214,7 @@ class Ledger:
         eligible = state.eligible(block)
         if eligible < task.params.min_clients:
             raise errors.TooFewParticipants(call.task_id, eligible, task.params.min_clients)
-        return [state.open_attempt(1, 0, block)]
+        return [state.open_attempt(1, 0, state.task.params.expected_committee, block)]
 
     def _cancel_task(self, call: CancelTask, block: BlockContext) -> list[Event]:
         state = self._state(call.task_id)

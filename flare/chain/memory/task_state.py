@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 PUBLIC_KEY_LENGTH = 256
 PROOF_LENGTH = 128
+UINT32_MAX = 2**32 - 1
+"""Where an escalated expected committee saturates, as the contract's uint32 does."""
 
 STRANGER = Participant(
     registered=False,
@@ -230,7 +232,7 @@ class TaskState:
             output = vrf.verify(public_key, message, proof)
         except CryptoError as exc:
             raise errors.InvalidVrfProof(self.task_id, sender) from exc
-        expected = self.task.params.expected_committee
+        expected = current.expected_committee
         if self.stake is None:
             granted = vrf.seat_granted(output, expected, current.registered_snapshot)
         else:
@@ -274,9 +276,11 @@ class TaskState:
         self.task = replace(self.task, registered_count=index + 1)
         return event(ParticipantRegistered, block, self.task_id, sender, index, public_key)
 
-    def open_attempt(self, round_number: int, attempt: int, block: BlockContext) -> Event:
-        """Open ``(round_number, attempt)`` from the task's current model (protocol §4.9);
-        its seed stays zero until sealed."""
+    def open_attempt(
+        self, round_number: int, attempt: int, expected_committee: int, block: BlockContext
+    ) -> Event:
+        """Open ``(round_number, attempt)`` from the task's current model (protocol §4.9),
+        drawn with ``expected_committee``; its seed stays zero until sealed."""
         task = self.task
         submission_deadline = block.number + task.params.submission_window
         opened = Round(
@@ -288,6 +292,7 @@ class TaskState:
             submission_deadline=submission_deadline,
             vote_deadline=submission_deadline + task.params.vote_window,
             registered_snapshot=self.eligible(block),
+            expected_committee=expected_committee,
             submission_count=0,
             submissions_hash=bytes(32),
             committee_size=0,
@@ -309,13 +314,18 @@ class TaskState:
             opened.epoch,
             task.model,
             opened.registered_snapshot,
+            opened.expected_committee,
             opened.submission_deadline,
             opened.vote_deadline,
         )
 
     def close_attempt(self, current: Round, block: BlockContext, *, timed_out: bool) -> list[Event]:
         """Close the attempt without a model (its deadline passed, or its members rejected),
-        then open the next attempt or, after the last allowed one, fail the task (§4.12)."""
+        then open the next attempt or, after the last allowed one, fail the task (§4.12).
+
+        An attempt that seated fewer than ``min_committee`` hands the next one twice its
+        expected committee, so that idle keys or stake cannot dilute every attempt below it.
+        """
         closed = event(
             RoundTimedOut if timed_out else RoundRejected,
             block,
@@ -328,7 +338,10 @@ class TaskState:
         )
         attempts = current.attempt + 1
         if attempts < self.task.params.max_attempts:
-            return [closed, self.open_attempt(current.round, attempts, block)]
+            expected = current.expected_committee
+            if current.committee_size < self.task.params.min_committee:
+                expected = min(2 * expected, UINT32_MAX)
+            return [closed, self.open_attempt(current.round, attempts, expected, block)]
         self.round = current
         self.task = replace(self.task, status=Status.FAILED)
         return [closed, event(TaskFailed, block, self.task_id, current.round, attempts)]
@@ -362,7 +375,11 @@ class TaskState:
             history,
         )
         if current.round < self.task.params.max_rounds:
-            return [finalized, self.open_attempt(current.round + 1, 0, block)]
+            next_round = current.round + 1
+            return [
+                finalized,
+                self.open_attempt(next_round, 0, self.task.params.expected_committee, block),
+            ]
         self.task = replace(self.task, status=Status.COMPLETED)
         completed = event(
             TaskCompleted, block, self.task_id, current.round, proposal.model, history

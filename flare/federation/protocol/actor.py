@@ -160,7 +160,7 @@ class ParticipantActor:
         block = self.chain.block_number() + 1  # where our next transaction lands
         phase = state.phase_at(block)
         if phase is Phase.SUBMISSION:
-            return self._submission_phase(task, state, me, memo)
+            return self._submission_phase(state, me, memo)
         if phase is Phase.VOTING and me.seat_epoch == state.epoch:
             return self.committee.act(task, state, me, memo, block, self.task_context())
         if phase is Phase.EXPIRED:
@@ -175,9 +175,7 @@ class ParticipantActor:
         index = self.chain.participant(self.task_id, self.address).index
         self.log.info("registered for task %d as participant #%d", self.task_id, index)
 
-    def _submission_phase(
-        self, task: Task, state: Round, me: Participant, memo: AttemptMemo
-    ) -> StepOutcome:
+    def _submission_phase(self, state: Round, me: Participant, memo: AttemptMemo) -> StepOutcome:
         if not state.seed_sealed:
             # The seed comes from the first block after the opening one whose transaction
             # seals it: every participant races to seal at once, so no one picks the block.
@@ -185,19 +183,19 @@ class ParticipantActor:
                 self.chain.seal_seed(self.task_id)
             return StepOutcome.ACTED
         may_sit = me.index < state.registered_snapshot and me.seat_epoch != state.epoch
-        if may_sit and memo.seat_refused_for != state.seed and self._claim_seat(task, state, memo):
+        if may_sit and memo.seat_refused_for != state.seed and self._claim_seat(state, memo):
             return StepOutcome.ACTED
         if me.submit_epoch != state.epoch and not memo.nothing_to_send:
             self._submit(state, me, memo)
             return StepOutcome.ACTED
         return StepOutcome.IDLE
 
-    def _claim_seat(self, task: Task, state: Round, memo: AttemptMemo) -> bool:
+    def _claim_seat(self, state: Round, memo: AttemptMemo) -> bool:
         """Draw the VRF and claim the seat if it wins; whether a transaction was sent."""
         try:
             with self.clock.phase("vrf"):
                 output = self.participant.claim_seat_if_drawn(
-                    self.chain, memo.opened, task.params.expected_committee
+                    self.chain, memo.opened, state.expected_committee
                 )
         except ContractError:
             memo.seat_refused_for = state.seed  # do not ask again under this seed

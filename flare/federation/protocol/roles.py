@@ -126,6 +126,9 @@ class ProtocolParticipant:
     ) -> bytes | None:
         """Claim a seat when the VRF output falls under the threshold; return the output.
 
+        ``expected_committee`` is the attempt's ``k`` (``Round.expected_committee``), which an
+        under-filled attempt before it in the round doubled, not the task's parameter.
+
         In a staked task the threshold weighs this device's stake against the stake of the
         attempt's snapshot (docs/protocol.md §2.4), as the contract does.
         """
