@@ -53,9 +53,9 @@ def _well_formed(update: ClientUpdate, spec: ModelSpec) -> bool:
     return True
 
 
-def _checked_spec(updates: Sequence[ClientUpdate], global_weights: Weights) -> ModelSpec:
+def checked_structure(updates: Sequence[ClientUpdate], global_weights: Weights) -> ModelSpec:
     """The model spec once the updates' structure is valid; finiteness is left to
-    :func:`_scores_of_finite`. A failed check hands over to the full validator, whose
+    :func:`finite_distance_scores`. A failed check hands over to the full validator, whose
     error names the first offending client as it always has."""
     spec = spec_of(global_weights)
     distinct = len({update.client_id for update in updates}) == len(updates)
@@ -64,7 +64,7 @@ def _checked_spec(updates: Sequence[ClientUpdate], global_weights: Weights) -> M
     return spec
 
 
-def _scores_of_finite(
+def finite_distance_scores(
     updates: Sequence[ClientUpdate], result: Weights, spec: ModelSpec, global_weights: Weights
 ) -> dict[str, dict[str, float]]:
     """Each client's distance to ``result``, refusing updates that hold NaN or infinity.
@@ -91,14 +91,14 @@ class CoordinateMedian(Aggregator):
     def aggregate(
         self, updates: Sequence[ClientUpdate], context: AggregationContext
     ) -> AggregationResult:
-        spec = _checked_spec(updates, context.global_weights)
+        spec = checked_structure(updates, context.global_weights)
         exact = coordinate_median([update.delta for update in updates], spec)
         median = {name: tensor.astype(np.float32) for name, tensor in exact.items()}
         return AggregationResult(
             delta=median,
             accepted=[update.client_id for update in updates],
             flagged=[],
-            scores=_scores_of_finite(updates, median, spec, context.global_weights),
+            scores=finite_distance_scores(updates, median, spec, context.global_weights),
         )
 
 
@@ -120,7 +120,7 @@ class TrimmedMean(Aggregator):
     def aggregate(
         self, updates: Sequence[ClientUpdate], context: AggregationContext
     ) -> AggregationResult:
-        spec = _checked_spec(updates, context.global_weights)
+        spec = checked_structure(updates, context.global_weights)
         deltas = [update.delta for update in updates]
         count = len(updates)
         trimmed = math.floor(self.trim_fraction * count)
@@ -142,6 +142,6 @@ class TrimmedMean(Aggregator):
             delta=result,
             accepted=[update.client_id for update in updates],
             flagged=[],
-            scores=_scores_of_finite(updates, result, spec, context.global_weights),
+            scores=finite_distance_scores(updates, result, spec, context.global_weights),
             notes=[f"trimmed {trimmed} value(s) from each end of every coordinate"],
         )
