@@ -99,14 +99,20 @@ def fleet_markdown(fleets: list[dict[str, Any]]) -> list[str]:
         )
     largest = fleets[-1]
     held_mib = largest["bytes_raw"] / 2**20
+    above_imports = largest["peak_rss_mb"] - largest["imports_rss_mb"]
+    cpu_share = largest["run_cpu_seconds"] / largest["run_seconds"]
     lines += [
         "",
-        f"At {largest['clients']:,} clients the round holds every decoded update until "
-        f"the aggregator has run: {held_mib:.0f} MiB of float32 "
-        f"({largest['bytes_raw'] / largest['clients'] / 1024:.0f} KiB per client) on top of "
-        f"the {largest['imports_rss_mb']:.0f} MiB after imports, so the peak grows with the "
-        "fleet. The time goes to training and encoding (the train column), one client "
-        "after another on one core.",
+        f"`{FLEET_AGGREGATOR}` aggregates a round one update at a time "
+        "(`StreamingAggregator`), so the offline round streams: each client's update is "
+        "trained, encoded, decoded and added to the running weighted sum before the next "
+        f"client trains. At {largest['clients']:,} clients the peak is "
+        f"{above_imports:.0f} MiB above the {largest['imports_rss_mb']:.0f} MiB after "
+        f"imports, where the fleet's decoded updates alone are {held_mib:.0f} MiB of "
+        f"float32 ({largest['bytes_raw'] / largest['clients'] / 1024:.0f} KiB per client). "
+        "The time goes to training and encoding (the train column), one client after "
+        f"another on one core; the run had the core {cpu_share:.0%} of its wall time "
+        "(CPU s / wall s), the rest went to other jobs on the shared machine.",
         "",
     ]
     return lines
