@@ -4,6 +4,11 @@ Each round follows the wire path for real — clients encode their updates to
 bytes, the aggregator decodes and validates those bytes — so the bytes counted
 are the bytes a device would send, and a malformed update is refused exactly as
 it would be over the network.
+
+Where the rule can aggregate one update at a time (FedAvg), the round streams: each
+client's update is trained, encoded, decoded and summed before the next client trains, so
+a round holds one update rather than the fleet's, and gives the same bytes as the batched
+round (``tests/federation/test_simulation_streaming.py``).
 """
 
 import hashlib
@@ -94,20 +99,23 @@ class RoundOutcome:
     result: AggregationResult | None
 
 
-def streams(
+def streaming_rule(
     federation: Federation, clients: ClientBackend, participants: list[tuple[int, Client]]
-) -> bool:
-    """Whether a round can stream: a rule that aggregates one update at a time, clients
-    that train in this process, a stateless codec (a surprise replays the round, which must
-    send the same bytes again), and no attacker taking part (an attack may claim any
-    count)."""
-    return (
-        isinstance(federation.aggregator, StreamingAggregator)
+) -> StreamingAggregator | None:
+    """The rule a round streams through, if it can: one that aggregates an update at a time,
+    clients that train in this process, a stateless codec (a surprise replays the round,
+    which must send the same bytes again), and no attacker taking part (an attack may claim
+    any count)."""
+    rule = federation.aggregator
+    if (
+        isinstance(rule, StreamingAggregator)
         and isinstance(clients, LocalClients)
         and keeps_no_state(federation.codec)
-        and bool(participants)
+        and participants
         and not any(client.client_id in federation.malicious_ids for _, client in participants)
-    )
+    ):
+        return rule
+    return None
 
 
 class Simulation:
@@ -164,17 +172,15 @@ class Simulation:
             seed=server_seed,
         )
         outcome = None
-        if streams(federation, clients, participants):
-            outcome = self._streamed(
-                federation, clients, participants, wire, context, clock, observer
-            )
-            # A surprise (a client that cannot send, a blob refused, a claim other than its
-            # shard's) changes the round's weights after the stream summed with them: the
-            # round is replayed whole, which trains and encodes to the same bytes.
-            observer = RunObserver() if outcome is None else observer
+        rule = streaming_rule(federation, clients, participants)
+        if rule is not None:
+            outcome = self._streamed(rule, clients, participants, wire, context, clock, observer)
         if outcome is None:
+            # After a surprise in the stream the round is replayed batched, unannounced: the
+            # observer has already seen every one of its clients finish.
+            replay_observer = observer if rule is None else RunObserver()
             outcome = self._batched(
-                federation, clients, participants, wire, context, clock, observer
+                federation, clients, participants, wire, context, clock, replay_observer
             )
         result = outcome.result
         if result is not None:
@@ -239,7 +245,7 @@ class Simulation:
 
     def _streamed(
         self,
-        federation: Federation,
+        rule: StreamingAggregator,
         clients: LocalClients,
         participants: list[tuple[int, Client]],
         wire: RoundWire,
@@ -251,12 +257,13 @@ class Simulation:
         trains, so the round holds one update, not the fleet's; ``None`` on a surprise.
 
         The stream is announced every participant claiming its shard's size: what each
-        honest client sends, unless its training diverges or its blob is refused.
+        honest client sends, unless its training diverges or its blob is refused. Either
+        surprise changes the round's weights after the stream summed with them, so the
+        caller replays the round batched, which trains and encodes to the same bytes.
         """
-        aggregator = federation.aggregator
-        assert isinstance(aggregator, StreamingAggregator)  # checked by streams()
+        federation = clients.federation
         claims = [(client.client_id, client.num_samples) for _, client in participants]
-        stream = aggregator.open_stream(claims, context)
+        stream = rule.open_stream(claims, context)
         sent_bytes: dict[str, int] = {}
         updates = clients.stream_round(
             participants, context.global_weights, wire.round, wire.bindings(participants)
@@ -270,7 +277,6 @@ class Simulation:
             sent_bytes[sender] = len(encoded.blob)
             with clock.phase("decode"):
                 update, _ = self._decode(federation, sender, encoded.blob, wire)
-            del encoded
             if update is None or (update.client_id, update.num_samples) != expected:
                 return None
             with clock.phase("aggregate"):

@@ -21,7 +21,7 @@ def run(monkeypatch: pytest.MonkeyPatch, *, stream: bool, **options) -> tuple[li
 
     monkeypatch.setattr(simulation, "evaluate", recording_evaluate)
     if not stream:
-        monkeypatch.setattr(simulation, "streams", lambda *_: False)
+        monkeypatch.setattr(simulation, "streaming_rule", lambda *_: None)
     config = SimulationConfig(**{"rounds": 2, "malicious": 0, "aggregator": "fedavg", **options})
     report = Simulation(config).run().to_dict()
     monkeypatch.undo()
@@ -61,7 +61,7 @@ def test_streams_only_what_it_can_replay_and_predict():
         federation = simulation.build_federation(config)
         participants, _ = simulation.active_clients(config, federation.clients, 1)
         clients = simulation.LocalClients(federation)
-        return simulation.streams(federation, clients, participants)
+        return simulation.streaming_rule(federation, clients, participants) is not None
 
     assert can_stream(aggregator="fedavg")
     assert not can_stream(aggregator="median")  # compares the updates with each other
