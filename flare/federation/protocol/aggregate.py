@@ -155,6 +155,10 @@ class UpdateFetches:
         alone, which every member judges alike."""
         return cid in self._blobs or cid in self._too_large
 
+    def obtained_cids(self) -> frozenset[str]:
+        """Every CID :meth:`obtained` holds true of."""
+        return frozenset(self._blobs.keys() | self._too_large)
+
     def _settle(self, cid: str, future: Future[bytes]) -> None:
         try:
             self._blobs[cid] = future.result()

@@ -35,6 +35,7 @@ from flare.federation.protocol.follow import StepOutcome
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.protocol.shared_recomputation import (
+    SharedReads,
     SharedRecomputations,
     SimulatedParticipant,
 )
@@ -118,6 +119,7 @@ class _TaskRun:
             raise TypeError(f"{type(chain).__name__} cannot mine: not a development chain")
         self.config, self.protocol, self.federation = config, protocol, federation
         self.chain, self.store, self.observer = chain, store, observer
+        self.reads = SharedReads(store)
         self.blocks: MinesBlocks = chain
         self.clock = Stopwatch()
         self.participants: list[ProtocolParticipant] = []
@@ -154,7 +156,7 @@ class _TaskRun:
         actors = [
             ParticipantActor(
                 self.chain,
-                self.store,
+                self.reads,
                 participant,
                 task_id,
                 device,
@@ -298,6 +300,7 @@ class _TaskRun:
         )
         self.attempt_round.begin(opened, participants)
         self.recomputations.new_attempt()
+        self.reads.forget()
         self.observer.round_started(opened.round, len(participants))
         taking_part = [actors[index] for index, _ in participants]
         while not self._closed(opened):
