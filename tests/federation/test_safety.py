@@ -142,6 +142,10 @@ def test_the_open_limit_grows_with_the_adversary_share(share, committee):
 def test_the_defaults_meet_the_bound_and_the_old_committee_did_not():
     risk = open_committee_risk(DEFAULT_TASK_PARAMETERS, DEFAULT_ADVERSARY_SHARE)
     assert risk.capture <= DEFAULT_MAX_CAPTURE_PROBABILITY
+    # Over every escalated size the worst is the task's own k = 40 (docs/protocol.md §11).
+    at_k = open_committee_risk(replace(DEFAULT_TASK_PARAMETERS, max_attempts=1), 0.2)
+    assert (risk.capture, risk.honest_stall) == (at_k.capture, at_k.honest_stall)
+    assert (round(risk.capture, 10), round(risk.honest_stall, 3)) == (6.3e-9, 0.028)
     check_capture_bound(risk, DEFAULT_MAX_CAPTURE_PROBABILITY, "a 0.2 share")
     # The README's dishonest committee: 3 attackers of 10 clients, k = 5 seats.
     old = committee_risk(TaskParameters(expected_committee=5), 10, 3)
