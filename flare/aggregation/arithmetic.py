@@ -166,11 +166,10 @@ class WeightedAverage:
         """``Σ wᵢ·sᵢ·δᵢ / Σ wᵢ``, divided once in float64 and rounded once to float32."""
         if self._added != len(self.coefficients):
             raise AggregationError("need exactly one weight per update")
-        averaged: Weights = {}
-        for name, total in self._sum.sums.items():
-            np.divide(total, self.total, out=total)
-            averaged[name] = total.astype(np.float32)
-        return averaged
+        return {
+            name: np.divide(total, self.total).astype(np.float32)
+            for name, total in self._sum.sums.items()
+        }
 
 
 def weighted_average(

@@ -9,7 +9,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from flare.aggregation import AggregationContext, AggregationError, ClientUpdate, FedAvg
-from flare.aggregation.arithmetic import WeightedSum, linear_combination, weighted_average
+from flare.aggregation.arithmetic import (
+    WeightedAverage,
+    WeightedSum,
+    linear_combination,
+    weighted_average,
+)
 from flare.aggregation.counts import COUNT_WEIGHTINGS, sample_weights
 
 finite_float32 = st.floats(
@@ -151,3 +156,17 @@ def test_a_stream_checks_the_claims_and_the_tensors_as_the_batch_path_does():
     stream = FedAvg().open_stream([("c0", 2)], context)
     with pytest.raises(AggregationError, match="'c0': tensor 't' is not finite"):
         stream.add(ClientUpdate("c0", {"t": np.full(3, np.nan, np.float32)}, 2))
+
+
+def test_an_average_takes_exactly_one_delta_per_weight_and_can_be_read_twice():
+    delta = {"t": np.ones(3, np.float32)}
+    average = WeightedAverage([1.0, 3.0], {"t": (3,)})
+    average.add(delta)
+    with pytest.raises(AggregationError, match="one weight per update"):
+        average.result()
+    average.add({"t": np.full(3, 5.0, np.float32)})
+    with pytest.raises(AggregationError, match="more updates than weights"):
+        average.add(delta)
+    first = average.result()
+    np.testing.assert_array_equal(first["t"], np.full(3, 4.0, np.float32))
+    assert average.result()["t"].tobytes() == first["t"].tobytes()
