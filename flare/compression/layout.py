@@ -171,19 +171,34 @@ def unambiguous(layout: list[TensorLayout]) -> list[TensorLayout]:
     return layout
 
 
+REBUILD_BLOCK_BYTES = 1 << 16
+"""The rebuild sums a block of rows at a time in float64 scratch of this size: it stays in
+cache, and no large temporary is allocated and freed per call, which can cost page faults
+(glibc hands large blocks back to the system and faults them in again on reuse)."""
+
+
 def reconstruct_low_rank(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """``P @ Q.T`` as a fixed-order float64 sum of outer products, rounded once to float32.
 
     Not a matmul: BLAS may reorder a matmul's reduction with the thread count or CPU,
     while this sum is elementwise (each product of two float32 values is exact in
     float64; dequantised int8 factors are rounded the same way everywhere) and adds
-    rank-one terms in column order, so every machine gets the same bits.
+    rank-one terms in column order, so every machine gets the same bits. Blocks of rows
+    are independent, so working a block at a time changes no bit.
     """
     p64, q64 = p.astype(np.float64), q.astype(np.float64)
-    total = np.zeros((p64.shape[0], q64.shape[0]), dtype=np.float64)
+    rows, cols = p64.shape[0], q64.shape[0]
+    rebuilt = np.empty((rows, cols), dtype=np.float32)
+    block = max(1, REBUILD_BLOCK_BYTES // (8 * max(cols, 1)))
+    total = np.empty((min(block, rows), cols), dtype=np.float64)
     term = np.empty_like(total)
-    for k in range(p64.shape[1]):
-        np.multiply(p64[:, k, None], q64[None, :, k], out=term)
-        total += term
-    with np.errstate(over="ignore"):
-        return total.astype(np.float32)
+    with np.errstate(over="ignore"):  # beyond float32's range rounds to inf; callers refuse it
+        for start in range(0, rows, block):
+            stop = min(rows, start + block)
+            partial, product = total[: stop - start], term[: stop - start]
+            partial.fill(0.0)
+            for k in range(p64.shape[1]):
+                np.multiply(p64[start:stop, k, None], q64[None, :, k], out=product)
+                partial += product
+            rebuilt[start:stop] = partial
+    return rebuilt

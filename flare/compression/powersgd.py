@@ -81,11 +81,15 @@ class PowerSGDEncoder(UpdateEncoder):
         self.rng = np.random.default_rng(seed)
         self.error_memory: dict[str, np.ndarray] = {}
         self.warm_q: dict[str, np.ndarray] = {}
+        # delta plus carried error, rebuilt into the same array every round: a fresh one
+        # per round can cost page faults (see layout.REBUILD_BLOCK_BYTES)
+        self._carried: dict[str, np.ndarray] = {}
         for entry in self.layout:
             if entry.rank is not None:
                 rows, cols = entry.matrix_shape
                 self.error_memory[entry.name] = np.zeros((rows, cols), dtype=np.float64)
                 self.warm_q[entry.name] = self.rng.standard_normal((cols, entry.rank))
+                self._carried[entry.name] = np.empty((rows, cols), dtype=np.float64)
 
     def encode(self, delta: Weights, binding: UpdateBinding) -> bytes:
         """Compress ``delta`` plus the carried error; update the state only on success."""
@@ -97,7 +101,12 @@ class PowerSGDEncoder(UpdateEncoder):
             if entry.rank is None:
                 tensors[entry.name] = delta[entry.name]
                 continue
-            matrix = delta[entry.name].reshape(entry.matrix_shape) + self.error_memory[entry.name]
+            matrix = self._carried[entry.name]
+            np.add(
+                delta[entry.name].reshape(entry.matrix_shape),
+                self.error_memory[entry.name],
+                out=matrix,
+            )
             if entry.kind == LOW_RANK_Q8:
                 stored, p, q = self._factor_quantised(entry, matrix)
             else:
