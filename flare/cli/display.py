@@ -75,20 +75,51 @@ def attempt_failure(attempt: dict[str, Any]) -> str:
     return f"no quorum: {best} of {needed} approvals"
 
 
+def attackers_on(attempt: dict[str, Any]) -> str | None:
+    """Which attackers sat on an attempt's committee and what became of each proposal they
+    made; ``None`` when none sat."""
+    attackers = attempt.get("attackers_seated", [])
+    if not attackers:
+        return None
+    seated = (
+        f"attackers held {len(attackers)} of {len(attempt['committee'])} seats "
+        f"({', '.join(attackers)})"
+    )
+    theirs = [p for p in attempt["proposals"] if p["proposer"] in attackers]
+    if not theirs:
+        return f"{seated}; they proposed nothing"
+    return f"{seated}; " + "; ".join(
+        f"{p['proposer']}'s proposal {_proposal_fate(attempt, p)}" for p in theirs
+    )
+
+
+def _proposal_fate(attempt: dict[str, Any], proposal: dict[str, Any]) -> str:
+    if attempt.get("global_model") == proposal["model"]:
+        return "was finalized"
+    votes = [v for v in attempt["votes"] if v["proposal"] == proposal["id"]]
+    approvals = sum(v["approve"] for v in votes)
+    rejections = len(votes) - approvals
+    fate = f"got {approvals} of {attempt['approvals_needed']} approvals"
+    if rejections:
+        fate += f" and {rejections} rejections"
+    # The attempt finalized another proposal: this one lost the vote.
+    return fate + (", outvoted" if attempt.get("finalized") else "")
+
+
 def round_notes(record: RoundRecord) -> list[str]:
     """Lines printed under a protocol round: each failed attempt, then warnings."""
     if record.protocol is None:
         return []
-    notes = [
-        f"  attempt {failed['attempt']} failed: {attempt_failure(failed)}"
-        for failed in record.protocol["failed_attempts"]
-    ]
-    seats = len(record.protocol["committee"])
-    attackers = record.protocol.get("attackers_seated", [])
-    if attackers:
+    notes = []
+    for failed in record.protocol["failed_attempts"]:
+        attackers = attackers_on(failed)
         notes.append(
-            f"  WARNING: attackers held {len(attackers)} of {seats} seats ({', '.join(attackers)})"
+            f"  attempt {failed['attempt']} failed: {attempt_failure(failed)}"
+            + ("" if attackers is None else f"; {attackers}")
         )
+    attackers = attackers_on(record.protocol)
+    if attackers is not None:
+        notes.append(f"  WARNING: {attackers}")
     honest = record.protocol.get("honest_model")
     if honest is not None and honest != record.protocol["global_model"]:
         notes.append(

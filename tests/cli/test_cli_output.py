@@ -118,7 +118,9 @@ def test_attackers_holding_seats_are_warned_about():
         finalized=True, global_model=HONEST_CID, attackers_seated=["client-1", "client-2"]
     )
     notes = round_notes(_record({**finalized, "failed_attempts": []}))
-    assert notes == ["  WARNING: attackers held 2 of 3 seats (client-1, client-2)"]
+    assert notes == [
+        "  WARNING: attackers held 2 of 3 seats (client-1, client-2); they proposed nothing"
+    ]
 
 
 def test_a_finalized_model_an_honest_member_would_not_compute_is_warned_about():
