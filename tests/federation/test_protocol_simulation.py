@@ -207,15 +207,28 @@ def test_the_member_whose_vrf_output_ranks_first_proposes_and_the_others_only_vo
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("seed", range(6))
 def test_a_dishonest_committee_at_default_parameters_never_finalizes_a_poisoned_model(seed):
     """Attackers that win seats propose the plain average of everything and back only that;
-    at the default committee parameters no such model is ever final, and the run ends."""
-    config = SimulationConfig(rounds=1, seed=seed)
+    at the default committee parameters no such model is ever final, and the run ends.
+
+    The README's run at full length, about 10 s a seed: seeds 0-5 hold the three (0, 1, 5)
+    in which issue 11 found poisoned rounds final; benchmarks/bench_dishonest_committee.py
+    runs seeds 0-19 through the CLI and ``flare verify`` (docs/bench/committee.md)."""
+    config = SimulationConfig(seed=seed)
     report = ProtocolSimulation(config, ProtocolConfig(dishonest_committee=True)).run()
-    assert [r.round for r in report.rounds] == [1]
+    assert [r.round for r in report.rounds] == list(range(1, config.rounds + 1))
+    assert report.rounds[-1].protocol["task_completed"]
+    attacker_proposals = 0
     for record in report.rounds:
         protocol = record.protocol
         assert protocol["global_model"] == protocol["honest_model"]
         assert protocol["attackers_seated"], "the default committee seats the attackers"
         assert set(record.malicious) <= set(record.flagged)
+        for attempt in [*protocol["failed_attempts"], protocol]:
+            theirs = [
+                p for p in attempt["proposals"] if p["proposer"] in attempt["attackers_seated"]
+            ]
+            attacker_proposals += len(theirs)
+            assert all(p["model"] != protocol["global_model"] for p in theirs)
+    assert attacker_proposals, "no attacker proposed: the test shows nothing about their fate"
