@@ -34,7 +34,9 @@ shapes = st.lists(st.integers(0, 9), min_size=1, max_size=3).map(tuple)
 specs = st.dictionaries(names, shapes, min_size=1, max_size=5)
 
 
-def encoded(codec_name: str, params: dict, spec: dict, seed: int) -> bytes:
+def encoded(
+    codec_name: str, params: dict, spec: dict, seed: int, binding: UpdateBinding = BINDING
+) -> bytes:
     codec = make_codec(codec_name, **params)
     try:
         encoder = codec.new_encoder(spec, 0)
@@ -42,19 +44,31 @@ def encoded(codec_name: str, params: dict, spec: dict, seed: int) -> bytes:
         assume(False)
     rng = np.random.default_rng(seed)
     delta = {name: rng.standard_normal(shape).astype(np.float32) for name, shape in spec.items()}
-    return encoder.encode(delta, BINDING)
+    return encoder.encode(delta, binding)
 
 
 def container_of(blob: bytes) -> bytes:
     return gzip_decompress(blob, 10**8) if blob.startswith(GZIP_MAGIC) else blob
 
 
+labels = st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=40)
+bindings = st.builds(
+    UpdateBinding,
+    labels,
+    labels,
+    st.integers(0, 2**63 - 1),
+    st.integers(0, 2**63 - 1),
+    labels,
+    st.integers(1, 2**63 - 1),
+)
+
+
 @settings(max_examples=150, deadline=None)
-@given(codec=st.sampled_from(CODECS), spec=specs, seed=st.integers(0, 2**32 - 1))
+@given(codec=st.sampled_from(CODECS), spec=specs, seed=st.integers(0, 2**32 - 1), binding=bindings)
 def test_the_writer_writes_what_safetensors_writes_and_both_paths_decode_alike(
-    codec: tuple[str, dict], spec: dict, seed: int
+    codec: tuple[str, dict], spec: dict, seed: int, binding: UpdateBinding
 ) -> None:
-    blob = encoded(*codec, spec, seed)
+    blob = encoded(*codec, spec, seed, binding)
     container = container_of(blob)
     metadata = read_container_header(container, 10**6, ("F32", "I8", "I32")).metadata
     assert write_container(load_container_tensors(container), metadata) == container
@@ -62,6 +76,7 @@ def test_the_writer_writes_what_safetensors_writes_and_both_paths_decode_alike(
     gzipped = container is not blob
     assert read_canonical(container, spec, header_limit(spec), gzipped) is not None
     short = decode_update(blob, spec)
+    assert short.binding == binding
     with pytest.MonkeyPatch.context() as patched:
         patched.setattr(decode_module, "read_canonical", lambda *args: None)
         full = decode_update(blob, spec)
