@@ -1,12 +1,18 @@
 """What keeps the protocol path cheap without changing what it computes: the simulated
-participants' shared, once-checked store reads, and the MI filter's single BLAS thread."""
+participants' shared, once-checked store reads and task context, and the MI filter's single
+BLAS thread."""
 
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from flare.aggregation import AggregationContext, ClientUpdate, make_aggregator
+from flare.chain import ContentRef, InMemoryChain, TaskCreated, TaskParams
+from flare.federation.protocol.aggregate import load_task_context
+from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
 from flare.federation.protocol.shared_recomputation import SharedReads
+from flare.federation.protocol.simulated_device import participant_keys
+from flare.models import TorchModelAdapter, build_model
 from flare.storage import MemoryStore
 from flare.storage.errors import BlobTooLargeError, ContentMismatchError
 
@@ -91,3 +97,27 @@ def test_the_mi_filter_infers_on_one_blas_thread_and_restores_the_setting():
         make_aggregator("mi").aggregate(updates, context)
         assert blas_threads() == 2
     assert seen and set(seen) == {1}
+
+
+def test_readers_of_one_store_share_the_task_context_and_another_store_reads_it_again():
+    chain, store = InMemoryChain(), CountingStore()
+    weights = TorchModelAdapter(build_model("logreg", 4, 3, seed=0)).get_weights()
+    features = np.random.default_rng(0).normal(size=(12, 4)).astype(np.float32)
+    manifest = store.put(
+        encode_manifest(TaskManifest("logreg", 4, 3, "mi", {}), features, np.arange(12) % 3)
+    )
+    model = ContentRef.from_cid(store.put(encode_model(weights)))
+    creator = chain.as_sender(participant_keys(0, -1)[0])
+    receipt = creator.create_task(
+        model, ContentRef.from_cid(manifest), TaskParams(1, 3, 1, 5001, 20, 20, 2, 20)
+    )
+    task_id = receipt.one(TaskCreated).task_id
+    first = load_task_context(chain, store, task_id)
+    assert load_task_context(chain, store, task_id) is first
+    assert store.loads == 1
+    other = load_task_context(chain, SharedReads(store), task_id)
+    assert other is not first and other.spec == first.spec
+    assert store.loads == 2
+    store.corrupt = True  # an auditor's fresh read notices what a shared context would not
+    with pytest.raises(ContentMismatchError):
+        load_task_context(chain, SharedReads(store), task_id)

@@ -14,9 +14,11 @@ depends only on chain and store, so every member reaches it alike.
 """
 
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -72,20 +74,39 @@ class TaskContext:
         return self.predictor.predict(weights, features)
 
 
+_contexts_by_store: WeakKeyDictionary[StorageProvider, dict[tuple[str, str], TaskContext]]
+_contexts_by_store = WeakKeyDictionary()
+_contexts_lock = threading.Lock()
+
+
 def load_task_context(chain: ChainConnector, store: StorageProvider, task_id: int) -> TaskContext:
-    """Read the task's manifest from the store and build its model and aggregation rule."""
-    task = chain.task(task_id)
-    bundle = decode_manifest(store.get(task.manifest.to_cid()))
+    """Read the task's manifest from the store and build its model and aggregation rule.
+
+    Callers of one ``store`` object share the context: it is a pure function of the task's
+    binding label and the manifest its CID names, and building it (decoding the validation
+    split, building the model) costs milliseconds that the thousand participants of a
+    protocol simulation, who read one store, would each pay. A caller that must read the
+    manifest again (an auditor) passes a store object of its own.
+    """
+    key = (binding_label(chain, task_id), chain.task(task_id).manifest.to_cid())
+    with _contexts_lock:
+        known = _contexts_by_store.setdefault(store, {})
+        if key in known:
+            return known[key]
+    bundle = decode_manifest(store.get(key[1]))
     manifest = bundle.manifest
     module = build_task_model(manifest)
-    return TaskContext(
+    context = TaskContext(
         task_id=task_id,
-        label=binding_label(chain, task_id),
+        label=key[0],
         bundle=bundle,
         spec=spec_of(TorchModelAdapter(module).get_weights()),
         aggregator=make_aggregator(manifest.aggregator, **manifest.aggregator_params),
         predictor=ExactPredictor(module),
     )
+    with _contexts_lock:
+        known[key] = context
+    return context
 
 
 class UpdateFetches:
