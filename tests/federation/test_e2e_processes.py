@@ -39,7 +39,7 @@ DEADLINE_SECONDS = 300
 TASK_OPTIONS = [
     "--model", "logreg",
     "--rounds", str(ROUNDS),
-    "--min-clients", "4",
+    "--min-clients", "5",
     "--committee", "4",
     "--min-committee", "2",
     "--submission-window", "20",
@@ -47,7 +47,10 @@ TASK_OPTIONS = [
     "--force",
 ]  # fmt: skip
 """Windows of 20 one-second blocks: a participant restarted mid-round (torch import and two
-keystore decryptions on a busy two-core machine) still makes the next attempt. ``--force``:
+keystore decryptions on a busy two-core machine) still makes the next attempt. Five of six
+must submit, so every finalized attempt has an honest majority of at least three to two: with
+two honest participants down, four submissions (two of them attackers) cannot finalize, and
+the attempt times out until both are back. ``--force``:
 a committee of four cannot meet the default capture bound; the attackers here are known."""
 
 
