@@ -40,14 +40,11 @@ from flare.compression import blob_limit, make_codec
 from flare.errors import FlareError
 from flare.federation.agents import StepOutcome, TaskSpec
 from flare.federation.protocol import aggregate as aggregate_module
-from flare.federation.protocol.aggregate import (
-    UpdateFetches,
-    compute_aggregate,
-    load_task_context,
-)
+from flare.federation.protocol.aggregate import compute_aggregate, load_task_context
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.federation.protocol.simulated_device import participant_keys
+from flare.federation.protocol.update_fetches import UpdateFetches
 from flare.federation.task_parameters import TaskParameters
 from flare.models import TorchModelAdapter, build_model
 from flare.storage import MemoryStore, StorageError, StorageUnavailableError, compute_cid

@@ -26,17 +26,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from flare.chain import ChainConnector, Proposed, RoundOpened
-from flare.federation.protocol.aggregate import (
-    RoundAggregate,
-    TaskContext,
-    UpdateFetches,
-    compute_aggregate,
-)
+from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, compute_aggregate
 from flare.federation.protocol.artifacts import (
     MalformedArtifactError,
     model_blob_limit,
     model_unavailable,
 )
+from flare.federation.protocol.update_fetches import UpdateFetches
 from flare.storage import StorageProvider
 from flare.storage.errors import StorageError
 

@@ -12,10 +12,11 @@ proposal still to come. A dishonest member (experiments only) backs its own and 
 import logging
 
 from flare.chain import ChainConnector, Participant, Proposed, Round, RoundOpened, Task
-from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, UpdateFetches
+from flare.federation.protocol.aggregate import RoundAggregate, TaskContext
 from flare.federation.protocol.availability import ProposalJudge
 from flare.federation.protocol.follow import AttemptMemo, StepOutcome
 from flare.federation.protocol.roles import ProtocolParticipant, matching_proposal
+from flare.federation.protocol.update_fetches import UpdateFetches
 from flare.federation.timing import Stopwatch
 from flare.storage import StorageProvider
 

@@ -19,8 +19,9 @@ from flare.chain import (
     TaskCompleted,
     TaskFailed,
 )
-from flare.federation.protocol.aggregate import RoundAggregate, UpdateFetches
+from flare.federation.protocol.aggregate import RoundAggregate
 from flare.federation.protocol.availability import ProposalJudge
+from flare.federation.protocol.update_fetches import UpdateFetches
 
 
 class StepOutcome(Enum):

@@ -20,12 +20,8 @@ from flare.crypto import vrf
 from flare.crypto.bls import SecretKey
 from flare.crypto.identity import possession_message, prove_task_possession
 from flare.errors import ConfigError
-from flare.federation.protocol.aggregate import (
-    RoundAggregate,
-    TaskContext,
-    UpdateFetches,
-    compute_aggregate,
-)
+from flare.federation.protocol.aggregate import RoundAggregate, TaskContext, compute_aggregate
+from flare.federation.protocol.update_fetches import UpdateFetches
 from flare.storage import StorageProvider
 
 

@@ -12,10 +12,10 @@ from flare.federation.protocol.aggregate import (
     AttemptInputs,
     RoundAggregate,
     TaskContext,
-    UpdateFetches,
     read_attempt_inputs,
 )
 from flare.federation.protocol.roles import ProtocolParticipant
+from flare.federation.protocol.update_fetches import UpdateFetches
 from flare.storage import StorageProvider
 
 
