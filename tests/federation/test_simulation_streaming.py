@@ -2,6 +2,9 @@
 global models and records as training the whole round first, holding one update, not all."""
 
 import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
 
 import pytest
 
@@ -31,6 +34,15 @@ def run(monkeypatch: pytest.MonkeyPatch, *, stream: bool, **options) -> tuple[li
     return evaluated, report
 
 
+@contextmanager
+def batched_rounds() -> Iterator[mock.MagicMock]:
+    """Counts the rounds run batched (``run`` undoes its own patches, not this one)."""
+    with mock.patch.object(
+        Simulation, "_batched", autospec=True, side_effect=Simulation._batched
+    ) as batched:
+        yield batched
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -41,14 +53,18 @@ def run(monkeypatch: pytest.MonkeyPatch, *, stream: bool, **options) -> tuple[li
     ids=["capped-dirichlet", "claimed-dropout", "gzip"],
 )
 def test_a_streamed_round_gives_the_batched_rounds_models_and_records(monkeypatch, options):
-    streamed = run(monkeypatch, stream=True, **options)
+    with batched_rounds() as batched:
+        streamed = run(monkeypatch, stream=True, **options)
+    assert batched.call_count == 0
     assert streamed == run(monkeypatch, stream=False, **options)
 
 
 def test_a_client_that_cannot_send_replays_the_round_to_the_same_result(monkeypatch):
     # this learning rate diverges some clients' training in the first round
     options = {"learning_rate": 3.0, "partition": "dirichlet", "clients": 8, "rounds": 1}
-    streamed_models, streamed = run(monkeypatch, stream=True, **options)
+    with batched_rounds() as batched:
+        streamed_models, streamed = run(monkeypatch, stream=True, **options)
+    assert batched.call_count == 1
     rejected = streamed["rounds"][0]["rejected"]
     assert rejected and all("could not encode" in reason for reason in rejected.values())
     assert len(rejected) < 8
