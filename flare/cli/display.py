@@ -101,7 +101,7 @@ def _proposal_fate(attempt: dict[str, Any], proposal: dict[str, Any]) -> str:
     rejections = len(votes) - approvals
     fate = f"got {approvals} of {attempt['approvals_needed']} approvals"
     if rejections:
-        fate += f" and {rejections} rejections"
+        fate += f" and {rejections} rejection{'' if rejections == 1 else 's'}"
     # The attempt finalized another proposal: this one lost the vote.
     return fate + (", outvoted" if attempt.get("finalized") else "")
 

@@ -71,7 +71,7 @@ def test_seated_attackers_in_a_failed_attempt_are_on_its_line_with_their_rejecti
     )
     assert notes == [
         "  attempt 0 failed: no quorum: 1 of 3 approvals; attackers held 1 of 4 seats "
-        "(client-3); client-3's proposal got 1 of 3 approvals and 1 rejections"
+        "(client-3); client-3's proposal got 1 of 3 approvals and 1 rejection"
     ]
 
 
