@@ -26,7 +26,12 @@ from typing import Any
 import numpy as np
 
 from flare.compression.base import MalformedUpdateError, UpdateBinding
-from flare.compression.container import WIRE_DTYPES, UpdateContainer, update_container
+from flare.compression.container import (
+    HEADER_HEAD,
+    WIRE_DTYPES,
+    UpdateContainer,
+    update_container,
+)
 from flare.compression.envelope import check_binding, metadata_text
 from flare.compression.layout import FLOAT32, TensorLayout
 from flare.compression.registry import make_codec
@@ -86,7 +91,6 @@ def read_canonical(
         return None
 
 
-HEADER_HEAD = '{"__metadata__":{"flare":'
 METADATA_HEAD = '{"binding":'
 _JSON = json.JSONDecoder()
 

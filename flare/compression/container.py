@@ -25,6 +25,9 @@ from flare.compression.wire import HEADER_ALIGNMENT
 
 WIRE_DTYPES = {FLOAT32: np.dtype("<f4"), INT32: np.dtype("<i4"), INT8: np.dtype("i1")}
 
+HEADER_HEAD = '{"__metadata__":{"flare":'
+"""Every update's header starts so: its metadata string is the first value it holds."""
+
 SAFETENSORS_DTYPE_RANK = {INT8: 0, INT32: 1, FLOAT32: 2}
 """safetensors writes tensors by element type, widest first, then by name."""
 
@@ -59,7 +62,7 @@ class UpdateContainer:
 
     def header(self, metadata: str) -> bytes:
         """The container header (after the length prefix) safetensors writes for ``metadata``."""
-        text = '{"__metadata__":{"flare":' + json.dumps(metadata) + "}" + self.tensor_entries
+        text = HEADER_HEAD + json.dumps(metadata) + "}" + self.tensor_entries
         encoded = text.encode("utf-8")
         return encoded + b" " * (-len(encoded) % HEADER_ALIGNMENT)
 
