@@ -9,6 +9,8 @@ public validation split for the MI filter, and the rest for the clients. The
 validation split is held out from the clients' data.
 """
 
+import gzip
+import importlib.util
 import logging
 import math
 from dataclasses import dataclass
@@ -65,15 +67,28 @@ def load_dataset(
     wherever the headers suffice.
     """
     if source == "digits":
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        features, labels, test = bunch.data, bunch.target, None
+        features, labels = _read_digits()
+        test = None
         name = "digits"
     else:
         features, labels, test = _read_npz(Path(source), max_bytes)
         name = Path(source).name
     return _split(name, features, labels, test, seed, validation_fraction, test_fraction)
+
+
+def _read_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits, read as its ``load_digits`` reads them.
+
+    Importing ``sklearn.datasets`` takes seconds (it pulls in most of scikit-learn), so the
+    bundled CSV is located without importing the package and parsed the same way.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the digits data set needs scikit-learn installed")
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    with gzip.open(path, mode="rt", encoding="utf-8") as text:
+        table = np.loadtxt(text, delimiter=",")
+    return table[:, :-1], table[:, -1].astype(int, copy=False)
 
 
 def read_labelled_npz(
