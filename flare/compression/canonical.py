@@ -131,7 +131,8 @@ def _read_canonical(
         or container[8:header_end] != expected.header(metadata)
     ):
         return None
-    # one copy of the data section; each tensor is a view of its span
+    # One copy, not one per tensor: the decoded tensors must be writable and must not
+    # hold the blob, so they are views of the data section's copy, one span each.
     data = np.frombuffer(container, dtype=np.uint8, offset=header_end).copy()
     tensors = {}
     for span in expected.spans:
