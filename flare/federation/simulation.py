@@ -276,8 +276,8 @@ class Simulation:
                 return None
             sent_bytes[sender] = len(encoded.blob)
             with clock.phase("decode"):
-                update, _ = self._decode(federation, sender, encoded.blob, wire)
-            if update is None or (update.client_id, update.num_samples) != expected:
+                update = self._decode(federation, sender, encoded.blob, wire)
+            if isinstance(update, str) or (update.client_id, update.num_samples) != expected:
                 return None
             with clock.phase("aggregate"):
                 stream.add(update)
@@ -296,26 +296,26 @@ class Simulation:
         blobs.reverse()
         while blobs:
             sender, blob = blobs.pop()
-            update, problem = self._decode(federation, sender, blob, wire)
-            if update is None:
-                rejected[sender] = problem
+            update = self._decode(federation, sender, blob, wire)
+            if isinstance(update, str):
+                rejected[sender] = update
             else:
                 updates.append(update)
         return updates, rejected
 
     def _decode(
         self, federation: Federation, sender: str, blob: bytes, wire: RoundWire
-    ) -> tuple[ClientUpdate | None, str]:
+    ) -> ClientUpdate | str:
         """``sender``'s update from ``blob``, or why it is refused."""
         try:
             decoded = decode_update(
                 blob, federation.spec, max_blob_bytes=self.config.max_update_bytes
             )
         except MalformedUpdateError as exc:
-            return None, str(exc)
+            return str(exc)
         binding = decoded.binding
         expected = (sender, OFFLINE_TASK, wire.round, 0, wire.base_label)
         actual = (binding.sender, binding.task, binding.round, binding.attempt, binding.base_model)
         if actual != expected:
-            return None, f"update bound to {actual}, expected {expected}"
-        return ClientUpdate(sender, decoded.delta, binding.num_samples), ""
+            return f"update bound to {actual}, expected {expected}"
+        return ClientUpdate(sender, decoded.delta, binding.num_samples)
