@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from functools import lru_cache
 
 from flare.storage.errors import InvalidCidError
 
@@ -187,6 +188,16 @@ def cid_from_onchain(codec: int, digest: bytes) -> str:
     """Canonical CID string of an on-chain ``(codec, digest)`` pair."""
     if isinstance(digest, bytearray | memoryview):
         digest = bytes(digest)
+    if type(codec) is int and type(digest) is bytes:
+        return _memoised_cid_string(codec, digest)
+    # Other types (subclasses, or what Cid refuses) skip the memo: its keys stay plain values.
+    return str(Cid(codec, digest))
+
+
+@lru_cache(maxsize=1 << 16)
+def _memoised_cid_string(codec: int, digest: bytes) -> str:
+    # A round reads the same few thousand references from logs again and again (every
+    # committee member, every auditor), and base32 in pure Python is the cost.
     return str(Cid(codec, digest))
 
 

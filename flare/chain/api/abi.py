@@ -101,11 +101,13 @@ def signature(name: str, types: list[str]) -> str:
     return f"{name}({','.join(types)})"
 
 
+@cache
 def selector(text_signature: str) -> bytes:
     """The 4-byte function or error selector of a canonical signature."""
     return keccak(text=text_signature)[:4]
 
 
+@cache
 def topic(text_signature: str) -> bytes:
     """The 32-byte event topic 0 of a canonical signature."""
     return keccak(text=text_signature)

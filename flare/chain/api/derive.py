@@ -6,6 +6,7 @@ and readers use the same functions to check logs against on-chain hashes. Each h
 """
 
 from collections.abc import Iterable
+from functools import lru_cache
 
 from eth_utils import keccak
 
@@ -61,10 +62,15 @@ def round_seed(
     )
 
 
+@lru_cache(maxsize=1 << 16, typed=True)
 def next_submissions_hash(
     previous: bytes, participant: str, update: ContentRef, sample_count: int
 ) -> bytes:
-    """One link of an attempt's submission hash chain (the chain starts at the seed)."""
+    """One link of an attempt's submission hash chain (the chain starts at the seed).
+
+    Memoised: every reader of an attempt (each committee member, each auditor) re-checks
+    the whole chain against the on-chain hash, and a link is a pure function of its inputs.
+    """
     return keccak(
         word(previous)
         + word(participant)

@@ -10,8 +10,10 @@ are docs/protocol.md §8.
 
 import bisect
 import copy
+import heapq
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import lru_cache
 from os import PathLike
 from types import TracebackType
 
@@ -51,8 +53,9 @@ class _Node:
         self.journal = journal
         self.ledger = Ledger(ContractInstance(identity.chain_id, identity.contract_address))
         self.head = 0
-        self.logs: list[Event] = []
-        self.logs_by_task: dict[int, list[Event]] = {}
+        # Every log under (task or None, kind or None): a reader asking for one kind of one
+        # task bisects a list of just those, where a round has thousands of other logs.
+        self.logs_by_key: dict[tuple[int | None, type[Event] | None], list[Event]] = {}
 
     def prevrandao(self, block_number: int) -> int:
         return int.from_bytes(keccak(self.identity.randao_seed + word(block_number)), "big")
@@ -64,9 +67,27 @@ class _Node:
         events = [replace(event, log_index=index) for index, event in enumerate(applied)]
         self.head = block_number
         for event in events:
-            self.logs.append(event)
-            self.logs_by_task.setdefault(event.task_id, []).append(event)  # type: ignore[attr-defined]
+            task_id: int = event.task_id  # type: ignore[attr-defined]
+            for key in ((None, None), (task_id, None), (None, type(event)), (task_id, type(event))):
+                self.logs_by_key.setdefault(key, []).append(event)
         return events
+
+    def window(
+        self,
+        task_id: int | None,
+        kind: type[Event] | None,
+        from_block: int,
+        to_block: int | None,
+    ) -> list[Event]:
+        """The logs of ``kind`` (any if None) and ``task_id`` (any if None) in the blocks."""
+        source = self.logs_by_key.get((task_id, kind), [])
+        start = bisect.bisect_left(source, from_block, key=_block_of)
+        stop = (
+            len(source)
+            if to_block is None
+            else bisect.bisect_right(source, to_block, key=_block_of)
+        )
+        return source[start:stop]
 
     def replay(self, journal: Journal) -> None:
         """Re-execute every journaled transaction and check it logs what it logged before."""
@@ -147,7 +168,7 @@ class InMemoryChain(ChainConnector):
 
     def as_sender(self, account: SenderAccount) -> "InMemoryChain":
         bound = copy.copy(self)
-        bound._sender = to_checksum_address(account.address)
+        bound._sender = _checksummed(account.address)
         return bound
 
     def block_number(self) -> int:
@@ -197,15 +218,11 @@ class InMemoryChain(ChainConnector):
         from_block: int = 0,
         to_block: int | None = None,
     ) -> list[Event]:
-        source = self._node.logs if task_id is None else self._node.logs_by_task.get(task_id, [])
-        start = bisect.bisect_left(source, from_block, key=_block_of)
-        stop = (
-            len(source)
-            if to_block is None
-            else bisect.bisect_right(source, to_block, key=_block_of)
-        )
-        wanted = None if kinds is None else tuple(kinds)
-        return [e for e in source[start:stop] if wanted is None or type(e) in wanted]
+        wanted: list[type[Event] | None] = [None] if kinds is None else list(dict.fromkeys(kinds))
+        windows = [self._node.window(task_id, kind, from_block, to_block) for kind in wanted]
+        if len(windows) == 1:
+            return windows[0]
+        return list(heapq.merge(*windows, key=_chain_position))
 
     # -- views -------------------------------------------------------------------------
 
@@ -219,7 +236,7 @@ class InMemoryChain(ChainConnector):
         return self._node.ledger.current_round(task_id)
 
     def participant(self, task_id: int, account: str) -> Participant:
-        return self._node.ledger.participant(task_id, to_checksum_address(account))
+        return self._node.ledger.participant(task_id, _checksummed(account))
 
     def proposal(self, task_id: int, proposal_id: int) -> Proposal:
         return self._node.ledger.proposal(task_id, proposal_id)
@@ -232,7 +249,7 @@ class InMemoryChain(ChainConnector):
 
     def stake_of(self, task_id: int, account: str) -> int:
         state = self._node.ledger.task_state(task_id)
-        return stake.stake_of(state, to_checksum_address(account))
+        return stake.stake_of(state, _checksummed(account))
 
     def stake_snapshot(self, task_id: int) -> int:
         return stake.stake_snapshot(self._node.ledger.task_state(task_id))
@@ -282,8 +299,18 @@ def _resolve_identity(
     )
 
 
+@lru_cache(maxsize=1 << 16)
+def _checksummed(address: str) -> str:
+    # Each participant's every step names its account, and checksumming runs keccak.
+    return to_checksum_address(address)
+
+
 def _block_of(event: Event) -> int:
     return event.block_number
+
+
+def _chain_position(event: Event) -> tuple[int, int]:
+    return event.block_number, event.log_index
 
 
 def _stored_logs(events: list[Event]) -> tuple[StoredLog, ...]:
