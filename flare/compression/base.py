@@ -65,6 +65,9 @@ class Codec(ABC):
     name: ClassVar[str]
     gzip_wrapped: ClassVar[bool] = False
     """True when the whole container travels gzip-compressed."""
+    stateless: ClassVar[bool] = False
+    """True when its encoders keep no state: any one of them encodes a delta to the same
+    bytes, however often, so one encoder can serve every client and a replay resends them."""
 
     @abstractmethod
     def params(self) -> dict[str, int]:

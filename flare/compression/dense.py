@@ -60,6 +60,7 @@ class NoneCodec(Codec):
     """No compression: the delta as raw little-endian float32."""
 
     name = "none"
+    stateless = True
 
     def params(self) -> dict[str, int]:
         return {}

@@ -28,7 +28,7 @@ from flare.compression import decode_update
 from flare.compression.base import MalformedUpdateError, UpdateBinding
 from flare.federation.backdoor import attack_success
 from flare.federation.backends import ClientBackend, open_clients
-from flare.federation.backends.local import LocalClients, keeps_no_state
+from flare.federation.backends.local import LocalClients
 from flare.federation.clients import Client
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord, SimulationReport
@@ -110,7 +110,7 @@ def streaming_rule(
     if (
         isinstance(rule, StreamingAggregator)
         and isinstance(clients, LocalClients)
-        and keeps_no_state(federation.codec)
+        and federation.codec.stateless
         and participants
         and not any(client.client_id in federation.malicious_ids for _, client in participants)
     ):

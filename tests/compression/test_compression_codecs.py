@@ -98,6 +98,22 @@ def test_same_input_and_state_give_same_bytes(codec_name):
     assert encoder.encode(delta, BINDING) != twin.encode(delta, other_binding)
 
 
+@pytest.mark.parametrize("codec_name", sorted(CODECS))
+def test_a_stateless_codecs_encoders_all_send_the_same_bytes_and_a_stateful_one_carries_state(
+    codec_name,
+):
+    spec = {"fc": (20, 16), "bias": (20,)}
+    rng = np.random.default_rng(6)
+    delta = {k: rng.standard_normal(s).astype(np.float32) for k, s in spec.items()}
+    codec = make_codec(codec_name)
+    encoder = codec.new_encoder(spec, seed=1)
+    first = encoder.encode(delta, BINDING)
+    again = encoder.encode(delta, BINDING)
+    other = codec.new_encoder(spec, seed=2).encode(delta, BINDING)
+    assert (first == again == other) is codec.stateless
+    assert codec.stateless is (codec_name in {"none", "gzip"})
+
+
 def test_gzip_blob_has_fixed_header_and_none_blob_is_plain_safetensors():
     spec = {"w": (4, 5)}
     delta = {"w": np.arange(20, dtype=np.float32).reshape(4, 5)}

@@ -3,8 +3,7 @@
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 
-from flare.compression.base import Codec, MalformedUpdateError, UpdateBinding, UpdateEncoder
-from flare.compression.dense import NoneCodec
+from flare.compression.base import MalformedUpdateError, UpdateBinding, UpdateEncoder
 from flare.federation.clients import Client, LocalUpdate
 from flare.federation.rounds import (
     EncodedUpdate,
@@ -15,12 +14,6 @@ from flare.federation.rounds import (
 )
 from flare.federation.setup import Federation
 from flare.tensors import Weights
-
-
-def keeps_no_state(codec: Codec) -> bool:
-    """Whether ``codec``'s encoders are stateless (the dense codecs): one encoder serves
-    every client, and encoding an update twice sends the same bytes."""
-    return isinstance(codec, NoneCodec)
 
 
 class LocalClients:
@@ -35,9 +28,7 @@ class LocalClients:
         self.federation = federation
         self._encoders: dict[str, UpdateEncoder] = {}
         self._shared_encoder = (
-            federation.codec.new_encoder(federation.spec, 0)
-            if keeps_no_state(federation.codec)
-            else None
+            federation.codec.new_encoder(federation.spec, 0) if federation.codec.stateless else None
         )
 
     def encode_round(
