@@ -1,4 +1,5 @@
-"""What a person reads: failed attempts in words, warnings, and plots in human units."""
+"""What a person reads: failed attempts in words, warnings (seated attackers and what became
+of their proposals among them), and plots in human units."""
 
 from typing import Any
 
@@ -6,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from flare.cli.display import attempt_failure, round_notes
+from flare.cli import main
+from flare.cli.display import attackers_on, attempt_failure, round_notes
 from flare.cli.plots import byte_unit, bytes_figure, mi_cutoffs, scores_figure
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.driver import ProtocolSimulation
@@ -121,6 +123,73 @@ def test_attackers_holding_seats_are_warned_about():
     assert notes == [
         "  WARNING: attackers held 2 of 3 seats (client-1, client-2); they proposed nothing"
     ]
+
+
+FOUR_SEATS = _seats(*(f"client-{i}" for i in range(4)))
+HONEST_PROPOSAL = {"id": 1, "proposer": "client-0", "model": HONEST_CID, "accepted": "0x0f"}
+POISONED_PROPOSAL = {"id": 2, "proposer": "client-3", "model": POISONED_CID, "accepted": "0x0f"}
+
+
+def _attacker_proposed(**overrides: Any) -> dict[str, Any]:
+    """Four seats, a quorum of three; the attacker client-3 proposed beside honest client-0."""
+    attempt = {
+        "committee": FOUR_SEATS,
+        "approvals_needed": 3,
+        "attackers_seated": ["client-3"],
+        "proposals": [HONEST_PROPOSAL, POISONED_PROPOSAL],
+    }
+    return _attempt(**{**attempt, **overrides})
+
+
+def test_no_seated_attacker_gives_no_line():
+    assert attackers_on(_attempt()) is None
+
+
+def test_an_outvoted_proposal_says_its_approvals_against_the_quorum():
+    votes = [_vote("client-3", 2, True), *(_vote(f"client-{i}", 1, True) for i in range(3))]
+    attempt = _attacker_proposed(votes=votes, finalized=True, global_model=HONEST_CID)
+    assert attackers_on(attempt) == (
+        "attackers held 1 of 4 seats (client-3); client-3's proposal got 1 of 3 approvals, outvoted"
+    )
+
+
+def test_a_finalized_attacker_proposal_is_named_as_such():
+    votes = [_vote(f"client-{i}", 2, True) for i in (1, 2, 3)]
+    attempt = _attacker_proposed(
+        attackers_seated=["client-1", "client-2", "client-3"],
+        votes=votes,
+        finalized=True,
+        global_model=POISONED_CID,
+    )
+    assert attackers_on(attempt).endswith("client-3's proposal was finalized")
+
+
+def test_seated_attackers_in_a_failed_attempt_are_on_its_line_with_their_rejections():
+    failed = _attacker_proposed(votes=[_vote("client-3", 2, True), _vote("client-0", 2, False)])
+    finalized = _attempt(attempt=1, finalized=True, global_model=HONEST_CID)
+    notes = round_notes(_record({**finalized, "failed_attempts": [failed]}))
+    assert notes == [
+        "  attempt 0 failed: no quorum: 1 of 3 approvals; attackers held 1 of 4 seats "
+        "(client-3); client-3's proposal got 1 of 3 approvals and 1 rejection"
+    ]
+
+
+def test_the_printed_table_of_a_dishonest_committee_run_shows_seats_and_proposals(
+    capsys: pytest.CaptureFixture[str],
+):
+    """The README's command, two rounds: all 10 clients sit, 3 of them attackers; in round 1
+    one of them proposes and is outvoted, in round 2 the honest proposal finalizes first."""
+    assert main(["simulate", "--dishonest-committee", "--rounds", "2", "--seed", "0"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    seated = "  WARNING: attackers held 3 of 10 seats (client-1, client-2, client-3); "
+    warnings = [line for line in lines if line.startswith("  WARNING")]
+    assert warnings == [
+        seated + "client-1's proposal got 3 of 7 approvals, outvoted",
+        seated + "they proposed nothing",
+    ]
+    assert lines.index(warnings[0]) == 1 + next(
+        i for i, line in enumerate(lines) if line.startswith("round 1/2")
+    )
 
 
 def test_a_finalized_model_an_honest_member_would_not_compute_is_warned_about():
