@@ -71,9 +71,10 @@ class _FedAvgStream(AggregationStream):
         self.added += 1
 
     def finish(self) -> AggregationResult:
-        if self.added != len(self.claims):
+        missing = len(self.claims) - self.added
+        if missing:
             raise AggregationError(
-                f"{len(self.claims) - self.added} announced updates never arrived"
+                f"{missing} announced update{'' if missing == 1 else 's'} never arrived"
             )
         total = sum(self.weights)
         return AggregationResult(
