@@ -5,7 +5,8 @@ docs/bench/protocol.json). The overhead ratio is measured in one run, alternatin
 offline and the protocol simulation of the same configuration, and compares medians,
 because these machines are noisy. A fleet (``--fleet``, 1,000 clients by default) then runs
 one round through the protocol in a fresh single-threaded process, for its time and peak
-memory.
+memory; ``--fleet-only`` re-runs just the fleet and replaces its section of the existing
+tables.
 """
 
 import argparse
@@ -167,6 +168,7 @@ def fleet_round(clients: int) -> dict:
         "imports_rss_mb": round(imports_rss_mb, 1),
         "peak_rss_mb": round(own_peak_rss_mb(), 1),
         "load_average_1min": round(os.getloadavg()[0], 2),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
@@ -181,7 +183,9 @@ def fleet_in_child(clients: int) -> dict:
     )
     if completed.returncode != 0:
         raise RuntimeError(f"the {clients}-client fleet failed\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    fleet = json.loads(completed.stdout.strip().splitlines()[-1])
+    command = " ".join(["python benchmarks/bench_protocol.py", *sys.argv[1:]])
+    return {"command": command, **fleet}
 
 
 def main() -> None:
@@ -190,11 +194,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--crypto-samples", type=int, default=200)
     parser.add_argument("--fleet", type=int, default=1000, help="clients of the one-round fleet")
+    parser.add_argument(
+        "--fleet-only",
+        action="store_true",
+        help="run only the fleet and replace its section of docs/bench/protocol.{json,md}",
+    )
     parser.add_argument("--fleet-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/flare-bench-protocol"))
     args = parser.parse_args()
     if args.fleet_child is not None:
         print(json.dumps(fleet_round(args.fleet_child)))
+        return
+    if args.fleet_only:
+        result = json.loads((DOCS / "protocol.json").read_text())
+        result["fleet"] = fleet_in_child(args.fleet)
+        write(result)
         return
     torch.set_num_threads(1)
     config = SimulationConfig(clients=10, malicious=3, aggregator="mi", rounds=args.rounds)
@@ -208,6 +222,10 @@ def main() -> None:
         "anvil": anvil_versus_memory(config, args.repeats, args.workdir),
         "fleet": fleet_in_child(args.fleet),
     }
+    write(result)
+
+
+def write(result: dict) -> None:
     DOCS.mkdir(parents=True, exist_ok=True)
     (DOCS / "protocol.json").write_text(json.dumps(result, indent=2))
     (DOCS / "protocol.md").write_text(render(result))
@@ -279,6 +297,7 @@ def fleet_lines(fleet: dict) -> list[str]:
         "",
         f"## A fleet: {fleet['clients']:,} clients, one round",
         "",
+        f"Command: `{fleet['command']}` — {fleet['date']}. "
         f"{fleet['clients']:,} clients ({fleet['malicious']} sign-flip attackers), `mi`, one "
         "round through the protocol on the in-memory chain and store, in a fresh "
         "single-threaded process (1-minute load average at its end "
