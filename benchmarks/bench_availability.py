@@ -47,37 +47,28 @@ def _scenario(root: Path, rounds: int, withhold: bool) -> dict[str, Any]:
     )
     from flare.federation.protocol.simulated_device import participant_keys
     from flare.federation.task_parameters import TaskParameters
-    from flare.storage import MemoryStore, StorageProvider
+    from flare.storage import ForwardingStore, MemoryStore
 
-    class Relay(StorageProvider):
+    class Relay(ForwardingStore):
         """A submitter's view of the shared store that can hold its uploads back."""
 
-        def __init__(self, shared: MemoryStore, hold: bool) -> None:
-            super().__init__(max_blob_size=shared.max_blob_size)
-            self.shared, self.hold, self.held = shared, hold, {}
+        def __init__(self, inner: MemoryStore, hold: bool) -> None:
+            super().__init__(inner)
+            self.hold, self.held = hold, {}
 
         def _store(self, cid: str, data: bytes) -> None:
             if self.hold:
                 self.held[cid] = data
             else:
-                self.shared._store(cid, data)
-
-        def _load(self, cid: str, limit: int) -> bytes:
-            return self.shared._load(cid, limit)
-
-        def _contains(self, cid: str) -> bool:
-            return self.shared._contains(cid)
+                super()._store(cid, data)
 
         def _pin(self, cid: str) -> None:
             if cid not in self.held:
-                self.shared._pin(cid)
-
-        def _is_pinned(self, cid: str) -> bool:
-            return self.shared._is_pinned(cid)
+                super()._pin(cid)
 
         def release(self) -> None:
             for cid, data in self.held.items():
-                self.shared._store(cid, data)
+                super()._store(cid, data)
             self.held.clear()
 
     split_data("digits", CLIENTS, root / "data")

@@ -89,32 +89,23 @@ def run_fleet(workdir: Path, clients: int) -> dict[str, Any]:
     from flare.crypto.identity import ParticipantKeys
     from flare.federation.agents import AgentOptions, ParticipantAgent, StepOutcome
     from flare.federation.protocol.simulated_device import participant_keys
-    from flare.storage import StorageProvider
+    from flare.storage import ForwardingStore, StorageProvider
 
-    class CountingStore(StorageProvider):
+    class CountingStore(ForwardingStore):
         """One participant's view of the shared store, counting the bytes either way."""
 
-        def __init__(self, shared: StorageProvider) -> None:
-            super().__init__(max_blob_size=shared.max_blob_size)
-            self.shared, self.up, self.down = shared, 0, 0
+        def __init__(self, inner: StorageProvider) -> None:
+            super().__init__(inner)
+            self.up = self.down = 0
 
         def _store(self, cid: str, data: bytes) -> None:
             self.up += len(data)
-            self.shared._store(cid, data)
+            super()._store(cid, data)
 
         def _load(self, cid: str, limit: int) -> bytes:
-            blob = self.shared._load(cid, limit)
+            blob = super()._load(cid, limit)
             self.down += len(blob)
             return blob
-
-        def _contains(self, cid: str) -> bool:
-            return self.shared._contains(cid)
-
-        def _pin(self, cid: str) -> None:
-            self.shared._pin(cid)
-
-        def _is_pinned(self, cid: str) -> bool:
-            return self.shared._is_pinned(cid)
 
     config = NetworkConfig(state=workdir / "chain.db", store=workdir / "blobs")
     shared = open_store(config)

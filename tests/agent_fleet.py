@@ -29,7 +29,7 @@ from flare.federation.agents import (
 from flare.federation.protocol.simulated_device import participant_keys
 from flare.federation.rounds import EncodedUpdate
 from flare.federation.task_parameters import TaskParameters
-from flare.storage import MemoryStore, StorageProvider
+from flare.storage import ForwardingStore, MemoryStore, StorageProvider
 
 CLIENTS = 6
 ATTACKERS = (1, 4)
@@ -210,33 +210,7 @@ def hostile(agent: ParticipantAgent, rewrite: Callable[[bytes], bytes]) -> Parti
     return agent
 
 
-class RelayStore(StorageProvider):
-    """One participant's view of a shared store, through the store's own hooks.
-
-    Subclasses change what crosses the wire: what a device uploads, what it downloads.
-    """
-
-    def __init__(self, shared: StorageProvider) -> None:
-        super().__init__(max_blob_size=shared.max_blob_size)
-        self.shared = shared
-
-    def _store(self, cid: str, data: bytes) -> None:
-        self.shared._store(cid, data)
-
-    def _load(self, cid: str, limit: int) -> bytes:
-        return self.shared._load(cid, limit)
-
-    def _contains(self, cid: str) -> bool:
-        return self.shared._contains(cid)
-
-    def _pin(self, cid: str) -> None:
-        self.shared._pin(cid)
-
-    def _is_pinned(self, cid: str) -> bool:
-        return self.shared._is_pinned(cid)
-
-
-class UnpublishedStore(RelayStore):
+class UnpublishedStore(ForwardingStore):
     """A device whose uploads never reach anyone: it submits CIDs nobody can fetch."""
 
     def _store(self, cid: str, data: bytes) -> None:
@@ -246,20 +220,20 @@ class UnpublishedStore(RelayStore):
         pass
 
 
-class MeteredStore(RelayStore):
+class MeteredStore(ForwardingStore):
     """Counts the bytes of each download, as a node that streams until told to stop.
 
     Such a node sends at most one byte past the caller's limit before the caller hangs
     up, so that is what an oversized blob costs here; ``downloads`` lists ``(cid, bytes)``.
     """
 
-    def __init__(self, shared: StorageProvider) -> None:
-        super().__init__(shared)
+    def __init__(self, inner: StorageProvider) -> None:
+        super().__init__(inner)
         self.downloads: list[tuple[str, int]] = []
 
     def _load(self, cid: str, limit: int) -> bytes:
         try:
-            blob = self.shared._load(cid, self.shared.max_blob_size)[: limit + 1]
+            blob = super()._load(cid, self.max_blob_size)[: limit + 1]
         except Exception:
             self.downloads.append((cid, 0))
             raise

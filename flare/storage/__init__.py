@@ -22,6 +22,7 @@ from flare.storage.errors import (
     StorageError,
     StorageUnavailableError,
 )
+from flare.storage.forwarding import ForwardingStore
 from flare.storage.kubo import KuboStore
 from flare.storage.memory import MemoryStore
 from flare.storage.pinning import PinningService
@@ -38,6 +39,7 @@ __all__ = [
     "Cid",
     "ContentMismatchError",
     "DirectoryStore",
+    "ForwardingStore",
     "InvalidCidError",
     "KuboStore",
     "MemoryStore",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from flare.errors import ConfigError
 from flare.storage.cid import Cid
 from flare.storage.errors import BlobTooLargeError, ContentMismatchError
 from flare.storage.unixfs import compute_cid
@@ -39,7 +40,7 @@ class StorageProvider(ABC):
 
     def __init__(self, *, max_blob_size: int = DEFAULT_MAX_BLOB_SIZE) -> None:
         if max_blob_size < 0:
-            raise ValueError(f"max_blob_size must be non-negative, got {max_blob_size}")
+            raise ConfigError(f"max_blob_size must be non-negative, got {max_blob_size}")
         self._max_blob_size = max_blob_size
 
     @property
@@ -63,15 +64,12 @@ class StorageProvider(ABC):
         spends no more than that on a stranger's CID. Raises :class:`BlobNotFoundError`
         when absent, :class:`BlobTooLargeError` when over the limit (without reading
         more than one byte past it) and :class:`ContentMismatchError` when the backend
-        returns bytes that do not hash to ``cid`` (they are then discarded).
+        returns bytes that do not hash to ``cid`` (they are then discarded); a negative
+        ``max_bytes`` is a :class:`~flare.errors.ConfigError` (also a ``ValueError``).
         """
         wanted = Cid.parse(cid)
         canonical = str(wanted)
-        limit = self._max_blob_size
-        if max_bytes is not None:
-            if max_bytes < 0:
-                raise ValueError(f"max_bytes must be non-negative, got {max_bytes}")
-            limit = min(limit, max_bytes)
+        limit = self._read_limit(max_bytes)
         blob = self._load(canonical, limit)
         self._check_size(len(blob), f"get {canonical}", limit)
         actual = compute_cid(blob)
@@ -92,6 +90,14 @@ class StorageProvider(ABC):
     def is_pinned(self, cid: str) -> bool:
         """Whether ``cid`` has been pinned in this store."""
         return self._is_pinned(str(Cid.parse(cid)))
+
+    def _read_limit(self, max_bytes: int | None) -> int:
+        """The size limit of one ``get`` given ``max_bytes``; :class:`ConfigError` if negative."""
+        if max_bytes is None:
+            return self._max_blob_size
+        if max_bytes < 0:
+            raise ConfigError(f"max_bytes must be non-negative, got {max_bytes}")
+        return min(self._max_blob_size, max_bytes)
 
     def _check_size(self, size: int, operation: str, limit: int | None = None) -> None:
         """Raise :class:`BlobTooLargeError` when ``size`` exceeds ``limit`` (or the store's)."""

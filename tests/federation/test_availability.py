@@ -8,7 +8,7 @@ audit must re-derive the finalized rounds by the rule the committee used.
 
 import numpy as np
 import pytest
-from agent_fleet import CLIENTS, RelayStore, client_data, make_fleet
+from agent_fleet import CLIENTS, client_data, make_fleet
 
 from flare.chain import Proposed, RoundTimedOut, Voted
 from flare.compression.wire import canonical_json, write_container
@@ -22,7 +22,7 @@ from flare.federation.protocol.artifacts import (
 )
 from flare.federation.protocol.verify import verify_task
 from flare.federation.task_parameters import TaskParameters
-from flare.storage import StorageUnavailableError
+from flare.storage import ForwardingStore, StorageUnavailableError
 from flare.tensors import spec_of
 
 WITHHOLDER = 2
@@ -34,11 +34,11 @@ def data(tmp_path_factory):
     return client_data(tmp_path_factory.mktemp("data"))
 
 
-class WithholdingStore(RelayStore):
+class WithholdingStore(ForwardingStore):
     """A submitter's uploads, kept back until ``release``."""
 
-    def __init__(self, shared) -> None:
-        super().__init__(shared)
+    def __init__(self, inner) -> None:
+        super().__init__(inner)
         self.held: dict[str, bytes] = {}
 
     def _store(self, cid: str, data: bytes) -> None:
@@ -49,19 +49,19 @@ class WithholdingStore(RelayStore):
 
     def release(self) -> None:
         for cid, data in self.held.items():
-            self.shared._store(cid, data)
+            super()._store(cid, data)
         self.held.clear()
 
 
-class FlakyStore(RelayStore):
+class FlakyStore(ForwardingStore):
     """A member's view of the store that fails once, on its first update download."""
 
-    def __init__(self, shared) -> None:
-        super().__init__(shared)
+    def __init__(self, inner) -> None:
+        super().__init__(inner)
         self.failed = False
 
     def _load(self, cid: str, limit: int) -> bytes:
-        if not self.failed and limit < self.shared.max_blob_size:  # an update fetch
+        if not self.failed and limit < self.max_blob_size:  # an update fetch
             self.failed = True
             raise StorageUnavailableError("the node restarted")
         return super()._load(cid, limit)

@@ -16,52 +16,34 @@ from flare.federation.protocol.aggregate import (
 )
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.federation.protocol.update_fetches import UpdateFetches
-from flare.storage import StorageProvider
+from flare.storage import ForwardingStore, StorageProvider
 
 
-class SharedReads(StorageProvider):
-    """``store`` as the simulated participants read it: a blob is checked against its CID
+class SharedReads(ForwardingStore):
+    """``inner`` as the simulated participants read it: a blob is checked against its CID
     the first time anyone reads it, and later reads get the checked bytes.
 
     Deployed, every member fetches and checks each update blob on its own machine, side by
     side; played in one process, a committee of 40 checking 1,000 blobs would take turns.
     The bytes a CID names never change, so bytes checked once are the blob for every
-    reader. :meth:`forget` drops them when an attempt ends; writes go to ``store``.
+    reader. :meth:`forget` drops them when an attempt ends; writes go to ``inner``.
     """
 
-    def __init__(self, store: StorageProvider) -> None:
-        super().__init__(max_blob_size=store.max_blob_size)
-        self.store = store
+    def __init__(self, inner: StorageProvider) -> None:
+        super().__init__(inner)
         self._checked: dict[str, bytes] = {}
 
     def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
         blob = self._checked.get(cid)
         if blob is None:
-            blob = self._checked[cid] = self.store.get(cid, max_bytes=max_bytes)
-        elif max_bytes is not None:
-            if max_bytes < 0:
-                raise ValueError(f"max_bytes must be non-negative, got {max_bytes}")
-            self._check_size(len(blob), f"get {cid}", min(max_bytes, self.max_blob_size))
+            blob = self._checked[cid] = super().get(cid, max_bytes=max_bytes)
+        else:  # checked under an earlier reader's limit, which may have been looser
+            self._check_size(len(blob), f"get {cid}", self._read_limit(max_bytes))
         return blob
 
     def forget(self) -> None:
         """Drop the checked blobs: the next read of each checks it again."""
         self._checked.clear()
-
-    def _store(self, cid: str, data: bytes) -> None:
-        self.store._store(cid, data)
-
-    def _load(self, cid: str, limit: int) -> bytes:
-        return self.store._load(cid, limit)
-
-    def _contains(self, cid: str) -> bool:
-        return self.store._contains(cid)
-
-    def _pin(self, cid: str) -> None:
-        self.store._pin(cid)
-
-    def _is_pinned(self, cid: str) -> bool:
-        return self.store._is_pinned(cid)
 
 
 RecomputationKey = tuple[int, int, int, bool, frozenset[str] | None, frozenset | None]
