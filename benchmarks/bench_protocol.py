@@ -14,14 +14,13 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from common import SINGLE_THREAD_ENVIRONMENT, own_peak_rss_mb
+from common import measure_in_child, own_peak_rss_mb
 
 from flare.chain import InMemoryChain
 from flare.crypto import vrf
@@ -174,16 +173,7 @@ def fleet_round(clients: int) -> dict:
 
 def fleet_in_child(clients: int) -> dict:
     """:func:`fleet_round` in a fresh single-threaded interpreter: its own peak memory."""
-    completed = subprocess.run(
-        [sys.executable, __file__, "--fleet-child", str(clients)],
-        env={**os.environ, **SINGLE_THREAD_ENVIRONMENT},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"the {clients}-client fleet failed\n{completed.stderr}")
-    fleet = json.loads(completed.stdout.strip().splitlines()[-1])
+    fleet = measure_in_child(__file__, "--fleet-child", str(clients))
     command = " ".join(["python benchmarks/bench_protocol.py", *sys.argv[1:]])
     return {"command": command, **fleet}
 

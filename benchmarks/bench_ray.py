@@ -24,11 +24,8 @@ Writes docs/bench/ray.md and docs/bench/ray.json.
 
 import argparse
 import json
-import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,9 +33,9 @@ from typing import Any
 
 from common import (
     OUTPUT_DIR,
-    SINGLE_THREAD_ENVIRONMENT,
     environment,
     environment_line,
+    measure_in_child,
     write_results,
 )
 
@@ -113,28 +110,6 @@ def measure(dataset: Path, clients: int, rounds: int, backend: str) -> dict[str,
         ],
         "bytes_up": [record.bytes_up for record in report.rounds],
     }
-
-
-def measure_in_child(dataset: Path, clients: int, rounds: int, backend: str) -> dict[str, Any]:
-    completed = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--measure",
-            str(dataset),
-            str(clients),
-            backend,
-            "--rounds",
-            str(rounds),
-        ],
-        env={**os.environ, **SINGLE_THREAD_ENVIRONMENT},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{clients} clients on {backend}: child failed\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def steady(row: dict[str, Any], key: str) -> float:
@@ -261,7 +236,8 @@ def main() -> None:
         task = progress.add_task("runs", total=len(grid))
         for clients, backend in grid:
             progress.update(task, description=f"{clients:,} clients on {backend}")
-            runs.append(measure_in_child(dataset, clients, arguments.rounds, backend))
+            run = ("--measure", str(dataset), str(clients), backend)
+            runs.append(measure_in_child(__file__, *run, "--rounds", str(arguments.rounds)))
             progress.advance(task)
     estimates = [
         estimate(
