@@ -37,6 +37,8 @@ from common import (
     write_results,
 )
 
+from flare.federation.report import proposal_tally
+
 COMMAND = ("simulate", "--dishonest-committee")
 """The README's command; the benchmark adds only the seed and where to keep the run."""
 CONFIG_SHOWN = ("clients", "malicious", "attack", "rounds", "committee", "min_committee", "quorum")
@@ -119,14 +121,14 @@ def attempt_summary(attempt: dict[str, Any]) -> dict[str, Any]:
     attackers = set(attempt["attackers_seated"])
     proposals = []
     for proposal in attempt["proposals"]:
-        ballots = [v for v in attempt["votes"] if v["proposal"] == proposal["id"]]
+        tally = proposal_tally(attempt, proposal)
         proposals.append(
             {
                 "proposer": proposal["proposer"],
                 "attacker": proposal["proposer"] in attackers,
-                "approvals": sum(v["approve"] for v in ballots),
-                "rejections": sum(not v["approve"] for v in ballots),
-                "finalized": attempt.get("global_model") == proposal["model"],
+                "approvals": tally.approvals,
+                "rejections": tally.rejections,
+                "finalized": tally.finalized,
                 "model": proposal["model"],
             }
         )

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from flare.federation.config import SimulationConfig
-from flare.federation.report import RoundRecord, SimulationReport
+from flare.federation.report import RoundRecord, SimulationReport, proposal_tally
 from flare.federation.rounds import RunObserver
 
 
@@ -94,12 +94,11 @@ def attackers_on(attempt: dict[str, Any]) -> str | None:
 
 
 def _proposal_fate(attempt: dict[str, Any], proposal: dict[str, Any]) -> str:
-    if attempt.get("global_model") == proposal["model"]:
+    tally = proposal_tally(attempt, proposal)
+    if tally.finalized:
         return "was finalized"
-    votes = [v for v in attempt["votes"] if v["proposal"] == proposal["id"]]
-    approvals = sum(v["approve"] for v in votes)
-    rejections = len(votes) - approvals
-    fate = f"got {approvals} of {attempt['approvals_needed']} approvals"
+    rejections = tally.rejections
+    fate = f"got {tally.approvals} of {attempt['approvals_needed']} approvals"
     if rejections:
         fate += f" and {rejections} rejection{'' if rejections == 1 else 's'}"
     # The attempt finalized another proposal: this one lost the vote.

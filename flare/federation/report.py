@@ -125,6 +125,26 @@ def detection_rates(rounds: list[RoundRecord]) -> dict[str, float | None]:
     }
 
 
+@dataclass(frozen=True)
+class ProposalTally:
+    """How the committee of a reported attempt voted on one proposal."""
+
+    approvals: int
+    rejections: int
+    finalized: bool
+    """Whether the attempt finalized this proposal's model."""
+
+
+def proposal_tally(attempt: dict[str, Any], proposal: dict[str, Any]) -> ProposalTally:
+    """The votes on ``proposal`` in ``attempt``, a protocol attempt as the report holds it."""
+    ballots = [vote["approve"] for vote in attempt["votes"] if vote["proposal"] == proposal["id"]]
+    return ProposalTally(
+        approvals=sum(ballots),
+        rejections=len(ballots) - sum(ballots),
+        finalized=attempt.get("global_model") == proposal["model"],
+    )
+
+
 def _json_safe(value: Any) -> Any:
     """Replace NaN and infinities (a diverged model's loss) by ``null``: JSON has neither."""
     if isinstance(value, float):
