@@ -101,11 +101,11 @@ class RoundOutcome:
 
 def streaming_rule(
     federation: Federation, clients: ClientBackend, participants: list[tuple[int, Client]]
-) -> StreamingAggregator | None:
-    """The rule a round streams through, if it can: one that aggregates an update at a time,
-    clients that train in this process, a stateless codec (a surprise replays the round,
-    which must send the same bytes again), and no attacker taking part (an attack may claim
-    any count)."""
+) -> tuple[StreamingAggregator, LocalClients] | None:
+    """The rule a round streams through and the clients that stream to it, if it can: a
+    rule that aggregates an update at a time, clients that train in this process, a
+    stateless codec (a surprise replays the round, which must send the same bytes again),
+    and no attacker taking part (an attack may claim any count)."""
     rule = federation.aggregator
     if (
         isinstance(rule, StreamingAggregator)
@@ -114,7 +114,7 @@ def streaming_rule(
         and participants
         and not any(client.client_id in federation.malicious_ids for _, client in participants)
     ):
-        return rule
+        return rule, clients
     return None
 
 
@@ -172,13 +172,16 @@ class Simulation:
             seed=server_seed,
         )
         outcome = None
-        rule = streaming_rule(federation, clients, participants)
-        if rule is not None:
-            outcome = self._streamed(rule, clients, participants, wire, context, clock, observer)
+        streaming = streaming_rule(federation, clients, participants)
+        if streaming is not None:
+            rule, local_clients = streaming
+            outcome = self._streamed(
+                rule, local_clients, participants, wire, context, clock, observer
+            )
         if outcome is None:
             # After a surprise in the stream the round is replayed batched, unannounced: the
             # observer has already seen every one of its clients finish.
-            replay_observer = observer if rule is None else RunObserver()
+            replay_observer = observer if streaming is None else RunObserver()
             outcome = self._batched(
                 federation, clients, participants, wire, context, clock, replay_observer
             )
