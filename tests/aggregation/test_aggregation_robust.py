@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from strategies import finite_float32
 
 from flare.aggregation import (
     AggregationContext,
@@ -18,10 +19,6 @@ from flare.aggregation import (
     TrimmedMean,
 )
 from flare.aggregation.krum import default_byzantine_count
-
-finite_float32 = st.floats(
-    min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False, width=32
-)
 
 
 @st.composite

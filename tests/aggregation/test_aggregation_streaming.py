@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from strategies import finite_float32
 
 from flare.aggregation import AggregationContext, AggregationError, ClientUpdate, FedAvg
 from flare.aggregation.arithmetic import (
@@ -17,10 +18,6 @@ from flare.aggregation.arithmetic import (
     weighted_average,
 )
 from flare.aggregation.counts import COUNT_WEIGHTINGS, sample_weights
-
-finite_float32 = st.floats(
-    min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False, width=32
-)
 
 
 @st.composite
