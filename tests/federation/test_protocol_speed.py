@@ -8,6 +8,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from flare.aggregation import AggregationContext, ClientUpdate, make_aggregator
 from flare.chain import ContentRef, InMemoryChain, TaskCreated, TaskParams
+from flare.errors import ConfigError
 from flare.federation.protocol.aggregate import load_task_context
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
 from flare.federation.protocol.shared_recomputation import SharedReads
@@ -49,6 +50,8 @@ def test_a_checked_blob_still_honours_the_callers_size_limit():
     assert reads.get(cid) == b"x" * 100
     with pytest.raises(BlobTooLargeError):
         reads.get(cid, max_bytes=99)
+    with pytest.raises(ConfigError, match="max_bytes"):
+        reads.get(cid, max_bytes=-1)
     assert reads.get(cid, max_bytes=100) == b"x" * 100
 
 

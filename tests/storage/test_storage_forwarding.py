@@ -2,7 +2,6 @@
 
 import pytest
 
-from flare.errors import ConfigError
 from flare.storage import ContentMismatchError, ForwardingStore, MemoryStore
 
 
@@ -28,9 +27,3 @@ def test_bytes_the_inner_store_tampers_with_are_refused() -> None:
     cid = ForwardingStore(inner).put(b"an update")
     with pytest.raises(ContentMismatchError):
         ForwardingStore(inner).get(cid)
-
-
-def test_a_negative_max_bytes_is_a_config_error() -> None:
-    view = ForwardingStore(MemoryStore())
-    with pytest.raises(ConfigError, match="max_bytes"):
-        view.get(view.put(b"x"), max_bytes=-1)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flare.errors import FlareError
+from flare.errors import ConfigError, FlareError
 from flare.storage import (
     CHUNK_SIZE,
     BlobNotFoundError,
@@ -147,7 +147,7 @@ def test_max_bytes_cannot_raise_the_store_limit(tmp_path: Path) -> None:
 
 
 def test_negative_max_bytes_is_refused(store: StorageProvider) -> None:
-    with pytest.raises(ValueError, match="max_bytes"):
+    with pytest.raises(ConfigError, match="max_bytes"):
         store.get(store.put(b"x"), max_bytes=-1)
 
 
@@ -190,7 +190,7 @@ def test_directory_store_reads_nothing_of_a_blob_over_max_bytes(
 
 
 def test_negative_limit_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="max_blob_size"):
         MemoryStore(max_blob_size=-1)
 
 
