@@ -86,8 +86,11 @@ def _read_digits() -> tuple[np.ndarray, np.ndarray]:
     if spec is None or not spec.submodule_search_locations:
         raise DataError("the digits data set needs scikit-learn installed")
     path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
-    with gzip.open(path, mode="rt", encoding="utf-8") as text:
-        table = np.loadtxt(text, delimiter=",")
+    try:
+        with gzip.open(path, mode="rt", encoding="utf-8") as text:
+            table = np.loadtxt(text, delimiter=",")
+    except OSError as error:
+        raise DataError(f"the bundled digits are not readable at {path}: {error}") from error
     return table[:, :-1], table[:, -1].astype(int, copy=False)
 
 

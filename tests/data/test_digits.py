@@ -3,9 +3,12 @@
 import subprocess
 import sys
 
+import pytest
 from sklearn.datasets import load_digits
 
+from flare.data import datasets
 from flare.data.datasets import _read_digits
+from flare.errors import DataError
 
 
 def test_digits_match_scikit_learns_loader_bit_for_bit() -> None:
@@ -30,3 +33,11 @@ def test_loading_digits_does_not_import_scikit_learn() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert completed.stdout.strip() == "False"
+
+
+def test_a_missing_bundled_file_is_a_data_error(tmp_path, monkeypatch) -> None:
+    """A scikit-learn whose layout moved the CSV gives one clear line, not a traceback."""
+    spec = type("Spec", (), {"submodule_search_locations": [str(tmp_path)]})()
+    monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: spec)
+    with pytest.raises(DataError, match="bundled digits are not readable"):
+        _read_digits()
