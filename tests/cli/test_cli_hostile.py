@@ -283,10 +283,11 @@ class StoreThatDisconnects(MemoryStore):
         super().__init__()
         self.connected = True
 
-    def get(self, cid: str, **limits: object) -> bytes:
+    def _load(self, cid: str, limit: int) -> bytes:
+        # The transport hook, which every reader reaches, the simulation's shared reads included.
         if not self.connected:
             raise ConnectionResetError(104, "Connection reset by peer")
-        return super().get(cid, **limits)
+        return super()._load(cid, limit)
 
 
 def test_a_store_that_disconnects_leaves_the_report_of_the_finished_rounds(monkeypatch):
