@@ -3,7 +3,7 @@
 See ``docs/storage.md`` for the CID layout, the on-chain form and the errors.
 """
 
-from flare.storage.base import DEFAULT_MAX_BLOB_SIZE, StorageProvider
+from flare.storage.base import DEFAULT_MAX_BLOB_SIZE, BlobTransport, StorageProvider
 from flare.storage.cid import (
     CODEC_DAG_PB,
     CODEC_RAW,
@@ -36,6 +36,7 @@ __all__ = [
     "MAX_LINKS",
     "BlobNotFoundError",
     "BlobTooLargeError",
+    "BlobTransport",
     "Cid",
     "ContentMismatchError",
     "DirectoryStore",

@@ -19,7 +19,8 @@ Backends implement the small ``_store`` / ``_load`` / ``_contains`` / ``_pin`` /
 ``_is_pinned`` hooks. A network backend such as Kubo's RPC API fits the same
 hooks: ``_store`` posts the bytes (and may check the CID the node reports),
 ``_load`` streams them with the call's size limit, and connection failures become
-:class:`StorageUnavailableError`.
+:class:`StorageUnavailableError`. A provider that forwards to another reaches that
+one's hooks through its :attr:`~StorageProvider.transport`, never directly.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from flare.errors import ConfigError
-from flare.storage.cid import Cid
-from flare.storage.errors import BlobTooLargeError, ContentMismatchError
+from flare.storage.cid import CANONICAL_CID_TEXT, Cid
+from flare.storage.errors import BlobTooLargeError, ContentMismatchError, InvalidCidError
 from flare.storage.unixfs import compute_cid
 
 DEFAULT_MAX_BLOB_SIZE = 64 * 1024 * 1024
@@ -78,6 +79,11 @@ class StorageProvider(ABC):
                 f"content served for {canonical} hashes to {actual}; refusing it"
             )
         return blob
+
+    @property
+    def transport(self) -> BlobTransport:
+        """This store's hooks, unverified, for a provider that forwards to it."""
+        return BlobTransport(self)
 
     def has(self, cid: str) -> bool:
         """Whether the store holds a blob under ``cid`` (not verified: use ``get`` for that)."""
@@ -132,3 +138,46 @@ class StorageProvider(ABC):
     @abstractmethod
     def _is_pinned(self, cid: str) -> bool:
         """Whether canonical ``cid`` is pinned."""
+
+
+class BlobTransport:
+    """What a provider moves, unverified: its hooks, for a provider that forwards to it.
+
+    Nothing here hashes: ``load`` returns the bytes as the backend served them and
+    ``store`` trusts that ``cid`` names ``data``, because the forwarding provider computes
+    and checks CIDs itself (:class:`~flare.storage.forwarding.ForwardingStore`). What a
+    backend relies on is still enforced: CIDs must be canonical (a backend uses them as
+    file names and URL parameters), and sizes stay within the provider's limit.
+    """
+
+    def __init__(self, provider: StorageProvider) -> None:
+        self._provider = provider
+
+    def store(self, cid: str, data: bytes) -> None:
+        """Persist ``data`` under ``cid``; :class:`BlobTooLargeError` over the limit."""
+        self._provider._check_size(len(data), f"put {cid}")
+        self._provider._store(_canonical(cid), data)
+
+    def load(self, cid: str, limit: int) -> bytes:
+        """The bytes stored under ``cid``, unverified, at most ``limit + 1`` of them
+        (``limit`` capped at the provider's own)."""
+        return self._provider._load(_canonical(cid), self._provider._read_limit(limit))
+
+    def contains(self, cid: str) -> bool:
+        """Whether a blob is stored under ``cid``."""
+        return self._provider._contains(_canonical(cid))
+
+    def pin(self, cid: str) -> None:
+        """Pin ``cid``; :class:`BlobNotFoundError` if it is absent."""
+        self._provider._pin(_canonical(cid))
+
+    def is_pinned(self, cid: str) -> bool:
+        """Whether ``cid`` is pinned."""
+        return self._provider._is_pinned(_canonical(cid))
+
+
+def _canonical(cid: str) -> str:
+    """``cid`` if it is a canonical CID string; :class:`InvalidCidError` otherwise."""
+    if not isinstance(cid, str) or CANONICAL_CID_TEXT.fullmatch(cid) is None:
+        raise InvalidCidError(f"{cid!r} is not a canonical CID string")
+    return cid

@@ -10,30 +10,30 @@ from flare.storage.base import StorageProvider
 
 
 class ForwardingStore(StorageProvider):
-    """A store whose hooks forward to ``inner``'s, under ``inner``'s size limit.
+    """A store whose hooks forward to ``inner``'s transport, under ``inner``'s size limit.
 
     Reads through it are verified here, like any provider's; ``inner`` only supplies the
-    bytes. It lives beside :class:`StorageProvider` because it is the one provider that
-    calls another provider's hooks rather than its public, verifying methods: going
-    through ``inner.get`` would hash every blob twice, and a subclass counting what a
-    download costs must see the bytes before any check refuses them.
+    bytes. It goes through ``inner.transport`` rather than ``inner``'s public, verifying
+    methods: going through ``inner.get`` would hash every blob twice, and a subclass
+    counting what a download costs must see the bytes before any check refuses them.
     """
 
     def __init__(self, inner: StorageProvider) -> None:
         super().__init__(max_blob_size=inner.max_blob_size)
         self.inner = inner
+        self._inner_transport = inner.transport
 
     def _store(self, cid: str, data: bytes) -> None:
-        self.inner._store(cid, data)
+        self._inner_transport.store(cid, data)
 
     def _load(self, cid: str, limit: int) -> bytes:
-        return self.inner._load(cid, limit)
+        return self._inner_transport.load(cid, limit)
 
     def _contains(self, cid: str) -> bool:
-        return self.inner._contains(cid)
+        return self._inner_transport.contains(cid)
 
     def _pin(self, cid: str) -> None:
-        self.inner._pin(cid)
+        self._inner_transport.pin(cid)
 
     def _is_pinned(self, cid: str) -> bool:
-        return self.inner._is_pinned(cid)
+        return self._inner_transport.is_pinned(cid)

@@ -16,7 +16,13 @@ from flare.storage import (
     cid_to_onchain,
     parse_cid,
 )
-from flare.storage.cid import decode_base32, decode_varint, encode_base32, encode_varint
+from flare.storage.cid import (
+    CANONICAL_CID_TEXT,
+    decode_base32,
+    decode_varint,
+    encode_base32,
+    encode_varint,
+)
 
 # Published CIDs (the IPFS docs and countless examples): sha2-256 raw leaves.
 HELLO_WORLD_RAW = "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"
@@ -161,3 +167,33 @@ def test_arbitrary_text_either_parses_canonically_or_raises_typed_error(text: st
     except InvalidCidError:
         return
     assert str(parsed) == text
+
+
+def _parses(text: str) -> bool:
+    try:
+        parse_cid(text)
+    except InvalidCidError:
+        return False
+    return True
+
+
+@given(codecs, digests)
+def test_the_canonical_pattern_matches_every_canonical_cid(codec: int, digest: bytes) -> None:
+    assert CANONICAL_CID_TEXT.fullmatch(str(Cid(codec, digest)))
+
+
+@pytest.mark.parametrize("cid", [HELLO_WORLD_RAW, str(Cid(CODEC_DAG_PB, bytes(range(32))))])
+def test_the_canonical_pattern_refuses_every_one_character_change_parse_refuses(cid: str) -> None:
+    alphabet = "abcdefghijklmnopqrstuvwxyz234567ABQ01/.="
+    for position in range(len(cid)):
+        for character in alphabet:
+            changed = cid[:position] + character + cid[position + 1 :]
+            assert bool(CANONICAL_CID_TEXT.fullmatch(changed)) == _parses(changed), changed
+    for changed in (cid[:-1], cid + "a", "", "b"):
+        assert not CANONICAL_CID_TEXT.fullmatch(changed) and not _parses(changed)
+
+
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz234567", min_size=52, max_size=52))
+def test_the_canonical_pattern_agrees_with_parse_on_random_text(middle: str) -> None:
+    for text in ("bafkrei" + middle, "bafybei" + middle, "bafkrem" + middle):
+        assert bool(CANONICAL_CID_TEXT.fullmatch(text)) == _parses(text)
