@@ -36,7 +36,6 @@ from flare.chain.api.calls import (
 )
 from flare.chain.api.derive import (
     invalid_parameter,
-    is_canonical_bitmap,
     next_submissions_hash,
     quorum_threshold,
 )
@@ -44,14 +43,13 @@ from flare.chain.api.events import (
     AdmissionRootSet,
     Event,
     MinStakeSet,
-    Proposed,
     SeatClaimed,
     TaskCancelled,
     TaskCreated,
     UpdateSubmitted,
-    Voted,
 )
 from flare.chain.api.types import Participant, Proposal, Round, Task, TaskStatus
+from flare.chain.memory.proposals import Proposals
 from flare.chain.memory.stake import new_pool, register_staked, withdraw_stake
 from flare.chain.memory.task_state import (
     PROOF_LENGTH,
@@ -73,7 +71,7 @@ class Ledger:
     def __init__(self, contract: ContractInstance) -> None:
         self.contract = contract
         self._tasks: list[TaskState] = []
-        self._proposals: dict[tuple[int, int], Proposal] = {}
+        self._proposals = Proposals()
         self.balance = 0
         """The wei the contract holds: every stake bonded and not withdrawn."""
 
@@ -109,10 +107,7 @@ class Ledger:
     def proposal(self, task_id: int, proposal_id: int) -> Proposal:
         """``getProposal(taskId, proposalId)``."""
         self._state(task_id)
-        found = self._proposals.get((task_id, proposal_id))
-        if found is None:
-            raise errors.UnknownProposal(task_id, proposal_id)
-        return found
+        return self._proposals.get(task_id, proposal_id)
 
     # -- transactions ------------------------------------------------------------------
 
@@ -311,88 +306,10 @@ class Ledger:
         ]
 
     def _propose(self, call: Propose, block: BlockContext) -> list[Event]:
-        state = self._state(call.task_id)
-        current, member = state.require_voting_member(block)
-        if member.propose_epoch == current.epoch:
-            raise errors.AlreadyProposed(call.task_id, block.sender)
-        state.require_committee(current)
-        params = state.task.params
-        if current.submission_count < params.min_clients:
-            raise errors.TooFewSubmissions(
-                call.task_id, current.submission_count, params.min_clients
-            )
-        check_codec(call.model)
-        if not is_canonical_bitmap(call.accepted, current.submission_count):
-            raise errors.InvalidAcceptedBitmap(call.task_id, current.submission_count)
-        proposal_id = state.task.proposal_count + 1
-        self._proposals[(call.task_id, proposal_id)] = Proposal(
-            proposer=block.sender,
-            epoch=current.epoch,
-            round=current.round,
-            attempt=current.attempt,
-            model=call.model,
-            accepted_hash=keccak(call.accepted),
-            approvals=0,
-            rejections=0,
-        )
-        state.participants[block.sender] = replace(member, propose_epoch=current.epoch)
-        state.task = replace(state.task, proposal_count=proposal_id)
-        return [
-            event(
-                Proposed,
-                block,
-                call.task_id,
-                current.round,
-                block.sender,
-                current.attempt,
-                proposal_id,
-                call.model,
-                call.accepted,
-            )
-        ]
+        return self._proposals.propose(self._state(call.task_id), call, block)
 
     def _vote(self, call: Vote, block: BlockContext) -> list[Event]:
-        state = self._state(call.task_id)
-        current, member = state.require_voting_member(block)
-        if member.vote_epoch == current.epoch:
-            raise errors.AlreadyVoted(call.task_id, block.sender)
-        state.require_committee(current)
-        proposal = self._proposals.get((call.task_id, call.proposal_id))
-        if proposal is None:
-            raise errors.UnknownProposal(call.task_id, call.proposal_id)
-        if proposal.epoch != current.epoch:
-            raise errors.StaleProposal(call.task_id, call.proposal_id)
-        if call.approve:
-            proposal = replace(proposal, approvals=proposal.approvals + 1)
-        else:
-            proposal = replace(proposal, rejections=proposal.rejections + 1)
-        self._proposals[(call.task_id, call.proposal_id)] = proposal
-        state.participants[block.sender] = replace(member, vote_epoch=current.epoch)
-        events: list[Event] = [
-            event(
-                Voted,
-                block,
-                call.task_id,
-                current.round,
-                block.sender,
-                current.attempt,
-                call.proposal_id,
-                call.approve,
-                proposal.approvals,
-                proposal.rejections,
-            )
-        ]
-        if call.approve:
-            if proposal.approvals >= current.quorum_threshold:
-                events += state.finalize(current, call.proposal_id, proposal, block)
-            return events
-        # Approvals can only come from members who have not rejected (one vote each): once
-        # fewer than the threshold are left, no proposal can reach quorum (protocol §4.7).
-        current = replace(current, rejections=current.rejections + 1)
-        state.round = current
-        if current.rejections > current.committee_size - current.quorum_threshold:
-            events += state.close_attempt(current, block, timed_out=False)
-        return events
+        return self._proposals.vote(self._state(call.task_id), call, block)
 
     def _timeout(self, call: Timeout, block: BlockContext) -> list[Event]:
         state = self._state(call.task_id)
