@@ -5,10 +5,11 @@ Run from the repository root (needs ``pip install 'flare[ray]'``):
     .venv/bin/python benchmarks/bench_ray.py [--clients 1000 10000] [--rounds 2]
 
 Each (client count, backend) pair runs offline in a fresh child process (this same script
-with ``--measure``), so that the driver's peak RSS is that run's own; Ray's workers are
+with ``--measure``), so that the driver's peak RSS is that run's own (``VmHWM``, which
+``ru_maxrss`` is not: it keeps the parent's peak across ``exec``); Ray's workers are
 processes of their own and are not counted in it: that is the point of the backend. The
 driver's peak is taken twice: over the whole run (set-up reads the whole data set on either
-backend) and over the rounds alone (the peak is reset as the first round starts), where
+backend) and over the rounds alone (``VmHWM`` is reset as the first round starts), where
 the Ray driver holds no training data. The
 data is a synthetic .npz large enough that every client holds samples (120,000 × 64
 features, 10 classes); logistic regression, FedAvg, no attacker and no codec keep the
@@ -24,7 +25,6 @@ Writes docs/bench/ray.md and docs/bench/ray.json.
 
 import argparse
 import json
-import resource
 import statistics
 import tempfile
 import time
@@ -36,6 +36,7 @@ from common import (
     environment,
     environment_line,
     measure_in_child,
+    own_peak_rss_mb,
     write_results,
 )
 
@@ -55,13 +56,9 @@ def write_dataset(path: Path) -> None:
     np.savez(path, X=features.astype(np.float32), y=labels)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak resident set since it started or since :func:`reset_peak_rss`."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def reset_peak_rss() -> None:
-    """Start the process's peak resident set afresh from what it holds now (Linux)."""
+    """Start this process's ``VmHWM`` afresh from what it holds now (Linux), so that
+    :func:`own_peak_rss_mb` reads the peak since this call."""
     Path("/proc/self/clear_refs").write_text("5")
 
 
@@ -80,7 +77,7 @@ def measure(dataset: Path, clients: int, rounds: int, backend: str) -> dict[str,
 
         def round_started(self, round_number: int, participants: int) -> None:
             if round_number == 1:
-                self.setup_peak_mb = peak_rss_mb()
+                self.setup_peak_mb = own_peak_rss_mb()
                 reset_peak_rss()
 
     torch.set_num_threads(1)
@@ -97,7 +94,7 @@ def measure(dataset: Path, clients: int, rounds: int, backend: str) -> dict[str,
     started = time.perf_counter()
     observer = RoundsPeak()
     report = Simulation(config).run(observer)
-    rounds_peak = peak_rss_mb()
+    rounds_peak = own_peak_rss_mb()
     return {
         "clients": clients,
         "backend": backend,
