@@ -39,21 +39,10 @@ from common import (
     own_peak_rss_mb,
     write_results,
 )
+from scale_fleet import CLASSES, FEATURES, SAMPLES, write_synthetic_dataset
 
 NAME = "ray"
-SAMPLES, FEATURES, CLASSES = 120_000, 64, 10
 MACHINES = (1, 4, 16, 64)
-
-
-def write_dataset(path: Path) -> None:
-    """Gaussian classes around random centres: learnable, and the same every time."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    centres = rng.normal(0.0, 1.0, (CLASSES, FEATURES))
-    labels = rng.integers(0, CLASSES, SAMPLES)
-    features = centres[labels] + rng.normal(0.0, 2.0, (SAMPLES, FEATURES))
-    np.savez(path, X=features.astype(np.float32), y=labels)
 
 
 def reset_peak_rss() -> None:
@@ -229,7 +218,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as scratch, Progress(*columns) as progress:
         dataset = Path(scratch) / "synthetic.npz"
-        write_dataset(dataset)
+        write_synthetic_dataset(dataset)
         task = progress.add_task("runs", total=len(grid))
         for clients, backend in grid:
             progress.update(task, description=f"{clients:,} clients on {backend}")

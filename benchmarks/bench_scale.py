@@ -41,7 +41,7 @@ from common import (
     own_peak_rss_mb,
     write_results,
 )
-from scale_fleet import fleet_markdown, measure_fleet, write_synthetic_dataset
+from scale_fleet import fleet_markdown, measure_fleet, samples_per_client, write_synthetic_dataset
 
 PHASES = ("train", "decode", "aggregate", "evaluate")
 """The simulation's timed phases; ``train`` includes encoding each update."""
@@ -54,12 +54,10 @@ NAME = "scale"
 
 def measure(clients: int, rounds: int) -> dict[str, Any]:
     """One configuration, in this process; the caller guarantees the process is fresh."""
-    import numpy as np
     import torch
 
     from flare.federation.config import SimulationConfig
     from flare.federation.report import RoundRecord
-    from flare.federation.setup import build_federation
     from flare.federation.simulation import RunObserver, Simulation
 
     class RoundCpuClock(RunObserver):
@@ -88,16 +86,10 @@ def measure(clients: int, rounds: int) -> dict[str, Any]:
     )
     clock = RoundCpuClock()
     report = Simulation(config).run(clock)
-    # Rebuilt after the run: the report's peak was taken at its end, so this cannot inflate it.
-    samples = np.array([client.num_samples for client in build_federation(config).clients])
     final, first_round = report.final, report.rounds[0]
     return {
         "clients": clients,
-        "samples_per_client": {
-            "min": int(samples.min()),
-            "median": float(np.median(samples)),
-            "max": int(samples.max()),
-        },
+        "samples_per_client": samples_per_client(config),
         "update_bytes": first_round.bytes_raw // (clients - len(first_round.dropped)),
         "imports_rss_mb": round(imports_rss_mb, 1),
         "peak_rss_mb": final["peak_memory_mb"],

@@ -1,15 +1,19 @@
 """Scale benchmark, large fleets: one round of many clients, every one holding data.
 
-Used by ``bench_scale.py --fleet N``: a synthetic ``.npz`` large enough that every client
-holds samples (120,000 samples, 64 features, 10 classes), FedAvg and the default MLP,
-measured against issue 13's targets (10,000 clients in at most 60 s and 1.5 GB).
+Used by ``bench_scale.py --fleet N`` (and its data set by ``bench_ray.py``): a synthetic
+``.npz`` large enough that every client holds samples (120,000 samples, 64 features, 10
+classes), FedAvg and the default MLP, measured against issue 13's targets (10,000 clients
+in at most 60 s and 1.5 GB).
 """
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from common import own_peak_rss_mb
+
+if TYPE_CHECKING:
+    from flare.federation.config import SimulationConfig
 
 SAMPLES, FEATURES, CLASSES = 120_000, 64, 10
 FLEET_AGGREGATOR = "fedavg"
@@ -27,13 +31,26 @@ def write_synthetic_dataset(path: Path) -> None:
     np.savez(path, X=features.astype(np.float32), y=labels)
 
 
+def samples_per_client(config: "SimulationConfig") -> dict[str, float]:
+    """The fewest, median and most samples a client of ``config`` holds. It builds the
+    federation again: call it after the run whose peak memory it must not inflate."""
+    import numpy as np
+
+    from flare.federation.setup import build_federation
+
+    samples = np.array([client.num_samples for client in build_federation(config).clients])
+    return {
+        "min": int(samples.min()),
+        "median": float(np.median(samples)),
+        "max": int(samples.max()),
+    }
+
+
 def measure_fleet(dataset: Path, clients: int) -> dict[str, Any]:
     """One round of ``clients`` on ``dataset``, in this (fresh) process."""
-    import numpy as np
     import torch
 
     from flare.federation.config import SimulationConfig
-    from flare.federation.setup import build_federation
     from flare.federation.simulation import Simulation
 
     torch.set_num_threads(1)
@@ -49,15 +66,10 @@ def measure_fleet(dataset: Path, clients: int) -> dict[str, Any]:
     cpu_started = time.process_time()
     report = Simulation(config).run()
     cpu_seconds = time.process_time() - cpu_started
-    samples = np.array([client.num_samples for client in build_federation(config).clients])
     record = report.rounds[0]
     return {
         "clients": clients,
-        "samples_per_client": {
-            "min": int(samples.min()),
-            "median": float(np.median(samples)),
-            "max": int(samples.max()),
-        },
+        "samples_per_client": samples_per_client(config),
         "imports_rss_mb": round(imports_rss_mb, 1),
         "peak_rss_mb": report.final["peak_memory_mb"],
         "run_seconds": report.final["seconds"],
