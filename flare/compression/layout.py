@@ -1,17 +1,15 @@
-"""How each model tensor travels inside an update blob, and how low-rank ones are rebuilt.
+"""How each model tensor travels inside an update blob.
 
 A layout is fully determined by the codec's configuration and the model spec, so the
 decoder never trusts the layout a blob claims: it computes the expected one and
-requires an exact match. Low-rank reconstruction lives here because the encoder's
-error feedback must subtract exactly what every decoder will rebuild.
+requires an exact match. How tensors are rebuilt from what a blob stores is
+:mod:`flare.compression.rebuild`.
 """
 
 from dataclasses import dataclass
 from functools import cached_property
 from math import prod
 from typing import Any
-
-import numpy as np
 
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec
@@ -169,36 +167,3 @@ def unambiguous(layout: list[TensorLayout]) -> list[TensorLayout]:
                 raise ConfigError(f"model tensor name {stored_name!r} collides in the wire format")
             stored.add(stored_name)
     return layout
-
-
-REBUILD_BLOCK_BYTES = 1 << 16
-"""The rebuild sums a block of rows at a time in float64 scratch of this size: it stays in
-cache, and no large temporary is allocated and freed per call, which can cost page faults
-(glibc hands large blocks back to the system and faults them in again on reuse)."""
-
-
-def reconstruct_low_rank(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """``P @ Q.T`` as a fixed-order float64 sum of outer products, rounded once to float32.
-
-    Not a matmul: BLAS may reorder a matmul's reduction with the thread count or CPU,
-    while this sum is elementwise (each product of two float32 values is exact in
-    float64; dequantised int8 factors are rounded the same way everywhere) and adds
-    rank-one terms in column order, so every machine gets the same bits. Blocks of rows
-    are independent, so working a block at a time changes no bit.
-    """
-    p64, q64 = p.astype(np.float64), q.astype(np.float64)
-    rows, cols = p64.shape[0], q64.shape[0]
-    rebuilt = np.empty((rows, cols), dtype=np.float32)
-    block = max(1, REBUILD_BLOCK_BYTES // (8 * max(cols, 1)))
-    total = np.empty((min(block, rows), cols), dtype=np.float64)
-    term = np.empty_like(total)
-    with np.errstate(over="ignore"):  # beyond float32's range rounds to inf; callers refuse it
-        for start in range(0, rows, block):
-            stop = min(rows, start + block)
-            partial, product = total[: stop - start], term[: stop - start]
-            partial.fill(0.0)
-            for k in range(p64.shape[1]):
-                np.multiply(p64[start:stop, k, None], q64[None, :, k], out=product)
-                partial += product
-            rebuilt[start:stop] = partial
-    return rebuilt

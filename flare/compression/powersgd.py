@@ -9,7 +9,10 @@ as two thin factors from one step of power iteration: ``P = orth(M @ Q_prev)`` a
 * error feedback: what the factors miss this round is added to next round's delta, so
   no part of the update is lost, only delayed.
 
-Both are client state, held by :class:`PowerSGDEncoder`.
+Both are client state, held by :class:`PowerSGDEncoder`. The factors travel as float32
+rounded onto a fixed-point grid (:mod:`flare.compression.rebuild`), so that every decoder
+rebuilds ``P @ Q.T`` with one exact matrix product; the rounding is far below PowerSGD's
+own error, and error feedback carries it along with the rest.
 
 ``powersgd-q8`` adds a second stage: the factors travel as int8 codes with one float32
 scale per column, each layer gets the largest rank (up to ``rank``) whose factors fit a
@@ -30,10 +33,16 @@ from flare.compression.layout import (
     TensorLayout,
     checked_shapes,
     plan_layout,
-    reconstruct_low_rank,
     unambiguous,
 )
-from flare.compression.rebuild import dequantise_columns, quantise_columns
+from flare.compression.rebuild import (
+    dequantise_columns,
+    factor_bits,
+    low_rank_matrix,
+    onto_grid,
+    quantise_columns,
+    quantised_matrix,
+)
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec, Weights
 
@@ -81,72 +90,80 @@ class PowerSGDEncoder(UpdateEncoder):
         self.rng = np.random.default_rng(seed)
         self.error_memory: dict[str, np.ndarray] = {}
         self.warm_q: dict[str, np.ndarray] = {}
-        # delta plus carried error, rebuilt into the same array every round: a fresh one
-        # per round can cost page faults (see layout.REBUILD_BLOCK_BYTES)
-        self._carried: dict[str, np.ndarray] = {}
+        # Delta plus carried error is summed into this scratch matrix, which then becomes
+        # the new error memory while the old one becomes the next round's scratch: no
+        # layer-sized array is allocated per round (a fresh one can cost page faults).
+        self._scratch: dict[str, np.ndarray] = {}
         for entry in self.layout:
             if entry.rank is not None:
                 rows, cols = entry.matrix_shape
                 self.error_memory[entry.name] = np.zeros((rows, cols), dtype=np.float64)
                 self.warm_q[entry.name] = self.rng.standard_normal((cols, entry.rank))
-                self._carried[entry.name] = np.empty((rows, cols), dtype=np.float64)
+                self._scratch[entry.name] = np.empty((rows, cols), dtype=np.float64)
 
     def encode(self, delta: Weights, binding: UpdateBinding) -> bytes:
         """Compress ``delta`` plus the carried error; update the state only on success."""
         delta = checked_delta(delta, self.spec)
         tensors: dict[str, np.ndarray] = {}
-        new_error: dict[str, np.ndarray] = {}
         sent_q: dict[str, np.ndarray] = {}
         for entry in self.layout:
             if entry.rank is None:
                 tensors[entry.name] = delta[entry.name]
                 continue
-            matrix = self._carried[entry.name]
+            matrix = self._scratch[entry.name]
             np.add(
                 delta[entry.name].reshape(entry.matrix_shape),
                 self.error_memory[entry.name],
                 out=matrix,
             )
-            if entry.kind == LOW_RANK_Q8:
-                stored, p, q = self._factor_quantised(entry, matrix)
-            else:
-                p, q = self._factor(entry, matrix)
-                stored = (p, q)
-            reconstruction = reconstruct_low_rank(p, q)
-            if not (np.isfinite(q).all() and np.isfinite(reconstruction).all()):
-                raise MalformedUpdateError(f"delta {entry.name!r} overflows float32 once factored")
+            factor = self._factor_quantised if entry.kind == LOW_RANK_Q8 else self._factor
+            try:
+                stored, sent_q[entry.name], reconstruction = factor(entry, matrix)
+            except MalformedUpdateError:
+                raise MalformedUpdateError(
+                    f"delta {entry.name!r} overflows float32 once factored"
+                ) from None
             tensors.update(zip(entry.stored_tensors(), stored, strict=True))
-            new_error[entry.name] = matrix - reconstruction
-            sent_q[entry.name] = q
+            np.subtract(matrix, reconstruction, out=matrix)  # what is still owed
         blob = write_update(self.codec, binding, self.layout, tensors)
-        self.error_memory.update(new_error)
         for name, q in sent_q.items():
-            self.warm_q[name] = self._reseed_zero_columns(q.astype(np.float64))
+            self.error_memory[name], self._scratch[name] = (
+                self._scratch[name],
+                self.error_memory[name],
+            )
+            self.warm_q[name] = self._reseed_zero_columns(q)
         return blob
 
-    def _factor(self, entry: TensorLayout, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One power-iteration step on ``matrix`` (float64), factors rounded to float32."""
+    def _factor(
+        self, entry: TensorLayout, matrix: np.ndarray
+    ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
+        """One power-iteration step on ``matrix`` (float64), factors rounded onto their grids:
+        what is stored, the next warm start and the reconstruction every decoder rebuilds."""
+        bits = factor_bits(entry.rank)
         p = orthonormalise(matrix @ self.warm_q[entry.name])
-        q = matrix.T @ p
-        with np.errstate(over="ignore"):
-            return p.astype(np.float32), q.astype(np.float32)
+        p32, q32 = onto_grid(p, bits), onto_grid(matrix.T @ p, bits)
+        if not np.isfinite(q32).all():
+            raise MalformedUpdateError("overflows float32")
+        return (p32, q32), q32.astype(np.float64), low_rank_matrix(p32, q32)
 
     def _factor_quantised(
         self, entry: TensorLayout, matrix: np.ndarray
     ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
-        """The power step with int8 factors: what is stored, and the dequantised P and Q.
+        """The power step with int8 factors; returns as :meth:`_factor` does.
 
         ``Q`` is computed from the dequantised ``P``, so it absorbs P's rounding before
         being rounded itself.
         """
         p_codes, p_scales = quantise_columns(orthonormalise(matrix @ self.warm_q[entry.name]))
-        p = dequantise_columns(p_codes, p_scales)
-        q_codes, q_scales = quantise_columns(matrix.T @ p)
-        q = dequantise_columns(q_codes, q_scales)
-        return (p_codes, q_codes, np.stack([p_scales, q_scales])), p, q
+        q_codes, q_scales = quantise_columns(matrix.T @ dequantise_columns(p_codes, p_scales))
+        scales = np.stack([p_scales, q_scales])
+        reconstruction = quantised_matrix(p_codes, q_codes, scales)
+        return (p_codes, q_codes, scales), dequantise_columns(q_codes, q_scales), reconstruction
 
     def _reseed_zero_columns(self, q: np.ndarray) -> np.ndarray:
         """Replace all-zero columns of a warm start, or power iteration stays stuck at zero."""
+        if q.all():
+            return q
         for k in np.flatnonzero(~q.any(axis=0)):
             q[:, k] = self.rng.standard_normal(q.shape[0])
         return q

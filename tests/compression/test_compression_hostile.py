@@ -277,10 +277,10 @@ def test_a_shape_whose_size_has_thousands_of_digits_is_refused_quickly():
 
 
 def test_an_unexpected_parser_exception_still_leaves_as_the_typed_error(monkeypatch):
-    def fails(p, q):
+    def fails(left, right, bound):
         raise FloatingPointError("overflow in outer product")
 
-    monkeypatch.setattr("flare.compression.rebuild.reconstruct_low_rank", fails)
+    monkeypatch.setattr("flare.compression.rebuild.exact_product", fails)
     with pytest.raises(MalformedUpdateError, match="FloatingPointError: overflow") as refusal:
         decode_update(BLOBS["powersgd"], SPEC)
     assert isinstance(refusal.value.__cause__, FloatingPointError)
