@@ -1,0 +1,200 @@
+"""An exact reference step: a few gradient-descent steps whose bits every machine agrees on.
+
+The MI filter judges updates against a step the committee takes itself on the public
+validation split, one that no submitter can move (FLTrust's server update). Float32
+training gives no such step: its sums run in an order, and with or without fused
+multiply-add, that depends on the CPU and the thread count. Here every sum of products is
+an integer product within the bit budget of :mod:`flare.models.exact` (power-of-two scaling
+and round-half-even to integers, so a float64 matrix product is the exact integer result
+whatever computes it), and everything else is one correctly rounded IEEE operation per
+element.
+
+The loss is the multiclass hinge (Weston and Watkins): ``(1/n) Σᵢ Σ_{c≠yᵢ} max(0, 1 + z_ic −
+z_iyᵢ)`` on the logits ``z``. Like cross-entropy it pushes the true class's logit above the
+others, but it needs no transcendental function (``exp`` and ``log`` are not correctly
+rounded alike everywhere), only comparisons and additions. Its gradient with respect to
+the logits is a count divided by ``n``.
+
+Only ``Sequential``, ``Linear``, ``ReLU`` and the reshaping layers (``Flatten``,
+``Unflatten``, the zoo's image reshape) are trained exactly: the logistic regression and the
+MLP of the zoo. A model holding anything else is refused up front with
+:class:`flare.models.exact.UnsupportedLayerError`.
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+from torch import nn
+
+from flare.models import exact
+from flare.models.exact import (
+    EXACT_BITS,
+    ExactInferenceError,
+    UnsupportedLayerError,
+    _compile,
+    _exact_float64,
+    _Linear,
+    _parameter,
+    _power_of_two,
+    _ReLU,
+    _Reshape,
+    _settled,
+    product_bits,
+    quantise,
+)
+from flare.tensors import Weights
+
+REFERENCE_STEPS = 5
+"""Gradient-descent steps from the global model: enough to leave the first step's
+direction, few enough that the step stays a step of the round rather than a fit of the
+validation split."""
+
+REFERENCE_LEARNING_RATE = 0.05
+"""The step size of each of those steps, as a client's default learning rate."""
+
+HINGE_MARGIN = 1.0
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class ExactReferenceStep:
+    """``step(weights, features, labels) -> delta``: full-batch gradient descent on the
+    multiclass hinge loss, the same bits on every machine.
+
+    Built once from the model's structure (``module``'s weights are not used); each call
+    takes the weights to start from by their ``state_dict`` names and returns the change,
+    float32 like an update.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        steps: int = REFERENCE_STEPS,
+        learning_rate: float = REFERENCE_LEARNING_RATE,
+    ) -> None:
+        self.layers = _compile(module, "", "")
+        for layer in self.layers:
+            if not isinstance(layer, _Linear | _ReLU | _Reshape):
+                raise UnsupportedLayerError(
+                    f"{type(layer).__name__.lstrip('_')} has no exact gradient "
+                    "(trained exactly: Sequential, Linear, ReLU, Flatten, Unflatten)"
+                )
+        if not any(isinstance(layer, _Linear) for layer in self.layers):
+            raise UnsupportedLayerError("the model has no Linear layer")
+        if steps < 1 or not learning_rate > 0.0:
+            raise ExactInferenceError("the reference step needs steps >= 1 and a positive rate")
+        self.steps = int(steps)
+        self.learning_rate = float(learning_rate)
+
+    def __call__(self, weights: Weights, features: np.ndarray, labels: np.ndarray) -> Weights:
+        trained = self.descend(weights, features, labels)
+        # wild features can drive a float64 step past float32's range: keep it finite
+        return {
+            name: np.clip(
+                trained[name] - _exact_float64(weights[name]), -FLOAT32_MAX, FLOAT32_MAX
+            ).astype(np.float32)
+            for name in trained
+        }
+
+    def descend(
+        self, weights: Mapping[str, np.ndarray], features: np.ndarray, labels: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """The float64 weights after :attr:`steps` steps from ``weights``."""
+        current = {name: _exact_float64(tensor) for name, tensor in weights.items()}
+        for _ in range(self.steps):
+            _, gradients = self.gradient(current, features, labels)
+            for name, gradient in gradients.items():
+                current[name] = _settled(current[name] - self.learning_rate * gradient)
+        return current
+
+    def gradient(
+        self, weights: Mapping[str, np.ndarray], features: np.ndarray, labels: np.ndarray
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """The hinge loss at ``weights`` and its gradient, by parameter name.
+
+        The loss is for reporting only (its sum is not exact); the gradient is.
+        """
+        x = _exact_float64(features)
+        targets = np.asarray(labels)
+        if x.ndim < 2 or len(x) == 0 or targets.shape != (len(x),):
+            raise ExactInferenceError(
+                f"need a non-empty batch with one label per row, got {x.shape} and {targets.shape}"
+            )
+        inputs: list[np.ndarray] = []
+        for layer in self.layers:
+            inputs.append(x)
+            x = layer.apply(x, weights)
+        if x.ndim != 2 or not 0 <= targets.min() <= targets.max() < x.shape[1]:
+            raise ExactInferenceError(f"logits of shape {x.shape} do not fit the labels")
+        loss, upstream = _hinge(x, targets.astype(np.int64))
+        gradients: dict[str, np.ndarray] = {}
+        for layer, layer_input in zip(reversed(self.layers), reversed(inputs), strict=True):
+            if isinstance(layer, _Linear):
+                gradients.update(_linear_gradients(layer, layer_input, upstream))
+                upstream = _linear_input_gradient(layer, upstream, weights)
+            elif isinstance(layer, _ReLU):
+                upstream = np.where(layer_input > 0.0, upstream, 0.0)
+            else:
+                upstream = upstream.reshape(layer_input.shape)
+        return loss, gradients
+
+
+def exact_reference_step(module: nn.Module) -> ExactReferenceStep | None:
+    """The model's exact reference step, or None where its layers cannot be trained exactly
+    (the MI filter then goes without its reference rule, alike on every machine)."""
+    try:
+        return ExactReferenceStep(module)
+    except UnsupportedLayerError:
+        return None
+
+
+def _hinge(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
+    """The Weston–Watkins hinge loss and its gradient with respect to the logits."""
+    rows = np.arange(len(logits))
+    gaps = logits - logits[rows, labels][:, None]  # one rounded subtraction each
+    violated = gaps > -HINGE_MARGIN
+    violated[rows, labels] = False
+    counts = violated.astype(np.float64)
+    counts[rows, labels] = -violated.sum(axis=1)
+    loss = float(np.where(violated, gaps + HINGE_MARGIN, 0.0).sum() / len(logits))
+    return loss, counts / len(logits)
+
+
+def _exact_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left @ right.T`` for float64 matrices, exact up to the quantisation of each row of
+    ``left`` and each row of ``right`` (one power of two per row, see :func:`quantise`)."""
+    fan_in = left.shape[1]
+    left_bits, right_bits = product_bits(fan_in)
+    left_int, left_exponents = quantise(left, left_bits)
+    right_int, right_exponents = quantise(right, right_bits)
+    products = exact._integer_matmul(left_int, right_int.T)
+    with np.errstate(over="ignore"):
+        scaled = products * _power_of_two(-left_exponents)[:, None]
+        return _settled(scaled * _power_of_two(-right_exponents)[None, :])
+
+
+def _linear_gradients(
+    layer: _Linear, layer_input: np.ndarray, upstream: np.ndarray
+) -> dict[str, np.ndarray]:
+    flat_input = layer_input.reshape(-1, layer.shape[1])
+    flat_upstream = upstream.reshape(-1, layer.shape[0])
+    gradients = {layer.weight: _exact_product(flat_upstream.T, flat_input.T)}
+    if layer.bias is not None:
+        gradients[layer.bias] = _exact_sums(flat_upstream.T)
+    return gradients
+
+
+def _exact_sums(rows: np.ndarray) -> np.ndarray:
+    """Each row's sum, exact up to the row's quantisation: integer sums within 2^53."""
+    bits = EXACT_BITS - (max(rows.shape[1], 1) - 1).bit_length()
+    integers, exponents = quantise(rows, bits)
+    return _settled(integers.sum(axis=1) * _power_of_two(-exponents))
+
+
+def _linear_input_gradient(
+    layer: _Linear, upstream: np.ndarray, weights: Mapping[str, np.ndarray]
+) -> np.ndarray:
+    weight = _parameter(weights, layer.weight, layer.shape)
+    flat_upstream = upstream.reshape(-1, layer.shape[0])
+    gradient = _exact_product(flat_upstream, weight.T)
+    return gradient.reshape(*upstream.shape[:-1], layer.shape[1])
