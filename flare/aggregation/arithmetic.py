@@ -271,31 +271,10 @@ class ClientBlock:
     ``values[c, k]`` is client ``k``'s value at coordinate ``coordinates.start + c``
     until the caller sorts or partitions the rows (both exact); each row is
     contiguous, which sorts faster than gathering a column per coordinate.
-    ``sources`` are the flattened client tensors the block was copied from.
     """
 
     coordinates: slice
     values: np.ndarray
-    sources: Sequence[np.ndarray]
-
-    def signed(self, selected: np.ndarray, position: int) -> np.ndarray:
-        """The ``position``-th smallest values as float64, with −0.0 ordered before +0.0.
-
-        A sort or partition compares the two zeros as equal, and numpy's vectorised
-        kernels (chosen by CPU) may even return one in place of the other, so the
-        sign of a zero is read from the untouched sources: the ``position``-th value
-        is −0.0 exactly when more than ``position`` clients sent a negative number or
-        −0.0 at that coordinate.
-        """
-        values = selected.astype(np.float64)
-        zeros = np.flatnonzero(values == 0.0)
-        if zeros.size:
-            where = zeros + self.coordinates.start
-            negative = np.zeros(zeros.size, dtype=np.int64)
-            for source in self.sources:
-                negative += np.signbit(source[where])
-            values[zeros] = np.where(negative > position, -0.0, 0.0)
-        return values
 
 
 def client_blocks(deltas: Sequence[Mapping[str, np.ndarray]], name: str) -> Iterator[ClientBlock]:
@@ -305,10 +284,8 @@ def client_blocks(deltas: Sequence[Mapping[str, np.ndarray]], name: str) -> Iter
     the order); wider types are rounded to float64, as everywhere else here. The
     block's array is reused: finish with one block before asking for the next.
     """
-    sources = [np.asarray(delta[name]).reshape(-1) for delta in deltas]
-    dtype = np.result_type(*sources)
-    if dtype.itemsize > 8:
-        dtype = np.dtype(np.float64)
+    sources = flat_sources(deltas, name)
+    dtype = block_dtype(sources)
     size = sources[0].size
     width = max(1, CLIENT_BLOCK_BYTES // (len(sources) * dtype.itemsize))
     block = np.empty((min(width, size), len(sources)), dtype=dtype)
@@ -316,7 +293,52 @@ def client_blocks(deltas: Sequence[Mapping[str, np.ndarray]], name: str) -> Iter
         stop = min(size, start + width)
         values = block[: stop - start]
         np.stack([source[start:stop] for source in sources], axis=1, out=values)
-        yield ClientBlock(slice(start, stop), values, sources)
+        yield ClientBlock(slice(start, stop), values)
+
+
+def flat_sources(deltas: Sequence[Mapping[str, np.ndarray]], name: str) -> list[np.ndarray]:
+    """Tensor ``name`` of every client, flattened (a view where the layout allows)."""
+    return [np.asarray(delta[name]).reshape(-1) for delta in deltas]
+
+
+def block_dtype(sources: Sequence[np.ndarray]) -> np.dtype:
+    """The type the clients' values are ordered in: their common type, at most float64."""
+    dtype = np.result_type(*sources)
+    return np.dtype(np.float64) if dtype.itemsize > 8 else dtype
+
+
+@dataclass(frozen=True)
+class SignCounts:
+    """Per coordinate, how many clients sent a value below zero, at most zero, and with
+    its sign bit set (negative or −0.0), counted one client tensor at a time."""
+
+    below_zero: np.ndarray
+    up_to_zero: np.ndarray
+    sign_bit: np.ndarray
+
+    @classmethod
+    def of(cls, sources: Sequence[np.ndarray]) -> "SignCounts":
+        size = sources[0].size
+        totals = np.zeros((3, size), dtype=np.int32)
+        # counted in bytes (one add per client, no widening), carried into the totals
+        # before a byte could overflow
+        partial = np.zeros((3, size), dtype=np.uint8)
+        flags = np.empty(size, dtype=bool)
+        for index, source in enumerate(sources):
+            for test, count in zip((np.less, np.less_equal), partial[:2], strict=True):
+                test(source, 0, out=flags)
+                np.add(count, flags.view(np.uint8), out=count)
+            np.signbit(source, out=flags)
+            np.add(partial[2], flags.view(np.uint8), out=partial[2])
+            if index % 255 == 254:
+                np.add(totals, partial, out=totals)
+                partial.fill(0)
+        np.add(totals, partial, out=totals)
+        return cls(*totals)
+
+    def zero_at(self, position: int) -> np.ndarray:
+        """Where the ``position``-th smallest value (0-based) is a zero."""
+        return (self.below_zero <= position) & (position < self.up_to_zero)
 
 
 def coordinate_median(deltas: Sequence[Mapping[str, np.ndarray]], spec: ModelSpec) -> Weights:
@@ -324,23 +346,70 @@ def coordinate_median(deltas: Sequence[Mapping[str, np.ndarray]], spec: ModelSpe
 
     Selection (a partition at the middle; with an even count the largest value below
     it is the other middle one) is exact; with an even count the two middle values
-    are averaged by one float64 add and one halving.
+    are averaged by one float64 add and one halving. Counting each coordinate's
+    negative values and zeros first places its middle values among the zeros or not:
+    when most middle values are zeros (sparse updates), only the other coordinates are
+    gathered and partitioned.
     """
     count = len(deltas)
     middle = count // 2
+    positions = (middle,) if count % 2 else (middle - 1, middle)
     median: Weights = {}
     for name, shape in spec.items():
-        result = np.empty(math.prod(shape), dtype=np.float64)
-        for block in client_blocks(deltas, name):
-            block.values.partition(middle, axis=1)
-            upper = block.signed(block.values[:, middle], middle)
-            if count % 2:
-                result[block.coordinates] = upper
-            else:
-                lower = block.signed(block.values[:, :middle].max(axis=1), middle - 1)
-                result[block.coordinates] = (lower + upper) / 2.0
+        sources = flat_sources(deltas, name)
+        signs = SignCounts.of(sources)
+        # selected[-1] is the value at the middle; with an even count selected[0] is the
+        # one below it
+        selected = np.zeros((len(positions), sources[0].size), dtype=np.float64)
+        at_zero = np.logical_and.reduce([signs.zero_at(position) for position in positions])
+        needed = np.flatnonzero(~at_zero)
+        # gathering costs more per value than copying a slice: past half, select them all
+        blocks = (
+            ((block.coordinates, block.values) for block in client_blocks(deltas, name))
+            if 2 * needed.size > at_zero.size
+            else gathered_blocks(sources, needed)
+        )
+        for coordinates, values in blocks:
+            values.partition(middle, axis=1)
+            selected[-1, coordinates] = values[:, middle]
+            if len(positions) == 2:
+                selected[0, coordinates] = values[:, :middle].max(axis=1)
+        for row, position in zip(selected, positions, strict=True):
+            signed_zeros(row, signs.sign_bit, position)
+        result = selected[0] if count % 2 else (selected[0] + selected[1]) / 2.0
         median[name] = result.reshape(shape)
     return median
+
+
+def gathered_blocks(
+    sources: Sequence[np.ndarray], coordinates: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``coordinates`` of every source, a block at a time, as :func:`client_blocks` lays
+    them out: the block's coordinates and their values, one row per coordinate."""
+    if not coordinates.size:
+        return
+    dtype = block_dtype(sources)
+    width = max(1, CLIENT_BLOCK_BYTES // (len(sources) * dtype.itemsize))
+    block = np.empty((min(width, coordinates.size), len(sources)), dtype=dtype)
+    for start in range(0, coordinates.size, width):
+        chosen = coordinates[start : start + width]
+        values = block[: chosen.size]
+        np.stack([source[chosen] for source in sources], axis=1, out=values)
+        yield chosen, values
+
+
+def signed_zeros(selected: np.ndarray, sign_bit: np.ndarray, position: int) -> None:
+    """Give each zero of ``selected``, the ``position``-th smallest values, its sign in
+    place, −0.0 ordered before +0.0.
+
+    A sort or partition compares the two zeros as equal, and numpy's vectorised kernels
+    (chosen by CPU) may even return one in place of the other, so the sign is read from
+    ``sign_bit``, how many values at each coordinate have their sign bit set, counted
+    from the untouched updates: the ``position``-th value is −0.0 exactly when more than
+    ``position`` of them are negative or −0.0.
+    """
+    zeros = selected == 0.0
+    selected[zeros] = np.where(sign_bit[zeros] > position, -0.0, 0.0)
 
 
 def median_of(values: Sequence[float]) -> float:

@@ -1,0 +1,123 @@
+"""The coordinate-wise median that counts signs first gives the bytes of the one it replaced.
+
+``reference_median`` is the previous implementation, kept verbatim as the specification:
+every coordinate partitioned, and the sign of a zero median read back from each client's
+tensor, one client at a time. The inputs are the ones the counting shortcut must get right:
+mostly zeros of both signs (sparse updates, where most medians are zeros and are never
+partitioned), ties at the middle, infinities and NaNs, mixed dtypes, and more than 255
+clients (the counts are carried out of bytes every 255 clients).
+"""
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flare.aggregation.arithmetic import SignCounts, client_blocks, coordinate_median
+
+SPEC = {"w": (3, 7), "b": (5,)}
+
+
+def reference_signed(
+    selected: np.ndarray, position: int, start: int, sources: Sequence[np.ndarray]
+) -> np.ndarray:
+    values = selected.astype(np.float64)
+    zeros = np.flatnonzero(values == 0.0)
+    if zeros.size:
+        where = zeros + start
+        negative = np.zeros(zeros.size, dtype=np.int64)
+        for source in sources:
+            negative += np.signbit(source[where])
+        values[zeros] = np.where(negative > position, -0.0, 0.0)
+    return values
+
+
+def reference_median(deltas: Sequence[Mapping[str, np.ndarray]], spec: dict) -> dict:
+    count = len(deltas)
+    middle = count // 2
+    median = {}
+    for name, shape in spec.items():
+        sources = [np.asarray(delta[name]).reshape(-1) for delta in deltas]
+        result = np.empty(math.prod(shape), dtype=np.float64)
+        for block in client_blocks(deltas, name):
+            start = block.coordinates.start
+            block.values.partition(middle, axis=1)
+            upper = reference_signed(block.values[:, middle], middle, start, sources)
+            if count % 2:
+                result[block.coordinates] = upper
+            else:
+                lower = block.values[:, :middle].max(axis=1)
+                lower = reference_signed(lower, middle - 1, start, sources)
+                result[block.coordinates] = (lower + upper) / 2.0
+        median[name] = result.reshape(shape)
+    return median
+
+
+def assert_same_bytes(actual: dict, expected: dict) -> None:
+    assert actual.keys() == expected.keys()
+    for name, tensor in expected.items():
+        assert actual[name].dtype == tensor.dtype, name
+        assert actual[name].tobytes() == tensor.tobytes(), name
+
+
+SPARSE = [-0.0, 0.0, 0.0, -0.0, 0.0, 1.5, -1.5, 2.0**-20, -3.0]
+DENSE = [-2.0, -1.0, -0.5, -0.0, 0.0, 0.25, 1.0, 3.0, 7.0]
+SPECIAL = [-math.inf, math.inf, math.nan, -0.0, 0.0, 1.0, -1.0]
+
+
+def round_of(values: list[float], dtypes: list[type], count: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    pool = np.array(values, dtype=np.float64)
+    return [
+        {
+            name: rng.choice(pool, size=shape).astype(dtypes[index % len(dtypes)])
+            for name, shape in SPEC.items()
+        }
+        for index in range(count)
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([SPARSE, DENSE, SPECIAL]),
+    st.lists(st.sampled_from([np.float16, np.float32, np.float64]), min_size=1, max_size=3),
+    st.integers(1, 40),
+    st.integers(0, 2**32 - 1),
+)
+def test_median_equals_the_per_client_sign_reading(
+    values: list[float], dtypes: list[type], count: int, seed: int
+) -> None:
+    deltas = round_of(values, dtypes, count, seed)
+    with np.errstate(invalid="ignore"):
+        assert_same_bytes(coordinate_median(deltas, SPEC), reference_median(deltas, SPEC))
+
+
+@pytest.mark.parametrize("count", [255, 256, 511, 600])
+@pytest.mark.parametrize("values", [SPARSE, DENSE], ids=["sparse", "dense"])
+def test_median_of_hundreds_of_clients_equals_the_reference(
+    count: int, values: list[float]
+) -> None:
+    deltas = round_of(values, [np.float32], count, seed=count)
+    assert_same_bytes(coordinate_median(deltas, SPEC), reference_median(deltas, SPEC))
+
+
+def test_sign_counts_carry_past_a_byte() -> None:
+    """600 clients all sending −0.0: every count is 600, none wrapped at 256."""
+    sources = [np.full(4, -0.0, dtype=np.float32) for _ in range(600)]
+    counts = SignCounts.of(sources)
+    assert counts.below_zero.tolist() == [0] * 4
+    assert counts.up_to_zero.tolist() == [600] * 4
+    assert counts.sign_bit.tolist() == [600] * 4
+
+
+@pytest.mark.parametrize("negative_zeros", [300, 301])
+def test_a_zero_median_of_a_majority_of_negative_zeros_is_negative(negative_zeros: int) -> None:
+    """601 clients, only zeros: the median is −0.0 exactly when −0.0 fills the middle."""
+    deltas = [{"t": np.array([-0.0], dtype=np.float32)} for _ in range(negative_zeros)]
+    deltas += [{"t": np.array([0.0], dtype=np.float32)} for _ in range(601 - negative_zeros)]
+    (median,) = coordinate_median(deltas, {"t": (1,)})["t"]
+    assert median == 0.0
+    assert math.copysign(1.0, median) == (-1.0 if negative_zeros > 300 else 1.0)
