@@ -25,9 +25,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from flare.compression import Codec, PowerSGDCodec, UpdateBinding, decode_update, make_codec
-from flare.compression.layout import reconstruct_low_rank
 from flare.compression.powersgd import orthonormalise
-from flare.compression.rebuild import rebuild_tensor
+from flare.compression.rebuild import (
+    factor_bits,
+    low_rank_matrix,
+    low_rank_product,
+    onto_grid,
+    rebuild_tensor,
+)
 from flare.compression.wire import load_container_tensors
 
 SHAPES = {
@@ -239,10 +244,11 @@ def _arithmetic_seconds(codec: Codec, spec: dict, delta: dict, blob: bytes) -> f
 
 def _power_step_and_rebuild(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
     """The codec's arithmetic alone: one power step, then the encoder's and decoder's rebuild."""
+    bits = factor_bits(q.shape[1])
     p = orthonormalise(matrix @ q)
-    p32, q32 = p.astype(np.float32), (matrix.T @ p).astype(np.float32)
-    reconstruct_low_rank(p32, q32)
-    return reconstruct_low_rank(p32, q32)
+    p_grid, q_grid = onto_grid(p, bits), onto_grid(matrix.T @ p, bits)
+    low_rank_product(p_grid, q_grid)
+    return low_rank_matrix(p_grid.stored, q_grid.stored)
 
 
 def _unit(array: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ from flare.compression.layout import (
 from flare.compression.rebuild import (
     dequantise_columns,
     factor_bits,
-    low_rank_matrix,
+    low_rank_product,
     onto_grid,
     quantise_columns,
     quantised_matrix,
@@ -141,10 +141,8 @@ class PowerSGDEncoder(UpdateEncoder):
         what is stored, the next warm start and the reconstruction every decoder rebuilds."""
         bits = factor_bits(entry.rank)
         p = orthonormalise(matrix @ self.warm_q[entry.name])
-        p32, q32 = onto_grid(p, bits), onto_grid(matrix.T @ p, bits)
-        if not np.isfinite(q32).all():
-            raise MalformedUpdateError("overflows float32")
-        return (p32, q32), q32.astype(np.float64), low_rank_matrix(p32, q32)
+        p_grid, q_grid = onto_grid(p, bits), onto_grid(matrix.T @ p, bits)
+        return (p_grid.stored, q_grid.stored), q_grid.wide, low_rank_product(p_grid, q_grid)
 
     def _factor_quantised(
         self, entry: TensorLayout, matrix: np.ndarray

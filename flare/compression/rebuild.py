@@ -22,6 +22,7 @@ not negative.
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -69,25 +70,63 @@ def largest_magnitude(array: np.ndarray) -> float:
     return max(float(array.max()), -float(array.min()))
 
 
-def onto_grid(factor: np.ndarray, bits: int) -> np.ndarray:
-    """``factor`` rounded onto its ``bits``-bit grid, as float32 (the encoder's side).
+@dataclass(frozen=True)
+class GridFactor:
+    """A ``lowrank`` factor on its grid: the float32 values that travel, the same values in
+    float64 (exact), and their largest magnitude."""
+
+    stored: np.ndarray
+    wide: np.ndarray
+    largest: float
+
+
+def onto_grid(factor: np.ndarray, bits: int) -> GridFactor:
+    """``factor`` (float64) rounded onto its ``bits``-bit grid: the encoder's side.
 
     Rounding can carry the largest entry up to ``2^bits`` steps, which doubles the step the
     decoder derives from it; the factor is then rounded onto that coarser grid instead. A
     factor whose largest entry is below float32's smallest normal travels as zeros (its
-    grid would be finer than float32 can hold), and one beyond float32's range comes back
-    with infinities, which the encoder refuses.
+    grid would be finer than float32 can hold). Raises :class:`MalformedUpdateError` for a
+    factor beyond float32's range.
     """
     largest = largest_magnitude(factor)
+    if not largest <= FLOAT32_MAX:  # NaN too
+        raise MalformedUpdateError("overflows float32")
     if largest < FLOAT32_TINY:
-        return np.zeros(factor.shape, dtype=np.float32)
+        zeros = np.zeros(factor.shape)
+        return GridFactor(zeros.astype(np.float32), zeros, 0.0)
     step = grid_step(largest, bits)
-    codes = np.rint(factor * (1.0 / step))
-    if largest_magnitude(codes) >= 2.0**bits:
+    # rounding is monotonic, so the largest entry's code is the largest code
+    if round(largest / step) >= 2**bits:
         step *= 2.0
-        codes = np.rint(factor * (1.0 / step))
-    with np.errstate(over="ignore"):
-        return (codes * step).astype(np.float32)
+    largest = round(largest / step) * step
+    if largest > FLOAT32_MAX:
+        raise MalformedUpdateError("overflows float32")
+    wide = np.rint(factor * (1.0 / step))
+    wide *= step
+    return GridFactor(wide.astype(np.float32), wide, largest)
+
+
+def on_grid(factor: np.ndarray, bits: int) -> GridFactor:
+    """A stored float32 ``factor``, after checking that it lies on its ``bits``-bit grid: the
+    decoder's side. Raises :class:`MalformedUpdateError` where it does not."""
+    largest = largest_magnitude(factor)
+    wide = factor.astype(np.float64)
+    if largest:
+        scaled = wide * (1.0 / grid_step(largest, bits))  # exact: a power of two
+        if (np.rint(scaled) != scaled).any():
+            raise MalformedUpdateError(f"off its {bits}-bit fixed-point grid")
+    return GridFactor(factor, wide, largest)
+
+
+def low_rank_product(p: GridFactor, q: GridFactor) -> np.ndarray:
+    """The ``lowrank`` reconstruction ``P @ Q.T`` of factors on their grids, exactly, rounded
+    once to float32. Raises :class:`MalformedUpdateError` where it overflows float32."""
+    rank = p.stored.shape[1]
+    bound = rank * p.largest * q.largest
+    if rank == 1:
+        return exact_product(p.stored, q.stored, bound)
+    return exact_product(p.wide, q.wide, bound)
 
 
 def exact_product(left: np.ndarray, right: np.ndarray, bound: float) -> np.ndarray:
@@ -111,25 +150,19 @@ def exact_product(left: np.ndarray, right: np.ndarray, bound: float) -> np.ndarr
     return rebuilt
 
 
-def _on_grid(name: str, factor: np.ndarray, bits: int) -> float:
-    """The largest magnitude of ``factor``, after checking that it is on its grid."""
-    wide = factor.astype(np.float64)
-    largest = largest_magnitude(wide)
-    if largest and np.fmod(wide, grid_step(largest, bits)).any():
-        raise MalformedUpdateError(f"has factor {name} off its {bits}-bit fixed-point grid")
-    return largest
-
-
 def low_rank_matrix(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """The ``lowrank`` reconstruction ``P @ Q.T`` of float32 factors, exactly, rounded once.
+    """The ``lowrank`` reconstruction of stored float32 factors, refusing either off its grid.
 
     Raises :class:`MalformedUpdateError` for a factor off its grid or an overflow.
     """
-    rank = p.shape[1]
-    bound = rank * _on_grid("P", p, factor_bits(rank)) * _on_grid("Q", q, factor_bits(rank))
-    if rank == 1:
-        return exact_product(p, q, bound)
-    return exact_product(p.astype(np.float64), q.astype(np.float64), bound)
+    bits = factor_bits(p.shape[1])
+    checked = []
+    for name, factor in (("P", p), ("Q", q)):
+        try:
+            checked.append(on_grid(factor, bits))
+        except MalformedUpdateError as exc:
+            raise MalformedUpdateError(f"has factor {name} {exc}") from None
+    return low_rank_product(*checked)
 
 
 def quantised_matrix(p_codes: np.ndarray, q_codes: np.ndarray, scales: np.ndarray) -> np.ndarray:

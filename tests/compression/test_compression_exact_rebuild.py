@@ -62,7 +62,7 @@ finite_factors = st.tuples(st.integers(1, 9), st.integers(1, 9), st.integers(1, 
 def test_factors_rounded_onto_their_grid_rebuild_to_the_exact_product(factors):
     p, q = factors
     bits = factor_bits(p.shape[1])
-    p_grid, q_grid = onto_grid(p, bits), onto_grid(q, bits)
+    p_grid, q_grid = onto_grid(p, bits).stored, onto_grid(q, bits).stored
     for original, snapped in ((p, p_grid), (q, q_grid)):
         largest = np.abs(original).max()
         if largest >= np.finfo(np.float32).tiny:
@@ -80,7 +80,7 @@ def test_the_grid_narrows_past_rank_32_so_every_partial_sum_stays_exact():
 def test_a_carried_maximum_moves_the_factor_onto_the_coarser_grid():
     # 2^24 - 0.5 steps rounds up to 2^24: the decoder would then derive a doubled step
     factor = np.array([[1.0 - 2.0**-25], [2.0**-24 * 3]])
-    snapped = onto_grid(factor, 24)
+    snapped = onto_grid(factor, 24).stored
     assert snapped[:, 0].tolist() == [1.0, 2.0**-22]  # 1.5 steps of 2^-23 round to 2
     assert (
         low_rank_matrix(snapped, snapped).tobytes() == exactly_rounded(snapped, snapped).tobytes()
@@ -88,7 +88,7 @@ def test_a_carried_maximum_moves_the_factor_onto_the_coarser_grid():
 
 
 def test_a_factor_below_float32s_normal_range_travels_as_zeros():
-    assert not onto_grid(np.full((3, 1), 1e-39), 24).any()
+    assert not onto_grid(np.full((3, 1), 1e-39), 24).stored.any()
 
 
 @settings(max_examples=40, deadline=None)
