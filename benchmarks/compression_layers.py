@@ -1,0 +1,236 @@
+"""PowerSGD per layer and per whole model: size, error, and time against the matmul floor.
+
+Helpers of ``bench_compression.py``; sizes and errors are deterministic (seeded), times
+are medians of CPU time on one BLAS thread.
+"""
+
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from flare.compression import Codec, PowerSGDCodec, UpdateBinding, decode_update, make_codec
+from flare.compression.powersgd import orthonormalise
+from flare.compression.rebuild import (
+    factor_bits,
+    low_rank_matrix,
+    low_rank_product,
+    onto_grid,
+    rebuild_tensor,
+)
+from flare.compression.wire import load_container_tensors
+
+SHAPES = {
+    "mlp fc1 256x64": (256, 64),
+    "mlp fc2 128x256": (128, 256),
+    "mlp fc3 10x128": (10, 128),
+    "cnn conv1 16x1x3x3": (16, 1, 3, 3),
+    "cnn conv2 32x16x3x3": (32, 16, 3, 3),
+    "cnn fc1 64x512": (64, 512),
+    "cnn fc2 10x64": (10, 64),
+}
+"""Every matrix-shaped layer of the default MLP and of the CNN on digits (flare/models/zoo.py)."""
+MODELS = {
+    "mlp": {
+        "0.weight": (256, 64),
+        "0.bias": (256,),
+        "2.weight": (128, 256),
+        "2.bias": (128,),
+        "4.weight": (10, 128),
+        "4.bias": (10,),
+    },
+    "cnn": {
+        "1.weight": (16, 1, 3, 3),
+        "1.bias": (16,),
+        "3.weight": (32, 16, 3, 3),
+        "3.bias": (32,),
+        "7.weight": (64, 512),
+        "7.bias": (64,),
+        "9.weight": (10, 64),
+        "9.bias": (10,),
+    },
+}
+"""The default MLP and the CNN on digits, whole: one blob per update, as clients send them."""
+MODEL_CODECS = {"powersgd": {"rank": 4}, "powersgd-q8": {}}
+RANKS = (1, 2, 4, 8)
+SIGNAL_RANK = 8
+NOISE_FRACTION = 0.1
+REPEATS = 31
+ROUNDS = 10
+DRIFT = 0.05
+BINDING = UpdateBinding("0xbench", "bench", 0, 0, "bench-base", 1)
+
+
+def synthetic_delta(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """A gradient-like matrix: rank-8 signal with geometric spectrum plus 10% Gaussian noise.
+
+    Singular values of the signal are 1, 2^-1/2, 2^-1, ... so the spectrum decays
+    smoothly, and the noise (Frobenius norm 10% of the signal's) keeps it full rank.
+    """
+    rng = np.random.default_rng(seed)
+    rows, cols = shape[0], int(np.prod(shape[1:]))
+    k = min(SIGNAL_RANK, rows, cols)
+    u, _ = np.linalg.qr(rng.standard_normal((rows, k)))
+    v, _ = np.linalg.qr(rng.standard_normal((cols, k)))
+    signal = (u * 2.0 ** (-np.arange(k) / 2)) @ v.T
+    noise = rng.standard_normal((rows, cols))
+    noise *= NOISE_FRACTION * np.linalg.norm(signal) / np.linalg.norm(noise)
+    return (signal + noise).astype(np.float32).reshape(shape)
+
+
+def optimal_error(matrix: np.ndarray, rank: int) -> float:
+    """Relative error of the best rank-``rank`` approximation (Eckart-Young, via SVD)."""
+    singular = np.linalg.svd(
+        matrix.reshape(matrix.shape[0], -1).astype(np.float64), compute_uv=False
+    )
+    return float(np.sqrt(np.sum(singular[rank:] ** 2) / np.sum(singular**2)))
+
+
+def relative_error(approximation: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.linalg.norm(approximation - exact) / np.linalg.norm(exact))
+
+
+def median_seconds(action: Callable[[], object]) -> float:
+    """Median CPU seconds of ``action`` (one thread, so CPU time is its own work): on a
+    shared machine wall time also counts the waits for a core, which no codec controls."""
+    action()  # warm caches and lazy imports
+    samples = []
+    for _ in range(REPEATS):
+        start = time.process_time()
+        action()
+        samples.append(time.process_time() - start)
+    return statistics.median(samples)
+
+
+def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
+    """One row: size, one-shot error, error after warm-started rounds, and timing."""
+    spec = {"w": shape}
+    delta = synthetic_delta(shape, seed=sum(shape))
+    codec = PowerSGDCodec(rank=rank)
+    blob = codec.new_encoder(spec, 0).encode({"w": delta}, BINDING)
+    dense_blob = make_codec("none").new_encoder(spec, 0).encode({"w": delta}, BINDING)
+    layout = codec.layout(spec)[0]
+    one_shot = relative_error(decode_update(blob, spec).delta["w"], delta)
+
+    # Slowly drifting matrix, error memory cleared each round: isolates the warm start.
+    warm_encoder = codec.new_encoder(spec, 0)
+    # Same drifting sequence with error feedback on: how much the server's sum misses.
+    feedback_encoder = codec.new_encoder(spec, 0)
+    drift_rng = np.random.default_rng(1)
+    current = delta.astype(np.float64)
+    sent_sum, true_sum = np.zeros(shape), np.zeros(shape)
+    for _ in range(ROUNDS):
+        current += DRIFT * np.linalg.norm(delta) * _unit(drift_rng.standard_normal(shape))
+        step = current.astype(np.float32)
+        warm_blob = warm_encoder.encode({"w": step}, BINDING)
+        if layout.is_low_rank:  # a dense layer keeps no error memory
+            warm_encoder.error_memory["w"][:] = 0.0
+        sent_sum += decode_update(feedback_encoder.encode({"w": step}, BINDING), spec).delta["w"]
+        true_sum += step
+    warm = relative_error(decode_update(warm_blob, spec).delta["w"], step)
+    warm_optimal = optimal_error(step, rank)
+
+    rows, cols = layout.matrix_shape
+    matrix = delta.reshape(rows, cols).astype(np.float64)
+    q, p = np.ones((cols, rank)), np.ones((rows, rank))
+    encoder = codec.new_encoder(spec, 0)
+    codec_seconds = median_seconds(
+        lambda: decode_update(encoder.encode({"w": delta}, BINDING), spec)
+    )
+    core_seconds = median_seconds(lambda: _power_step_and_rebuild(matrix, q))
+    floor_seconds = median_seconds(lambda: (matrix @ q, matrix.T @ p))
+    matrix32, q32, p32 = (a.astype(np.float32) for a in (matrix, q, p))
+    float32_floor_seconds = median_seconds(lambda: (matrix32 @ q32, matrix32.T @ p32))
+    optimal = optimal_error(delta, rank)
+    return {
+        "layer": label,
+        "shape": list(shape),
+        "rank": rank,
+        "low_rank": layout.is_low_rank,
+        "raw_bytes": delta.nbytes,
+        "dense_blob_bytes": len(dense_blob),
+        "blob_bytes": len(blob),
+        "ratio": delta.nbytes / len(blob),
+        "error": one_shot,
+        "optimal_error": optimal,
+        "error_vs_optimal": one_shot / optimal if optimal else float("nan"),
+        "warm_error": warm,
+        "warm_optimal_error": warm_optimal,
+        "feedback_sum_error": relative_error(sent_sum, true_sum),
+        "codec_seconds": codec_seconds,
+        "core_seconds": core_seconds,
+        "floor_seconds": floor_seconds,
+        "time_vs_floor": codec_seconds / floor_seconds,
+        "float32_floor_seconds": float32_floor_seconds,
+        "time_vs_float32_floor": codec_seconds / float32_floor_seconds,
+    }
+
+
+def measure_model(model: str, codec_name: str) -> dict:
+    """Encode + decode of a whole model's update against the two float32 products of
+    every factored layer (each at its own rank): the per-blob cost spread over the model."""
+    spec = MODELS[model]
+    codec = make_codec(codec_name, **MODEL_CODECS[codec_name])
+    delta = {name: synthetic_delta(shape, seed=sum(shape)) for name, shape in spec.items()}
+    encoder = codec.new_encoder(spec, 0)
+    blob = encoder.encode(delta, BINDING)
+    encode_seconds = median_seconds(lambda: encoder.encode(delta, BINDING))
+    decode_seconds = median_seconds(lambda: decode_update(blob, spec))
+    products = []
+    for entry in codec.layout(spec):
+        if entry.is_low_rank:
+            matrix = delta[entry.name].reshape(entry.matrix_shape)
+            q = np.ones((matrix.shape[1], entry.rank), dtype=np.float32)
+            p = np.ones((matrix.shape[0], entry.rank), dtype=np.float32)
+            products.append((matrix, q, p))
+    floor_seconds = median_seconds(lambda: [(m @ q, m.T @ p) for m, q, p in products])
+    codec_seconds = encode_seconds + decode_seconds
+    arithmetic_seconds = _arithmetic_seconds(codec, spec, delta, blob)
+    return {
+        "model": model,
+        "codec": codec_name,
+        "params": codec.params(),
+        "ratio": sum(tensor.nbytes for tensor in delta.values()) / len(blob),
+        "encode_seconds": encode_seconds,
+        "decode_seconds": decode_seconds,
+        "float32_floor_seconds": floor_seconds,
+        "time_vs_float32_floor": codec_seconds / floor_seconds,
+        "arithmetic_seconds": arithmetic_seconds,
+        "rest_seconds": codec_seconds - arithmetic_seconds,
+    }
+
+
+def _arithmetic_seconds(codec: Codec, spec: dict, delta: dict, blob: bytes) -> float:
+    """The part of an encode + decode that is the factored layers' arithmetic: each power
+    step (M@Q, Gram-Schmidt, M^T@P, in float64) and the exact rebuild twice (the encoder's
+    error feedback and the decoder), the rebuild as the decoder does it."""
+    stored = load_container_tensors(blob)  # PowerSGD blobs are never gzip-framed
+    steps = []
+    for entry in codec.layout(spec):
+        if entry.is_low_rank:
+            matrix = delta[entry.name].reshape(entry.matrix_shape).astype(np.float64)
+            q = np.ones((matrix.shape[1], entry.rank))
+            steps.append((entry, matrix, q))
+
+    def arithmetic() -> None:
+        for entry, matrix, q in steps:
+            matrix.T @ orthonormalise(matrix @ q)
+            rebuild_tensor(entry, stored)
+            rebuild_tensor(entry, stored)
+
+    return median_seconds(arithmetic)
+
+
+def _power_step_and_rebuild(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """The codec's arithmetic alone: one power step with its factors rounded onto their
+    grids, then the encoder's rebuild and the decoder's (which checks the grids)."""
+    bits = factor_bits(q.shape[1])
+    p = orthonormalise(matrix @ q)
+    p_grid, q_grid = onto_grid(p, bits), onto_grid(matrix.T @ p, bits)
+    low_rank_product(p_grid, q_grid)
+    return low_rank_matrix(p_grid.stored, q_grid.stored)
+
+
+def _unit(array: np.ndarray) -> np.ndarray:
+    return array / np.linalg.norm(array)

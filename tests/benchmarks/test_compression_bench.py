@@ -1,0 +1,44 @@
+"""``bench_compression.py``'s per-layer rows and tables: what they record and what they say."""
+
+from compression_layers import measure
+from compression_tables import layer_markdown, markdown
+
+ENVIRONMENT = {
+    "date": "2026-12-01 23:00 UTC",
+    "revision": "abc1234",
+    "python": "3.11.7",
+    "numpy": "2.4.6",
+    "cpus": 2,
+    "machine": "x86_64",
+    "load_average_1min": 1.5,
+}
+
+
+def test_a_layer_row_records_size_error_and_time_against_the_floor() -> None:
+    row = measure("test 48x40", (48, 40), 2)
+    assert row["low_rank"] and row["ratio"] > 1
+    assert row["optimal_error"] <= row["error"] < 1
+    assert row["feedback_sum_error"] < row["error"]  # error feedback pays the debt back
+    assert row["time_vs_float32_floor"] == row["codec_seconds"] / row["float32_floor_seconds"]
+
+
+def test_the_verdict_counts_the_rows_within_the_target_and_explains_the_rest() -> None:
+    row = measure("test 48x40", (48, 40), 2)
+    fast = dict(row, codec_seconds=2 * row["float32_floor_seconds"], time_vs_float32_floor=2.0)
+    slow = dict(row, codec_seconds=9 * row["float32_floor_seconds"], time_vs_float32_floor=9.0)
+    assert "is met in 2 of 2 rows." in layer_markdown([fast, fast], ENVIRONMENT)[-1]
+    verdict = layer_markdown([fast, slow], ENVIRONMENT)[-1]
+    assert "2-9x" in verdict and "is met in 1 of 2 rows" in verdict and "passes" in verdict
+
+
+def test_each_section_names_the_revision_it_was_run_at() -> None:
+    results = {
+        "environments": {"layers": ENVIRONMENT, "task": dict(ENVIRONMENT, revision="def5678")},
+        "rows": [],
+        "models": [],
+        "task": [],
+    }
+    text = markdown(results)
+    layers, task = text.split("## Codecs on the default task")
+    assert "`abc1234`" in layers and "`def5678`" in task
+    assert "not recorded" in markdown(dict(results, environments={}))
