@@ -44,7 +44,7 @@ from flare.federation.protocol.aggregate import compute_aggregate, load_task_con
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.federation.protocol.simulated_device import participant_keys
-from flare.federation.protocol.update_fetches import UpdateFetches
+from flare.federation.protocol.update_fetches import InlineUpdateFetches, UpdateFetches
 from flare.federation.task_parameters import TaskParameters
 from flare.models import TorchModelAdapter, build_model
 from flare.storage import MemoryStore, StorageError, StorageUnavailableError, compute_cid
@@ -229,6 +229,30 @@ def test_fetches_happen_once_and_only_transient_failures_are_asked_again():
     assert fetches.outcome(served) == b"a"
     assert "exceeds the limit" in fetches.outcome(oversized)
     assert fetches.outcome(absent) == f"no blob stored under {absent}"
+
+
+def test_inline_fetches_settle_every_blob_as_fetch_threads_do():
+    """The simulation's fetches, read in the calling thread, end as threaded ones that all
+    finished: served and oversized settled for good, absent and down asked again."""
+    store = Gate()
+    spec = {"w": (4,)}
+    served = store.put(b"a")
+    oversized = store.put(bytes(blob_limit(spec) + 1))
+    absent = str(compute_cid(b"absent"))
+    down = store.put(b"c")
+    store.failing[down] = StorageUnavailableError("node down")
+    cids = [served, oversized, absent, down]
+    inline = InlineUpdateFetches(store, spec)
+    with ThreadPoolExecutor(4) as executor:
+        threaded = UpdateFetches(store, spec, executor)
+        for fetches in (inline, threaded):
+            assert fetches.collect(cids, timeout=None) == [absent, down]
+            assert fetches.collect(cids, timeout=None) == [absent, down]
+    assert sorted(store.loads.count(cid) for cid in cids) == [2, 2, 4, 4]
+    for cid in cids:
+        assert inline.outcome(cid) == threaded.outcome(cid)
+    assert inline.obtained_cids() == threaded.obtained_cids() == {served, oversized}
+    assert inline.store_errors() == threaded.store_errors()
 
 
 def test_a_blob_nobody_serves_holds_a_step_up_only_for_the_wait():

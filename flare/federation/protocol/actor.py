@@ -40,6 +40,7 @@ from flare.federation.protocol.artifacts import decode_model
 from flare.federation.protocol.committee import CommitteeMember
 from flare.federation.protocol.follow import AttemptMemo, StepOutcome, TaskFollower
 from flare.federation.protocol.roles import ProtocolParticipant
+from flare.federation.protocol.update_fetches import UpdateFetches, UpdateFetchesFactory
 from flare.federation.rounds import EncodedUpdate
 from flare.federation.timing import Stopwatch
 from flare.storage import StorageProvider
@@ -85,6 +86,7 @@ class ParticipantActor:
         propose_stagger: int = 1,
         log: logging.Logger | None = None,
         clock: Stopwatch | None = None,
+        update_fetches: UpdateFetchesFactory = UpdateFetches,
     ) -> None:
         self.chain = chain.as_sender(participant.account)
         self.store = store
@@ -95,7 +97,14 @@ class ParticipantActor:
         self.clock = clock or Stopwatch()
         self.follower = TaskFollower(self.chain, task_id, self.log)
         self.committee = CommitteeMember(
-            self.chain, store, participant, task_id, self.log, propose_stagger, self.clock
+            self.chain,
+            store,
+            participant,
+            task_id,
+            self.log,
+            propose_stagger,
+            self.clock,
+            update_fetches,
         )
         self._context: TaskContext | None = None
         self._waiting_said = False

@@ -16,7 +16,7 @@ from flare.federation.protocol.aggregate import RoundAggregate, TaskContext
 from flare.federation.protocol.availability import ProposalJudge
 from flare.federation.protocol.follow import AttemptMemo, StepOutcome
 from flare.federation.protocol.roles import ProtocolParticipant, matching_proposal
-from flare.federation.protocol.update_fetches import UpdateFetches
+from flare.federation.protocol.update_fetches import UpdateFetches, UpdateFetchesFactory
 from flare.federation.timing import Stopwatch
 from flare.storage import StorageProvider
 
@@ -36,10 +36,11 @@ class CommitteeMember:
         log: logging.Logger,
         propose_stagger: int,
         clock: Stopwatch,
+        update_fetches: UpdateFetchesFactory = UpdateFetches,
     ) -> None:
         self.chain, self.store, self.participant = chain, store, participant
         self.task_id, self.log, self.propose_stagger = task_id, log, propose_stagger
-        self.clock = clock
+        self.clock, self.update_fetches = clock, update_fetches
 
     def act(
         self,
@@ -140,7 +141,7 @@ class CommitteeMember:
             return memo.aggregate
         submissions = self.chain.submissions(self.task_id, state.round, state.attempt)
         if memo.fetches is None:
-            memo.fetches = UpdateFetches(self.store, context.spec)
+            memo.fetches = self.update_fetches(self.store, context.spec)
         with self.clock.phase("storage"):
             cids = [s.update.to_cid() for s in submissions]
             missing = memo.fetches.collect(cids, FETCH_WAIT_SECONDS)

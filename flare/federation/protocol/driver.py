@@ -44,6 +44,7 @@ from flare.federation.protocol.simulated_device import (
     SimulatedRound,
     participant_keys,
 )
+from flare.federation.protocol.update_fetches import InlineUpdateFetches
 from flare.federation.report import RoundRecord, SimulationReport
 from flare.federation.rounds import (
     RunObserver,
@@ -162,6 +163,8 @@ class _TaskRun:
                 device,
                 log=logging.getLogger(f"flare.simulated.{participant.name}"),
                 clock=self.clock,
+                # the shared reads answer from this process: no fetch threads
+                update_fetches=InlineUpdateFetches,
             )
             for participant, device in zip(self.participants, self.devices, strict=True)
         ]

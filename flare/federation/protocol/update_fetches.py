@@ -4,8 +4,9 @@ What the fetches obtained, and why each missing blob is missing, feed the round'
 aggregate (:mod:`flare.federation.protocol.aggregate`); nothing here judges an update.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, wait
+from functools import partial
 
 from flare.compression import blob_limit
 from flare.federation.protocol.fetch_threads import shared_fetch_threads
@@ -45,15 +46,17 @@ class UpdateFetches:
         """Fetch what is missing, waiting up to ``timeout`` s; the CIDs still unsettled."""
         for cid in dict.fromkeys(cids):
             if cid not in self._blobs and cid not in self._refused and cid not in self._running:
-                self._running[cid] = self._executor.submit(
-                    self._store.get, cid, max_bytes=self.max_bytes
-                )
-        wait(list(self._running.values()), timeout=timeout)
+                self._start(cid)
+        if self._running:
+            wait(list(self._running.values()), timeout=timeout)
         for cid, future in list(self._running.items()):
             if future.done():
                 del self._running[cid]
-                self._settle(cid, future)
+                self._settle(cid, future.result)
         return [cid for cid in cids if cid not in self._blobs and cid not in self._refused]
+
+    def _start(self, cid: str) -> None:
+        self._running[cid] = self._executor.submit(self._store.get, cid, max_bytes=self.max_bytes)
 
     def outcome(self, cid: str) -> bytes | str:
         """The blob, or why there is none (in one line)."""
@@ -85,9 +88,9 @@ class UpdateFetches:
         """Every CID :meth:`obtained` holds true of."""
         return frozenset(self._blobs.keys() | self._too_large)
 
-    def _settle(self, cid: str, future: Future[bytes]) -> None:
+    def _settle(self, cid: str, fetch: Callable[[], bytes]) -> None:
         try:
-            self._blobs[cid] = future.result()
+            self._blobs[cid] = fetch()
         except BlobTooLargeError as exc:
             self._refused[cid] = str(exc)
             self._too_large.add(cid)
@@ -97,6 +100,22 @@ class UpdateFetches:
             self._last_failure[cid] = str(exc)
         except Exception as exc:  # a backend failing in a way it should not: ask again
             self._last_failure[cid] = f"fetching {cid} failed: {one_line(exc)}"
+
+
+class InlineUpdateFetches(UpdateFetches):
+    """:class:`UpdateFetches` reading each blob in the calling thread, for a store that
+    answers at once from this process (the protocol simulation's shared reads).
+
+    A thread per read would only add a hand-over per blob to every member's step; the
+    outcomes are those of fetches that all finished within the wait.
+    """
+
+    def _start(self, cid: str) -> None:
+        self._settle(cid, partial(self._store.get, cid, max_bytes=self.max_bytes))
+
+
+UpdateFetchesFactory = Callable[[StorageProvider, ModelSpec], UpdateFetches]
+"""How a member makes the fetches of an attempt from its store and the task's model."""
 
 
 def one_line(exc: BaseException) -> str:
