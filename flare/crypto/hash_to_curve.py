@@ -7,6 +7,7 @@ field elements to the EIP-2537 ``MAP_FP_TO_G1`` precompile and adds the results 
 ``G1ADD``; tests tie the reference to the RFC vectors and to arkworks.
 """
 
+import functools
 import hashlib
 
 from py_arkworks_bls12381 import G1Point
@@ -69,10 +70,25 @@ def hash_to_field_fp(message: bytes, dst: bytes, count: int = 2) -> list[int]:
     ]
 
 
+HASHED_POINTS_KEPT = 256
+"""Recent ``hash_to_g1`` results kept: a message is hashed to the curve when it is signed
+and again when the signature is checked, in the same process when one process plays
+signer and chain (the protocol simulation registers 1,000 participants in a row)."""
+
+
 def hash_to_g1(message: bytes, dst: bytes) -> G1Point:
     """RFC 9380 ``hash_to_curve`` into G1 under ``dst`` (random-oracle variant).
 
     py-arkworks-bls12381 0.5.0 takes ``(msg, dst)`` in that order, the reverse of its
-    docstring; the RFC vectors in the tests pin the order.
+    docstring; the RFC vectors in the tests pin the order. Points are immutable, so a
+    recent result is returned again rather than recomputed.
     """
-    return G1Point.hash_to_curve(message, check_domain_tag(dst))
+    check_domain_tag(dst)
+    if not isinstance(message, bytes):  # a bytearray cannot key the cache
+        return G1Point.hash_to_curve(message, dst)
+    return _recent_hash_to_g1(message, dst)
+
+
+@functools.lru_cache(maxsize=HASHED_POINTS_KEPT)
+def _recent_hash_to_g1(message: bytes, dst: bytes) -> G1Point:
+    return G1Point.hash_to_curve(message, dst)

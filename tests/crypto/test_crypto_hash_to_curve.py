@@ -12,11 +12,15 @@ from py_ecc.optimized_bls12_381 import normalize
 from flare.crypto import (
     POP_DST,
     InvalidDomainTag,
+    SecretKey,
     encode_g1,
     expand_message_xmd,
     hash_to_field_fp,
     hash_to_g1,
+    sign,
+    verify,
 )
+from flare.crypto.hash_to_curve import HASHED_POINTS_KEPT, _recent_hash_to_g1
 from flare.crypto.vrf import VRF_DST
 from flare.errors import ConfigError
 
@@ -92,3 +96,19 @@ def test_expand_message_xmd_length_limits(length: int) -> None:
 
 def test_expand_message_xmd_longest_output() -> None:
     assert len(expand_message_xmd(b"m", b"DST", 255 * 32)) == 255 * 32
+
+
+def test_a_recent_message_is_hashed_once_and_to_the_same_point() -> None:
+    """Signing then verifying one message (a registration, one process playing signer and
+    chain) hashes it to the curve once; the point is the one a fresh hash gives."""
+    key = SecretKey.from_seed(bytes(range(32)))
+    message = b"hashed once " + bytes(range(40))
+    misses = _recent_hash_to_g1.cache_info().misses
+    proof = sign(key, message, POP_DST)
+    assert verify(key.public_key(), message, proof, POP_DST)
+    assert _recent_hash_to_g1.cache_info().misses == misses + 1
+    assert hash_to_g1(message, POP_DST) == G1Point.hash_to_curve(message, POP_DST)
+    assert hash_to_g1(bytearray(message), POP_DST) == hash_to_g1(message, POP_DST)
+    assert _recent_hash_to_g1.cache_info().maxsize == HASHED_POINTS_KEPT
+    with pytest.raises(InvalidDomainTag):  # checked before the cache is consulted
+        hash_to_g1(message, b"")
