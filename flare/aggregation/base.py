@@ -49,6 +49,10 @@ class AggregationContext:
     """Only FLTrust trains; its aggregate is as reproducible as this function is."""
     seed: int = 0
     """The attempt's public seed, for rules that shuffle (bucketing)."""
+    reference_step: Trainer | None = None
+    """A step from ``global_weights`` on the validation split that every machine computes
+    alike (:class:`flare.models.exact_training.ExactReferenceStep`): the MI filter's
+    reference, which no submitter moves. None where the model cannot be trained exactly."""
 
 
 @dataclass

@@ -21,7 +21,13 @@ none needs per-task calibration (constants and their reasons are in
   between ``δᵢ`` and the coordinate-wise median update, with ``margin =
   max(cosine_margin, cosine_margin_fraction · median)``. One update is
   usually small next to the global model, so a reversed honest update still
-  predicts almost as well as the global model; its direction gives it away.
+  predicts almost as well as the global model; its direction gives it away;
+* **reference**: flag a cosine to the round's exact reference step of at most
+  ``reference_cosine_min``. Every cutoff above is relative to the round's own updates,
+  which a colluding bloc moves; the reference step is the committee's own, a few
+  gradient steps from the global model on the validation split
+  (:mod:`flare.models.exact_training`, the same bits on every machine, as FLTrust's server
+  update but recomputable), and no submitter moves it. Applied where the context has one.
 
 Judged one at a time, a colluding bloc can send copies of an update that each pass
 while their average does the damage, so the **aggregate** is judged too: the model
@@ -30,8 +36,9 @@ aligned MI at least that of the better of ``global +`` the trusted updates' coor
 median or trimmed mean (robust estimates of the round's step, which a minority cannot move
 far) minus ``aggregate_margin_bits``; while it does not, the trusted updates with the lowest
 aligned MI (all copies of one score at once) are left out and the rest averaged again, as
-long as more than half of the trusted updates remain. If that never reaches the floor, the
-round steps by the better robust estimate itself.
+long as more than half of the trusted updates remain; with a reference step, those with the
+lowest cosine to it go first instead. If that never reaches the floor, the round steps by the
+better robust estimate itself.
 
 Trusted updates are averaged by sample count, each claim capped at the round's median
 claim by default (:mod:`flare.aggregation.counts`), optionally each first clipped to the
@@ -48,7 +55,6 @@ from threadpoolctl import ThreadpoolController
 
 from flare import tensors
 from flare.aggregation.arithmetic import (
-    coordinate_median,
     median_of,
     round_score,
     validate_updates,
@@ -61,7 +67,6 @@ from flare.aggregation.base import (
     Aggregator,
     ClientUpdate,
 )
-from flare.aggregation.coordinatewise import TrimmedMean
 from flare.aggregation.counts import (
     DEFAULT_COUNT_WEIGHTING,
     check_count_weighting,
@@ -71,7 +76,11 @@ from flare.aggregation.mi_scores import (
     Measurements,
     ValidationSet,
     aligned_mi_of,
+    leave_out_key,
+    leave_out_what,
     measure,
+    reference_step,
+    robust_steps,
     validation_set,
 )
 from flare.errors import ConfigError
@@ -142,6 +151,8 @@ class MIFilter(Aggregator):
             trusted updates' coordinate-wise median and trimmed mean the average's own may
             fall before the lowest-scoring trusted updates are left out; ``None`` turns
             the aggregate rule off.
+        reference_cosine_min: flag updates whose cosine to the exact reference step is at
+            most this; ``None`` turns the reference rule off.
     """
 
     name = "mi"
@@ -159,6 +170,8 @@ class MIFilter(Aggregator):
         clip_to_median_norm: bool = False,
         count_weighting: str = DEFAULT_COUNT_WEIGHTING,
         aggregate_margin_bits: float | None = 0.05,
+        reference_cosine_min: float | None = 0.0,
+        reference_floor: bool = True,
     ) -> None:
         self.z = _non_negative("z", z)
         self.mi_margin_bits = _non_negative("mi_margin_bits", mi_margin_bits)
@@ -181,6 +194,14 @@ class MIFilter(Aggregator):
             if aggregate_margin_bits is None
             else _non_negative("aggregate_margin_bits", aggregate_margin_bits)
         )
+        if reference_cosine_min is not None and not -1.0 <= float(reference_cosine_min) < 1.0:
+            raise ConfigError(
+                f"reference_cosine_min must lie in [-1, 1), got {reference_cosine_min!r}"
+            )
+        self.reference_cosine_min = (
+            None if reference_cosine_min is None else float(reference_cosine_min)
+        )
+        self.reference_floor = bool(reference_floor)
 
     def aggregate(
         self, updates: Sequence[ClientUpdate], context: AggregationContext
@@ -196,7 +217,9 @@ class MIFilter(Aggregator):
     ) -> AggregationResult:
         spec = validate_updates(updates, context.global_weights)
         validation = validation_set(context)
-        measured = measure(updates, context.global_weights, validation, spec)
+        wants_reference = self.reference_cosine_min is not None or self.reference_floor
+        reference = reference_step(context, spec) if wants_reference else None
+        measured = measure(updates, context.global_weights, validation, spec, reference)
         cutoffs = self._cutoffs(measured)
 
         scores: dict[str, dict[str, float]] = {}
@@ -215,6 +238,8 @@ class MIFilter(Aggregator):
                 "norm_ratio": norm_ratio,
                 "cosine_to_median": m.cosine,
             }
+            if m.reference_cosine is not None:
+                scores[update.client_id]["cosine_to_reference"] = m.reference_cosine
             why = self._reasons(m, norm_ratio, cutoffs)
             if why:
                 reasons[update.client_id] = "; ".join(why)
@@ -240,8 +265,11 @@ class MIFilter(Aggregator):
             )
 
         if trusted and self.aggregate_margin_bits is not None:
+            floors = robust_steps([updates[i] for i in trusted], context)
+            if reference is not None and self.reference_floor:
+                floors["exact reference step"] = reference
             delta, trusted = self._judge_average(
-                updates, trusted, measured, average, context, validation, reasons, notes
+                updates, trusted, measured, average, floors, context, validation, reasons, notes
             )
         else:
             delta = average(trusted) if trusted else zeros_like_spec(spec)
@@ -262,6 +290,7 @@ class MIFilter(Aggregator):
         trusted: list[int],
         measured: Sequence[Measurements],
         average: Callable[[list[int]], Weights],
+        robust: dict[str, Weights],
         context: AggregationContext,
         validation: ValidationSet,
         reasons: dict[str, str],
@@ -271,7 +300,6 @@ class MIFilter(Aggregator):
 
         Adds a reason for every update it leaves out and a note on the outcome."""
         margin = self.aggregate_margin_bits
-        robust = _robust_steps([updates[i] for i in trusted], context)
         scored = {
             name: aligned_mi_of(validation, tensors.add(context.global_weights, step))
             for name, step in robust.items()
@@ -288,17 +316,17 @@ class MIFilter(Aggregator):
                 notes.append(f"aggregate: aligned MI {score:.4f} bits (floor {floor:.4f})")
                 reasons.update(left_out)
                 return delta, judged
-            lowest = min(measured[i].aligned_mi for i in judged)
-            kept = [i for i in judged if measured[i].aligned_mi != lowest]
+            lowest = min(leave_out_key(measured[i]) for i in judged)
+            kept = [i for i in judged if leave_out_key(measured[i]) != lowest]
             if len(kept) < keep_at_least:
                 break
             for i in judged:
-                if measured[i].aligned_mi == lowest:
+                if leave_out_key(measured[i]) == lowest:
                     left_out[updates[i].client_id] = (
                         f"the trusted updates' average has aligned MI {score:.4f} bits, "
                         f"below the floor {floor:.4f} (the trusted updates' {best}'s "
                         f"{reference:.4f} − {margin:g}); left out with the lowest "
-                        f"aligned MI of those trusted, {lowest:.4f}"
+                        f"{leave_out_what(measured[i])} of those trusted, {lowest:.4f}"
                     )
             judged = kept
             delta = average(judged)
@@ -362,6 +390,12 @@ class MIFilter(Aggregator):
                 f"cosine to the median update {m.cosine:.4f} is below the cutoff "
                 f"{cutoffs.cosine:.4f} (round median {cutoffs.median_cosine:.4f})"
             )
+        minimum = self.reference_cosine_min
+        if m.reference_cosine is not None and minimum is not None and m.reference_cosine <= minimum:
+            why.append(
+                f"cosine to the exact reference step {m.reference_cosine:.4f} is not above "
+                f"{minimum:g}"
+            )
         return why
 
     def _clip_scale(self, norm: float, median_norm: float) -> float:
@@ -374,16 +408,3 @@ class MIFilter(Aggregator):
 def _blas() -> ThreadpoolController:
     """The process's BLAS libraries, found once (looking them up costs a millisecond)."""
     return ThreadpoolController()
-
-
-def _robust_steps(
-    trusted: Sequence[ClientUpdate], context: AggregationContext
-) -> dict[str, Weights]:
-    """Steps a minority of the trusted updates cannot move far, by name: the aggregate rule's
-    references. Several, because each has a blind spot: copies of one update move the
-    coordinate-wise median a rank, while the trimmed mean drops them where they are extreme."""
-    spec = validate_updates(trusted, context.global_weights)
-    return {
-        "coordinate-wise median": coordinate_median([u.delta for u in trusted], spec),
-        "trimmed mean": TrimmedMean().aggregate(trusted, context).delta,
-    }

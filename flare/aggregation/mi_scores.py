@@ -12,8 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from flare import tensors
-from flare.aggregation.arithmetic import coordinate_median, dot, l2_norm, round_score
+from flare.aggregation.arithmetic import (
+    coordinate_median,
+    dot,
+    l2_norm,
+    round_score,
+    validate_updates,
+)
 from flare.aggregation.base import AggregationContext, AggregationError, ClientUpdate, Predictor
+from flare.aggregation.coordinatewise import TrimmedMean
 from flare.aggregation.information import label_agreement
 from flare.tensors import ModelSpec, Weights
 
@@ -44,6 +51,8 @@ class Measurements:
     fix_ratio: float
     norm: float
     cosine: float
+    reference_cosine: float | None
+    """The cosine to the exact reference step; None where the round has none."""
 
 
 def predict_labels(validation: ValidationSet, weights: Weights) -> np.ndarray:
@@ -68,11 +77,13 @@ def measure(
     global_weights: Weights,
     validation: ValidationSet,
     spec: ModelSpec,
+    reference: Weights | None = None,
 ) -> list[Measurements]:
     """Every update's scores, in submission order; cosines are to the coordinate-wise
-    median of all the round's updates."""
+    median of all the round's updates and, given one, to the ``reference`` step."""
     center = coordinate_median([update.delta for update in updates], spec)
     center_norm = l2_norm(center, spec)
+    reference_norm = None if reference is None else l2_norm(reference, spec)
     global_right = predict_labels(validation, global_weights) == validation.labels
     measured = []
     for update in updates:
@@ -82,9 +93,10 @@ def measure(
         fixes = int(np.count_nonzero(right & ~global_right))
         breaks = int(np.count_nonzero(global_right & ~right))
         norm = l2_norm(update.delta, spec)
-        cosine = 0.0
-        if norm > 0 and center_norm > 0:
-            cosine = dot(update.delta, center, spec) / (norm * center_norm)
+        cosine = _cosine(update.delta, norm, center, center_norm, spec)
+        reference_cosine = None
+        if reference is not None and reference_norm is not None:
+            reference_cosine = _cosine(update.delta, norm, reference, reference_norm, spec)
         measured.append(
             Measurements(
                 mi=round_score(agreement.mi),
@@ -96,10 +108,33 @@ def measure(
                     (fixes + FIX_PSEUDOCOUNT) / (fixes + breaks + 2 * FIX_PSEUDOCOUNT)
                 ),
                 norm=norm,
-                cosine=round_score(cosine),
+                cosine=cosine,
+                reference_cosine=reference_cosine,
             )
         )
     return measured
+
+
+def _cosine(
+    delta: Weights, norm: float, other: Weights, other_norm: float, spec: ModelSpec
+) -> float:
+    """The rounded cosine between two deltas; 0 if either is zero."""
+    if norm <= 0 or other_norm <= 0:
+        return 0.0
+    return round_score(dot(delta, other, spec) / (norm * other_norm))
+
+
+def reference_step(context: AggregationContext, spec: ModelSpec) -> Weights | None:
+    """The round's exact reference step on the validation split, checked against the
+    model; None where the context has no exact trainer."""
+    if context.reference_step is None:
+        return None
+    step = context.reference_step(
+        context.global_weights, context.validation_features, context.validation_labels
+    )
+    if set(step) != set(spec) or any(step[name].shape != spec[name] for name in spec):
+        raise AggregationError("the reference step does not match the model")
+    return step
 
 
 def validation_set(context: AggregationContext) -> ValidationSet:
@@ -118,3 +153,28 @@ def validation_set(context: AggregationContext) -> ValidationSet:
     if not np.issubdtype(labels.dtype, np.integer):
         raise AggregationError("validation labels must be integers")
     return ValidationSet(context.predict, features, labels)
+
+
+def leave_out_key(m: Measurements) -> float:
+    """What the aggregate rule leaves out first, the lowest: the cosine to the reference
+    step where there is one (a bloc cannot raise its copies' cosine to a step it does not
+    move without giving up its damage), else the aligned MI."""
+    return m.aligned_mi if m.reference_cosine is None else m.reference_cosine
+
+
+def leave_out_what(m: Measurements) -> str:
+    """What :func:`leave_out_key` ranks by, in words."""
+    return "aligned MI" if m.reference_cosine is None else "cosine to the reference step"
+
+
+def robust_steps(
+    trusted: Sequence[ClientUpdate], context: AggregationContext
+) -> dict[str, Weights]:
+    """Steps a minority of the trusted updates cannot move far, by name: the aggregate rule's
+    references. Several, because each has a blind spot: copies of one update move the
+    coordinate-wise median a rank, while the trimmed mean drops them where they are extreme."""
+    spec = validate_updates(trusted, context.global_weights)
+    return {
+        "coordinate-wise median": coordinate_median([u.delta for u in trusted], spec),
+        "trimmed mean": TrimmedMean().aggregate(trusted, context).delta,
+    }

@@ -84,6 +84,7 @@ class FilterRehearsal:
             predict=self.predict,
             validation_features=public.validation_features,
             validation_labels=public.validation_labels,
+            reference_step=public.reference_step,
         )
 
     def predict(self, weights: Weights, features: np.ndarray) -> np.ndarray:

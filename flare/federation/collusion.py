@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flare.aggregation.base import Aggregator, Predictor
+from flare.aggregation.base import Aggregator, Predictor, Trainer
 from flare.errors import ConfigError
 from flare.federation.clients import Attack, AttackSituation, LocalUpdate
 from flare.tensors import Weights, flatten, spec_of, unflatten
@@ -108,6 +108,7 @@ class PublicRound:
     validation_features: np.ndarray
     validation_labels: np.ndarray
     aggregator: Aggregator
+    reference_step: Trainer | None = None
 
 
 class CollusionAttack(Attack):

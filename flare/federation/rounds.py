@@ -151,6 +151,7 @@ def forged_updates(
         federation.dataset.validation_features,
         federation.dataset.validation_labels,
         federation.aggregator,
+        federation.reference_step,
     )
     return federation.attack.collude(updates, federation.malicious_ids, public)
 

@@ -24,6 +24,7 @@ from flare.models import (
     UnsupportedLayerError,
     build_model,
 )
+from flare.models.exact_training import ExactReferenceStep, exact_reference_step
 from flare.privacy import DPParams, LocalDP, PrivacyLedger, resolve_dp_params
 from flare.tensors import ModelSpec, Weights, spec_of
 
@@ -54,6 +55,8 @@ class Federation:
     """Exact inference for the MI filter; None for a user model it cannot run."""
     privacy: DPParams | None = None
     privacy_ledger: PrivacyLedger | None = None
+    reference_step: ExactReferenceStep | None = None
+    """The MI filter's exact reference step; None for a model it cannot train exactly."""
 
     @property
     def spec(self) -> ModelSpec:
@@ -151,6 +154,7 @@ def build_federation(
         codec=make_codec(config.codec, **codec_params),
         aggregator=make_aggregator(config.aggregator, **config.aggregator_params),
         predictor=predictor,
+        reference_step=exact_reference_step(trainer.module),
         privacy=privacy,
         privacy_ledger=None if privacy is None else PrivacyLedger(privacy, config.dp_delta),
     )

@@ -170,6 +170,7 @@ class Simulation:
             validation_labels=federation.dataset.validation_labels,
             train=server_trainer(federation, server_seed),
             seed=server_seed,
+            reference_step=federation.reference_step,
         )
         outcome = None
         streaming = streaming_rule(federation, clients, participants)

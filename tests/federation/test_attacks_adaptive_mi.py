@@ -26,6 +26,7 @@ def attacked_round():
         predict=federation.predict,
         validation_features=federation.dataset.validation_features,
         validation_labels=federation.dataset.validation_labels,
+        reference_step=federation.reference_step,
     )
 
     def judged(bloc_delta):
@@ -48,6 +49,14 @@ def test_every_member_sends_one_update_the_filter_trusts(attacked_round):
     assert [forged[cid].num_samples for cid in forged] == [
         honest[cid].num_samples for cid in forged
     ]
+
+
+def test_it_rehearses_the_reference_rule_too(attacked_round):
+    federation, _, forged, judged = attacked_round
+    assert federation.reference_step is not None  # the default MLP is trained exactly
+    scores = judged(next(iter(forged.values())).delta).scores
+    minimum = federation.aggregator.reference_cosine_min
+    assert all(scores[cid]["cosine_to_reference"] > minimum for cid in forged)
 
 
 def test_it_goes_as_far_from_the_honest_mean_as_the_filter_lets_it(attacked_round):

@@ -41,6 +41,7 @@ from flare.federation.protocol.artifacts import (
 )
 from flare.federation.protocol.update_fetches import UpdateFetches, one_line
 from flare.models import ExactPredictor, TorchModelAdapter
+from flare.models.exact_training import ExactReferenceStep, exact_reference_step
 from flare.storage import StorageProvider, compute_cid
 from flare.tensors import ModelSpec, Weights, add, spec_of
 
@@ -62,6 +63,7 @@ class TaskContext:
     spec: ModelSpec
     aggregator: Aggregator
     predictor: ExactPredictor
+    reference_step: ExactReferenceStep | None
 
     def predict(self, weights: Weights, features: np.ndarray) -> np.ndarray:
         """The MI filter's labels: exact inference, so every member's labels are the same."""
@@ -97,6 +99,7 @@ def load_task_context(chain: ChainConnector, store: StorageProvider, task_id: in
         spec=spec_of(TorchModelAdapter(module).get_weights()),
         aggregator=make_aggregator(manifest.aggregator, **manifest.aggregator_params),
         predictor=ExactPredictor(module),
+        reference_step=exact_reference_step(module),
     )
     with _contexts_lock:
         known[key] = context
@@ -263,6 +266,7 @@ def aggregate_attempt(
             validation_features=context.bundle.validation_features,
             validation_labels=context.bundle.validation_labels,
             seed=inputs.seed,
+            reference_step=context.reference_step,
         )
         # Whatever goes wrong in the rule goes wrong alike for every member: it settles the
         # round as "base model kept" rather than stopping every member's step.
