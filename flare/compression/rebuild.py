@@ -137,10 +137,10 @@ def exact_product(left: np.ndarray, right: np.ndarray, bound: float) -> np.ndarr
     One-column factors may come as float32: a float32 product is the exact product rounded
     once, as the float64 route gives it, without a layer-sized float64 temporary.
     """
-    # numpy's broadcasting multiplies one-column factors faster than its matrix product
-    # does with an inner dimension of one
-    product = left * right.T if left.shape[1] == 1 else left @ right.T
     with np.errstate(over="ignore"):  # beyond float32's range rounds to inf, refused below
+        # numpy's broadcasting multiplies one-column factors faster than its matrix
+        # product does with an inner dimension of one
+        product = left * right.T if left.shape[1] == 1 else left @ right.T
         rebuilt = product.astype(np.float32, copy=False)
     # A zero entry's sign would depend on how the BLAS starts its sums (or on a one-column
     # product's signs); adding +0 makes every zero +0.

@@ -7,6 +7,7 @@ fixed-point grid (``lowrank``) or are int8 codes times scale products on one gri
 Python integers, refuse factors off their grid, and compare thread counts.
 """
 
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -180,3 +181,12 @@ def test_the_rebuild_is_the_same_under_one_thread_and_many():
     rows = rng.choice(384, 4, replace=False)
     expected = exactly_rounded(stored["w:P"][rows], stored["w:Q"])
     assert alone[rows].tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("rank", [1, 2])
+def test_a_product_beyond_float32s_range_is_refused_without_a_warning(rank):
+    huge = np.full((3, rank), 2.0**100, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(MalformedUpdateError, match="overflows float32"):
+            low_rank_matrix(huge, huge)
