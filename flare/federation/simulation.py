@@ -67,11 +67,13 @@ def server_trainer(federation: Federation, seed: int) -> Trainer:
     return train
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RoundWire:
-    """What a round's blobs are bound to: the round, and the global model it started from."""
+    """Where a round starts, as its blobs are bound to it: the round, and the global model
+    (its weights, and the label they are named by)."""
 
     round: int
+    base: Weights
     base_label: str
 
     def bindings(self, participants: list[tuple[int, Client]]) -> dict[str, UpdateBinding]:
@@ -87,6 +89,23 @@ class RoundWire:
             )
             for _, client in participants
         }
+
+
+def aggregation_context(
+    federation: Federation, config: SimulationConfig, wire: RoundWire
+) -> AggregationContext:
+    """What the rule needs beyond the round's updates: built to aggregate, so never for a
+    round in which no update arrived."""
+    server_seed = client_seed(config.seed, wire.round, config.clients)
+    return AggregationContext(
+        global_weights=wire.base,
+        predict=federation.predict,
+        validation_features=federation.dataset.validation_features,
+        validation_labels=federation.dataset.validation_labels,
+        train=server_trainer(federation, server_seed),
+        seed=server_seed,
+        reference_step=federation.reference_step,
+    )
 
 
 @dataclass(frozen=True)
@@ -161,31 +180,17 @@ class Simulation:
         started = time.perf_counter()
         participants, dropped = active_clients(config, federation.clients, round_number)
         observer.round_started(round_number, len(participants))
-        wire = RoundWire(round_number, weights_digest(global_weights))
-        server_seed = client_seed(config.seed, round_number, config.clients)
-        context = AggregationContext(
-            global_weights=global_weights,
-            predict=federation.predict,
-            validation_features=federation.dataset.validation_features,
-            validation_labels=federation.dataset.validation_labels,
-            train=server_trainer(federation, server_seed),
-            seed=server_seed,
-            reference_step=federation.reference_step,
-        )
+        wire = RoundWire(round_number, global_weights, weights_digest(global_weights))
         outcome = None
         streaming = streaming_rule(federation, clients, participants)
         if streaming is not None:
             rule, local_clients = streaming
-            outcome = self._streamed(
-                rule, local_clients, participants, wire, context, clock, observer
-            )
+            outcome = self._streamed(rule, local_clients, participants, wire, clock, observer)
         if outcome is None:
             # After a surprise in the stream the round is replayed batched, unannounced: the
             # observer has already seen every one of its clients finish.
             replay_observer = observer if streaming is None else RunObserver()
-            outcome = self._batched(
-                federation, clients, participants, wire, context, clock, replay_observer
-            )
+            outcome = self._batched(federation, clients, participants, wire, clock, replay_observer)
         result = outcome.result
         if result is not None:
             global_weights = add(global_weights, result.delta)
@@ -220,14 +225,13 @@ class Simulation:
         clients: ClientBackend,
         participants: list[tuple[int, Client]],
         wire: RoundWire,
-        context: AggregationContext,
         clock: Stopwatch,
         observer: RunObserver,
     ) -> RoundOutcome:
         """Every update trained and encoded, then every blob decoded, then aggregated."""
         with clock.phase("train"):
             encoded = clients.encode_round(
-                participants, context.global_weights, wire.round, wire.bindings(participants)
+                participants, wire.base, wire.round, wire.bindings(participants)
             )
         blobs: list[tuple[str, bytes]] = []
         unsendable: dict[str, str] = {}
@@ -244,7 +248,10 @@ class Simulation:
             received, rejected = self._receive(federation, blobs, wire)
             rejected.update(unsendable)
         with clock.phase("aggregate"):
-            result = federation.aggregator.aggregate(received, context) if received else None
+            result = None
+            if received:
+                context = aggregation_context(federation, self.config, wire)
+                result = federation.aggregator.aggregate(received, context)
         return RoundOutcome(sent_bytes, rejected, result)
 
     def _streamed(
@@ -253,7 +260,6 @@ class Simulation:
         clients: LocalClients,
         participants: list[tuple[int, Client]],
         wire: RoundWire,
-        context: AggregationContext,
         clock: Stopwatch,
         observer: RunObserver,
     ) -> RoundOutcome | None:
@@ -267,10 +273,10 @@ class Simulation:
         """
         federation = clients.federation
         claims = [(client.client_id, client.num_samples) for _, client in participants]
-        stream = rule.open_stream(claims, context)
+        stream = rule.open_stream(claims, aggregation_context(federation, self.config, wire))
         sent_bytes: dict[str, int] = {}
         updates = clients.stream_round(
-            participants, context.global_weights, wire.round, wire.bindings(participants)
+            participants, wire.base, wire.round, wire.bindings(participants)
         )
         for expected in claims:
             with clock.phase("train"):

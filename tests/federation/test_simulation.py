@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from flare.errors import ConfigError
+from flare.federation import simulation
 from flare.federation.config import SimulationConfig
 from flare.federation.report import RoundRecord
 from flare.federation.simulation import RunObserver, Simulation
@@ -170,3 +171,30 @@ def test_config_is_validated():
         SimulationConfig(clients=3, malicious=4)
     with pytest.raises(ConfigError, match="dropout"):
         SimulationConfig(dropout=1.0)
+
+
+@pytest.mark.parametrize(
+    ("aggregator", "max_update_bytes", "contexts_per_round"),
+    [
+        ("median", 64 * 1024 * 1024, 1),
+        ("median", 16, 0),  # every blob refused: nothing to aggregate
+        ("fedavg", 64 * 1024 * 1024, 1),  # streamed: the stream opens with it
+    ],
+)
+def test_a_round_builds_its_aggregation_context_only_to_aggregate(
+    monkeypatch, aggregator, max_update_bytes, contexts_per_round
+):
+    built: list[int] = []
+    context = simulation.AggregationContext
+
+    def counted(**fields):
+        built.append(fields["seed"])
+        return context(**fields)
+
+    monkeypatch.setattr(simulation, "AggregationContext", counted)
+    config = SimulationConfig(
+        rounds=2, malicious=0, aggregator=aggregator, max_update_bytes=max_update_bytes
+    )
+    report = Simulation(config).run()
+    assert [bool(record.accepted) for record in report.rounds] == [contexts_per_round > 0] * 2
+    assert len(built) == 2 * contexts_per_round
