@@ -1,6 +1,8 @@
 """The protocol simulation counts the committee's recomputation as deployed: members that
 hold the same blobs and follow the same rule share one computation, with unchanged result."""
 
+import time
+
 import pytest
 
 from flare.federation.backends import InProcessRecomputer
@@ -8,6 +10,7 @@ from flare.federation.config import SimulationConfig
 from flare.federation.protocol.driver import ProtocolSimulation
 from flare.federation.protocol.settings import ProtocolConfig
 
+RECOMPUTATION_SECONDS = 1.0
 DEFAULT_FIRST_ROUND_MODEL = "bafkreiajqmbaj2bp7ybvboaaglpeea2bcivueuwxfips26rivwhizozi7a"
 
 
@@ -36,3 +39,22 @@ def test_members_share_one_recomputation_per_rule_and_attempt(
     }
     if not dishonest_committee:
         assert report.rounds[0].protocol["global_model"] == DEFAULT_FIRST_ROUND_MODEL
+
+
+def test_the_round_reports_the_slowest_members_aggregate_phase(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each member keeps its own clock: the one that ran the shared recomputation shows it
+    in full, the summed phase counts it once, not once per member."""
+    compute = InProcessRecomputer.recompute
+
+    def slow(self, inputs, context, rule):
+        time.sleep(RECOMPUTATION_SECONDS)
+        return compute(self, inputs, context, rule)
+
+    monkeypatch.setattr(InProcessRecomputer, "recompute", slow)
+    (record,) = ProtocolSimulation(SimulationConfig(rounds=1)).run().rounds
+    slowest = record.protocol["slowest_member_aggregate_s"]
+    assert len(record.protocol["votes"]) > 1 and record.protocol["recomputations"]["count"] == 1
+    assert RECOMPUTATION_SECONDS <= slowest <= record.timings["aggregate"]
+    assert record.timings["aggregate"] < 2 * RECOMPUTATION_SECONDS

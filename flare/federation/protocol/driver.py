@@ -162,7 +162,9 @@ class _TaskRun:
                 task_id,
                 device,
                 log=logging.getLogger(f"flare.simulated.{participant.name}"),
-                clock=self.clock,
+                # one clock per member: deployed, members work side by side, and the
+                # slowest one's aggregate phase is what the round waits for
+                clock=Stopwatch(),
                 # the shared reads answer from this process: no fetch threads
                 update_fetches=InlineUpdateFetches,
             )
@@ -232,7 +234,9 @@ class _TaskRun:
     def _round(self, task_id: int, actors: list[ParticipantActor]) -> RoundRecord:
         started = time.perf_counter()
         recomputed_before = self.recomputations.count
-        self.clock.seconds.clear()
+        clocks = [*(actor.clock for actor in actors), self.clock]
+        for clock in clocks:
+            clock.seconds.clear()
         failed: list[AttemptOutcome] = []
         while True:
             state = self.chain.current_round(task_id)
@@ -263,6 +267,9 @@ class _TaskRun:
             "count": self.recomputations.count - recomputed_before,
             "where": self.recomputations.recomputer.where,
         }
+        protocol["slowest_member_aggregate_s"] = round(
+            max(actor.clock.seconds.get("aggregate", 0.0) for actor in actors), 4
+        )
         return RoundRecord(
             round=opened.round,
             accuracy=evaluation.accuracy,
@@ -279,7 +286,7 @@ class _TaskRun:
             seconds=time.perf_counter() - started,
             scores={names[a]: s for a, s in aggregate.scores.items()},
             reasons={names[a]: r for a, r in aggregate.reasons.items()},
-            timings=self.clock.rounded(),
+            timings=summed_phases(clocks),
             protocol=protocol,
             # A retried attempt re-sends the same noised delta (same base model, same
             # seeds), so whoever sent in any attempt of the round made one release.
@@ -368,3 +375,12 @@ class _TaskRun:
         outsider = next(p for p in self.participants if p.honest_member)
         context = seated[0].task_context()
         return outsider.aggregate(self.chain, self.store, context, opened).model.to_cid()
+
+
+def summed_phases(clocks: list[Stopwatch]) -> dict[str, float]:
+    """Each phase's seconds over every clock, rounded as a report shows them."""
+    summed: dict[str, float] = {}
+    for clock in clocks:
+        for name, seconds in clock.seconds.items():
+            summed[name] = summed.get(name, 0.0) + seconds
+    return {name: round(seconds, 4) for name, seconds in summed.items()}
