@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from flare.aggregation.arithmetic import (
-    client_blocks,
+    CLIENT_BLOCK_BYTES,
     coordinate_median,
     distance_scores,
     validate_updates,
@@ -121,23 +121,14 @@ class TrimmedMean(Aggregator):
         self, updates: Sequence[ClientUpdate], context: AggregationContext
     ) -> AggregationResult:
         spec = checked_structure(updates, context.global_weights)
-        deltas = [update.delta for update in updates]
         count = len(updates)
         trimmed = math.floor(self.trim_fraction * count)
-        kept = range(trimmed, count - trimmed)
+        kept = count - 2 * trimmed
         result: Weights = {}
         for name, shape in spec.items():
-            accumulator = np.zeros(math.prod(shape), dtype=np.float64)
-            for block in client_blocks(deltas, name):
-                block.values.sort(axis=1)
-                partial = accumulator[block.coordinates]
-                # not yet validated: an infinity of either sign among the kept values makes
-                # NaN here, and the client is refused by its distance below
-                with np.errstate(invalid="ignore"):
-                    for position in kept:  # ascending, one float64 add per kept value
-                        np.add(partial, block.values[:, position], out=partial)
-            np.divide(accumulator, len(kept), out=accumulator)
-            result[name] = accumulator.astype(np.float32).reshape(shape)
+            sums = ascending_trimmed_sums([update.delta[name] for update in updates], trimmed)
+            np.divide(sums, kept, out=sums)
+            result[name] = sums.astype(np.float32).reshape(shape)
         return AggregationResult(
             delta=result,
             accepted=[update.client_id for update in updates],
@@ -145,3 +136,41 @@ class TrimmedMean(Aggregator):
             scores=finite_distance_scores(updates, result, spec, context.global_weights),
             notes=[f"trimmed {trimmed} value(s) from each end of every coordinate"],
         )
+
+
+def ascending_trimmed_sums(tensors: Sequence[np.ndarray], trimmed: int) -> np.ndarray:
+    """Per coordinate, the float64 sum of the clients' values left once the ``trimmed``
+    smallest and ``trimmed`` largest are dropped, added one at a time in ascending order
+    to +0.0, so that the bytes depend on the values alone.
+
+    ``tensors`` (one per client, all of one shape) are read a block of coordinates at a
+    time, :data:`~flare.aggregation.arithmetic.CLIENT_BLOCK_BYTES` of values, one row
+    per coordinate: each row is sorted (exact; wider types than float64 are rounded to it
+    first), and the kept columns are copied, widened to float64, into one contiguous row
+    per rank, so that each ascending add is one contiguous elementwise ufunc over the
+    block. Sorting may swap −0.0 and +0.0, which no sum starting at +0.0 can tell apart.
+    """
+    # column views: concatenating them fills a block without np.stack's per-array copies
+    columns = [np.asarray(tensor).reshape(-1, 1) for tensor in tensors]
+    dtype = np.result_type(*columns)
+    if dtype.itemsize > 8:
+        dtype = np.dtype(np.float64)
+    count, size = len(columns), columns[0].shape[0]
+    width = max(1, CLIENT_BLOCK_BYTES // (count * dtype.itemsize))
+    block = np.empty((min(width, size), count), dtype=dtype)
+    ranks = np.empty((count - 2 * trimmed, block.shape[0]), dtype=np.float64)
+    sums = np.zeros(size, dtype=np.float64)
+    for start in range(0, size, width):
+        stop = min(size, start + width)
+        values = block[: stop - start]
+        np.concatenate([column[start:stop] for column in columns], axis=1, out=values)
+        values.sort(axis=1)
+        kept = ranks[:, : stop - start]
+        np.copyto(kept, values[:, trimmed : count - trimmed].T)
+        partial = sums[start:stop]
+        # not yet validated: an infinity of either sign among the kept values makes NaN
+        # here, and the caller refuses the client by its distance
+        with np.errstate(invalid="ignore"):
+            for rank in kept:
+                np.add(partial, rank, out=partial)
+    return sums
