@@ -91,16 +91,19 @@ def relative_error(approximation: np.ndarray, exact: np.ndarray) -> float:
     return float(np.linalg.norm(approximation - exact) / np.linalg.norm(exact))
 
 
-def median_seconds(action: Callable[[], object]) -> float:
-    """Median CPU seconds of ``action`` (one thread, so CPU time is its own work): on a
-    shared machine wall time also counts the waits for a core, which no codec controls."""
-    action()  # warm caches and lazy imports
-    samples = []
+def median_seconds(*actions: Callable[[], object]) -> list[float]:
+    """Median CPU seconds of each action (one thread, so CPU time is its own work), the
+    actions taking turns in every repeat: their ratios are then taken side by side, under
+    the same load, and wall time's waits for a core on a shared machine do not count."""
+    for action in actions:
+        action()  # warm caches and lazy imports
+    samples: list[list[float]] = [[] for _ in actions]
     for _ in range(REPEATS):
-        start = time.process_time()
-        action()
-        samples.append(time.process_time() - start)
-    return statistics.median(samples)
+        for action, taken in zip(actions, samples, strict=True):
+            start = time.process_time()
+            action()
+            taken.append(time.process_time() - start)
+    return [statistics.median(taken) for taken in samples]
 
 
 def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
@@ -135,13 +138,13 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
     matrix = delta.reshape(rows, cols).astype(np.float64)
     q, p = np.ones((cols, rank)), np.ones((rows, rank))
     encoder = codec.new_encoder(spec, 0)
-    codec_seconds = median_seconds(
-        lambda: decode_update(encoder.encode({"w": delta}, BINDING), spec)
-    )
-    core_seconds = median_seconds(lambda: _power_step_and_rebuild(matrix, q))
-    floor_seconds = median_seconds(lambda: (matrix @ q, matrix.T @ p))
     matrix32, q32, p32 = (a.astype(np.float32) for a in (matrix, q, p))
-    float32_floor_seconds = median_seconds(lambda: (matrix32 @ q32, matrix32.T @ p32))
+    codec_seconds, core_seconds, floor_seconds, float32_floor_seconds = median_seconds(
+        lambda: decode_update(encoder.encode({"w": delta}, BINDING), spec),
+        lambda: _power_step_and_rebuild(matrix, q),
+        lambda: (matrix @ q, matrix.T @ p),
+        lambda: (matrix32 @ q32, matrix32.T @ p32),
+    )
     optimal = optimal_error(delta, rank)
     return {
         "layer": label,
@@ -175,8 +178,6 @@ def measure_model(model: str, codec_name: str) -> dict:
     delta = {name: synthetic_delta(shape, seed=sum(shape)) for name, shape in spec.items()}
     encoder = codec.new_encoder(spec, 0)
     blob = encoder.encode(delta, BINDING)
-    encode_seconds = median_seconds(lambda: encoder.encode(delta, BINDING))
-    decode_seconds = median_seconds(lambda: decode_update(blob, spec))
     products = []
     for entry in codec.layout(spec):
         if entry.is_low_rank:
@@ -184,9 +185,13 @@ def measure_model(model: str, codec_name: str) -> dict:
             q = np.ones((matrix.shape[1], entry.rank), dtype=np.float32)
             p = np.ones((matrix.shape[0], entry.rank), dtype=np.float32)
             products.append((matrix, q, p))
-    floor_seconds = median_seconds(lambda: [(m @ q, m.T @ p) for m, q, p in products])
+    encode_seconds, decode_seconds, floor_seconds, arithmetic_seconds = median_seconds(
+        lambda: encoder.encode(delta, BINDING),
+        lambda: decode_update(blob, spec),
+        lambda: [(m @ q, m.T @ p) for m, q, p in products],
+        _arithmetic(codec, spec, delta, blob),
+    )
     codec_seconds = encode_seconds + decode_seconds
-    arithmetic_seconds = _arithmetic_seconds(codec, spec, delta, blob)
     return {
         "model": model,
         "codec": codec_name,
@@ -201,7 +206,7 @@ def measure_model(model: str, codec_name: str) -> dict:
     }
 
 
-def _arithmetic_seconds(codec: Codec, spec: dict, delta: dict, blob: bytes) -> float:
+def _arithmetic(codec: Codec, spec: dict, delta: dict, blob: bytes) -> Callable[[], None]:
     """The part of an encode + decode that is the factored layers' arithmetic: each power
     step (M@Q, Gram-Schmidt, M^T@P, in float64) and the exact rebuild twice (the encoder's
     error feedback and the decoder), the rebuild as the decoder does it."""
@@ -219,7 +224,7 @@ def _arithmetic_seconds(codec: Codec, spec: dict, delta: dict, blob: bytes) -> f
             rebuild_tensor(entry, stored)
             rebuild_tensor(entry, stored)
 
-    return median_seconds(arithmetic)
+    return arithmetic
 
 
 def _power_step_and_rebuild(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -49,7 +49,8 @@ def layer_markdown(rows: list[dict], environment: dict | None) -> list[str]:
         run_line(environment) + " One BLAS thread. Sizes and errors are deterministic "
         f"(seeded); times are medians of {REPEATS} runs in CPU time (`time.process_time`), "
         "which a shared machine's load disturbs less than wall time; they still move with "
-        "it (shared caches).",
+        "it (shared caches). The codec and its floors take turns in every run, so each "
+        "ratio is taken side by side, under the same load.",
         "",
         f"Input: seeded synthetic deltas with a decaying spectrum: a rank-{SIGNAL_RANK} signal "
         "with singular values 1, 2^-1/2, 2^-1, ... plus Gaussian noise whose Frobenius norm "
