@@ -17,8 +17,8 @@ own error, and error feedback carries it along with the rest.
 ``powersgd-q8`` adds a second stage: the factors travel as int8 codes with one float32
 scale per column, each layer gets the largest rank (up to ``rank``) whose factors fit a
 ``ratio``-fold compression of the layer, and error feedback carries the quantisation
-error along with the truncation error, because the encoder subtracts the dequantised
-reconstruction that every decoder rebuilds.
+error along with the truncation error, because the encoder subtracts the reconstruction
+that every decoder rebuilds.
 """
 
 from math import prod
