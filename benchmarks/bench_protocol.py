@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -67,6 +68,7 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
         Simulation(config).run()
         offline.append((time.perf_counter() - started) / config.rounds)
         run_dir = workdir / f"run-{repeat}"
+        shutil.rmtree(run_dir, ignore_errors=True)  # a chain file left there would be reopened
         started = time.perf_counter()
         report = ProtocolSimulation(
             config, ProtocolConfig(state=run_dir / "chain.db", store=run_dir / "blobs")
