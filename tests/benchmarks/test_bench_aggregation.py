@@ -91,7 +91,7 @@ def report_row(rule: str, speedup: float, identical: bool) -> dict:
     }
 
 
-def test_the_report_names_missed_targets_and_differing_results() -> None:
+def test_the_report_names_missed_targets_thin_margins_and_differing_results() -> None:
     results = {
         "command": "bench",
         "environment": {
@@ -109,10 +109,20 @@ def test_the_report_names_missed_targets_and_differing_results() -> None:
         "turns": 3,
         "repeats": 3,
         "openblas_environment": {},
-        "rows": [report_row("krum", 6.0, True), report_row("trimmed-mean", 1.5, False)],
+        "rows": [
+            report_row("krum", 6.0, True),
+            report_row("median", 2.2, True),
+            report_row("trimmed-mean", 1.5, False),
+        ],
     }
     report = render(results)
     assert "| krum | 300 | 20,000 | 1.000 | 6.000 | 6.0× | 6.0× | ≥ 5× | yes (" in report
     assert "| ≥ 2× (missed) | **no** (rel. diff 5.0e-01) |" in report
     assert "Targets missed in this run: trimmed-mean at 300 clients (1.5× of 2×)." in report
     assert "trimmed-mean n=300: 0.250 s" in report
+    # 2.2× meets 2× by less than 15 %; 6× meets 5× by 20 %
+    assert "thin margin (under 15% above the target)" in report
+    assert (
+        report.count("thin margin") == 1 and "undo in another run: median at 300 clients" in report
+    )
+    assert "krum at 300 clients (6.0×" not in report
