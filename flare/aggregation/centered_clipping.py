@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 from flare.aggregation.arithmetic import (
     as_float32,
-    coordinate_median,
     distance_scores,
     linear_combination,
     round_significant,
@@ -29,6 +28,7 @@ from flare.aggregation.base import (
     Aggregator,
     ClientUpdate,
 )
+from flare.aggregation.order_statistics import coordinate_median
 from flare.errors import ConfigError
 
 DEFAULT_TAU = 10.0

@@ -25,7 +25,6 @@ import numpy as np
 
 from flare.aggregation.arithmetic import (
     CLIENT_BLOCK_BYTES,
-    coordinate_median,
     distance_scores,
     validate_updates,
 )
@@ -35,6 +34,7 @@ from flare.aggregation.base import (
     Aggregator,
     ClientUpdate,
 )
+from flare.aggregation.order_statistics import coordinate_median
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec, Weights, spec_of
 

@@ -13,7 +13,6 @@ import numpy as np
 
 from flare import tensors
 from flare.aggregation.arithmetic import (
-    coordinate_median,
     dot,
     l2_norm,
     round_score,
@@ -22,6 +21,7 @@ from flare.aggregation.arithmetic import (
 from flare.aggregation.base import AggregationContext, AggregationError, ClientUpdate, Predictor
 from flare.aggregation.coordinatewise import TrimmedMean
 from flare.aggregation.information import label_agreement
+from flare.aggregation.order_statistics import coordinate_median
 from flare.tensors import ModelSpec, Weights
 
 FIX_PSEUDOCOUNT = 3

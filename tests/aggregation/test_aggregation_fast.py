@@ -28,7 +28,6 @@ from flare.aggregation import (
 )
 from flare.aggregation import krum as krum_module
 from flare.aggregation.arithmetic import (
-    coordinate_median,
     round_significant,
     squared_distance,
     squared_distances_to,
@@ -36,6 +35,7 @@ from flare.aggregation.arithmetic import (
 )
 from flare.aggregation.distances import PairwiseDistances, pairwise_depth
 from flare.aggregation.krum import default_byzantine_count, krum_scores
+from flare.aggregation.order_statistics import coordinate_median
 
 Deltas = list[dict[str, np.ndarray]]
 SHAPES = ({"w": (6, 5), "b": (5,)}, {"conv": (3, 2, 3, 3), "dense": (130,)}, {"v": (9,)})

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flare.aggregation.arithmetic import SignCounts, client_blocks, coordinate_median
+from flare.aggregation.order_statistics import SignCounts, client_blocks, coordinate_median
 
 SPEC = {"w": (3, 7), "b": (5,)}
 
