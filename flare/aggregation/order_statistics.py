@@ -34,7 +34,7 @@ def client_blocks(deltas: Sequence[Mapping[str, np.ndarray]], name: str) -> Iter
     """Tensor ``name`` of every client, flattened, a block of coordinates at a time.
 
     float16/32/64 values are kept in their common type (widening is exact and keeps
-    the order); wider types are rounded to float64, as everywhere else here. The
+    the order); wider types are rounded to float64, as in the shared arithmetic. The
     block's array is reused: finish with one block before asking for the next.
     """
     sources = flat_sources(deltas, name)
