@@ -157,7 +157,7 @@ def run_case(case: tuple, flower: Path, repeats: int, turns: int, seed: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per turn")
-    parser.add_argument("--turns", type=int, default=3, help="alternating turns per side")
+    parser.add_argument("--turns", type=int, default=5, help="alternating turns per side")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR)
     arguments = parser.parse_args()
