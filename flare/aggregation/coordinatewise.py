@@ -34,7 +34,7 @@ from flare.aggregation.base import (
     Aggregator,
     ClientUpdate,
 )
-from flare.aggregation.order_statistics import coordinate_median
+from flare.aggregation.order_statistics import block_dtype, coordinate_median
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec, Weights, spec_of
 
@@ -150,11 +150,9 @@ def ascending_trimmed_sums(tensors: Sequence[np.ndarray], trimmed: int) -> np.nd
     per rank, so that each ascending add is one contiguous elementwise ufunc over the
     block. Sorting may swap −0.0 and +0.0, which no sum starting at +0.0 can tell apart.
     """
-    # column views: concatenating them fills a block without np.stack's per-array copies
+    # concatenating column views fills a block without np.stack's expand_dims per client
     columns = [np.asarray(tensor).reshape(-1, 1) for tensor in tensors]
-    dtype = np.result_type(*columns)
-    if dtype.itemsize > 8:
-        dtype = np.dtype(np.float64)
+    dtype = block_dtype(columns)
     count, size = len(columns), columns[0].shape[0]
     width = max(1, CLIENT_BLOCK_BYTES // (count * dtype.itemsize))
     block = np.empty((min(width, size), count), dtype=dtype)
