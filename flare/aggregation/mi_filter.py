@@ -34,11 +34,12 @@ while their average does the damage, so the **aggregate** is judged too: the mod
 ``global + average of the trusted updates`` must label the validation set with an
 aligned MI at least that of the better of ``global +`` the trusted updates' coordinate-wise
 median or trimmed mean (robust estimates of the round's step, which a minority cannot move
-far) minus ``aggregate_margin_bits``; while it does not, the trusted updates with the lowest
-aligned MI (all copies of one score at once) are left out and the rest averaged again, as
-long as more than half of the trusted updates remain; with a reference step, those with the
-lowest cosine to it go first instead. If that never reaches the floor, the round steps by the
-better robust estimate itself.
+far) and, with a reference step, of the global model itself (which none moves), minus
+``aggregate_margin_bits``; while it does not, the trusted updates with the lowest aligned MI
+(all copies of one score at once; with a reference step, the lowest cosine to it) are left
+out and the rest averaged again, as long as more than half of the trusted updates remain. If
+that never reaches the floor, the round steps by the best of the robust estimates and the
+reference step.
 
 Trusted updates are averaged by sample count, each claim capped at the round's median
 claim by default (:mod:`flare.aggregation.counts`), optionally each first clipped to the
@@ -78,6 +79,7 @@ from flare.aggregation.mi_scores import (
     aligned_mi_of,
     leave_out_key,
     leave_out_what,
+    low_outlier_cutoff,
     measure,
     reference_step,
     robust_steps,
@@ -85,9 +87,6 @@ from flare.aggregation.mi_scores import (
 )
 from flare.errors import ConfigError
 from flare.tensors import Weights
-
-MAD_TO_SIGMA = 1.4826
-"""Scales the median absolute deviation to a standard deviation for Gaussian data."""
 
 NORM_FLOOR = 1e-12
 """The median norm is floored here, so a round where most clients sent zeros flags
@@ -111,20 +110,6 @@ def _non_negative(name: str, value: float) -> float:
     if not float(value) >= 0.0:
         raise ConfigError(f"{name} must be a non-negative number, got {value!r}")
     return float(value)
-
-
-def _low_outlier_cutoff(
-    values: Sequence[float], z: float, margin: float, margin_fraction: float
-) -> tuple[float, float]:
-    """``(median, median − max(z·1.4826·MAD, margin, margin_fraction·median))``.
-
-    Robust while fewer than half the values are wild; the two margins stop a
-    tight, clean round (tiny MAD) from flagging its lowest member over noise.
-    """
-    median = median_of(values)
-    mad = median_of([abs(value - median) for value in values])
-    gap = max(z * MAD_TO_SIGMA * mad, margin, margin_fraction * median)
-    return median, round_score(median - gap)
 
 
 class MIFilter(Aggregator):
@@ -266,10 +251,22 @@ class MIFilter(Aggregator):
 
         if trusted and self.aggregate_margin_bits is not None:
             floors = robust_steps([updates[i] for i in trusted], context)
+            fallbacks = dict(floors)
             if reference is not None and self.reference_floor:
-                floors["exact reference step"] = reference
+                # Not the reference step itself as a floor: trained on this very split, its
+                # score there flatters it, and it would outscore most honest averages.
+                floors["global model"] = zeros_like_spec(spec)
+                fallbacks["exact reference step"] = reference
             delta, trusted = self._judge_average(
-                updates, trusted, measured, average, floors, context, validation, reasons, notes
+                updates,
+                trusted,
+                measured,
+                average,
+                (floors, fallbacks),
+                context,
+                validation,
+                reasons,
+                notes,
             )
         else:
             delta = average(trusted) if trusted else zeros_like_spec(spec)
@@ -290,7 +287,7 @@ class MIFilter(Aggregator):
         trusted: list[int],
         measured: Sequence[Measurements],
         average: Callable[[list[int]], Weights],
-        robust: dict[str, Weights],
+        steps: tuple[dict[str, Weights], dict[str, Weights]],
         context: AggregationContext,
         validation: ValidationSet,
         reasons: dict[str, str],
@@ -300,11 +297,12 @@ class MIFilter(Aggregator):
 
         Adds a reason for every update it leaves out and a note on the outcome."""
         margin = self.aggregate_margin_bits
+        floors, fallbacks = steps
         scored = {
             name: aligned_mi_of(validation, tensors.add(context.global_weights, step))
-            for name, step in robust.items()
+            for name, step in {**floors, **fallbacks}.items()
         }
-        best = max(scored, key=lambda name: scored[name])  # ties: the first, the median
+        best = max(floors, key=lambda name: scored[name])  # ties: the first, the median
         reference = scored[best]
         floor = round_score(reference - margin)
         keep_at_least = len(trusted) // 2 + 1
@@ -324,29 +322,31 @@ class MIFilter(Aggregator):
                 if leave_out_key(measured[i]) == lowest:
                     left_out[updates[i].client_id] = (
                         f"the trusted updates' average has aligned MI {score:.4f} bits, "
-                        f"below the floor {floor:.4f} (the trusted updates' {best}'s "
-                        f"{reference:.4f} − {margin:g}); left out with the lowest "
+                        f"below the floor {floor:.4f} (that of the {best}, "
+                        f"{reference:.4f}, − {margin:g}); left out with the lowest "
                         f"{leave_out_what(measured[i])} of those trusted, {lowest:.4f}"
                     )
             judged = kept
             delta = average(judged)
         # No average of a majority reaches the floor (early in training, often a tie of
-        # many updates at one score): the round steps by the robust step that set it.
+        # many updates at one score): the round steps by the best robust step instead.
+        chosen = max(fallbacks, key=lambda name: scored[name])
         notes.append(
             f"aggregate: aligned MI {score:.4f} bits is below the floor {floor:.4f}, and "
             "leaving out more would leave out half of the trusted updates: the aggregate "
-            f"is their {best} (aligned MI {reference:.4f})"
+            f"is the {chosen} (aligned MI {scored[chosen]:.4f})"
         )
-        return {name: tensor.astype(np.float32) for name, tensor in robust[best].items()}, trusted
+        step = fallbacks[chosen]
+        return {name: tensor.astype(np.float32) for name, tensor in step.items()}, trusted
 
     def _cutoffs(self, measured: Sequence[Measurements]) -> _Cutoffs:
-        median_mi, mi_cutoff = _low_outlier_cutoff(
+        median_mi, mi_cutoff = low_outlier_cutoff(
             [m.aligned_mi for m in measured],
             self.z,
             self.mi_margin_bits,
             self.mi_margin_fraction,
         )
-        median_cosine, cosine_cutoff = _low_outlier_cutoff(
+        median_cosine, cosine_cutoff = low_outlier_cutoff(
             [m.cosine for m in measured],
             self.z,
             self.cosine_margin,

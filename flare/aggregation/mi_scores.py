@@ -1,5 +1,6 @@
 """What the MI filter measures of each update: the labels its candidate model gives the
-public validation split, and the update's norm and direction.
+public validation split, and the update's norm and direction (to the round's median update
+and to the exact reference step); and the round-level yardsticks its rules compare them with.
 
 Every value is rounded (:func:`flare.aggregation.arithmetic.round_score`) before any rule
 compares it, and the labels are exact integers, so every committee member measures the
@@ -15,6 +16,7 @@ from flare import tensors
 from flare.aggregation.arithmetic import (
     dot,
     l2_norm,
+    median_of,
     round_score,
     validate_updates,
 )
@@ -27,6 +29,23 @@ from flare.tensors import ModelSpec, Weights
 FIX_PSEUDOCOUNT = 3
 """Pseudo-counts added to both fixes and breaks: an update that changes only a few
 labels gets a fix ratio near 1/2 instead of a noisy extreme."""
+
+MAD_TO_SIGMA = 1.4826
+"""Scales the median absolute deviation to a standard deviation for Gaussian data."""
+
+
+def low_outlier_cutoff(
+    values: Sequence[float], z: float, margin: float, margin_fraction: float
+) -> tuple[float, float]:
+    """``(median, median − max(z·1.4826·MAD, margin, margin_fraction·median))``.
+
+    Robust while fewer than half the values are wild; the two margins stop a
+    tight, clean round (tiny MAD) from flagging its lowest member over noise.
+    """
+    median = median_of(values)
+    mad = median_of([abs(value - median) for value in values])
+    gap = max(z * MAD_TO_SIGMA * mad, margin, margin_fraction * median)
+    return median, round_score(median - gap)
 
 
 @dataclass(frozen=True)

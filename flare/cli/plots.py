@@ -5,7 +5,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flare.aggregation.arithmetic import median_of
-from flare.aggregation.mi_filter import MAD_TO_SIGMA, MIFilter
+from flare.aggregation.mi_filter import MIFilter
+from flare.aggregation.mi_scores import MAD_TO_SIGMA
 from flare.federation.report import ReportError, SimulationReport
 
 if TYPE_CHECKING:

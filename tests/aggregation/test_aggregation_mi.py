@@ -263,4 +263,4 @@ def test_when_no_majority_average_reaches_the_floor_the_round_takes_the_best_rob
     assert result.delta["w"].dtype == np.float32 and abs(float(trimmed[0]) - 1.025) < 1e-6
     np.testing.assert_array_equal(result.delta["w"], trimmed)
     assert result.flagged == [] and len(result.accepted) == 10
-    assert "is their trimmed mean" in result.notes[-1]
+    assert "is the trimmed mean" in result.notes[-1]

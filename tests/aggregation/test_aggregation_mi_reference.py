@@ -114,7 +114,7 @@ def test_a_round_the_bloc_owns_steps_by_the_reference_not_by_the_bloc(round_inpu
     result = rule.aggregate(owned, context)
     reference = reference_of(context)
     assert all(result.delta[n].tobytes() == reference[n].tobytes() for n in reference)
-    assert any("the aggregate is their exact reference step" in note for note in result.notes)
+    assert any("the aggregate is the exact reference step" in note for note in result.notes)
     unguarded = MIFilter(reference_cosine_min=None, reference_floor=False).aggregate(owned, context)
     assert np.allclose(flatten(unguarded.delta), -3.0 * mean, rtol=1e-5, atol=1e-7)
 
