@@ -138,6 +138,9 @@ class MIFilter(Aggregator):
             the aggregate rule off.
         reference_cosine_min: flag updates whose cosine to the exact reference step is at
             most this; ``None`` turns the reference rule off.
+        reference_floor: with a reference step, hold the trusted updates' average to the
+            global model's own aligned MI too, and fall back to the reference step when it
+            scores best.
     """
 
     name = "mi"
