@@ -6,10 +6,13 @@ The default and dishonest-committee CIDs are those recorded before the one-actor
 committee grew from 5 to 40 seats (the safety bound), so its round-5 retry went; the MI
 filter judges the trusted updates' average too; and PowerSGD's factors travel on a
 fixed-point grid, so that every decoder rebuilds them with one exact matrix product
-(issue 13), which changed every PowerSGD blob. The old committee and filter
-(``expected_committee=5``, ``aggregate_margin_bits=None``) are pinned too, for five rounds:
-before issue 13 they reproduced the models recorded before the refactor, round 5 retried
-once; with the grid, no round of theirs is retried.
+(issue 13), which changed every PowerSGD blob; and the MI filter's reference rule (issue 12:
+updates pointing away from the committee's exact reference step are flagged) changes its
+models from the first round. The default run's models are unchanged by that rule. The old
+committee and filter (``expected_committee=5``, ``aggregate_margin_bits=None``, the reference
+rule and floor off) are pinned too, for five rounds: before issue 13 they reproduced the models
+recorded before the refactor, round 5 retried once; with the grid, no round of theirs is
+retried.
 """
 
 import pytest
@@ -25,9 +28,9 @@ DEFAULT = [
     "bafkreihph36uhlmfeps2mk6tj5iut4nesl6hjn6hqlbojirracrod42wqa",
 ]
 POWERSGD_DIRICHLET = [
-    "bafkreiauhfhecatsfww7hukvhm7r4b4m6gistjgocao7jubykevulxxkhq",
-    "bafkreidimwhngo6xzh4msd3nbedpoezxe6e3szcasbiyfh73btdgxytxna",
-    "bafkreibmvujc7tqaavegvfenyfthe3s3bvifkkodimzcykcuicc5pkyxri",
+    "bafkreibemm57dzpmfgop7blry2o3dfdoqd36jrjpeseedp5xr7rd34wsta",
+    "bafkreign56jkrbfeg2nqaibmrlxtxh4mn4pz6422lyzfpcqz4lvqxjnjxy",
+    "bafkreic5anp5ivxiawdfivrqg43j773jhezr2gg5rz3iy6kxsstm7xuxky",
 ]
 
 POWERSGD_DIRICHLET_OLD_COMMITTEE = [
@@ -63,7 +66,11 @@ def test_the_old_committee_and_filter_are_pinned_too():
         rounds=5,
         codec="powersgd",
         partition="dirichlet",
-        aggregator_params={"aggregate_margin_bits": None},
+        aggregator_params={
+            "aggregate_margin_bits": None,
+            "reference_cosine_min": None,
+            "reference_floor": False,
+        },
     )
     protocol = ProtocolConfig(task=TaskParameters(expected_committee=5))
     report = ProtocolSimulation(config, protocol).run()
