@@ -29,9 +29,10 @@ from common import (
     environment,
     environment_line,
     measure_in_child,
-    own_peak_rss_mb,
     write_results,
 )
+
+from flare.federation.report import process_peak_rss_mb
 
 NAME = "participant"
 CODEC = "powersgd"
@@ -80,7 +81,10 @@ def one_round(workdir: Path) -> dict[str, Any]:
     encoder = make_codec(CODEC, rank=RANK).new_encoder(spec_of(base), 2)
     binding = UpdateBinding("client-0", "1", 1, 0, "base", update.num_samples)
     encoder.encode(update.delta, binding)
-    return {"peak_kib": round(1024 * own_peak_rss_mb()), "dynamo": "torch._dynamo" in sys.modules}
+    return {
+        "peak_kib": round(1024 * process_peak_rss_mb()),
+        "dynamo": "torch._dynamo" in sys.modules,
+    }
 
 
 def run_fleet(workdir: Path, clients: int) -> dict[str, Any]:
@@ -137,7 +141,7 @@ def run_fleet(workdir: Path, clients: int) -> dict[str, Any]:
                 chain.mine(1)
         finalized = chain.task(1).round
     return {
-        "peak_kib": round(1024 * own_peak_rss_mb()),
+        "peak_kib": round(1024 * process_peak_rss_mb()),
         "dynamo": "torch._dynamo" in sys.modules,
         "rounds": finalized,
         "bytes_up": [store.up for store in stores],

@@ -36,10 +36,11 @@ from common import (
     environment,
     environment_line,
     measure_in_child,
-    own_peak_rss_mb,
     write_results,
 )
 from scale_fleet import CLASSES, FEATURES, SAMPLES, write_synthetic_dataset
+
+from flare.federation.report import process_peak_rss_mb
 
 NAME = "ray"
 MACHINES = (1, 4, 16, 64)
@@ -47,7 +48,7 @@ MACHINES = (1, 4, 16, 64)
 
 def reset_peak_rss() -> None:
     """Start this process's ``VmHWM`` afresh from what it holds now (Linux), so that
-    :func:`own_peak_rss_mb` reads the peak since this call."""
+    :func:`process_peak_rss_mb` reads the peak since this call."""
     Path("/proc/self/clear_refs").write_text("5")
 
 
@@ -66,7 +67,7 @@ def measure(dataset: Path, clients: int, rounds: int, backend: str) -> dict[str,
 
         def round_started(self, round_number: int, participants: int) -> None:
             if round_number == 1:
-                self.setup_peak_mb = own_peak_rss_mb()
+                self.setup_peak_mb = process_peak_rss_mb()
                 reset_peak_rss()
 
     torch.set_num_threads(1)
@@ -83,7 +84,7 @@ def measure(dataset: Path, clients: int, rounds: int, backend: str) -> dict[str,
     started = time.perf_counter()
     observer = RoundsPeak()
     report = Simulation(config).run(observer)
-    rounds_peak = own_peak_rss_mb()
+    rounds_peak = process_peak_rss_mb()
     return {
         "clients": clients,
         "backend": backend,

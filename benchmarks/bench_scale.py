@@ -38,10 +38,11 @@ from common import (
     environment,
     environment_line,
     measure_in_child,
-    own_peak_rss_mb,
     write_results,
 )
 from scale_fleet import fleet_markdown, measure_fleet, samples_per_client, write_synthetic_dataset
+
+from flare.federation.report import process_peak_rss_mb
 
 PHASES = ("train", "decode", "aggregate", "evaluate")
 """The simulation's timed phases; ``train`` includes encoding each update."""
@@ -74,7 +75,7 @@ def measure(clients: int, rounds: int) -> dict[str, Any]:
             self.cpu_seconds.append(time.process_time() - self.started)
 
     torch.set_num_threads(1)
-    imports_rss_mb = own_peak_rss_mb()
+    imports_rss_mb = process_peak_rss_mb()
     config = SimulationConfig(
         dataset="digits",
         clients=clients,

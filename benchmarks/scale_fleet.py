@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common import own_peak_rss_mb
+from flare.federation.report import process_peak_rss_mb
 
 if TYPE_CHECKING:
     from flare.federation.config import SimulationConfig
@@ -54,7 +54,7 @@ def measure_fleet(dataset: Path, clients: int) -> dict[str, Any]:
     from flare.federation.simulation import Simulation
 
     torch.set_num_threads(1)
-    imports_rss_mb = own_peak_rss_mb()
+    imports_rss_mb = process_peak_rss_mb()
     config = SimulationConfig(
         dataset=str(dataset),
         clients=clients,

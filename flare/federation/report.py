@@ -2,6 +2,8 @@
 
 import json
 import math
+import resource
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,24 @@ class SimulationReport:
             path.write_text(text)
         except OSError as exc:
             raise ReportError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
+
+
+def process_peak_rss_mb() -> float:
+    """This process's peak resident set since its ``exec``, in MiB.
+
+    Linux's ``VmHWM``: ``ru_maxrss`` keeps the parent's peak across ``fork`` and ``exec``,
+    so a run started from a larger process would report that process's peak instead of
+    its own. Elsewhere ``ru_maxrss`` is all there is (bytes on macOS, KiB on the BSDs).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
 
 
 class ReportError(FlareError):

@@ -7,7 +7,6 @@ long each phase took and what a run costs in memory are the same for both, and l
 once. Where the clients train and encode is a backend's business (``backends``).
 """
 
-import resource
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,7 +18,12 @@ from flare.errors import FlareError
 from flare.federation.clients import Client, LocalUpdate, produce_update
 from flare.federation.collusion import CollusionAttack, PublicRound
 from flare.federation.config import SimulationConfig
-from flare.federation.report import RoundRecord, RunInterrupted, SimulationReport
+from flare.federation.report import (
+    RoundRecord,
+    RunInterrupted,
+    SimulationReport,
+    process_peak_rss_mb,
+)
 from flare.federation.setup import Federation
 from flare.models.base import EvalResult
 from flare.tensors import Weights
@@ -62,7 +66,7 @@ def recording(report: SimulationReport, started: float) -> Iterator[None]:
         raise RunInterrupted(report) from exc
     finally:
         report.seconds = time.perf_counter() - started
-        report.peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        report.peak_memory_mb = process_peak_rss_mb()
 
 
 def interruption_reason(exc: BaseException) -> str:

@@ -10,15 +10,15 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from bench_ray import own_peak_rss_mb, reset_peak_rss
+from bench_ray import process_peak_rss_mb, reset_peak_rss
 
-inherited = own_peak_rss_mb()
+inherited = process_peak_rss_mb()
 setup = bytearray(200 << 20)
 setup[::4096] = b"x" * len(setup[::4096])
-setup_peak = own_peak_rss_mb()
+setup_peak = process_peak_rss_mb()
 del setup
 reset_peak_rss()
-print(inherited, setup_peak, own_peak_rss_mb())
+print(inherited, setup_peak, process_peak_rss_mb())
 """
 
 
