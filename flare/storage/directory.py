@@ -8,8 +8,13 @@ Layout under the root directory::
 CIDs are validated before they reach this class, so they are always canonical
 base32 (``[a-z2-7]``) and safe as file names. Blobs are written to a temporary
 file in ``blobs/`` and renamed into place, so a reader (another process
-included) sees either nothing or the whole blob, and a crash leaves at most a
-stray ``.tmp-*`` file that is never mistaken for a blob. Pins are marker files
+included) sees either nothing or the whole blob. A durable store (the default) fsyncs
+each blob before naming it: a crash, of the process or of the machine, leaves at most a
+stray ``.tmp-*`` file that is never mistaken for a blob. ``durable=False`` skips the fsync,
+for a process that a machine crash ends anyway (the protocol simulation, whose chain
+journal is likewise durable across a process crash only): its blobs survive the process,
+and one the machine lost is refused on ``get``, since its bytes no longer hash to its CID,
+until a ``put`` of the same bytes repairs it. Pins are marker files
 rather than one index file so that concurrent processes never overwrite each
 other's pins. Everything survives a restart: a new instance over the same
 directory sees the same blobs and pins.
@@ -31,9 +36,16 @@ _TEMP_PREFIX = ".tmp-"
 class DirectoryStore(StorageProvider):
     """Blobs as files named by CID under ``root``; see the module docstring for the layout."""
 
-    def __init__(self, root: str | os.PathLike[str], *, max_blob_size: int = DEFAULT_MAX_BLOB_SIZE):
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        max_blob_size: int = DEFAULT_MAX_BLOB_SIZE,
+        durable: bool = True,
+    ):
         super().__init__(max_blob_size=max_blob_size)
         self._root = Path(root)
+        self._durable = durable
         self._blob_dir = self._root / "blobs"
         self._pin_dir = self._root / "pins"
         self._blob_dir.mkdir(parents=True, exist_ok=True)
@@ -55,8 +67,9 @@ class DirectoryStore(StorageProvider):
         try:
             with os.fdopen(descriptor, "wb") as temp_file:
                 temp_file.write(data)
-                temp_file.flush()
-                os.fsync(temp_file.fileno())
+                if self._durable:
+                    temp_file.flush()
+                    os.fsync(temp_file.fileno())
             os.replace(temp_name, self.blob_path(cid))
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
