@@ -1,6 +1,6 @@
 """What keeps the protocol path cheap without changing what it computes: the simulated
-participants' shared, once-checked store reads and task context, and the MI filter's single
-BLAS thread."""
+participants' shared, once-checked store reads, decoded global models and task context, a
+blob store without an fsync per blob, and the MI filter's single BLAS thread."""
 
 import numpy as np
 import pytest
@@ -9,12 +9,21 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from flare.aggregation import AggregationContext, ClientUpdate, make_aggregator
 from flare.chain import ContentRef, InMemoryChain, TaskCreated, TaskParams
 from flare.errors import ConfigError
+from flare.federation.config import SimulationConfig
 from flare.federation.protocol.aggregate import load_task_context
-from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
+from flare.federation.protocol.artifacts import (
+    MalformedArtifactError,
+    TaskManifest,
+    encode_manifest,
+    encode_model,
+)
+from flare.federation.protocol.driver import ProtocolSimulation
+from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.protocol.shared_recomputation import SharedReads
 from flare.federation.protocol.simulated_device import participant_keys
+from flare.federation.protocol.verify import verify_task
 from flare.models import TorchModelAdapter, build_model
-from flare.storage import MemoryStore
+from flare.storage import DirectoryStore, MemoryStore
 from flare.storage.errors import BlobTooLargeError, ContentMismatchError
 
 
@@ -124,3 +133,42 @@ def test_readers_of_one_store_share_the_task_context_and_another_store_reads_it_
     store.corrupt = True  # an auditor's fresh read notices what a shared context would not
     with pytest.raises(ContentMismatchError):
         load_task_context(chain, SharedReads(store), task_id)
+
+
+def test_a_global_model_is_decoded_once_per_attempt_and_served_read_only():
+    store = CountingStore()
+    reads = SharedReads(store)
+    weights = TorchModelAdapter(build_model("logreg", 4, 3, seed=0)).get_weights()
+    spec = {name: array.shape for name, array in weights.items()}
+    cid = reads.put(encode_model(weights))
+    first = reads.model(cid, spec)
+    assert reads.model(cid, spec) is first and store.loads == 1
+    assert all(np.array_equal(first[name], weights[name]) for name in weights)
+    with pytest.raises(ValueError, match="read-only"):
+        next(iter(first.values()))[...] = 0
+    reads.forget()
+    store.corrupt = True  # the next attempt checks the bytes again
+    with pytest.raises(ContentMismatchError):
+        reads.model(cid, spec)
+
+
+def test_a_model_that_does_not_fit_the_spec_is_refused_not_served_from_memory():
+    reads = SharedReads(CountingStore())
+    weights = TorchModelAdapter(build_model("logreg", 4, 3, seed=0)).get_weights()
+    spec = {name: array.shape for name, array in weights.items()}
+    cid = reads.put(encode_model(weights))
+    reads.model(cid, spec)
+    with pytest.raises(MalformedArtifactError):
+        reads.model(cid, {**spec, "extra": (1,)})
+
+
+def test_the_simulation_store_skips_fsync_and_its_run_still_passes_the_audit(tmp_path, monkeypatch):
+    synced: list[int] = []
+    monkeypatch.setattr("flare.storage.directory.os.fsync", synced.append)
+    config = SimulationConfig(model="logreg", clients=4, malicious=1, rounds=1)
+    ProtocolSimulation(
+        config, ProtocolConfig(state=tmp_path / "chain.db", store=tmp_path / "blobs")
+    ).run()
+    assert synced == []
+    with InMemoryChain(tmp_path / "chain.db") as chain:
+        assert verify_task(chain, DirectoryStore(tmp_path / "blobs"), 1).ok

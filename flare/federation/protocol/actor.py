@@ -22,6 +22,7 @@ trains every simulated client in one process (``driver.py``). The protocol is th
 
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from flare.chain import (
     ChainConnector,
@@ -44,7 +45,10 @@ from flare.federation.protocol.update_fetches import UpdateFetches, UpdateFetche
 from flare.federation.rounds import EncodedUpdate
 from flare.federation.timing import Stopwatch
 from flare.storage import StorageProvider
-from flare.tensors import Weights
+from flare.tensors import ModelSpec, Weights
+
+ModelReader = Callable[[str, ModelSpec], Weights]
+"""Reads the global model a CID names from the store, checked against its CID and spec."""
 
 
 class Device(ABC):
@@ -87,6 +91,7 @@ class ParticipantActor:
         log: logging.Logger | None = None,
         clock: Stopwatch | None = None,
         update_fetches: UpdateFetchesFactory = UpdateFetches,
+        read_model: ModelReader | None = None,
     ) -> None:
         self.chain = chain.as_sender(participant.account)
         self.store = store
@@ -106,6 +111,7 @@ class ParticipantActor:
             self.clock,
             update_fetches,
         )
+        self._read_model = read_model or self._fetched_model
         self._context: TaskContext | None = None
         self._waiting_said = False
         self._stale_at: int | None = None
@@ -218,7 +224,7 @@ class ParticipantActor:
     def _submit(self, state: Round, me: Participant, memo: AttemptMemo) -> None:
         context = self.task_context()
         with self.clock.phase("storage"):
-            base = decode_model(self.store.get(memo.opened.base_model.to_cid()), context.spec)
+            base = self._read_model(memo.opened.base_model.to_cid(), context.spec)
         binding = self.participant.binding(context, memo.opened, num_samples=0)
         with self.clock.phase("train"):
             update = self.device.encoded_update(
@@ -241,6 +247,9 @@ class ParticipantActor:
             len(update.blob) / 1000,
             update.num_samples,
         )
+
+    def _fetched_model(self, cid: str, spec: ModelSpec) -> Weights:
+        return decode_model(self.store.get(cid), spec)
 
     def _close_expired(self, memo: AttemptMemo) -> StepOutcome:
         """Close an attempt whose vote window passed; many race, the chain takes one."""

@@ -99,7 +99,11 @@ class ProtocolSimulation:
         return stack.enter_context(open_chain(self.protocol.network(), dev_accounts=accounts))
 
     def _open_store(self) -> StorageProvider:
-        return MemoryStore() if self.protocol.store is None else DirectoryStore(self.protocol.store)
+        if self.protocol.store is None:
+            return MemoryStore()
+        # Blobs that outlive the process, as the chain journal does: one run in one
+        # process, which a machine crash would end anyway, needs no fsync per blob.
+        return DirectoryStore(self.protocol.store, durable=False)
 
 
 class _TaskRun:
@@ -167,6 +171,7 @@ class _TaskRun:
                 clock=Stopwatch(),
                 # the shared reads answer from this process: no fetch threads
                 update_fetches=InlineUpdateFetches,
+                read_model=self.reads.model,
             )
             for participant, device in zip(self.participants, self.devices, strict=True)
         ]

@@ -1,6 +1,7 @@
 """What the simulated participants of a protocol simulation share: the committee's
 recomputations (one per attempt, rule and blobs held, run where the backend says) and
-their reads of the store (each blob checked against its CID once)."""
+their reads of the store (each blob checked against its CID once, each global model
+decoded once)."""
 
 from collections.abc import Callable
 from typing import Any
@@ -14,9 +15,11 @@ from flare.federation.protocol.aggregate import (
     TaskContext,
     read_attempt_inputs,
 )
+from flare.federation.protocol.artifacts import decode_model
 from flare.federation.protocol.roles import ProtocolParticipant
 from flare.federation.protocol.update_fetches import UpdateFetches
 from flare.storage import ForwardingStore, StorageProvider
+from flare.tensors import ModelSpec, Weights
 
 
 class SharedReads(ForwardingStore):
@@ -26,12 +29,15 @@ class SharedReads(ForwardingStore):
     Deployed, every member fetches and checks each update blob on its own machine, side by
     side; played in one process, a committee of 40 checking 1,000 blobs would take turns.
     The bytes a CID names never change, so bytes checked once are the blob for every
-    reader. :meth:`forget` drops them when an attempt ends; writes go to ``inner``.
+    reader. Likewise every participant trains from the attempt's global model, which
+    :meth:`model` decodes once and serves read-only. :meth:`forget` drops both when an
+    attempt ends; writes go to ``inner``.
     """
 
     def __init__(self, inner: StorageProvider) -> None:
         super().__init__(inner)
         self._checked: dict[str, bytes] = {}
+        self._models: dict[str, tuple[ModelSpec, Weights]] = {}
 
     def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
         blob = self._checked.get(cid)
@@ -41,9 +47,21 @@ class SharedReads(ForwardingStore):
             self._check_size(len(blob), f"get {cid}", self._read_limit(max_bytes))
         return blob
 
+    def model(self, cid: str, spec: ModelSpec) -> Weights:
+        """The global model ``cid`` names, checked against ``spec``, decoded once per attempt;
+        its arrays are read-only, since every reader gets the same ones."""
+        decoded = self._models.get(cid)
+        if decoded is None or decoded[0] != spec:
+            weights = decode_model(self.get(cid), spec)
+            for array in weights.values():
+                array.setflags(write=False)
+            decoded = self._models[cid] = (dict(spec), weights)
+        return decoded[1]
+
     def forget(self) -> None:
-        """Drop the checked blobs: the next read of each checks it again."""
+        """Drop the checked blobs and decoded models: the next read of each checks it again."""
         self._checked.clear()
+        self._models.clear()
 
 
 RecomputationKey = tuple[int, int, int, bool, frozenset[str] | None, frozenset | None]
