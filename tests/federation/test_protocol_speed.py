@@ -14,6 +14,7 @@ from flare.federation.protocol.aggregate import load_task_context
 from flare.federation.protocol.artifacts import (
     MalformedArtifactError,
     TaskManifest,
+    decode_model,
     encode_manifest,
     encode_model,
 )
@@ -135,17 +136,29 @@ def test_readers_of_one_store_share_the_task_context_and_another_store_reads_it_
         load_task_context(chain, SharedReads(store), task_id)
 
 
-def test_a_global_model_is_decoded_once_per_attempt_and_served_read_only():
+def test_a_global_model_is_decoded_once_per_attempt_and_each_reader_gets_its_own_copy(
+    monkeypatch,
+):
+    decoded = []
+
+    def counting_decode(blob, spec):
+        decoded.append(spec)
+        return decode_model(blob, spec)
+
+    monkeypatch.setattr(
+        "flare.federation.protocol.shared_recomputation.decode_model", counting_decode
+    )
     store = CountingStore()
     reads = SharedReads(store)
     weights = TorchModelAdapter(build_model("logreg", 4, 3, seed=0)).get_weights()
     spec = {name: array.shape for name, array in weights.items()}
     cid = reads.put(encode_model(weights))
     first = reads.model(cid, spec)
-    assert reads.model(cid, spec) is first and store.loads == 1
-    assert all(np.array_equal(first[name], weights[name]) for name in weights)
-    with pytest.raises(ValueError, match="read-only"):
-        next(iter(first.values()))[...] = 0
+    for array in first.values():
+        array[...] = 0  # one reader's changes reach no other reader
+    second = reads.model(cid, spec)
+    assert store.loads == 1 and len(decoded) == 1
+    assert all(np.array_equal(second[name], weights[name]) for name in weights)
     reads.forget()
     store.corrupt = True  # the next attempt checks the bytes again
     with pytest.raises(ContentMismatchError):

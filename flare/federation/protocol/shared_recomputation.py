@@ -30,8 +30,8 @@ class SharedReads(ForwardingStore):
     side; played in one process, a committee of 40 checking 1,000 blobs would take turns.
     The bytes a CID names never change, so bytes checked once are the blob for every
     reader. Likewise every participant trains from the attempt's global model, which
-    :meth:`model` decodes once and serves read-only. :meth:`forget` drops both when an
-    attempt ends; writes go to ``inner``.
+    :meth:`model` decodes once. :meth:`forget` drops both when an attempt ends; writes go
+    to ``inner``.
     """
 
     def __init__(self, inner: StorageProvider) -> None:
@@ -48,15 +48,12 @@ class SharedReads(ForwardingStore):
         return blob
 
     def model(self, cid: str, spec: ModelSpec) -> Weights:
-        """The global model ``cid`` names, checked against ``spec``, decoded once per attempt;
-        its arrays are read-only, since every reader gets the same ones."""
+        """The global model ``cid`` names, checked against ``spec`` and decoded once per
+        attempt; each reader gets its own copy of the arrays, cheap next to decoding."""
         decoded = self._models.get(cid)
         if decoded is None or decoded[0] != spec:
-            weights = decode_model(self.get(cid), spec)
-            for array in weights.values():
-                array.setflags(write=False)
-            decoded = self._models[cid] = (dict(spec), weights)
-        return decoded[1]
+            decoded = self._models[cid] = (dict(spec), decode_model(self.get(cid), spec))
+        return {name: array.copy() for name, array in decoded[1].items()}
 
     def forget(self) -> None:
         """Drop the checked blobs and decoded models: the next read of each checks it again."""
