@@ -6,7 +6,8 @@ offline and the protocol simulation of the same configuration, and compares medi
 because these machines are noisy. A fleet (``--fleet``, 1,000 clients by default) then runs
 one round through the protocol in a fresh single-threaded process, for its time and peak
 memory; ``--fleet-only`` re-runs just the fleet and replaces its section of the existing
-tables.
+tables, and ``--keep-fleet`` runs everything but the fleet and keeps the section the tables
+hold (each section names the revision it was measured at).
 """
 
 import argparse
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from common import measure_in_child, own_peak_rss_mb
+from common import measure_in_child, own_peak_rss_mb, source_revision
 
 from flare.chain import InMemoryChain
 from flare.crypto import vrf
@@ -190,7 +191,7 @@ def fleet_in_child(clients: int) -> dict:
     """:func:`fleet_round` in a fresh single-threaded interpreter: its own peak memory."""
     fleet = measure_in_child(__file__, "--fleet-child", str(clients))
     command = " ".join(["python benchmarks/bench_protocol.py", *sys.argv[1:]])
-    return {"command": command, **fleet}
+    return {"command": command, "revision": source_revision(), **fleet}
 
 
 def main() -> None:
@@ -204,6 +205,11 @@ def main() -> None:
         action="store_true",
         help="run only the fleet and replace its section of docs/bench/protocol.{json,md}",
     )
+    parser.add_argument(
+        "--keep-fleet",
+        action="store_true",
+        help="run all but the fleet and keep its section of docs/bench/protocol.{json,md}",
+    )
     parser.add_argument("--fleet-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/flare-bench-protocol"))
     args = parser.parse_args()
@@ -215,17 +221,21 @@ def main() -> None:
         result["fleet"] = fleet_in_child(args.fleet)
         write(result)
         return
+    kept_fleet = (
+        json.loads((DOCS / "protocol.json").read_text())["fleet"] if args.keep_fleet else None
+    )
     torch.set_num_threads(1)
     config = SimulationConfig(clients=10, malicious=3, aggregator="mi", rounds=args.rounds)
     result = {
         "command": "python benchmarks/bench_protocol.py " + " ".join(sys.argv[1:]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "revision": source_revision(),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch thread(s)",
         "config": config.to_dict(),
         "crypto": crypto_rates(args.crypto_samples),
         "overhead": overhead(config, args.repeats, args.workdir),
         "anvil": anvil_versus_memory(config, args.repeats, args.workdir),
-        "fleet": fleet_in_child(args.fleet),
+        "fleet": kept_fleet or fleet_in_child(args.fleet),
     }
     write(result)
 
@@ -242,7 +252,8 @@ def render(result: dict) -> str:
     lines = [
         "# Protocol overhead",
         "",
-        f"Command: `{result['command'].strip()}` — {result['date']}, {result['machine']}.",
+        f"Command: `{result['command'].strip()}` — {result['date']}{at_revision(result)}, "
+        f"{result['machine']}.",
         f"{result['config']['clients']} clients ({result['config']['malicious']} sign-flip "
         f"attackers), MI filter, committee of {over['committee_median']:g} (median seats), "
         "in-memory chain, on-disk blob store. Medians over repeats; offline and protocol runs "
@@ -303,13 +314,18 @@ def render(result: dict) -> str:
     return "\n".join(lines + fleet_lines(result["fleet"])) + "\n"
 
 
+def at_revision(section: dict) -> str:
+    """Where a section says which revision it measured (older tables did not record it)."""
+    return f" at `{section['revision']}`" if "revision" in section else ""
+
+
 def fleet_lines(fleet: dict) -> list[str]:
     phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in fleet["timings"].items())
     return [
         "",
         f"## A fleet: {fleet['clients']:,} clients, one round",
         "",
-        f"Command: `{fleet['command']}` — {fleet['date']}. "
+        f"Command: `{fleet['command']}` — {fleet['date']}{at_revision(fleet)}. "
         f"{fleet['clients']:,} clients ({fleet['malicious']} sign-flip attackers), `mi`, one "
         "round through the protocol on the in-memory chain and store, in a fresh "
         "single-threaded process (1-minute load average at its end "
