@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from common import measure_in_child, own_peak_rss_mb, source_revision
+from common import measure_in_child, source_revision
 
 from flare.chain import InMemoryChain
 from flare.crypto import vrf
@@ -31,7 +31,7 @@ from flare.federation.config import SimulationConfig
 from flare.federation.protocol.driver import ProtocolSimulation
 from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.protocol.verify import verify_task
-from flare.federation.report import RoundRecord
+from flare.federation.report import RoundRecord, process_peak_rss_mb
 from flare.federation.simulation import Simulation
 from flare.storage import DirectoryStore
 
@@ -150,7 +150,7 @@ def fleet_round(clients: int) -> dict:
     """One round of ``clients`` (three in ten sign-flip attackers, ``mi``) through the
     protocol on the in-memory chain and store, in this process, which must be fresh."""
     torch.set_num_threads(1)
-    imports_rss_mb = own_peak_rss_mb()
+    imports_rss_mb = process_peak_rss_mb()
     config = SimulationConfig(
         clients=clients, malicious=clients * 3 // 10, aggregator="mi", rounds=1
     )
@@ -174,7 +174,7 @@ def fleet_round(clients: int) -> dict:
         "flagged": len(record.flagged),
         "timings": record.timings,
         "imports_rss_mb": round(imports_rss_mb, 1),
-        "peak_rss_mb": round(own_peak_rss_mb(), 1),
+        "peak_rss_mb": round(process_peak_rss_mb(), 1),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }

@@ -138,13 +138,6 @@ def write_results(name: str, markdown: str, data: dict[str, Any], output_dir: Pa
     (output_dir / f"{name}.json").write_text(text + "\n")
 
 
-def own_peak_rss_mb() -> float:
-    """This process's peak RSS since its ``exec`` (``VmHWM``): ``ru_maxrss`` also counts
-    the parent's peak, which a child inherits on Linux."""
-    status = Path("/proc/self/status").read_text()
-    return int(status.split("VmHWM:")[1].split()[0]) / 1024
-
-
 def measure_in_child(*arguments: str) -> dict[str, Any]:
     """``python *arguments`` in a fresh single-threaded interpreter: the JSON object it
     prints on its last line.
