@@ -88,11 +88,11 @@ def quantise(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     peak = np.max(np.abs(rows), axis=1) if rows.shape[1] else np.zeros(len(values))
     _, peak_exponent = np.frexp(peak)  # peak = m * 2^e with m in [0.5, 1), e = 0 for 0
     exponents = bits - peak_exponent.astype(np.int64)
-    scales = _power_of_two(exponents).reshape(-1, *([1] * (values.ndim - 1)))
+    scales = power_of_two(exponents).reshape(-1, *([1] * (values.ndim - 1)))
     return np.rint(values * scales), exponents
 
 
-def _power_of_two(exponents: np.ndarray) -> np.ndarray:
+def power_of_two(exponents: np.ndarray) -> np.ndarray:
     """``2.0 ** exponents``, exactly; the exponents must lie in float64's normal range."""
     return np.ldexp(np.ones(exponents.shape), exponents)
 
@@ -105,7 +105,7 @@ def _integer_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return left @ right
 
 
-def _exact_float64(values: np.ndarray) -> np.ndarray:
+def exact_float64(values: np.ndarray) -> np.ndarray:
     """Input values as finite float64, the same whether or not a process flushes subnormals.
 
     Subnormals are flushed by comparing before converting: a process that treats subnormal
@@ -115,23 +115,26 @@ def _exact_float64(values: np.ndarray) -> np.ndarray:
     if not np.issubdtype(values.dtype, np.floating):
         values = values.astype(np.float64)
     values = np.where(np.abs(values) < np.finfo(values.dtype).tiny, 0.0, values)
-    return _settled(np.nan_to_num(values.astype(np.float64), nan=0.0))
+    return settled(np.nan_to_num(values.astype(np.float64), nan=0.0))
 
 
-def _settled(values: np.ndarray) -> np.ndarray:
+def settled(values: np.ndarray) -> np.ndarray:
     """A layer's float64 output clipped to finite values, magnitudes below ``FLUSH_BELOW``
     set to zero: its largest magnitude then lies in ``[2^-600, 2^1024)`` or is zero."""
     clipped = np.clip(values, -LARGEST, LARGEST)
     return np.where(np.abs(clipped) < FLUSH_BELOW, 0.0, clipped)
 
 
-def _parameter(weights: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...]) -> np.ndarray:
+def parameter_of(
+    weights: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...]
+) -> np.ndarray:
+    """Parameter ``name`` of ``weights`` as exact float64, refused if missing or misshapen."""
     if name not in weights:
         raise ExactInferenceError(f"weights lack {name!r}")
     tensor = np.asarray(weights[name])
     if tensor.shape != shape:
         raise ExactInferenceError(f"{name}: shape {tensor.shape} != {shape}")
-    return _exact_float64(tensor)
+    return exact_float64(tensor)
 
 
 def _rescaled(
@@ -146,19 +149,22 @@ def _rescaled(
     overflow to infinity); the bias addition rounds once.
     """
     rows_per_sample = len(products) // max(len(sample_exponents), 1)
-    sample_scales = np.repeat(_power_of_two(-sample_exponents), rows_per_sample)
+    sample_scales = np.repeat(power_of_two(-sample_exponents), rows_per_sample)
     with np.errstate(over="ignore"):  # an overflow is an infinity, clipped by the caller
-        output = products * sample_scales[:, None] * _power_of_two(-unit_exponents)
+        output = products * sample_scales[:, None] * power_of_two(-unit_exponents)
         return output if bias is None else output + bias
 
 
-class _Layer(ABC):
+class ExactLayer(ABC):
+    """One layer of a compiled model: its exact forward arithmetic (exact training reads the
+    linear layers' parameter names and shapes to differentiate them)."""
+
     @abstractmethod
     def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
         """This layer's output for a batch ``x`` (samples along axis 0)."""
 
 
-class _Linear(_Layer):
+class ExactLinear(ExactLayer):
     def __init__(self, module: nn.Linear, prefix: str) -> None:
         self.weight = f"{prefix}weight"
         self.bias = None if module.bias is None else f"{prefix}bias"
@@ -169,13 +175,13 @@ class _Linear(_Layer):
         outputs, fan_in = self.shape
         if x.ndim < 2 or x.shape[-1] != fan_in:
             raise ExactInferenceError(f"linear layer {self.weight} expects {fan_in} inputs")
-        weight = _parameter(weights, self.weight, self.shape)
-        bias = None if self.bias is None else _parameter(weights, self.bias, (outputs,))
+        weight = parameter_of(weights, self.weight, self.shape)
+        bias = None if self.bias is None else parameter_of(weights, self.bias, (outputs,))
         x_int, x_exponents = quantise(x, self.bits[0])
         w_int, w_exponents = quantise(weight, self.bits[1])
         products = _integer_matmul(x_int.reshape(-1, fan_in), w_int.T)
         output = _rescaled(products, x_exponents, w_exponents, bias)
-        return _settled(output.reshape(*x.shape[:-1], outputs))
+        return settled(output.reshape(*x.shape[:-1], outputs))
 
 
 def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
@@ -220,7 +226,7 @@ def _kernel_views(
     return views
 
 
-class _Conv2d(_Layer):
+class ExactConv2d(ExactLayer):
     def __init__(self, module: nn.Conv2d, prefix: str, path: str) -> None:
         if module.groups != 1 or module.padding_mode != "zeros":
             raise UnsupportedLayerError(
@@ -244,8 +250,8 @@ class _Conv2d(_Layer):
         channels, kernel = self.shape[1], self.shape[2:]
         if x.ndim != 4 or x.shape[1] != channels:
             raise ExactInferenceError(f"convolution {self.weight} expects {channels} channels")
-        weight = _parameter(weights, self.weight, self.shape)
-        bias = None if self.bias is None else _parameter(weights, self.bias, self.shape[:1])
+        weight = parameter_of(weights, self.weight, self.shape)
+        bias = None if self.bias is None else parameter_of(weights, self.bias, self.shape[:1])
         w_int, w_exponents = quantise(weight, self.bits[1])
         # columns are unfolded channels-last, (kernel row, kernel column, channel)
         w_matrix = w_int.transpose(0, 2, 3, 1).reshape(len(w_int), -1).T
@@ -274,10 +280,10 @@ class _Conv2d(_Layer):
             rescaled = _rescaled(products, x_exponents[start : start + chunk], w_exponents, bias)
             rescaled = rescaled.reshape(len(part), out_h, out_w, -1)
             outputs.append(rescaled.transpose(0, 3, 1, 2))
-        return _settled(np.concatenate(outputs))
+        return settled(np.concatenate(outputs))
 
 
-class _MaxPool2d(_Layer):
+class ExactMaxPool2d(ExactLayer):
     def __init__(self, module: nn.MaxPool2d, path: str) -> None:
         if module.ceil_mode or module.return_indices:
             raise UnsupportedLayerError(
@@ -300,12 +306,12 @@ class _MaxPool2d(_Layer):
         return functools.reduce(np.maximum, views)
 
 
-class _ReLU(_Layer):
+class ExactReLU(ExactLayer):
     def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.maximum(x, 0.0)
 
 
-class _Reshape(_Layer):
+class ExactReshape(ExactLayer):
     """Flatten, Unflatten or the zoo's image reshape: moves no value."""
 
     def __init__(self, shape_of: Callable[[tuple[int, ...]], tuple[int, ...]], path: str) -> None:
@@ -318,10 +324,10 @@ class _Reshape(_Layer):
             raise ExactInferenceError(f"{self.path}: cannot reshape {x.shape}: {exc}") from None
 
 
-def _reshape(module: nn.Module, path: str) -> _Reshape:
+def _reshape(module: nn.Module, path: str) -> ExactReshape:
     if isinstance(module, _Unflatten):
         side = module.side
-        return _Reshape(lambda shape: (shape[0], 1, side, side), path)
+        return ExactReshape(lambda shape: (shape[0], 1, side, side), path)
     if isinstance(module, nn.Flatten):
         start_dim, end_dim = module.start_dim, module.end_dim
 
@@ -329,37 +335,37 @@ def _reshape(module: nn.Module, path: str) -> _Reshape:
             start, end = start_dim % len(shape), end_dim % len(shape)
             return (*shape[:start], -1, *shape[end + 1 :])
 
-        return _Reshape(flattened, path)
+        return ExactReshape(flattened, path)
     dim, sizes = module.dim, tuple(module.unflattened_size)
 
     def unflattened(shape: tuple[int, ...]) -> tuple[int, ...]:
         at = dim % len(shape)
         return (*shape[:at], *sizes, *shape[at + 1 :])
 
-    return _Reshape(unflattened, path)
+    return ExactReshape(unflattened, path)
 
 
 SUPPORTED = "Sequential, Linear, Conv2d, ReLU, MaxPool2d, Flatten, Unflatten"
 
 
-def _compile(module: nn.Module, prefix: str, path: str) -> list[_Layer]:
+def compile_layers(module: nn.Module, prefix: str, path: str) -> list[ExactLayer]:
     """The layers of ``module`` in forward order; exact types only, as a subclass may
     override ``forward``."""
     kind = type(module)
     if kind is nn.Sequential:
-        layers: list[_Layer] = []
+        layers: list[ExactLayer] = []
         for name, child in module.named_children():
-            layers += _compile(child, f"{prefix}{name}.", f"{path}.{name}" if path else name)
+            layers += compile_layers(child, f"{prefix}{name}.", f"{path}.{name}" if path else name)
         return layers
     where = path or "the model"
     if kind is nn.Linear:
-        return [_Linear(module, prefix)]
+        return [ExactLinear(module, prefix)]
     if kind is nn.Conv2d:
-        return [_Conv2d(module, prefix, where)]
+        return [ExactConv2d(module, prefix, where)]
     if kind is nn.MaxPool2d:
-        return [_MaxPool2d(module, where)]
+        return [ExactMaxPool2d(module, where)]
     if kind is nn.ReLU:
-        return [_ReLU()]
+        return [ExactReLU()]
     if kind in (nn.Flatten, nn.Unflatten, _Unflatten):
         return [_reshape(module, where)]
     raise UnsupportedLayerError(
@@ -376,13 +382,13 @@ class ExactPredictor:
     """
 
     def __init__(self, module: nn.Module) -> None:
-        self.layers = _compile(module, "", "")
-        if not any(isinstance(layer, _Linear | _Conv2d) for layer in self.layers):
+        self.layers = compile_layers(module, "", "")
+        if not any(isinstance(layer, ExactLinear | ExactConv2d) for layer in self.layers):
             raise UnsupportedLayerError("the model has no Linear or Conv2d layer")
 
     def logits(self, weights: Mapping[str, np.ndarray], features: np.ndarray) -> np.ndarray:
         """The float64 logits, ``(samples, classes)``, identical bits on every machine."""
-        x = _exact_float64(features)
+        x = exact_float64(features)
         if x.ndim < 2 or len(x) == 0:
             raise ExactInferenceError(f"features must be a non-empty batch, got {x.shape}")
         for layer in self.layers:

@@ -30,17 +30,17 @@ from flare.models import exact
 from flare.models.exact import (
     EXACT_BITS,
     ExactInferenceError,
+    ExactLinear,
+    ExactReLU,
+    ExactReshape,
     UnsupportedLayerError,
-    _compile,
-    _exact_float64,
-    _Linear,
-    _parameter,
-    _power_of_two,
-    _ReLU,
-    _Reshape,
-    _settled,
+    compile_layers,
+    exact_float64,
+    parameter_of,
+    power_of_two,
     product_bits,
     quantise,
+    settled,
 )
 from flare.tensors import Weights
 
@@ -72,14 +72,14 @@ class ExactReferenceStep:
         steps: int = REFERENCE_STEPS,
         learning_rate: float = REFERENCE_LEARNING_RATE,
     ) -> None:
-        self.layers = _compile(module, "", "")
+        self.layers = compile_layers(module, "", "")
         for layer in self.layers:
-            if not isinstance(layer, _Linear | _ReLU | _Reshape):
+            if not isinstance(layer, ExactLinear | ExactReLU | ExactReshape):
                 raise UnsupportedLayerError(
                     f"{type(layer).__name__.lstrip('_')} has no exact gradient "
                     "(trained exactly: Sequential, Linear, ReLU, Flatten, Unflatten)"
                 )
-        if not any(isinstance(layer, _Linear) for layer in self.layers):
+        if not any(isinstance(layer, ExactLinear) for layer in self.layers):
             raise UnsupportedLayerError("the model has no Linear layer")
         if steps < 1 or not learning_rate > 0.0:
             raise ExactInferenceError("the reference step needs steps >= 1 and a positive rate")
@@ -91,7 +91,7 @@ class ExactReferenceStep:
         # wild features can drive a float64 step past float32's range: keep it finite
         return {
             name: np.clip(
-                trained[name] - _exact_float64(weights[name]), -FLOAT32_MAX, FLOAT32_MAX
+                trained[name] - exact_float64(weights[name]), -FLOAT32_MAX, FLOAT32_MAX
             ).astype(np.float32)
             for name in trained
         }
@@ -100,11 +100,11 @@ class ExactReferenceStep:
         self, weights: Mapping[str, np.ndarray], features: np.ndarray, labels: np.ndarray
     ) -> dict[str, np.ndarray]:
         """The float64 weights after :attr:`steps` steps from ``weights``."""
-        current = {name: _exact_float64(tensor) for name, tensor in weights.items()}
+        current = {name: exact_float64(tensor) for name, tensor in weights.items()}
         for _ in range(self.steps):
             _, gradients = self.gradient(current, features, labels)
             for name, gradient in gradients.items():
-                current[name] = _settled(current[name] - self.learning_rate * gradient)
+                current[name] = settled(current[name] - self.learning_rate * gradient)
         return current
 
     def gradient(
@@ -114,7 +114,7 @@ class ExactReferenceStep:
 
         The loss is for reporting only (its sum is not exact); the gradient is.
         """
-        x = _exact_float64(features)
+        x = exact_float64(features)
         targets = np.asarray(labels)
         if x.ndim < 2 or len(x) == 0 or targets.shape != (len(x),):
             raise ExactInferenceError(
@@ -129,10 +129,10 @@ class ExactReferenceStep:
         loss, upstream = _hinge(x, targets.astype(np.int64))
         gradients: dict[str, np.ndarray] = {}
         for layer, layer_input in zip(reversed(self.layers), reversed(inputs), strict=True):
-            if isinstance(layer, _Linear):
+            if isinstance(layer, ExactLinear):
                 gradients.update(_linear_gradients(layer, layer_input, upstream))
                 upstream = _linear_input_gradient(layer, upstream, weights)
-            elif isinstance(layer, _ReLU):
+            elif isinstance(layer, ExactReLU):
                 upstream = np.where(layer_input > 0.0, upstream, 0.0)
             else:
                 upstream = upstream.reshape(layer_input.shape)
@@ -169,12 +169,12 @@ def _exact_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     right_int, right_exponents = quantise(right, right_bits)
     products = exact._integer_matmul(left_int, right_int.T)
     with np.errstate(over="ignore"):
-        scaled = products * _power_of_two(-left_exponents)[:, None]
-        return _settled(scaled * _power_of_two(-right_exponents)[None, :])
+        scaled = products * power_of_two(-left_exponents)[:, None]
+        return settled(scaled * power_of_two(-right_exponents)[None, :])
 
 
 def _linear_gradients(
-    layer: _Linear, layer_input: np.ndarray, upstream: np.ndarray
+    layer: ExactLinear, layer_input: np.ndarray, upstream: np.ndarray
 ) -> dict[str, np.ndarray]:
     flat_input = layer_input.reshape(-1, layer.shape[1])
     flat_upstream = upstream.reshape(-1, layer.shape[0])
@@ -188,13 +188,13 @@ def _exact_sums(rows: np.ndarray) -> np.ndarray:
     """Each row's sum, exact up to the row's quantisation: integer sums within 2^53."""
     bits = EXACT_BITS - (max(rows.shape[1], 1) - 1).bit_length()
     integers, exponents = quantise(rows, bits)
-    return _settled(integers.sum(axis=1) * _power_of_two(-exponents))
+    return settled(integers.sum(axis=1) * power_of_two(-exponents))
 
 
 def _linear_input_gradient(
-    layer: _Linear, upstream: np.ndarray, weights: Mapping[str, np.ndarray]
+    layer: ExactLinear, upstream: np.ndarray, weights: Mapping[str, np.ndarray]
 ) -> np.ndarray:
-    weight = _parameter(weights, layer.weight, layer.shape)
+    weight = parameter_of(weights, layer.weight, layer.shape)
     flat_upstream = upstream.reshape(-1, layer.shape[0])
     gradient = _exact_product(flat_upstream, weight.T)
     return gradient.reshape(*upstream.shape[:-1], layer.shape[1])
