@@ -210,7 +210,9 @@ class Gate(MemoryStore):
         return super()._load(cid, limit)
 
 
-def test_fetches_happen_once_and_only_transient_failures_are_asked_again():
+def four_kinds_of_blob() -> tuple[Gate, dict, list[str]]:
+    """A store holding a served blob, an oversized one, an absent CID and one whose node is
+    down (a transient failure), in that order."""
     store = Gate()
     spec = {"w": (4,)}
     served = store.put(b"a")
@@ -218,7 +220,12 @@ def test_fetches_happen_once_and_only_transient_failures_are_asked_again():
     absent = str(compute_cid(b"absent"))
     down = store.put(b"c")
     store.failing[down] = StorageUnavailableError("node down")
-    cids = [served, oversized, absent, down]
+    return store, spec, [served, oversized, absent, down]
+
+
+def test_fetches_happen_once_and_only_transient_failures_are_asked_again():
+    store, spec, cids = four_kinds_of_blob()
+    served, oversized, absent, down = cids
     with ThreadPoolExecutor(4) as executor:
         fetches = UpdateFetches(store, spec, executor)
         assert fetches.collect(cids, timeout=None) == [absent, down]
@@ -234,14 +241,8 @@ def test_fetches_happen_once_and_only_transient_failures_are_asked_again():
 def test_inline_fetches_settle_every_blob_as_fetch_threads_do():
     """The simulation's fetches, read in the calling thread, end as threaded ones that all
     finished: served and oversized settled for good, absent and down asked again."""
-    store = Gate()
-    spec = {"w": (4,)}
-    served = store.put(b"a")
-    oversized = store.put(bytes(blob_limit(spec) + 1))
-    absent = str(compute_cid(b"absent"))
-    down = store.put(b"c")
-    store.failing[down] = StorageUnavailableError("node down")
-    cids = [served, oversized, absent, down]
+    store, spec, cids = four_kinds_of_blob()
+    served, oversized, absent, down = cids
     inline = InlineUpdateFetches(store, spec)
     with ThreadPoolExecutor(4) as executor:
         threaded = UpdateFetches(store, spec, executor)

@@ -13,10 +13,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from integer_products import reversed_blocks
 from torch import nn
 
 from flare.chain import ContentRef, InMemoryChain, TaskCreated, TaskParams
-from flare.data import load_dataset
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.aggregate import load_task_context
 from flare.federation.protocol.artifacts import TaskManifest, encode_manifest, encode_model
@@ -26,29 +26,12 @@ from flare.models import (
     ExactInferenceError,
     ExactPredictor,
     TorchModelAdapter,
-    TrainingConfig,
     UnsupportedLayerError,
     build_model,
     exact,
 )
 from flare.models.exact import product_bits, quantise
 from flare.storage import MemoryStore
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
-def trained(digits) -> dict[str, tuple[nn.Module, dict[str, np.ndarray]]]:
-    """Each zoo model with weights after one short epoch (logits of a realistic spread)."""
-    models = {}
-    for name in ("logreg", "mlp", "cnn"):
-        learner = TorchModelAdapter(build_model(name, 64, 10, seed=0), TrainingConfig(epochs=1))
-        learner.train(digits.train_features[:300], digits.train_labels[:300], seed=0)
-        models[name] = (learner.module, learner.get_weights())
-    return models
 
 
 def float64_logits(module: nn.Module, weights: dict, features: np.ndarray) -> np.ndarray:
@@ -97,14 +80,6 @@ def integer_products(draw) -> tuple[np.ndarray, np.ndarray]:
         return draw(hnp.arrays(np.int64, shape, elements=entries))
 
     return matrix((rows, fan_in), x_bits), matrix((fan_in, columns), w_bits)
-
-
-def reversed_blocks(left: np.ndarray, right: np.ndarray, block: int = 7) -> np.ndarray:
-    """The same product summed block by block, last block first."""
-    total = np.zeros((left.shape[0], right.shape[1]))
-    for start in reversed(range(0, left.shape[1], block)):
-        total = total + left[:, start : start + block] @ right[start : start + block]
-    return total
 
 
 @settings(max_examples=60, deadline=None)

@@ -9,43 +9,17 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from integer_products import reversed_blocks
 from threadpoolctl import threadpool_limits
 from torch import nn
 
-from flare.data import load_dataset
 from flare.models import (
     ExactInferenceError,
-    TorchModelAdapter,
-    TrainingConfig,
     UnsupportedLayerError,
     build_model,
     exact,
 )
 from flare.models.exact_training import ExactReferenceStep, exact_reference_step
-
-
-def reversed_blocks(left: np.ndarray, right: np.ndarray, block: int = 7) -> np.ndarray:
-    """The same product summed block by block, last block first."""
-    total = np.zeros((left.shape[0], right.shape[1]))
-    for start in reversed(range(0, left.shape[1], block)):
-        total = total + left[:, start : start + block] @ right[start : start + block]
-    return total
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
-def trained(digits) -> dict[str, tuple[nn.Module, dict[str, np.ndarray]]]:
-    """The zoo's exactly trainable models after one short epoch."""
-    models = {}
-    for name in ("logreg", "mlp"):
-        learner = TorchModelAdapter(build_model(name, 64, 10, seed=0), TrainingConfig(epochs=1))
-        learner.train(digits.train_features[:300], digits.train_labels[:300], seed=0)
-        models[name] = (learner.module, learner.get_weights())
-    return models
 
 
 def autograd_hinge(module: nn.Module, weights: dict, features: np.ndarray, labels: np.ndarray):
