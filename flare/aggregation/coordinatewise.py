@@ -19,7 +19,7 @@ raises exactly what it always has.
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -121,21 +121,31 @@ class TrimmedMean(Aggregator):
         self, updates: Sequence[ClientUpdate], context: AggregationContext
     ) -> AggregationResult:
         spec = checked_structure(updates, context.global_weights)
-        count = len(updates)
-        trimmed = math.floor(self.trim_fraction * count)
-        kept = count - 2 * trimmed
-        result: Weights = {}
-        for name, shape in spec.items():
-            sums = ascending_trimmed_sums([update.delta[name] for update in updates], trimmed)
-            np.divide(sums, kept, out=sums)
-            result[name] = sums.astype(np.float32).reshape(shape)
+        result = self.trimmed_mean([update.delta for update in updates], spec)
+        dropped = self.dropped_per_end(len(updates))
         return AggregationResult(
             delta=result,
             accepted=[update.client_id for update in updates],
             flagged=[],
             scores=finite_distance_scores(updates, result, spec, context.global_weights),
-            notes=[f"trimmed {trimmed} value(s) from each end of every coordinate"],
+            notes=[f"trimmed {dropped} value(s) from each end of every coordinate"],
         )
+
+    def dropped_per_end(self, count: int) -> int:
+        """How many values of ``count`` are dropped from each end of every coordinate."""
+        return math.floor(self.trim_fraction * count)
+
+    def trimmed_mean(self, deltas: Sequence[Mapping[str, np.ndarray]], spec: ModelSpec) -> Weights:
+        """The delta :meth:`aggregate` returns, for a caller that has validated the deltas
+        already (finite, of ``spec``'s names and shapes): no checks, no distance scores."""
+        trimmed = self.dropped_per_end(len(deltas))
+        kept = len(deltas) - 2 * trimmed
+        result: Weights = {}
+        for name, shape in spec.items():
+            sums = ascending_trimmed_sums([delta[name] for delta in deltas], trimmed)
+            np.divide(sums, kept, out=sums)
+            result[name] = sums.astype(np.float32).reshape(shape)
+        return result
 
 
 def ascending_trimmed_sums(tensors: Sequence[np.ndarray], trimmed: int) -> np.ndarray:

@@ -253,7 +253,7 @@ class MIFilter(Aggregator):
             )
 
         if trusted and self.aggregate_margin_bits is not None:
-            floors = robust_steps([updates[i] for i in trusted], context)
+            floors = robust_steps([updates[i].delta for i in trusted], spec)
             fallbacks = dict(floors)
             if reference is not None and self.reference_floor:
                 # Not the reference step itself as a floor: trained on this very split, its

@@ -7,7 +7,7 @@ compares it, and the labels are exact integers, so every committee member measur
 same. See ``docs/mi-filter.md`` for what each score means.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +18,6 @@ from flare.aggregation.arithmetic import (
     l2_norm,
     median_of,
     round_score,
-    validate_updates,
 )
 from flare.aggregation.base import AggregationContext, AggregationError, ClientUpdate, Predictor
 from flare.aggregation.coordinatewise import TrimmedMean
@@ -187,13 +186,13 @@ def leave_out_what(m: Measurements) -> str:
 
 
 def robust_steps(
-    trusted: Sequence[ClientUpdate], context: AggregationContext
+    trusted: Sequence[Mapping[str, np.ndarray]], spec: ModelSpec
 ) -> dict[str, Weights]:
-    """Steps a minority of the trusted updates cannot move far, by name: the aggregate rule's
-    references. Several, because each has a blind spot: copies of one update move the
-    coordinate-wise median a rank, while the trimmed mean drops them where they are extreme."""
-    spec = validate_updates(trusted, context.global_weights)
+    """Steps a minority of the trusted deltas (validated already) cannot move far, by name:
+    the aggregate rule's references. Several, because each has a blind spot: copies of one
+    update move the coordinate-wise median a rank, while the trimmed mean drops them where
+    they are extreme."""
     return {
-        "coordinate-wise median": coordinate_median([u.delta for u in trusted], spec),
-        "trimmed mean": TrimmedMean().aggregate(trusted, context).delta,
+        "coordinate-wise median": coordinate_median(trusted, spec),
+        "trimmed mean": TrimmedMean().trimmed_mean(trusted, spec),
     }
