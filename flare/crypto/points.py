@@ -90,6 +90,28 @@ def decode_g2(data: bytes, *, allow_infinity: bool = False) -> G2Point:
     return _decode(data, G2_LENGTH, "G2", G2Point, allow_infinity)
 
 
+def canonical_coordinates(data: object, length: int, what: str) -> bytes | None:
+    """Check an EIP-2537 encoding's layout; return its 48-byte big-endian words joined.
+
+    Raises :class:`InvalidPointEncoding` for a non-bytes value, a wrong length, non-zero
+    padding or a coordinate ``>= p``; returns ``None`` for the all-zero encoding of infinity.
+    The curve and subgroup tests are the caller's, on whichever arithmetic it uses.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidPointEncoding(f"{what}: expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) != length:
+        raise InvalidPointEncoding(f"{what}: expected {length} bytes, got {len(data)}")
+    if not any(data):
+        return None
+    return _strip_fp_words(data, what)
+
+
+def infinity_refused(what: str) -> InvalidPointEncoding:
+    """The error for infinity where a key, signature or proof is expected."""
+    return InvalidPointEncoding(f"{what}: the point at infinity is not allowed here")
+
+
 def _decode(
     data: bytes,
     length: int,
@@ -97,16 +119,11 @@ def _decode(
     point_type: type[G1Point] | type[G2Point],
     allow_infinity: bool,
 ) -> Any:
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise InvalidPointEncoding(f"{what}: expected bytes, got {type(data).__name__}")
-    data = bytes(data)
-    if len(data) != length:
-        raise InvalidPointEncoding(f"{what}: expected {length} bytes, got {len(data)}")
-    if not any(data):
+    coordinates = canonical_coordinates(data, length, what)
+    if coordinates is None:
         if allow_infinity:
             return point_type.identity()
-        raise InvalidPointEncoding(f"{what}: the point at infinity is not allowed here")
-    coordinates = _strip_fp_words(data, what)
+        raise infinity_refused(what)
     try:
         # "unchecked" skips only the subgroup test; the curve equation is still enforced.
         point = point_type.from_xy_bytes_unchecked_be(coordinates)

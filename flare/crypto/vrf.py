@@ -9,9 +9,9 @@ with the EIP-2537 precompiles.
 
 from eth_hash.auto import keccak
 
-from flare.crypto.bls import SecretKey, sign, verify_points
+from flare.crypto.bls import SecretKey, sign
 from flare.crypto.errors import InvalidPointEncoding, VrfProofRejected
-from flare.crypto.points import decode_g1, decode_g2
+from flare.crypto.pairing import public_key_point, signature_point, signature_verifies
 from flare.errors import ConfigError
 
 VRF_DST = b"FLARE-V1-VRF_BLS12381G1_XMD:SHA-256_SSWU_RO_"
@@ -76,12 +76,12 @@ def verify(public_key: bytes, message: bytes, proof: bytes) -> bytes:
     Raises :class:`VrfProofRejected` if the proof is malformed or does not verify, and
     :class:`InvalidPointEncoding` if the public key itself is malformed.
     """
-    key_point = decode_g2(public_key)
+    key_point = public_key_point(public_key)
     try:
-        proof_point = decode_g1(proof)
+        proof_point = signature_point(proof)
     except InvalidPointEncoding as exc:
         raise VrfProofRejected(f"malformed VRF proof: {exc}") from exc
-    if not verify_points(key_point, message, proof_point, VRF_DST):
+    if not signature_verifies(key_point, message, proof_point, VRF_DST):
         raise VrfProofRejected("VRF proof does not verify for this key and input")
     return output(proof)
 

@@ -1,0 +1,117 @@
+"""The verifying half of BLS: decoding, hash-to-G1 and the pairing check through blst.
+
+Keys, signatures and their encodings are produced with arkworks (:mod:`flare.crypto.bls`,
+:mod:`flare.crypto.points`). Checking them is where a fleet spends its time (every
+registration verifies a proof of possession, every seat claim a VRF proof), and blst does
+those steps several times faster (``docs/bench/pairing.md``).
+
+pyblst reads points only in the ZCash compressed form (``x`` and a sign bit for ``y``), so an
+EIP-2537 encoding is checked here exactly as :func:`flare.crypto.points.decode_g1` checks it
+(layout, range, infinity, the curve equation) and then compressed; blst decompresses it and
+tests subgroup membership. A point on the curve is fixed by ``x`` and the sign of ``y``, so
+blst rebuilds exactly the encoded point, and every input is accepted or refused as before.
+"""
+
+import functools
+from typing import TypeVar
+
+from py_arkworks_bls12381 import G2Point
+from pyblst import BlstP1Element, BlstP2Element, final_verify, miller_loop
+
+from flare.crypto.errors import InvalidPointEncoding
+from flare.crypto.hash_to_curve import HASHED_POINTS_KEPT, check_domain_tag
+from flare.crypto.points import (
+    FIELD_MODULUS,
+    G1_LENGTH,
+    G2_LENGTH,
+    canonical_coordinates,
+    infinity_refused,
+)
+
+_WORD = 48
+_CURVE_B = 4  # E1: y^2 = x^3 + 4; E2: y^2 = x^3 + 4(1 + u)
+_HALF_MODULUS = (FIELD_MODULUS - 1) // 2
+_COMPRESSED_FLAG = 0x80
+_Y_SIGN_FLAG = 0x20
+_G2_GENERATOR = BlstP2Element.uncompress(G2Point().to_compressed_bytes())
+
+_Fp2 = tuple[int, int]
+_Point = TypeVar("_Point", BlstP1Element, BlstP2Element)
+
+
+def signature_point(data: bytes) -> BlstP1Element:
+    """Parse a 128-byte EIP-2537 signature or VRF proof; reject it as ``decode_g1`` would."""
+    coordinates = canonical_coordinates(data, G1_LENGTH, "G1")
+    if coordinates is None:
+        raise infinity_refused("G1")
+    x, y = (int.from_bytes(coordinates[i : i + _WORD], "big") for i in (0, _WORD))
+    if (y * y - x * x * x - _CURVE_B) % FIELD_MODULUS:
+        raise InvalidPointEncoding("G1: not a point on the curve")
+    sign = _Y_SIGN_FLAG if y > _HALF_MODULUS else 0
+    return _in_subgroup(BlstP1Element, _compressed(coordinates[:_WORD], sign), "G1")
+
+
+def public_key_point(data: bytes) -> BlstP2Element:
+    """Parse a 256-byte EIP-2537 public key; reject it as ``decode_g2`` would."""
+    coordinates = canonical_coordinates(data, G2_LENGTH, "G2")
+    if coordinates is None:
+        raise infinity_refused("G2")
+    x0, x1, y0, y1 = (int.from_bytes(coordinates[i : i + _WORD], "big") for i in range(0, 192, 48))
+    x, y = (x0, x1), (y0, y1)
+    if _fp2_square(y) != _fp2_add(_fp2_mul(_fp2_square(x), x), (_CURVE_B, _CURVE_B)):
+        raise InvalidPointEncoding("G2: not a point on the curve")
+    # ZCash's sign of an Fp2 element: that of c1, or of c0 when c1 is zero.
+    sign = _Y_SIGN_FLAG if (y1 or y0) > _HALF_MODULUS else 0
+    # The compressed form orders x as c1 || c0, the reverse of EIP-2537.
+    compressed_x = coordinates[_WORD : 2 * _WORD] + coordinates[:_WORD]
+    return _in_subgroup(BlstP2Element, _compressed(compressed_x, sign), "G2")
+
+
+def signature_verifies(
+    public_key: BlstP2Element, message: bytes, signature: BlstP1Element, dst: bytes
+) -> bool:
+    """``e(signature, g2) == e(H(message), public_key)``: one final exponentiation of the
+    quotient of two Miller loops, the check EIP-2537's ``PAIRING_CHECK`` makes on chain."""
+    hashed = hashed_message(message, dst)
+    return final_verify(miller_loop(signature, _G2_GENERATOR), miller_loop(hashed, public_key))
+
+
+def hashed_message(message: bytes, dst: bytes) -> BlstP1Element:
+    """RFC 9380 ``hash_to_curve`` into G1 under ``dst``, the same point as
+    :func:`flare.crypto.hash_to_curve.hash_to_g1`.
+
+    Recent results are kept: every seat claim of a round attempt signs the same VRF input.
+    """
+    return _recent_hashed_message(bytes(message), check_domain_tag(dst))
+
+
+@functools.lru_cache(maxsize=HASHED_POINTS_KEPT)
+def _recent_hashed_message(message: bytes, dst: bytes) -> BlstP1Element:
+    return BlstP1Element.hash_to_group(message, dst)
+
+
+def _compressed(x_words: bytes, sign: int) -> bytes:
+    return bytes([x_words[0] | _COMPRESSED_FLAG | sign]) + x_words[1:]
+
+
+def _in_subgroup(point_type: type[_Point], compressed: bytes, what: str) -> _Point:
+    try:
+        return point_type.uncompress(compressed)
+    except ValueError as exc:
+        # The curve equation holds (checked above), so blst can only refuse the subgroup.
+        raise InvalidPointEncoding(f"{what}: point is not in the prime-order subgroup") from exc
+
+
+def _fp2_add(a: _Fp2, b: _Fp2) -> _Fp2:
+    return (a[0] + b[0]) % FIELD_MODULUS, (a[1] + b[1]) % FIELD_MODULUS
+
+
+def _fp2_mul(a: _Fp2, b: _Fp2) -> _Fp2:
+    """``(a0 + a1 u)(b0 + b1 u)`` with ``u^2 = -1``."""
+    real = a[0] * b[0] - a[1] * b[1]
+    imaginary = a[0] * b[1] + a[1] * b[0]
+    return real % FIELD_MODULUS, imaginary % FIELD_MODULUS
+
+
+def _fp2_square(a: _Fp2) -> _Fp2:
+    return _fp2_mul(a, a)
