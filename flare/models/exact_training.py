@@ -15,9 +15,10 @@ others, but it needs no transcendental function (``exp`` and ``log`` are not cor
 rounded alike everywhere), only comparisons and additions. Its gradient with respect to
 the logits is a count divided by ``n``.
 
-Only ``Sequential``, ``Linear``, ``ReLU`` and the reshaping layers (``Flatten``,
-``Unflatten``, the zoo's image reshape) are trained exactly: the logistic regression and the
-MLP of the zoo. A model holding anything else is refused up front with
+``Sequential``, ``Linear``, ``Conv2d``, ``MaxPool2d``, ``ReLU`` and the reshaping layers
+(``Flatten``, ``Unflatten``, the zoo's image reshape) are trained exactly, each layer's
+backward pass in :mod:`flare.models.exact_gradients`: every model of the zoo. A model
+holding anything else is refused up front with
 :class:`flare.models.exact.UnsupportedLayerError`.
 """
 
@@ -26,21 +27,20 @@ from collections.abc import Mapping
 import numpy as np
 from torch import nn
 
-from flare.models import exact
 from flare.models.exact import (
-    EXACT_BITS,
+    ExactConv2d,
     ExactInferenceError,
     ExactLinear,
-    ExactReLU,
-    ExactReshape,
     UnsupportedLayerError,
     compile_layers,
     exact_float64,
-    parameter_of,
-    power_of_two,
-    product_bits,
-    quantise,
     settled,
+)
+from flare.models.exact_gradients import (
+    TRAINABLE,
+    TRAINABLE_NAMES,
+    input_gradient,
+    parameter_gradients,
 )
 from flare.tensors import Weights
 
@@ -74,13 +74,19 @@ class ExactReferenceStep:
     ) -> None:
         self.layers = compile_layers(module, "", "")
         for layer in self.layers:
-            if not isinstance(layer, ExactLinear | ExactReLU | ExactReshape):
+            if not isinstance(layer, TRAINABLE):
                 raise UnsupportedLayerError(
-                    f"{type(layer).__name__.lstrip('_')} has no exact gradient "
-                    "(trained exactly: Sequential, Linear, ReLU, Flatten, Unflatten)"
+                    f"{type(layer).__name__} has no exact gradient "
+                    f"(trained exactly: {TRAINABLE_NAMES})"
                 )
-        if not any(isinstance(layer, ExactLinear) for layer in self.layers):
-            raise UnsupportedLayerError("the model has no Linear layer")
+        parametrised = [
+            position
+            for position, layer in enumerate(self.layers)
+            if isinstance(layer, ExactLinear | ExactConv2d)
+        ]
+        if not parametrised:
+            raise UnsupportedLayerError("the model has no Linear or Conv2d layer")
+        self.first_parametrised = parametrised[0]
         if steps < 1 or not learning_rate > 0.0:
             raise ExactInferenceError("the reference step needs steps >= 1 and a positive rate")
         self.steps = int(steps)
@@ -128,14 +134,12 @@ class ExactReferenceStep:
             raise ExactInferenceError(f"logits of shape {x.shape} do not fit the labels")
         loss, upstream = _hinge(x, targets.astype(np.int64))
         gradients: dict[str, np.ndarray] = {}
-        for layer, layer_input in zip(reversed(self.layers), reversed(inputs), strict=True):
-            if isinstance(layer, ExactLinear):
-                gradients.update(_linear_gradients(layer, layer_input, upstream))
-                upstream = _linear_input_gradient(layer, upstream, weights)
-            elif isinstance(layer, ExactReLU):
-                upstream = np.where(layer_input > 0.0, upstream, 0.0)
-            else:
-                upstream = upstream.reshape(layer_input.shape)
+        # no parameter lies before the first Linear or Conv2d: the backward pass ends there
+        for position in range(len(self.layers) - 1, self.first_parametrised - 1, -1):
+            layer, layer_input = self.layers[position], inputs[position]
+            gradients.update(parameter_gradients(layer, layer_input, upstream))
+            if position > self.first_parametrised:
+                upstream = input_gradient(layer, layer_input, upstream, weights)
         return loss, gradients
 
 
@@ -158,43 +162,3 @@ def _hinge(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     counts[rows, labels] = -violated.sum(axis=1)
     loss = float(np.where(violated, gaps + HINGE_MARGIN, 0.0).sum() / len(logits))
     return loss, counts / len(logits)
-
-
-def _exact_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """``left @ right.T`` for float64 matrices, exact up to the quantisation of each row of
-    ``left`` and each row of ``right`` (one power of two per row, see :func:`quantise`)."""
-    fan_in = left.shape[1]
-    left_bits, right_bits = product_bits(fan_in)
-    left_int, left_exponents = quantise(left, left_bits)
-    right_int, right_exponents = quantise(right, right_bits)
-    products = exact._integer_matmul(left_int, right_int.T)
-    with np.errstate(over="ignore"):
-        scaled = products * power_of_two(-left_exponents)[:, None]
-        return settled(scaled * power_of_two(-right_exponents)[None, :])
-
-
-def _linear_gradients(
-    layer: ExactLinear, layer_input: np.ndarray, upstream: np.ndarray
-) -> dict[str, np.ndarray]:
-    flat_input = layer_input.reshape(-1, layer.shape[1])
-    flat_upstream = upstream.reshape(-1, layer.shape[0])
-    gradients = {layer.weight: _exact_product(flat_upstream.T, flat_input.T)}
-    if layer.bias is not None:
-        gradients[layer.bias] = _exact_sums(flat_upstream.T)
-    return gradients
-
-
-def _exact_sums(rows: np.ndarray) -> np.ndarray:
-    """Each row's sum, exact up to the row's quantisation: integer sums within 2^53."""
-    bits = EXACT_BITS - (max(rows.shape[1], 1) - 1).bit_length()
-    integers, exponents = quantise(rows, bits)
-    return settled(integers.sum(axis=1) * power_of_two(-exponents))
-
-
-def _linear_input_gradient(
-    layer: ExactLinear, upstream: np.ndarray, weights: Mapping[str, np.ndarray]
-) -> np.ndarray:
-    weight = parameter_of(weights, layer.weight, layer.shape)
-    flat_upstream = upstream.reshape(-1, layer.shape[0])
-    gradient = _exact_product(flat_upstream, weight.T)
-    return gradient.reshape(*upstream.shape[:-1], layer.shape[1])

@@ -1,11 +1,10 @@
 """The exact reference step: the same bits whatever computes its integer sums, and a true
 gradient of the hinge loss it descends."""
 
-import copy
-
 import numpy as np
 import pytest
 import torch
+from hinge_autograd import autograd_hinge
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -18,22 +17,9 @@ from flare.models import (
     UnsupportedLayerError,
     build_model,
     exact,
+    exact_training,
 )
 from flare.models.exact_training import ExactReferenceStep, exact_reference_step
-
-
-def autograd_hinge(module: nn.Module, weights: dict, features: np.ndarray, labels: np.ndarray):
-    """The same loss and gradient in float64 torch autograd."""
-    reference = copy.deepcopy(module).double()
-    reference.load_state_dict(
-        {k: torch.as_tensor(v, dtype=torch.float64) for k, v in weights.items()}
-    )
-    logits = reference(torch.as_tensor(features, dtype=torch.float64))
-    truth = torch.as_tensor(labels)[:, None]
-    hinge = torch.clamp(logits - logits.gather(1, truth) + 1.0, min=0.0).scatter(1, truth, 0.0)
-    loss = hinge.sum() / len(features)
-    loss.backward()
-    return loss.item(), {name: p.grad.numpy() for name, p in reference.named_parameters()}
 
 
 @pytest.mark.parametrize("name", ["logreg", "mlp"])
@@ -125,13 +111,27 @@ def test_non_finite_and_subnormal_features_give_a_finite_step(features):
     assert all(step[n].tobytes() == again[n].tobytes() for n in step)
 
 
-def test_a_layer_without_an_exact_gradient_is_refused_up_front():
-    with pytest.raises(UnsupportedLayerError, match="Conv2d"):
-        ExactReferenceStep(build_model("cnn", 64, 10, seed=0))
+def test_a_layer_without_an_exact_gradient_is_refused_up_front(monkeypatch):
+    assert exact_reference_step(build_model("mlp", 64, 10, seed=0)) is not None
     with pytest.raises(UnsupportedLayerError, match="Dropout"):
         ExactReferenceStep(nn.Sequential(nn.Linear(4, 4), nn.Dropout(), nn.Linear(4, 2)))
-    assert exact_reference_step(build_model("cnn", 64, 10, seed=0)) is None
-    assert exact_reference_step(build_model("mlp", 64, 10, seed=0)) is not None
+    assert exact_reference_step(nn.Sequential(nn.Linear(4, 4), nn.Dropout())) is None
+    # a layer exact inference runs but exact training does not differentiate
+    compiled = exact.compile_layers(nn.Sequential(nn.Linear(4, 2)), "", "")
+    monkeypatch.setattr(exact_training, "compile_layers", lambda *_: [*compiled, NoGradient()])
+    with pytest.raises(UnsupportedLayerError, match="NoGradient has no exact gradient"):
+        ExactReferenceStep(nn.Sequential(nn.Linear(4, 2)))
+    assert exact_reference_step(nn.Sequential(nn.Linear(4, 2))) is None
+
+
+class NoGradient(exact.ExactLayer):
+    def apply(self, x: np.ndarray, weights: dict) -> np.ndarray:
+        return x
+
+
+def test_a_model_without_a_linear_or_conv2d_layer_is_refused():
+    with pytest.raises(UnsupportedLayerError, match="no Linear or Conv2d"):
+        ExactReferenceStep(nn.Sequential(nn.Flatten(), nn.ReLU()))
 
 
 def test_labels_that_do_not_fit_the_logits_are_refused(trained, digits):
