@@ -1,10 +1,11 @@
 """Hash-to-G1 per RFC 9380, suite ``BLS12381G1_XMD:SHA-256_SSWU_RO_``.
 
-The point itself comes from arkworks (fast). :func:`expand_message_xmd` and
-:func:`hash_to_field_fp` are a plain-Python reference of the byte-level half of the suite,
-kept because the Solidity verifier must rebuild exactly these steps before it hands the two
-field elements to the EIP-2537 ``MAP_FP_TO_G1`` precompile and adds the results with
-``G1ADD``; tests tie the reference to the RFC vectors and to arkworks.
+The point itself comes from arkworks (fast) for signing; the verifying side hashes with
+blst (:func:`flare.crypto.pairing.hashed_message`), which tests hold to the same point.
+:func:`expand_message_xmd` and :func:`hash_to_field_fp` are a plain-Python reference of the
+byte-level half of the suite, kept because the Solidity verifier must rebuild exactly these
+steps before it hands the two field elements to the EIP-2537 ``MAP_FP_TO_G1`` precompile and
+adds the results with ``G1ADD``; tests tie the reference to the RFC vectors and to arkworks.
 """
 
 import functools
@@ -71,9 +72,9 @@ def hash_to_field_fp(message: bytes, dst: bytes, count: int = 2) -> list[int]:
 
 
 HASHED_POINTS_KEPT = 256
-"""Recent ``hash_to_g1`` results kept: a message is hashed to the curve when it is signed
-and again when the signature is checked, in the same process when one process plays
-signer and chain (the protocol simulation registers 1,000 participants in a row)."""
+"""Recent hash-to-G1 results kept, here for signing and in :mod:`flare.crypto.pairing` for
+verifying: every participant of a round attempt signs, and the chain checks, the same VRF
+input (the protocol simulation plays all of them in one process)."""
 
 
 def hash_to_g1(message: bytes, dst: bytes) -> G1Point:

@@ -51,8 +51,23 @@ def signature_point(data: bytes) -> BlstP1Element:
     return _in_subgroup(BlstP1Element, _compressed(coordinates[:_WORD], sign), "G1")
 
 
+PUBLIC_KEYS_KEPT = 1024
+"""Recently parsed public keys kept: a registered key is checked again at every seat claim."""
+
+
 def public_key_point(data: bytes) -> BlstP2Element:
     """Parse a 256-byte EIP-2537 public key; reject it as ``decode_g2`` would."""
+    if isinstance(data, bytes):  # a bytearray cannot key the cache
+        return _recent_public_key_point(data)
+    return _parsed_public_key(data)
+
+
+@functools.lru_cache(maxsize=PUBLIC_KEYS_KEPT)
+def _recent_public_key_point(data: bytes) -> BlstP2Element:
+    return _parsed_public_key(data)
+
+
+def _parsed_public_key(data: object) -> BlstP2Element:
     coordinates = canonical_coordinates(data, G2_LENGTH, "G2")
     if coordinates is None:
         raise infinity_refused("G2")

@@ -26,6 +26,7 @@ from flare.crypto import (
     verify,
 )
 from flare.crypto.pairing import (
+    _recent_public_key_point,
     hashed_message,
     public_key_point,
     signature_point,
@@ -205,3 +206,16 @@ def test_verify_accepts_a_bytearray_message() -> None:
     key = SecretKey(7)
     signature = sign(key, b"flare", POP_DST)
     assert verify(key.public_key(), bytearray(b"flare"), signature, POP_DST)
+
+
+def test_a_recent_public_key_is_parsed_once_and_a_bad_one_refused_every_time() -> None:
+    public_key = SecretKey(11).public_key()
+    misses = _recent_public_key_point.cache_info().misses
+    first = public_key_point(public_key)
+    assert public_key_point(public_key) is first
+    assert public_key_point(bytearray(public_key)) == first
+    assert _recent_public_key_point.cache_info().misses == misses + 1
+    bad = public_key[:-1] + bytes([public_key[-1] ^ 1])
+    for _ in range(2):
+        with pytest.raises(InvalidPointEncoding, match="not a point on the curve"):
+            public_key_point(bad)
