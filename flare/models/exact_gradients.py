@@ -12,10 +12,10 @@ them.
   units; the bias gradient is an integer sum.
 - ``Conv2d``: the weight gradient sums the unfolded input (im2col) times the upstream
   gradient over the batch and the output pixels; the input gradient is the transposed
-  convolution, computed as one integer product per input pixel: the upstream gradient,
-  spread out by the stride and padded by the kernel's reach, correlated with the kernel
-  flipped and its channels swapped, so the overlapping windows' contributions are summed
-  inside the integer product rather than added up afterwards.
+  convolution: upstream gradient times kernel, one integer product per output pixel, whose
+  integer results are added onto the input pixels each window covers (col2im) before they
+  are scaled back, so an input pixel's sum is as exact as one integer product of fan-in
+  ``outputs × kernel``.
 - ``MaxPool2d``: each window's gradient goes to its *first* largest input, in row-major
   order within the window (as torch does on the CPU); where windows overlap, an input's
   share from each window is added window position by window position, in a fixed order.
@@ -89,7 +89,7 @@ def exact_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     left_int, left_exponents = quantise(left, left_bits)
     right_int, right_exponents = quantise(right, right_bits)
     products = exact._integer_matmul(left_int, right_int.T)
-    return _unscaled(products, left_exponents, right_exponents)
+    return _unscaled(products, left_exponents[:, None], right_exponents[None, :])
 
 
 def exact_sums(rows: np.ndarray) -> np.ndarray:
@@ -99,13 +99,30 @@ def exact_sums(rows: np.ndarray) -> np.ndarray:
     return settled(integers.sum(axis=1) * power_of_two(-exponents))
 
 
-def _unscaled(
-    products: np.ndarray, row_exponents: np.ndarray, column_exponents: np.ndarray
-) -> np.ndarray:
-    """``products * 2^-row exponent * 2^-column exponent``: exact scalings, then settled."""
+def _unscaled(products: np.ndarray, *exponents: np.ndarray) -> np.ndarray:
+    """``products`` times ``2^-exponent`` for each of ``exponents`` (arrays broadcast
+    against ``products``): exact scalings, then settled."""
+    scaled = products
     with np.errstate(over="ignore"):  # an overflow is an infinity, clipped by settled
-        scaled = products * power_of_two(-row_exponents)[:, None]
-        return settled(scaled * power_of_two(-column_exponents)[None, :])
+        for exponent in exponents:
+            scaled = scaled * power_of_two(-exponent)
+    return settled(scaled)
+
+
+def _window_position(
+    kernel_row: int,
+    kernel_column: int,
+    counts: tuple[int, ...],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+) -> tuple[slice, ...]:
+    """The rows and the columns of the (padded) input under one kernel position, one pixel
+    per window."""
+    top, left = kernel_row * dilation[0], kernel_column * dilation[1]
+    return (
+        slice(top, top + stride[0] * (counts[0] - 1) + 1, stride[0]),
+        slice(left, left + stride[1] * (counts[1] - 1) + 1, stride[1]),
+    )
 
 
 def _linear_gradients(
@@ -181,7 +198,7 @@ def _conv_gradients(
         part_upstream = upstream_last[start : start + chunk].reshape(-1, outputs)
         products += exact._integer_matmul(part_upstream.T, part)
     column_exponents = np.tile(input_exponents, kernel[0] * kernel[1])
-    gradient = _unscaled(products, upstream_exponents, column_exponents)
+    gradient = _unscaled(products, upstream_exponents[:, None], column_exponents[None, :])
     gradients = {layer.weight: gradient.reshape(outputs, *kernel, channels).transpose(0, 3, 1, 2)}
     if layer.bias is not None:
         gradients[layer.bias] = exact_sums(upstream.transpose(1, 0, 2, 3).reshape(outputs, -1))
@@ -194,43 +211,42 @@ def _conv_input_gradient(
     upstream: np.ndarray,
     weights: Mapping[str, np.ndarray],
 ) -> np.ndarray:
-    """The transposed convolution: the upstream gradient spread out by the stride, padded
-    by the kernel's reach, correlated (stride 1) with the flipped, channel-swapped kernel.
+    """The transposed convolution: each output pixel's upstream gradient times the kernel,
+    ``Σ_o upstream[n,o,y,x] · weight[o,c,i,j]``, added onto the input pixels its window
+    covered (col2im), cut to the unpadded input.
 
-    That gives the gradient of the zero-padded input, one integer product per pixel of
-    fan-in ``outputs × kernel``; the padding's pixels are cut off.
+    Both operands' integers are scaled for a fan-in of ``outputs × kernel``, the most
+    products any input pixel collects, so the overlap-adds of the integer products are
+    exact too, and each pixel is rounded once, when scaled back.
     """
     outputs, channels, *kernel = layer.shape
     weight = parameter_of(weights, layer.weight, layer.shape)
-    flipped = weight[:, :, ::-1, ::-1].transpose(1, 2, 3, 0)  # (c, i, j, o)
     upstream_bits, weight_bits = product_bits(outputs * kernel[0] * kernel[1])
-    weight_int, weight_exponents = quantise(np.ascontiguousarray(flipped), weight_bits)
+    weight_int, weight_exponents = quantise(weight.transpose(1, 0, 2, 3), weight_bits)
+    weight_matrix = weight_int.transpose(1, 2, 3, 0).reshape(outputs, -1)  # o by (i, j, c)
     upstream_int, sample_exponents = quantise(upstream, upstream_bits)
+    counts = upstream.shape[2:]
     padded_size = [
         size + before + after
         for size, (before, after) in zip(input_shape[2:], layer.padding, strict=True)
     ]
-    reach = [d * (k - 1) for k, d in zip(kernel, layer.dilation, strict=True)]
-    spread_size = [
-        (count - 1) * s + 1 for count, s in zip(upstream.shape[2:], layer.stride, strict=True)
-    ]
-    spread = np.zeros((len(upstream), *spread_size, outputs))
-    spread[:, :: layer.stride[0], :: layer.stride[1]] = upstream_int.transpose(0, 2, 3, 1)
-    # padded so that the correlation has one output per pixel of the padded input
-    edges = [
-        (r, size - length) for r, size, length in zip(reach, padded_size, spread_size, strict=True)
-    ]
-    spread = np.pad(spread, ((0, 0), *edges, (0, 0)))
-    windows = _windows(spread, tuple(padded_size), kernel, (1, 1), layer.dilation)
-    weight_matrix = weight_int.reshape(channels, -1).T  # rows (i, j, o), as the windows
-    chunk = _chunk(padded_size[0] * padded_size[1], weight_matrix.shape[0])
+    chunk = _chunk(counts[0] * counts[1], weight_matrix.shape[1])
     pieces = []
-    for start in range(0, len(spread), chunk):
-        part = windows[start : start + chunk]
-        products = exact._integer_matmul(part.reshape(-1, weight_matrix.shape[0]), weight_matrix)
-        rows = np.repeat(sample_exponents[start : start + chunk], padded_size[0] * padded_size[1])
+    for start in range(0, len(upstream), chunk):
+        part = upstream_int[start : start + chunk].transpose(0, 2, 3, 1).reshape(-1, outputs)
+        products = exact._integer_matmul(part, weight_matrix)
+        products = products.reshape(-1, *counts, *kernel, channels)
+        integers = np.zeros((len(products), *padded_size, channels))  # channels last
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                rows, columns = _window_position(i, j, counts, layer.stride, layer.dilation)
+                integers[:, rows, columns] += products[:, :, :, i, j]
         pieces.append(
-            _unscaled(products, rows, weight_exponents).reshape(len(part), *padded_size, -1)
+            _unscaled(
+                integers,
+                sample_exponents[start : start + chunk, None, None, None],
+                weight_exponents[None, None, None, :],
+            )
         )
     gradient = np.concatenate(pieces).transpose(0, 3, 1, 2)
     (top, _), (left, _) = layer.padding
@@ -262,12 +278,7 @@ def _max_pool_input_gradient(
     gradient = np.zeros(padded.shape)
     for position in range(layer.kernel[0] * layer.kernel[1]):
         i, j = divmod(position, layer.kernel[1])
-        top, left = i * layer.dilation[0], j * layer.dilation[1]
-        gradient[
-            :,
-            :,
-            top : top + layer.stride[0] * (counts[0] - 1) + 1 : layer.stride[0],
-            left : left + layer.stride[1] * (counts[1] - 1) + 1 : layer.stride[1],
-        ] += np.where(first == position, upstream, 0.0)
+        rows, columns = _window_position(i, j, counts, layer.stride, layer.dilation)
+        gradient[:, :, rows, columns] += np.where(first == position, upstream, 0.0)
     (top, _), (left, _) = layer.padding
     return gradient[:, :, top : top + layer_input.shape[2], left : left + layer_input.shape[3]]
