@@ -23,18 +23,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from flare.aggregation.arithmetic import (
-    CLIENT_BLOCK_BYTES,
-    distance_scores,
-    validate_updates,
-)
+from flare.aggregation.arithmetic import distance_scores, validate_updates
 from flare.aggregation.base import (
     AggregationContext,
     AggregationResult,
     Aggregator,
     ClientUpdate,
 )
-from flare.aggregation.order_statistics import block_dtype, coordinate_median
+from flare.aggregation.order_statistics import client_blocks, coordinate_median
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec, Weights, spec_of
 
@@ -154,28 +150,24 @@ def ascending_trimmed_sums(tensors: Sequence[np.ndarray], trimmed: int) -> np.nd
     to +0.0, so that the bytes depend on the values alone.
 
     ``tensors`` (one per client, all of one shape) are read a block of coordinates at a
-    time, :data:`~flare.aggregation.arithmetic.CLIENT_BLOCK_BYTES` of values, one row
-    per coordinate: each row is sorted (exact; wider types than float64 are rounded to it
-    first), and the kept columns are copied, widened to float64, into one contiguous row
-    per rank, so that each ascending add is one contiguous elementwise ufunc over the
-    block. Sorting may swap −0.0 and +0.0, which no sum starting at +0.0 can tell apart.
+    time (:func:`~flare.aggregation.order_statistics.client_blocks`), one row per
+    coordinate: each row is sorted (exact), and the kept columns are copied, widened to
+    float64, into one contiguous row per rank, so that each ascending add is one
+    contiguous elementwise ufunc over the block. Sorting may swap −0.0 and +0.0, which no
+    sum starting at +0.0 can tell apart.
     """
-    # concatenating column views fills a block without np.stack's expand_dims per client
-    columns = [np.asarray(tensor).reshape(-1, 1) for tensor in tensors]
-    dtype = block_dtype(columns)
-    count, size = len(columns), columns[0].shape[0]
-    width = max(1, CLIENT_BLOCK_BYTES // (count * dtype.itemsize))
-    block = np.empty((min(width, size), count), dtype=dtype)
-    ranks = np.empty((count - 2 * trimmed, block.shape[0]), dtype=np.float64)
-    sums = np.zeros(size, dtype=np.float64)
-    for start in range(0, size, width):
-        stop = min(size, start + width)
-        values = block[: stop - start]
-        np.concatenate([column[start:stop] for column in columns], axis=1, out=values)
+    count = len(tensors)
+    sums = np.zeros(np.asarray(tensors[0]).size, dtype=np.float64)
+    ranks: np.ndarray | None = None
+    for block in client_blocks(tensors):
+        values = block.values
+        # measured faster than partitioning at both trim points and sorting the middle
         values.sort(axis=1)
-        kept = ranks[:, : stop - start]
+        if ranks is None:  # the first block is the widest
+            ranks = np.empty((count - 2 * trimmed, values.shape[0]), dtype=np.float64)
+        kept = ranks[:, : values.shape[0]]
         np.copyto(kept, values[:, trimmed : count - trimmed].T)
-        partial = sums[start:stop]
+        partial = sums[block.coordinates]
         # not yet validated: an infinity of either sign among the kept values makes NaN
         # here, and the caller refuses the client by its distance
         with np.errstate(invalid="ignore"):

@@ -10,12 +10,14 @@ clients (the counts are carried out of bytes every 255 clients).
 
 import math
 from collections.abc import Mapping, Sequence
+from unittest import mock
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flare.aggregation import order_statistics
 from flare.aggregation.order_statistics import SignCounts, client_blocks, coordinate_median
 
 SPEC = {"w": (3, 7), "b": (5,)}
@@ -42,7 +44,7 @@ def reference_median(deltas: Sequence[Mapping[str, np.ndarray]], spec: dict) -> 
     for name, shape in spec.items():
         sources = [np.asarray(delta[name]).reshape(-1) for delta in deltas]
         result = np.empty(math.prod(shape), dtype=np.float64)
-        for block in client_blocks(deltas, name):
+        for block in client_blocks([delta[name] for delta in deltas]):
             start = block.coordinates.start
             block.values.partition(middle, axis=1)
             upper = reference_signed(block.values[:, middle], middle, start, sources)
@@ -80,19 +82,34 @@ def round_of(values: list[float], dtypes: list[type], count: int, seed: int) -> 
     ]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.sampled_from([SPARSE, DENSE, SPECIAL]),
     st.lists(st.sampled_from([np.float16, np.float32, np.float64]), min_size=1, max_size=3),
     st.integers(1, 40),
     st.integers(0, 2**32 - 1),
+    st.sampled_from([0, order_statistics.SORTED_ROWS_UP_TO]),
+    st.sampled_from([8, 256, 1 << 20]),
 )
 def test_median_equals_the_per_client_sign_reading(
-    values: list[float], dtypes: list[type], count: int, seed: int
+    values: list[float],
+    dtypes: list[type],
+    count: int,
+    seed: int,
+    sorted_rows_up_to: int,
+    block_bytes: int,
 ) -> None:
+    """Sorted rows and partitioned ones, blocks of one coordinate (some with zeros, some
+    without) and blocks of the whole tensor: the same bytes as the reference."""
     deltas = round_of(values, dtypes, count, seed)
+    with (
+        mock.patch.object(order_statistics, "SORTED_ROWS_UP_TO", sorted_rows_up_to),
+        mock.patch.object(order_statistics, "CLIENT_BLOCK_BYTES", block_bytes),
+        np.errstate(invalid="ignore"),
+    ):
+        median = coordinate_median(deltas, SPEC)
     with np.errstate(invalid="ignore"):
-        assert_same_bytes(coordinate_median(deltas, SPEC), reference_median(deltas, SPEC))
+        assert_same_bytes(median, reference_median(deltas, SPEC))
 
 
 @pytest.mark.parametrize("count", [255, 256, 511, 600])
@@ -104,10 +121,9 @@ def test_median_of_hundreds_of_clients_equals_the_reference(
     assert_same_bytes(coordinate_median(deltas, SPEC), reference_median(deltas, SPEC))
 
 
-def test_sign_counts_carry_past_a_byte() -> None:
+def test_sign_counts_do_not_wrap_past_a_byte() -> None:
     """600 clients all sending −0.0: every count is 600, none wrapped at 256."""
-    sources = [np.full(4, -0.0, dtype=np.float32) for _ in range(600)]
-    counts = SignCounts.of(sources)
+    counts = SignCounts.of(np.full((4, 600), -0.0, dtype=np.float32))
     assert counts.below_zero.tolist() == [0] * 4
     assert counts.up_to_zero.tolist() == [600] * 4
     assert counts.sign_bit.tolist() == [600] * 4

@@ -7,10 +7,11 @@ import math
 from unittest import mock
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flare.aggregation import AggregationContext, ClientUpdate, TrimmedMean, coordinatewise
+from flare.aggregation import AggregationContext, ClientUpdate, TrimmedMean, order_statistics
 from flare.aggregation.coordinatewise import ascending_trimmed_sums
 
 SPECIAL_VALUES = [-0.0, 0.0, 1.0, -1.0, 2.5, 2.5, math.inf, -math.inf, math.nan, 1e-40, 3e38]
@@ -64,10 +65,41 @@ def test_sums_equal_a_plain_sort_and_ascending_adds(case: tuple, block_bytes: in
     tensors, trimmed = case
     with np.errstate(over="ignore", invalid="ignore"):
         expected = plain_trimmed_sums(tensors, trimmed)
-        with mock.patch.object(coordinatewise, "CLIENT_BLOCK_BYTES", block_bytes):
+        with mock.patch.object(order_statistics, "CLIENT_BLOCK_BYTES", block_bytes):
             fast = ascending_trimmed_sums(tensors, trimmed)
     assert fast.dtype == np.float64
     assert same_bytes_but_nan_payloads(fast, expected)
+
+
+FIXED_CLIENTS = np.array(
+    [
+        [-0.0, 0.0, 1.0, math.inf, 2.5, -1.0],
+        [0.0, -0.0, 1.0, 3.0, 2.5, -1.0],
+        [-0.0, -0.0, 1.0, -math.inf, 2.5, 1e-40],
+        [0.0, 0.0, -2.0, 3.0, 0.1, -3e38],
+        [-0.0, -0.0, 1.0, 3.0, 2.5, 3e38],
+        [0.0, -0.0, 0.5, math.inf, -0.0, 0.2],
+        [-0.0, 0.0, 1.0, 4.0, 2.5, 0.3],
+    ]
+)
+"""Seven clients at six coordinates: zeros of both signs only, duplicates, infinities of
+both signs (kept when at most one value per end is trimmed), and values that cancel only
+when added in ascending order."""
+
+
+@pytest.mark.parametrize("trimmed", [0, 1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("block_bytes", [8, 1 << 20])
+def test_sums_of_fixed_inputs_equal_a_plain_sort_and_ascending_adds(
+    trimmed: int, dtype: type, block_bytes: int
+) -> None:
+    tensors = [row.astype(dtype) for row in FIXED_CLIENTS]
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected = plain_trimmed_sums(tensors, trimmed)
+        with mock.patch.object(order_statistics, "CLIENT_BLOCK_BYTES", block_bytes):
+            fast = ascending_trimmed_sums(tensors, trimmed)
+    assert same_bytes_but_nan_payloads(fast, expected)
+    assert not np.signbit(fast[:2]).any() and (fast[:2] == 0.0).all()
 
 
 def test_no_sum_is_negative_zero() -> None:
