@@ -205,15 +205,17 @@ def open_chain(
     *,
     read_only: bool = False,
     dev_accounts: Sequence[str] | None = None,
+    durable: bool = True,
 ) -> Iterator[ChainConnector]:
     """The coordination contract, sending as ``account`` (read-only without one); every
     command and the simulation open their chain here, and it is closed on exit.
 
     ``None`` is a fresh embedded chain in memory, gone on exit. A ``state`` path is the
     embedded chain journaled to that SQLite file; ``read_only`` opens an existing journal
-    without writing to it, as an auditor must. Anything else is the deployment file's
-    coordinator through the JSON-RPC node at ``rpc_url``: a deployment of another artifact
-    is refused, and logs are read from the deployment's block on.
+    without writing to it, as an auditor must, and ``durable=False`` journals for this
+    process only (:mod:`flare.chain.memory.journal`). Anything else is the deployment
+    file's coordinator through the JSON-RPC node at ``rpc_url``: a deployment of another
+    artifact is refused, and logs are read from the deployment's block on.
 
     ``dev_accounts`` asks for a development node (Anvil), whose chain is whatever it serves:
     each account is funded with ``anvil_setBalance``, and without a deployment file a fresh
@@ -228,7 +230,7 @@ def open_chain(
             raise ConfigError(f"no chain state at {config.state}")
         if not config.state.parent.is_dir():
             raise ConfigError(f"no directory for the chain state {config.state}")
-        with InMemoryChain(config.state, read_only=read_only) as chain:
+        with InMemoryChain(config.state, read_only=read_only, durable=durable) as chain:
             yield chain if account is None else chain.as_sender(account)
         return
     if config.rpc_url is None:

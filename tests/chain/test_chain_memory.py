@@ -4,6 +4,8 @@ Protocol behaviour is covered once for every implementation by tests/conformance
 """
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -209,9 +211,10 @@ def play_a_run(world: World) -> int:
     return task_id
 
 
-def test_a_persisted_chain_reopens_with_everything_readable(tmp_path: Path) -> None:
+@pytest.mark.parametrize("durable", [True, False])
+def test_a_persisted_chain_reopens_with_everything_readable(tmp_path: Path, durable: bool) -> None:
     path = tmp_path / "run.sqlite"
-    with InMemoryChain(path) as chain:
+    with InMemoryChain(path, durable=durable) as chain:
         world = world_on(chain)
         task_id = play_a_run(world)
         before = world.snapshot()
@@ -228,6 +231,32 @@ def test_a_persisted_chain_reopens_with_everything_readable(tmp_path: Path) -> N
         assert receipt.block_number == before[0] + 1  # type: ignore[operator]
     with InMemoryChain(path) as third:
         assert third.current_round(task_id).submission_count == 1
+
+
+CRASHING_WRITER = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+from conformance.scenario import World
+from flare.chain import InMemoryChain
+chain = InMemoryChain(sys.argv[1], durable=False)
+world = World(chain, chain.mine)
+for _ in range(3):
+    world.create_task()
+chain.mine(4)
+os._exit(0)  # no close, no checkpoint: the process just ends
+"""
+
+
+def test_a_journal_that_skips_syncing_survives_its_process_ending_without_a_close(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run.sqlite"
+    tests = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(path), str(tests)], check=True)
+    with InMemoryChain(path, read_only=True) as audited:
+        assert (audited.task_count(), audited.block_number()) == (3, 7)
+    with InMemoryChain(path) as reopened:
+        assert [e.task_id for e in reopened.events([TaskCreated])] == [1, 2, 3]
 
 
 def test_the_file_is_auditable_without_flare_chain_state(tmp_path: Path) -> None:

@@ -119,9 +119,11 @@ class InMemoryChain(ChainConnector):
 
     ``InMemoryChain()`` is a fresh chain at block 0; ``InMemoryChain(path)`` opens or
     creates the chain stored at ``path``; with ``read_only=True`` it opens an existing one
-    for auditing, writes nothing to it and refuses transactions. Identity arguments left
-    ``None`` take the stored values (or the defaults for a new chain); a value that
-    contradicts the stored one is a :class:`ConfigError`, since it would change every seed.
+    for auditing, writes nothing to it and refuses transactions; ``durable=False`` journals
+    for a run that a machine crash ends anyway (:mod:`flare.chain.memory.journal`). Identity
+    arguments left ``None`` take the stored values (or the defaults for a new chain); a
+    value that contradicts the stored one is a :class:`ConfigError`, since it would change
+    every seed.
     The instance returned by the constructor has no sender; ``as_sender`` gives connectors
     that share its chain.
     """
@@ -131,13 +133,18 @@ class InMemoryChain(ChainConnector):
         database: str | PathLike[str] | None = None,
         *,
         read_only: bool = False,
+        durable: bool = True,
         chain_id: int | None = None,
         contract_address: str | None = None,
         randao_seed: bytes | None = None,
     ) -> None:
         if read_only and database is None:
             raise ConfigError("a read-only chain needs a database to read")
-        journal = Journal(database, read_only=read_only) if database is not None else None
+        journal = (
+            Journal(database, read_only=read_only, durable=durable)
+            if database is not None
+            else None
+        )
         self._sender: str | None = None
         try:
             stored = journal.identity() if journal is not None else None

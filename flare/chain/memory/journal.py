@@ -9,8 +9,13 @@ SQL or any ABI tool without Flare. On reopen the replayed logs are compared with
 stored ones, which catches a corrupted file or a rule change that would rewrite history.
 
 Only successful transactions are journaled (a revert changes nothing and mines nothing).
-Each transaction is one SQLite transaction in WAL mode with ``synchronous=NORMAL``:
-durable across a process crash, and fast enough for thousands of simulated clients.
+Each transaction is one SQLite transaction in WAL mode. A durable journal (the default)
+runs with ``synchronous=NORMAL``: it survives a process crash and, but for its last
+transactions, a machine crash. ``durable=False`` is ``synchronous=OFF``: SQLite never
+waits for the disk, so a journal survives a process crash only (the operating system still
+holds every write), for a run that a machine crash ends anyway (the protocol simulation,
+whose blob store skips its fsyncs likewise); opening and closing it then cost no disk
+syncs, which are most of what a short run's journal costs.
 
 An auditor opens the file read-only (``Journal(path, read_only=True)``): nothing is written
 to it or created beside it. A file that is not a Flare journal, or is damaged anywhere, is
@@ -106,12 +111,13 @@ class StoredTransaction:
 class Journal:
     """The SQLite file behind a persistent :class:`flare.chain.InMemoryChain`.
 
-    ``Journal(path)`` opens or creates a journal for writing. ``read_only=True`` opens an
-    existing one for reading without writing to the file or creating any beside it, and
-    raises :class:`JournalError` unless it holds a Flare chain.
+    ``Journal(path)`` opens or creates a journal for writing (``durable=False``: see the
+    module docstring). ``read_only=True`` opens an existing one for reading without writing
+    to the file or creating any beside it, and raises :class:`JournalError` unless it holds
+    a Flare chain.
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, durable: bool = True) -> None:
         self.path = Path(path)
         self.read_only = read_only
         self._private_copy: tempfile.TemporaryDirectory[str] | None = None
@@ -130,8 +136,9 @@ class Journal:
             else:
                 # Before the first write: a foreign database must not get Flare's tables.
                 self._has_flare_tables()
+                # Before the switch to WAL, which syncs the file under the default level.
+                self._db.execute(f"PRAGMA synchronous={'NORMAL' if durable else 'OFF'}")
                 self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
         except _READ_ERRORS as exc:
             self.close()

@@ -96,7 +96,10 @@ class ProtocolSimulation:
             participant_keys(self.config.seed, index)[0].address
             for index in range(-1, self.config.clients)
         ]
-        return stack.enter_context(open_chain(self.protocol.network(), dev_accounts=accounts))
+        # Journaled like the store: for a process crash, which the run (one process) can
+        # survive, not for a machine crash, which ends it anyway.
+        chain = open_chain(self.protocol.network(), dev_accounts=accounts, durable=False)
+        return stack.enter_context(chain)
 
     def _open_store(self) -> StorageProvider:
         if self.protocol.store is None:
