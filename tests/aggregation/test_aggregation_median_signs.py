@@ -82,7 +82,7 @@ def round_of(values: list[float], dtypes: list[type], count: int, seed: int) -> 
     ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     st.sampled_from([SPARSE, DENSE, SPECIAL]),
     st.lists(st.sampled_from([np.float16, np.float32, np.float64]), min_size=1, max_size=3),
@@ -90,6 +90,7 @@ def round_of(values: list[float], dtypes: list[type], count: int, seed: int) -> 
     st.integers(0, 2**32 - 1),
     st.sampled_from([0, order_statistics.SORTED_ROWS_UP_TO]),
     st.sampled_from([8, 256, 1 << 20]),
+    st.sampled_from([-1.0, 1.0]),
 )
 def test_median_equals_the_per_client_sign_reading(
     values: list[float],
@@ -98,13 +99,17 @@ def test_median_equals_the_per_client_sign_reading(
     seed: int,
     sorted_rows_up_to: int,
     block_bytes: int,
+    sparse_share: float,
 ) -> None:
     """Sorted rows and partitioned ones, blocks of one coordinate (some with zeros, some
-    without) and blocks of the whole tensor: the same bytes as the reference."""
+    without) and blocks of the whole tensor, signs counted client by client (the sparse
+    path, taken for every tensor at a share of −1) or per block: the same bytes as the
+    reference."""
     deltas = round_of(values, dtypes, count, seed)
     with (
         mock.patch.object(order_statistics, "SORTED_ROWS_UP_TO", sorted_rows_up_to),
         mock.patch.object(order_statistics, "CLIENT_BLOCK_BYTES", block_bytes),
+        mock.patch.object(order_statistics, "SPARSE_SHARE", sparse_share),
         np.errstate(invalid="ignore"),
     ):
         median = coordinate_median(deltas, SPEC)
@@ -121,9 +126,13 @@ def test_median_of_hundreds_of_clients_equals_the_reference(
     assert_same_bytes(coordinate_median(deltas, SPEC), reference_median(deltas, SPEC))
 
 
-def test_sign_counts_do_not_wrap_past_a_byte() -> None:
+@pytest.mark.parametrize("layout", ["clients", "rows"])
+def test_sign_counts_do_not_wrap_past_a_byte(layout: str) -> None:
     """600 clients all sending −0.0: every count is 600, none wrapped at 256."""
-    counts = SignCounts.of(np.full((4, 600), -0.0, dtype=np.float32))
+    if layout == "clients":
+        counts = SignCounts.of_clients([np.full(4, -0.0, dtype=np.float32) for _ in range(600)])
+    else:
+        counts = SignCounts.of_rows(np.full((4, 600), -0.0, dtype=np.float32))
     assert counts.below_zero.tolist() == [0] * 4
     assert counts.up_to_zero.tolist() == [600] * 4
     assert counts.sign_bit.tolist() == [600] * 4
