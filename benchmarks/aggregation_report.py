@@ -52,9 +52,10 @@ def render(results: dict[str, Any]) -> str:
             for row in results["rows"]
             if "flare_bookkeeping_wall_min" in row
         )
-        + ". The rest is the selection itself: numpy's vectorised partition (median) or "
-        "sort (trimmed mean) of each coordinate's client values, and the trimmed mean's "
-        "ascending float64 adds, one per kept rank."
+        + ". The rest is filling blocks of coordinates with the clients' values (one row "
+        "per coordinate) and the selection itself: numpy's vectorised sort of each row "
+        "(trimmed mean; median up to 256 clients) or partition (median beyond), and the "
+        "trimmed mean's ascending float64 adds, one per kept rank."
         + missed_targets(results["rows"])
         + thin_margins(results["rows"]),
         "",
@@ -63,8 +64,10 @@ def render(results: dict[str, Any]) -> str:
         "reproducible elementwise distance; only distances whose interval leaves a "
         "neighbour set or a nine-digit score undecided are computed elementwise "
         "(`flare/aggregation/distances.py`), so scores, selection and bytes are those of "
-        "the elementwise computation on every machine. Median and trimmed mean partition or "
-        "sort each coordinate's client values, 1 MiB of coordinates at a time, and check "
+        "the elementwise computation on every machine. Median and trimmed mean sort or "
+        "partition each coordinate's client values, 1 MiB of coordinates at a time (the "
+        "median counts signs, to order −0.0 before +0.0, only in blocks holding a zero), "
+        "and check "
         "finiteness through the distances they report instead of a pass of their own (a "
         "client's squared distance to a finite result is finite only if all its values "
         "are). The trimmed mean adds the kept values in ascending order, starting from "
