@@ -37,6 +37,7 @@ from flare.models.exact import (
     ExactMaxPool2d,
     ExactReLU,
     ExactReshape,
+    UnsupportedLayerError,
     parameter_of,
     power_of_two,
     product_bits,
@@ -79,10 +80,10 @@ def input_gradient(
         return np.where(layer_input > 0.0, upstream, 0.0)
     if isinstance(layer, ExactReshape):
         return upstream.reshape(layer_input.shape)
-    raise exact.UnsupportedLayerError(f"{type(layer).__name__} has no exact gradient")
+    raise UnsupportedLayerError(f"{type(layer).__name__} has no exact gradient")
 
 
-def exact_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def _exact_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """``left @ right.T`` for float64 matrices, exact up to the quantisation of each row of
     ``left`` and each row of ``right`` (one power of two per row, see :func:`quantise`)."""
     left_bits, right_bits = product_bits(left.shape[1])
@@ -92,7 +93,7 @@ def exact_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return _unscaled(products, left_exponents[:, None], right_exponents[None, :])
 
 
-def exact_sums(rows: np.ndarray) -> np.ndarray:
+def _exact_sums(rows: np.ndarray) -> np.ndarray:
     """Each row's sum, exact up to the row's quantisation: integer sums within 2^53."""
     bits = EXACT_BITS - (max(rows.shape[1], 1) - 1).bit_length()
     integers, exponents = quantise(rows, bits)
@@ -130,9 +131,9 @@ def _linear_gradients(
 ) -> dict[str, np.ndarray]:
     flat_input = layer_input.reshape(-1, layer.shape[1])
     flat_upstream = upstream.reshape(-1, layer.shape[0])
-    gradients = {layer.weight: exact_product(flat_upstream.T, flat_input.T)}
+    gradients = {layer.weight: _exact_product(flat_upstream.T, flat_input.T)}
     if layer.bias is not None:
-        gradients[layer.bias] = exact_sums(flat_upstream.T)
+        gradients[layer.bias] = _exact_sums(flat_upstream.T)
     return gradients
 
 
@@ -141,7 +142,7 @@ def _linear_input_gradient(
 ) -> np.ndarray:
     weight = parameter_of(weights, layer.weight, layer.shape)
     flat_upstream = upstream.reshape(-1, layer.shape[0])
-    gradient = exact_product(flat_upstream, weight.T)
+    gradient = _exact_product(flat_upstream, weight.T)
     return gradient.reshape(*upstream.shape[:-1], layer.shape[1])
 
 
@@ -201,7 +202,7 @@ def _conv_gradients(
     gradient = _unscaled(products, upstream_exponents[:, None], column_exponents[None, :])
     gradients = {layer.weight: gradient.reshape(outputs, *kernel, channels).transpose(0, 3, 1, 2)}
     if layer.bias is not None:
-        gradients[layer.bias] = exact_sums(upstream.transpose(1, 0, 2, 3).reshape(outputs, -1))
+        gradients[layer.bias] = _exact_sums(upstream.transpose(1, 0, 2, 3).reshape(outputs, -1))
     return gradients
 
 
