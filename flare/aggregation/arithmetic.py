@@ -208,6 +208,30 @@ def dot(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], spec: ModelSpe
     )
 
 
+def widened(weights: Mapping[str, np.ndarray], spec: ModelSpec) -> Weights:
+    """Every tensor as the C-ordered 1-D float64 vector :func:`dot` multiplies: for a delta
+    that many others are multiplied with, widened once."""
+    return {name: _flat_float64(weights[name]) for name in spec}
+
+
+def dots_with(
+    delta: Mapping[str, np.ndarray], others: Sequence[Weights], spec: ModelSpec
+) -> tuple[float, list[float]]:
+    """``dot(delta, delta, spec)`` and ``[dot(delta, other, spec) for other in others]``,
+    bit for bit, each ``other`` :func:`widened` already: ``delta`` is widened once per tensor
+    and every product formed in one scratch vector, the same contiguous vector
+    :func:`dot` sums."""
+    own: list[float] = []
+    crossed: list[list[float]] = [[] for _ in others]
+    for name in spec:
+        vector = _flat_float64(delta[name])
+        scratch = np.empty_like(vector)
+        own.append(float(np.sum(np.multiply(vector, vector, out=scratch))))
+        for sums, other in zip(crossed, others, strict=True):
+            sums.append(float(np.sum(np.multiply(vector, other[name], out=scratch))))
+    return math.fsum(own), [math.fsum(sums) for sums in crossed]
+
+
 def squared_distance(
     a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], spec: ModelSpec
 ) -> float:
@@ -254,7 +278,13 @@ def distance_scores(
 
 def l2_norm(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> float:
     """Euclidean norm over all tensors, rounded to nine significant digits."""
-    return round_significant(math.sqrt(max(dot(delta, delta, spec), 0.0)))
+    return norm_of_square(dot(delta, delta, spec))
+
+
+def norm_of_square(squared_norm: float) -> float:
+    """The norm :func:`l2_norm` reports for a delta whose :func:`dot` with itself is
+    ``squared_norm``."""
+    return round_significant(math.sqrt(max(squared_norm, 0.0)))
 
 
 CLIENT_BLOCK_BYTES = 1 << 20

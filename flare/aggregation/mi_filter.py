@@ -48,7 +48,7 @@ and on values rounded to 1e-9 or to nine significant digits.
 """
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,7 +59,6 @@ from flare.aggregation.arithmetic import (
     median_of,
     round_score,
     validate_updates,
-    weighted_average,
     zeros_like_spec,
 )
 from flare.aggregation.base import (
@@ -85,6 +84,7 @@ from flare.aggregation.mi_scores import (
     robust_steps,
     validation_set,
 )
+from flare.aggregation.shrinking_average import ShrinkingAverage
 from flare.errors import ConfigError
 from flare.tensors import Weights
 
@@ -244,14 +244,12 @@ class MIFilter(Aggregator):
         # the cap comes from every claim of the round, so the flagged count too
         weights = sample_weights([u.num_samples for u in updates], self.count_weighting)
 
-        def average(indices: list[int]) -> Weights:
-            return weighted_average(
-                [updates[i].delta for i in indices],
-                [weights[i] for i in indices],
-                spec,
-                scales=[self._clip_scale(measured[i].norm, cutoffs.median_norm) for i in indices],
-            )
-
+        average = ShrinkingAverage(
+            [updates[i].delta for i in trusted],
+            [weights[i] for i in trusted],
+            spec,
+            scales=[self._clip_scale(measured[i].norm, cutoffs.median_norm) for i in trusted],
+        )
         if trusted and self.aggregate_margin_bits is not None:
             floors = robust_steps([updates[i].delta for i in trusted], spec)
             fallbacks = dict(floors)
@@ -272,7 +270,7 @@ class MIFilter(Aggregator):
                 notes,
             )
         else:
-            delta = average(trusted) if trusted else zeros_like_spec(spec)
+            delta = average.average() if trusted else zeros_like_spec(spec)
         if not trusted:
             notes.append("no update was trusted: the aggregate is a zero delta")
         return AggregationResult(
@@ -289,7 +287,7 @@ class MIFilter(Aggregator):
         updates: Sequence[ClientUpdate],
         trusted: list[int],
         measured: Sequence[Measurements],
-        average: Callable[[list[int]], Weights],
+        average: ShrinkingAverage,
         steps: tuple[dict[str, Weights], dict[str, Weights]],
         context: AggregationContext,
         validation: ValidationSet,
@@ -310,7 +308,8 @@ class MIFilter(Aggregator):
         floor = round_score(reference - margin)
         keep_at_least = len(trusted) // 2 + 1
         judged, left_out = trusted, {}
-        delta = average(judged)
+        position = {index: place for place, index in enumerate(trusted)}  # in ``average``
+        delta = average.average()
         while True:
             score = aligned_mi_of(validation, tensors.add(context.global_weights, delta))
             if score >= floor:
@@ -318,19 +317,19 @@ class MIFilter(Aggregator):
                 reasons.update(left_out)
                 return delta, judged
             lowest = min(leave_out_key(measured[i]) for i in judged)
-            kept = [i for i in judged if leave_out_key(measured[i]) != lowest]
-            if len(kept) < keep_at_least:
+            gone = [i for i in judged if leave_out_key(measured[i]) == lowest]
+            if len(judged) - len(gone) < keep_at_least:
                 break
-            for i in judged:
-                if leave_out_key(measured[i]) == lowest:
-                    left_out[updates[i].client_id] = (
-                        f"the trusted updates' average has aligned MI {score:.4f} bits, "
-                        f"below the floor {floor:.4f} (that of the {best}, "
-                        f"{reference:.4f}, − {margin:g}); left out with the lowest "
-                        f"{leave_out_what(measured[i])} of those trusted, {lowest:.4f}"
-                    )
-            judged = kept
-            delta = average(judged)
+            for i in gone:
+                left_out[updates[i].client_id] = (
+                    f"the trusted updates' average has aligned MI {score:.4f} bits, "
+                    f"below the floor {floor:.4f} (that of the {best}, "
+                    f"{reference:.4f}, − {margin:g}); left out with the lowest "
+                    f"{leave_out_what(measured[i])} of those trusted, {lowest:.4f}"
+                )
+            average.leave_out(position[i] for i in gone)
+            judged = [i for i in judged if leave_out_key(measured[i]) != lowest]
+            delta = average.average()
         # No average of a majority reaches the floor (early in training, often a tie of
         # many updates at one score): the round steps by the best robust step instead.
         chosen = max(fallbacks, key=lambda name: scored[name])

@@ -14,10 +14,12 @@ import numpy as np
 
 from flare import tensors
 from flare.aggregation.arithmetic import (
-    dot,
+    dots_with,
     l2_norm,
     median_of,
+    norm_of_square,
     round_score,
+    widened,
 )
 from flare.aggregation.base import AggregationContext, AggregationError, ClientUpdate, Predictor
 from flare.aggregation.coordinatewise import TrimmedMean
@@ -101,7 +103,12 @@ def measure(
     median of all the round's updates and, given one, to the ``reference`` step."""
     center = coordinate_median([update.delta for update in updates], spec)
     center_norm = l2_norm(center, spec)
-    reference_norm = None if reference is None else l2_norm(reference, spec)
+    # each update is multiplied with these, so they are widened once for the round
+    directions = [widened(center, spec)]
+    reference_norm = None
+    if reference is not None:
+        reference_norm = l2_norm(reference, spec)
+        directions.append(widened(reference, spec))
     global_right = predict_labels(validation, global_weights) == validation.labels
     measured = []
     for update in updates:
@@ -110,11 +117,12 @@ def measure(
         right = predicted == validation.labels
         fixes = int(np.count_nonzero(right & ~global_right))
         breaks = int(np.count_nonzero(global_right & ~right))
-        norm = l2_norm(update.delta, spec)
-        cosine = _cosine(update.delta, norm, center, center_norm, spec)
+        squared_norm, products = dots_with(update.delta, directions, spec)
+        norm = norm_of_square(squared_norm)
+        cosine = _cosine(products[0], norm, center_norm)
         reference_cosine = None
-        if reference is not None and reference_norm is not None:
-            reference_cosine = _cosine(update.delta, norm, reference, reference_norm, spec)
+        if reference_norm is not None:
+            reference_cosine = _cosine(products[1], norm, reference_norm)
         measured.append(
             Measurements(
                 mi=round_score(agreement.mi),
@@ -133,13 +141,11 @@ def measure(
     return measured
 
 
-def _cosine(
-    delta: Weights, norm: float, other: Weights, other_norm: float, spec: ModelSpec
-) -> float:
-    """The rounded cosine between two deltas; 0 if either is zero."""
+def _cosine(product: float, norm: float, other_norm: float) -> float:
+    """The rounded cosine between two deltas of dot ``product``; 0 if either is zero."""
     if norm <= 0 or other_norm <= 0:
         return 0.0
-    return round_score(dot(delta, other, spec) / (norm * other_norm))
+    return round_score(product / (norm * other_norm))
 
 
 def reference_step(context: AggregationContext, spec: ModelSpec) -> Weights | None:
