@@ -79,9 +79,12 @@ class DirectoryStore(StorageProvider):
     def _load(self, cid: str, limit: int) -> bytes:
         try:
             with open(self.blob_path(cid), "rb") as blob_file:
-                self._check_size(os.fstat(blob_file.fileno()).st_size, f"get {cid}", limit)
-                # Read at most one byte past the limit, in case the file grows meanwhile.
-                return blob_file.read(limit + 1)
+                size = os.fstat(blob_file.fileno()).st_size
+                self._check_size(size, f"get {cid}", limit)
+                # One byte past the size, not past the limit: a read allocates what it asks
+                # for (64 MiB by default), and a file that grows meanwhile still comes back
+                # longer than it was, so its bytes no longer hash to the CID.
+                return blob_file.read(size + 1)
         except FileNotFoundError:
             raise BlobNotFoundError(f"no blob stored under {cid} in {self._root}") from None
 

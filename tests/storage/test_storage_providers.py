@@ -1,5 +1,6 @@
 """Every StorageProvider: the contract, verification, size limits per store and per get."""
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -157,6 +158,7 @@ def test_directory_store_reads_nothing_of_a_blob_over_max_bytes(
     store = DirectoryStore(tmp_path)
     cid = store.put(b"x" * 5000)
     reads: list[int] = []
+    requested: list[int] = []
     real_open = open
 
     class CountingFile:
@@ -173,6 +175,7 @@ def test_directory_store_reads_nothing_of_a_blob_over_max_bytes(
             return self.handle.fileno()
 
         def read(self, size: int = -1) -> bytes:
+            requested.append(size)
             data = self.handle.read(size)
             reads.append(len(data))
             return data
@@ -187,6 +190,9 @@ def test_directory_store_reads_nothing_of_a_blob_over_max_bytes(
     assert reads == []
     assert store.get(cid, max_bytes=5000) == b"x" * 5000
     assert reads == [5000]
+    # Under the default 64 MiB limit, the read asks for the file's size and one byte more.
+    assert store.get(cid) == b"x" * 5000
+    assert requested[-1] == 5001
 
 
 def test_negative_limit_is_refused() -> None:
@@ -221,6 +227,24 @@ def test_tampered_file_on_disk_raises_and_returns_nothing(
         result = store.get(cid)
     assert result is None
     assert cid in str(raised.value)
+
+
+def test_a_blob_file_that_grows_while_it_is_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DirectoryStore(tmp_path)
+    cid = store.put(b"model update")
+    real_fstat = os.fstat
+
+    def fstat_then_grow(descriptor: int) -> os.stat_result:
+        stat = real_fstat(descriptor)
+        with open(store.blob_path(cid), "ab") as blob_file:
+            blob_file.write(b" and more")
+        return stat
+
+    monkeypatch.setattr(os, "fstat", fstat_then_grow)
+    with pytest.raises(ContentMismatchError):
+        store.get(cid)
 
 
 def test_put_repairs_a_damaged_blob(tmp_path: Path) -> None:
