@@ -6,7 +6,8 @@ two largest logits: float32 inference then labels them by its rounding, which de
 the instruction set, the BLAS kernel and the thread count. Every candidate is aggregated
 with the MI filter in one round with honest updates, in fresh processes under different
 ATen, oneDNN, MKL, OpenBLAS and numpy instruction-set settings and thread counts: the
-exact predictor's logits, labels, decisions and model CID must be identical bytes.
+exact predictor's logits, labels, the exact reference step the filter judges by, its
+decisions and the model CID must be identical bytes.
 
 The weights are built once, here, and written to a file that every process reads:
 training in each process would itself differ by CPU path. Run as a script with that file,
@@ -32,6 +33,7 @@ from flare.aggregation import AggregationContext, ClientUpdate, make_aggregator
 from flare.data import load_dataset
 from flare.federation.protocol.artifacts import encode_model
 from flare.models import ExactPredictor, TorchModelAdapter, TrainingConfig, build_model
+from flare.models.exact_training import exact_reference_step
 from flare.storage import compute_cid
 from flare.tensors import Weights, add, subtract
 
@@ -178,9 +180,18 @@ def outcome(path: Path) -> dict[str, Any]:
             for i in range(HONEST_UPDATES + count)
         ]
         predictor, float32 = ExactPredictor(module), TorchModelAdapter(module)
-        context = AggregationContext(global_weights, predictor.predict, features, labels)
+        reference_step = exact_reference_step(module)
+        assert reference_step is not None, name
+        context = AggregationContext(
+            global_weights, predictor.predict, features, labels, reference_step=reference_step
+        )
         aggregation = make_aggregator("mi").aggregate(updates, context)
         result[name] = {
+            "reference_step": _digest(
+                np.concatenate(
+                    [t.ravel() for t in reference_step(global_weights, features, labels).values()]
+                )
+            ),
             "flagged": aggregation.flagged,
             "scores": aggregation.scores,
             "model": str(compute_cid(encode_model(add(global_weights, aggregation.delta)))),
@@ -234,6 +245,8 @@ def test_exact_inference_and_aggregate_are_identical_on_every_cpu_path(
 ) -> None:
     reference = _without_float32(outcomes["this process"])
     assert len(reference) == len(CANDIDATES) + sum(CANDIDATES.values())
+    for name in CANDIDATES:  # the filter judged by the reference step too
+        assert all("cosine_to_reference" in s for s in reference[name]["scores"].values()), name
     for environment, result in outcomes.items():
         assert _without_float32(result) == reference, environment
 
