@@ -97,7 +97,7 @@ def power_of_two(exponents: np.ndarray) -> np.ndarray:
     return np.ldexp(np.ones(exponents.shape), exponents)
 
 
-def _integer_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def integer_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """The product of two integer-valued float64 matrices whose sums stay within 2^53.
 
     Exact, so any BLAS and any summation order gives these same bits.
@@ -179,7 +179,7 @@ class ExactLinear(ExactLayer):
         bias = None if self.bias is None else parameter_of(weights, self.bias, (outputs,))
         x_int, x_exponents = quantise(x, self.bits[0])
         w_int, w_exponents = quantise(weight, self.bits[1])
-        products = _integer_matmul(x_int.reshape(-1, fan_in), w_int.T)
+        products = integer_matmul(x_int.reshape(-1, fan_in), w_int.T)
         output = _rescaled(products, x_exponents, w_exponents, bias)
         return settled(output.reshape(*x.shape[:-1], outputs))
 
@@ -276,7 +276,7 @@ class ExactConv2d(ExactLayer):
         outputs = []
         for start in range(0, len(x), chunk):  # samples are independent: chunks change nothing
             part = windows[start : start + chunk]
-            products = _integer_matmul(part.reshape(-1, w_matrix.shape[0]), w_matrix)
+            products = integer_matmul(part.reshape(-1, w_matrix.shape[0]), w_matrix)
             rescaled = _rescaled(products, x_exponents[start : start + chunk], w_exponents, bias)
             rescaled = rescaled.reshape(len(part), out_h, out_w, -1)
             outputs.append(rescaled.transpose(0, 3, 1, 2))

@@ -89,7 +89,7 @@ def _exact_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     left_bits, right_bits = product_bits(left.shape[1])
     left_int, left_exponents = quantise(left, left_bits)
     right_int, right_exponents = quantise(right, right_bits)
-    products = exact._integer_matmul(left_int, right_int.T)
+    products = exact.integer_matmul(left_int, right_int.T)
     return _unscaled(products, left_exponents[:, None], right_exponents[None, :])
 
 
@@ -197,7 +197,7 @@ def _conv_gradients(
     for start in range(0, len(padded), chunk):
         part = windows[start : start + chunk].reshape(-1, columns)
         part_upstream = upstream_last[start : start + chunk].reshape(-1, outputs)
-        products += exact._integer_matmul(part_upstream.T, part)
+        products += exact.integer_matmul(part_upstream.T, part)
     column_exponents = np.tile(input_exponents, kernel[0] * kernel[1])
     gradient = _unscaled(products, upstream_exponents[:, None], column_exponents[None, :])
     gradients = {layer.weight: gradient.reshape(outputs, *kernel, channels).transpose(0, 3, 1, 2)}
@@ -235,7 +235,7 @@ def _conv_input_gradient(
     pieces = []
     for start in range(0, len(upstream), chunk):
         part = upstream_int[start : start + chunk].transpose(0, 2, 3, 1).reshape(-1, outputs)
-        products = exact._integer_matmul(part, weight_matrix)
+        products = exact.integer_matmul(part, weight_matrix)
         products = products.reshape(-1, *counts, *kernel, channels)
         integers = np.zeros((len(products), *padded_size, channels))  # channels last
         for i in range(kernel[0]):

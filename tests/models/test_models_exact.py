@@ -108,7 +108,7 @@ def test_logits_do_not_depend_on_how_the_integer_sums_are_done(digits, trained, 
         "transposed": lambda a, b: np.ascontiguousarray((b.T @ a.T).T),
     }
     for order in orders.values():
-        monkeypatch.setattr(exact, "_integer_matmul", order)
+        monkeypatch.setattr(exact, "integer_matmul", order)
         assert predictor.logits(weights, features).tobytes() == reference
 
 

@@ -71,7 +71,7 @@ def test_the_step_does_not_depend_on_how_the_integer_sums_are_done(
         "transposed": lambda a, b: np.ascontiguousarray((b.T @ a.T).T),
     }
     for order in orders.values():
-        monkeypatch.setattr(exact, "_integer_matmul", order)
+        monkeypatch.setattr(exact, "integer_matmul", order)
         again = step(weights, features, labels)
         assert [again[n].tobytes() for n in sorted(weights)] == reference
 
