@@ -79,12 +79,13 @@ class FilterRehearsal:
         self.rule = public.aggregator if isinstance(public.aggregator, MIFilter) else MIFilter()
         self.public = public
         self.labels: dict[bytes, np.ndarray] = {}
+        self._reference: Weights | None = None
         self.context = AggregationContext(
             global_weights=public.global_weights,
             predict=self.predict,
             validation_features=public.validation_features,
             validation_labels=public.validation_labels,
-            reference_step=public.reference_step,
+            reference_step=None if public.reference_step is None else self.reference_step,
         )
 
     def predict(self, weights: Weights, features: np.ndarray) -> np.ndarray:
@@ -97,6 +98,14 @@ class FilterRehearsal:
         if key not in self.labels:
             self.labels[key] = self.public.predict(weights, features)
         return self.labels[key]
+
+    def reference_step(self, weights: Weights, features: np.ndarray, labels: np.ndarray) -> Weights:
+        """The committee's exact reference step, computed once: every rehearsal asks for it
+        from the same model on the same split."""
+        if self._reference is None:
+            assert self.public.reference_step is not None  # the context names this otherwise
+            self._reference = self.public.reference_step(weights, features, labels)
+        return self._reference
 
     def result(self, candidate: Weights) -> AggregationResult:
         sent = [ClientUpdate(cid, candidate, self.claim) for cid in self.copies]

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from flare.aggregation.base import AggregationContext, ClientUpdate
+from flare.federation.collusion import PublicRound
 from flare.federation.config import SimulationConfig
 from flare.federation.rounds import active_clients, forged_updates, own_updates
 from flare.federation.setup import build_federation
@@ -76,3 +77,28 @@ def test_an_offline_run_under_adaptive_mi_is_deterministic():
     first, second = Simulation(config).run(), Simulation(config).run()
     assert [r.accuracy for r in first.rounds] == [r.accuracy for r in second.rounds]
     assert [r.accepted for r in first.rounds] == [r.accepted for r in second.rounds]
+
+
+def test_the_rehearsal_computes_the_reference_step_once_per_round(attacked_round):
+    federation, honest, forged, _ = attacked_round
+    calls = []
+
+    def counted(weights, features, labels):
+        calls.append(1)
+        return federation.reference_step(weights, features, labels)
+
+    public = PublicRound(
+        federation.initial_weights,
+        federation.predict,
+        federation.dataset.validation_features,
+        federation.dataset.validation_labels,
+        federation.aggregator,
+        counted,
+    )
+    again = federation.attack.collude(honest, federation.malicious_ids, public)
+    assert len(calls) == 1  # dozens of rehearsals of the filter, one reference step
+    for cid in forged:
+        assert all(
+            again[cid].delta[name].tobytes() == forged[cid].delta[name].tobytes()
+            for name in forged[cid].delta
+        )
