@@ -151,8 +151,9 @@ class ShrinkingAverage:
         """The plain pass's values at the flat coordinates ``where``: the same products
         (each value widened exactly to float64 first, as the ufunc does), added in
         submission order over the members still in (see the module docs)."""
-        flats = self._flats.setdefault(name, [self._flat(i, name) for i in range(len(self.deltas))])
-        members = [flats[i] for i in self.members]
+        if name not in self._flats:
+            self._flats[name] = [self._flat(i, name) for i in range(len(self.deltas))]
+        members = [self._flats[name][i] for i in self.members]
         coefficients = np.asarray([self.coefficients[i] for i in self.members])[:, None]
         settled = np.empty(where.size, dtype=np.float32)
         width = max(1, SETTLE_BLOCK_VALUES // len(members))
