@@ -5,7 +5,8 @@ bytes, so nothing here may depend on BLAS, thread counts or reduction order:
 
 * sums over clients are explicit Python loops in submission order, each step
   one elementwise float64 ufunc (no matmul, no ``np.sum`` over the client axis,
-  no fused multiply-add), rounded to float32 once at the end;
+  no fused multiply-add), rounded to float32 once at the end (``np.add.accumulate`` along the
+  client axis is the same chain of adds, every partial sum an output);
 * sums over parameters (norms, dot products, distances) use one ``np.sum`` per
   tensor, flattened to a C-ordered float64 vector first (``np.sum`` follows the
   memory layout; on a 1-D contiguous vector its pairwise order is fixed by the
@@ -19,7 +20,9 @@ bytes, so nothing here may depend on BLAS, thread counts or reduction order:
   documented precision can change who is trusted.
 
 Faster paths elsewhere (the BLAS Gram matrix of :mod:`flare.aggregation.distances`)
-only ever steer which of these values get computed, never replace them.
+only ever steer which of these values get computed, never replace them; the carried sums of
+:mod:`flare.aggregation.shrinking_average` stand in for a weighted average only where a
+bound on its rounding proves them equal.
 """
 
 import math
