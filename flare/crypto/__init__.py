@@ -3,6 +3,7 @@
 Every byte layout here is what the Solidity side verifies; ``docs/crypto.md`` is the spec.
 """
 
+from flare.crypto.account_keyfile import decrypt_eth_account, encrypt_eth_account
 from flare.crypto.bls import (
     NEG_G2_GENERATOR,
     POP_DST,
@@ -27,10 +28,8 @@ from flare.crypto.identity import ParticipantKeys
 from flare.crypto.keystore import (
     check_password_strength,
     decrypt_bls_key,
-    decrypt_eth_account,
     decrypt_keystore,
     encrypt_bls_key,
-    encrypt_eth_account,
     encrypt_keystore,
     normalize_password,
 )

@@ -18,15 +18,14 @@ from typing import Any
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from flare.crypto.account_keyfile import decrypt_eth_account, encrypt_eth_account
 from flare.crypto.bls import POP_DST, SecretKey, sign, verify
 from flare.crypto.errors import KeystoreError
 from flare.crypto.keystore import (
     Kdf,
     check_password_strength,
     decrypt_bls_key,
-    decrypt_eth_account,
     encrypt_bls_key,
-    encrypt_eth_account,
     read_keystore_json,
 )
 from flare.errors import ConfigError

@@ -1,4 +1,5 @@
-"""Keys at rest: EIP-2335 keystores for BLS keys, Web3 Secret Storage for Ethereum accounts.
+"""Keys at rest: EIP-2335 keystores for BLS keys, and the bounds and checks that Web3 Secret
+Storage keyfiles for Ethereum accounts share with them (:mod:`flare.crypto.account_keyfile`).
 
 Both formats are password-encrypted JSON that other Ethereum tools already read, so a
 participant's keys can be inspected or moved with standard tooling. Nothing here writes a
@@ -25,13 +26,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from Crypto.Cipher import AES
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_keyfile.exceptions import EthKeyfileException
 from py_arkworks_bls12381 import G2Point
 
 from flare.crypto.bls import SecretKey
 from flare.crypto.errors import InvalidSecretKey, KeystoreError, WeakPassword, WrongPassword
+from flare.crypto.keystore_fields import (
+    exactly,
+    hex_field,
+    integer_field,
+    json_object,
+    member,
+    string_field,
+    uuid_field,
+)
 from flare.crypto.points import decode_g2
 
 Kdf = Literal["scrypt", "pbkdf2"]
@@ -56,18 +63,17 @@ MAX_KEYSTORE_BYTES = 64 * 1024
 MIN_PASSWORD_LENGTH = 8
 """Characters a new key's password needs unless the caller allows a weak one."""
 
-_KEY_LENGTH = 32
-_SECRET_LENGTH = 32  # a BLS12-381 or secp256k1 secret key
-_IV_LENGTH = 16
+KEY_LENGTH = 32
+SECRET_LENGTH = 32  # a BLS12-381 or secp256k1 secret key
+IV_LENGTH = 16
 _SALT_LENGTHS = range(16, 65)  # eth-account writes 16 bytes, geth and EIP-2335 tools 32
-_HEX_DIGITS = re.compile("[0-9a-fA-F]*")
 # The code points EIP-2335 drops from passwords: C0, DEL and C1.
 _CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def normalize_password(password: str) -> bytes:
     """EIP-2335 password bytes: NFKD, then drop C0 (0x00-0x1F), DEL (0x7F), C1 (0x80-0x9F)."""
-    decomposed = unicodedata.normalize("NFKD", _text_password(password))
+    decomposed = unicodedata.normalize("NFKD", text_password(password))
     return _CONTROL_CHARACTERS.sub("", decomposed).encode("utf-8")
 
 
@@ -75,7 +81,7 @@ def check_password_strength(password: str) -> None:
     """Refuse a password for a new key: :class:`WeakPassword` if it is shorter than
     :data:`MIN_PASSWORD_LENGTH` characters, only white space, or holds a control character
     (EIP-2335 would silently drop it, so the key would open without it)."""
-    if _CONTROL_CHARACTERS.search(_text_password(password)):
+    if _CONTROL_CHARACTERS.search(text_password(password)):
         raise WeakPassword("the password holds a control character (a stray line break?)")
     if len(password) < MIN_PASSWORD_LENGTH or not password.strip():
         raise WeakPassword(
@@ -84,7 +90,7 @@ def check_password_strength(password: str) -> None:
         )
 
 
-def _text_password(password: object) -> str:
+def text_password(password: object) -> str:
     """``password`` if it is text that UTF-8 can encode (an environment variable holding
     invalid UTF-8 arrives with lone surrogates, which cannot be)."""
     if not isinstance(password, str):
@@ -133,12 +139,12 @@ def encrypt_keystore(
     """
     if not allow_weak_password:
         check_password_strength(password)
-    if len(secret) != _SECRET_LENGTH:
-        raise KeystoreError(f"a keystore holds a {_SECRET_LENGTH}-byte secret key")
+    if len(secret) != SECRET_LENGTH:
+        raise KeystoreError(f"a keystore holds a {SECRET_LENGTH}-byte secret key")
     salt = os.urandom(32)
     if kdf == "scrypt":
         params: dict[str, Any] = {
-            "dklen": _KEY_LENGTH,
+            "dklen": KEY_LENGTH,
             "n": iterations or DEFAULT_SCRYPT_N,
             "r": _SCRYPT_R,
             "p": _SCRYPT_P,
@@ -146,15 +152,15 @@ def encrypt_keystore(
         }
     elif kdf == "pbkdf2":
         params = {
-            "dklen": _KEY_LENGTH,
+            "dklen": KEY_LENGTH,
             "c": iterations or DEFAULT_PBKDF2_ITERATIONS,
             "prf": "hmac-sha256",
             "salt": salt.hex(),
         }
     else:
         raise KeystoreError(f"unsupported KDF {kdf!r}; use 'scrypt' or 'pbkdf2'")
-    decryption_key = _derive_key(_kdf_params(kdf, params, "kdf"), normalize_password(password))
-    iv = os.urandom(_IV_LENGTH)
+    decryption_key = _derive_key(kdf_params(kdf, params, "kdf"), normalize_password(password))
+    iv = os.urandom(IV_LENGTH)
     ciphertext = _aes_128_ctr(decryption_key[:16], iv, secret)
     return {
         "crypto": {
@@ -184,30 +190,30 @@ def decrypt_keystore(keystore: Mapping[str, Any], password: str) -> bytes:
     Every field is checked before the KDF runs; anything malformed, unsupported or beyond
     the bounds above is a :class:`KeystoreError`.
     """
-    document = _object(keystore, "keystore")
-    if _integer(document, "version", "keystore") != 4:
+    document = json_object(keystore, "keystore")
+    if integer_field(document, "version", "keystore") != 4:
         raise KeystoreError("unsupported keystore version: EIP-2335 keystores are version 4")
-    _uuid(document, "uuid", "keystore")
-    _string(document, "path", "keystore")
+    uuid_field(document, "uuid", "keystore")
+    string_field(document, "path", "keystore")
     for optional in ("description", "pubkey"):
         if optional in document:
-            _string(document, optional, "keystore")
-    crypto = _object(_member(document, "crypto", "keystore"), "crypto")
-    kdf = _object(_member(crypto, "kdf", "crypto"), "crypto.kdf")
-    checksum = _object(_member(crypto, "checksum", "crypto"), "crypto.checksum")
-    cipher = _object(_member(crypto, "cipher", "crypto"), "crypto.cipher")
-    if _string(checksum, "function", "crypto.checksum") != "sha256":
+            string_field(document, optional, "keystore")
+    crypto = json_object(member(document, "crypto", "keystore"), "crypto")
+    kdf = json_object(member(crypto, "kdf", "crypto"), "crypto.kdf")
+    checksum = json_object(member(crypto, "checksum", "crypto"), "crypto.checksum")
+    cipher = json_object(member(crypto, "cipher", "crypto"), "crypto.cipher")
+    if string_field(checksum, "function", "crypto.checksum") != "sha256":
         raise KeystoreError("unsupported keystore checksum function: only sha256")
-    _object(_member(checksum, "params", "crypto.checksum"), "crypto.checksum.params")
-    if _string(cipher, "function", "crypto.cipher") != "aes-128-ctr":
+    json_object(member(checksum, "params", "crypto.checksum"), "crypto.checksum.params")
+    if string_field(cipher, "function", "crypto.cipher") != "aes-128-ctr":
         raise KeystoreError("unsupported keystore cipher: only aes-128-ctr")
-    cipher_params = _object(_member(cipher, "params", "crypto.cipher"), "crypto.cipher.params")
-    iv = _hex(cipher_params, "iv", "crypto.cipher.params", _exactly(_IV_LENGTH))
-    ciphertext = _hex(cipher, "message", "crypto.cipher", _exactly(_SECRET_LENGTH))
-    expected_checksum = _hex(checksum, "message", "crypto.checksum", _exactly(32))
-    params = _kdf_params(
-        _string(kdf, "function", "crypto.kdf"),
-        _member(kdf, "params", "crypto.kdf"),
+    cipher_params = json_object(member(cipher, "params", "crypto.cipher"), "crypto.cipher.params")
+    iv = hex_field(cipher_params, "iv", "crypto.cipher.params", exactly(IV_LENGTH))
+    ciphertext = hex_field(cipher, "message", "crypto.cipher", exactly(SECRET_LENGTH))
+    expected_checksum = hex_field(checksum, "message", "crypto.checksum", exactly(32))
+    params = kdf_params(
+        string_field(kdf, "function", "crypto.kdf"),
+        member(kdf, "params", "crypto.kdf"),
         "crypto.kdf.params",
     )
     decryption_key = _derive_key(params, normalize_password(password))
@@ -217,7 +223,7 @@ def decrypt_keystore(keystore: Mapping[str, Any], password: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class _Scrypt:
+class Scrypt:
     salt: bytes
     n: int
     r: int
@@ -225,20 +231,20 @@ class _Scrypt:
 
 
 @dataclass(frozen=True)
-class _Pbkdf2:
+class Pbkdf2:
     salt: bytes
     iterations: int
 
 
-def _kdf_params(function: str, params: object, where: str) -> _Scrypt | _Pbkdf2:
+def kdf_params(function: str, params: object, where: str) -> Scrypt | Pbkdf2:
     """Checked KDF parameters, refusing any that yield the wrong key size or cost more than
     the bounds above, before any derivation work."""
-    fields = _object(params, where)
-    salt = _hex(fields, "salt", where, _SALT_LENGTHS)
-    if _integer(fields, "dklen", where) != _KEY_LENGTH:
-        raise KeystoreError(f"malformed keystore: {where}.dklen must be {_KEY_LENGTH}")
+    fields = json_object(params, where)
+    salt = hex_field(fields, "salt", where, _SALT_LENGTHS)
+    if integer_field(fields, "dklen", where) != KEY_LENGTH:
+        raise KeystoreError(f"malformed keystore: {where}.dklen must be {KEY_LENGTH}")
     if function == "scrypt":
-        n, r, p = (_integer(fields, name, where) for name in ("n", "r", "p"))
+        n, r, p = (integer_field(fields, name, where) for name in ("n", "r", "p"))
         if not 2 <= n <= MAX_SCRYPT_N or n & (n - 1):
             raise KeystoreError(
                 f"unsupported scrypt parameters: n must be a power of two from 2 to {MAX_SCRYPT_N}"
@@ -252,21 +258,21 @@ def _kdf_params(function: str, params: object, where: str) -> _Scrypt | _Pbkdf2:
             )
         if n * r * p > MAX_SCRYPT_WORK:
             raise KeystoreError(f"unsupported scrypt parameters: n·r·p is over {MAX_SCRYPT_WORK}")
-        return _Scrypt(salt, n, r, p)
+        return Scrypt(salt, n, r, p)
     if function == "pbkdf2":
-        if _string(fields, "prf", where) != "hmac-sha256":
+        if string_field(fields, "prf", where) != "hmac-sha256":
             raise KeystoreError("unsupported PBKDF2 parameters: prf must be hmac-sha256")
-        iterations = _integer(fields, "c", where)
+        iterations = integer_field(fields, "c", where)
         if not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
             raise KeystoreError(
                 f"unsupported PBKDF2 parameters: c must be from 1 to {MAX_PBKDF2_ITERATIONS}"
             )
-        return _Pbkdf2(salt, iterations)
+        return Pbkdf2(salt, iterations)
     raise KeystoreError("unsupported KDF: use scrypt or pbkdf2")
 
 
-def _derive_key(params: _Scrypt | _Pbkdf2, password: bytes) -> bytes:
-    if isinstance(params, _Scrypt):
+def _derive_key(params: Scrypt | Pbkdf2, password: bytes) -> bytes:
+    if isinstance(params, Scrypt):
         needed = 128 * params.r * (params.n + params.p + 2)  # what OpenSSL checks maxmem against
         return hashlib.scrypt(
             password,
@@ -274,16 +280,16 @@ def _derive_key(params: _Scrypt | _Pbkdf2, password: bytes) -> bytes:
             n=params.n,
             r=params.r,
             p=params.p,
-            dklen=_KEY_LENGTH,
+            dklen=KEY_LENGTH,
             maxmem=needed + 2**20,
         )
-    return hashlib.pbkdf2_hmac("sha256", password, params.salt, params.iterations, _KEY_LENGTH)
+    return hashlib.pbkdf2_hmac("sha256", password, params.salt, params.iterations, KEY_LENGTH)
 
 
-def _eth_work_factor(kdf: str, iterations: int | None) -> int:
+def eth_work_factor(kdf: str, iterations: int | None) -> int:
     """The work factor to have eth-account write with (this module's defaults, so both files
     of a participant cost the same), refused if :func:`decrypt_eth_account` would refuse it."""
-    params: dict[str, Any] = {"salt": "00" * 16, "dklen": _KEY_LENGTH}
+    params: dict[str, Any] = {"salt": "00" * 16, "dklen": KEY_LENGTH}
     if kdf == "scrypt":  # eth-keyfile writes r = 8, p = 1
         work_factor = iterations or DEFAULT_SCRYPT_N
         params |= {"n": work_factor, "r": 8, "p": 1}
@@ -292,55 +298,8 @@ def _eth_work_factor(kdf: str, iterations: int | None) -> int:
         params |= {"c": work_factor, "prf": "hmac-sha256"}
     else:
         raise KeystoreError(f"unsupported KDF {kdf!r}; use 'scrypt' or 'pbkdf2'")
-    _kdf_params(kdf, params, "kdf")
+    kdf_params(kdf, params, "kdf")
     return work_factor
-
-
-def _member(document: Mapping[str, Any], key: str, where: str) -> Any:
-    if key not in document:
-        raise KeystoreError(f"malformed keystore: {where} has no {key!r}")
-    return document[key]
-
-
-def _object(value: object, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise KeystoreError(f"malformed keystore: {where} must be a JSON object")
-    return value
-
-
-def _string(document: Mapping[str, Any], key: str, where: str) -> str:
-    value = _member(document, key, where)
-    if not isinstance(value, str):
-        raise KeystoreError(f"malformed keystore: {where}.{key} must be a string")
-    return value
-
-
-def _integer(document: Mapping[str, Any], key: str, where: str) -> int:
-    value = _member(document, key, where)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise KeystoreError(f"malformed keystore: {where}.{key} must be an integer")
-    return value
-
-
-def _hex(document: Mapping[str, Any], key: str, where: str, lengths: range) -> bytes:
-    digits = _string(document, key, where).removeprefix("0x")
-    if len(digits) % 2 or len(digits) // 2 not in lengths:
-        expected = str(lengths[0]) if len(lengths) == 1 else f"{lengths[0]} to {lengths[-1]}"
-        raise KeystoreError(f"malformed keystore: {where}.{key} must be {expected} bytes of hex")
-    if not _HEX_DIGITS.fullmatch(digits):
-        raise KeystoreError(f"malformed keystore: {where}.{key} must be hex")
-    return bytes.fromhex(digits)
-
-
-def _exactly(length: int) -> range:
-    return range(length, length + 1)
-
-
-def _uuid(document: Mapping[str, Any], key: str, where: str) -> None:
-    try:
-        uuid.UUID(_string(document, key, where))
-    except ValueError as exc:
-        raise KeystoreError(f"malformed keystore: {where}.{key} must be a UUID") from exc
 
 
 def _checksum(decryption_key: bytes, ciphertext: bytes) -> bytes:
@@ -377,8 +336,8 @@ def encrypt_bls_key(
 def decrypt_bls_key(keystore: Mapping[str, Any], password: str) -> SecretKey:
     """Open a keystore written by :func:`encrypt_bls_key`; its ``pubkey`` must be present and
     be the decrypted key's, so an edited keystore never passes for another key."""
-    document = _object(keystore, "keystore")
-    recorded = _hex(document, "pubkey", "keystore", _exactly(96))
+    document = json_object(keystore, "keystore")
+    recorded = hex_field(document, "pubkey", "keystore", exactly(96))
     try:
         secret_key = SecretKey.from_bytes(decrypt_keystore(document, password))
     except InvalidSecretKey as exc:
@@ -392,88 +351,3 @@ def _compressed_public_key(secret_key: SecretKey) -> bytes:
     """The ZCash-style compressed G2 key that EIP-2335 tools expect in ``pubkey``."""
     point: G2Point = decode_g2(secret_key.public_key())
     return point.to_compressed_bytes()
-
-
-def encrypt_eth_account(
-    account: LocalAccount,
-    password: str,
-    *,
-    kdf: Kdf = "scrypt",
-    iterations: int | None = None,
-    allow_weak_password: bool = False,
-) -> dict[str, Any]:
-    """A Web3 Secret Storage (v3) keyfile for an Ethereum account, via eth-account.
-
-    :class:`WeakPassword` unless the password passes :func:`check_password_strength` or
-    ``allow_weak_password`` is set.
-    """
-    if not allow_weak_password:
-        check_password_strength(password)
-    _text_password(password)
-    work_factor = _eth_work_factor(kdf, iterations)
-    return Account.encrypt(account.key, password, kdf=kdf, iterations=work_factor)
-
-
-def decrypt_eth_account(keyfile: Mapping[str, Any], password: str) -> LocalAccount:
-    """Open a Web3 Secret Storage keyfile; :class:`WrongPassword` if its MAC fails.
-
-    The file is checked before eth-account runs its KDF (which has no bounds of its own),
-    and eth-account is handed only the checked fields. An ``address`` field, when present,
-    must be the decrypted key's address.
-    """
-    _text_password(password)
-    # Keys are case-insensitive as eth-keyfile reads them (geth once wrote "Crypto").
-    document = _lowercase_keys(_object(keyfile, "keyfile"))
-    if _integer(document, "version", "keyfile") != 3:
-        raise KeystoreError("unsupported Ethereum keyfile version: Web3 Secret Storage is 3")
-    if "id" in document:
-        _uuid(document, "id", "keyfile")
-    recorded_address = (
-        _hex(document, "address", "keyfile", range(20, 21)) if "address" in document else None
-    )
-    crypto = _lowercase_keys(_object(_member(document, "crypto", "keyfile"), "crypto"))
-    if _string(crypto, "cipher", "crypto") != "aes-128-ctr":
-        raise KeystoreError("unsupported Ethereum keyfile cipher: only aes-128-ctr")
-    cipher_params = _lowercase_keys(
-        _object(_member(crypto, "cipherparams", "crypto"), "crypto.cipherparams")
-    )
-    kdf = _string(crypto, "kdf", "crypto")
-    kdf_params = _lowercase_keys(
-        _object(_member(crypto, "kdfparams", "crypto"), "crypto.kdfparams")
-    )
-    params = _kdf_params(kdf, kdf_params, "crypto.kdfparams")
-    checked = {
-        "version": 3,
-        "crypto": {
-            "cipher": "aes-128-ctr",
-            "cipherparams": {
-                "iv": _hex(cipher_params, "iv", "crypto.cipherparams", _exactly(_IV_LENGTH)).hex()
-            },
-            "ciphertext": _hex(crypto, "ciphertext", "crypto", _exactly(_SECRET_LENGTH)).hex(),
-            "mac": _hex(crypto, "mac", "crypto", _exactly(32)).hex(),
-            "kdf": kdf,
-            "kdfparams": {"salt": params.salt.hex(), "dklen": _KEY_LENGTH}
-            | (
-                {"n": params.n, "r": params.r, "p": params.p}
-                if isinstance(params, _Scrypt)
-                else {"c": params.iterations, "prf": "hmac-sha256"}
-            ),
-        },
-    }
-    try:
-        private_key = Account.decrypt(checked, password)
-    except EthKeyfileException as exc:
-        if "MAC mismatch" in str(exc):
-            raise WrongPassword("wrong password for this Ethereum keyfile") from exc
-        raise KeystoreError(f"unsupported Ethereum keyfile: {exc}") from exc
-    try:
-        account: LocalAccount = Account.from_key(private_key)
-    except ValueError as exc:
-        raise KeystoreError("the keyfile does not hold a secp256k1 private key") from exc
-    if recorded_address is not None and recorded_address != bytes.fromhex(account.address[2:]):
-        raise KeystoreError("the keyfile's address does not match its private key")
-    return account
-
-
-def _lowercase_keys(fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {key.lower() if isinstance(key, str) else key: value for key, value in fields.items()}

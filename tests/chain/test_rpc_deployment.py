@@ -14,7 +14,7 @@ from flare.chain.rpc.accounts import (
 )
 from flare.chain.rpc.contract import ContractArtifactError, interface_problems, load_artifact
 from flare.chain.rpc.deployment import Deployment
-from flare.crypto.keystore import encrypt_eth_account
+from flare.crypto.account_keyfile import encrypt_eth_account
 from flare.errors import ConfigError
 
 DEPLOYMENT = Deployment(

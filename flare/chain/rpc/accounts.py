@@ -10,8 +10,9 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from flare.crypto.account_keyfile import decrypt_eth_account
 from flare.crypto.errors import KeystoreError
-from flare.crypto.keystore import decrypt_eth_account, read_keystore_json
+from flare.crypto.keystore import read_keystore_json
 from flare.errors import ConfigError
 
 ANVIL_DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
