@@ -31,12 +31,14 @@ reshape. Any other module is refused with :class:`UnsupportedLayerError`.
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from torch import nn
 
 from flare.errors import FlareError
+from flare.models.exact_geometry import kernel_views, pair, shape_function, window_counts
 from flare.models.zoo import _Unflatten
 
 EXACT_BITS = 53
@@ -89,12 +91,13 @@ def quantise(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     _, peak_exponent = np.frexp(peak)  # peak = m * 2^e with m in [0.5, 1), e = 0 for 0
     exponents = bits - peak_exponent.astype(np.int64)
     scales = power_of_two(exponents).reshape(-1, *([1] * (values.ndim - 1)))
-    return np.rint(values * scales), exponents
+    integers = np.multiply(values, scales)
+    return np.rint(integers, out=integers), exponents
 
 
 def power_of_two(exponents: np.ndarray) -> np.ndarray:
     """``2.0 ** exponents``, exactly; the exponents must lie in float64's normal range."""
-    return np.ldexp(np.ones(exponents.shape), exponents)
+    return np.ldexp(1.0, exponents)
 
 
 def integer_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -108,21 +111,34 @@ def integer_matmul(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 def exact_float64(values: np.ndarray) -> np.ndarray:
     """Input values as finite float64, the same whether or not a process flushes subnormals.
 
-    Subnormals are flushed by comparing before converting: a process that treats subnormal
-    inputs as zero and one that does not both find them below the smallest normal.
+    A new array. Subnormals of the input type are flushed after converting, by comparing in
+    float64, where they are normal numbers: a process that treats subnormal inputs as zero
+    converts them to zero, one that does not finds them below the smallest normal.
     """
     values = np.asarray(values)
-    if not np.issubdtype(values.dtype, np.floating):
-        values = values.astype(np.float64)
-    values = np.where(np.abs(values) < np.finfo(values.dtype).tiny, 0.0, values)
-    return settled(np.nan_to_num(values.astype(np.float64), nan=0.0))
+    source = values.dtype if np.issubdtype(values.dtype, np.floating) else np.dtype(np.float64)
+    converted = values.astype(np.float64)
+    magnitude = np.abs(converted)
+    if not magnitude.max(initial=0.0) <= LARGEST:  # a NaN or an infinity: rare, so checked
+        np.nan_to_num(converted, copy=False, nan=0.0)  # and infinities to +-LARGEST
+    # NaN's magnitude compares false, and it is 0 already
+    np.copyto(converted, 0.0, where=magnitude < max(np.finfo(source).tiny, FLUSH_BELOW))
+    return converted
 
 
 def settled(values: np.ndarray) -> np.ndarray:
     """A layer's float64 output clipped to finite values, magnitudes below ``FLUSH_BELOW``
     set to zero: its largest magnitude then lies in ``[2^-600, 2^1024)`` or is zero."""
-    clipped = np.clip(values, -LARGEST, LARGEST)
-    return np.where(np.abs(clipped) < FLUSH_BELOW, 0.0, clipped)
+    return settle_in_place(np.array(values, dtype=np.float64))
+
+
+def settle_in_place(values: np.ndarray) -> np.ndarray:
+    """:func:`settled` on a float64 array the caller owns, without a copy; returns it."""
+    magnitude = np.abs(values)
+    if not magnitude.max(initial=0.0) <= LARGEST:  # an overflow, rare: clipping costs more
+        np.clip(values, -LARGEST, LARGEST, out=values)
+    np.copyto(values, 0.0, where=magnitude < FLUSH_BELOW)
+    return values
 
 
 def parameter_of(
@@ -137,22 +153,52 @@ def parameter_of(
     return exact_float64(tensor)
 
 
-def _rescaled(
+def _rescale_in_place(
     products: np.ndarray,
-    sample_exponents: np.ndarray,
+    row_scales: np.ndarray,
     unit_exponents: np.ndarray,
     bias: np.ndarray | None,
 ) -> np.ndarray:
-    """``products * 2^-sample exponent * 2^-unit exponent + bias``.
+    """``products * row scale * 2^-unit exponent + bias``, in ``products`` (which the caller
+    owns); ``row_scales`` is a column of powers of two, one per row of ``products``.
 
     Both scalings are exact (powers of two, and every intermediate a normal number or an
     overflow to infinity); the bias addition rounds once.
     """
-    rows_per_sample = len(products) // max(len(sample_exponents), 1)
-    sample_scales = np.repeat(power_of_two(-sample_exponents), rows_per_sample)
     with np.errstate(over="ignore"):  # an overflow is an infinity, clipped by the caller
-        output = products * sample_scales[:, None] * power_of_two(-unit_exponents)
-        return output if bias is None else output + bias
+        np.multiply(products, row_scales, out=products)
+        np.multiply(products, power_of_two(-unit_exponents), out=products)
+        if bias is not None:
+            np.add(products, bias, out=products)
+    return products
+
+
+@dataclass(frozen=True)
+class QuantisedInput:
+    """A parametrised layer's input, quantised: everything about it that does not depend on
+    the weights, computed once for a batch that many candidate models are run on."""
+
+    integers: np.ndarray
+    """The linear layer's rows ``(rows, fan_in)``; the convolution's padded input, channels
+    last. Read-only, as it is shared."""
+    sample_scales: np.ndarray
+    """``2^-exponent`` of each sample's quantisation."""
+    shape: tuple[int, ...]
+    """The layer input's shape."""
+
+
+def _quantised_input(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quantised ``x`` and its sample scales ``2^-exponent``, both read-only."""
+    integers, exponents = quantise(x, bits)
+    sample_scales = power_of_two(-exponents)
+    integers.setflags(write=False)
+    sample_scales.setflags(write=False)
+    return integers, sample_scales
+
+
+def _row_scales(sample_scales: np.ndarray, rows: int) -> np.ndarray:
+    """One sample scale per row of a product, as a column; a sample spans equal rows."""
+    return np.repeat(sample_scales, rows // max(len(sample_scales), 1))[:, None]
 
 
 class ExactLayer(ABC):
@@ -164,28 +210,49 @@ class ExactLayer(ABC):
         """This layer's output for a batch ``x`` (samples along axis 0)."""
 
 
-class ExactLinear(ExactLayer):
+class ExactParametrised(ExactLayer):
+    """A Linear or Conv2d layer: its input is quantised apart from the weights, so that
+    inference can quantise a batch once for every candidate model it runs on it."""
+
+    @abstractmethod
+    def prepare(self, x: np.ndarray) -> QuantisedInput:
+        """``x`` checked and quantised, ready for :meth:`apply_prepared`."""
+
+    @abstractmethod
+    def apply_prepared(
+        self, prepared: QuantisedInput, weights: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        """This layer's output for a prepared batch; a new array."""
+
+    def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self.apply_prepared(self.prepare(x), weights)
+
+
+class ExactLinear(ExactParametrised):
     def __init__(self, module: nn.Linear, prefix: str) -> None:
         self.weight = f"{prefix}weight"
         self.bias = None if module.bias is None else f"{prefix}bias"
         self.shape = (module.out_features, module.in_features)
         self.bits = product_bits(module.in_features)
 
-    def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
-        outputs, fan_in = self.shape
+    def prepare(self, x: np.ndarray) -> QuantisedInput:
+        fan_in = self.shape[1]
         if x.ndim < 2 or x.shape[-1] != fan_in:
             raise ExactInferenceError(f"linear layer {self.weight} expects {fan_in} inputs")
+        integers, sample_scales = _quantised_input(x, self.bits[0])
+        return QuantisedInput(integers.reshape(-1, fan_in), sample_scales, x.shape)
+
+    def apply_prepared(
+        self, prepared: QuantisedInput, weights: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        outputs = self.shape[0]
         weight = parameter_of(weights, self.weight, self.shape)
         bias = None if self.bias is None else parameter_of(weights, self.bias, (outputs,))
-        x_int, x_exponents = quantise(x, self.bits[0])
         w_int, w_exponents = quantise(weight, self.bits[1])
-        products = integer_matmul(x_int.reshape(-1, fan_in), w_int.T)
-        output = _rescaled(products, x_exponents, w_exponents, bias)
-        return settled(output.reshape(*x.shape[:-1], outputs))
-
-
-def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+        products = integer_matmul(prepared.integers, w_int.T)
+        row_scales = _row_scales(prepared.sample_scales, len(products))
+        output = _rescale_in_place(products, row_scales, w_exponents, bias)
+        return settle_in_place(output.reshape(*prepared.shape[:-1], outputs))
 
 
 def _window_counts(
@@ -194,39 +261,13 @@ def _window_counts(
     stride: tuple[int, int],
     dilation: tuple[int, int],
 ) -> list[int]:
-    """How many kernel windows fit along each of two (padded) axes."""
-    counts = []
-    for size, k, s, d in zip(sizes, kernel, stride, dilation, strict=True):
-        reach = d * (k - 1) + 1
-        if size < reach:
-            raise ExactInferenceError(f"an input of {size} pixels is smaller than the kernel")
-        counts.append((size - reach) // s + 1)
+    counts = window_counts(sizes, kernel, stride, dilation)
+    if min(counts) < 1:
+        raise ExactInferenceError(f"an input of {sizes} pixels is smaller than the kernel")
     return counts
 
 
-def _kernel_views(
-    x: np.ndarray,
-    axes: tuple[int, int],
-    kernel: tuple[int, int],
-    stride: tuple[int, int],
-    dilation: tuple[int, int],
-) -> list[np.ndarray]:
-    """One strided view of ``x`` per kernel position (row-major): the value under that
-    position in every window, the windows laid out along ``axes``."""
-    counts = _window_counts(tuple(x.shape[a] for a in axes), kernel, stride, dilation)
-    views = []
-    for i in range(kernel[0]):
-        for j in range(kernel[1]):
-            index = [slice(None)] * x.ndim
-            for axis, offset, count, s in zip(
-                axes, (i * dilation[0], j * dilation[1]), counts, stride, strict=True
-            ):
-                index[axis] = slice(offset, offset + s * (count - 1) + 1, s)
-            views.append(x[tuple(index)])
-    return views
-
-
-class ExactConv2d(ExactLayer):
+class ExactConv2d(ExactParametrised):
     def __init__(self, module: nn.Conv2d, prefix: str, path: str) -> None:
         if module.groups != 1 or module.padding_mode != "zeros":
             raise UnsupportedLayerError(
@@ -235,27 +276,22 @@ class ExactConv2d(ExactLayer):
             )
         self.weight = f"{prefix}weight"
         self.bias = None if module.bias is None else f"{prefix}bias"
-        self.shape = (module.out_channels, module.in_channels, *_pair(module.kernel_size))
-        self.stride, self.dilation = _pair(module.stride), _pair(module.dilation)
+        self.shape = (module.out_channels, module.in_channels, *pair(module.kernel_size))
+        self.stride, self.dilation = pair(module.stride), pair(module.dilation)
         if module.padding == "valid":
             self.padding = ((0, 0), (0, 0))
         elif module.padding == "same":  # torch puts the odd pixel after
             reach = [d * (k - 1) for k, d in zip(self.shape[2:], self.dilation, strict=True)]
             self.padding = tuple((r // 2, r - r // 2) for r in reach)
         else:
-            self.padding = tuple((p, p) for p in _pair(module.padding))
+            self.padding = tuple((p, p) for p in pair(module.padding))
         self.bits = product_bits(int(np.prod(self.shape[1:])))
 
-    def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+    def prepare(self, x: np.ndarray) -> QuantisedInput:
         channels, kernel = self.shape[1], self.shape[2:]
         if x.ndim != 4 or x.shape[1] != channels:
             raise ExactInferenceError(f"convolution {self.weight} expects {channels} channels")
-        weight = parameter_of(weights, self.weight, self.shape)
-        bias = None if self.bias is None else parameter_of(weights, self.bias, self.shape[:1])
-        w_int, w_exponents = quantise(weight, self.bits[1])
-        # columns are unfolded channels-last, (kernel row, kernel column, channel)
-        w_matrix = w_int.transpose(0, 2, 3, 1).reshape(len(w_int), -1).T
-        x_int, x_exponents = quantise(x, self.bits[0])
+        x_int, sample_scales = _quantised_input(x, self.bits[0])
         padded = np.pad(x_int.transpose(0, 2, 3, 1), ((0, 0), *self.padding, (0, 0)))
         out_h, out_w = _window_counts(padded.shape[1:3], kernel, self.stride, self.dilation)
         step_n, step_h, step_w, step_c = padded.strides
@@ -272,15 +308,28 @@ class ExactConv2d(ExactLayer):
             ),
             writeable=False,
         )
+        return QuantisedInput(windows, sample_scales, x.shape)
+
+    def apply_prepared(
+        self, prepared: QuantisedInput, weights: Mapping[str, np.ndarray]
+    ) -> np.ndarray:
+        weight = parameter_of(weights, self.weight, self.shape)
+        bias = None if self.bias is None else parameter_of(weights, self.bias, self.shape[:1])
+        w_int, w_exponents = quantise(weight, self.bits[1])
+        # columns are unfolded channels-last, (kernel row, kernel column, channel)
+        w_matrix = w_int.transpose(0, 2, 3, 1).reshape(len(w_int), -1).T
+        windows = prepared.integers
+        samples, out_h, out_w = windows.shape[:3]
         chunk = max(1, COLUMN_BUDGET // (out_h * out_w * w_matrix.shape[0]))
         outputs = []
-        for start in range(0, len(x), chunk):  # samples are independent: chunks change nothing
+        for start in range(0, samples, chunk):  # samples are independent: chunks change nothing
             part = windows[start : start + chunk]
             products = integer_matmul(part.reshape(-1, w_matrix.shape[0]), w_matrix)
-            rescaled = _rescaled(products, x_exponents[start : start + chunk], w_exponents, bias)
+            row_scales = _row_scales(prepared.sample_scales[start : start + chunk], len(products))
+            rescaled = _rescale_in_place(products, row_scales, w_exponents, bias)
             rescaled = rescaled.reshape(len(part), out_h, out_w, -1)
             outputs.append(rescaled.transpose(0, 3, 1, 2))
-        return settled(np.concatenate(outputs))
+        return settle_in_place(np.concatenate(outputs))
 
 
 class ExactMaxPool2d(ExactLayer):
@@ -289,10 +338,10 @@ class ExactMaxPool2d(ExactLayer):
             raise UnsupportedLayerError(
                 f"{path}: MaxPool2d with ceil_mode or return_indices is not supported"
             )
-        self.kernel = _pair(module.kernel_size)
-        self.stride = _pair(module.stride if module.stride is not None else module.kernel_size)
-        self.dilation = _pair(module.dilation)
-        padding = _pair(module.padding)
+        self.kernel = pair(module.kernel_size)
+        self.stride = pair(module.stride if module.stride is not None else module.kernel_size)
+        self.dilation = pair(module.dilation)
+        padding = pair(module.padding)
         for pad, k, d in zip(padding, self.kernel, self.dilation, strict=True):
             if 2 * pad > d * (k - 1) + 1:  # torch's own bound: no window is all padding
                 raise UnsupportedLayerError(f"{path}: MaxPool2d padding exceeds half its kernel")
@@ -302,7 +351,9 @@ class ExactMaxPool2d(ExactLayer):
         if x.ndim != 4:
             raise ExactInferenceError("max pooling expects (samples, channels, height, width)")
         padded = np.pad(x, ((0, 0), (0, 0), *self.padding), constant_values=-np.inf)
-        views = _kernel_views(padded, (2, 3), self.kernel, self.stride, self.dilation)
+        geometry = (self.kernel, self.stride, self.dilation)
+        counts = _window_counts(padded.shape[2:], *geometry)
+        views = kernel_views(padded, (2, 3), counts, *geometry)
         return functools.reduce(np.maximum, views)
 
 
@@ -322,27 +373,6 @@ class ExactReshape(ExactLayer):
             return x.reshape(self.shape_of(x.shape))
         except ValueError as exc:
             raise ExactInferenceError(f"{self.path}: cannot reshape {x.shape}: {exc}") from None
-
-
-def _reshape(module: nn.Module, path: str) -> ExactReshape:
-    if isinstance(module, _Unflatten):
-        side = module.side
-        return ExactReshape(lambda shape: (shape[0], 1, side, side), path)
-    if isinstance(module, nn.Flatten):
-        start_dim, end_dim = module.start_dim, module.end_dim
-
-        def flattened(shape: tuple[int, ...]) -> tuple[int, ...]:
-            start, end = start_dim % len(shape), end_dim % len(shape)
-            return (*shape[:start], -1, *shape[end + 1 :])
-
-        return ExactReshape(flattened, path)
-    dim, sizes = module.dim, tuple(module.unflattened_size)
-
-    def unflattened(shape: tuple[int, ...]) -> tuple[int, ...]:
-        at = dim % len(shape)
-        return (*shape[:at], *sizes, *shape[at + 1 :])
-
-    return ExactReshape(unflattened, path)
 
 
 SUPPORTED = "Sequential, Linear, Conv2d, ReLU, MaxPool2d, Flatten, Unflatten"
@@ -367,36 +397,7 @@ def compile_layers(module: nn.Module, prefix: str, path: str) -> list[ExactLayer
     if kind is nn.ReLU:
         return [ExactReLU()]
     if kind in (nn.Flatten, nn.Unflatten, _Unflatten):
-        return [_reshape(module, where)]
+        return [ExactReshape(shape_function(module), where)]
     raise UnsupportedLayerError(
         f"{where}: {kind.__name__} has no exact implementation (supported: {SUPPORTED})"
     )
-
-
-class ExactPredictor:
-    """Labels from a model's weights, the same on every machine.
-
-    Built once from the model's structure (``module``'s weights are not used); each call
-    takes the weights to run, by their ``state_dict`` names, so one predictor serves every
-    candidate model of a round. Its :meth:`predict` fits the MI filter's ``predict``.
-    """
-
-    def __init__(self, module: nn.Module) -> None:
-        self.layers = compile_layers(module, "", "")
-        if not any(isinstance(layer, ExactLinear | ExactConv2d) for layer in self.layers):
-            raise UnsupportedLayerError("the model has no Linear or Conv2d layer")
-
-    def logits(self, weights: Mapping[str, np.ndarray], features: np.ndarray) -> np.ndarray:
-        """The float64 logits, ``(samples, classes)``, identical bits on every machine."""
-        x = exact_float64(features)
-        if x.ndim < 2 or len(x) == 0:
-            raise ExactInferenceError(f"features must be a non-empty batch, got {x.shape}")
-        for layer in self.layers:
-            x = layer.apply(x, weights)
-        if x.ndim != 2:
-            raise ExactInferenceError(f"the model's output has shape {x.shape}, not (n, classes)")
-        return x
-
-    def predict(self, weights: Mapping[str, np.ndarray], features: np.ndarray) -> np.ndarray:
-        """Predicted labels (int64): the largest logit, ties to the lowest class index."""
-        return np.argmax(self.logits(weights, features), axis=1).astype(np.int64)

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 
 from flare.errors import ConfigError, FlareError
-from flare.models.exact import ExactPredictor, UnsupportedLayerError
+from flare.models.exact import UnsupportedLayerError
+from flare.models.exact_predictor import ExactPredictor
 from flare.models.zoo import MODELS
 from flare.tensors import ModelSpec
 
