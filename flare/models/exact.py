@@ -179,8 +179,9 @@ class QuantisedInput:
     the weights, computed once for a batch that many candidate models are run on."""
 
     integers: np.ndarray
-    """The linear layer's rows ``(rows, fan_in)``; the convolution's padded input, channels
-    last. Read-only, as it is shared."""
+    """The linear layer's rows ``(rows, fan_in)``; the convolution's windows
+    ``(samples, out_h, out_w, kernel_h, kernel_w, channels)``, a strided view. Read-only, as
+    it is shared."""
     sample_scales: np.ndarray
     """``2^-exponent`` of each sample's quantisation."""
     shape: tuple[int, ...]

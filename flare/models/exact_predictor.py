@@ -30,7 +30,7 @@ KEPT_BATCHES = 2
 """Prepared batches kept: the validation split the MI filter judges on, and one more."""
 
 KEPT_VALUES = 1 << 20
-"""Largest batch kept (in values, about 12 MiB prepared with its bytes); larger batches are
+"""Largest batch kept, in values (12 to 16 MiB prepared, with its bytes); larger batches are
 prepared at every call, so what is kept stays bounded."""
 
 
@@ -52,16 +52,15 @@ class ExactPredictor:
     """
 
     def __init__(self, module: nn.Module) -> None:
-        self.layers = compile_layers(module, "", "")
+        layers = compile_layers(module, "", "")
         first = next(
-            (at for at, layer in enumerate(self.layers) if isinstance(layer, ExactParametrised)),
-            None,
+            (at for at, layer in enumerate(layers) if isinstance(layer, ExactParametrised)), None
         )
         if first is None:
             raise UnsupportedLayerError("the model has no Linear or Conv2d layer")
-        self._weightless = self.layers[:first]
-        self._first: ExactParametrised = self.layers[first]
-        self._rest = self.layers[first + 1 :]
+        self._weightless = layers[:first]  # reshapes, say: the same for every candidate
+        self._first: ExactParametrised = layers[first]
+        self._rest = layers[first + 1 :]
         self._kept: list[_PreparedBatch] = []
         self._lock = threading.Lock()
 
