@@ -199,7 +199,8 @@ def _quantised_input(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _row_scales(sample_scales: np.ndarray, rows: int) -> np.ndarray:
     """One sample scale per row of a product, as a column; a sample spans equal rows."""
-    return np.repeat(sample_scales, rows // max(len(sample_scales), 1))[:, None]
+    per_sample = rows // max(len(sample_scales), 1)
+    return (sample_scales if per_sample == 1 else np.repeat(sample_scales, per_sample))[:, None]
 
 
 class ExactLayer(ABC):
