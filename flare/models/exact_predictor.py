@@ -64,6 +64,15 @@ class ExactPredictor:
         self._kept: list[_PreparedBatch] = []
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, object]:
+        # A predictor travels to other processes (Ray's workers) inside a task's context: the
+        # compiled layers go, the kept batches and the lock (which cannot be pickled) do not.
+        return {**self.__dict__, "_kept": [], "_lock": None}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def logits(self, weights: Mapping[str, np.ndarray], features: np.ndarray) -> np.ndarray:
         """The float64 logits, ``(samples, classes)``, identical bits on every machine."""
         x = self._first.apply_prepared(self._prepared(features), weights)

@@ -2,6 +2,7 @@
 are the bits a fresh predictor, or the layers applied one by one, give the same inputs."""
 
 import hashlib
+import pickle
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -115,3 +116,15 @@ def test_threads_sharing_a_predictor_get_the_same_bits(digits, trained):
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda job: shared.logits(models[job[0]], batches[job[1]]), jobs))
     assert [logits.tobytes() for logits in results] == [fresh[job] for job in jobs]
+
+
+def test_a_predictor_pickles_without_its_kept_batches_and_predicts_alike() -> None:
+    module = build_model("mlp", 64, 10, seed=0)
+    predictor = ExactPredictor(module)
+    features = np.random.default_rng(0).normal(size=(20, 64)).astype(np.float32)
+    weights = {k: v.detach().numpy() for k, v in module.state_dict().items()}
+    before = predictor.logits(weights, features)
+    copy = pickle.loads(pickle.dumps(predictor))  # as a Ray worker receives it
+    assert copy._kept == []
+    np.testing.assert_array_equal(copy.logits(weights, features), before)
+    assert len(copy._kept) == 1  # the copy keeps batches again, under a lock of its own
