@@ -166,20 +166,8 @@ def test_integer_budget_shrinks_with_the_fan_in():
         product_bits(2**46)
 
 
-def test_every_supported_layer_matches_torch():
-    module = nn.Sequential(
-        nn.Unflatten(1, (2, 6, 5)),
-        nn.Conv2d(2, 4, 3, padding="same", dilation=2),
-        nn.ReLU(),
-        nn.Conv2d(4, 6, (3, 2), stride=2, padding=(1, 0), bias=False),
-        nn.MaxPool2d(3, stride=1, padding=1),
-        nn.Sequential(nn.Flatten(), nn.Linear(6 * 3 * 2, 7, bias=False), nn.ReLU()),
-        nn.Linear(7, 5),
-    )
-    for index, parameter in enumerate(module.parameters()):
-        torch.manual_seed(index)
-        nn.init.normal_(parameter)
-    weights = {k: v.numpy() for k, v in module.state_dict().items()}
+def test_every_supported_layer_matches_torch(every_layer_kind):
+    module, weights = every_layer_kind
     features = np.random.default_rng(0).normal(size=(9, 60)).astype(np.float32)
     logits = ExactPredictor(module).logits(weights, features)
     reference = float64_logits(module, weights, features)

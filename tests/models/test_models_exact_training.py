@@ -76,10 +76,12 @@ def test_the_step_does_not_depend_on_how_the_integer_sums_are_done(
         assert [again[n].tobytes() for n in sorted(weights)] == reference
 
 
-def test_the_step_is_the_same_on_one_thread_and_on_many(digits, trained):
-    module, weights = trained["mlp"]
+# one step for the cnn suffices: every product threads could split is in it
+@pytest.mark.parametrize(("name", "steps"), [("mlp", 5), ("cnn", 1)])
+def test_the_step_is_the_same_on_one_thread_and_on_many(digits, trained, name, steps):
+    module, weights = trained[name]
     features, labels = digits.validation_features, digits.validation_labels
-    step = ExactReferenceStep(module)
+    step = ExactReferenceStep(module, steps=steps)
     with threadpool_limits(1):
         alone = step(weights, features, labels)
     with threadpool_limits(4):

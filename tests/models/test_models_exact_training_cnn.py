@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from integer_products import reversed_blocks
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from flare.models import build_model, exact, exact_gradients
@@ -34,21 +33,8 @@ def test_the_cnn_gradient_is_the_hinge_losss_within_quantisation(digits, trained
     within_quantisation(gradients, expected)
 
 
-def test_every_trainable_layer_differentiates_as_autograd():
-    module = nn.Sequential(
-        nn.Unflatten(1, (2, 6, 5)),
-        nn.Conv2d(2, 4, 3, padding="same", dilation=2),
-        nn.ReLU(),
-        # stride 2 leaves the last row and column of the padded input out of every window
-        nn.Conv2d(4, 6, (3, 2), stride=2, padding=(1, 0), bias=False),
-        nn.MaxPool2d(3, stride=1, padding=1),  # overlapping windows
-        nn.Sequential(nn.Flatten(), nn.Linear(6 * 3 * 2, 7, bias=False), nn.ReLU()),
-        nn.Linear(7, 5),
-    )
-    for index, parameter in enumerate(module.parameters()):
-        torch.manual_seed(index)
-        nn.init.normal_(parameter)
-    weights = {k: v.numpy() for k, v in module.state_dict().items()}
+def test_every_trainable_layer_differentiates_as_autograd(every_layer_kind):
+    module, weights = every_layer_kind
     rng = np.random.default_rng(0)
     features, labels = rng.normal(size=(9, 60)), rng.integers(0, 5, size=9)
     loss, gradients = ExactReferenceStep(module).gradient(weights, features, labels)
@@ -126,17 +112,6 @@ def test_the_cnn_step_does_not_depend_on_how_the_integer_sums_are_done(
     monkeypatch.setattr(exact_gradients, "COLUMN_BUDGET", 1)
     again = step(weights, features, labels)
     assert [again[n].tobytes() for n in sorted(weights)] == reference
-
-
-def test_the_cnn_step_is_the_same_on_one_thread_and_on_many(digits, trained):
-    module, weights = trained["cnn"]
-    features, labels = digits.validation_features, digits.validation_labels
-    step = ExactReferenceStep(module, steps=1)
-    with threadpool_limits(1):
-        alone = step(weights, features, labels)
-    with threadpool_limits(4):
-        threaded = step(weights, features, labels)
-    assert all(alone[n].tobytes() == threaded[n].tobytes() for n in weights)
 
 
 @settings(max_examples=25, deadline=None)
