@@ -44,6 +44,7 @@ from flare.models.exact import (
     quantise,
     settled,
 )
+from flare.models.exact_geometry import kernel_views
 
 TRAINABLE = (ExactLinear, ExactConv2d, ExactMaxPool2d, ExactReLU, ExactReshape)
 """The compiled layers with an exact backward pass."""
@@ -108,22 +109,6 @@ def _unscaled(products: np.ndarray, *exponents: np.ndarray) -> np.ndarray:
         for exponent in exponents:
             scaled = scaled * power_of_two(-exponent)
     return settled(scaled)
-
-
-def _window_position(
-    kernel_row: int,
-    kernel_column: int,
-    counts: tuple[int, ...],
-    stride: tuple[int, int],
-    dilation: tuple[int, int],
-) -> tuple[slice, ...]:
-    """The rows and the columns of the (padded) input under one kernel position, one pixel
-    per window."""
-    top, left = kernel_row * dilation[0], kernel_column * dilation[1]
-    return (
-        slice(top, top + stride[0] * (counts[0] - 1) + 1, stride[0]),
-        slice(left, left + stride[1] * (counts[1] - 1) + 1, stride[1]),
-    )
 
 
 def _linear_gradients(
@@ -238,10 +223,11 @@ def _conv_input_gradient(
         products = exact.integer_matmul(part, weight_matrix)
         products = products.reshape(-1, *counts, *kernel, channels)
         integers = np.zeros((len(products), *padded_size, channels))  # channels last
-        for i in range(kernel[0]):
-            for j in range(kernel[1]):
-                rows, columns = _window_position(i, j, counts, layer.stride, layer.dilation)
-                integers[:, rows, columns] += products[:, :, :, i, j]
+        under_kernel = kernel_views(
+            integers, (1, 2), list(counts), kernel, layer.stride, layer.dilation
+        )
+        for position, pixels in enumerate(under_kernel):  # writable views: the overlap-adds
+            pixels += products[:, :, :, *divmod(position, kernel[1])]
         pieces.append(
             _unscaled(
                 integers,
@@ -277,9 +263,10 @@ def _max_pool_input_gradient(
     # argmax returns the first of equal maxima: the tie rule
     first = np.argmax(windows.reshape(*windows.shape[:4], -1), axis=-1)
     gradient = np.zeros(padded.shape)
-    for position in range(layer.kernel[0] * layer.kernel[1]):
-        i, j = divmod(position, layer.kernel[1])
-        rows, columns = _window_position(i, j, counts, layer.stride, layer.dilation)
-        gradient[:, :, rows, columns] += np.where(first == position, upstream, 0.0)
+    under_kernel = kernel_views(
+        gradient, (2, 3), list(counts), layer.kernel, layer.stride, layer.dilation
+    )
+    for position, pixels in enumerate(under_kernel):  # writable views: the sums land in place
+        pixels += np.where(first == position, upstream, 0.0)
     (top, _), (left, _) = layer.padding
     return gradient[:, :, top : top + layer_input.shape[2], left : left + layer_input.shape[3]]
