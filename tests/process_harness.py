@@ -86,6 +86,24 @@ class CreatedTask:
         return ["--keystore", str(self.root / "keys" / "creator")]
 
 
+def task_options(
+    model: str, rounds: int, min_clients: int, committee: int, submission_window: int = 20
+) -> list[str]:
+    """``flare task create`` options for a small process test: a committee of at least two,
+    a 20-block vote window, and ``--force``, since a handful of participants cannot meet the
+    default committee-capture bound (nobody in these tests is hostile)."""
+    return [
+        "--model", model,
+        "--rounds", str(rounds),
+        "--min-clients", str(min_clients),
+        "--committee", str(committee),
+        "--min-committee", "2",
+        "--submission-window", str(submission_window),
+        "--vote-window", "20",
+        "--force",
+    ]  # fmt: skip
+
+
 def create_task(
     root: Path,
     rpc_url: str,

@@ -21,6 +21,7 @@ from process_harness import (
     finish_task,
     running_daemons,
     start_task,
+    task_options,
 )
 
 from flare.chain import SeatClaimed
@@ -36,16 +37,7 @@ ATTACKERS = (1, 4)
 ROUNDS = 3
 TASK_ID = 1
 DEADLINE_SECONDS = 300
-TASK_OPTIONS = [
-    "--model", "logreg",
-    "--rounds", str(ROUNDS),
-    "--min-clients", "5",
-    "--committee", "4",
-    "--min-committee", "2",
-    "--submission-window", "20",
-    "--vote-window", "20",
-    "--force",
-]  # fmt: skip
+TASK_OPTIONS = task_options("logreg", ROUNDS, min_clients=5, committee=4)
 """Windows of 20 one-second blocks: a participant restarted mid-round (torch import and two
 keystore decryptions on a busy two-core machine) still makes the next attempt. Five of six
 must submit, so every finalized attempt has an honest majority of at least three to two: with

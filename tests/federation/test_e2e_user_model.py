@@ -12,7 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from process_harness import Fleet, cli, create_task, finish_task, running_daemons, start_task
+from process_harness import (
+    Fleet,
+    cli,
+    create_task,
+    finish_task,
+    running_daemons,
+    start_task,
+    task_options,
+)
 
 from flare.federation.protocol.verify import verify_task
 from flare.models import TorchModelAdapter
@@ -38,18 +46,9 @@ def digits_net(num_features: int, num_classes: int) -> nn.Module:
         nn.Linear((side // 2) ** 2, num_classes),
     )
 '''
-TASK_OPTIONS = [
-    "--model", "pooled_digits.py:digits_net",
-    "--rounds", str(ROUNDS),
-    "--min-clients", str(CLIENTS),
-    "--committee", str(CLIENTS),
-    "--min-committee", "2",
-    "--submission-window", "20",
-    "--vote-window", "20",
-    "--force",
-]  # fmt: skip
-"""``--force``: three participants cannot meet the default committee-capture bound, and
-nobody here is hostile."""
+TASK_OPTIONS = task_options(
+    "pooled_digits.py:digits_net", ROUNDS, min_clients=CLIENTS, committee=CLIENTS
+)
 
 
 def test_a_user_model_trains_across_processes_and_its_export_reproduces_the_accuracy(

@@ -32,6 +32,7 @@ from process_harness import (
     finish_task,
     running_daemons,
     start_task,
+    task_options,
 )
 from public_chain_proxy import PublicChainProxy
 
@@ -62,16 +63,9 @@ DEPLOYMENT_GAS = 4_404_395
 """docs/testnet.md's figure: the coordinator's one deployment transaction (its BLS and VRF
 code is internal, so no library is deployed on its own)."""
 DEADLINE_SECONDS = 300 * BLOCK_TIME
-TASK_OPTIONS = [
-    "--model", "logreg",
-    "--rounds", str(ROUNDS),
-    "--min-clients", str(CLIENTS),
-    "--committee", str(CLIENTS),
-    "--min-committee", "2",
-    "--submission-window", "24",
-    "--vote-window", "20",
-    "--force",
-]  # fmt: skip
+TASK_OPTIONS = task_options(
+    "logreg", ROUNDS, min_clients=CLIENTS, committee=CLIENTS, submission_window=24
+)
 """Every participant must submit in every round, so a lost submission fails the round;
 windows leave room for a resend (5 s) and two confirmations per transaction."""
 

@@ -25,6 +25,7 @@ from process_harness import (
     finish_task,
     running_daemons,
     start_task,
+    task_options,
 )
 from storage.remote_doubles import AuthenticatingGateway, SpecPinningService
 
@@ -42,18 +43,8 @@ DEADLINE_SECONDS = 300
 OUTAGE_SECONDS = 8
 GATEWAY_TOKEN = "gateway-token-for-the-test"
 PINNING_TOKEN = "pinning-token-for-the-test"
-TASK_OPTIONS = [
-    "--model", "logreg",
-    "--rounds", str(ROUNDS),
-    "--min-clients", str(CLIENTS),
-    "--committee", str(CLIENTS),
-    "--min-committee", "2",
-    "--submission-window", "20",
-    "--vote-window", "20",
-    "--force",
-]  # fmt: skip
-"""Windows of 20 one-second blocks outlast the outage; ``--force``: three participants cannot
-meet the default committee-capture bound, and nobody here is hostile."""
+TASK_OPTIONS = task_options("logreg", ROUNDS, min_clients=CLIENTS, committee=CLIENTS)
+"""Windows of 20 one-second blocks outlast the outage."""
 
 
 def test_participants_complete_rounds_through_an_authenticating_gateway(
