@@ -51,10 +51,8 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from flare import tensors
 from flare.aggregation.arithmetic import (
     median_of,
     round_score,
@@ -72,12 +70,9 @@ from flare.aggregation.counts import (
     check_count_weighting,
     sample_weights,
 )
+from flare.aggregation.mi_aggregate_rule import judge_average
 from flare.aggregation.mi_scores import (
     Measurements,
-    ValidationSet,
-    aligned_mi_of,
-    leave_out_key,
-    leave_out_what,
     low_outlier_cutoff,
     measure,
     reference_step,
@@ -86,7 +81,6 @@ from flare.aggregation.mi_scores import (
 )
 from flare.aggregation.shrinking_average import ShrinkingAverage
 from flare.errors import ConfigError
-from flare.tensors import Weights
 
 NORM_FLOOR = 1e-12
 """The median norm is floored here, so a round where most clients sent zeros flags
@@ -258,7 +252,8 @@ class MIFilter(Aggregator):
                 # score there flatters it, and it would outscore most honest averages.
                 floors["global model"] = zeros_like_spec(spec)
                 fallbacks["exact reference step"] = reference
-            delta, trusted = self._judge_average(
+            delta, trusted = judge_average(
+                self.aggregate_margin_bits,
                 updates,
                 trusted,
                 measured,
@@ -281,65 +276,6 @@ class MIFilter(Aggregator):
             reasons=reasons,
             notes=notes,
         )
-
-    def _judge_average(
-        self,
-        updates: Sequence[ClientUpdate],
-        trusted: list[int],
-        measured: Sequence[Measurements],
-        average: ShrinkingAverage,
-        steps: tuple[dict[str, Weights], dict[str, Weights]],
-        context: AggregationContext,
-        validation: ValidationSet,
-        reasons: dict[str, str],
-        notes: list[str],
-    ) -> tuple[Weights, list[int]]:
-        """The aggregate rule: the delta and the updates it is made of (see the module docs).
-
-        Adds a reason for every update it leaves out and a note on the outcome."""
-        margin = self.aggregate_margin_bits
-        floors, fallbacks = steps
-        scored = {
-            name: aligned_mi_of(validation, tensors.add(context.global_weights, step))
-            for name, step in {**floors, **fallbacks}.items()
-        }
-        best = max(floors, key=lambda name: scored[name])  # ties: the first, the median
-        reference = scored[best]
-        floor = round_score(reference - margin)
-        keep_at_least = len(trusted) // 2 + 1
-        judged, left_out = trusted, {}
-        position = {index: place for place, index in enumerate(trusted)}  # in ``average``
-        delta = average.average()
-        while True:
-            score = aligned_mi_of(validation, tensors.add(context.global_weights, delta))
-            if score >= floor:
-                notes.append(f"aggregate: aligned MI {score:.4f} bits (floor {floor:.4f})")
-                reasons.update(left_out)
-                return delta, judged
-            lowest = min(leave_out_key(measured[i]) for i in judged)
-            gone = [i for i in judged if leave_out_key(measured[i]) == lowest]
-            if len(judged) - len(gone) < keep_at_least:
-                break
-            for i in gone:
-                left_out[updates[i].client_id] = (
-                    f"the trusted updates' average has aligned MI {score:.4f} bits, "
-                    f"below the floor {floor:.4f} (that of the {best}, "
-                    f"{reference:.4f}, − {margin:g}); left out with the lowest "
-                    f"{leave_out_what(measured[i])} of those trusted, {lowest:.4f}"
-                )
-            average.leave_out(position[i] for i in gone)
-            judged = [i for i in judged if leave_out_key(measured[i]) != lowest]
-            delta = average.average()
-        # No average of a majority reaches the floor (early in training, often a tie of
-        # many updates at one score): the round steps by the best robust step instead.
-        chosen = max(fallbacks, key=lambda name: scored[name])
-        notes.append(
-            f"aggregate: aligned MI {score:.4f} bits is below the floor {floor:.4f}, and "
-            "leaving out more would leave out half of the trusted updates: the aggregate "
-            f"is the {chosen} (aligned MI {scored[chosen]:.4f})"
-        )
-        step = fallbacks[chosen]
-        return {name: tensor.astype(np.float32) for name, tensor in step.items()}, trusted
 
     def _cutoffs(self, measured: Sequence[Measurements]) -> _Cutoffs:
         median_mi, mi_cutoff = low_outlier_cutoff(
