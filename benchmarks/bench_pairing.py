@@ -2,15 +2,19 @@
 
 Why: every registration verifies a proof of possession and every seat claim a VRF proof,
 both ``e(sig, g2) == e(H(m), pk)`` with signatures in G1 and keys in G2; a 1,000-client
-protocol run spent seconds on them. Flare's verifying side moved to blst
-(``flare/crypto/pairing.py``); this measures that step by step on identical inputs.
+protocol run spent seconds on them, and as long again deriving keys and signing. Flare moved
+verifying, then signing and key derivation, to blst (``flare/crypto/pairing.py``,
+``flare/crypto/bls.py``); this measures that step by step on identical inputs.
 
 Each row runs its two sides in alternating turns (arkworks first on even turns, blst first on
 odd ones) so the machine's load hits both alike; a turn times ``--calls`` calls on distinct
 inputs, and the table gives each side's median microseconds per call over ``--turns`` turns
 and their ratio. The end-to-end rows are bytes in, answer out: "before" is the arkworks code
-the verifier used (``decode_g2``, ``decode_g1``, ``hash_to_g1``, a two-pair
-``pairing_check``), "after" is ``flare.crypto.bls.verify`` and ``flare.crypto.vrf.verify``.
+the verifier used (``decode_g2``, ``decode_g1``, arkworks' hash to G1, cached, a two-pair
+``pairing_check``), "after" is ``flare.crypto.bls.verify`` and ``flare.crypto.vrf.verify``;
+for signing and keys, "before" is arkworks' hash, scalar multiplication and EIP-2537 encoding,
+"after" is ``flare.crypto.bls.sign`` and ``SecretKey.public_key`` (blst's point, its ``y``
+rebuilt by arkworks from the compressed form), the same bytes.
 
 The batched row checks ``n`` proofs of possession at once: with coefficients ``c_i`` it tests
 ``e(sum c_i sig_i, g2) == prod e(c_i H(m_i), pk_i)``, one Miller loop per proof plus one and a
@@ -27,6 +31,7 @@ Run::
 """
 
 import argparse
+import functools
 import hashlib
 import statistics
 import time
@@ -38,9 +43,16 @@ import pyblst
 from common import OUTPUT_DIR, environment, environment_line, write_results
 from py_arkworks_bls12381 import GT, G1Point, G2Point, Scalar
 
-from flare.crypto import SecretKey, decode_g1, decode_g2, hash_to_g1, sign, vrf
+from flare.crypto import (
+    SecretKey,
+    decode_g1,
+    decode_g2,
+    encode_g1,
+    encode_g2,
+    sign,
+    vrf,
+)
 from flare.crypto.bls import POP_DST, verify
-from flare.crypto.hash_to_curve import _recent_hash_to_g1
 from flare.crypto.pairing import (
     _recent_hashed_message,
     _recent_public_key_point,
@@ -50,6 +62,9 @@ from flare.crypto.pairing import (
 
 COEFFICIENT_BYTES = 16
 
+arkworks_hash = functools.lru_cache(maxsize=256)(G1Point.hash_to_curve)
+"""arkworks' hash to G1 with the cache the code before blst kept (the blst side keeps one)."""
+
 
 class Inputs:
     """``count`` keys with a proof of possession each (distinct messages) and a VRF proof each
@@ -57,6 +72,7 @@ class Inputs:
 
     def __init__(self, count: int) -> None:
         keys = [SecretKey.from_seed(hashlib.sha256(b"bench %d" % i).digest()) for i in range(count)]
+        self.secret_keys = [key.to_int() for key in keys]
         self.public_keys = [key.public_key() for key in keys]
         self.messages = [hashlib.sha256(b"registrant %d" % i).digest()[:20] for i in range(count)]
         self.proofs = [sign(key, m, POP_DST) for key, m in zip(keys, self.messages, strict=True)]
@@ -77,7 +93,17 @@ def arkworks_verify(public_key: bytes, message: bytes, signature: bytes, dst: by
     """The verifier before blst, step for step."""
     key = decode_g2(public_key)
     point = decode_g1(signature)
-    return GT.pairing_check([point, hash_to_g1(message, dst)], [-G2Point(), key])
+    return GT.pairing_check([point, arkworks_hash(message, dst)], [-G2Point(), key])
+
+
+def arkworks_sign(scalar: int, message: bytes, dst: bytes) -> bytes:
+    """Signing before blst: arkworks' hash to G1, multiplication and encoding."""
+    return encode_g1(arkworks_hash(message, dst) * Scalar(scalar))
+
+
+def arkworks_public_key(scalar: int) -> bytes:
+    """Key derivation before blst."""
+    return encode_g2(G2Point() * Scalar(scalar))
 
 
 def batch_coefficients(inputs: Inputs, indices: range) -> list[int]:
@@ -173,6 +199,21 @@ def rows(inputs: Inputs, batch: int) -> list[Row]:
             lambda i: pyblst.BlstP1Element.hash_to_group(inputs.messages[i], POP_DST),
         ),
         (
+            "PoP sign, bytes out (distinct messages)",
+            lambda i: arkworks_sign(inputs.secret_keys[i], inputs.messages[i], POP_DST),
+            lambda i: sign(SecretKey(inputs.secret_keys[i]), inputs.messages[i], POP_DST),
+        ),
+        (
+            "VRF prove, bytes out (one round input)",
+            lambda i: arkworks_sign(inputs.secret_keys[i], inputs.round_input, vrf.VRF_DST),
+            lambda i: vrf.prove(SecretKey(inputs.secret_keys[i]), inputs.round_input),
+        ),
+        (
+            "public key from secret key, bytes out",
+            lambda i: arkworks_public_key(inputs.secret_keys[i]),
+            lambda i: SecretKey(inputs.secret_keys[i]).public_key(),
+        ),
+        (
             "PoP verify, bytes to answer (distinct messages)",
             lambda i: arkworks_verify(
                 inputs.public_keys[i], inputs.messages[i], inputs.proofs[i], POP_DST
@@ -241,6 +282,7 @@ def markdown(results: list[dict[str, Any]], env: dict[str, Any], args: argparse.
     by_label = {r["operation"]: r for r in results}
     pop = by_label["PoP verify, bytes to answer (distinct messages)"]
     vrf_row = by_label["VRF verify, bytes to answer (one round input)"]
+    pop_sign = by_label["PoP sign, bytes out (distinct messages)"]
     lines = [
         "# Pairings: arkworks against blst",
         "",
@@ -262,10 +304,12 @@ def markdown(results: list[dict[str, Any]], env: dict[str, Any], args: argparse.
         "",
         f"Verifications per second, bytes to answer: PoP {1e6 / pop['arkworks_us']:.0f} → "
         f"{1e6 / pop['blst_us']:.0f}, VRF {1e6 / vrf_row['arkworks_us']:.0f} → "
-        f"{1e6 / vrf_row['blst_us']:.0f}. Every row starts with the caches empty and no input "
-        "repeats, so keys are parsed afresh; the VRF row's hash to G1 is cached on both sides "
+        f"{1e6 / vrf_row['blst_us']:.0f}; signatures per second, bytes out: PoP "
+        f"{1e6 / pop_sign['arkworks_us']:.0f} → {1e6 / pop_sign['blst_us']:.0f}. "
+        "Every row starts with the caches empty and no input "
+        "repeats, so keys are parsed afresh; the VRF rows' hash to G1 is cached on both sides "
         "after its first call (every claim of a round attempt signs the same input), the PoP "
-        "row hashes every message afresh. A key checked again (a seat claim after "
+        "rows hash every message afresh. A key checked again (a seat claim after "
         "registration) is not parsed again on the blst side.",
         "",
         "The batched row is the pairing part only, on decoded points and hashes: it is what "
@@ -291,7 +335,7 @@ def main() -> None:
     results = []
     for row in rows(inputs, args.batch):
         # Building the inputs filled the caches of both sides; every row starts cold.
-        for cache in (_recent_hash_to_g1, _recent_hashed_message, _recent_public_key_point):
+        for cache in (arkworks_hash, _recent_hashed_message, _recent_public_key_point):
             cache.cache_clear()
         result = measure(row, args.inputs, args.turns, args.calls, args.batch)
         print(

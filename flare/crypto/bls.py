@@ -8,19 +8,26 @@ once per participant at registration.
 Verification is the pairing equation ``e(sig, g2) == e(H(m), pk)``. On chain it is the single
 product check ``e(sig, -g2) * e(H(m), pk) == 1``, exactly the two-pair input the EIP-2537
 ``PAIRING_CHECK`` precompile takes: ``sig || -g2 || H(m) || pk``; here the same check runs
-through blst (:mod:`flare.crypto.pairing`), while signing and encoding stay on arkworks.
+through blst (:mod:`flare.crypto.pairing`).
+
+Keys and signatures are computed through blst too: both are deterministic functions of the
+secret key (and the message), so any correct library gives the same points, and tests hold
+these bytes to arkworks' and py_ecc's on many keys and messages.
 """
 
 import hashlib
 import hmac
 import secrets
 
-from py_arkworks_bls12381 import G2Point, Scalar
-
 from flare.crypto.errors import InvalidPointEncoding, InvalidSecretKey
-from flare.crypto.hash_to_curve import hash_to_g1
-from flare.crypto.pairing import public_key_point, signature_point, signature_verifies
-from flare.crypto.points import GROUP_ORDER, encode_g1, encode_g2
+from flare.crypto.pairing import (
+    G2_GENERATOR,
+    hashed_message,
+    public_key_point,
+    signature_point,
+    signature_verifies,
+)
+from flare.crypto.points import GROUP_ORDER, encode_compressed_g1, encode_compressed_g2
 from flare.errors import ConfigError
 
 SECRET_KEY_LENGTH = 32
@@ -32,7 +39,7 @@ POP_DST = b"FLARE-V1-POP_BLS12381G1_XMD:SHA-256_SSWU_RO_POP_"
 _KEYGEN_SALT = b"BLS-SIG-KEYGEN-SALT-"
 _KEYGEN_OKM_LENGTH = 48  # ceil(3 * ceil(log2(r)) / 16): 128 extra bits make "mod r" unbiased
 _MIN_SEED_LENGTH = 32
-NEG_G2_GENERATOR = encode_g2(-G2Point())
+NEG_G2_GENERATOR = encode_compressed_g2((-G2_GENERATOR).compress())
 """EIP-2537 encoding of ``-g2``: the constant second point of the pairing-check input."""
 
 
@@ -42,7 +49,7 @@ class SecretKey:
     The value never appears in ``repr`` or logs; use :meth:`to_bytes` only to encrypt it.
     """
 
-    __slots__ = ("_public_key", "_scalar")
+    __slots__ = ("_compressed_public_key", "_public_key", "_scalar")
 
     def __init__(self, scalar: int) -> None:
         if isinstance(scalar, bool) or not isinstance(scalar, int):
@@ -50,6 +57,7 @@ class SecretKey:
         if not 0 < scalar < GROUP_ORDER:
             raise InvalidSecretKey("a secret key must lie in [1, r)")
         self._scalar = scalar
+        self._compressed_public_key: bytes | None = None
         self._public_key: bytes | None = None
 
     @classmethod
@@ -95,11 +103,14 @@ class SecretKey:
     def public_key(self) -> bytes:
         """The 256-byte EIP-2537 G2 encoding of ``sk * g2``."""
         if self._public_key is None:
-            self._public_key = encode_g2(G2Point() * Scalar(self._scalar))
+            self._public_key = encode_compressed_g2(self.compressed_public_key())
         return self._public_key
 
-    def _arkworks_scalar(self) -> Scalar:
-        return Scalar(self._scalar)
+    def compressed_public_key(self) -> bytes:
+        """The 96-byte ZCash compressed form of ``sk * g2``, the ``pubkey`` of EIP-2335."""
+        if self._compressed_public_key is None:
+            self._compressed_public_key = G2_GENERATOR.scalar_mul(self._scalar).compress()
+        return self._compressed_public_key
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SecretKey):
@@ -128,7 +139,8 @@ def sign(secret_key: SecretKey, message: bytes, dst: bytes) -> bytes:
 
     The signature is unique per (key, message, tag), which is what makes it usable as a VRF.
     """
-    return encode_g1(hash_to_g1(message, dst) * secret_key._arkworks_scalar())
+    signature = hashed_message(message, dst).scalar_mul(secret_key.to_int())
+    return encode_compressed_g1(signature.compress())
 
 
 def verify(public_key: bytes, message: bytes, signature: bytes, dst: bytes) -> bool:

@@ -1,14 +1,14 @@
 """Hash-to-G1 per RFC 9380, suite ``BLS12381G1_XMD:SHA-256_SSWU_RO_``.
 
-The point itself comes from arkworks (fast) for signing; the verifying side hashes with
-blst (:func:`flare.crypto.pairing.hashed_message`), which tests hold to the same point.
+Signing and verifying hash with blst (:func:`flare.crypto.pairing.hashed_message`);
+:func:`hash_to_g1` is the same map through arkworks, for the fixture scripts and tests that
+work on arkworks points, and tests hold the two to the same point.
 :func:`expand_message_xmd` and :func:`hash_to_field_fp` are a plain-Python reference of the
 byte-level half of the suite, kept because the Solidity verifier must rebuild exactly these
 steps before it hands the two field elements to the EIP-2537 ``MAP_FP_TO_G1`` precompile and
 adds the results with ``G1ADD``; tests tie the reference to the RFC vectors and to arkworks.
 """
 
-import functools
 import hashlib
 
 from py_arkworks_bls12381 import G1Point
@@ -71,25 +71,11 @@ def hash_to_field_fp(message: bytes, dst: bytes, count: int = 2) -> list[int]:
     ]
 
 
-HASHED_POINTS_KEPT = 256
-"""Recent hash-to-G1 results kept, here for signing and in :mod:`flare.crypto.pairing` for
-verifying: every participant of a round attempt signs, and the chain checks, the same VRF
-input (the protocol simulation plays all of them in one process)."""
-
-
 def hash_to_g1(message: bytes, dst: bytes) -> G1Point:
-    """RFC 9380 ``hash_to_curve`` into G1 under ``dst`` (random-oracle variant).
+    """RFC 9380 ``hash_to_curve`` into G1 under ``dst`` (random-oracle variant), as arkworks'
+    point.
 
     py-arkworks-bls12381 0.5.0 takes ``(msg, dst)`` in that order, the reverse of its
-    docstring; the RFC vectors in the tests pin the order. Points are immutable, so a
-    recent result is returned again rather than recomputed.
+    docstring; the RFC vectors in the tests pin the order.
     """
-    check_domain_tag(dst)
-    if not isinstance(message, bytes):  # a bytearray cannot key the cache
-        return G1Point.hash_to_curve(message, dst)
-    return _recent_hash_to_g1(message, dst)
-
-
-@functools.lru_cache(maxsize=HASHED_POINTS_KEPT)
-def _recent_hash_to_g1(message: bytes, dst: bytes) -> G1Point:
-    return G1Point.hash_to_curve(message, dst)
+    return G1Point.hash_to_curve(message, check_domain_tag(dst))

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from Crypto.Cipher import AES
-from py_arkworks_bls12381 import G2Point
 
 from flare.crypto.bls import SecretKey
 from flare.crypto.errors import InvalidSecretKey, KeystoreError, WeakPassword, WrongPassword
@@ -39,7 +38,6 @@ from flare.crypto.keystore_fields import (
     string_field,
     uuid_field,
 )
-from flare.crypto.points import decode_g2
 
 Kdf = Literal["scrypt", "pbkdf2"]
 
@@ -325,7 +323,7 @@ def encrypt_bls_key(
     return encrypt_keystore(
         secret_key.to_bytes(),
         password,
-        pubkey=_compressed_public_key(secret_key).hex(),
+        pubkey=secret_key.compressed_public_key().hex(),
         description=description,
         kdf=kdf,
         iterations=iterations,
@@ -342,12 +340,6 @@ def decrypt_bls_key(keystore: Mapping[str, Any], password: str) -> SecretKey:
         secret_key = SecretKey.from_bytes(decrypt_keystore(document, password))
     except InvalidSecretKey as exc:
         raise KeystoreError(f"the keystore does not hold a BLS secret key: {exc}") from exc
-    if recorded != _compressed_public_key(secret_key):
+    if recorded != secret_key.compressed_public_key():
         raise KeystoreError("the keystore's pubkey does not match its secret key")
     return secret_key
-
-
-def _compressed_public_key(secret_key: SecretKey) -> bytes:
-    """The ZCash-style compressed G2 key that EIP-2335 tools expect in ``pubkey``."""
-    point: G2Point = decode_g2(secret_key.public_key())
-    return point.to_compressed_bytes()

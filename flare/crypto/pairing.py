@@ -1,9 +1,11 @@
-"""The verifying half of BLS: decoding, hash-to-G1 and the pairing check through blst.
+"""BLS12-381 arithmetic through blst: hash-to-G1, the generator, decoding and the pairing
+check.
 
-Keys, signatures and their encodings are produced with arkworks (:mod:`flare.crypto.bls`,
-:mod:`flare.crypto.points`). Checking them is where a fleet spends its time (every
-registration verifies a proof of possession, every seat claim a VRF proof), and blst does
-those steps several times faster (``docs/bench/pairing.md``).
+Signing and key derivation (:mod:`flare.crypto.bls`) multiply these points; verifying parses
+keys and signatures and runs the pairing check. blst does each step several times faster
+than arkworks (``docs/bench/pairing.md``), and a fleet does them for every registration and
+seat claim. arkworks only rebuilds ``y`` from blst's compressed output
+(:func:`flare.crypto.points.encode_compressed_g1`).
 
 pyblst reads points only in the ZCash compressed form (``x`` and a sign bit for ``y``), so an
 EIP-2537 encoding is checked here exactly as :func:`flare.crypto.points.decode_g1` checks it
@@ -15,11 +17,10 @@ blst rebuilds exactly the encoded point, and every input is accepted or refused 
 import functools
 from typing import TypeVar
 
-from py_arkworks_bls12381 import G2Point
 from pyblst import BlstP1Element, BlstP2Element, final_verify, miller_loop
 
 from flare.crypto.errors import InvalidPointEncoding
-from flare.crypto.hash_to_curve import HASHED_POINTS_KEPT, check_domain_tag
+from flare.crypto.hash_to_curve import check_domain_tag
 from flare.crypto.points import (
     FIELD_MODULUS,
     G1_LENGTH,
@@ -33,7 +34,15 @@ _CURVE_B = 4  # E1: y^2 = x^3 + 4; E2: y^2 = x^3 + 4(1 + u)
 _HALF_MODULUS = (FIELD_MODULUS - 1) // 2
 _COMPRESSED_FLAG = 0x80
 _Y_SIGN_FLAG = 0x20
-_G2_GENERATOR = BlstP2Element.uncompress(G2Point().to_compressed_bytes())
+G2_GENERATOR = BlstP2Element.uncompress(
+    bytes.fromhex(
+        "93e02b6052719f607dacd3a088274f65596bd0d09920b61ab5da61bbdc7f5049334cf11213945d57e5ac7d0"
+        "55d042b7e024aa2b2f08f0a91260805272dc51051c6e47ad4fa403b02b4510b647ae3d1770bac0326a805bb"
+        "efd48056c8c121bdb8"
+    )
+)
+"""The standard generator ``g2`` of G2 (its ZCash compressed form): public keys are
+``sk * g2``."""
 
 _Fp2 = tuple[int, int]
 _Point = TypeVar("_Point", BlstP1Element, BlstP2Element)
@@ -88,15 +97,19 @@ def signature_verifies(
     """``e(signature, g2) == e(H(message), public_key)``: one final exponentiation of the
     quotient of two Miller loops, the check EIP-2537's ``PAIRING_CHECK`` makes on chain."""
     hashed = hashed_message(message, dst)
-    return final_verify(miller_loop(signature, _G2_GENERATOR), miller_loop(hashed, public_key))
+    return final_verify(miller_loop(signature, G2_GENERATOR), miller_loop(hashed, public_key))
+
+
+HASHED_POINTS_KEPT = 256
+"""Recent hash-to-G1 results kept, for signing and verifying alike: every participant of a
+round attempt signs, and the chain checks, the same VRF input, and a registration's proof
+is checked right after it is signed where one process plays signer and chain."""
 
 
 def hashed_message(message: bytes, dst: bytes) -> BlstP1Element:
     """RFC 9380 ``hash_to_curve`` into G1 under ``dst``, the same point as
-    :func:`flare.crypto.hash_to_curve.hash_to_g1`.
-
-    Recent results are kept: every seat claim of a round attempt signs the same VRF input.
-    """
+    :func:`flare.crypto.hash_to_curve.hash_to_g1`; a recent result is returned again (points
+    are immutable)."""
     return _recent_hashed_message(bytes(message), check_domain_tag(dst))
 
 

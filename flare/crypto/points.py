@@ -72,6 +72,22 @@ def encode_g2(point: G2Point) -> bytes:
     return _encode_fp_words(point.to_xy_bytes_be())
 
 
+def encode_compressed_g1(compressed: bytes) -> bytes:
+    """The EIP-2537 encoding of a G1 point that blst computed, from its 48-byte compressed form.
+
+    ``y`` is rebuilt from ``x`` and the sign bit (one square root, 0.05 ms). The subgroup test
+    is skipped, so only a point blst derived from points of the subgroup (a signature) may be
+    passed here; the curve equation is still enforced.
+    """
+    return encode_g1(G1Point.from_compressed_bytes_unchecked(compressed))
+
+
+def encode_compressed_g2(compressed: bytes) -> bytes:
+    """The EIP-2537 encoding of a G2 point that blst computed, from its 96-byte compressed
+    form; as :func:`encode_compressed_g1`, only for points blst derived (a public key)."""
+    return encode_g2(G2Point.from_compressed_bytes_unchecked(compressed))
+
+
 def decode_g1(data: bytes, *, allow_infinity: bool = False) -> G1Point:
     """Parse a canonical EIP-2537 G1 encoding into a point of the prime-order subgroup.
 

@@ -32,6 +32,14 @@ def test_every_verifying_row_accepts_valid_inputs_on_both_sides(inputs: Inputs) 
             assert arkworks_call(1) is True and blst_call(1), label
 
 
+def test_every_signing_row_gives_the_same_bytes_on_both_sides(inputs: Inputs) -> None:
+    signing = [row for row in rows(inputs, BATCH) if "bytes out" in row[0]]
+    assert len(signing) == 3
+    for label, arkworks_call, blst_call in signing:
+        for i in range(INPUTS):
+            assert arkworks_call(i) == blst_call(i), label
+
+
 def test_the_report_gives_both_rates(inputs: Inputs) -> None:
     results = [measure(row, INPUTS, turns=2, calls=2, batch=BATCH) for row in rows(inputs, BATCH)]
     assert all(r["arkworks_us"] > 0 and r["blst_us"] > 0 for r in results)

@@ -5,6 +5,9 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from py_arkworks_bls12381 import G1Point, G2Point, Scalar
 from py_ecc.bls import G2ProofOfPossession
 from py_ecc.bls.hash_to_curve import hash_to_G1
 from py_ecc.optimized_bls12_381 import G2, multiply, normalize
@@ -17,6 +20,8 @@ from flare.crypto import (
     InvalidPointEncoding,
     InvalidSecretKey,
     SecretKey,
+    encode_g1,
+    encode_g2,
     prove_possession,
     sign,
     verify,
@@ -125,6 +130,27 @@ def test_signature_matches_py_ecc(key: SecretKey) -> None:
     x, y = normalize(multiply(hash_to_G1(message, DST, hashlib.sha256), key.to_int()))
     expected = int(x).to_bytes(64, "big") + int(y).to_bytes(64, "big")
     assert sign(key, message, DST) == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1, GROUP_ORDER - 1),
+    st.binary(max_size=256),
+    st.binary(min_size=1, max_size=255),
+)
+@example(1, b"", b"D")
+@example(GROUP_ORDER - 1, bytes(range(192)), VRF_DST)
+def test_keys_and_signatures_are_the_bytes_arkworks_computes(
+    scalar: int, message: bytes, dst: bytes
+) -> None:
+    """blst derives keys and signs; both are functions of the key (and message), so the
+    bytes must be those the arkworks path they replaced gave, for every key and message."""
+    key = SecretKey(scalar)
+    arkworks_key = G2Point() * Scalar(scalar)
+    assert key.public_key() == encode_g2(arkworks_key)
+    assert key.compressed_public_key() == arkworks_key.to_compressed_bytes()
+    expected = encode_g1(G1Point.hash_to_curve(message, dst) * Scalar(scalar))
+    assert sign(key, message, dst) == expected
 
 
 def test_neg_g2_constant_is_the_negated_generator() -> None:

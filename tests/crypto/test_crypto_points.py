@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from py_arkworks_bls12381 import G1Point, G2Point, Scalar
 from py_ecc.bls.hash_to_curve import hash_to_field_FQ2, iso_map_G2, optimized_swu_G2
 from py_ecc.optimized_bls12_381 import normalize
+from pyblst import BlstP1Element, BlstP2Element
 
 from flare.crypto import (
     FIELD_MODULUS,
@@ -18,6 +19,8 @@ from flare.crypto import (
     encode_g1,
     encode_g2,
 )
+from flare.crypto.pairing import G2_GENERATOR
+from flare.crypto.points import encode_compressed_g1, encode_compressed_g2
 
 # Generator coordinates as printed in EIP-2537 ("Curve parameters"); they pin the G2 layout
 # x.c0 || x.c1 || y.c0 || y.c1.
@@ -154,3 +157,22 @@ def test_g2_point_outside_subgroup_rejected() -> None:
     encoded = padded(*(f"{int(c):096x}" for c in (*x.coeffs, *y.coeffs)))
     with pytest.raises(InvalidPointEncoding, match="subgroup"):
         decode_g2(encoded)
+
+
+def test_blst_points_encode_as_eip2537_says() -> None:
+    """blst's generators and identities, given in compressed form, come out in EIP-2537's
+    layout: the generators' published coordinates, all zeros for infinity."""
+    g1 = BlstP1Element.uncompress(G1Point().to_compressed_bytes())
+    assert encode_compressed_g1(g1.compress()) == padded(*EIP2537_G1)
+    assert encode_compressed_g2(G2_GENERATOR.compress()) == padded(*EIP2537_G2)
+    assert encode_compressed_g1(BlstP1Element().compress()) == bytes(128)
+    assert encode_compressed_g2(BlstP2Element().compress()) == bytes(256)
+
+
+@settings(max_examples=25, deadline=None)
+@given(scalars)
+def test_blst_points_encode_as_arkworks_points(scalar: int) -> None:
+    point = BlstP2Element.uncompress((G2Point() * Scalar(scalar)).to_compressed_bytes())
+    assert encode_compressed_g2(point.compress()) == encode_g2(G2Point() * Scalar(scalar))
+    negated = -(G1Point() * Scalar(scalar))
+    assert encode_compressed_g1(negated.to_compressed_bytes()) == encode_g1(negated)
