@@ -7,10 +7,10 @@ implementations share the typed API in :class:`flare.chain.ChainConnector`.
 """
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import ClassVar
 
-from eth_abi import decode, encode
-from eth_abi.exceptions import EncodingError
+from eth_abi import decode
 
 from flare.chain.api.abi import (
     AbiTuple,
@@ -25,8 +25,8 @@ from flare.chain.api.abi import (
     from_abi,
     selector,
     signature,
-    to_abi,
 )
+from flare.chain.api.encoding import encode_fields
 from flare.chain.api.types import ContentRef, TaskParams
 from flare.errors import ConfigError
 
@@ -51,7 +51,12 @@ class Call:
     @classmethod
     def selector(cls) -> bytes:
         """The 4-byte function selector that starts this call's calldata."""
-        return selector(cls.signature())
+        return _selector_of(cls)
+
+
+@cache
+def _selector_of(kind: type[Call]) -> bytes:
+    return selector(kind.signature())
 
 
 @dataclass(frozen=True)
@@ -230,8 +235,9 @@ CALLS_BY_SELECTOR: dict[bytes, type[Call]] = {kind.selector(): kind for kind in 
 
 
 def encode_call(call: Call) -> bytes:
-    """The transaction calldata of ``call``: selector + ABI-encoded arguments."""
-    return call.selector() + encode(field_types(type(call)), list(to_abi(call)))
+    """The transaction calldata of ``call``: selector + ABI-encoded arguments;
+    :class:`ConfigError` for an argument the ABI would not carry unchanged."""
+    return _selector_of(type(call)) + encode_fields(call)
 
 
 def decode_call(calldata: bytes, value: int = 0) -> Call:
@@ -244,17 +250,16 @@ def decode_call(calldata: bytes, value: int = 0) -> Call:
 def checked_calldata(call: Call) -> bytes:
     """Calldata of ``call``, refusing any argument the ABI would not carry unchanged.
 
-    ``eth_abi`` right-pads a short ``bytes32`` and a node would execute the padded value;
-    a value out of its integer range cannot be sent at all. Either is a caller's bug, so it
-    is a :class:`ConfigError` before anything is sent, whichever connector is used; so is a
-    value on a call that is not payable, or a negative one.
+    A short ``bytes32`` would be sent right-padded and a node would execute the padded
+    value; a value out of its integer range cannot be sent at all. Either is a caller's
+    bug, so it is a :class:`ConfigError` before anything is sent, whichever connector is
+    used; so is a value on a call that is not payable, or a negative one. The encoder
+    checks each argument as it writes it (:mod:`flare.chain.api.encoding`), so what it
+    returns decodes to ``call`` again.
     """
     if call.value < 0 or (call.value and not call.PAYABLE):
         raise ConfigError(f"{call!r} cannot carry a value of {call.value} wei")
     try:
-        calldata = encode_call(call)
-    except (EncodingError, TypeError) as exc:
+        return encode_call(call)
+    except ConfigError as exc:
         raise ConfigError(f"{call!r} cannot be ABI-encoded: {exc}") from exc
-    if decode_call(calldata, call.value) != call:
-        raise ConfigError(f"{call!r} changes under ABI encoding (check byte lengths and types)")
-    return calldata

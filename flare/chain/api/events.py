@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TypeVar
 
-from eth_abi import decode, encode
+from eth_abi import decode
 
 from flare.chain.api.abi import (
     AbiTuple,
@@ -26,9 +26,9 @@ from flare.chain.api.abi import (
     field_types,
     from_abi,
     signature,
-    to_abi,
     topic,
 )
+from flare.chain.api.encoding import encode_fields, encode_word
 from flare.chain.api.types import ContentRef, TaskParams
 
 
@@ -47,7 +47,12 @@ class Event:
     @classmethod
     def topic(cls) -> bytes:
         """Topic 0 of this event's logs."""
-        return topic(cls.signature())
+        return _topic_of(cls)
+
+
+@cache
+def _topic_of(kind: type[Event]) -> bytes:
+    return topic(kind.signature())
 
 
 EventT = TypeVar("EventT", bound=Event)
@@ -287,16 +292,20 @@ def _split_types(kind: type[Event]) -> tuple[list[str], list[str]]:
     return indexed, data
 
 
+@cache
+def _split_fields(kind: type[Event]) -> tuple[tuple[tuple[str, str], ...], frozenset[str]]:
+    """``(name, type)`` of the indexed fields, and the names of the data fields."""
+    indexed = tuple((f.name, f.type_name) for f in abi_fields(kind) if f.indexed)
+    data = frozenset(f.name for f in abi_fields(kind) if not f.indexed)
+    return indexed, data
+
+
 def encode_log(event: Event) -> tuple[list[bytes], bytes]:
     """``(topics, data)`` of ``event`` exactly as the EVM logs it (static indexed fields)."""
+    indexed, data_fields = _split_fields(type(event))
     topics = [event.topic()]
-    data_values = []
-    for f, value in zip(abi_fields(type(event)), to_abi(event), strict=True):
-        if f.indexed:
-            topics.append(encode([f.type_name], [value]))
-        else:
-            data_values.append(value)
-    return topics, encode(_split_types(type(event))[1], data_values)
+    topics += (encode_word(abi_type, getattr(event, name)) for name, abi_type in indexed)
+    return topics, encode_fields(event, data_fields)
 
 
 def decode_log(topics: list[bytes], data: bytes, block_number: int, log_index: int) -> Event:
