@@ -42,8 +42,9 @@ that never reaches the floor, the round steps by the best of the robust estimate
 reference step.
 
 Trusted updates are averaged by sample count, each claim capped at the round's median
-claim by default (:mod:`flare.aggregation.counts`), optionally each first clipped to the
-round's median norm. Every decision depends only on predicted labels (exact counts)
+claim by default (:mod:`flare.aggregation.counts`), optionally each first clipped
+coordinate by coordinate to a multiple of the trusted updates' median magnitude
+(:mod:`flare.aggregation.coordinate_clipping`) and to the round's median norm. Every decision depends only on predicted labels (exact counts)
 and on values rounded to 1e-9 or to nine significant digits.
 """
 
@@ -64,6 +65,10 @@ from flare.aggregation.base import (
     AggregationResult,
     Aggregator,
     ClientUpdate,
+)
+from flare.aggregation.coordinate_clipping import (
+    check_clip_factor,
+    clipped_to_median_magnitude,
 )
 from flare.aggregation.counts import (
     DEFAULT_COUNT_WEIGHTING,
@@ -124,6 +129,9 @@ class MIFilter(Aggregator):
             to it before averaging: bounds any one client's pull (cuts a backdoor's
             success, but costs accuracy under attacks that send short updates, hence off
             by default; see docs/mi-filter.md).
+        coordinate_clip_factor: bound every coordinate of each trusted update by this many
+            times the trusted updates' median magnitude there before averaging (a
+            backdoor's weights move far more than its peers'); ``None`` (the default): off.
         count_weighting: how claimed sample counts weigh trusted updates: "capped"
             at the round's median claim, "equal", or "claimed" as sent.
         aggregate_margin_bits: how far below the aligned MI of the better of the
@@ -150,6 +158,7 @@ class MIFilter(Aggregator):
         cosine_margin: float = 0.1,
         cosine_margin_fraction: float = 0.5,
         clip_to_median_norm: bool = False,
+        coordinate_clip_factor: float | None = None,
         count_weighting: str = DEFAULT_COUNT_WEIGHTING,
         aggregate_margin_bits: float | None = 0.05,
         reference_cosine_min: float | None = 0.0,
@@ -170,6 +179,7 @@ class MIFilter(Aggregator):
             "cosine_margin_fraction", cosine_margin_fraction
         )
         self.clip_to_median_norm = bool(clip_to_median_norm)
+        self.coordinate_clip_factor = check_clip_factor(coordinate_clip_factor)
         self.count_weighting = check_count_weighting(count_weighting)
         self.aggregate_margin_bits = (
             None
@@ -238,8 +248,17 @@ class MIFilter(Aggregator):
         # the cap comes from every claim of the round, so the flagged count too
         weights = sample_weights([u.num_samples for u in updates], self.count_weighting)
 
+        averaged = [updates[i].delta for i in trusted]
+        if trusted and self.coordinate_clip_factor is not None:
+            averaged, clipped = clipped_to_median_magnitude(
+                averaged, spec, self.coordinate_clip_factor
+            )
+            notes.append(
+                f"coordinates: {clipped} values of the trusted updates clipped to "
+                f"{self.coordinate_clip_factor:g}x their median magnitude"
+            )
         average = ShrinkingAverage(
-            [updates[i].delta for i in trusted],
+            averaged,
             [weights[i] for i in trusted],
             spec,
             scales=[self._clip_scale(measured[i].norm, cutoffs.median_norm) for i in trusted],
