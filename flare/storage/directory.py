@@ -23,14 +23,20 @@ directory sees the same blobs and pins.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from flare.storage.base import DEFAULT_MAX_BLOB_SIZE, StorageProvider
 from flare.storage.errors import BlobNotFoundError
 
 _TEMP_PREFIX = ".tmp-"
+# Temporary names unique to this process (a random token, for processes on other machines
+# sharing the directory; the pid, for a forked child) and to each write in it: no name is
+# drawn and tried as mkstemp does.
+_PROCESS_TOKEN = secrets.token_hex(8)
+_WRITE_NUMBERS = itertools.count()
 
 
 class DirectoryStore(StorageProvider):
@@ -63,13 +69,16 @@ class DirectoryStore(StorageProvider):
     def _store(self, cid: str, data: bytes) -> None:
         # Always rewrite, even when the file exists: content addressing makes
         # this harmless, and it repairs a blob that was damaged on disk.
-        descriptor, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=self._blob_dir)
+        unique = f"{_PROCESS_TOKEN}-{os.getpid()}-{next(_WRITE_NUMBERS)}"
+        temp_name = self._blob_dir / f"{_TEMP_PREFIX}{unique}"
+        descriptor = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            with os.fdopen(descriptor, "wb") as temp_file:
-                temp_file.write(data)
+            try:
+                _write_all(descriptor, data)
                 if self._durable:
-                    temp_file.flush()
-                    os.fsync(temp_file.fileno())
+                    os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
             os.replace(temp_name, self.blob_path(cid))
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -98,3 +107,10 @@ class DirectoryStore(StorageProvider):
 
     def _is_pinned(self, cid: str) -> bool:
         return (self._pin_dir / cid).is_file()
+
+
+def _write_all(descriptor: int, data: bytes) -> None:
+    """Write every byte of ``data``: ``os.write`` may write fewer than it was given."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view) :]

@@ -329,6 +329,18 @@ def test_failed_write_leaves_no_temp_file(tmp_path: Path, monkeypatch: pytest.Mo
     assert list((tmp_path / "blobs").iterdir()) == []
 
 
+def test_a_short_write_is_continued_until_the_whole_blob_is_on_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write = os.write
+    monkeypatch.setattr(
+        "flare.storage.directory.os.write", lambda fd, data: write(fd, bytes(data[:7]))
+    )
+    blob = bytes(range(256)) * 3
+    cid = DirectoryStore(tmp_path).put(blob)
+    assert DirectoryStore(tmp_path).get(cid) == blob
+
+
 def test_every_storage_error_is_a_flare_error() -> None:
     for error in (
         BlobNotFoundError,
