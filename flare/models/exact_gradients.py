@@ -27,10 +27,9 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from flare.models import exact
+from flare.models import exact_arithmetic
 from flare.models.exact import (
     COLUMN_BUDGET,
-    EXACT_BITS,
     ExactConv2d,
     ExactLayer,
     ExactLinear,
@@ -38,6 +37,9 @@ from flare.models.exact import (
     ExactReLU,
     ExactReshape,
     UnsupportedLayerError,
+)
+from flare.models.exact_arithmetic import (
+    EXACT_BITS,
     parameter_of,
     power_of_two,
     product_bits,
@@ -90,7 +92,7 @@ def _exact_product(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     left_bits, right_bits = product_bits(left.shape[1])
     left_int, left_exponents = quantise(left, left_bits)
     right_int, right_exponents = quantise(right, right_bits)
-    products = exact.integer_matmul(left_int, right_int.T)
+    products = exact_arithmetic.integer_matmul(left_int, right_int.T)
     return _unscaled(products, left_exponents[:, None], right_exponents[None, :])
 
 
@@ -182,7 +184,7 @@ def _conv_gradients(
     for start in range(0, len(padded), chunk):
         part = windows[start : start + chunk].reshape(-1, columns)
         part_upstream = upstream_last[start : start + chunk].reshape(-1, outputs)
-        products += exact.integer_matmul(part_upstream.T, part)
+        products += exact_arithmetic.integer_matmul(part_upstream.T, part)
     column_exponents = np.tile(input_exponents, kernel[0] * kernel[1])
     gradient = _unscaled(products, upstream_exponents[:, None], column_exponents[None, :])
     gradients = {layer.weight: gradient.reshape(outputs, *kernel, channels).transpose(0, 3, 1, 2)}
@@ -220,7 +222,7 @@ def _conv_input_gradient(
     pieces = []
     for start in range(0, len(upstream), chunk):
         part = upstream_int[start : start + chunk].transpose(0, 2, 3, 1).reshape(-1, outputs)
-        products = exact.integer_matmul(part, weight_matrix)
+        products = exact_arithmetic.integer_matmul(part, weight_matrix)
         products = products.reshape(-1, *counts, *kernel, channels)
         integers = np.zeros((len(products), *padded_size, channels))  # channels last
         under_kernel = kernel_views(

@@ -18,13 +18,12 @@ import numpy as np
 from torch import nn
 
 from flare.models.exact import (
-    ExactInferenceError,
     ExactParametrised,
     QuantisedInput,
     UnsupportedLayerError,
     compile_layers,
-    exact_float64,
 )
+from flare.models.exact_arithmetic import ExactInferenceError, exact_float64
 
 KEPT_BATCHES = 2
 """Prepared batches kept: the validation split the MI filter judges on, and one more."""

@@ -27,15 +27,8 @@ from collections.abc import Mapping
 import numpy as np
 from torch import nn
 
-from flare.models.exact import (
-    ExactConv2d,
-    ExactInferenceError,
-    ExactLinear,
-    UnsupportedLayerError,
-    compile_layers,
-    exact_float64,
-    settled,
-)
+from flare.models.exact import ExactConv2d, ExactLinear, UnsupportedLayerError, compile_layers
+from flare.models.exact_arithmetic import ExactInferenceError, exact_float64, settled
 from flare.models.exact_gradients import (
     TRAINABLE,
     TRAINABLE_NAMES,

@@ -29,8 +29,9 @@ from flare.models import (
     UnsupportedLayerError,
     build_model,
     exact,
+    exact_arithmetic,
 )
-from flare.models.exact import product_bits, quantise
+from flare.models.exact_arithmetic import product_bits, quantise
 from flare.storage import MemoryStore
 
 
@@ -108,7 +109,7 @@ def test_logits_do_not_depend_on_how_the_integer_sums_are_done(digits, trained, 
         "transposed": lambda a, b: np.ascontiguousarray((b.T @ a.T).T),
     }
     for order in orders.values():
-        monkeypatch.setattr(exact, "integer_matmul", order)
+        monkeypatch.setattr(exact_arithmetic, "integer_matmul", order)
         assert predictor.logits(weights, features).tobytes() == reference
 
 
@@ -125,7 +126,7 @@ def test_one_sample_gets_the_same_logits_in_any_batch(digits, trained, monkeypat
     assert alone.tobytes() == reference[:5].tobytes()
 
 
-magnitudes = st.one_of(st.just(0.0), st.floats(exact.FLUSH_BELOW, 1e300))
+magnitudes = st.one_of(st.just(0.0), st.floats(exact_arithmetic.FLUSH_BELOW, 1e300))
 settled_rows = hnp.arrays(  # what a layer passes on: zero or at least FLUSH_BELOW in magnitude
     np.float64,
     hnp.array_shapes(min_dims=2, max_dims=3, min_side=1, max_side=6),

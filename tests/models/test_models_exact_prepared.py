@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from flare.models import ExactPredictor, TorchModelAdapter, build_model, exact_predictor
-from flare.models.exact import compile_layers, exact_float64
+from flare.models.exact import compile_layers
+from flare.models.exact_arithmetic import exact_float64
 
 TINY = np.finfo(np.float32).smallest_subnormal
 

@@ -17,6 +17,7 @@ from flare.models import (
     UnsupportedLayerError,
     build_model,
     exact,
+    exact_arithmetic,
     exact_training,
 )
 from flare.models.exact_training import ExactReferenceStep, exact_reference_step
@@ -71,7 +72,7 @@ def test_the_step_does_not_depend_on_how_the_integer_sums_are_done(
         "transposed": lambda a, b: np.ascontiguousarray((b.T @ a.T).T),
     }
     for order in orders.values():
-        monkeypatch.setattr(exact, "integer_matmul", order)
+        monkeypatch.setattr(exact_arithmetic, "integer_matmul", order)
         again = step(weights, features, labels)
         assert [again[n].tobytes() for n in sorted(weights)] == reference
 

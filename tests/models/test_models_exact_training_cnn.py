@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 from integer_products import reversed_blocks
 from torch import nn
 
-from flare.models import build_model, exact, exact_gradients
+from flare.models import build_model, exact_arithmetic, exact_gradients
 from flare.models.exact import compile_layers
 from flare.models.exact_gradients import input_gradient
 from flare.models.exact_training import ExactReferenceStep, exact_reference_step
@@ -104,7 +104,7 @@ def test_the_cnn_step_does_not_depend_on_how_the_integer_sums_are_done(
         "transposed": lambda a, b: np.ascontiguousarray((b.T @ a.T).T),
     }
     for name, order in orders.items():
-        monkeypatch.setattr(exact, "integer_matmul", order)
+        monkeypatch.setattr(exact_arithmetic, "integer_matmul", order)
         again = step(weights, features, labels)
         assert [again[n].tobytes() for n in sorted(weights)] == reference, name
     monkeypatch.undo()
