@@ -126,16 +126,38 @@ def test_median_of_hundreds_of_clients_equals_the_reference(
     assert_same_bytes(coordinate_median(deltas, SPEC), reference_median(deltas, SPEC))
 
 
-@pytest.mark.parametrize("layout", ["clients", "rows"])
-def test_sign_counts_do_not_wrap_past_a_byte(layout: str) -> None:
+def test_sign_counts_do_not_wrap_past_a_byte() -> None:
     """600 clients all sending −0.0: every count is 600, none wrapped at 256."""
-    if layout == "clients":
-        counts = SignCounts.of_clients([np.full(4, -0.0, dtype=np.float32) for _ in range(600)])
-    else:
-        counts = SignCounts.of_rows(np.full((4, 600), -0.0, dtype=np.float32))
+    counts = SignCounts.of_clients([np.full(4, -0.0, dtype=np.float32) for _ in range(600)])
     assert counts.below_zero.tolist() == [0] * 4
     assert counts.up_to_zero.tolist() == [600] * 4
     assert counts.sign_bit.tolist() == [600] * 4
+
+
+@pytest.mark.parametrize("count", [600, 601])
+@pytest.mark.parametrize("negative_zeros", [299, 300, 301, 302])
+def test_a_zero_median_in_a_dense_tensor_takes_its_sign_from_the_clients(
+    count: int, negative_zeros: int
+) -> None:
+    """Dense updates (never the sparse path) but one coordinate where every client sends a
+    zero, ``negative_zeros`` of them −0.0, the first ones, which the selection reorders:
+    the zero at each middle position is −0.0 exactly when more clients than that position
+    sent −0.0."""
+    rng = np.random.default_rng(count + negative_zeros)
+    deltas = []
+    for client in range(count):
+        tensor = rng.normal(size=64).astype(np.float32)
+        tensor[17] = -0.0 if client < negative_zeros else 0.0
+        deltas.append({"t": tensor})
+    assert not order_statistics.mostly_zeros([delta["t"] for delta in deltas])
+    median = coordinate_median(deltas, {"t": (64,)})["t"]
+    middle = count // 2
+    positions = (middle,) if count % 2 else (middle - 1, middle)
+    signs = [negative_zeros > position for position in positions]
+    assert median[17] == 0.0
+    # with an even count, −0.0 and +0.0 at the middle average to +0.0
+    assert math.copysign(1.0, median[17]) == (-1.0 if all(signs) else 1.0)
+    assert_same_bytes({"t": median}, reference_median(deltas, {"t": (64,)}))
 
 
 @pytest.mark.parametrize("negative_zeros", [300, 301])
