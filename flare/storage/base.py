@@ -68,13 +68,12 @@ class StorageProvider(ABC):
         returns bytes that do not hash to ``cid`` (they are then discarded); a negative
         ``max_bytes`` is a :class:`~flare.errors.ConfigError` (also a ``ValueError``).
         """
-        wanted = Cid.parse(cid)
-        canonical = str(wanted)
+        canonical = _validated(cid)
         limit = self._read_limit(max_bytes)
         blob = self._load(canonical, limit)
         self._check_size(len(blob), f"get {canonical}", limit)
         actual = compute_cid(blob)
-        if actual != wanted:
+        if str(actual) != canonical:
             raise ContentMismatchError(
                 f"content served for {canonical} hashes to {actual}; refusing it"
             )
@@ -87,15 +86,15 @@ class StorageProvider(ABC):
 
     def has(self, cid: str) -> bool:
         """Whether the store holds a blob under ``cid`` (not verified: use ``get`` for that)."""
-        return self._contains(str(Cid.parse(cid)))
+        return self._contains(_validated(cid))
 
     def pin(self, cid: str) -> None:
         """Keep ``cid`` for good (idempotent); :class:`BlobNotFoundError` if it is absent."""
-        self._pin(str(Cid.parse(cid)))
+        self._pin(_validated(cid))
 
     def is_pinned(self, cid: str) -> bool:
         """Whether ``cid`` has been pinned in this store."""
-        return self._is_pinned(str(Cid.parse(cid)))
+        return self._is_pinned(_validated(cid))
 
     def _read_limit(self, max_bytes: int | None) -> int:
         """The size limit of one ``get`` given ``max_bytes``; :class:`ConfigError` if negative."""
@@ -174,6 +173,15 @@ class BlobTransport:
     def is_pinned(self, cid: str) -> bool:
         """Whether ``cid`` is pinned."""
         return self._provider._is_pinned(_canonical(cid))
+
+
+def _validated(cid: str) -> str:
+    """``cid`` if it is a canonical CID string; :class:`InvalidCidError` saying why not
+    otherwise. The pattern passes exactly the canonical strings, in a fraction of what
+    parsing costs; a string it refuses is parsed for the reason."""
+    if isinstance(cid, str) and CANONICAL_CID_TEXT.fullmatch(cid) is not None:
+        return cid
+    return str(Cid.parse(cid))
 
 
 def _canonical(cid: str) -> str:

@@ -93,7 +93,23 @@ def test_unknown_cid_is_not_found(store: StorageProvider) -> None:
         store.pin(ABSENT)
 
 
-@pytest.mark.parametrize("bad", ["", "not-a-cid", "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"])
+# Spellings one step from a canonical CID: each names the same bytes or none, and would
+# give one blob two names (or a path-like one) if any operation let it through.
+NEAR_CANONICAL = [
+    ABSENT.upper(),
+    ABSENT[:-1] + "b",  # non-zero padding bits: decodes to the same binary CID
+    ABSENT + "a",
+    ABSENT[:-1],
+    "B" + ABSENT[1:],
+    ABSENT.replace("bafkrei", "bafyrei", 1),  # an unsupported codec
+    ABSENT + "\n",
+]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "not-a-cid", "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n", *NEAR_CANONICAL],
+)
 def test_invalid_cid_is_rejected_by_every_operation(store: StorageProvider, bad: str) -> None:
     for operation in (store.get, store.has, store.pin, store.is_pinned):
         with pytest.raises(InvalidCidError):
