@@ -44,9 +44,8 @@ class CountingStore(MemoryStore):
 
 def test_a_blob_is_checked_once_and_served_to_every_reader():
     store = CountingStore()
+    cid = store.put(b"an update")
     reads = SharedReads(store)
-    cid = reads.put(b"an update")
-    assert store.has(cid) and reads.has(cid)
     assert [reads.get(cid) for _ in range(5)] == [b"an update"] * 5
     assert store.loads == 1
     reads.forget()
@@ -54,21 +53,39 @@ def test_a_blob_is_checked_once_and_served_to_every_reader():
     assert store.loads == 2
 
 
+def test_bytes_put_through_the_reads_are_served_without_a_load_until_forgotten():
+    store = CountingStore()
+    reads = SharedReads(store)
+    cid = reads.put(bytearray(b"an update"))
+    assert store.has(cid) and reads.has(cid)
+    # The bytes this process hashed to name the blob: a store serving others cannot alter them.
+    store.corrupt = True
+    assert [reads.get(cid) for _ in range(3)] == [b"an update"] * 3
+    assert store.loads == 0
+    reads.forget()
+    with pytest.raises(ContentMismatchError):
+        reads.get(cid)
+
+
 def test_a_checked_blob_still_honours_the_callers_size_limit():
-    reads = SharedReads(CountingStore())
-    cid = reads.put(b"x" * 100)
-    assert reads.get(cid) == b"x" * 100
-    with pytest.raises(BlobTooLargeError):
-        reads.get(cid, max_bytes=99)
-    with pytest.raises(ConfigError, match="max_bytes"):
-        reads.get(cid, max_bytes=-1)
-    assert reads.get(cid, max_bytes=100) == b"x" * 100
+    store = CountingStore()
+    put_through = SharedReads(store)
+    for reads, cid in (
+        (SharedReads(store), store.put(b"x" * 100)),  # checked on its first read
+        (put_through, put_through.put(b"x" * 100)),
+    ):
+        assert reads.get(cid) == b"x" * 100
+        with pytest.raises(BlobTooLargeError):
+            reads.get(cid, max_bytes=99)
+        with pytest.raises(ConfigError, match="max_bytes"):
+            reads.get(cid, max_bytes=-1)
+        assert reads.get(cid, max_bytes=100) == b"x" * 100
 
 
 def test_bytes_that_fail_their_check_are_never_remembered():
     store = CountingStore()
+    cid = store.put(b"an update")
     reads = SharedReads(store)
-    cid = reads.put(b"an update")
     store.corrupt = True
     for _ in range(2):
         with pytest.raises(ContentMismatchError):
@@ -76,6 +93,16 @@ def test_bytes_that_fail_their_check_are_never_remembered():
     assert store.loads == 2
     store.corrupt = False
     assert reads.get(cid) == b"an update"
+
+
+def test_a_tampered_blob_on_disk_is_refused_to_every_reader(tmp_path):
+    """Bytes a directory serves are hashed before any reader gets them, whoever wrote them."""
+    disk = DirectoryStore(tmp_path)
+    cid = disk.put(b"an update")
+    disk.blob_path(cid).write_bytes(b"another update")
+    reads = SharedReads(disk)
+    with pytest.raises(ContentMismatchError):
+        reads.get(cid)
 
 
 def test_writes_and_pins_reach_the_underlying_store():
@@ -152,7 +179,7 @@ def test_a_global_model_is_decoded_once_per_attempt_and_each_reader_gets_its_own
     reads = SharedReads(store)
     weights = TorchModelAdapter(build_model("logreg", 4, 3, seed=0)).get_weights()
     spec = {name: array.shape for name, array in weights.items()}
-    cid = reads.put(encode_model(weights))
+    cid = store.put(encode_model(weights))
     first = reads.model(cid, spec)
     for array in first.values():
         array[...] = 0  # one reader's changes reach no other reader

@@ -29,15 +29,23 @@ class SharedReads(ForwardingStore):
     Deployed, every member fetches and checks each update blob on its own machine, side by
     side; played in one process, a committee of 40 checking 1,000 blobs would take turns.
     The bytes a CID names never change, so bytes checked once are the blob for every
-    reader. Likewise every participant trains from the attempt's global model, which
-    :meth:`model` decodes once. :meth:`forget` drops both when an attempt ends; writes go
-    to ``inner``.
+    reader, and so are the bytes a participant put, which were hashed to name them.
+    Likewise every participant trains from the attempt's global model, which :meth:`model`
+    decodes once. :meth:`forget` drops both when an attempt ends; writes go to ``inner``.
     """
 
     def __init__(self, inner: StorageProvider) -> None:
         super().__init__(inner)
         self._checked: dict[str, bytes] = {}
         self._models: dict[str, tuple[ModelSpec, Weights]] = {}
+
+    def put(self, data: bytes | bytearray | memoryview) -> str:
+        """Store ``data`` in ``inner``; a read of its CID this attempt gets these very bytes,
+        which were just hashed to name them, without loading or hashing them again."""
+        blob = bytes(data)
+        cid = super().put(blob)
+        self._checked[cid] = blob
+        return cid
 
     def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
         blob = self._checked.get(cid)
