@@ -8,7 +8,13 @@ from flare.aggregation import AggregationContext, ClientUpdate
 from flare.aggregation.mi_filter import MIFilter
 from flare.data import load_dataset
 from flare.errors import ConfigError
-from flare.models import ExactPredictor, TorchModelAdapter, TrainingConfig, build_model, exact
+from flare.models import (
+    ExactPredictor,
+    TorchModelAdapter,
+    TrainingConfig,
+    build_model,
+    exact_arithmetic,
+)
 from flare.models.exact_training import ExactReferenceStep
 from flare.tensors import Weights, flatten, spec_of, unflatten
 
@@ -126,7 +132,9 @@ def test_the_decisions_do_not_depend_on_how_the_integer_sums_are_done(round_inpu
     ]
     updates = [*honest, *bloc]
     first = MIFilter().aggregate(updates, context)
-    monkeypatch.setattr(exact, "integer_matmul", lambda a, b: np.ascontiguousarray((b.T @ a.T).T))
+    monkeypatch.setattr(
+        exact_arithmetic, "integer_matmul", lambda a, b: np.ascontiguousarray((b.T @ a.T).T)
+    )
     again = MIFilter().aggregate(updates, context)
     assert again.accepted == first.accepted and again.scores == first.scores
     assert all(again.delta[n].tobytes() == first.delta[n].tobytes() for n in first.delta)
