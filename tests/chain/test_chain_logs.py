@@ -122,6 +122,28 @@ def test_tampered_seat_key_and_bitmap_logs_are_refused(lying_world: World) -> No
         chain.accepted_bitmap(1, 1)
 
 
+@pytest.mark.parametrize("field", ["proof", "output"])
+def test_a_seat_log_altered_after_honest_reads_is_still_refused(
+    lying_world: World, field: str
+) -> None:
+    """The digests of checked seat logs are remembered, not their verdicts: a proof or an
+    output changed after the honest logs were read (and hashed) fails its check."""
+    chain = lying_world.chain
+    honest = chain.committee(1, 1, 0)
+    other = honest[1]
+    lie(
+        lying_world,
+        lambda logs: [
+            replace(log, **{field: getattr(other, field)})
+            if isinstance(log, SeatClaimed) and log.member == honest[0].member
+            else log
+            for log in logs
+        ],
+    )
+    with pytest.raises(LogIntegrityError):
+        chain.committee(1, 1, 0)
+
+
 def test_an_attempt_that_never_opened_is_not_found(lying_world: World) -> None:
     with pytest.raises(AttemptNotFound) as raised:
         lying_world.chain.submissions(1, 1, 5)

@@ -16,6 +16,7 @@ those checks are written once for every implementation.
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Protocol, TypeVar
 
 from eth_utils import keccak, to_checksum_address
@@ -335,7 +336,9 @@ class ChainConnector(ABC):
             if (event.round, event.attempt) == (round_number, attempt)
         ]
         _, _, expected_size = self._attempt_totals(opened)
-        if len(logs) != expected_size or any(keccak(e.proof) != e.output for e in logs):
+        if len(logs) != expected_size or any(
+            _remembered_keccak(bytes(e.proof)) != e.output for e in logs
+        ):
             raise LogIntegrityError(
                 f"seat logs of task {task_id} round {round_number} attempt {attempt} "
                 "do not match the on-chain committee"
@@ -347,7 +350,7 @@ class ChainConnector(ABC):
         record = self.proposal(task_id, proposal_id)
         for event in self._task_events(Proposed, task_id):
             if event.proposal_id == proposal_id:
-                if keccak(event.accepted) != record.accepted_hash:
+                if _remembered_keccak(bytes(event.accepted)) != record.accepted_hash:
                     break
                 return event.accepted
         raise LogIntegrityError(f"no proposal log of task {task_id} matches {proposal_id}")
@@ -390,3 +393,10 @@ class ChainConnector(ABC):
             if (event.round, event.attempt) == (opened.round, opened.attempt):
                 return event.submission_count, event.submissions_hash, event.committee_size
         raise LogIntegrityError(f"attempt of epoch {opened.epoch} has no closing log")
+
+
+@lru_cache(maxsize=1 << 12)
+def _remembered_keccak(value: bytes) -> bytes:
+    # Every member checks every seat log of its attempt, every round; a digest depends on
+    # the bytes alone, so each distinct value is hashed once.
+    return keccak(value)
