@@ -46,11 +46,8 @@ SIDE_SCRIPT = Path(__file__).resolve().with_name("aggregation_sides.py")
 FLOWER_REQUIREMENT = "flwr==1.42.0"
 FLOWER_VENV_PACKAGES = (FLOWER_REQUIREMENT, "threadpoolctl")
 FLOWER_VENV = REPOSITORY / "benchmarks" / ".flower-venv"
-CASES = [
-    (rule, clients, coordinates)
-    for rule in ("krum", "multi-krum", "median", "trimmed-mean")
-    for clients, coordinates in ((100, 100_000), (300, 20_000))
-]
+RULES = ("krum", "multi-krum", "median", "trimmed-mean")
+SIZES = ((100, 100_000), (300, 20_000))
 TARGETS = {"krum": 5.0, "multi-krum": 5.0, "median": 2.0, "trimmed-mean": 2.0}
 TOLERANCE = 1e-6
 """Largest relative difference (‖flare − flower‖ / ‖flower‖) that counts as identical:
@@ -98,7 +95,7 @@ def run_side(python: Path, side: str, directory: Path, case: tuple, repeats: int
 def fastest_of(turns: list[dict]) -> dict:
     """The last turn's outputs with the minimum times over all turns."""
     merged = dict(turns[-1])
-    for key in ("wall_min", "cpu_min", "bookkeeping_wall_min"):
+    for key in ("wall_min", "cpu_min", "bookkeeping_wall_min", "selection_floor_wall_min"):
         if key in merged:
             merged[key] = min(turn[key] for turn in turns)
     merged["wall_median"] = statistics.median(turn["wall_median"] for turn in turns)
@@ -141,8 +138,9 @@ def run_case(case: tuple, flower: Path, repeats: int, turns: int, seed: int) -> 
         **compare(flare_timed, flower_timed),
         "selected": len(flare_timed["selected"]),
     }
-    if "bookkeeping_wall_min" in flare_timed:
-        row["flare_bookkeeping_wall_min"] = flare_timed["bookkeeping_wall_min"]
+    for key in ("bookkeeping_wall_min", "selection_floor_wall_min"):
+        if key in flare_timed:
+            row[f"flare_{key}"] = flare_timed[key]
     for side, timed in (("flare", flare_timed), ("flower", flower_timed)):
         for key in ("wall_min", "wall_median", "cpu_min"):
             row[f"{side}_{key}"] = timed[key]
@@ -160,11 +158,15 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=5, help="alternating turns per side")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR)
+    parser.add_argument(
+        "--rules", nargs="+", choices=RULES, default=list(RULES), help="rules to compare"
+    )
     arguments = parser.parse_args()
     flower = flower_python()
     env = environment()
     rows = []
-    for case in CASES:
+    cases = [(rule, *size) for rule in arguments.rules for size in SIZES]
+    for case in cases:
         row = run_case(case, flower, arguments.repeats, arguments.turns, arguments.seed)
         print(
             f"{row['rule']:>12} n={row['clients']:<4} d={row['coordinates']:<7} "
