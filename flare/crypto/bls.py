@@ -97,7 +97,7 @@ class SecretKey:
         return self._scalar.to_bytes(SECRET_KEY_LENGTH, "big")
 
     def to_int(self) -> int:
-        """The scalar itself, for cross-checks against other BLS libraries."""
+        """The scalar itself: what signing multiplies by, and what other libraries check."""
         return self._scalar
 
     def public_key(self) -> bytes:
