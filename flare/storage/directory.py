@@ -103,7 +103,8 @@ class DirectoryStore(StorageProvider):
     def _pin(self, cid: str) -> None:
         if not self._contains(cid):
             raise BlobNotFoundError(f"cannot pin {cid}: no blob stored under it in {self._root}")
-        (self._pin_dir / cid).touch(exist_ok=True)
+        # Create the marker, or keep it: one open, where Path.touch first tries to utime it.
+        os.close(os.open(self._pin_dir / cid, os.O_WRONLY | os.O_CREAT, 0o666))
 
     def _is_pinned(self, cid: str) -> bool:
         return (self._pin_dir / cid).is_file()
