@@ -233,6 +233,30 @@ def test_a_persisted_chain_reopens_with_everything_readable(tmp_path: Path, dura
         assert third.current_round(task_id).submission_count == 1
 
 
+def test_the_head_is_the_last_transaction_or_the_last_block_mined_after_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run.sqlite"
+    with InMemoryChain(path) as chain:
+        world = world_on(chain)
+        world.create_task()
+        world.create_task()
+        last_transaction = chain.block_number()
+    db = sqlite3.connect(path)
+    # A transaction writes no head of its own: its block is the head.
+    assert db.execute("SELECT value FROM meta WHERE key = 'head'").fetchone() == ("0",)
+    db.close()
+    with InMemoryChain(path) as reopened:
+        assert reopened.block_number() == last_transaction
+        reopened.mine(3)
+    with InMemoryChain(path) as again:
+        assert again.block_number() == last_transaction + 3
+        assert world_on(again).create_task() == 3
+        assert again.block_number() == last_transaction + 4
+    with InMemoryChain(path, read_only=True) as audited:
+        assert audited.block_number() == last_transaction + 4
+
+
 CRASHING_WRITER = """
 import os, sys
 sys.path.insert(0, sys.argv[2])

@@ -108,10 +108,7 @@ class _Node:
                 raise JournalError(
                     f"{journal.path}: journal block {stored.block} replays to different logs"
                 )
-        head = journal.head()
-        if head < self.head:
-            raise JournalError(f"{journal.path}: head block {head} precedes its last transaction")
-        self.head = head
+        self.head = journal.head()
 
 
 class InMemoryChain(ChainConnector):

@@ -229,12 +229,14 @@ class Journal:
             self._db.executemany("INSERT INTO meta VALUES (?, ?)", rows.items())
 
     def head(self) -> int:
-        """The latest block number, empty blocks included."""
+        """The latest block number, empty blocks included: the last transaction's block, or
+        the head last mined to (the meta table's), whichever is later."""
         with self._reading("its head"):
             row = self._db.execute("SELECT value FROM meta WHERE key = 'head'").fetchone()
+            (last_block,) = self._db.execute("SELECT MAX(block) FROM transactions").fetchone()
         if row is None or not isinstance(row[0], str) or not row[0].isdecimal():
             raise JournalError(f"{self.path}: damaged head block in its meta table")
-        return int(row[0])
+        return max(int(row[0]), last_block or 0)
 
     def transactions(self) -> Iterator[StoredTransaction]:
         """Every journaled transaction in block order, with its logs."""
@@ -275,7 +277,8 @@ class Journal:
             )
 
     def append(self, transaction: StoredTransaction) -> None:
-        """Journal one applied transaction and move the head to its block.
+        """Journal one applied transaction, which moves the head to its block (the meta
+        table's head only records empty blocks: one row less to write per transaction).
 
         On failure (disk full, file removed) nothing of the transaction is written, and a
         :class:`JournalError` says so: the in-memory chain is then one block ahead of its
@@ -304,7 +307,6 @@ class Journal:
                     for index, log in enumerate(transaction.logs)
                 ],
             )
-            self._set_head(transaction.block)
 
     def advance_head(self, head: int) -> None:
         """Record empty blocks mined up to ``head``."""
