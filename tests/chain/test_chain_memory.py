@@ -122,7 +122,7 @@ def _ledger_with_task(world: World, registered: int) -> tuple[Ledger, int]:
 
 
 def _block(number: int, sender: str, prevrandao: int = 0) -> BlockContext:
-    return BlockContext(number, prevrandao or number * 7919, sender)
+    return BlockContext(number, lambda block: prevrandao or block * 7919, sender)
 
 
 def test_a_key_registered_in_the_opening_block_is_not_in_the_snapshot() -> None:

@@ -62,7 +62,7 @@ class _Node:
 
     def execute(self, sender: str, call: Call, block_number: int) -> list[Event]:
         """Apply ``call`` in ``block_number``; on a revert nothing (head included) changes."""
-        block = BlockContext(block_number, self.prevrandao(block_number), sender)
+        block = BlockContext(block_number, self.prevrandao, sender)
         applied = self.ledger.apply(call, block)
         events = [replace(event, log_index=index) for index, event in enumerate(applied)]
         self.head = block_number

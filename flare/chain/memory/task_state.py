@@ -9,6 +9,7 @@ applying it; ``open_attempt``, ``close_attempt`` and ``finalize``
 are the shared effects, called only after every check of a call has passed.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -72,11 +73,17 @@ class ContractInstance:
 
 @dataclass(frozen=True)
 class BlockContext:
-    """What a transaction sees of its block and caller."""
+    """What a transaction sees of its block and caller; ``randao`` is the chain's
+    ``prevrandao`` of a block number, a keccak that only a call sealing a seed needs."""
 
     number: int
-    prevrandao: int
+    randao: Callable[[int], int]
     sender: str
+
+    @property
+    def prevrandao(self) -> int:
+        """``block.prevrandao`` of this block."""
+        return self.randao(self.number)
 
 
 def event(kind: type[Event], block: BlockContext, *values: object) -> Event:
