@@ -93,6 +93,8 @@ def test_honest_logs_pass(lying_world: World) -> None:
     ids=["dropped", "reordered", "altered"],
 )
 def test_tampered_submission_logs_are_refused(lying_world: World, tamper: Tamper) -> None:
+    # Read honestly first: what the connector remembers of it must not pass the lie.
+    assert len(lying_world.chain.submissions(1, 1, 0)) == 3
     lie(lying_world, tamper)
     with pytest.raises(LogIntegrityError):
         lying_world.chain.submissions(1, 1, 0)

@@ -16,7 +16,6 @@ those checks are written once for every implementation.
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from functools import lru_cache
 from typing import Protocol, TypeVar
 
 from eth_utils import keccak, to_checksum_address
@@ -40,7 +39,7 @@ from flare.chain.api.calls import (
     Vote,
     WithdrawStake,
 )
-from flare.chain.api.derive import submissions_hash
+from flare.chain.api.derive import remembered_keccak, remembered_submissions_hash
 from flare.chain.api.errors import (
     AttemptNotFound,
     LogIntegrityError,
@@ -318,7 +317,9 @@ class ChainConnector(ABC):
         if expected_count == 0 and not logs:
             return []
         seed = self.attempt_seed(task_id, round_number, attempt)
-        computed = submissions_hash(seed, ((e.participant, e.update, e.sample_count) for e in logs))
+        computed = remembered_submissions_hash(
+            seed, ((e.participant, e.update, e.sample_count) for e in logs)
+        )
         indices_in_order = [e.index for e in logs] == list(range(len(logs)))
         if len(logs) != expected_count or computed != expected_hash or not indices_in_order:
             raise LogIntegrityError(
@@ -337,7 +338,7 @@ class ChainConnector(ABC):
         ]
         _, _, expected_size = self._attempt_totals(opened)
         if len(logs) != expected_size or any(
-            _remembered_keccak(bytes(e.proof)) != e.output for e in logs
+            remembered_keccak(bytes(e.proof)) != e.output for e in logs
         ):
             raise LogIntegrityError(
                 f"seat logs of task {task_id} round {round_number} attempt {attempt} "
@@ -350,7 +351,7 @@ class ChainConnector(ABC):
         record = self.proposal(task_id, proposal_id)
         for event in self._task_events(Proposed, task_id):
             if event.proposal_id == proposal_id:
-                if _remembered_keccak(bytes(event.accepted)) != record.accepted_hash:
+                if remembered_keccak(bytes(event.accepted)) != record.accepted_hash:
                     break
                 return event.accepted
         raise LogIntegrityError(f"no proposal log of task {task_id} matches {proposal_id}")
@@ -393,10 +394,3 @@ class ChainConnector(ABC):
             if (event.round, event.attempt) == (opened.round, opened.attempt):
                 return event.submission_count, event.submissions_hash, event.committee_size
         raise LogIntegrityError(f"attempt of epoch {opened.epoch} has no closing log")
-
-
-@lru_cache(maxsize=1 << 12)
-def _remembered_keccak(value: bytes) -> bytes:
-    # Every member checks every seat log of its attempt, every round; a digest depends on
-    # the bytes alone, so each distinct value is hashed once.
-    return keccak(value)

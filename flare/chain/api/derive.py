@@ -88,6 +88,36 @@ def submissions_hash(seed: bytes, submissions: Iterable[tuple[str, ContentRef, i
     return current
 
 
+def remembered_submissions_hash(
+    seed: bytes, submissions: Iterable[tuple[str, ContentRef, int]]
+) -> bytes:
+    """:func:`submissions_hash`, remembered for the last few attempts: every committee
+    member checks the same submission logs, one keccak per submission each."""
+    entries = tuple(
+        (participant, update.codec, bytes(update.digest), sample_count)
+        for participant, update, sample_count in submissions
+    )
+    return _remembered_submissions_hash(bytes(seed), entries)
+
+
+@lru_cache(maxsize=16)
+def _remembered_submissions_hash(
+    seed: bytes, entries: tuple[tuple[str, int, bytes, int], ...]
+) -> bytes:
+    return submissions_hash(
+        seed,
+        ((sender, ContentRef(codec, digest), count) for sender, codec, digest, count in entries),
+    )
+
+
+@lru_cache(maxsize=1 << 12)
+def remembered_keccak(value: bytes) -> bytes:
+    """``keccak256(value)``, remembered: every member checks every seat log's proof of its
+    attempt against its output. A digest depends on the bytes alone, so what is
+    remembered is never a verdict."""
+    return keccak(value)
+
+
 def next_history_hash(
     previous: bytes,
     round_number: int,
