@@ -300,7 +300,8 @@ def render(result: dict) -> str:
     meaning = {
         "train": "local training of every client",
         "encode": "update encoding (codec + canonical container)",
-        "storage": "blob puts and gets, each verified against its CID",
+        "storage": "blob puts (each hashed to name it) and pins; gets verified against "
+        "their CID, but for a blob put in the same attempt, served from the bytes hashed",
         "chain": "submit, propose and vote transactions",
         "vrf": "every participant's VRF proof, plus the winners' seat claims",
         "aggregate": "the committee's aggregate work, every member's summed (members holding "
