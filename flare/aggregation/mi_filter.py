@@ -44,8 +44,9 @@ reference step.
 Trusted updates are averaged by sample count, each claim capped at the round's median
 claim by default (:mod:`flare.aggregation.counts`), optionally each first clipped
 coordinate by coordinate to a multiple of the trusted updates' median magnitude
-(:mod:`flare.aggregation.coordinate_clipping`) and to the round's median norm. Every decision depends only on predicted labels (exact counts)
-and on values rounded to 1e-9 or to nine significant digits.
+(:mod:`flare.aggregation.coordinate_clipping`) and to the round's median norm. Every
+decision depends only on predicted labels (exact counts) and on values rounded to 1e-9 or
+to nine significant digits.
 """
 
 import functools
