@@ -52,9 +52,17 @@ def unflatten(vector: np.ndarray, spec: ModelSpec) -> Weights:
 
 def add(base: Mapping[str, np.ndarray], delta: Mapping[str, np.ndarray]) -> Weights:
     """``base + delta`` per tensor, in float32 (elementwise, hence bitwise reproducible)."""
-    return {name: (base[name] + delta[name]).astype(np.float32) for name in base}
+    return {name: as_float32(base[name] + delta[name]) for name in base}
 
 
 def subtract(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray]) -> Weights:
     """``a - b`` per tensor, in float32."""
-    return {name: (a[name] - b[name]).astype(np.float32) for name in a}
+    return {name: as_float32(a[name] - b[name]) for name in a}
+
+
+def as_float32(result: np.ndarray) -> np.ndarray:
+    """A fresh ``result`` in float32, copied only when it is not float32 already: a second
+    copy of a large tensor is a fresh allocation, which the kernel maps page by page and
+    costs several times the arithmetic (a 1,000-client round spends a tenth of its local
+    training in them)."""
+    return result.astype(np.float32, copy=False)

@@ -18,7 +18,7 @@ import numpy as np
 
 from flare.models.base import ModelAdapter
 from flare.privacy import LocalDP
-from flare.tensors import Weights, subtract
+from flare.tensors import Weights, as_float32, subtract
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ class SignFlipAttack(Attack):
 
     def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
         honest = situation.honest_update()
-        flipped = {n: (-self.scale * d).astype(np.float32) for n, d in honest.delta.items()}
+        flipped = {n: as_float32(-self.scale * d) for n, d in honest.delta.items()}
         return LocalUpdate(flipped, honest.num_samples, honest.train_loss)
 
 
@@ -165,7 +165,7 @@ class ScalingAttack(Attack):
 
     def corrupt(self, situation: "AttackSituation") -> LocalUpdate:
         honest = situation.honest_update()
-        boosted = {n: (self.factor * d).astype(np.float32) for n, d in honest.delta.items()}
+        boosted = {n: as_float32(self.factor * d) for n, d in honest.delta.items()}
         return LocalUpdate(boosted, honest.num_samples, honest.train_loss)
 
 

@@ -105,19 +105,23 @@ class TorchModelAdapter(ModelAdapter):
         targets = torch.as_tensor(labels, dtype=torch.int64)
         generator = torch.Generator().manual_seed(seed)
         optimizer = MomentumSGD(self._parameters, cfg.learning_rate, cfg.momentum)
-        self.module.train()
-        total_loss, seen = 0.0, 0
+        # Reading every module's mode costs a quarter of setting it (nn.Module's __setattr__),
+        # which is as much as a small model's optimiser step; it is set after an evaluation.
+        if not all(submodule.training for submodule in self.module.modules()):
+            self.module.train()
+        # Sizes are counted in Python: a tensor's len() is a Python-level call in torch.
+        num_samples, total_loss = inputs.shape[0], 0.0
         for _ in range(cfg.epochs):
-            order = torch.randperm(len(inputs), generator=generator)
-            for start in range(0, len(order), cfg.batch_size):
+            order = torch.randperm(num_samples, generator=generator)
+            for start in range(0, num_samples, cfg.batch_size):
                 batch = order[start : start + cfg.batch_size]
                 optimizer.zero_grad()
                 loss = nn.functional.cross_entropy(self.module(inputs[batch]), targets[batch])
                 loss.backward()
                 optimizer.step()
-                total_loss += loss.item() * len(batch)
-                seen += len(batch)
-        return TrainResult(loss=total_loss / max(seen, 1), num_samples=len(inputs))
+                total_loss += loss.item() * min(cfg.batch_size, num_samples - start)
+        seen = num_samples * cfg.epochs
+        return TrainResult(loss=total_loss / max(seen, 1), num_samples=num_samples)
 
     @torch.no_grad()
     def evaluate(self, features: np.ndarray, labels: np.ndarray) -> EvalResult:
