@@ -78,26 +78,40 @@ class TorchModelAdapter(ModelAdapter):
     def __init__(self, module: nn.Module, training: TrainingConfig | None = None) -> None:
         self.module = module.float()
         self.training = training or TrainingConfig()
-        state = self.module.state_dict()
-        self._names = [n for n, t in state.items() if t.is_floating_point()]
+        self._bind_to_module()
         if not self._names:
             raise ValueError("the module has no floating-point parameters")
-        # state_dict() costs more than a small model's training step: its tensors share
-        # the module's storage, which training and set_weights only ever update in place,
-        # so they are read once and kept
-        self._state = {name: state[name] for name in self._names}
+
+    def _bind_to_module(self) -> None:
+        # state_dict() costs more than a small model's training step: its tensors share the
+        # module's storage, which training and set_weights only ever update in place, so they
+        # are read once and kept, as numpy views of that storage: weights go in and out by
+        # numpy copies, where a torch copy costs a dispatch per tensor, more than the copy.
+        state = self.module.state_dict()
+        self._arrays = {name: t.numpy() for name, t in state.items() if t.is_floating_point()}
+        self._names = list(self._arrays)
         self._parameters = list(self.module.parameters())
 
+    def __getstate__(self) -> dict[str, object]:
+        # A pickled view arrives as an array of its own, apart from the module's storage:
+        # what is bound to the module is bound again to the module that arrives.
+        bound = ("_arrays", "_names", "_parameters")
+        return {name: value for name, value in self.__dict__.items() if name not in bound}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._bind_to_module()
+
     def get_weights(self) -> Weights:
-        return {name: tensor.numpy().astype(np.float32) for name, tensor in self._state.items()}
+        return {name: array.copy() for name, array in self._arrays.items()}
 
     def set_weights(self, weights: Weights) -> None:
         if list(weights) != self._names:
             raise ValueError("weights do not name the model's parameters in order")
-        for name, tensor in self._state.items():
-            if tuple(weights[name].shape) != tuple(tensor.shape):
-                raise ValueError(f"{name}: shape {weights[name].shape} != {tuple(tensor.shape)}")
-            tensor.copy_(torch.from_numpy(np.ascontiguousarray(weights[name])))
+        for name, array in self._arrays.items():
+            if np.shape(weights[name]) != array.shape:
+                raise ValueError(f"{name}: shape {np.shape(weights[name])} != {array.shape}")
+            np.copyto(array, weights[name], casting="same_kind")
 
     def train(self, features: np.ndarray, labels: np.ndarray, *, seed: int) -> TrainResult:
         cfg = self.training

@@ -1,6 +1,8 @@
 """One trainer serves a whole fleet: whatever it trained, evaluated or failed on before, a
 client's training from given weights gives the bytes a fresh trainer gives."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -88,3 +90,29 @@ def test_deltas_are_fresh_float32_arrays_of_the_same_values():
         assert result.dtype == np.float32
         assert result.tobytes() == reference.tobytes()
         assert not np.shares_memory(result, a["w"]) and not np.shares_memory(result, b["w"])
+
+
+def test_weights_set_from_another_dtype_round_like_torch():
+    trainer = TorchModelAdapter(_batch_norm_model())
+    wide = {
+        name: np.random.default_rng(1).normal(size=array.shape)
+        for name, array in trainer.get_weights().items()
+    }
+    trainer.set_weights(wide)
+    for name, array in trainer.get_weights().items():
+        assert array.tobytes() == torch.from_numpy(wide[name]).float().numpy().tobytes()
+
+
+def test_a_copied_trainer_sets_and_reads_its_own_modules_weights():
+    trainer = TorchModelAdapter(_batch_norm_model(), TrainingConfig(epochs=1, batch_size=5))
+    start = trainer.get_weights()
+    copy = pickle.loads(pickle.dumps(trainer))
+    moved = {name: array + 1 for name, array in start.items()}
+    copy.set_weights(moved)
+    assert all(np.array_equal(copy.module.state_dict()[n].numpy(), moved[n]) for n in moved)
+    assert all(np.array_equal(trainer.get_weights()[n], start[n]) for n in start)
+    features, labels = _data(3, 10)
+    copy.train(features, labels, seed=3)
+    trained = copy.get_weights()
+    assert all(np.array_equal(copy.module.state_dict()[n].numpy(), trained[n]) for n in trained)
+    assert not np.array_equal(trained["0.weight"], moved["0.weight"])
