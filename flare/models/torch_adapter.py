@@ -78,6 +78,12 @@ class TorchModelAdapter(ModelAdapter):
     def __init__(self, module: nn.Module, training: TrainingConfig | None = None) -> None:
         self.module = module.float()
         self.training = training or TrainingConfig()
+        # Integer state (batch norm's num_batches_tracked) is not part of the weights, yet
+        # cumulative batch norm (momentum=None) steps by it: every set_weights puts it back
+        # to what it was here, so a client's training never depends on who trained before.
+        self._initial_counters = {
+            name: t.clone() for name, t in module.state_dict().items() if not t.is_floating_point()
+        }
         self._bind_to_module()
         if not self._names:
             raise ValueError("the module has no floating-point parameters")
@@ -90,12 +96,13 @@ class TorchModelAdapter(ModelAdapter):
         state = self.module.state_dict()
         self._arrays = {name: t.numpy() for name, t in state.items() if t.is_floating_point()}
         self._names = list(self._arrays)
+        self._counters = {name: t for name, t in state.items() if not t.is_floating_point()}
         self._parameters = list(self.module.parameters())
 
     def __getstate__(self) -> dict[str, object]:
         # A pickled view arrives as an array of its own, apart from the module's storage:
         # what is bound to the module is bound again to the module that arrives.
-        bound = ("_arrays", "_names", "_parameters")
+        bound = ("_arrays", "_counters", "_names", "_parameters")
         return {name: value for name, value in self.__dict__.items() if name not in bound}
 
     def __setstate__(self, state: dict[str, object]) -> None:
@@ -112,6 +119,8 @@ class TorchModelAdapter(ModelAdapter):
             if np.shape(weights[name]) != array.shape:
                 raise ValueError(f"{name}: shape {np.shape(weights[name])} != {array.shape}")
             np.copyto(array, weights[name], casting="same_kind")
+        for name, counter in self._counters.items():
+            counter.copy_(self._initial_counters[name])
 
     def train(self, features: np.ndarray, labels: np.ndarray, *, seed: int) -> TrainResult:
         cfg = self.training

@@ -54,6 +54,25 @@ def test_a_reused_trainer_trains_like_a_fresh_one():
     assert all(module.training for module in reused.module.modules())
 
 
+def test_cumulative_batch_norm_does_not_carry_its_step_count_from_client_to_client():
+    """With ``momentum=None`` batch norm averages its running statistics over the batches
+    it has counted: a count left by an earlier client would change the next one's model."""
+
+    def cumulative() -> nn.Module:
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16, momentum=None), nn.Linear(16, 3))
+
+    config = TrainingConfig(epochs=2, batch_size=4)
+    start = TorchModelAdapter(cumulative(), config).get_weights()
+    expected, _ = _trained(TorchModelAdapter(cumulative(), config), start, 7)
+    reused = TorchModelAdapter(cumulative(), config)
+    _trained(reused, start, 3)
+    assert int(reused.module[1].num_batches_tracked) > 0
+    weights, _ = _trained(reused, start, 7)
+    assert "1.running_mean" in weights
+    assert all(weights[name].tobytes() == expected[name].tobytes() for name in expected)
+
+
 def test_a_trainer_left_in_training_mode_trains_like_one_set_to_it():
     """Mode is set only where a module is not in training mode already."""
     config = TrainingConfig(epochs=1, batch_size=5)
