@@ -2,16 +2,12 @@
 other than their defaults, parsed and checked before any run starts."""
 
 import argparse
-import types
-import typing
 from dataclasses import dataclass
 from typing import Any
 
-from flare.aggregation import AGGREGATORS, make_aggregator
+from flare.aggregation import AGGREGATORS
+from flare.aggregation.registry import Setting, parse_settings
 from flare.errors import ConfigError
-
-Setting = bool | int | float | str | None
-"""A rule's constructor setting as a variant gives it: what a command line can spell."""
 
 
 @dataclass(frozen=True)
@@ -28,32 +24,6 @@ class Row:
         return {"rule": self.rule, "settings": dict(self.settings)}
 
 
-def parse_setting(rule: str, name: str, text: str) -> Setting:
-    """``text`` as the type ``rule``'s constructor declares for ``name``.
-
-    Raises :class:`ConfigError` for a setting the rule does not have or a value that
-    is not of its type (``true``/``false`` for a flag, ``none`` where ``None`` is allowed).
-    """
-    hints = typing.get_type_hints(AGGREGATORS[rule].__init__)
-    hints.pop("return", None)
-    if name not in hints:
-        allowed = ", ".join(sorted(hints)) or "none"
-        raise ConfigError(f"rule {rule!r} has no setting {name!r}; allowed: {allowed}")
-    declared = hints[name]
-    kinds = typing.get_args(declared) if isinstance(declared, types.UnionType) else (declared,)
-    if text.lower() == "none" and type(None) in kinds:
-        return None
-    for kind in kinds:
-        if kind is bool and text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        if kind in (int, float, str):
-            try:
-                return kind(text)
-            except ValueError:
-                continue
-    raise ConfigError(f"{rule} setting {name}={text!r} is not a {declared}")
-
-
 def parse_variant(text: str) -> Row:
     """``LABEL=RULE:NAME=VALUE[,NAME=VALUE...]`` as a row; the rule is built once here so
     that a value it rejects fails before any run starts."""
@@ -68,16 +38,8 @@ def parse_variant(text: str) -> Row:
     if rule not in AGGREGATORS:
         known = ", ".join(AGGREGATORS)
         raise argparse.ArgumentTypeError(f"variant {label!r}: unknown rule {rule!r} ({known})")
-    settings: dict[str, Setting] = {}
     try:
-        for assignment in assignments.split(","):
-            name, equals, value = assignment.partition("=")
-            if not equals:
-                raise ConfigError(f"{assignment!r} is not NAME=VALUE")
-            if name in settings:
-                raise ConfigError(f"setting {name!r} given twice")
-            settings[name] = parse_setting(rule, name, value)
-        make_aggregator(rule, **settings)
+        settings = parse_settings(rule, assignments.split(","))
     except ConfigError as error:
         raise argparse.ArgumentTypeError(f"variant {label!r}: {error}") from None
     return Row(label, rule, tuple(sorted(settings.items())))

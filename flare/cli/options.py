@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+from flare.errors import ConfigError
 from flare.federation.safety import (
     DEFAULT_ADVERSARY_SHARE,
     DEFAULT_MAX_CAPTURE_PROBABILITY,
@@ -99,6 +100,31 @@ def check_committee_bound(args: argparse.Namespace, risk: CommitteeRisk, adversa
             risk, DEFAULT_MAX_CAPTURE_PROBABILITY if bound is None else bound, adversary
         )
     return risk.describe(adversary)
+
+
+def add_aggregator_setting_option(parser: argparse._ActionsContainer) -> None:
+    """``--aggregator-param NAME=VALUE``, repeatable: a setting of the aggregation rule other
+    than its default, checked against the rule once the command knows it
+    (:func:`aggregator_settings_from_args`)."""
+    parser.add_argument(
+        "--aggregator-param",
+        dest="aggregator_settings",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a setting of the aggregation rule, repeatable, e.g. coordinate_clip_factor=2 "
+        "for mi (docs/mi-filter.md, docs/aggregation.md)",
+    )
+
+
+def aggregator_settings_from_args(args: argparse.Namespace, rule: str) -> dict[str, Any]:
+    """The settings ``--aggregator-param`` gives for ``rule``, each parsed as the type the
+    rule declares; refused in one line for a setting the rule lacks or a value it rejects."""
+    from flare.aggregation.registry import parse_settings
+
+    try:
+        return parse_settings(rule, args.aggregator_settings or [])
+    except ConfigError as error:
+        raise ConfigError(f"--aggregator-param: {error}") from None
 
 
 WEI_UNITS = {"gwei": 10**9, "ether": 10**18, "wei": 1}

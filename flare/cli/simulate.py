@@ -27,9 +27,11 @@ from flare.cli.help_values import (
     PARTITION_NAMES,
 )
 from flare.cli.options import (
+    add_aggregator_setting_option,
     add_client_dp_options,
     add_committee_bound_options,
     add_task_parameter_options,
+    aggregator_settings_from_args,
     check_committee_bound,
     task_parameters_from_args,
 )
@@ -111,6 +113,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="every attacker claims FACTOR times its true sample count",
     )
     p.add_argument("--aggregator", choices=AGGREGATOR_NAMES)
+    add_aggregator_setting_option(p)
     p.add_argument("--codec", choices=CODEC_NAMES)
     p.add_argument("--rank", type=int, help="PowerSGD rank")
     p.add_argument("--dropout", type=float, help="P(client skips round)")
@@ -198,6 +201,9 @@ def config_from_args(args: argparse.Namespace) -> "SimulationConfig":
 
     names = {f.name for f in dataclasses.fields(SimulationConfig)}
     values = {k: v for k, v in vars(args).items() if k in names}
+    if args.aggregator_settings:
+        rule = values.get("aggregator") or SimulationConfig().aggregator
+        values["aggregator_params"] = aggregator_settings_from_args(args, rule)
     return SimulationConfig(**values)
 
 

@@ -20,8 +20,10 @@ from flare.cli import (
 from flare.cli.help_values import MODEL_NAMES, PARTITION_NAMES
 from flare.cli.network import add_network_options, load_keys, network_config
 from flare.cli.options import (
+    add_aggregator_setting_option,
     add_committee_bound_options,
     add_task_parameter_options,
+    aggregator_settings_from_args,
     check_committee_bound,
     format_wei,
     read_admission_list,
@@ -54,6 +56,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     create.add_argument("--dataset", default="digits", help="digits, or an .npz with X and y")
     create.add_argument("--aggregator", default="mi", help="mi, fedavg, krum, median, …")
+    add_aggregator_setting_option(create)
     add_task_parameter_options(create, tuple(OPTION_NAMES), apply_defaults=True)
     bound = create.add_argument_group(
         "safety bound",
@@ -145,6 +148,7 @@ def run_create(args: argparse.Namespace) -> int:
         model=args.model,
         dataset=args.dataset,
         aggregator=args.aggregator,
+        aggregator_params=aggregator_settings_from_args(args, args.aggregator),
         parameters=parameters,
         seed=args.seed,
         dp_max_epsilon=args.dp_max_epsilon,

@@ -50,6 +50,12 @@ def test_simulate_writes_report_and_plots(tmp_path):
         (["--dataset", "/nonexistent/data.npz"], "data set not found"),
         (["--clients", "0"], "--clients must be at least 1"),
         (["--malicious", "11"], "--malicious must lie in"),
+        (["--aggregator-param", "clip=2"], "--aggregator-param: rule 'mi' has no setting 'clip'"),
+        (
+            ["--aggregator-param", "coordinate_clip_factor=-1"],
+            "coordinate_clip_factor must be positive and finite",
+        ),
+        (["--aggregator", "krum", "--aggregator-param", "num_byzantine"], "is not NAME=VALUE"),
     ],
 )
 def test_bad_input_is_one_line_not_a_traceback(args, message, capsys):

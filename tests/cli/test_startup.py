@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from flare.cli import build_parser, defer_defaults, help_values, node, simulate
+from flare.cli.options import aggregator_settings_from_args
+from flare.errors import ConfigError
 from flare.node import NodeError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,6 +153,41 @@ def test_an_option_given_overrides_a_deferred_default() -> None:
     args = build_parser().parse_args(["simulate", "--clients", "4", "--codec", "powersgd"])
     config = simulate.config_from_args(args)
     assert (config.clients, config.codec, config.rounds) == (4, "powersgd", 10)
+
+
+def test_aggregator_settings_are_parsed_as_the_rule_declares_them() -> None:
+    args = build_parser().parse_args(
+        [
+            "simulate",
+            "--aggregator-param",
+            "coordinate_clip_factor=2",
+            "--aggregator-param",
+            "clip_to_median_norm=true",
+        ]
+    )
+    assert simulate.config_from_args(args).aggregator_params == {
+        "coordinate_clip_factor": 2.0,
+        "clip_to_median_norm": True,
+    }
+    krum = build_parser().parse_args(
+        ["simulate", "--aggregator", "krum", "--aggregator-param", "num_byzantine=2"]
+    )
+    assert simulate.config_from_args(krum).aggregator_params == {"num_byzantine": 2}
+    given_twice = build_parser().parse_args(
+        ["simulate", "--aggregator-param", "reference_cosine_min=0", "--aggregator-param",
+         "reference_cosine_min=0.1"]
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="'reference_cosine_min' given twice"):
+        simulate.config_from_args(given_twice)
+    assert (
+        simulate.config_from_args(build_parser().parse_args(["simulate"])).aggregator_params == {}
+    )
+    create = build_parser().parse_args(
+        ["task", "create", "--aggregator-param", "coordinate_clip_factor=1.5"]
+    )
+    assert aggregator_settings_from_args(create, create.aggregator) == {
+        "coordinate_clip_factor": 1.5
+    }
 
 
 def test_simulate_offers_every_registered_aggregator_and_codec(
