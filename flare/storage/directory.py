@@ -3,7 +3,7 @@
 Layout under the root directory::
 
     blobs/<cid>   the blob's bytes, one file per blob
-    pins/<cid>    an empty marker file per pinned blob
+    pins/<cid>    a marker per pinned blob: a hard link to its blob file
 
 CIDs are validated before they reach this class, so they are always canonical
 base32 (``[a-z2-7]``) and safe as file names. Blobs are written to a temporary
@@ -16,13 +16,20 @@ journal is likewise durable across a process crash only): its blobs survive the 
 and one the machine lost is refused on ``get``, since its bytes no longer hash to its CID,
 until a ``put`` of the same bytes repairs it. Pins are marker files
 rather than one index file so that concurrent processes never overwrite each
-other's pins. Everything survives a restart: a new instance over the same
+other's pins. A marker is a hard link to the blob's file, not a new empty file: one
+``link`` both finds the blob (a pin of an absent blob fails) and names the marker, and it
+allocates no inode, which costs ten times a link here (0.3 against 0.02 ms on ext4) and is
+most of what a pin cost. The link shares the blob's bytes, so it takes no space of its own
+until a ``put`` repairs the blob (the marker then keeps the bytes it was linked to; a
+marker is only ever tested for existence). On a file system without hard links (FAT) the
+marker is an empty file. Everything survives a restart: a new instance over the same
 directory sees the same blobs and pins.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import os
 import secrets
@@ -37,6 +44,10 @@ _TEMP_PREFIX = ".tmp-"
 # drawn and tried as mkstemp does.
 _PROCESS_TOKEN = secrets.token_hex(8)
 _WRITE_NUMBERS = itertools.count()
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.EXDEV}
+)
+"""What ``link`` raises where the file system cannot link this file (FAT says ``EPERM``)."""
 
 
 class DirectoryStore(StorageProvider):
@@ -101,10 +112,24 @@ class DirectoryStore(StorageProvider):
         return self.blob_path(cid).is_file()
 
     def _pin(self, cid: str) -> None:
-        if not self._contains(cid):
-            raise BlobNotFoundError(f"cannot pin {cid}: no blob stored under it in {self._root}")
-        # Create the marker, or keep it: one open, where Path.touch first tries to utime it.
-        os.close(os.open(self._pin_dir / cid, os.O_WRONLY | os.O_CREAT, 0o666))
+        marker = self._pin_dir / cid
+        try:
+            os.link(self.blob_path(cid), marker)
+            return
+        except FileExistsError:
+            pass  # pinned before
+        except OSError as exc:
+            if not self._contains(cid):
+                raise self._cannot_pin(cid) from None
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT, 0o666))
+            return
+        if not self._contains(cid):  # its marker outlived it
+            raise self._cannot_pin(cid)
+
+    def _cannot_pin(self, cid: str) -> BlobNotFoundError:
+        return BlobNotFoundError(f"cannot pin {cid}: no blob stored under it in {self._root}")
 
     def _is_pinned(self, cid: str) -> bool:
         return (self._pin_dir / cid).is_file()
