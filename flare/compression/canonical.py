@@ -8,40 +8,50 @@ construction, because the writer's own header passes them all. When they differ,
 any byte, the decoder runs the full validation, which accepts or names what is wrong.
 The binding is still checked, and so are the tensors' values, on both ways.
 
-The expected header is assembled from pieces cached per codec configuration and spec,
-which is what makes this path cheap. Only two values are parsed: the metadata string at
-the head of the header, and the binding at the head of the metadata. What follows the
-binding (codec, format, layout and params) is the configuration's cached tail, and
-finding its container is one dictionary lookup once the tail has been seen; then come
-the binding's canonical JSON and one bytes comparison.
+A header is the fixed opening, the binding, the configuration's suffix and padding
+(:mod:`flare.compression.container`), so nothing of it is decoded as JSON: one regular
+expression reads the binding where the writer puts it, and the bytes after it are the
+key of the configuration's container, cached per spec, whose own suffix they must be.
+The header is then compared piece by piece where it lies, without assembling a copy.
 """
 
 import json
+import re
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from json.decoder import scanstring
 from typing import Any
 
 import numpy as np
 
 from flare.compression.base import MalformedUpdateError, UpdateBinding
 from flare.compression.container import (
-    HEADER_HEAD,
+    HEADER_PREFIX,
     WIRE_DTYPES,
     UpdateContainer,
+    escaped_binding,
+    padding,
     update_container,
 )
-from flare.compression.envelope import check_binding, metadata_text
+from flare.compression.envelope import check_binding
 from flare.compression.layout import FLOAT32, TensorLayout
 from flare.compression.registry import make_codec
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec
 
+SpecKey = tuple[tuple[str, tuple[int, ...]], ...]
+"""A model spec as a hashable key: its names and shapes, in order."""
+
+
+def spec_key(spec: ModelSpec) -> SpecKey:
+    """``spec`` as the key of the caches that depend on it."""
+    return tuple((name, tuple(shape)) for name, shape in spec.items())
+
 
 @lru_cache(maxsize=64)
 def expected_container(
-    codec_name: str, params: tuple[tuple[str, Any], ...], spec: tuple[tuple[str, tuple], ...]
+    codec_name: str, params: tuple[tuple[str, Any], ...], spec: SpecKey
 ) -> UpdateContainer:
     """The writer's container for ``codec_name(**params)`` and ``spec``, less the binding.
 
@@ -82,7 +92,7 @@ validation", which then accepts or refuses the blob with its own reason."""
 
 
 def read_canonical(
-    container: bytes, spec: Mapping[str, tuple[int, ...]], max_header_bytes: int, gzipped: bool
+    container: bytes, spec: SpecKey, max_header_bytes: int, gzipped: bool
 ) -> CanonicalUpdate | None:
     """The update in ``container`` if its header is exactly what Flare writes, else None."""
     try:
@@ -91,54 +101,75 @@ def read_canonical(
         return None
 
 
-METADATA_HEAD = '{"binding":'
-_JSON = json.JSONDecoder()
+_COUNTER = rb"(0|[1-9][0-9]{0,18})"
+_LABEL = rb'((?:[ !#-\[\]-~]|\\\\\\"|\\\\\\\\){1,256})'
+"""A label as a header holds it: printable ASCII, quotes and backslashes escaped twice."""
+
+BINDING_PATTERN = re.compile(
+    rb'\{\\"attempt\\":' + _COUNTER
+    + rb',\\"base_model\\":\\"' + _LABEL
+    + rb'\\",\\"num_samples\\":' + _COUNTER
+    + rb',\\"round\\":' + _COUNTER
+    + rb',\\"sender\\":\\"' + _LABEL
+    + rb'\\",\\"task\\":\\"' + _LABEL
+    + rb'\\"\}'
+)  # fmt: skip
+"""A binding as the writer puts it into a header (:func:`escaped_binding`)."""
+
+
+def _label(escaped: bytes) -> str:
+    if b"\\" in escaped:
+        escaped = escaped.replace(b'\\\\\\"', b'"').replace(b"\\\\\\\\", b"\\")
+    return escaped.decode("ascii")
+
+
+def _binding(match: re.Match[bytes]) -> UpdateBinding:
+    attempt, base_model, samples, round_, sender, task = match.groups()
+    return UpdateBinding(
+        _label(sender), _label(task), int(round_), int(attempt), _label(base_model), int(samples)
+    )
 
 
 @lru_cache(maxsize=64)
-def _container_with_tail(tail: str, spec: tuple[tuple[str, tuple], ...]) -> UpdateContainer:
-    """The container whose metadata ends in ``tail``, which is the rest of the metadata's
-    object after the binding: its codec and params name the configuration."""
+def _container_with_suffix(suffix: bytes, spec: SpecKey) -> UpdateContainer:
+    """The container whose header ends in ``suffix`` after the binding: the rest of the
+    metadata string it opens with names the codec and its params."""
+    tail, _ = scanstring(suffix.decode("utf-8"), 0)
     fields = json.loads("{" + tail.removeprefix(","))
     expected = expected_container(fields["codec"], tuple(sorted(fields["params"].items())), spec)
-    if expected.tail != tail:
-        raise MalformedUpdateError("not the writer's metadata")
+    if expected.suffix != suffix:
+        raise MalformedUpdateError("not the writer's header")
     return expected
 
 
 def _read_canonical(
-    container: bytes, spec: ModelSpec, max_header_bytes: int, gzipped: bool
+    container: bytes, spec: SpecKey, max_header_bytes: int, gzipped: bool
 ) -> CanonicalUpdate | None:
     (header_len,) = struct.unpack_from("<Q", container)
-    if header_len > max_header_bytes:
-        return None
     header_end = 8 + header_len
-    header = container[8:header_end].decode("utf-8")
-    if not header.startswith(HEADER_HEAD):
+    if header_len > max_header_bytes or not container.startswith(HEADER_PREFIX, 8):
         return None
-    metadata, _ = _JSON.raw_decode(header, len(HEADER_HEAD))
-    if not metadata.startswith(METADATA_HEAD):
+    match = BINDING_PATTERN.match(container, 8 + len(HEADER_PREFIX), header_end)
+    if match is None:
         return None
-    fields, binding_end = _JSON.raw_decode(metadata, len(METADATA_HEAD))
-    spec_key = tuple((name, tuple(shape)) for name, shape in spec.items())
-    expected = _container_with_tail(metadata[binding_end:], spec_key)
-    binding = UpdateBinding(**fields)
+    binding = _binding(match)
     check_binding(binding)
+    suffix = container[match.end() : header_end].rstrip(b" ")
+    expected = _container_with_suffix(suffix, spec)
+    # The header is the prefix, the matched binding, the suffix (equal to the container's:
+    # it is the cache's key) and only spaces; it is the writer's when the binding is the
+    # writer's spelling of what was read and the spaces are exactly the writer's padding.
+    body_len = len(HEADER_PREFIX) + len(match[0]) + len(suffix)
     if (
         expected.gzip_wrapped != gzipped
+        or header_len != body_len + len(padding(body_len))
         or len(container) != header_end + expected.data_bytes
-        or metadata != metadata_text(binding, expected.tail)
-        or container[8:header_end] != expected.header(metadata)
+        or match[0] != escaped_binding(binding)
     ):
         return None
     # One copy, not one per tensor: the decoded tensors must be writable and must not
     # hold the blob, so they are views of the data section's copy, one span each.
     data = np.frombuffer(container, dtype=np.uint8, offset=header_end).copy()
-    tensors = {}
-    for span in expected.spans:
-        stored = data[span.begin : span.begin + span.count * span.dtype.itemsize].view(span.dtype)
-        if not span.dtype.isnative:
-            stored = stored.astype(span.dtype.newbyteorder("="))
-        tensors[span.name] = stored.reshape(span.shape)
+    tensors = {span.name: span.read(data) for span in expected.spans}
     floats = data[: expected.float_bytes].view(WIRE_DTYPES[FLOAT32])
     return CanonicalUpdate(expected.codec, binding, expected.layout, tensors, floats)

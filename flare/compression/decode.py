@@ -12,9 +12,10 @@ from functools import lru_cache
 import numpy as np
 
 from flare.compression.base import DecodedUpdate, MalformedUpdateError
-from flare.compression.canonical import read_canonical
+from flare.compression.canonical import SpecKey, read_canonical, spec_key
+from flare.compression.dense import all_finite
 from flare.compression.envelope import read_envelope
-from flare.compression.layout import FLOAT32, INT8, INT32, TensorLayout
+from flare.compression.layout import DENSE, FLOAT32, INT8, INT32, TensorLayout
 from flare.compression.rebuild import rebuild_tensor
 from flare.compression.registry import make_codec
 from flare.compression.wire import (
@@ -75,7 +76,7 @@ class SizeLimits:
 
 
 @lru_cache(maxsize=64)
-def _limits(spec: tuple[tuple[str, tuple[int, ...]], ...]) -> SizeLimits:
+def _limits(spec: SpecKey) -> SizeLimits:
     """The three limits of a spec, computed once: every decode checks against them."""
     shapes = dict(spec)
     return SizeLimits(header_limit(shapes), container_limit(shapes), blob_limit(shapes))
@@ -143,12 +144,18 @@ def _assemble(
     tensors: dict[str, np.ndarray], layout: list[TensorLayout], floats: np.ndarray | None = None
 ) -> Weights:
     """The dense delta; ``floats``, when given, holds every float32 value of ``tensors``, so
-    that one check clears them all and only a failed one looks for the tensor to name."""
-    if floats is None or not np.isfinite(floats).all():
+    that one check clears them all and only a failed one looks for the tensor to name.
+
+    A dense tensor is stored as it travels, under its own name: it is taken as it is.
+    """
+    if floats is None or not all_finite(floats):
         for name, array in tensors.items():
             if not np.isfinite(array).all():
                 raise MalformedUpdateError(f"tensor {name!r} contains NaN or Inf")
-    return {entry.name: rebuild_tensor(entry, tensors) for entry in layout}
+    return {
+        entry.name: tensors[entry.name] if entry.kind == DENSE else rebuild_tensor(entry, tensors)
+        for entry in layout
+    }
 
 
 def decode_update(
@@ -168,13 +175,14 @@ def _decode_update(blob: bytes, spec: ModelSpec, max_blob_bytes: int | None) -> 
     if not isinstance(blob, bytes | bytearray | memoryview):
         raise MalformedUpdateError(f"blob must be bytes, got {type(blob).__name__}")
     blob = bytes(blob)
-    limits = _limits(tuple((name, tuple(shape)) for name, shape in spec.items()))
+    key = spec_key(spec)
+    limits = _limits(key)
     limit = limits.blob if max_blob_bytes is None else min(max_blob_bytes, limits.blob)
     if len(blob) > limit:
         raise MalformedUpdateError(f"blob has {len(blob)} bytes, the limit is {limit}")
     gzipped = blob.startswith(GZIP_MAGIC)
     container = gzip_decompress(blob, limits.container) if gzipped else blob
-    canonical = read_canonical(container, spec, limits.header, gzipped)
+    canonical = read_canonical(container, key, limits.header, gzipped)
     if canonical is not None:
         delta = _assemble(canonical.tensors, canonical.layout, canonical.floats)
         return DecodedUpdate(delta=delta, binding=canonical.binding, codec=canonical.codec)

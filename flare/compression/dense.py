@@ -14,10 +14,20 @@ from flare.compression.base import (
     UpdateBinding,
     UpdateEncoder,
 )
-from flare.compression.container import write_update
+from flare.compression.container import container_for
 from flare.compression.layout import TensorLayout, plan_layout
 from flare.compression.wire import gzip_compress
 from flare.tensors import ModelSpec, Weights
+
+
+def all_finite(values: np.ndarray) -> bool:
+    """Whether every one of ``values`` is finite.
+
+    A NaN or an infinity makes the sum of squares NaN or infinite, and that sum is one BLAS
+    pass without a temporary (``vdot`` warns of no overflow); only where it is not finite,
+    which an overflow of finite values can also make it, are the values checked one by one.
+    """
+    return bool(np.isfinite(np.vdot(values, values))) or bool(np.isfinite(values).all())
 
 
 def checked_delta(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> Weights:
@@ -37,7 +47,7 @@ def checked_delta(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> Weights:
                 raise MalformedUpdateError(
                     f"delta {name!r} has shape {array.shape}, spec says {tuple(shape)}"
                 )
-            if not np.isfinite(array).all():
+            if not all_finite(array):
                 raise MalformedUpdateError(f"delta {name!r} contains NaN or Inf (as float32)")
             checked[name] = array
     return checked
@@ -50,9 +60,10 @@ class DenseEncoder(UpdateEncoder):
         self.codec = codec
         self.spec = dict(spec)
         self.layout = codec.layout(spec)
+        self.container = container_for(codec, self.layout)
 
     def encode(self, delta: Weights, binding: UpdateBinding) -> bytes:
-        container = write_update(self.codec, binding, self.layout, checked_delta(delta, self.spec))
+        container = self.container.write(binding, checked_delta(delta, self.spec))
         return gzip_compress(container) if self.codec.gzip_wrapped else container
 
 

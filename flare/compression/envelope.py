@@ -7,6 +7,7 @@ decoder refuses any other spelling of the same content.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from flare.compression.base import MalformedUpdateError, UpdateBinding
@@ -91,10 +92,26 @@ def metadata_tail(codec_name: str, params: Mapping[str, int], layout: list[Tenso
     return "," + canonical_json(rest)[1:]
 
 
+def binding_json(binding: UpdateBinding) -> str:
+    """The canonical JSON of a binding, spelled out: every update writes and reads one.
+
+    Keys in sorted order, labels escaped by the function :func:`canonical_json` uses,
+    counters as ``int``'s own digits: :func:`canonical_json` of the fields, at a fraction
+    of its cost (tested on arbitrary bindings).
+    """
+    return (
+        f'{{"attempt":{int.__repr__(binding.attempt)},'
+        f'"base_model":{encode_basestring_ascii(binding.base_model)},'
+        f'"num_samples":{int.__repr__(binding.num_samples)},'
+        f'"round":{int.__repr__(binding.round)},'
+        f'"sender":{encode_basestring_ascii(binding.sender)},'
+        f'"task":{encode_basestring_ascii(binding.task)}}}'
+    )
+
+
 def metadata_text(binding: UpdateBinding, tail: str) -> str:
     """A blob's canonical metadata: the binding's canonical JSON, then ``tail``."""
-    fields = {field: getattr(binding, field) for field in BINDING_FIELDS}
-    return '{"binding":' + canonical_json(fields) + tail
+    return '{"binding":' + binding_json(binding) + tail
 
 
 def read_envelope(metadata: str) -> Envelope:

@@ -11,7 +11,7 @@ against.
 import numpy as np
 
 from flare.compression.base import Codec, MalformedUpdateError, UpdateBinding, UpdateEncoder
-from flare.compression.container import write_update
+from flare.compression.container import container_for
 from flare.compression.dense import checked_delta
 from flare.compression.layout import SPARSE, TensorLayout, checked_shapes, unambiguous
 from flare.errors import ConfigError
@@ -34,6 +34,7 @@ class TopKEncoder(UpdateEncoder):
         self.codec = codec
         self.spec = dict(spec)
         self.layout = codec.layout(spec)
+        self.container = container_for(codec, self.layout)
         self.error_memory = {
             entry.name: np.zeros(entry.size, dtype=np.float64)
             for entry in self.layout
@@ -61,7 +62,7 @@ class TopKEncoder(UpdateEncoder):
             remainder[indices] -= values
             tensors.update(zip(entry.stored_tensors(), (indices, values), strict=True))
             new_error[entry.name] = remainder
-        blob = write_update(self.codec, binding, self.layout, tensors)
+        blob = self.container.write(binding, tensors)
         self.error_memory.update(new_error)
         return blob
 

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from flare.compression import MalformedUpdateError, UpdateBinding, decode_update, make_codec
 from flare.compression import decode as decode_module
-from flare.compression.canonical import read_canonical
+from flare.compression.canonical import read_canonical, spec_key
 from flare.compression.decode import header_limit
 from flare.compression.wire import (
     GZIP_MAGIC,
@@ -74,7 +74,7 @@ def test_the_writer_writes_what_safetensors_writes_and_both_paths_decode_alike(
     assert write_container(load_container_tensors(container), metadata) == container
 
     gzipped = container is not blob
-    assert read_canonical(container, spec, header_limit(spec), gzipped) is not None
+    assert read_canonical(container, spec_key(spec), header_limit(spec), gzipped) is not None
     short = decode_update(blob, spec)
     assert short.binding == binding
     with pytest.MonkeyPatch.context() as patched:
@@ -88,7 +88,7 @@ def test_the_writer_writes_what_safetensors_writes_and_both_paths_decode_alike(
 
 def float_spans(container: bytes, spec: dict) -> list[tuple[str, int, int]]:
     """(name, first byte, end) of every non-empty float32 tensor in the container."""
-    canonical = read_canonical(container, spec, header_limit(spec), False)
+    canonical = read_canonical(container, spec_key(spec), header_limit(spec), False)
     header = read_container_header(container, 10**6, ("F32", "I8", "I32"))
     start = len(container) - sum(array.nbytes for array in canonical.tensors.values())
     spans, offset = [], start
