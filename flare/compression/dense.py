@@ -4,6 +4,7 @@ These are the baselines PowerSGD is measured against, and the safe choice when t
 uplink is not the bottleneck: the aggregator sees exactly the client's delta.
 """
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -27,7 +28,7 @@ def all_finite(values: np.ndarray) -> bool:
     pass without a temporary (``vdot`` warns of no overflow); only where it is not finite,
     which an overflow of finite values can also make it, are the values checked one by one.
     """
-    return bool(np.isfinite(np.vdot(values, values))) or bool(np.isfinite(values).all())
+    return math.isfinite(np.vdot(values, values)) or bool(np.isfinite(values).all())
 
 
 def checked_delta(delta: Mapping[str, np.ndarray], spec: ModelSpec) -> Weights:
