@@ -151,10 +151,11 @@ def ascending_trimmed_sums(tensors: Sequence[np.ndarray], trimmed: int) -> np.nd
 
     ``tensors`` (one per client, all of one shape) are read a block of coordinates at a
     time (:func:`~flare.aggregation.order_statistics.client_blocks`), one row per
-    coordinate: each row is sorted (exact), and the kept columns are copied, in the
-    block's own type, into one contiguous row per rank, so that each ascending add is one
-    contiguous elementwise ufunc over the block, widening exactly to float64 as it adds.
-    Sorting may swap −0.0 and +0.0, which no sum starting at +0.0 can tell apart.
+    coordinate: each row is sorted (exact), and the kept columns are widened (exactly) to
+    float64 into one contiguous row per rank, so that each ascending add is one contiguous
+    float64 ufunc over the block (adding a narrower row would cast it through numpy's
+    buffers on every add). Sorting may swap −0.0 and +0.0, which no sum starting at +0.0
+    can tell apart.
     """
     count = len(tensors)
     sums = np.zeros(np.asarray(tensors[0]).size, dtype=np.float64)
@@ -164,7 +165,7 @@ def ascending_trimmed_sums(tensors: Sequence[np.ndarray], trimmed: int) -> np.nd
         # measured faster than partitioning at both trim points and sorting the middle
         values.sort(axis=1)
         if ranks is None:  # the first block is the widest
-            ranks = np.empty((count - 2 * trimmed, values.shape[0]), dtype=values.dtype)
+            ranks = np.empty((count - 2 * trimmed, values.shape[0]), dtype=np.float64)
         kept = ranks[:, : values.shape[0]]
         np.copyto(kept, values[:, trimmed : count - trimmed].T)
         partial = sums[block.coordinates]
