@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 from common import measure_in_child, source_revision
+from protocol_tables import render
 
 from flare.chain import InMemoryChain
 from flare.crypto import vrf
@@ -66,6 +67,7 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
     offline_cpu, protocol_cpu = [], []
     parallel_protocol, committees = [], []
     rounds_alone: dict[str, list[float]] = {"offline": [], "protocol": []}
+    extra: list[dict[str, float]] = []
     for repeat in range(repeats):
         started, cpu = time.perf_counter(), time.process_time()
         offline_report = Simulation(config).run()
@@ -87,6 +89,9 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
             committees.append(max(1, len(record.protocol["committee"])))
             serial_extra += members_one_after_another(record)
         parallel_protocol.append(protocol[-1] - serial_extra / config.rounds)
+        extra.append(
+            extra_time(offline_report, offline[-1], report, parallel_protocol[-1], serial_extra)
+        )
         with InMemoryChain(run_dir / "chain.db") as chain:
             started = time.perf_counter()
             verdict = verify_task(chain, DirectoryStore(run_dir / "blobs"), 1)
@@ -112,10 +117,46 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
             p / o for p, o in zip(rounds_alone["protocol"], rounds_alone["offline"], strict=True)
         ),
         "load_average_1min": round(os.getloadavg()[0], 2),
+        "extra_median_s": {name: statistics.median(e[name] for e in extra) for name in extra[0]},
         "phase_median_s": split,
         "committee_median": statistics.median(committees),
         "repeats": repeats,
     }
+
+
+def extra_time(
+    offline: SimulationReport,
+    offline_s: float,
+    protocol: SimulationReport,
+    protocol_s: float,
+    serial_extra: float,
+) -> dict[str, float]:
+    """Where one protocol run's seconds per round (members side by side) exceed the offline
+    run's beside it: set-up, each phase less its offline counterpart, and the rest of the
+    rounds (stepping the actors, the chain's views, the report); the parts sum to the whole."""
+    rounds = len(protocol.rounds)
+
+    def phases(report: SimulationReport) -> dict[str, float]:
+        summed: dict[str, float] = {}
+        for record in report.rounds:
+            for name, seconds in record.timings.items():
+                summed[name] = summed.get(name, 0.0) + seconds / len(report.rounds)
+        return summed
+
+    p, o = phases(protocol), phases(offline)
+    p["aggregate"] = p.get("aggregate", 0.0) - serial_extra / rounds
+    p_rounds = seconds_per_round(protocol) - serial_extra / rounds
+    o_rounds = seconds_per_round(offline)
+    parts = {
+        "set-up": (protocol_s - p_rounds) - (offline_s - o_rounds),
+        **{name: p.get(name, 0.0) for name in ("vrf", "chain", "storage")},
+        "aggregate": p.get("aggregate", 0.0) - o.get("aggregate", 0.0) - o.get("decode", 0.0),
+        "train": p.get("train", 0.0) - o.get("train", 0.0),
+        "evaluate": p.get("evaluate", 0.0) - o.get("evaluate", 0.0),
+        "rest": (p_rounds - sum(p.values())) - (o_rounds - sum(o.values())),
+    }
+    seats = statistics.median(len(record.protocol["committee"]) for record in protocol.rounds)
+    return {"total": protocol_s - offline_s, **parts, "seat_claims_per_round": seats}
 
 
 def seconds_per_round(report: SimulationReport) -> float:
@@ -270,130 +311,6 @@ def write(result: dict) -> None:
     (DOCS / "protocol.json").write_text(json.dumps(result, indent=2))
     (DOCS / "protocol.md").write_text(render(result))
     print(render(result))
-
-
-def render(result: dict) -> str:
-    crypto, over = result["crypto"], result["overhead"]
-    lines = [
-        "# Protocol overhead",
-        "",
-        f"Command: `{result['command'].strip()}` — {result['date']}{at_revision(result)}, "
-        f"{result['machine']}.",
-        f"{result['config']['clients']} clients ({result['config']['malicious']} sign-flip "
-        f"attackers), MI filter, committee of {over['committee_median']:g} (median seats), "
-        "in-memory chain, on-disk blob store. Medians over repeats; offline and protocol runs "
-        "alternate. Members side by side: the round less the aggregate-phase time of every "
-        "member but the slowest (members holding the same blobs share one recomputation, "
-        "which counts in full in the member that ran it). 1-minute load average at the end "
-        f"{over['load_average_1min']}: other jobs share the two cores, and CPU time moves "
-        "less with them than wall time.",
-        "",
-        "| measure | value |",
-        "|---|---:|",
-        f"| offline simulation, s/round | {over['offline_s_per_round']:.3f} |",
-        f"| protocol simulation, s/round | {over['protocol_s_per_round']:.3f} |",
-        f"| **protocol / offline**, members one after another | **{over['ratio']:.2f}x** |",
-        f"| protocol, members side by side as deployed, s/round "
-        f"| {over['parallel_members_s_per_round']:.3f} |",
-        f"| **protocol / offline**, members side by side | **{over['parallel_ratio']:.2f}x** |",
-        f"| offline simulation, CPU s/round | {over['offline_cpu_s_per_round']:.3f} |",
-        f"| protocol simulation, CPU s/round | {over['protocol_cpu_s_per_round']:.3f} |",
-        f"| protocol / offline, CPU time | {over['cpu_ratio']:.2f}x |",
-        *rounds_alone_row(over),
-        f"| VRF prove / s | {crypto['vrf_prove_per_s']:.0f} |",
-        f"| VRF verify / s | {crypto['vrf_verify_per_s']:.0f} |",
-        f"| PoP verify / s | {crypto['pop_verify_per_s']:.0f} |",
-        "",
-        "Where a protocol round's time goes (median seconds per round):",
-        "",
-        "| phase | s/round | what it covers |",
-        "|---|---:|---|",
-    ]
-    meaning = {
-        "train": "local training of every client",
-        "encode": "update encoding (codec + canonical container)",
-        "storage": "blob puts (each hashed to name it) and pins; gets verified against "
-        "their CID, but for a blob put in the same attempt, served from the bytes hashed",
-        "chain": "submit, propose and vote transactions",
-        "vrf": "every participant's VRF proof, plus the winners' seat claims",
-        "aggregate": "the committee's aggregate work, every member's summed (members holding "
-        "the same blobs share one recomputation, counted once)",
-        "evaluate": "test accuracy of the new global model (reporting only)",
-        "verify (auditor)": "`flare verify` recomputing the round from chain and store",
-    }
-    for name, seconds in over["phase_median_s"].items():
-        lines.append(f"| {name} | {seconds:.4f} | {meaning.get(name, '')} |")
-    anvil = result["anvil"]
-    if anvil is None:
-        lines += ["", "Anvil not installed: no real-node comparison (run scripts/setup.sh)."]
-    else:
-        lines += [
-            "",
-            "The same protocol run on a local Anvil (every call a signed, mined transaction) "
-            "against the in-memory chain, alternating:",
-            "",
-            "| chain | s/round |",
-            "|---|---:|",
-            f"| in-memory | {anvil['memory_s_per_round']:.3f} |",
-            f"| Anvil | {anvil['anvil_s_per_round']:.3f} |",
-            f"| **Anvil / in-memory** | **{anvil['ratio']:.2f}x** |",
-        ]
-    return "\n".join(lines + fleet_lines(result["fleet"])) + "\n"
-
-
-def rounds_alone_row(over: dict) -> list[str]:
-    """The rounds-alone ratio's row (older tables did not record it)."""
-    if "rounds_alone_ratio" not in over:
-        return []
-    return [
-        "| protocol / offline, the rounds alone (set-up and teardown apart) "
-        f"| {over['rounds_alone_ratio']:.2f}x |"
-    ]
-
-
-def at_revision(section: dict) -> str:
-    """Where a section says which revision it measured (older tables did not record it)."""
-    return f" at `{section['revision']}`" if "revision" in section else ""
-
-
-def fleet_lines(fleet: dict) -> list[str]:
-    phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in fleet["timings"].items())
-    walls = fleet.get("run_wall_s_of_each", [])  # older tables recorded one run
-    each_run = (
-        f" (the median of {len(walls)} runs: {', '.join(f'{w:.1f}' for w in walls)}; "
-        "every other row is that run's, but peak RSS, the largest of them)"
-        if len(walls) > 1
-        else ""
-    )
-    return [
-        "",
-        f"## A fleet: {fleet['clients']:,} clients, one round",
-        "",
-        f"Command: `{fleet['command']}` — {fleet['date']}{at_revision(fleet)}. "
-        f"{fleet['clients']:,} clients ({fleet['malicious']} sign-flip attackers), `mi`, one "
-        "round through the protocol on the in-memory chain and store, in a fresh "
-        "single-threaded process (1-minute load average at its end "
-        f"{fleet['load_average_1min']}: other jobs share the two cores). The run includes "
-        "set-up: building the federation, every participant's keys and registration. "
-        "Issue 13's target: at most 10 s and 1 GB.",
-        "",
-        "| measure | value |",
-        "|---|---:|",
-        f"| run, wall s{each_run} | {fleet['run_wall_s']:.1f} |",
-        f"| run, CPU s | {fleet['run_cpu_s']:.1f} |",
-        f"| set-up (before the round), s | {fleet['setup_s']:.1f} |",
-        f"| the round, s | {fleet['round_s']:.1f} |",
-        f"| run with the {fleet['committee']} members side by side, s "
-        f"| {fleet['side_by_side_s']:.1f} |",
-        f"| the slowest member's aggregate phase, s | {fleet['slowest_member_aggregate_s']:.1f} |",
-        f"| recomputations of the aggregate (shared by members holding the same blobs) "
-        f"| {fleet['recomputations']} |",
-        f"| accepted / flagged | {fleet['accepted']} / {fleet['flagged']} |",
-        f"| peak RSS, MiB | {fleet['peak_rss_mb']:.0f} |",
-        f"| RSS after imports, MiB | {fleet['imports_rss_mb']:.0f} |",
-        "",
-        f"The round's phases (wall s, every client's summed): {phases}.",
-    ]
 
 
 if __name__ == "__main__":
