@@ -251,19 +251,26 @@ def squared_distances_to(
 ) -> list[float]:
     """``[squared_distance(delta, target, spec) for delta in deltas]``, bit for bit.
 
-    One float64 scratch vector per tensor replaces the two float64 copies per pair:
-    ``(x − t)²`` is formed in place (``x`` widened exactly first, and
-    ``(x − t)² = (t − x)²`` exactly) and summed as the same contiguous 1-D vector.
+    The deltas are widened (exactly) into the rows of one float64 scratch block, about
+    :data:`DISTANCE_BLOCK_BYTES`, and ``(x − t)²`` is formed in place for the whole block
+    at once (``(x − t)² = (t − x)²`` exactly), so a small tensor costs a few ufunc calls
+    per block of clients rather than per client. Each row is then summed on its own, the
+    same contiguous 1-D vector :func:`squared_distance` sums.
     """
     per_update: list[list[float]] = [[] for _ in deltas]
     for name in spec:
         reference = _flat_float64(target[name])
-        scratch = np.empty_like(reference)
-        for sums, delta in zip(per_update, deltas, strict=True):
-            np.copyto(scratch, np.asarray(delta[name]).reshape(-1), casting="same_kind")
-            np.subtract(scratch, reference, out=scratch)
-            np.square(scratch, out=scratch)
-            sums.append(float(np.sum(scratch)))
+        rows_per_block = max(1, DISTANCE_BLOCK_BYTES // max(1, reference.nbytes))
+        scratch = np.empty((min(rows_per_block, len(deltas)), reference.size))
+        for start in range(0, len(deltas), rows_per_block):
+            chunk = deltas[start : start + rows_per_block]
+            rows = scratch[: len(chunk)]
+            for row, delta in zip(rows, chunk, strict=True):
+                np.copyto(row, np.asarray(delta[name]).reshape(-1), casting="same_kind")
+            np.subtract(rows, reference, out=rows)
+            np.square(rows, out=rows)
+            for sums, row in zip(per_update[start : start + len(chunk)], rows, strict=True):
+                sums.append(float(np.add.reduce(row)))
     return [math.fsum(sums) for sums in per_update]
 
 
@@ -289,6 +296,11 @@ def norm_of_square(squared_norm: float) -> float:
     ``squared_norm``."""
     return round_significant(math.sqrt(max(squared_norm, 0.0)))
 
+
+DISTANCE_BLOCK_BYTES = 1 << 20
+""":func:`squared_distances_to` widens about this many bytes of float64 rows at a time: on
+the 2-core benchmark machine, 1 MiB took the scores of 300 clients of 20k coordinates from
+9.6 to 7.9 ms (64 KiB: 10.2, 2 MiB: 7.8) and left 100 clients of 100k unchanged (11 ms)."""
 
 CLIENT_BLOCK_BYTES = 1 << 20
 """Order statistics work on the clients' values a block of coordinates (1 MiB) at a time:
