@@ -27,6 +27,24 @@ def kept_entries(size: int, per_mille: int) -> int:
     return max(1, -(-size * per_mille // 1000))
 
 
+def largest_entries(values: np.ndarray, keep: int) -> np.ndarray:
+    """The ascending int32 indices of the ``keep`` largest magnitudes of ``values`` (1-d).
+
+    Ties go to the lower index, so the same input gives the same bytes: the first ``keep``
+    of a stable sort by decreasing magnitude, found without sorting. Every magnitude above
+    the ``keep``-th largest is kept, and as many of those equal to it as there is room for,
+    lowest indices first.
+    """
+    magnitudes = np.abs(values)
+    if keep >= magnitudes.size:
+        return np.arange(magnitudes.size, dtype=np.int32)
+    threshold = np.partition(magnitudes, magnitudes.size - keep)[magnitudes.size - keep]
+    above = magnitudes > threshold
+    tied = np.flatnonzero(magnitudes == threshold)[: keep - np.count_nonzero(above)]
+    above[tied] = True
+    return np.flatnonzero(above).astype(np.int32)
+
+
 class TopKEncoder(UpdateEncoder):
     """One client's top-k state: the error memory of every sparse tensor."""
 
@@ -51,9 +69,7 @@ class TopKEncoder(UpdateEncoder):
                 tensors[entry.name] = delta[entry.name]
                 continue
             flat = delta[entry.name].ravel() + self.error_memory[entry.name]
-            # A stable sort breaks ties by index, so the same input gives the same bytes.
-            largest = np.argsort(-np.abs(flat), kind="stable")[: entry.keep]
-            indices = np.sort(largest).astype(np.int32)
+            indices = largest_entries(flat, entry.keep)
             with np.errstate(over="ignore"):
                 values = flat[indices].astype(np.float32)
             if not np.isfinite(values).all():

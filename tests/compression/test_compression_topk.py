@@ -8,7 +8,7 @@ from hypothesis.extra import numpy as hnp
 
 from flare.compression import MalformedUpdateError, TopKCodec, UpdateBinding, decode_update
 from flare.compression.decode import UPDATE_DTYPES
-from flare.compression.topk import kept_entries
+from flare.compression.topk import kept_entries, largest_entries
 from flare.compression.wire import load_container_tensors, read_container_header, write_container
 
 BINDING = UpdateBinding("0xc1", "task-7", 3, 1, "bafkreigh2akiscaildc", 120)
@@ -40,6 +40,24 @@ def test_the_largest_entries_travel_exactly_and_vectors_travel_dense():
     expected[largest] = flat[largest]
     assert decoded["w"].ravel().tobytes() == expected.tobytes()
     assert decoded["b"].tobytes() == delta["b"].tobytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=hnp.arrays(
+        np.float64,
+        st.integers(1, 300),
+        elements=st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5, -2.5, 1e-300, 7.0, -7.0]),
+    ),
+    data=st.data(),
+)
+def test_the_largest_entries_are_a_stable_sorts_first_ties_to_the_lower_index(values, data):
+    """Ties are the rule here (nine distinct magnitudes at most), and zeros of both signs."""
+    keep = data.draw(st.integers(1, values.size))
+    stable = np.argsort(-np.abs(values), kind="stable")[:keep]
+    chosen = largest_entries(values, keep)
+    assert chosen.dtype == np.int32
+    assert chosen.tolist() == sorted(stable.tolist())
 
 
 def test_error_feedback_delivers_every_entry_eventually():
