@@ -27,18 +27,20 @@ def kept_entries(size: int, per_mille: int) -> int:
     return max(1, -(-size * per_mille // 1000))
 
 
-def largest_entries(values: np.ndarray, keep: int) -> np.ndarray:
+def largest_entries(values: np.ndarray, keep: int, work: np.ndarray) -> np.ndarray:
     """The ascending int32 indices of the ``keep`` largest magnitudes of ``values`` (1-d).
 
     Ties go to the lower index, so the same input gives the same bytes: the first ``keep``
     of a stable sort by decreasing magnitude, found without sorting. Every magnitude above
     the ``keep``-th largest is kept, and as many of those equal to it as there is room for,
-    lowest indices first.
+    lowest indices first. ``work``, of the size and type of ``values``, is overwritten.
     """
-    magnitudes = np.abs(values)
-    if keep >= magnitudes.size:
-        return np.arange(magnitudes.size, dtype=np.int32)
-    threshold = np.partition(magnitudes, magnitudes.size - keep)[magnitudes.size - keep]
+    if keep >= values.size:
+        return np.arange(values.size, dtype=np.int32)
+    kth = values.size - keep
+    np.abs(values, out=work).partition(kth)
+    threshold = work[kth]
+    magnitudes = np.abs(values, out=work)
     above = magnitudes > threshold
     tied = np.flatnonzero(magnitudes == threshold)[: keep - np.count_nonzero(above)]
     above[tied] = True
@@ -53,33 +55,35 @@ class TopKEncoder(UpdateEncoder):
         self.spec = dict(spec)
         self.layout = codec.layout(spec)
         self.container = container_for(codec, self.layout)
-        self.error_memory = {
-            entry.name: np.zeros(entry.size, dtype=np.float64)
-            for entry in self.layout
-            if entry.kind == SPARSE
-        }
+        sparse = [entry for entry in self.layout if entry.kind == SPARSE]
+        self.error_memory = {entry.name: np.zeros(entry.size) for entry in sparse}
+        # Delta plus carried error is summed into the scratch array, which then becomes the
+        # new error memory while the old one becomes the next round's scratch, and the
+        # magnitudes are ranked in arrays of their own: no tensor-sized array is allocated
+        # per round (a fresh one can cost page faults).
+        self._scratch = {entry.name: np.empty(entry.size) for entry in sparse}
+        self._work = {entry.name: np.empty(entry.size) for entry in sparse}
 
     def encode(self, delta: Weights, binding: UpdateBinding) -> bytes:
         """Send the largest entries of ``delta`` plus the carried error; keep the rest."""
         delta = checked_delta(delta, self.spec)
         tensors: dict[str, np.ndarray] = {}
-        new_error: dict[str, np.ndarray] = {}
         for entry in self.layout:
             if entry.kind != SPARSE:
                 tensors[entry.name] = delta[entry.name]
                 continue
-            flat = delta[entry.name].ravel() + self.error_memory[entry.name]
-            indices = largest_entries(flat, entry.keep)
+            flat = self._scratch[entry.name]
+            np.add(delta[entry.name].ravel(), self.error_memory[entry.name], out=flat)
+            indices = largest_entries(flat, entry.keep, self._work[entry.name])
             with np.errstate(over="ignore"):
                 values = flat[indices].astype(np.float32)
             if not np.isfinite(values).all():
                 raise MalformedUpdateError(f"delta {entry.name!r} overflows float32 once summed")
-            remainder = flat.copy()
-            remainder[indices] -= values
+            flat[indices] -= values  # what is still owed
             tensors.update(zip(entry.stored_tensors(), (indices, values), strict=True))
-            new_error[entry.name] = remainder
         blob = self.container.write(binding, tensors)
-        self.error_memory.update(new_error)
+        for name, owed in self._scratch.items():
+            self._scratch[name], self.error_memory[name] = self.error_memory[name], owed
         return blob
 
 

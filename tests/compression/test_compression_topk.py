@@ -55,7 +55,7 @@ def test_the_largest_entries_are_a_stable_sorts_first_ties_to_the_lower_index(va
     """Ties are the rule here (nine distinct magnitudes at most), and zeros of both signs."""
     keep = data.draw(st.integers(1, values.size))
     stable = np.argsort(-np.abs(values), kind="stable")[:keep]
-    chosen = largest_entries(values, keep)
+    chosen = largest_entries(values, keep, np.empty_like(values))
     assert chosen.dtype == np.int32
     assert chosen.tolist() == sorted(stable.tolist())
 
@@ -71,6 +71,19 @@ def test_error_feedback_delivers_every_entry_eventually():
     owed = encoder.error_memory["w"].reshape(SPEC["w"])
     np.testing.assert_allclose(sent + owed, total, rtol=0, atol=1e-5)
     assert np.abs(owed).max() < np.abs(total).max()
+
+
+def test_a_refused_encode_leaves_the_error_memory_as_it_was():
+    encoder, twin = (TopKCodec(per_mille=100).new_encoder(SPEC, 0) for _ in range(2))
+    for each in (encoder, twin):
+        each.encode(delta_of(1), BINDING)
+        each.error_memory["w"][0] = 3e38
+    overflowing = delta_of(2)
+    overflowing["w"][0, 0] = 3e38  # with the carried 3e38, past float32's range
+    with pytest.raises(MalformedUpdateError, match="overflows float32 once summed"):
+        encoder.encode(overflowing, BINDING)
+    assert encoder.error_memory["w"].tobytes() == twin.error_memory["w"].tobytes()
+    assert encoder.encode(delta_of(3), BINDING) == twin.encode(delta_of(3), BINDING)
 
 
 def test_kept_entries_round_up_and_never_reach_zero():
