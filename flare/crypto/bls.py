@@ -23,6 +23,7 @@ from flare.crypto.errors import InvalidPointEncoding, InvalidSecretKey
 from flare.crypto.pairing import (
     G2_GENERATOR,
     hashed_message,
+    keep_derived,
     public_key_point,
     signature_point,
     signature_verifies,
@@ -103,7 +104,10 @@ class SecretKey:
     def public_key(self) -> bytes:
         """The 256-byte EIP-2537 G2 encoding of ``sk * g2``."""
         if self._public_key is None:
-            self._public_key = encode_compressed_g2(self.compressed_public_key())
+            point = G2_GENERATOR.scalar_mul(self._scalar)
+            self._compressed_public_key = point.compress()
+            self._public_key = encode_compressed_g2(self._compressed_public_key)
+            keep_derived(self._public_key, point)
         return self._public_key
 
     def compressed_public_key(self) -> bytes:
@@ -140,7 +144,9 @@ def sign(secret_key: SecretKey, message: bytes, dst: bytes) -> bytes:
     The signature is unique per (key, message, tag), which is what makes it usable as a VRF.
     """
     signature = hashed_message(message, dst).scalar_mul(secret_key.to_int())
-    return encode_compressed_g1(signature.compress())
+    encoding = encode_compressed_g1(signature.compress())
+    keep_derived(encoding, signature)
+    return encoding
 
 
 def verify(public_key: bytes, message: bytes, signature: bytes, dst: bytes) -> bool:

@@ -12,10 +12,17 @@ EIP-2537 encoding is checked here exactly as :func:`flare.crypto.points.decode_g
 (layout, range, infinity, the curve equation) and then compressed; blst decompresses it and
 tests subgroup membership. A point on the curve is fixed by ``x`` and the sign of ``y``, so
 blst rebuilds exactly the encoded point, and every input is accepted or refused as before.
+
+A point this process derived itself (a key it computed, a signature it made) is kept by its
+encoding until parsed once (:func:`keep_derived`): where one process plays signer and chain,
+as a simulation does, the chain's parse of bytes it was just handed is then a look-up. Only
+the encoder puts points there, each under the exact bytes it wrote for a point of the
+subgroup, so any other byte string, however close, is parsed and checked in full.
 """
 
 import functools
-from typing import TypeVar
+import threading
+from typing import Generic, TypeVar
 
 from pyblst import BlstP1Element, BlstP2Element, final_verify, miller_loop
 
@@ -50,6 +57,11 @@ _Point = TypeVar("_Point", BlstP1Element, BlstP2Element)
 
 def signature_point(data: bytes) -> BlstP1Element:
     """Parse a 128-byte EIP-2537 signature or VRF proof; reject it as ``decode_g1`` would."""
+    derived = _derived_signatures.take(data)
+    return _parsed_signature(data) if derived is None else derived
+
+
+def _parsed_signature(data: object) -> BlstP1Element:
     coordinates = canonical_coordinates(data, G1_LENGTH, "G1")
     if coordinates is None:
         raise infinity_refused("G1")
@@ -73,7 +85,8 @@ def public_key_point(data: bytes) -> BlstP2Element:
 
 @functools.lru_cache(maxsize=PUBLIC_KEYS_KEPT)
 def _recent_public_key_point(data: bytes) -> BlstP2Element:
-    return _parsed_public_key(data)
+    derived = _derived_keys.take(data)
+    return _parsed_public_key(data) if derived is None else derived
 
 
 def _parsed_public_key(data: object) -> BlstP2Element:
@@ -116,6 +129,47 @@ def hashed_message(message: bytes, dst: bytes) -> BlstP1Element:
 @functools.lru_cache(maxsize=HASHED_POINTS_KEPT)
 def _recent_hashed_message(message: bytes, dst: bytes) -> BlstP1Element:
     return BlstP1Element.hash_to_group(message, dst)
+
+
+DERIVED_POINTS_KEPT = 4096
+"""Points derived here and not parsed yet that are kept, of each group: a fleet's keys until
+registered, a round's VRF proofs until the winners' seat claims are checked."""
+
+
+class _DerivedPoints(Generic[_Point]):
+    """Points of one group this process derived, by the encoding it wrote for each, until
+    parsed once; the oldest go first past :data:`DERIVED_POINTS_KEPT`."""
+
+    def __init__(self) -> None:
+        self._points: dict[bytes, _Point] = {}
+        self._lock = threading.Lock()
+
+    def keep(self, encoding: bytes, point: _Point) -> None:
+        with self._lock:
+            self._points[encoding] = point
+            if len(self._points) > DERIVED_POINTS_KEPT:
+                del self._points[next(iter(self._points))]
+
+    def take(self, encoding: object) -> _Point | None:
+        if type(encoding) is not bytes:  # a bytearray is parsed in full
+            return None
+        with self._lock:
+            return self._points.pop(encoding, None)
+
+
+_derived_signatures: _DerivedPoints[BlstP1Element] = _DerivedPoints()
+_derived_keys: _DerivedPoints[BlstP2Element] = _DerivedPoints()
+
+
+def keep_derived(encoding: bytes, point: BlstP1Element | BlstP2Element) -> None:
+    """Remember that ``encoding`` is the EIP-2537 encoding of ``point``, a point of the
+    prime-order subgroup this process derived (a key ``sk * g2``, a signature
+    ``sk * H(m)``): its first parse returns ``point`` without decoding it again. Only for
+    the encoder's own output: a wrong pair here would be accepted unchecked."""
+    if isinstance(point, BlstP1Element):
+        _derived_signatures.keep(encoding, point)
+    else:
+        _derived_keys.keep(encoding, point)
 
 
 def _compressed(x_words: bytes, sign: int) -> bytes:
