@@ -44,6 +44,7 @@ from flare.models.exact_arithmetic import (
     power_of_two,
     product_bits,
     quantise,
+    quantised_parameter,
     rescale_in_place,
     settle_in_place,
 )
@@ -133,9 +134,8 @@ class ExactLinear(ExactParametrised):
         self, prepared: QuantisedInput, weights: Mapping[str, np.ndarray]
     ) -> np.ndarray:
         outputs = self.shape[0]
-        weight = parameter_of(weights, self.weight, self.shape)
+        w_int, w_exponents = quantised_parameter(weights, self.weight, self.shape, self.bits[1])
         bias = None if self.bias is None else parameter_of(weights, self.bias, (outputs,))
-        w_int, w_exponents = quantise(weight, self.bits[1])
         products = exact_arithmetic.integer_matmul(prepared.integers, w_int.T)
         row_scales = _row_scales(prepared.sample_scales, len(products))
         output = rescale_in_place(products, row_scales, w_exponents, bias)
@@ -200,9 +200,8 @@ class ExactConv2d(ExactParametrised):
     def apply_prepared(
         self, prepared: QuantisedInput, weights: Mapping[str, np.ndarray]
     ) -> np.ndarray:
-        weight = parameter_of(weights, self.weight, self.shape)
+        w_int, w_exponents = quantised_parameter(weights, self.weight, self.shape, self.bits[1])
         bias = None if self.bias is None else parameter_of(weights, self.bias, self.shape[:1])
-        w_int, w_exponents = quantise(weight, self.bits[1])
         # columns are unfolded channels-last, (kernel row, kernel column, channel)
         w_matrix = w_int.transpose(0, 2, 3, 1).reshape(len(w_int), -1).T
         windows = prepared.integers

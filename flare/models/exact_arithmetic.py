@@ -50,10 +50,17 @@ def quantise(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """
     rows = values.reshape(len(values), -1)
     peak = np.max(np.abs(rows), axis=1) if rows.shape[1] else np.zeros(len(values))
+    return _quantised_rows(values, peak, bits)
+
+
+def _quantised_rows(
+    values: np.ndarray, peak: np.ndarray, bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`quantise` given each row's largest magnitude ``peak``; float64 integers."""
     _, peak_exponent = np.frexp(peak)  # peak = m * 2^e with m in [0.5, 1), e = 0 for 0
     exponents = bits - peak_exponent.astype(np.int64)
     scales = power_of_two(exponents).reshape(-1, *([1] * (values.ndim - 1)))
-    integers = np.multiply(values, scales)
+    integers = np.multiply(values, scales, dtype=np.float64)
     return np.rint(integers, out=integers), exponents
 
 
@@ -99,7 +106,8 @@ def settle_in_place(values: np.ndarray) -> np.ndarray:
     magnitude = np.abs(values)
     if not magnitude.max(initial=0.0) <= LARGEST:  # an overflow, rare: clipping costs more
         np.clip(values, -LARGEST, LARGEST, out=values)
-    np.copyto(values, 0.0, where=magnitude < FLUSH_BELOW)
+    if magnitude.min(initial=FLUSH_BELOW) < FLUSH_BELOW:  # a zero, say: rare past a bias
+        np.copyto(values, 0.0, where=magnitude < FLUSH_BELOW)
     return values
 
 
@@ -107,12 +115,45 @@ def parameter_of(
     weights: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...]
 ) -> np.ndarray:
     """Parameter ``name`` of ``weights`` as exact float64, refused if missing or misshapen."""
+    return exact_float64(_checked_parameter(weights, name, shape))
+
+
+def quantised_parameter(
+    weights: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...], bits: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``quantise(parameter_of(weights, name, shape), bits)``: the same integers and
+    exponents, but for the sign of a zero where the tensor holds a subnormal.
+
+    A float32 tensor whose every row peaks at a finite magnitude of at least
+    ``2^(bits - 125)`` is quantised as it is, without its settled float64 copy: its peaks are
+    then normal numbers, read alike whether or not a process treats subnormal inputs as zero,
+    and a subnormal element scales to below a quarter, which rounds to a zero, as the zero it
+    would have been flushed to does (but of its own sign, which no layer output keeps: each is
+    settled, and a zero settles to +0). Any other tensor takes the general way.
+    """
+    tensor = _checked_parameter(weights, name, shape)
+    if tensor.dtype == np.float32 and tensor.size:
+        peak = np.max(np.abs(tensor.reshape(len(tensor), -1)), axis=1)
+        if peak.min() >= _SMALLEST_FLOAT32_PEAK[bits] and peak.max() <= _LARGEST_FLOAT32:
+            return _quantised_rows(tensor, peak, bits)
+    return quantise(exact_float64(tensor), bits)
+
+
+_LARGEST_FLOAT32 = float(np.finfo(np.float32).max)
+# Below 2^(bits - 125) a row's scale 2^(bits - peak exponent) could lift a float32 subnormal
+# (below 2^-126) to a quarter or more, where flushing it first would change its integer.
+_SMALLEST_FLOAT32_PEAK = {bits: 2.0 ** (bits - 125) for bits in range(MIN_BITS, EXACT_BITS)}
+
+
+def _checked_parameter(
+    weights: Mapping[str, np.ndarray], name: str, shape: tuple[int, ...]
+) -> np.ndarray:
     if name not in weights:
         raise ExactInferenceError(f"weights lack {name!r}")
     tensor = np.asarray(weights[name])
     if tensor.shape != shape:
         raise ExactInferenceError(f"{name}: shape {tensor.shape} != {shape}")
-    return exact_float64(tensor)
+    return tensor
 
 
 def rescale_in_place(
