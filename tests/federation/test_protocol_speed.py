@@ -212,3 +212,35 @@ def test_the_simulation_store_skips_fsync_and_its_run_still_passes_the_audit(tmp
     assert synced == []
     with InMemoryChain(tmp_path / "chain.db") as chain:
         assert verify_task(chain, DirectoryStore(tmp_path / "blobs"), 1).ok
+
+
+def test_forget_keeps_the_next_attempts_base_model_and_checks_every_other_blob_again(
+    monkeypatch,
+):
+    decoded = []
+
+    def counting_decode(blob, spec):
+        decoded.append(spec)
+        return decode_model(blob, spec)
+
+    monkeypatch.setattr(
+        "flare.federation.protocol.shared_recomputation.decode_model", counting_decode
+    )
+    store = CountingStore()
+    reads = SharedReads(store)
+    weights = TorchModelAdapter(build_model("logreg", 4, 3, seed=0)).get_weights()
+    spec = {name: array.shape for name, array in weights.items()}
+    base = reads.put(encode_model(weights))  # the model a member proposed
+    update = store.put(b"an update")
+    reads.model(base, spec)
+    reads.get(update)
+    reads.forget(keep=base)
+    store.corrupt = True  # the store now serves other bytes for every CID
+    # the kept model: the bytes hashed to name it, decoded once for both attempts
+    assert all(np.array_equal(reads.model(base, spec)[n], weights[n]) for n in weights)
+    assert len(decoded) == 1 and store.loads == 1
+    with pytest.raises(ContentMismatchError):  # every other blob is checked again
+        reads.get(update)
+    reads.forget(keep=update)  # a CID this attempt never checked keeps nothing
+    with pytest.raises(ContentMismatchError):
+        reads.get(base)

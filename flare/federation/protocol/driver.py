@@ -318,7 +318,7 @@ class _TaskRun:
         )
         self.attempt_round.begin(opened, participants)
         self.recomputations.new_attempt()
-        self.reads.forget()
+        self.reads.forget(keep=opened.base_model.to_cid())
         self.observer.round_started(opened.round, len(participants))
         taking_part = [actors[index] for index, _ in participants]
         while not self._closed(opened):

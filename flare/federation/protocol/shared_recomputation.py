@@ -31,7 +31,9 @@ class SharedReads(ForwardingStore):
     The bytes a CID names never change, so bytes checked once are the blob for every
     reader, and so are the bytes a participant put, which were hashed to name them.
     Likewise every participant trains from the attempt's global model, which :meth:`model`
-    decodes once. :meth:`forget` drops both when an attempt ends; writes go to ``inner``.
+    decodes once. :meth:`forget` drops both when an attempt ends, but for the blob the next
+    attempt starts from (the model a member just put, or the one the failed attempt started
+    from), which every participant reads again at once; writes go to ``inner``.
     """
 
     def __init__(self, inner: StorageProvider) -> None:
@@ -63,10 +65,17 @@ class SharedReads(ForwardingStore):
             decoded = self._models[cid] = (dict(spec), decode_model(self.get(cid), spec))
         return {name: array.copy() for name, array in decoded[1].items()}
 
-    def forget(self) -> None:
-        """Drop the checked blobs and decoded models: the next read of each checks it again."""
-        self._checked.clear()
-        self._models.clear()
+    def forget(self, keep: str | None = None) -> None:
+        """Drop the checked blobs and decoded models but ``keep``'s: the next read of each
+        checks it again. The bytes kept were checked against their CID, which names them
+        for good, so serving them on is as safe as in the attempt that checked them."""
+        checked: dict[str, bytes] = {}
+        models: dict[str, tuple[ModelSpec, Weights]] = {}
+        if keep is not None and keep in self._checked:
+            checked[keep] = self._checked[keep]
+            if keep in self._models:
+                models[keep] = self._models[keep]
+        self._checked, self._models = checked, models
 
 
 RecomputationKey = tuple[int, int, int, bool, frozenset[str] | None, frozenset | None]
