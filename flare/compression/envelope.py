@@ -79,9 +79,9 @@ def metadata_tail(codec_name: str, params: Mapping[str, int], layout: list[Tenso
     """The canonical metadata of a blob after its binding.
 
     ``binding`` sorts first among the metadata's keys, so the canonical JSON of the whole
-    is ``{"binding":`` and the binding's canonical JSON, then this tail: it does not
-    depend on the binding, so the writer and the decoder's short path keep it per
-    configuration (:mod:`flare.compression.container`).
+    is ``{"binding":`` and :func:`binding_json`, then this tail: it does not depend on the
+    binding, so the writer and the decoder's short path keep it, escaped in the header's
+    suffix, per configuration (:mod:`flare.compression.container`).
     """
     rest = {
         "codec": codec_name,
@@ -107,11 +107,6 @@ def binding_json(binding: UpdateBinding) -> str:
         f'"sender":{encode_basestring_ascii(binding.sender)},'
         f'"task":{encode_basestring_ascii(binding.task)}}}'
     )
-
-
-def metadata_text(binding: UpdateBinding, tail: str) -> str:
-    """A blob's canonical metadata: the binding's canonical JSON, then ``tail``."""
-    return '{"binding":' + binding_json(binding) + tail
 
 
 def read_envelope(metadata: str) -> Envelope:

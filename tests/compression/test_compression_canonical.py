@@ -16,9 +16,14 @@ from hypothesis import strategies as st
 from flare.compression import MalformedUpdateError, UpdateBinding, decode_update, make_codec
 from flare.compression import decode as decode_module
 from flare.compression.canonical import expected_container, read_canonical, spec_key
-from flare.compression.decode import header_limit
-from flare.compression.envelope import FORMAT_VERSION, metadata_tail, metadata_text
-from flare.compression.wire import GZIP_MAGIC, canonical_json, gzip_decompress
+from flare.compression.decode import UPDATE_DTYPES, header_limit
+from flare.compression.envelope import FORMAT_VERSION
+from flare.compression.wire import (
+    GZIP_MAGIC,
+    canonical_json,
+    gzip_decompress,
+    read_container_header,
+)
 
 SPEC = {
     "conv": (6, 2, 3, 3),
@@ -81,21 +86,20 @@ def test_the_writers_blobs_take_the_short_path_and_decode_as_fully_validated(
     round_=st.integers(0, 2**63 - 1),
     samples=st.integers(1, 2**63 - 1),
 )
-def test_metadata_text_is_the_canonical_json_of_the_whole_metadata(
+def test_the_written_metadata_is_the_canonical_json_of_the_whole_metadata(
     sender: str, round_: int, samples: int
 ) -> None:
     binding = UpdateBinding(sender, "task", round_, 0, "base", samples)
     codec = make_codec("powersgd", rank=2)
-    layout = codec.layout(SPEC)
     whole = {
         "format": FORMAT_VERSION,
         "codec": codec.name,
         "params": codec.params(),
         "binding": asdict(binding),
-        "layout": [entry.to_json() for entry in layout],
+        "layout": [entry.to_json() for entry in codec.layout(SPEC)],
     }
-    tail = metadata_tail(codec.name, codec.params(), layout)
-    assert metadata_text(binding, tail) == canonical_json(whole)
+    blob = blob_of("powersgd", binding)
+    assert read_container_header(blob, 10**6, UPDATE_DTYPES).metadata == canonical_json(whole)
 
 
 def test_a_respelled_header_leaves_the_short_path_and_is_still_decoded() -> None:
