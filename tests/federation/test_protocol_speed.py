@@ -2,12 +2,22 @@
 participants' shared, once-checked store reads, decoded global models and task context, a
 blob store without an fsync per blob, and the MI filter's single BLAS thread."""
 
+import logging
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from flare.aggregation import AggregationContext, ClientUpdate, make_aggregator
-from flare.chain import ContentRef, InMemoryChain, TaskCreated, TaskParams
+from flare.chain import (
+    ContentRef,
+    InMemoryChain,
+    Round,
+    RoundOpened,
+    RoundTimedOut,
+    TaskCreated,
+    TaskParams,
+)
 from flare.errors import ConfigError
 from flare.federation.config import SimulationConfig
 from flare.federation.protocol.aggregate import load_task_context
@@ -19,6 +29,7 @@ from flare.federation.protocol.artifacts import (
     encode_model,
 )
 from flare.federation.protocol.driver import ProtocolSimulation
+from flare.federation.protocol.follow import TaskFollower
 from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.protocol.shared_recomputation import SharedReads
 from flare.federation.protocol.simulated_device import participant_keys
@@ -244,3 +255,46 @@ def test_forget_keeps_the_next_attempts_base_model_and_checks_every_other_blob_a
     reads.forget(keep=update)  # a CID this attempt never checked keeps nothing
     with pytest.raises(ContentMismatchError):
         reads.get(base)
+
+
+class OpeningChain:
+    """A chain whose attempts open where asked and whose logs are counted as read."""
+
+    def __init__(self) -> None:
+        self.event_reads = 0
+
+    def round_opened(self, task_id: int, round_number: int, attempt: int) -> RoundOpened:
+        return RoundOpened(
+            block_number=10 * round_number, log_index=0, task_id=task_id, round=round_number,
+            attempt=attempt, epoch=round_number, base_model=ContentRef(0x55, bytes(32)),
+            registered_snapshot=3, expected_committee=3, submission_deadline=0, vote_deadline=0,
+        )  # fmt: skip
+
+    def events(self, *args: object, **kwargs: object) -> list[RoundTimedOut]:
+        self.event_reads += 1
+        return [
+            RoundTimedOut(
+                block_number=15, log_index=0, task_id=1, round=1, attempt=0,
+                submission_count=2, committee_size=1, submissions_hash=bytes(32),
+            )
+        ]  # fmt: skip
+
+
+def opened_round(number: int) -> Round:
+    return Round(
+        round=number, attempt=0, epoch=number, seed=b"\x01" * 32, opened_at=10 * number,
+        submission_deadline=0, vote_deadline=0, registered_snapshot=3, expected_committee=3,
+        submission_count=0, submissions_hash=bytes(32), committee_size=0, quorum_threshold=2,
+        rejections=0,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("level", [logging.WARNING, logging.INFO])
+def test_a_follower_reads_how_an_attempt_closed_only_to_log_it(caplog, level):
+    chain = OpeningChain()
+    follower = TaskFollower(chain, 1, logging.getLogger("flare.test.follower"))
+    caplog.set_level(level, logger="flare.test.follower")
+    follower.attempt(opened_round(1))
+    follower.attempt(opened_round(2))  # the first attempt closed: reported if anyone listens
+    logged = "round 1 attempt 0 timed out" in caplog.text
+    assert (chain.event_reads, logged) == ((1, True) if level == logging.INFO else (0, False))

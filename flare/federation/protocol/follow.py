@@ -129,6 +129,8 @@ class TaskFollower:
                 self.log.info("task %d was cancelled by its creator", self.task_id)
 
     def _report_close(self, opened: RoundOpened) -> None:
+        if not self.log.isEnabledFor(logging.INFO):
+            return  # it only logs: a simulation of a thousand participants reads no logs
         closings = self.chain.events(
             [RoundFinalized, RoundTimedOut, RoundRejected],
             task_id=self.task_id,
