@@ -44,6 +44,7 @@ from flare.models.exact_arithmetic import (
     power_of_two,
     product_bits,
     quantise,
+    quantise_rectified_in_place,
     quantised_parameter,
     rescale_in_place,
     settle_in_place,
@@ -74,9 +75,13 @@ class QuantisedInput:
     """The layer input's shape."""
 
 
-def _quantised_input(x: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Quantised ``x`` and its sample scales ``2^-exponent``, both read-only."""
-    integers, exponents = quantise(x, bits)
+def _quantised_input(
+    x: np.ndarray, bits: int, *, rectified_in_place: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Quantised ``x`` (rectified first, in its place, if asked) and its sample scales
+    ``2^-exponent``, both read-only."""
+    quantised = quantise_rectified_in_place if rectified_in_place else quantise
+    integers, exponents = quantised(x, bits)
     sample_scales = power_of_two(-exponents)
     integers.setflags(write=False)
     sample_scales.setflags(write=False)
@@ -124,10 +129,20 @@ class ExactLinear(ExactParametrised):
         self.bits = product_bits(module.in_features)
 
     def prepare(self, x: np.ndarray) -> QuantisedInput:
+        return self._prepared(x, rectified_in_place=False)
+
+    def prepare_rectified(self, x: np.ndarray) -> QuantisedInput:
+        """:meth:`prepare` of ``np.maximum(x, 0)``, for a settled ``x`` (a layer's output)
+        that the caller gives up: rectified and quantised in its place."""
+        return self._prepared(x, rectified_in_place=True)
+
+    def _prepared(self, x: np.ndarray, *, rectified_in_place: bool) -> QuantisedInput:
         fan_in = self.shape[1]
         if x.ndim < 2 or x.shape[-1] != fan_in:
             raise ExactInferenceError(f"linear layer {self.weight} expects {fan_in} inputs")
-        integers, sample_scales = _quantised_input(x, self.bits[0])
+        integers, sample_scales = _quantised_input(
+            x, self.bits[0], rectified_in_place=rectified_in_place
+        )
         return QuantisedInput(integers.reshape(-1, fan_in), sample_scales, x.shape)
 
     def apply_prepared(

@@ -4,6 +4,7 @@ correctly rounded IEEE operation. Why that gives the same bits on every machine 
 :mod:`flare.models.exact`.
 """
 
+import functools
 from collections.abc import Mapping
 
 import numpy as np
@@ -64,6 +65,19 @@ def _quantised_rows(
     return np.rint(integers, out=integers), exponents
 
 
+def quantise_rectified_in_place(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`quantise` of ``np.maximum(values, 0)``, in ``values`` (settled float64 that the
+    caller owns and gives up): the same integers and exponents without the two copies. A
+    settled array holds no -0, so the rectified rows are their own magnitudes."""
+    np.maximum(values, 0.0, out=values)
+    rows = values.reshape(len(values), -1)
+    peak = np.max(rows, axis=1) if rows.shape[1] else np.zeros(len(values))
+    _, peak_exponent = np.frexp(peak)
+    exponents = bits - peak_exponent.astype(np.int64)
+    np.multiply(values, power_of_two(exponents).reshape(-1, *([1] * (values.ndim - 1))), out=values)
+    return np.rint(values, out=values), exponents
+
+
 def power_of_two(exponents: np.ndarray) -> np.ndarray:
     """``2.0 ** exponents``, exactly; the exponents must lie in float64's normal range."""
     return np.ldexp(1.0, exponents)
@@ -85,14 +99,23 @@ def exact_float64(values: np.ndarray) -> np.ndarray:
     converts them to zero, one that does not finds them below the smallest normal.
     """
     values = np.asarray(values)
-    source = values.dtype if np.issubdtype(values.dtype, np.floating) else np.dtype(np.float64)
     converted = values.astype(np.float64)
     magnitude = np.abs(converted)
     if not magnitude.max(initial=0.0) <= LARGEST:  # a NaN or an infinity: rare, so checked
         np.nan_to_num(converted, copy=False, nan=0.0)  # and infinities to +-LARGEST
-    # NaN's magnitude compares false, and it is 0 already
-    np.copyto(converted, 0.0, where=magnitude < max(np.finfo(source).tiny, FLUSH_BELOW))
+    smallest = _smallest_kept(values.dtype)
+    # NaN's magnitude compares false, and it is 0 already; a zero is written as +0
+    if magnitude.min(initial=smallest) < smallest:
+        np.copyto(converted, 0.0, where=magnitude < smallest)
     return converted
+
+
+@functools.cache
+def _smallest_kept(dtype: np.dtype) -> float:
+    """The smallest magnitude :func:`exact_float64` keeps of values of ``dtype``: the type's
+    smallest normal (float64's for other types), and never below ``FLUSH_BELOW``."""
+    source = dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+    return max(float(np.finfo(source).tiny), FLUSH_BELOW)
 
 
 def settled(values: np.ndarray) -> np.ndarray:

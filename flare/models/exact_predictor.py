@@ -18,7 +18,10 @@ import numpy as np
 from torch import nn
 
 from flare.models.exact import (
+    ExactLayer,
+    ExactLinear,
     ExactParametrised,
+    ExactReLU,
     QuantisedInput,
     UnsupportedLayerError,
     compile_layers,
@@ -59,7 +62,7 @@ class ExactPredictor:
             raise UnsupportedLayerError("the model has no Linear or Conv2d layer")
         self._weightless = layers[:first]  # reshapes, say: the same for every candidate
         self._first: ExactParametrised = layers[first]
-        self._rest = layers[first + 1 :]
+        self._rest = _fused(layers[first + 1 :])
         self._kept: list[_PreparedBatch] = []
         self._lock = threading.Lock()
 
@@ -108,3 +111,26 @@ class ExactPredictor:
         for layer in self._weightless:
             x = layer.apply(x, {})
         return self._first.prepare(x)
+
+
+class _RectifiedLinear(ExactLayer):
+    """A ReLU and the Linear layer after it: the ReLU's output is the Linear's alone, so it
+    is rectified and quantised in the place of its input, which the layer before it made."""
+
+    def __init__(self, linear: ExactLinear) -> None:
+        self.linear = linear
+
+    def apply(self, x: np.ndarray, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+        return self.linear.apply_prepared(self.linear.prepare_rectified(x), weights)
+
+
+def _fused(layers: list[ExactLayer]) -> list[ExactLayer]:
+    """``layers`` (each after the first parametrised one, so each input a fresh, settled
+    output of the layer before) with every ReLU followed by a Linear layer run as one."""
+    fused: list[ExactLayer] = []
+    for layer in layers:
+        if isinstance(layer, ExactLinear) and fused and type(fused[-1]) is ExactReLU:
+            fused[-1] = _RectifiedLinear(layer)
+        else:
+            fused.append(layer)
+    return fused

@@ -1,6 +1,10 @@
-"""A float32 weight tensor is quantised without its settled float64 copy where that gives the
+"""Exact inference's shortcuts give the bits of the general way.
+
+A float32 weight tensor is quantised without its settled float64 copy where that gives the
 same integers: the same exponents bit for bit, the same integers but for the sign of a zero
-where the tensor holds a subnormal, and the same layer outputs bit for bit."""
+where the tensor holds a subnormal, and the same layer outputs bit for bit. A ReLU's output
+that only the next Linear layer reads is rectified and quantised in its place.
+"""
 
 import numpy as np
 import pytest
@@ -9,8 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from flare.models import ExactPredictor, exact_arithmetic
-from flare.models.exact_arithmetic import parameter_of, quantise, quantised_parameter
+from flare.models import ExactPredictor, build_model, exact_arithmetic
+from flare.models.exact import compile_layers
+from flare.models.exact_arithmetic import (
+    FLUSH_BELOW,
+    exact_float64,
+    parameter_of,
+    quantise,
+    quantise_rectified_in_place,
+    quantised_parameter,
+    settled,
+)
 
 SUBNORMAL = float(np.finfo(np.float32).smallest_subnormal)
 TINY = float(np.finfo(np.float32).tiny)
@@ -106,3 +119,48 @@ def test_subnormal_weights_give_the_same_logits_with_flush_to_zero_on_or_off(
         assert predictor.logits(with_subnormals, features).tobytes() == expected
     finally:
         torch.set_flush_denormal(False)
+
+
+settled_arrays = hnp.arrays(
+    np.float64,
+    hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=6),
+    elements=st.floats(allow_nan=False, allow_infinity=True)
+    | st.sampled_from([0.0, -0.0, FLUSH_BELOW, -FLUSH_BELOW, FLUSH_BELOW / 2, 5e-324]),
+).map(settled)
+
+
+@settings(max_examples=300, deadline=None)
+@given(settled_arrays, st.integers(4, 26))
+def test_a_rectified_layer_output_is_quantised_in_place_as_its_copy_would_be(x, bits) -> None:
+    expected_integers, expected_exponents = quantise(np.maximum(x, 0.0), bits)
+    integers, exponents = quantise_rectified_in_place(x, bits)
+    assert integers is x
+    assert integers.tobytes() == expected_integers.tobytes()
+    assert exponents.tobytes() == expected_exponents.tobytes()
+
+
+def layer_by_layer(module, weights: dict, features: np.ndarray) -> np.ndarray:
+    x = exact_float64(features)
+    for layer in compile_layers(module, "", ""):
+        x = layer.apply(x, weights)
+    return x
+
+
+def test_relu_then_linear_runs_as_one_step_with_the_same_bits(every_layer_kind, digits) -> None:
+    module, weights = every_layer_kind
+    predictor = ExactPredictor(module)
+    assert "_RectifiedLinear" in [type(layer).__name__ for layer in predictor._rest]
+    features = np.random.default_rng(1).normal(size=(9, 60)).astype(np.float32)
+    kept = features.copy()
+    expected = layer_by_layer(module, weights, features).tobytes()
+    assert predictor.logits(weights, features).tobytes() == expected
+    assert predictor.logits(weights, features).tobytes() == expected  # nothing shared changed
+    assert features.tobytes() == kept.tobytes()
+    mlp = build_model("mlp", 64, 10, seed=3)
+    mlp_weights = {k: v.numpy() for k, v in mlp.state_dict().items()}
+    steps = [type(layer).__name__ for layer in ExactPredictor(mlp)._rest]
+    assert steps == ["_RectifiedLinear", "_RectifiedLinear"]
+    assert (
+        ExactPredictor(mlp).logits(mlp_weights, digits.validation_features).tobytes()
+        == layer_by_layer(mlp, mlp_weights, digits.validation_features).tobytes()
+    )
