@@ -18,6 +18,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,26 +63,32 @@ def crypto_rates(samples: int) -> dict[str, float]:
 
 
 def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
-    """Seconds per round offline and through the protocol, alternating, plus phase splits."""
+    """Seconds per round offline and through the protocol, in pairs, plus phase splits."""
     offline, protocol, phases, verify_seconds = [], [], [], []
     offline_cpu, protocol_cpu = [], []
     parallel_protocol, committees = [], []
     rounds_alone: dict[str, list[float]] = {"offline": [], "protocol": []}
     extra: list[dict[str, float]] = []
     for repeat in range(repeats):
-        started, cpu = time.perf_counter(), time.process_time()
-        offline_report = Simulation(config).run()
-        offline.append((time.perf_counter() - started) / config.rounds)
-        offline_cpu.append((time.process_time() - cpu) / config.rounds)
-        rounds_alone["offline"].append(seconds_per_round(offline_report))
         run_dir = workdir / f"run-{repeat}"
         shutil.rmtree(run_dir, ignore_errors=True)  # a chain file left there would be reopened
-        started, cpu = time.perf_counter(), time.process_time()
-        report = ProtocolSimulation(
-            config, ProtocolConfig(state=run_dir / "chain.db", store=run_dir / "blobs")
-        ).run()
-        protocol.append((time.perf_counter() - started) / config.rounds)
-        protocol_cpu.append((time.process_time() - cpu) / config.rounds)
+        runs = {
+            "offline": Simulation(config).run,
+            "protocol": ProtocolSimulation(
+                config, ProtocolConfig(state=run_dir / "chain.db", store=run_dir / "blobs")
+            ).run,
+        }
+        # Each side goes first in every other pair: a load that rises or falls while a
+        # pair runs weighs on both sides alike over the repeats.
+        order = ["offline", "protocol"] if repeat % 2 == 0 else ["protocol", "offline"]
+        timed = {side: timed_run(runs[side], config.rounds) for side in order}
+        offline_report, offline_wall, offline_cpu_s = timed["offline"]
+        report, protocol_wall, protocol_cpu_s = timed["protocol"]
+        offline.append(offline_wall)
+        offline_cpu.append(offline_cpu_s)
+        rounds_alone["offline"].append(seconds_per_round(offline_report))
+        protocol.append(protocol_wall)
+        protocol_cpu.append(protocol_cpu_s)
         rounds_alone["protocol"].append(seconds_per_round(report))
         serial_extra = 0.0
         for record in report.rounds:
@@ -122,6 +129,15 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
         "committee_median": statistics.median(committees),
         "repeats": repeats,
     }
+
+
+def timed_run(
+    run: Callable[[], SimulationReport], rounds: int
+) -> tuple[SimulationReport, float, float]:
+    """``run()``'s report, and its wall and CPU seconds per round."""
+    started, cpu = time.perf_counter(), time.process_time()
+    report = run()
+    return report, (time.perf_counter() - started) / rounds, (time.process_time() - cpu) / rounds
 
 
 def extra_time(
