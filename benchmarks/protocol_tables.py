@@ -12,8 +12,8 @@ def render(result: dict) -> str:
         f"attackers), MI filter, committee of {over['committee_median']:g} (median seats), "
         "in-memory chain, on-disk blob store. Medians over repeats; offline and protocol runs "
         "alternate in pairs, each side first in every other pair, and a ratio is the median "
-        "of the pairs' ratios. Members side by side: the round less the aggregate-phase time of every "
-        "member but the slowest (members holding the same blobs share one recomputation, "
+        "of the pairs' ratios. Members side by side: the round less the aggregate-phase time "
+        "of every member but the slowest (members holding the same blobs share one recomputation, "
         "which counts in full in the member that ran it). 1-minute load average at the end "
         f"{over['load_average_1min']}: other jobs share the two cores, and CPU time moves "
         "less with them than wall time.",
