@@ -132,6 +132,9 @@ def flare_side(directory: Path, rule: str, coordinates: int, repeats: int) -> No
         timed["selection_floor_wall_min"] = selection_floor_seconds(
             directory, rule, coordinates, repeats
         )
+        timed["filling_floor_wall_min"] = selection_floor_seconds(
+            directory, "none", coordinates, repeats
+        )
     timed["result"] = [outcome.delta[name] for name in names]
     selected = sorted(int(cid.split("-")[1]) for cid in outcome.accepted)
     save_side(directory / "flare", timed, selected if rule in ("krum", "multi-krum") else [])
@@ -155,7 +158,7 @@ def selection_floor_seconds(directory: Path, rule: str, coordinates: int, repeat
     skips: copying each tensor's values into one row per coordinate (the layout numpy's
     row kernels order fastest), then ordering every row, ``np.partition`` at the middle
     and the largest value below it (median, even count) or ``np.sort`` (trimmed mean).
-    No checks, no scores, no sums."""
+    No checks, no scores, no sums. ``rule="none"`` times the copying alone."""
     layers = [np.load(directory / f"{name}.npy") for name in layer_shapes(coordinates)]
     flat = [layer.reshape(layer.shape[0], -1) for layer in layers]
     rows = [np.empty(layer.shape[::-1], dtype=layer.dtype) for layer in flat]
@@ -164,6 +167,8 @@ def selection_floor_seconds(directory: Path, rule: str, coordinates: int, repeat
     def order_rows() -> None:
         for layer, row in zip(flat, rows, strict=True):
             np.copyto(row, layer.T)
+            if rule == "none":
+                continue
             if rule == "trimmed-mean":
                 row.sort(axis=1)
                 continue

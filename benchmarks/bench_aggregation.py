@@ -49,6 +49,8 @@ FLOWER_VENV = REPOSITORY / "benchmarks" / ".flower-venv"
 RULES = ("krum", "multi-krum", "median", "trimmed-mean")
 SIZES = ((100, 100_000), (300, 20_000))
 TARGETS = {"krum": 5.0, "multi-krum": 5.0, "median": 2.0, "trimmed-mean": 2.0}
+FLOOR_KEYS = ("bookkeeping_wall_min", "selection_floor_wall_min", "filling_floor_wall_min")
+"""The times Flare's side measures beside its rule, for the coordinate-wise rules' floor."""
 TOLERANCE = 1e-6
 """Largest relative difference (‖flare − flower‖ / ‖flower‖) that counts as identical:
 Flower averages in float32, Flare in float64 rounded once."""
@@ -95,7 +97,7 @@ def run_side(python: Path, side: str, directory: Path, case: tuple, repeats: int
 def fastest_of(turns: list[dict]) -> dict:
     """The last turn's outputs with the minimum times over all turns."""
     merged = dict(turns[-1])
-    for key in ("wall_min", "cpu_min", "bookkeeping_wall_min", "selection_floor_wall_min"):
+    for key in ("wall_min", "cpu_min", *FLOOR_KEYS):
         if key in merged:
             merged[key] = min(turn[key] for turn in turns)
     merged["wall_median"] = statistics.median(turn["wall_median"] for turn in turns)
@@ -138,7 +140,7 @@ def run_case(case: tuple, flower: Path, repeats: int, turns: int, seed: int) -> 
         **compare(flare_timed, flower_timed),
         "selected": len(flare_timed["selected"]),
     }
-    for key in ("bookkeeping_wall_min", "selection_floor_wall_min"):
+    for key in FLOOR_KEYS:
         if key in flare_timed:
             row[f"flare_{key}"] = flare_timed[key]
     for side, timed in (("flare", flare_timed), ("flower", flower_timed)):
