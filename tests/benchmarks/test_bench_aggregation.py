@@ -48,10 +48,10 @@ def test_flare_side_writes_its_result_selection_and_times(case_directory: Path) 
     assert krum["layers"][1].shape == layer_shapes(COORDINATES)["bias"]
     assert len(krum["selected"]) == 1 and krum["selected"][0] >= 3  # an honest client
     assert krum["wall_min"] > 0 and krum["cpu_min"] >= 0 and "bookkeeping_wall_min" not in krum
-    assert "selection_floor_wall_min" not in krum
+    assert "selection_floor_wall_min" not in krum and "filling_floor_wall_min" not in krum
     trimmed = flare_turn(case_directory, "trimmed-mean")
     assert trimmed["selected"] == [] and trimmed["bookkeeping_wall_min"] > 0
-    assert trimmed["selection_floor_wall_min"] > 0
+    assert trimmed["selection_floor_wall_min"] > 0 and trimmed["filling_floor_wall_min"] > 0
     assert compare(trimmed, trimmed) == {
         "relative_difference": 0.0,
         "same_selection": True,
@@ -76,7 +76,11 @@ def test_the_fastest_turn_counts_and_the_last_turn_supplies_the_outputs() -> Non
 
 
 def report_row(rule: str, speedup: float, identical: bool) -> dict:
-    coordinate_wise = {"flare_bookkeeping_wall_min": 0.25, "flare_selection_floor_wall_min": 0.5}
+    coordinate_wise = {
+        "flare_bookkeeping_wall_min": 0.25,
+        "flare_selection_floor_wall_min": 0.5,
+        "flare_filling_floor_wall_min": 0.125,
+    }
     return {
         "rule": rule,
         "clients": 300,
@@ -122,8 +126,9 @@ def test_the_report_names_missed_targets_thin_margins_and_differing_results() ->
     assert "| krum | 300 | 20,000 | 1.000 | 6.000 | 6.0× | 6.0× | ≥ 5× | yes (" in report
     assert "| ≥ 2× (missed) | **no** (rel. diff 5.0e-01) |" in report
     assert "Targets missed in this run: trimmed-mean at 300 clients (1.5× of 2×)." in report
-    # the floor: 0.25 s of checks and scores and 0.5 s of bare ordering, 1.5 s for Flower
-    assert "| trimmed-mean | 300 | 1.000 | 0.250 | 0.500 | 1.500 | 2.0× |" in report
+    # the floor: 0.25 s of checks and scores and 0.5 s of bare ordering (0.125 s of it
+    # copying), 1.5 s for Flower
+    assert "| trimmed-mean | 300 | 1.000 | 0.250 | 0.500 | 0.125 | 1.500 | 2.0× |" in report
     assert "| krum | 300 | 1.000 | 0.250" not in report
     # 2.2× meets 2× by less than 15 %; 6× meets 5× by 20 %
     assert "thin margin (under 15% above the target)" in report
