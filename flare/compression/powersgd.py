@@ -77,11 +77,12 @@ def orthonormalise(matrix: np.ndarray) -> np.ndarray:
 
     A column that is (numerically) dependent on earlier ones becomes zero instead of
     amplified rounding noise, which keeps the factors exact when the matrix has lower rank
-    than requested.
+    than requested. The result is column-major, so that per-column reductions (the
+    quantiser's scales) run over contiguous memory.
     """
-    wide = matrix.astype(np.float64)
+    wide = matrix.astype(np.float64, order="F")
     if wide.shape[1] <= CHOLESKY_MAX_RANK:
-        return wide @ _inverse_cholesky_factor((wide.T @ wide).tolist())
+        return (_inverse_cholesky_factor((wide.T @ wide).tolist()).T @ wide.T).T
     return _gram_schmidt(wide)
 
 
@@ -214,7 +215,7 @@ class PowerSGDEncoder(UpdateEncoder):
         p = orthonormalise(matrix @ self.warm_q[entry.name])
         p_scales = column_scales(p)
         p_codes = column_codes(p, p_scales.astype(np.float64))
-        q = matrix.T @ dequantise_columns(p_codes, p_scales)
+        q = (dequantise_columns(p_codes, p_scales).T @ matrix).T  # column-major, as P
         scales = np.stack([p_scales, column_scales(q)])
         products, _ = scale_products(scales)
         q_steps = np.divide(products, p_scales, out=np.zeros(entry.rank), where=p_scales > 0)

@@ -75,10 +75,10 @@ def grid_step(largest: float, bits: int) -> float:
 
 
 def largest_magnitude(array: np.ndarray) -> float:
-    """``max |array|`` (0 for an empty array), without a temporary of its size."""
+    """``max |array|`` (0 for an empty array), for factor-sized arrays (one temporary)."""
     if not array.size:
         return 0.0
-    return max(float(array.max()), -float(array.min()))
+    return float(np.abs(array).max())
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,8 @@ def column_scales(factor: np.ndarray) -> np.ndarray:
 def column_codes(factor: np.ndarray, steps: np.ndarray) -> np.ndarray:
     """int8 codes of ``factor`` counting each column's step (float64), rounded half to even
     and clipped to [-127, 127]; a zero step gives zero codes."""
-    ratio = np.divide(factor, steps, out=np.zeros(factor.shape), where=steps > 0)
+    reciprocals = np.divide(1.0, steps, out=np.zeros(steps.shape), where=steps > 0)
+    ratio = np.multiply(factor, reciprocals, dtype=np.float64)
     np.rint(ratio, out=ratio)
     return np.clip(ratio, -Q8_LEVELS, Q8_LEVELS, out=ratio).astype(np.int8)
 
