@@ -181,6 +181,31 @@ def test_the_quantised_rebuild_is_the_documented_exact_sum(parts):
     assert quantised_matrix(p_codes, q_codes, scales).tobytes() == expected.tobytes()
 
 
+@pytest.mark.parametrize(
+    "scale",
+    [2.0**-80, 2.0**-70, 1.0, 2.0**55, 2.0**57],
+    ids=["below", "edge", "one", "high", "over"],
+)
+def test_quantised_steps_at_float32s_ends_rebuild_to_the_exact_value_rounded_once(scale):
+    # Scale products near 2^-160 put the grid's step below 2^-149 (the float64 route), near
+    # 2^-140 just above it (float32); near 2^114, times 8 * 127^2, past float32's largest
+    # value (float64, then refused where the sum overflows).
+    rng = np.random.default_rng(8)
+    p_codes = rng.integers(-127, 128, (5, 8)).astype(np.int8)
+    q_codes = rng.integers(-127, 128, (4, 8)).astype(np.int8)
+    p_codes[0], q_codes[0] = 127, 127
+    scales = (rng.uniform(0.5, 1.0, (2, 8)) * scale).astype(np.float32)
+    products = [Fraction(float(scales[0, k])) * Fraction(float(scales[1, k])) for k in range(8)]
+    step = Fraction(grid_step(float(max(products)), scale_product_bits(8)))
+    weights = [round(product / step) * step for product in products]
+    expected = exactly_rounded(p_codes.astype(np.float64), q_codes.astype(np.float64), weights)
+    if not np.isfinite(expected).all():
+        with pytest.raises(MalformedUpdateError, match="overflows float32"):
+            quantised_matrix(p_codes, q_codes, scales)
+        return
+    assert quantised_matrix(p_codes, q_codes, scales).tobytes() == expected.tobytes()
+
+
 # --- the decoder's side ---------------------------------------------------------------
 
 SPEC = {"w": (12, 9), "b": (9,)}
@@ -248,6 +273,27 @@ def test_the_rebuild_is_the_same_under_one_thread_and_many():
     rows = rng.choice(384, 4, replace=False)
     expected = exactly_rounded(stored["w:P"][rows], stored["w:Q"])
     assert alone[rows].tobytes() == expected.tobytes()
+
+
+def test_the_quantised_rebuild_is_the_same_under_one_thread_and_many():
+    spec = {"w": (384, 320)}
+    rng = np.random.default_rng(4)
+    delta = {"w": rng.standard_normal(spec["w"]).astype(np.float32)}
+    blob = make_codec("powersgd-q8").new_encoder(spec, 0).encode(delta, BINDING)
+    with threadpool_limits(limits=1):
+        alone = decode_update(blob, spec).delta["w"]
+    with threadpool_limits(limits=None):
+        together = decode_update(blob, spec).delta["w"]
+    assert alone.tobytes() == together.tobytes()
+    stored = load_container_tensors(blob)
+    scales, rank = stored["w:S"], stored["w:P"].shape[1]
+    assert rank == 8
+    products = [Fraction(float(scales[0, k])) * Fraction(float(scales[1, k])) for k in range(rank)]
+    step = Fraction(grid_step(float(max(products)), scale_product_bits(rank)))
+    weights = [round(product / step) * step for product in products]
+    rows = rng.choice(384, 4, replace=False)
+    p_codes, q_codes = stored["w:P"][rows].astype(np.float64), stored["w:Q"].astype(np.float64)
+    assert alone[rows].tobytes() == exactly_rounded(p_codes, q_codes, weights).tobytes()
 
 
 @pytest.mark.parametrize("rank", [1, 2])
