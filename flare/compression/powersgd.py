@@ -47,6 +47,7 @@ from flare.compression.rebuild import (
     low_rank_product,
     onto_grid,
     quantised_matrix,
+    raised_scales,
     scale_products,
 )
 from flare.errors import ConfigError
@@ -208,15 +209,16 @@ class PowerSGDEncoder(UpdateEncoder):
     ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
         """The power step with int8 factors; returns as :meth:`_factor` does.
 
-        ``Q`` is computed from the dequantised ``P``, so it absorbs P's rounding, and its
-        codes count the step every decoder multiplies them by: the scale product on its
-        grid over P's scale (a code clips where rounding the product lowered it).
+        ``Q`` is computed from the dequantised ``P``, so it absorbs P's rounding. Its scales
+        are raised until each product with P's lands, on its grid, at or above the product
+        asked for, and its codes count the step every decoder multiplies them by (that
+        product over P's scale): a weak column's codes get coarser, none clips.
         """
         p = orthonormalise(matrix @ self.warm_q[entry.name])
         p_scales = column_scales(p)
         p_codes = column_codes(p, p_scales.astype(np.float64))
         q = (dequantise_columns(p_codes, p_scales).T @ matrix).T  # column-major, as P
-        scales = np.stack([p_scales, column_scales(q)])
+        scales = np.stack([p_scales, raised_scales(p_scales, column_scales(q))])
         products, _ = scale_products(scales)
         q_steps = np.divide(products, p_scales, out=np.zeros(entry.rank), where=p_scales > 0)
         q_codes = column_codes(q, q_steps)

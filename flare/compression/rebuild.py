@@ -112,11 +112,11 @@ def onto_grid(factor: np.ndarray, bits: int) -> GridFactor:
     largest = round(largest / step) * step
     if largest > FLOAT32_MAX:
         raise MalformedUpdateError("overflows float32")
-    # float64: 1/step may pass float32's range; every value here is exact in both
+    # Scaled in float64, where 1/step cannot overflow; the codes (below 2^bits) times the
+    # step (a power of two within float32's range) are then exact in float32.
     codes = np.multiply(factor, 1.0 / step, dtype=np.float64)
     np.rint(codes, out=codes)
-    codes *= step
-    return GridFactor(codes.astype(np.float32), largest, step)
+    return GridFactor(np.multiply(codes, step, dtype=np.float32), largest, step)
 
 
 def on_grid(factor: np.ndarray, bits: int) -> GridFactor:
@@ -200,6 +200,28 @@ def scale_products(scales: np.ndarray) -> tuple[np.ndarray, float]:
     np.rint(np.multiply(products, 1.0 / step, out=products), out=products)
     products *= step
     return products, step
+
+
+def raised_scales(p_scales: np.ndarray, q_scales: np.ndarray) -> np.ndarray:
+    """``q_scales`` raised so that each product with P's scale, once on the grid of
+    :func:`scale_products`, is at least the product asked for: the encoder's choice, so that
+    Q's codes, counted in the step a decoder multiplies them by, do not clip. A scale that
+    would pass float32's range so (a column far weaker than the strongest, next to a tiny
+    scale of P's) stays as it was: the decoder may round its product down, even to zero,
+    and that column's largest codes clip."""
+    products = p_scales.astype(np.float64) * q_scales
+    largest = largest_magnitude(products)
+    if not largest:
+        return q_scales
+    bits = scale_product_bits(len(q_scales))
+    step = grid_step(largest, bits)
+    if math.ceil(largest / step) >= 2**bits:  # the decoder derives the doubled step then
+        step *= 2.0
+    wanted = np.ceil(products * (1.0 / step)) * step
+    raised = np.divide(wanted, p_scales, out=q_scales.astype(np.float64), where=p_scales > 0)
+    with np.errstate(over="ignore"):
+        raised = raised.astype(np.float32)
+    return np.where(np.isfinite(raised), raised, q_scales)
 
 
 def quantised_matrix(p_codes: np.ndarray, q_codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
