@@ -46,7 +46,7 @@ from flare.compression.rebuild import (
     factor_bits,
     low_rank_product,
     onto_grid,
-    quantised_matrix,
+    quantised_product,
     raised_scales,
     scale_products,
 )
@@ -219,10 +219,11 @@ class PowerSGDEncoder(UpdateEncoder):
         p_codes = column_codes(p, p_scales.astype(np.float64))
         q = (dequantise_columns(p_codes, p_scales).T @ matrix).T  # column-major, as P
         scales = np.stack([p_scales, raised_scales(p_scales, column_scales(q))])
-        products, _ = scale_products(scales)
+        products, step = scale_products(scales)
         q_steps = np.divide(products, p_scales, out=np.zeros(entry.rank), where=p_scales > 0)
         q_codes = column_codes(q, q_steps)
-        return (p_codes, q_codes, scales), q, quantised_matrix(p_codes, q_codes, scales)
+        reconstruction = quantised_product(p_codes, q_codes, products, step)
+        return (p_codes, q_codes, scales), q, reconstruction
 
     def _reseed_zero_columns(self, q: np.ndarray) -> np.ndarray:
         """Replace all-zero columns of a warm start, or power iteration stays stuck at zero."""

@@ -231,7 +231,13 @@ def quantised_matrix(p_codes: np.ndarray, q_codes: np.ndarray, scales: np.ndarra
     Each term is an integer multiple of the grid's step below 2^24 / rank of them, so every
     partial sum is exact in float32 (float64 where the step or the bound leave its range).
     """
-    products, step = scale_products(scales)
+    return quantised_product(p_codes, q_codes, *scale_products(scales))
+
+
+def quantised_product(
+    p_codes: np.ndarray, q_codes: np.ndarray, products: np.ndarray, step: float
+) -> np.ndarray:
+    """:func:`quantised_matrix` from the scale products on their grid and its step."""
     bound = p_codes.shape[1] * Q8_LEVELS * Q8_LEVELS * largest_magnitude(products)
     dtype = np.float32 if float32_holds(step, bound) else np.float64
     left = p_codes.astype(dtype) * products.astype(dtype)
