@@ -1,12 +1,20 @@
 """PowerSGD: low-rank deltas rebuilt to within the factors' grid, error feedback,
 determinism, size."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from flare.compression import PowerSGDCodec, UpdateBinding, decode_update, make_codec
+from flare.compression import (
+    MalformedUpdateError,
+    PowerSGDCodec,
+    UpdateBinding,
+    decode_update,
+    make_codec,
+)
 from flare.compression.powersgd import CHOLESKY_MAX_RANK, orthonormalise
 from flare.compression.rebuild import factor_bits
 
@@ -181,4 +189,17 @@ def test_failed_encode_leaves_the_state_untouched(bad_round):
     bad = UpdateBinding("0xc1", "task-7", bad_round, 1, "cid", 1)
     with pytest.raises(ValueError, match="round"):
         encoder.encode(delta, bad)
+    assert encoder.encode(delta, BINDING) == twin.encode(delta, BINDING)
+
+
+@pytest.mark.parametrize("codec_name", ["powersgd", "powersgd-q8"])
+def test_a_delta_overflowing_once_factored_is_refused_without_a_warning(codec_name):
+    # float32 state: delta plus memory, and the power step's products, overflow to inf here
+    spec = {"w": (64, 32)}
+    encoder, twin = (make_codec(codec_name).new_encoder(spec, 0) for _ in range(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(MalformedUpdateError, match="'w' overflows float32 once factored"):
+            encoder.encode({"w": np.full((64, 32), 3e38, np.float32)}, BINDING)
+    delta = {"w": np.random.default_rng(11).standard_normal((64, 32)).astype(np.float32)}
     assert encoder.encode(delta, BINDING) == twin.encode(delta, BINDING)
