@@ -11,14 +11,9 @@ from collections.abc import Callable
 import numpy as np
 
 from flare.compression import Codec, PowerSGDCodec, UpdateBinding, decode_update, make_codec
-from flare.compression.powersgd import orthonormalise
-from flare.compression.rebuild import (
-    factor_bits,
-    low_rank_matrix,
-    low_rank_product,
-    onto_grid,
-    rebuild_tensor,
-)
+from flare.compression.layout import LOW_RANK_Q8
+from flare.compression.powersgd import PowerSGDEncoder
+from flare.compression.rebuild import rebuild_tensor
 from flare.compression.wire import load_container_tensors
 
 SHAPES = {
@@ -135,15 +130,14 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
     warm_optimal = optimal_error(step, rank)
 
     rows, cols = layout.matrix_shape
-    matrix = delta.reshape(rows, cols).astype(np.float64)
-    q, p = np.ones((cols, rank)), np.ones((rows, rank))
+    matrix = delta.reshape(rows, cols)
+    q = np.ones((cols, rank), dtype=np.float32)
+    p = np.ones((rows, rank), dtype=np.float32)
     encoder = codec.new_encoder(spec, 0)
-    matrix32, q32, p32 = (a.astype(np.float32) for a in (matrix, q, p))
-    codec_seconds, core_seconds, floor_seconds, float32_floor_seconds = median_seconds(
+    codec_seconds, core_seconds, float32_floor_seconds = median_seconds(
         lambda: decode_update(encoder.encode({"w": delta}, BINDING), spec),
-        lambda: _power_step_and_rebuild(matrix, q),
+        _arithmetic(codec, spec, {"w": delta}, blob),
         lambda: (matrix @ q, matrix.T @ p),
-        lambda: (matrix32 @ q32, matrix32.T @ p32),
     )
     optimal = optimal_error(delta, rank)
     return {
@@ -163,8 +157,6 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
         "feedback_sum_error": relative_error(sent_sum, true_sum),
         "codec_seconds": codec_seconds,
         "core_seconds": core_seconds,
-        "floor_seconds": floor_seconds,
-        "time_vs_floor": codec_seconds / floor_seconds,
         "float32_floor_seconds": float32_floor_seconds,
         "time_vs_float32_floor": codec_seconds / float32_floor_seconds,
     }
@@ -208,33 +200,24 @@ def measure_model(model: str, codec_name: str) -> dict:
 
 def _arithmetic(codec: Codec, spec: dict, delta: dict, blob: bytes) -> Callable[[], None]:
     """The part of an encode + decode that is the factored layers' arithmetic: each power
-    step (M@Q, Gram-Schmidt, M^T@P, in float64) and the exact rebuild twice (the encoder's
-    error feedback and the decoder), the rebuild as the decoder does it."""
+    step as the encoder takes it (M@Q, orthonormalisation, M^T@P, the factors rounded onto
+    their grids or quantised, and the rebuild for its error feedback), then the decoder's
+    rebuild (which checks the grids or codes)."""
     stored = load_container_tensors(blob)  # PowerSGD blobs are never gzip-framed
+    encoder = codec.new_encoder(spec, 0)
+    assert isinstance(encoder, PowerSGDEncoder)
     steps = []
     for entry in codec.layout(spec):
         if entry.is_low_rank:
-            matrix = delta[entry.name].reshape(entry.matrix_shape).astype(np.float64)
-            q = np.ones((matrix.shape[1], entry.rank))
-            steps.append((entry, matrix, q))
+            factor = encoder._factor_quantised if entry.kind == LOW_RANK_Q8 else encoder._factor
+            steps.append((entry, delta[entry.name].reshape(entry.matrix_shape), factor))
 
     def arithmetic() -> None:
-        for entry, matrix, q in steps:
-            matrix.T @ orthonormalise(matrix @ q)
-            rebuild_tensor(entry, stored)
+        for entry, matrix, factor in steps:
+            factor(entry, matrix)
             rebuild_tensor(entry, stored)
 
     return arithmetic
-
-
-def _power_step_and_rebuild(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """The codec's arithmetic alone: one power step with its factors rounded onto their
-    grids, then the encoder's rebuild and the decoder's (which checks the grids)."""
-    bits = factor_bits(q.shape[1])
-    p = orthonormalise(matrix @ q)
-    p_grid, q_grid = onto_grid(p, bits), onto_grid(matrix.T @ p, bits)
-    low_rank_product(p_grid, q_grid)
-    return low_rank_matrix(p_grid.stored, q_grid.stored)
 
 
 def _unit(array: np.ndarray) -> np.ndarray:

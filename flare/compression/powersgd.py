@@ -9,10 +9,12 @@ as two thin factors from one step of power iteration: ``P = orth(M @ Q_prev)`` a
 * error feedback: what the factors miss this round is added to next round's delta, so
   no part of the update is lost, only delayed.
 
-Both are client state, held by :class:`PowerSGDEncoder`. The factors travel as float32
-rounded onto a fixed-point grid (:mod:`flare.compression.rebuild`), so that every decoder
-rebuilds ``P @ Q.T`` with one exact matrix product; the rounding is far below PowerSGD's
-own error, and error feedback carries it along with the rest.
+Both are client state, held by :class:`PowerSGDEncoder`, in float32 like the deltas: the
+power step's two products are then float32 BLAS products, the floor any encoder has. The
+factors travel as float32 rounded onto a fixed-point grid (:mod:`flare.compression.rebuild`)
+coarse enough that every decoder rebuilds ``P @ Q.T`` with one exact float32 matrix
+product; the rounding (2^-12 of a factor's largest entry at rank 4) is far below
+PowerSGD's own error, and error feedback carries it along with the rest.
 
 ``powersgd-q8`` adds a second stage: the factors travel as int8 codes with one float32
 scale per column, each layer gets the largest rank (up to ``rank``) whose factors fit a
@@ -21,6 +23,8 @@ error along with the truncation error, because the encoder subtracts the reconst
 that every decoder rebuilds.
 """
 
+import math
+import operator
 from math import prod
 
 import numpy as np
@@ -36,37 +40,86 @@ from flare.compression.layout import (
     unambiguous,
 )
 from flare.compression.rebuild import (
+    column_codes,
+    column_scales,
     dequantise_columns,
     factor_bits,
     low_rank_product,
     onto_grid,
-    quantise_columns,
-    quantised_matrix,
+    quantised_product,
+    raised_scales,
+    scale_products,
 )
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec, Weights
 
 DEFAULT_RANK = 4
 MAX_RANK = 1024
+"""Every rank up to it keeps a grid of 7 bits or more (``rebuild.factor_bits``)."""
 DEFAULT_Q8_RANK = 8
+MAX_Q8_RANK = 512
+"""The largest rank whose scale-product grid keeps a bit (``rebuild.scale_product_bits``)."""
 DEFAULT_Q8_RATIO = 48
 """powersgd-q8 sizes each layer's rank for 48 times fewer bytes than float32 (capped at 8):
 with the dense biases and the header, about 28 times fewer for the default MLP."""
 MAX_RATIO = 4096
 Q8_SCALE_BYTES = 8
 """Two float32 scales (one for P, one for Q) per rank."""
-DEPENDENT_COLUMN_TOLERANCE = 1e-10
-"""A column keeping less than this fraction of its norm after projection is dependent."""
+DEPENDENT_COLUMN_TOLERANCE = 1e-5
+"""A column keeping less than this fraction of its norm after projection is dependent: the
+power step's float32 products already blur a column's direction by about 1e-7 per entry."""
+CHOLESKY_MAX_RANK = 8
+"""Up to this rank the factor is orthonormalised through its Gram matrix, in Python floats
+(a few dozen operations, where numpy's per-call cost would dominate); above, column by column."""
 
 
 def orthonormalise(matrix: np.ndarray) -> np.ndarray:
-    """Orthonormal columns spanning ``matrix``'s, by modified Gram-Schmidt in float64.
+    """Orthonormal columns (float64) spanning ``matrix``'s, processed left to right.
 
-    Columns are processed left to right; a column that is (numerically) dependent on
-    earlier ones becomes zero instead of amplified rounding noise, which keeps the
-    factors exact when the matrix has lower rank than requested.
+    A column that is (numerically) dependent on earlier ones becomes zero instead of
+    amplified rounding noise, which keeps the factors exact when the matrix has lower rank
+    than requested. The result is column-major, so that per-column reductions (the
+    quantiser's scales) run over contiguous memory.
     """
-    result = np.array(matrix, dtype=np.float64)
+    wide = matrix.astype(np.float64, order="F")
+    if wide.shape[1] <= CHOLESKY_MAX_RANK:
+        return (_inverse_cholesky_factor((wide.T @ wide).tolist()).T @ wide.T).T
+    return _gram_schmidt(wide)
+
+
+def _inverse_cholesky_factor(gram: list[list[float]]) -> np.ndarray:
+    """``T`` with orthonormal ``A @ T`` for ``gram = A.T @ A``: the inverse of the Cholesky
+    factor ``R`` (``A = Q R``), with a zero column for every dependent column of ``A``.
+
+    Cholesky through the Gram matrix squares the columns' condition number; for the
+    power step's few columns, which the tolerance keeps from being nearly dependent, that
+    leaves the result orthonormal to about 1e-6 at worst.
+    """
+    rank = len(gram)
+    r_columns: list[list[float]] = []  # R by columns; a dependent column's is all zero
+    t_rows = [[0.0] * rank for _ in range(rank)]  # T = R^-1 by rows, on the kept columns
+    kept: list[int] = []
+    for k in range(rank):
+        r_k = [0.0] * rank
+        residual = gram[k][k]
+        for j in kept:  # R[j,k] = (G[j,k] - R[:j,j] . R[:j,k]) / R[j,j]
+            r_j = r_columns[j]
+            r_jk = (gram[j][k] - sum(map(operator.mul, r_j[:j], r_k[:j]))) / r_j[j]
+            r_k[j] = r_jk
+            residual -= r_jk * r_jk
+        r_columns.append(r_k)
+        if residual <= 0.0 or residual <= DEPENDENT_COLUMN_TOLERANCE**2 * gram[k][k]:
+            continue
+        r_kk = r_k[k] = math.sqrt(residual)
+        t_rows[k][k] = 1.0 / r_kk
+        for j in kept:  # T[j,k] = -T[j,:k] . R[:k,k] / R[k,k]
+            t_rows[j][k] = -sum(map(operator.mul, t_rows[j][:k], r_k[:k])) / r_kk
+        kept.append(k)
+    return np.array(t_rows)
+
+
+def _gram_schmidt(result: np.ndarray) -> np.ndarray:
+    """Modified Gram-Schmidt on ``result`` (float64, overwritten) for the larger ranks."""
     for i in range(result.shape[1]):
         column = result[:, i]
         original_norm = np.sqrt(column @ column)
@@ -97,34 +150,38 @@ class PowerSGDEncoder(UpdateEncoder):
         for entry in self.layout:
             if entry.rank is not None:
                 rows, cols = entry.matrix_shape
-                self.error_memory[entry.name] = np.zeros((rows, cols), dtype=np.float64)
-                self.warm_q[entry.name] = self.rng.standard_normal((cols, entry.rank))
-                self._scratch[entry.name] = np.empty((rows, cols), dtype=np.float64)
+                self.error_memory[entry.name] = np.zeros((rows, cols), dtype=np.float32)
+                self.warm_q[entry.name] = self.rng.standard_normal(
+                    (cols, entry.rank), dtype=np.float32
+                )
+                self._scratch[entry.name] = np.empty((rows, cols), dtype=np.float32)
 
     def encode(self, delta: Weights, binding: UpdateBinding) -> bytes:
         """Compress ``delta`` plus the carried error; update the state only on success."""
         delta = checked_delta(delta, self.spec)
         tensors: dict[str, np.ndarray] = {}
         sent_q: dict[str, np.ndarray] = {}
-        for entry in self.layout:
-            if entry.rank is None:
-                tensors[entry.name] = delta[entry.name]
-                continue
-            matrix = self._scratch[entry.name]
-            np.add(
-                delta[entry.name].reshape(entry.matrix_shape),
-                self.error_memory[entry.name],
-                out=matrix,
-            )
-            factor = self._factor_quantised if entry.kind == LOW_RANK_Q8 else self._factor
-            try:
-                stored, sent_q[entry.name], reconstruction = factor(entry, matrix)
-            except MalformedUpdateError:
-                raise MalformedUpdateError(
-                    f"delta {entry.name!r} overflows float32 once factored"
-                ) from None
-            tensors.update(zip(entry.stored_tensors(), stored, strict=True))
-            np.subtract(matrix, reconstruction, out=matrix)  # what is still owed
+        # float32 overflow anywhere becomes inf, which the grids refuse below
+        with np.errstate(over="ignore", invalid="ignore"):
+            for entry in self.layout:
+                if entry.rank is None:
+                    tensors[entry.name] = delta[entry.name]
+                    continue
+                matrix = self._scratch[entry.name]
+                np.add(
+                    delta[entry.name].reshape(entry.matrix_shape),
+                    self.error_memory[entry.name],
+                    out=matrix,
+                )
+                factor = self._factor_quantised if entry.kind == LOW_RANK_Q8 else self._factor
+                try:
+                    stored, sent_q[entry.name], reconstruction = factor(entry, matrix)
+                except MalformedUpdateError:
+                    raise MalformedUpdateError(
+                        f"delta {entry.name!r} overflows float32 once factored"
+                    ) from None
+                tensors.update(zip(entry.stored_tensors(), stored, strict=True))
+                np.subtract(matrix, reconstruction, out=matrix)  # what is still owed
         blob = write_update(self.codec, binding, self.layout, tensors)
         for name, q in sent_q.items():
             self.error_memory[name], self._scratch[name] = (
@@ -137,33 +194,43 @@ class PowerSGDEncoder(UpdateEncoder):
     def _factor(
         self, entry: TensorLayout, matrix: np.ndarray
     ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
-        """One power-iteration step on ``matrix`` (float64), factors rounded onto their grids:
-        what is stored, the next warm start and the reconstruction every decoder rebuilds."""
+        """One power-iteration step on ``matrix``, factors rounded onto their grids: what is
+        stored, the next warm start and the reconstruction every decoder rebuilds.
+
+        ``Q`` is computed from the ``P`` that travels, so it absorbs P's rounding.
+        """
         bits = factor_bits(entry.rank)
-        p = orthonormalise(matrix @ self.warm_q[entry.name])
-        p_grid, q_grid = onto_grid(p, bits), onto_grid(matrix.T @ p, bits)
-        return (p_grid.stored, q_grid.stored), q_grid.wide, low_rank_product(p_grid, q_grid)
+        p = onto_grid(orthonormalise(matrix @ self.warm_q[entry.name]), bits)
+        q = onto_grid(matrix.T @ p.stored, bits)
+        return (p.stored, q.stored), q.stored, low_rank_product(p, q)
 
     def _factor_quantised(
         self, entry: TensorLayout, matrix: np.ndarray
     ) -> tuple[tuple[np.ndarray, ...], np.ndarray, np.ndarray]:
         """The power step with int8 factors; returns as :meth:`_factor` does.
 
-        ``Q`` is computed from the dequantised ``P``, so it absorbs P's rounding before
-        being rounded itself.
+        ``Q`` is computed from the dequantised ``P``, so it absorbs P's rounding. Its scales
+        are raised until each product with P's lands, on its grid, at or above the product
+        asked for, and its codes count the step every decoder multiplies them by (that
+        product over P's scale): a weak column's codes get coarser, none clips.
         """
-        p_codes, p_scales = quantise_columns(orthonormalise(matrix @ self.warm_q[entry.name]))
-        q_codes, q_scales = quantise_columns(matrix.T @ dequantise_columns(p_codes, p_scales))
-        scales = np.stack([p_scales, q_scales])
-        reconstruction = quantised_matrix(p_codes, q_codes, scales)
-        return (p_codes, q_codes, scales), dequantise_columns(q_codes, q_scales), reconstruction
+        p = orthonormalise(matrix @ self.warm_q[entry.name])
+        p_scales = column_scales(p)
+        p_codes = column_codes(p, p_scales.astype(np.float64))
+        q = (dequantise_columns(p_codes, p_scales).T @ matrix).T  # column-major, as P
+        scales = np.stack([p_scales, raised_scales(p_scales, column_scales(q))])
+        products, step = scale_products(scales)
+        q_steps = np.divide(products, p_scales, out=np.zeros(entry.rank), where=p_scales > 0)
+        q_codes = column_codes(q, q_steps)
+        reconstruction = quantised_product(p_codes, q_codes, products, step)
+        return (p_codes, q_codes, scales), q, reconstruction
 
     def _reseed_zero_columns(self, q: np.ndarray) -> np.ndarray:
         """Replace all-zero columns of a warm start, or power iteration stays stuck at zero."""
         if q.all():
             return q
         for k in np.flatnonzero(~q.any(axis=0)):
-            q[:, k] = self.rng.standard_normal(q.shape[0])
+            q[:, k] = self.rng.standard_normal(q.shape[0], dtype=np.float32)
         return q
 
 
@@ -218,6 +285,10 @@ class PowerSGDQ8Codec(PowerSGDCodec):
 
     def __init__(self, rank: int = DEFAULT_Q8_RANK, ratio: int = DEFAULT_Q8_RATIO) -> None:
         super().__init__(rank)
+        if rank > MAX_Q8_RANK:
+            raise ConfigError(
+                f"powersgd-q8 rank must be an integer in [1, {MAX_Q8_RANK}], got {rank!r}"
+            )
         if not isinstance(ratio, int) or isinstance(ratio, bool) or not 1 <= ratio <= MAX_RATIO:
             raise ConfigError(
                 f"powersgd-q8 ratio must be an integer in [1, {MAX_RATIO}], got {ratio!r}"

@@ -1,10 +1,14 @@
 """Dense float32 tensors from what a blob stores, bit for bit the same on every machine.
 
-A low-rank tensor is rebuilt as one float64 matrix product whose every partial sum is an
-exact integer multiple of one power of two, below 2^53 times it: float64 holds each such
-sum exactly, so the product is the exact value whatever the summation order, blocking,
-thread count or fused multiply-add of the BLAS, and rounding it once to float32 gives the
-same bits everywhere (the argument of :mod:`flare.models.exact`).
+A low-rank tensor is rebuilt as one float32 matrix product whose every partial sum is an
+exact integer multiple of one power of two, below 2^24 of them: float32 holds each such
+sum exactly, so the BLAS product (sgemm) is the exact value whatever its summation order,
+blocking, thread count or fused multiply-add, and the same bits everywhere (the argument
+of :mod:`flare.models.exact`, on float32's 24-bit significand instead of float64's 53).
+Where that step falls below float32's smallest subnormal, or a partial sum could pass
+float32's largest value (forged or extreme factors only), the same sums are taken in
+float64, which holds them exactly too, and rounded once to float32: either way the result
+is the exact value rounded once.
 
 * ``lowrank`` factors must lie on a fixed-point grid: every entry of a factor is an
   integer times the factor's power-of-two step, below ``2^bits`` in magnitude, where the
@@ -12,7 +16,8 @@ same bits everywhere (the argument of :mod:`flare.models.exact`).
   (:func:`factor_bits`). The encoder rounds its factors onto that grid
   (:func:`onto_grid`); the decoder refuses a factor that is off it.
 * ``lowrank-q8`` factors are int8 codes; each column pair's product of scales is rounded
-  onto one grid per tensor, which bounds every partial sum the same way.
+  onto one grid per tensor (:func:`scale_products`), which bounds every partial sum the
+  same way.
 
 The encoders use the same rebuild for their error feedback, so they subtract exactly what
 every decoder will add. What only the values can show is checked here too: sparse
@@ -29,11 +34,8 @@ import numpy as np
 from flare.compression.base import MalformedUpdateError
 from flare.compression.layout import LOW_RANK, LOW_RANK_Q8, SPARSE, TensorLayout
 
-EXACT_BITS = 53
-"""float64 holds every integer of magnitude up to 2^53 exactly."""
-
-FACTOR_BITS = 24
-"""Most bits a float32 factor entry can carry: its significand."""
+FLOAT32_BITS = 24
+"""float32 holds every integer of magnitude up to 2^24 exactly: its significand."""
 
 Q8_LEVELS = 127
 """int8 codes lie in [-127, 127]: symmetric, so -128 is never written and always refused."""
@@ -43,6 +45,8 @@ Q8_PRODUCT_BITS = 14
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+FLOAT32_SUBNORMAL = math.ldexp(1.0, -149)
+"""float32's smallest subnormal: every float32 is an integer multiple of it."""
 
 
 def rank_bits(rank: int) -> int:
@@ -51,11 +55,18 @@ def rank_bits(rank: int) -> int:
 
 
 def factor_bits(rank: int) -> int:
-    """Bits of each ``lowrank`` factor's grid: the most with ``rank * 2^(2 bits) <= 2^53``.
+    """Bits of each ``lowrank`` factor's grid: the most with ``rank * 2^(2 bits) <= 2^24``.
 
-    24 (float32's significand) up to rank 32, then one fewer for every doubling of the rank.
+    12 at rank 1, 11 up to rank 4, 10 up to 16, one fewer for every fourfold rank after:
+    7 at :data:`flare.compression.powersgd.MAX_RANK` (1024).
     """
-    return min(FACTOR_BITS, (EXACT_BITS - rank_bits(rank)) // 2)
+    return (FLOAT32_BITS - rank_bits(rank)) // 2
+
+
+def scale_product_bits(rank: int) -> int:
+    """Bits of a ``lowrank-q8`` tensor's scale-product grid: ``24 - 14 - ceil(log2 rank)``,
+    so that ``rank`` code products times it stay below 2^24 steps (7 at rank 8, 1 at 512)."""
+    return FLOAT32_BITS - Q8_PRODUCT_BITS - rank_bits(rank)
 
 
 def grid_step(largest: float, bits: int) -> float:
@@ -64,24 +75,24 @@ def grid_step(largest: float, bits: int) -> float:
 
 
 def largest_magnitude(array: np.ndarray) -> float:
-    """``max |array|`` (0 for an empty array), without a temporary of its size."""
+    """``max |array|`` (0 for an empty array), for factor-sized arrays (one temporary)."""
     if not array.size:
         return 0.0
-    return max(float(array.max()), -float(array.min()))
+    return float(np.abs(array).max())
 
 
 @dataclass(frozen=True)
 class GridFactor:
-    """A ``lowrank`` factor on its grid: the float32 values that travel, the same values in
-    float64 (exact), and their largest magnitude."""
+    """A ``lowrank`` factor on its grid: the float32 values that travel, their largest
+    magnitude and the grid's step (0 for an all-zero factor)."""
 
     stored: np.ndarray
-    wide: np.ndarray
     largest: float
+    step: float
 
 
 def onto_grid(factor: np.ndarray, bits: int) -> GridFactor:
-    """``factor`` (float64) rounded onto its ``bits``-bit grid: the encoder's side.
+    """``factor`` (float32 or float64) rounded onto its ``bits``-bit grid: the encoder's side.
 
     Rounding can carry the largest entry up to ``2^bits`` steps, which doubles the step the
     decoder derives from it; the factor is then rounded onto that coarser grid instead. A
@@ -93,8 +104,7 @@ def onto_grid(factor: np.ndarray, bits: int) -> GridFactor:
     if not largest <= FLOAT32_MAX:  # NaN too
         raise MalformedUpdateError("overflows float32")
     if largest < FLOAT32_TINY:
-        zeros = np.zeros(factor.shape)
-        return GridFactor(zeros.astype(np.float32), zeros, 0.0)
+        return GridFactor(np.zeros(factor.shape, dtype=np.float32), 0.0, 0.0)
     step = grid_step(largest, bits)
     # rounding is monotonic, so the largest entry's code is the largest code
     if round(largest / step) >= 2**bits:
@@ -102,51 +112,64 @@ def onto_grid(factor: np.ndarray, bits: int) -> GridFactor:
     largest = round(largest / step) * step
     if largest > FLOAT32_MAX:
         raise MalformedUpdateError("overflows float32")
-    wide = np.rint(factor * (1.0 / step))
-    wide *= step
-    return GridFactor(wide.astype(np.float32), wide, largest)
+    # Scaled in float64, where 1/step cannot overflow; the codes (below 2^bits) times the
+    # step (a power of two within float32's range) are then exact in float32.
+    codes = np.multiply(factor, 1.0 / step, dtype=np.float64)
+    np.rint(codes, out=codes)
+    return GridFactor(np.multiply(codes, step, dtype=np.float32), largest, step)
 
 
 def on_grid(factor: np.ndarray, bits: int) -> GridFactor:
     """A stored float32 ``factor``, after checking that it lies on its ``bits``-bit grid: the
     decoder's side. Raises :class:`MalformedUpdateError` where it does not."""
     largest = largest_magnitude(factor)
-    wide = factor.astype(np.float64)
-    if largest:
-        scaled = wide * (1.0 / grid_step(largest, bits))  # exact: a power of two
-        if (np.rint(scaled) != scaled).any():
-            raise MalformedUpdateError(f"off its {bits}-bit fixed-point grid")
-    return GridFactor(factor, wide, largest)
+    if not largest:
+        return GridFactor(factor, 0.0, 0.0)
+    # A step below float32's smallest subnormal divides every float32. In float64, the
+    # scaling by a power of two is exact for every float32 entry.
+    step = max(grid_step(largest, bits), FLOAT32_SUBNORMAL)
+    scaled = np.multiply(factor, 1.0 / step, dtype=np.float64)
+    if (np.rint(scaled) != scaled).any():
+        raise MalformedUpdateError(f"off its {bits}-bit fixed-point grid")
+    return GridFactor(factor, largest, step)
 
 
 def low_rank_product(p: GridFactor, q: GridFactor) -> np.ndarray:
     """The ``lowrank`` reconstruction ``P @ Q.T`` of factors on their grids, exactly, rounded
     once to float32. Raises :class:`MalformedUpdateError` where it overflows float32."""
-    rank = p.stored.shape[1]
-    bound = rank * p.largest * q.largest
-    if rank == 1:
+    bound = p.stored.shape[1] * p.largest * q.largest
+    if float32_holds(p.step * q.step, bound):
         return exact_product(p.stored, q.stored, bound)
-    return exact_product(p.wide, q.wide, bound)
+    return exact_product(p.stored.astype(np.float64), q.stored.astype(np.float64), bound)
+
+
+def float32_holds(step: float, bound: float) -> bool:
+    """Whether float32 holds every partial sum of a product whose terms are integer multiples
+    of ``step``, below 2^24 of them in every sum, and at most ``bound`` in magnitude."""
+    return step >= FLOAT32_SUBNORMAL and bound <= FLOAT32_MAX
 
 
 def exact_product(left: np.ndarray, right: np.ndarray, bound: float) -> np.ndarray:
-    """``left @ right.T`` rounded once to float32, zeros as +0; every partial sum must be exact.
+    """``left @ right.T`` rounded once to float32, zeros as +0; every partial sum must be exact
+    in the factors' type (float32, or float64 where float32 cannot hold them).
 
     ``bound`` is an upper bound on every entry's magnitude: only where it reaches float32's
     range is the result searched for an overflow, which raises :class:`MalformedUpdateError`.
-    One-column factors may come as float32: a float32 product is the exact product rounded
-    once, as the float64 route gives it, without a layer-sized float64 temporary.
     """
-    with np.errstate(over="ignore"):  # beyond float32's range rounds to inf, refused below
-        # numpy's broadcasting multiplies one-column factors faster than its matrix
-        # product does with an inner dimension of one
+    # numpy's broadcasting multiplies one-column factors faster than its matrix product
+    # does with an inner dimension of one
+    if bound < FLOAT32_MAX / 2:
         product = left * right.T if left.shape[1] == 1 else left @ right.T
         rebuilt = product.astype(np.float32, copy=False)
+    else:
+        with np.errstate(over="ignore"):  # beyond float32's range rounds to inf, refused below
+            product = left * right.T if left.shape[1] == 1 else left @ right.T
+            rebuilt = product.astype(np.float32, copy=False)
+        if not np.isfinite(rebuilt).all():
+            raise MalformedUpdateError("overflows float32")
     # A zero entry's sign would depend on how the BLAS starts its sums (or on a one-column
     # product's signs); adding +0 makes every zero +0.
     np.add(rebuilt, np.float32(0.0), out=rebuilt)
-    if bound >= FLOAT32_MAX / 2 and not np.isfinite(rebuilt).all():
-        raise MalformedUpdateError("overflows float32")
     return rebuilt
 
 
@@ -165,44 +188,85 @@ def low_rank_matrix(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return low_rank_product(*checked)
 
 
-def quantised_matrix(p_codes: np.ndarray, q_codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """The ``lowrank-q8`` reconstruction ``sum_k codes_P[:,k] codes_Q[:,k] (s_P[k] s_Q[k])``.
-
-    Each column pair's scale product (exact in float64) is rounded onto one grid of
-    ``39 - ceil(log2(rank))`` bits, set by the largest; with codes below 2^7 every partial
-    sum is then an integer multiple of that grid's step below 2^53 of them.
-    """
-    rank = p_codes.shape[1]
-    products = scales[0].astype(np.float64) * scales[1].astype(np.float64)
+def scale_products(scales: np.ndarray) -> tuple[np.ndarray, float]:
+    """Each column pair's product of scales ``S[0,k] S[1,k]`` (exact in float64), rounded
+    (half to even) onto the grid of :func:`scale_product_bits` set by the largest, and that
+    grid's step (0 when every product is 0)."""
+    products = scales[0].astype(np.float64) * scales[1]
     largest = largest_magnitude(products)
-    if largest:
-        step = grid_step(largest, EXACT_BITS - Q8_PRODUCT_BITS - rank_bits(rank))
-        products = np.rint(products * (1.0 / step)) * step
-    left = p_codes.astype(np.float64) * products
-    bound = rank * Q8_LEVELS * Q8_LEVELS * largest_magnitude(products)
-    return exact_product(left, q_codes.astype(np.float64), bound)
+    if not largest:
+        return products, 0.0
+    step = grid_step(largest, scale_product_bits(scales.shape[1]))
+    np.rint(np.multiply(products, 1.0 / step, out=products), out=products)
+    products *= step
+    return products, step
+
+
+def raised_scales(p_scales: np.ndarray, q_scales: np.ndarray) -> np.ndarray:
+    """``q_scales`` raised so that each product with P's scale, once on the grid of
+    :func:`scale_products`, is at least the product asked for: the encoder's choice, so that
+    Q's codes, counted in the step a decoder multiplies them by, do not clip. A scale that
+    would pass float32's range so (a column far weaker than the strongest, next to a tiny
+    scale of P's) stays as it was: the decoder may round its product down, even to zero,
+    and that column's largest codes clip."""
+    products = p_scales.astype(np.float64) * q_scales
+    largest = largest_magnitude(products)
+    if not largest:
+        return q_scales
+    bits = scale_product_bits(len(q_scales))
+    step = grid_step(largest, bits)
+    if math.ceil(largest / step) >= 2**bits:  # the decoder derives the doubled step then
+        step *= 2.0
+    wanted = np.ceil(products * (1.0 / step)) * step
+    raised = np.divide(wanted, p_scales, out=q_scales.astype(np.float64), where=p_scales > 0)
+    with np.errstate(over="ignore"):
+        raised = raised.astype(np.float32)
+    return np.where(np.isfinite(raised), raised, q_scales)
+
+
+def quantised_matrix(p_codes: np.ndarray, q_codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """The ``lowrank-q8`` reconstruction ``sum_k codes_P[:,k] codes_Q[:,k] d_k``, with ``d_k``
+    the scale products on their grid (:func:`scale_products`).
+
+    Each term is an integer multiple of the grid's step below 2^24 / rank of them, so every
+    partial sum is exact in float32 (float64 where the step or the bound leave its range).
+    """
+    return quantised_product(p_codes, q_codes, *scale_products(scales))
+
+
+def quantised_product(
+    p_codes: np.ndarray, q_codes: np.ndarray, products: np.ndarray, step: float
+) -> np.ndarray:
+    """:func:`quantised_matrix` from the scale products on their grid and its step."""
+    bound = p_codes.shape[1] * Q8_LEVELS * Q8_LEVELS * largest_magnitude(products)
+    dtype = np.float32 if float32_holds(step, bound) else np.float64
+    left = p_codes.astype(dtype) * products.astype(dtype)
+    return exact_product(left, q_codes.astype(dtype), bound)
 
 
 def dequantise_columns(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """``codes * scales`` per column in float64: exact (8-bit times 24-bit significands)."""
-    return codes.astype(np.float64) * scales.astype(np.float64)
+    """``codes * scales`` per column, in float32 (rounded: only the encoder's power step uses
+    it, to compute ``Q`` from the ``P`` that travels)."""
+    return codes.astype(np.float32) * scales
 
 
-def quantise_columns(factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """int8 codes and float32 per-column scales with ``codes * scales ~ factor``.
-
-    Each column's scale is its largest magnitude over :data:`Q8_LEVELS`, so every code is
-    a rounded multiple of it; an all-zero column (or one too small for a float32 scale)
-    gets scale 0 and zero codes.
-    """
+def column_scales(factor: np.ndarray) -> np.ndarray:
+    """Each column's largest magnitude over :data:`Q8_LEVELS`, as float32: the step its codes
+    count. Raises :class:`MalformedUpdateError` where a scale overflows float32."""
     with np.errstate(over="ignore"):
         scales = (np.abs(factor).max(axis=0) / Q8_LEVELS).astype(np.float32)
     if not np.isfinite(scales).all():
         raise MalformedUpdateError("a factor's scale overflows float32")
-    divisor = scales.astype(np.float64)
-    ratio = np.divide(factor, divisor, out=np.zeros_like(factor), where=divisor > 0)
-    codes = np.clip(np.rint(ratio), -Q8_LEVELS, Q8_LEVELS).astype(np.int8)
-    return codes, scales
+    return scales
+
+
+def column_codes(factor: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """int8 codes of ``factor`` counting each column's step (float64), rounded half to even
+    and clipped to [-127, 127]; a zero step gives zero codes."""
+    reciprocals = np.divide(1.0, steps, out=np.zeros(steps.shape), where=steps > 0)
+    ratio = np.multiply(factor, reciprocals, dtype=np.float64)
+    np.rint(ratio, out=ratio)
+    return np.clip(ratio, -Q8_LEVELS, Q8_LEVELS, out=ratio).astype(np.int8)
 
 
 def rebuild_tensor(entry: TensorLayout, stored: Mapping[str, np.ndarray]) -> np.ndarray:

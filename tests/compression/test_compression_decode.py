@@ -359,8 +359,9 @@ def test_non_finite_factors_are_rejected(factor):
 
 def test_reconstruction_overflow_is_rejected():
     def huge(tensors):
+        # on their grids (powers of two), and rank 2 sums two products of 2^127
         tensors["fc:P"][:] = 1.0
-        tensors["fc:Q"][:] = 3e38
+        tensors["fc:Q"][:] = 2.0**127
 
     rejects(tamper("powersgd", edit_tensors=huge), "overflows float32")
 

@@ -1,10 +1,13 @@
 """The low-rank rebuild is the exact product rounded once: factors on their grid, or refused.
 
 Every committee member must rebuild a stranger's update to the same bits. The rebuild is
-one BLAS product, which may sum in any order; it is exact because the factors lie on a
-fixed-point grid (``lowrank``) or are int8 codes times scale products on one grid
-(``lowrank-q8``). These tests hold the rebuild to the exact rational value computed in
-Python integers, refuse factors off their grid, and compare thread counts.
+one float32 BLAS product, which may sum in any order; it is exact because the factors lie on
+a fixed-point grid (``lowrank``) or are int8 codes times scale products on one grid
+(``lowrank-q8``), coarse enough that every partial sum is below 2^24 steps. These tests hold
+the rebuild to the exact rational value computed in Python integers, on random factors and
+on factors at the edges of the argument (largest entries at the top of the grid, every
+rank's grid, steps at float32's subnormal end, sums near float32's largest value), refuse
+factors off their grid, and compare thread counts.
 """
 
 import warnings
@@ -19,14 +22,18 @@ from threadpoolctl import threadpool_limits
 
 from flare.compression import MalformedUpdateError, UpdateBinding, decode_update, make_codec
 from flare.compression.decode import UPDATE_DTYPES
+from flare.compression.powersgd import MAX_Q8_RANK, MAX_RANK, PowerSGDQ8Codec
 from flare.compression.rebuild import (
+    Q8_LEVELS,
     factor_bits,
     grid_step,
     low_rank_matrix,
     onto_grid,
     quantised_matrix,
+    scale_product_bits,
 )
 from flare.compression.wire import load_container_tensors, read_container_header, write_container
+from flare.errors import ConfigError
 
 BINDING = UpdateBinding("0xc1", "task-7", 3, 1, "bafkreigh2akiscaildc", 120)
 
@@ -35,7 +42,9 @@ def exactly_rounded(p: np.ndarray, q: np.ndarray, weights=None) -> np.ndarray:
     """``sum_k p[:,k] q[:,k] weights[k]`` in exact rationals, rounded once to float32.
 
     Each exact sum here is an integer multiple of a power of two below 2^53 of them, so
-    float64 holds it exactly and one rounding to float32 follows."""
+    float64 holds it exactly and one rounding to float32 follows (to inf past its range,
+    and every zero as +0, as the wire format says: a negative value too small for float32
+    rounds to -0)."""
     rank = p.shape[1]
     weights = [Fraction(1)] * rank if weights is None else [Fraction(w) for w in weights]
     result = np.empty((p.shape[0], q.shape[0]), dtype=np.float32)
@@ -46,7 +55,8 @@ def exactly_rounded(p: np.ndarray, q: np.ndarray, weights=None) -> np.ndarray:
                 for k in range(rank)
             )
             assert Fraction(float(total)) == total  # float64 holds it exactly
-            result[i, j] = np.float32(float(total))
+            with np.errstate(over="ignore"):
+                result[i, j] = np.float32(float(total)) + np.float32(0.0)
     return result
 
 
@@ -72,24 +82,81 @@ def test_factors_rounded_onto_their_grid_rebuild_to_the_exact_product(factors):
     assert low_rank_matrix(p_grid, q_grid).tobytes() == exactly_rounded(p_grid, q_grid).tobytes()
 
 
-def test_the_grid_narrows_past_rank_32_so_every_partial_sum_stays_exact():
-    assert [factor_bits(rank) for rank in (1, 2, 32, 33, 64, 1024)] == [24, 24, 24, 23, 23, 21]
-    for rank in (1, 32, 33, 1024):
-        assert rank * 2 ** (2 * factor_bits(rank)) <= 2**53
+def test_every_allowed_rank_keeps_a_grid_on_which_float32_sums_are_exact():
+    assert [factor_bits(r) for r in (1, 2, 4, 5, 16, 17, 64, 65, 1024)] == [
+        12,
+        11,
+        11,
+        10,
+        10,
+        9,
+        9,
+        8,
+        7,
+    ]
+    for rank in range(1, MAX_RANK + 1):
+        # |P[i,k]|, |Q[j,k]| < 2^bits steps, so a sum of rank products < rank * 2^(2 bits)
+        assert factor_bits(rank) >= 1 and rank * 2 ** (2 * factor_bits(rank)) <= 2**24
+    for rank in range(1, MAX_Q8_RANK + 1):
+        # codes below 2^7, scale products at most 2^bits steps once rounded
+        bits = scale_product_bits(rank)
+        assert bits >= 1 and rank * Q8_LEVELS**2 * 2**bits < 2**24
+    assert scale_product_bits(8) == 7
+    PowerSGDQ8Codec(rank=MAX_Q8_RANK)
+    with pytest.raises(ConfigError, match="512"):
+        PowerSGDQ8Codec(rank=MAX_Q8_RANK + 1)
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3, 4, 8, 32, 1024])
+def test_factors_at_the_top_of_every_ranks_grid_rebuild_exactly(rank):
+    # Every entry at +-(2^bits - 1) steps: the largest partial sums the grid allows, with
+    # signs chosen so that some sums cancel to zero and others add up.
+    bits, rng = factor_bits(rank), np.random.default_rng(rank)
+    top = 2**bits - 1
+    p = (rng.choice([-top, top], (3, rank)) * 2.0**-bits).astype(np.float32)
+    q = (rng.choice([-top, top], (5, rank)) * 2.0 ** (40 - bits)).astype(np.float32)
+    q[0] = top * 2.0 ** (40 - bits)  # one row of Q all positive
+    p[0] = q[0] * 2.0**-40
+    with threadpool_limits(limits=1):
+        rebuilt = low_rank_matrix(p, q)
+    assert rebuilt.tobytes() == exactly_rounded(p, q).tobytes()
+    assert rebuilt[0, 0] == rank * float(top) ** 2 * 2.0 ** (40 - 2 * bits)
+
+
+@pytest.mark.parametrize(
+    ("p_exponent", "q_exponent"),
+    [(-127, 0), (-126, -20), (-126, -126), (-137, 0), (60, 60), (64, 64)],
+    ids=["step-2^-149", "subnormal-steps", "below-float32", "subnormal-p", "near-max", "overflow"],
+)
+def test_steps_at_float32s_ends_rebuild_to_the_exact_value_rounded_once(p_exponent, q_exponent):
+    # Products whose step is below 2^-149 (float32 cannot hold the sums) or whose sums near
+    # float32's largest value take the float64 route; both give the exact value rounded once.
+    rank, bits = 4, factor_bits(4)
+    rng = np.random.default_rng(abs(p_exponent - q_exponent))
+    codes = rng.integers(-(2**bits) + 1, 2**bits, (2, 6, rank))
+    codes[:, 0, 0] = 2**bits - 1
+    p = (codes[0] * 2.0 ** (p_exponent - bits)).astype(np.float32)
+    q = (codes[1] * 2.0 ** (q_exponent - bits)).astype(np.float32)
+    expected = exactly_rounded(p, q)
+    if not np.isfinite(expected).all():
+        with pytest.raises(MalformedUpdateError, match="overflows float32"):
+            low_rank_matrix(p, q)
+        return
+    assert low_rank_matrix(p, q).tobytes() == expected.tobytes()
 
 
 def test_a_carried_maximum_moves_the_factor_onto_the_coarser_grid():
-    # 2^24 - 0.5 steps rounds up to 2^24: the decoder would then derive a doubled step
-    factor = np.array([[1.0 - 2.0**-25], [2.0**-24 * 3]])
-    snapped = onto_grid(factor, 24).stored
-    assert snapped[:, 0].tolist() == [1.0, 2.0**-22]  # 1.5 steps of 2^-23 round to 2
+    # 2^12 - 0.5 steps rounds up to 2^12: the decoder would then derive a doubled step
+    factor = np.array([[1.0 - 2.0**-13], [2.0**-12 * 3]])
+    snapped = onto_grid(factor, factor_bits(1)).stored
+    assert snapped[:, 0].tolist() == [1.0, 2.0**-10]  # 1.5 steps of 2^-11 round to 2
     assert (
         low_rank_matrix(snapped, snapped).tobytes() == exactly_rounded(snapped, snapped).tobytes()
     )
 
 
 def test_a_factor_below_float32s_normal_range_travels_as_zeros():
-    assert not onto_grid(np.full((3, 1), 1e-39), 24).stored.any()
+    assert not onto_grid(np.full((3, 1), 1e-39), factor_bits(1)).stored.any()
 
 
 @settings(max_examples=40, deadline=None)
@@ -108,9 +175,34 @@ def test_the_quantised_rebuild_is_the_documented_exact_sum(parts):
     products = [Fraction(float(scales[0, k])) * Fraction(float(scales[1, k])) for k in range(rank)]
     weights = products
     if max(products) > 0:
-        step = Fraction(grid_step(float(max(products)), 39 - (rank - 1).bit_length()))
+        step = Fraction(grid_step(float(max(products)), 10 - (rank - 1).bit_length()))
         weights = [round(product / step) * step for product in products]  # half to even
     expected = exactly_rounded(p_codes.astype(np.float64), q_codes.astype(np.float64), weights)
+    assert quantised_matrix(p_codes, q_codes, scales).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize(
+    "scale",
+    [2.0**-80, 2.0**-70, 1.0, 2.0**55, 2.0**57],
+    ids=["below", "edge", "one", "high", "over"],
+)
+def test_quantised_steps_at_float32s_ends_rebuild_to_the_exact_value_rounded_once(scale):
+    # Scale products near 2^-160 put the grid's step below 2^-149 (the float64 route), near
+    # 2^-140 just above it (float32); near 2^114, times 8 * 127^2, past float32's largest
+    # value (float64, then refused where the sum overflows).
+    rng = np.random.default_rng(8)
+    p_codes = rng.integers(-127, 128, (5, 8)).astype(np.int8)
+    q_codes = rng.integers(-127, 128, (4, 8)).astype(np.int8)
+    p_codes[0], q_codes[0] = 127, 127
+    scales = (rng.uniform(0.5, 1.0, (2, 8)) * scale).astype(np.float32)
+    products = [Fraction(float(scales[0, k])) * Fraction(float(scales[1, k])) for k in range(8)]
+    step = Fraction(grid_step(float(max(products)), scale_product_bits(8)))
+    weights = [round(product / step) * step for product in products]
+    expected = exactly_rounded(p_codes.astype(np.float64), q_codes.astype(np.float64), weights)
+    if not np.isfinite(expected).all():
+        with pytest.raises(MalformedUpdateError, match="overflows float32"):
+            quantised_matrix(p_codes, q_codes, scales)
+        return
     assert quantised_matrix(p_codes, q_codes, scales).tobytes() == expected.tobytes()
 
 
@@ -140,7 +232,7 @@ def test_a_factor_one_step_off_its_grid_is_refused(factor):
     smallest = np.unravel_index(np.argmin(np.abs(array)), array.shape)
     array[smallest] = np.float32(np.abs(array).max() / 3)
     stored[factor] = array
-    with pytest.raises(MalformedUpdateError, match=r"factor [PQ] off its 24-bit") as refusal:
+    with pytest.raises(MalformedUpdateError, match=r"factor [PQ] off its 11-bit") as refusal:
         decode_update(with_factors(stored["w:P"], stored["w:Q"]), SPEC)
     assert refusal.value.__cause__ is None
 
@@ -162,7 +254,7 @@ def test_any_float32_factors_are_refused_or_rebuilt_exactly(p, q):
         decoded = decode_update(with_factors(p, q), SPEC).delta["w"]
     except MalformedUpdateError as refusal:
         assert refusal.__cause__ is None
-        assert "off its 24-bit fixed-point grid" in str(refusal) or "overflows" in str(refusal)
+        assert "off its 11-bit fixed-point grid" in str(refusal) or "overflows" in str(refusal)
         return
     assert decoded.tobytes() == exactly_rounded(p, q).tobytes()
 
@@ -181,6 +273,27 @@ def test_the_rebuild_is_the_same_under_one_thread_and_many():
     rows = rng.choice(384, 4, replace=False)
     expected = exactly_rounded(stored["w:P"][rows], stored["w:Q"])
     assert alone[rows].tobytes() == expected.tobytes()
+
+
+def test_the_quantised_rebuild_is_the_same_under_one_thread_and_many():
+    spec = {"w": (384, 320)}
+    rng = np.random.default_rng(4)
+    delta = {"w": rng.standard_normal(spec["w"]).astype(np.float32)}
+    blob = make_codec("powersgd-q8").new_encoder(spec, 0).encode(delta, BINDING)
+    with threadpool_limits(limits=1):
+        alone = decode_update(blob, spec).delta["w"]
+    with threadpool_limits(limits=None):
+        together = decode_update(blob, spec).delta["w"]
+    assert alone.tobytes() == together.tobytes()
+    stored = load_container_tensors(blob)
+    scales, rank = stored["w:S"], stored["w:P"].shape[1]
+    assert rank == 8
+    products = [Fraction(float(scales[0, k])) * Fraction(float(scales[1, k])) for k in range(rank)]
+    step = Fraction(grid_step(float(max(products)), scale_product_bits(rank)))
+    weights = [round(product / step) * step for product in products]
+    rows = rng.choice(384, 4, replace=False)
+    p_codes, q_codes = stored["w:P"][rows].astype(np.float64), stored["w:Q"].astype(np.float64)
+    assert alone[rows].tobytes() == exactly_rounded(p_codes, q_codes, weights).tobytes()
 
 
 @pytest.mark.parametrize("rank", [1, 2])

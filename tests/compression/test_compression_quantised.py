@@ -15,7 +15,7 @@ from flare.compression import (
 )
 from flare.compression.decode import UPDATE_DTYPES
 from flare.compression.powersgd import quantised_rank
-from flare.compression.rebuild import dequantise_columns, quantise_columns
+from flare.compression.rebuild import column_codes, column_scales, raised_scales, scale_products
 from flare.compression.wire import load_container_tensors, read_container_header, write_container
 from flare.tensors import raw_nbytes
 
@@ -43,6 +43,12 @@ def forged(blob: bytes, name: str, array: np.ndarray) -> bytes:
     return write_container(tensors, metadata)
 
 
+def quantise(factor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes counting each column's own scale: how the encoder quantises P."""
+    scales = column_scales(factor)
+    return column_codes(factor, scales.astype(np.float64)), scales
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     hnp.arrays(
@@ -52,10 +58,10 @@ def forged(blob: bytes, name: str, array: np.ndarray) -> bytes:
     )
 )
 def test_quantised_columns_are_within_half_a_step_of_the_factor(factor):
-    codes, scales = quantise_columns(factor)
+    codes, scales = quantise(factor)
     assert codes.dtype == np.int8 and scales.dtype == np.float32
     assert (np.abs(codes.astype(int)) <= 127).all() and (scales >= 0).all()
-    error = np.abs(dequantise_columns(codes, scales) - factor)
+    error = np.abs(codes.astype(np.float64) * scales.astype(np.float64) - factor)
     # Half a step from rounding, plus the scale's own float32 rounding over 127 steps; a
     # column too small for a float32 scale (below 127 subnormal steps) travels as zeros.
     bound = scales.astype(np.float64) * (0.5 + 127 * 2.0**-23) + 127 * 2.0**-149
@@ -64,9 +70,32 @@ def test_quantised_columns_are_within_half_a_step_of_the_factor(factor):
 
 def test_an_all_zero_column_gets_scale_zero_and_zero_codes():
     factor = np.array([[0.0, 1.0], [0.0, -2.0]])
-    codes, scales = quantise_columns(factor)
+    codes, scales = quantise(factor)
     assert scales[0] == 0.0 and not codes[:, 0].any()
     assert codes[:, 1].tolist() == [64, -127]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(
+        np.float32,
+        st.integers(1, 40).map(lambda rank: (2, rank)),
+        elements=st.one_of(st.just(0.0), st.floats(2.0**-60, 2.0**60, width=32)),
+    )
+)
+def test_raised_scales_put_every_product_on_its_grid_at_or_above_the_one_asked_for(scales):
+    p_scales, q_scales = scales
+    raised = raised_scales(p_scales, q_scales)
+    assert np.isfinite(raised).all() and (raised >= q_scales).all()
+    products, step = scale_products(np.stack([p_scales, raised]))
+    asked = p_scales.astype(np.float64) * q_scales
+    # raised where float32 holds the raised scale (elsewhere kept: Q's codes may clip there)
+    kept = (p_scales > 0) & (raised > q_scales) | (asked == products)
+    assert (products[kept] >= asked[kept]).all()
+    # at most one step above, of the encoder's grid: the decoder's, or half it where the
+    # raised largest product lands a hair under a power of two (float32 scales)
+    assert (products[kept] - asked[kept] <= 2 * step * (1 + 2**-20)).all()
+    assert (raised[p_scales == 0] == q_scales[p_scales == 0]).all()
 
 
 def test_rank_per_layer_follows_the_byte_target_and_the_cap():

@@ -6,13 +6,14 @@ The default and dishonest-committee CIDs are those recorded before the one-actor
 committee grew from 5 to 40 seats (the safety bound), so its round-5 retry went; the MI
 filter judges the trusted updates' average too; and PowerSGD's factors travel on a
 fixed-point grid, so that every decoder rebuilds them with one exact matrix product
-(issue 13), which changed every PowerSGD blob; and the MI filter's reference rule (issue 12:
-updates pointing away from the committee's exact reference step are flagged) changes its
-models from the first round. The default run's models are unchanged by that rule. The old
-committee and filter (``expected_committee=5``, ``aggregate_margin_bits=None``, the reference
-rule and floor off) are pinned too, for five rounds: before issue 13 they reproduced the models
-recorded before the refactor, round 5 retried once; with the grid, no round of theirs is
-retried.
+(issue 13), which changed every PowerSGD blob, and again when the grid narrowed to make that
+product float32 and the power step moved to float32 (issue 13); and the MI filter's reference
+rule (issue 12: updates pointing away from the committee's exact reference step are flagged)
+changes its models from the first round. The default run's models are unchanged by that
+rule. The old committee and filter (``expected_committee=5``, ``aggregate_margin_bits=None``,
+the reference rule and floor off) are pinned too, for five rounds: before issue 13 they
+reproduced the models recorded before the refactor, round 5 retried once; with the grid, no
+round of theirs is retried.
 """
 
 import pytest
@@ -28,17 +29,17 @@ DEFAULT = [
     "bafkreihph36uhlmfeps2mk6tj5iut4nesl6hjn6hqlbojirracrod42wqa",
 ]
 POWERSGD_DIRICHLET = [
-    "bafkreibemm57dzpmfgop7blry2o3dfdoqd36jrjpeseedp5xr7rd34wsta",
-    "bafkreign56jkrbfeg2nqaibmrlxtxh4mn4pz6422lyzfpcqz4lvqxjnjxy",
-    "bafkreic5anp5ivxiawdfivrqg43j773jhezr2gg5rz3iy6kxsstm7xuxky",
+    "bafkreihjnbbhm34sbzsgqffin7xzura4wqgvhemn5xrzuavc6hff3m4svq",
+    "bafkreibriez2w2334j67hxozxyfrykncpe3pdtn4gmuy74hmy3o4ogksay",
+    "bafkreibj5vgaazmppnmf4daiobbwvlfanzzqvzhfjgn43icn2bjtizwtiy",
 ]
 
 POWERSGD_DIRICHLET_OLD_COMMITTEE = [
-    "bafkreiauhfhecatsfww7hukvhm7r4b4m6gistjgocao7jubykevulxxkhq",
-    "bafkreicvuvhmmessg5aeompbctkgc2ifththel2mts2ne7dviqdeav6swy",
-    "bafkreifuo3i2daolbkeysr7bskvn3xnmlarrdprjg7rhumtmr55a3o4mbq",
-    "bafkreid37e552q23z77dba64jkqfw6ekpl57uqvyuzebx3swyp4obk25c4",
-    "bafkreiach5bghthrlytfb3rhvkaxsxaxms5pbwpyrnmkhwn4wffss33r6i",
+    "bafkreiblrtstsug3rgxvtec63zybrz2mns7rpb62mes2ttfawxvwxn6qsa",
+    "bafkreiaxamwhx6v3padulizedehujtbecaekdfkq5wd74o6dk5gatm7gky",
+    "bafkreigsvt2bko5threus6bnsz3llmxm3gr7ccn5r7g3bcogmypygwqgla",
+    "bafkreifjwikexf6zmdogzt23obfknesy3gihbihwuneclgkanddmtmf5fi",
+    "bafkreiebbh4bs2hipmqxiudpu5bgfjhxx6ntrynt46e72jvzd34ccr4bpm",
 ]
 """Five rounds with the committee of 5 seats and no aggregate margin, none retried."""
 
