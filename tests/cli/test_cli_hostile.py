@@ -283,10 +283,18 @@ class StoreThatDisconnects(MemoryStore):
         super().__init__()
         self.connected = True
 
-    def _load(self, cid: str, limit: int) -> bytes:
-        # The transport hook, which every reader reaches, the simulation's shared reads included.
+    def _refuse_when_disconnected(self) -> None:
         if not self.connected:
             raise ConnectionResetError(104, "Connection reset by peer")
+
+    # The transport hooks, which every writer and reader reaches (the simulation's shared
+    # reads serve blobs this process already checked, so a round may never load one).
+    def _store(self, cid: str, data: bytes) -> None:
+        self._refuse_when_disconnected()
+        super()._store(cid, data)
+
+    def _load(self, cid: str, limit: int) -> bytes:
+        self._refuse_when_disconnected()
         return super()._load(cid, limit)
 
 
