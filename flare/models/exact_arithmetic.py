@@ -101,11 +101,13 @@ def exact_float64(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values)
     converted = values.astype(np.float64)
     magnitude = np.abs(converted)
-    if not magnitude.max(initial=0.0) <= LARGEST:  # a NaN or an infinity: rare, so checked
+    non_finite = not magnitude.max(initial=0.0) <= LARGEST  # a NaN or an infinity: rare
+    if non_finite:
         np.nan_to_num(converted, copy=False, nan=0.0)  # and infinities to +-LARGEST
     smallest = _smallest_kept(values.dtype)
-    # NaN's magnitude compares false, and it is 0 already; a zero is written as +0
-    if magnitude.min(initial=smallest) < smallest:
+    # A zero is written as +0. NaN's magnitude compares false (it is 0 already), and a NaN
+    # makes the minimum NaN, so where there is one every magnitude is compared.
+    if non_finite or magnitude.min(initial=smallest) < smallest:
         np.copyto(converted, 0.0, where=magnitude < smallest)
     return converted
 
@@ -127,9 +129,11 @@ def settled(values: np.ndarray) -> np.ndarray:
 def settle_in_place(values: np.ndarray) -> np.ndarray:
     """:func:`settled` on a float64 array the caller owns, without a copy; returns it."""
     magnitude = np.abs(values)
-    if not magnitude.max(initial=0.0) <= LARGEST:  # an overflow, rare: clipping costs more
+    non_finite = not magnitude.max(initial=0.0) <= LARGEST  # an overflow, rare
+    if non_finite:  # clipping costs more than the check
         np.clip(values, -LARGEST, LARGEST, out=values)
-    if magnitude.min(initial=FLUSH_BELOW) < FLUSH_BELOW:  # a zero, say: rare past a bias
+    # a zero, say, is rare past a bias; a NaN would make the minimum NaN
+    if non_finite or magnitude.min(initial=FLUSH_BELOW) < FLUSH_BELOW:
         np.copyto(values, 0.0, where=magnitude < FLUSH_BELOW)
     return values
 

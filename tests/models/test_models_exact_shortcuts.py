@@ -164,3 +164,54 @@ def test_relu_then_linear_runs_as_one_step_with_the_same_bits(every_layer_kind, 
         ExactPredictor(mlp).logits(mlp_weights, digits.validation_features).tobytes()
         == layer_by_layer(mlp, mlp_weights, digits.validation_features).tobytes()
     )
+
+
+def settled_as_before(values: np.ndarray) -> np.ndarray:
+    """settle_in_place as it was before it skipped the flush: every magnitude compared."""
+    values = np.array(values, dtype=np.float64)
+    magnitude = np.abs(values)
+    if not magnitude.max(initial=0.0) <= exact_arithmetic.LARGEST:
+        np.clip(values, -exact_arithmetic.LARGEST, exact_arithmetic.LARGEST, out=values)
+    np.copyto(values, 0.0, where=magnitude < FLUSH_BELOW)
+    return values
+
+
+def exact_float64_as_before(values: np.ndarray) -> np.ndarray:
+    """exact_float64 as it was before it skipped the flush: every magnitude compared."""
+    values = np.asarray(values)
+    source = values.dtype if np.issubdtype(values.dtype, np.floating) else np.dtype(np.float64)
+    converted = values.astype(np.float64)
+    magnitude = np.abs(converted)
+    if not magnitude.max(initial=0.0) <= exact_arithmetic.LARGEST:
+        np.nan_to_num(converted, copy=False, nan=0.0)
+    np.copyto(converted, 0.0, where=magnitude < max(np.finfo(source).tiny, FLUSH_BELOW))
+    return converted
+
+
+odd_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [0.0, -0.0, 5e-324, -5e-324, FLUSH_BELOW / 2, -FLUSH_BELOW, SUBNORMAL, float("nan")]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from([np.float16, np.float32, np.float64]),
+    hnp.arrays(
+        np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=5), elements=odd_floats
+    ),
+)
+def test_flushing_only_where_needed_gives_what_comparing_every_value_gave(dtype, wide) -> None:
+    with np.errstate(over="ignore"):  # a float16 overflows to an infinity
+        values = wide.astype(dtype)
+    assert exact_float64(values).tobytes() == exact_float64_as_before(values).tobytes()
+    assert settled(wide).tobytes() == settled_as_before(wide).tobytes()
+    integers = np.array([[0, -3, 2**31 - 1]], np.int32)
+    assert exact_float64(integers).tobytes() == exact_float64_as_before(integers).tobytes()
+
+
+def test_a_nan_does_not_hide_a_subnormal_beside_it() -> None:
+    row = np.array([[np.nan, SUBNORMAL, 1.0], [np.nan, -SUBNORMAL, 0.0]], np.float32)
+    assert exact_float64(row).tolist() == [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+    wide = np.array([np.nan, FLUSH_BELOW / 4, -0.0, 2.0])
+    assert settled(wide)[1:].tolist() == [0.0, 0.0, 2.0]
+    assert not np.signbit(settled(wide)[2])
