@@ -12,9 +12,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from test_models_exact_prepared import layer_by_layer
 
 from flare.models import ExactPredictor, build_model, exact_arithmetic
-from flare.models.exact import compile_layers
 from flare.models.exact_arithmetic import (
     FLUSH_BELOW,
     exact_float64,
@@ -137,13 +137,6 @@ def test_a_rectified_layer_output_is_quantised_in_place_as_its_copy_would_be(x, 
     assert integers is x
     assert integers.tobytes() == expected_integers.tobytes()
     assert exponents.tobytes() == expected_exponents.tobytes()
-
-
-def layer_by_layer(module, weights: dict, features: np.ndarray) -> np.ndarray:
-    x = exact_float64(features)
-    for layer in compile_layers(module, "", ""):
-        x = layer.apply(x, weights)
-    return x
 
 
 def test_relu_then_linear_runs_as_one_step_with_the_same_bits(every_layer_kind, digits) -> None:
