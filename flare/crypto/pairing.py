@@ -147,7 +147,7 @@ class _DerivedPoints(Generic[_Point]):
     def keep(self, encoding: bytes, point: _Point) -> None:
         with self._lock:
             self._points[encoding] = point
-            if len(self._points) > DERIVED_POINTS_KEPT:
+            while len(self._points) > DERIVED_POINTS_KEPT:
                 del self._points[next(iter(self._points))]
 
     def take(self, encoding: object) -> _Point | None:

@@ -25,6 +25,9 @@ def full_parses(monkeypatch) -> dict[str, int]:
     )
     monkeypatch.setattr(pairing, "_parsed_public_key", counted("key", pairing._parsed_public_key))
     pairing._recent_public_key_point.cache_clear()
+    # the points earlier tests derived are not this test's
+    monkeypatch.setattr(pairing, "_derived_signatures", pairing._DerivedPoints())
+    monkeypatch.setattr(pairing, "_derived_keys", pairing._DerivedPoints())
     return counts
 
 
@@ -94,3 +97,13 @@ def test_only_the_latest_derived_points_are_kept(full_parses, monkeypatch) -> No
     for signature in signatures:
         pairing.signature_point(signature)
     assert full_parses["signature"] == 2  # the two oldest were let go
+
+
+def test_a_lowered_bound_lets_go_of_every_point_past_it(full_parses, monkeypatch) -> None:
+    key = SecretKey(6)
+    signatures = [sign(key, bytes([index]), POP_DST) for index in range(5)]
+    monkeypatch.setattr(pairing, "DERIVED_POINTS_KEPT", 2)
+    newest = sign(key, b"newest", POP_DST)
+    for signature in [*signatures, newest]:
+        pairing.signature_point(signature)
+    assert full_parses["signature"] == 4  # only the newest two were kept
