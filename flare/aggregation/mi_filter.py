@@ -50,6 +50,7 @@ to nine significant digits.
 """
 
 import functools
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -362,7 +363,13 @@ class MIFilter(Aggregator):
         return median_norm / norm
 
 
-@functools.cache
 def _blas() -> ThreadpoolController:
-    """The process's BLAS libraries, found once (looking them up costs a millisecond)."""
+    """The process's BLAS libraries, looked up again only once more modules are loaded: a
+    BLAS library arrives with an extension module (scipy brings its own), and looking them
+    up costs milliseconds."""
+    return _blas_with(len(sys.modules))
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_with(modules_loaded: int) -> ThreadpoolController:
     return ThreadpoolController()

@@ -3,6 +3,9 @@ participants' shared, once-checked store reads, decoded global models and task c
 blob store without an fsync per blob, and the MI filter's single BLAS thread."""
 
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -148,6 +151,29 @@ def test_the_mi_filter_infers_on_one_blas_thread_and_restores_the_setting():
         make_aggregator("mi").aggregate(updates, context)
         assert blas_threads() == 2
     assert seen and set(seen) == {1}
+
+
+BLAS_LOADED_LATE = """
+import sys
+from threadpoolctl import threadpool_info
+import flare.aggregation.mi_filter as mi_filter
+assert "scipy" not in sys.modules
+mi_filter._blas()  # the libraries found before scipy's BLAS is loaded
+import scipy.linalg
+with mi_filter._blas().limit(limits=1, user_api="blas"):
+    print(sorted({pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}))
+"""
+
+
+def test_a_blas_library_loaded_after_the_first_round_is_limited_too():
+    ran = subprocess.run(
+        [sys.executable, "-c", BLAS_LOADED_LATE],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, OPENBLAS_NUM_THREADS="2"),
+    )
+    assert ran.stdout.strip() == "[1]"
 
 
 def test_readers_of_one_store_share_the_task_context_and_another_store_reads_it_again():
