@@ -66,7 +66,6 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
     """Seconds per round offline and through the protocol, in pairs, plus phase splits."""
     offline, protocol, phases, verify_seconds = [], [], [], []
     offline_cpu, protocol_cpu = [], []
-    offline_thread_cpu, protocol_thread_cpu = [], []
     parallel_protocol, committees = [], []
     rounds_alone: dict[str, list[float]] = {"offline": [], "protocol": []}
     extra: list[dict[str, float]] = []
@@ -83,12 +82,10 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
         # pair runs weighs on both sides alike over the repeats.
         order = ["offline", "protocol"] if repeat % 2 == 0 else ["protocol", "offline"]
         timed = {side: timed_run(runs[side], config.rounds) for side in order}
-        offline_report, offline_wall, offline_cpu_s, offline_thread_s = timed["offline"]
-        report, protocol_wall, protocol_cpu_s, protocol_thread_s = timed["protocol"]
+        offline_report, offline_wall, offline_cpu_s = timed["offline"]
+        report, protocol_wall, protocol_cpu_s = timed["protocol"]
         offline.append(offline_wall)
         offline_cpu.append(offline_cpu_s)
-        offline_thread_cpu.append(offline_thread_s)
-        protocol_thread_cpu.append(protocol_thread_s)
         rounds_alone["offline"].append(seconds_per_round(offline_report))
         protocol.append(protocol_wall)
         protocol_cpu.append(protocol_cpu_s)
@@ -123,9 +120,6 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
         "cpu_ratio": statistics.median(
             p / o for p, o in zip(protocol_cpu, offline_cpu, strict=True)
         ),
-        "stepping_thread_cpu_ratio": statistics.median(
-            p / o for p, o in zip(protocol_thread_cpu, offline_thread_cpu, strict=True)
-        ),
         "rounds_alone_ratio": statistics.median(
             p / o for p, o in zip(rounds_alone["protocol"], rounds_alone["offline"], strict=True)
         ),
@@ -139,17 +133,11 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
 
 def timed_run(
     run: Callable[[], SimulationReport], rounds: int
-) -> tuple[SimulationReport, float, float, float]:
-    """``run()``'s report, and its wall, CPU and stepping thread's CPU seconds per round (the
-    last without the writes a protocol run makes behind its step, on a thread of their own)."""
-    started, cpu, thread_cpu = time.perf_counter(), time.process_time(), time.thread_time()
+) -> tuple[SimulationReport, float, float]:
+    """``run()``'s report, and its wall and CPU seconds per round."""
+    started, cpu = time.perf_counter(), time.process_time()
     report = run()
-    return (
-        report,
-        (time.perf_counter() - started) / rounds,
-        (time.process_time() - cpu) / rounds,
-        (time.thread_time() - thread_cpu) / rounds,
-    )
+    return report, (time.perf_counter() - started) / rounds, (time.process_time() - cpu) / rounds
 
 
 def extra_time(

@@ -29,8 +29,6 @@ def render(result: dict) -> str:
         f"| offline simulation, CPU s/round | {over['offline_cpu_s_per_round']:.3f} |",
         f"| protocol simulation, CPU s/round | {over['protocol_cpu_s_per_round']:.3f} |",
         f"| protocol / offline, CPU time | {over['cpu_ratio']:.2f}x |",
-        f"| protocol / offline, CPU time of the stepping thread (writes behind it apart) | "
-        f"{over['stepping_thread_cpu_ratio']:.2f}x |",
         *rounds_alone_row(over),
         f"| VRF prove / s | {crypto['vrf_prove_per_s']:.0f} |",
         f"| VRF verify / s | {crypto['vrf_verify_per_s']:.0f} |",
@@ -44,8 +42,7 @@ def render(result: dict) -> str:
     meaning = {
         "train": "local training of every client",
         "encode": "update encoding (codec + canonical container)",
-        "storage": "blob puts (each hashed to name it; over a store on disk, its file written "
-        "and pinned behind the step, on a thread of its own); gets verified against "
+        "storage": "blob puts (each hashed to name it) and pins; gets verified against "
         "their CID, but for a blob put in the same attempt, served from the bytes hashed",
         "chain": "submit, propose and vote transactions",
         "vrf": "every participant's VRF proof, plus the winners' seat claims",
@@ -91,8 +88,7 @@ def extra_lines(result: dict) -> list[str]:
         "every registration (its proof of possession checked on chain)",
         "vrf": "VRF proofs and the chain's checks of the seat claims",
         "chain": "the other transactions: seal, submit, propose, vote",
-        "storage": "update and model puts (hashed to name them; files written and pinned "
-        "behind the step), model reads",
+        "storage": "update and model puts (hashed to name them) and pins, model reads",
         "aggregate": "aggregate phase beyond the offline aggregate and decode",
         "train": "train phase beyond the offline one (the same work: noise)",
         "evaluate": "evaluate phase beyond the offline one (the same work)",
