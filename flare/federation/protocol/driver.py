@@ -87,7 +87,6 @@ class ProtocolSimulation:
             chain = self._open_chain(stack)
             clients = stack.enter_context(open_clients(federation, observer))
             run = _TaskRun(self.config, self.protocol, federation, clients, chain, store, observer)
-            stack.callback(run.reads.close)
             return run.execute(started)
 
     def _open_chain(self, stack: contextlib.ExitStack) -> ChainConnector:
@@ -128,9 +127,7 @@ class _TaskRun:
             raise TypeError(f"{type(chain).__name__} cannot mine: not a development chain")
         self.config, self.protocol, self.federation = config, protocol, federation
         self.chain, self.store, self.observer = chain, store, observer
-        # A store on disk writes behind the step: file IO is what a put costs there, and
-        # deployed, each participant uploads on its own machine.
-        self.reads = SharedReads(store, write_behind=isinstance(store, DirectoryStore))
+        self.reads = SharedReads(store)
         self.blocks: MinesBlocks = chain
         self.clock = Stopwatch()
         self.participants: list[ProtocolParticipant] = []
@@ -327,9 +324,6 @@ class _TaskRun:
         while not self._closed(opened):
             if not self._step_all(taking_part, opened):
                 self._advance(opened)
-        # Every blob of the attempt is in the store, or its write failed here, before the
-        # attempt's result is read, recorded or audited.
-        self.reads.drain()
         task = self.chain.task(opened.task_id)
         seats = {
             s.member for s in self.chain.committee(opened.task_id, opened.round, opened.attempt)

@@ -1,10 +1,9 @@
 """What the simulated participants of a protocol simulation share: the committee's
 recomputations (one per attempt, rule and blobs held, run where the backend says) and
 their reads of the store (each blob checked against its CID once, each global model
-decoded once) and, over a store on disk, their writes (made behind the round's step)."""
+decoded once)."""
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from flare.aggregation.base import Aggregator
@@ -35,26 +34,12 @@ class SharedReads(ForwardingStore):
     decodes once. :meth:`forget` drops both when an attempt ends, but for the blob the next
     attempt starts from (the model a member just put, or the one the failed attempt started
     from), which every participant reads again at once; writes go to ``inner``.
-
-    With ``write_behind``, a put returns once its bytes are hashed and kept: the file IO of
-    writing and pinning them runs in order on one thread of its own (it releases the GIL),
-    as a deployed participant's upload runs on its own machine, while the round steps on.
-    No reader misses a pending blob: a put blob is read from the kept bytes until
-    :meth:`forget`, which first waits for every write. A write that fails is never lost:
-    :meth:`drain` (which :meth:`forget`, :meth:`has` and :meth:`is_pinned` call, and the
-    simulation calls as each attempt ends, before its result is read) raises it.
     """
 
-    def __init__(self, inner: StorageProvider, *, write_behind: bool = False) -> None:
+    def __init__(self, inner: StorageProvider) -> None:
         super().__init__(inner)
         self._checked: dict[str, bytes] = {}
         self._models: dict[str, tuple[ModelSpec, Weights]] = {}
-        self._writer = (
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="flare-write-behind")
-            if write_behind
-            else None
-        )
-        self._pending: list[Future[None]] = []
 
     def put(self, data: bytes | bytearray | memoryview) -> str:
         """Store ``data`` in ``inner``; a read of its CID this attempt gets these very bytes,
@@ -63,41 +48,6 @@ class SharedReads(ForwardingStore):
         cid = super().put(blob)
         self._checked[cid] = blob
         return cid
-
-    def _store(self, cid: str, data: bytes) -> None:
-        self._behind(super()._store, cid, data)
-
-    def _pin(self, cid: str) -> None:
-        # After its blob's write, on the same thread: a pin of an absent blob still fails.
-        self._behind(super()._pin, cid)
-
-    def _contains(self, cid: str) -> bool:
-        self.drain()
-        return super()._contains(cid)
-
-    def _is_pinned(self, cid: str) -> bool:
-        self.drain()
-        return super()._is_pinned(cid)
-
-    def _behind(self, operation: Callable[..., None], *args: Any) -> None:
-        if self._writer is None:
-            operation(*args)
-        else:
-            self._pending.append(self._writer.submit(operation, *args))
-
-    def drain(self) -> None:
-        """Wait for every pending write and pin; raise the first that failed, if any."""
-        pending, self._pending = self._pending, []
-        failures = [exc for exc in (future.exception() for future in pending) if exc]
-        if failures:
-            raise failures[0]
-
-    def close(self) -> None:
-        """Wait for the pending writes and stop the writer thread. Raises nothing: a failed
-        write is :meth:`drain`'s to raise, and an attempt that ended without draining ended
-        by an exception of its own, which this must not replace."""
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
 
     def get(self, cid: str, *, max_bytes: int | None = None) -> bytes:
         blob = self._checked.get(cid)
@@ -118,9 +68,7 @@ class SharedReads(ForwardingStore):
     def forget(self, keep: str | None = None) -> None:
         """Drop the checked blobs and decoded models but ``keep``'s: the next read of each
         checks it again. The bytes kept were checked against their CID, which names them
-        for good, so serving them on is as safe as in the attempt that checked them. Waits
-        for the pending writes first (:meth:`drain`): a blob put is then in ``inner``."""
-        self.drain()
+        for good, so serving them on is as safe as in the attempt that checked them."""
         checked: dict[str, bytes] = {}
         models: dict[str, tuple[ModelSpec, Weights]] = {}
         if keep is not None and keep in self._checked:
