@@ -149,13 +149,3 @@ def container_for(codec: Codec, layout: list[TensorLayout]) -> UpdateContainer:
     """The container pieces of ``codec`` writing ``layout``: an encoder keeps them."""
     params = tuple(codec.params().items())
     return update_container(codec.name, codec.gzip_wrapped, params, tuple(layout))
-
-
-def write_update(
-    codec: Codec,
-    binding: UpdateBinding,
-    layout: list[TensorLayout],
-    tensors: Mapping[str, np.ndarray],
-) -> bytes:
-    """The container bytes of one update (before any gzip framing)."""
-    return container_for(codec, layout).write(binding, tensors)

@@ -30,7 +30,7 @@ from math import prod
 import numpy as np
 
 from flare.compression.base import Codec, MalformedUpdateError, UpdateBinding, UpdateEncoder
-from flare.compression.container import write_update
+from flare.compression.container import container_for
 from flare.compression.dense import checked_delta
 from flare.compression.layout import (
     LOW_RANK_Q8,
@@ -140,6 +140,7 @@ class PowerSGDEncoder(UpdateEncoder):
         self.codec = codec
         self.spec = dict(spec)
         self.layout = codec.layout(spec)
+        self.container = container_for(codec, self.layout)
         self.rng = np.random.default_rng(seed)
         self.error_memory: dict[str, np.ndarray] = {}
         self.warm_q: dict[str, np.ndarray] = {}
@@ -182,7 +183,7 @@ class PowerSGDEncoder(UpdateEncoder):
                     ) from None
                 tensors.update(zip(entry.stored_tensors(), stored, strict=True))
                 np.subtract(matrix, reconstruction, out=matrix)  # what is still owed
-        blob = write_update(self.codec, binding, self.layout, tensors)
+        blob = self.container.write(binding, tensors)
         for name, q in sent_q.items():
             self.error_memory[name], self._scratch[name] = (
                 self._scratch[name],
