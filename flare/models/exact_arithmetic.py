@@ -55,13 +55,14 @@ def quantise(values: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _quantised_rows(
-    values: np.ndarray, peak: np.ndarray, bits: int
+    values: np.ndarray, peak: np.ndarray, bits: int, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`quantise` given each row's largest magnitude ``peak``; float64 integers."""
+    """:func:`quantise` given each row's largest magnitude ``peak``; float64 integers, in
+    ``out`` if given."""
     _, peak_exponent = np.frexp(peak)  # peak = m * 2^e with m in [0.5, 1), e = 0 for 0
     exponents = bits - peak_exponent.astype(np.int64)
     scales = power_of_two(exponents).reshape(-1, *([1] * (values.ndim - 1)))
-    integers = np.multiply(values, scales, dtype=np.float64)
+    integers = np.multiply(values, scales, out=out, dtype=np.float64)
     return np.rint(integers, out=integers), exponents
 
 
@@ -72,10 +73,7 @@ def quantise_rectified_in_place(values: np.ndarray, bits: int) -> tuple[np.ndarr
     np.maximum(values, 0.0, out=values)
     rows = values.reshape(len(values), -1)
     peak = np.max(rows, axis=1) if rows.shape[1] else np.zeros(len(values))
-    _, peak_exponent = np.frexp(peak)
-    exponents = bits - peak_exponent.astype(np.int64)
-    np.multiply(values, power_of_two(exponents).reshape(-1, *([1] * (values.ndim - 1))), out=values)
-    return np.rint(values, out=values), exponents
+    return _quantised_rows(values, peak, bits, out=values)
 
 
 def power_of_two(exponents: np.ndarray) -> np.ndarray:
