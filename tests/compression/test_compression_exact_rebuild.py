@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from threadpoolctl import threadpool_limits
 
-from flare.compression import MalformedUpdateError, UpdateBinding, decode_update, make_codec
+from flare.compression import (
+    Codec,
+    MalformedUpdateError,
+    UpdateBinding,
+    decode_update,
+    make_codec,
+)
 from flare.compression.decode import UPDATE_DTYPES
 from flare.compression.powersgd import MAX_Q8_RANK, MAX_RANK, PowerSGDQ8Codec
 from flare.compression.rebuild import (
@@ -259,16 +265,23 @@ def test_any_float32_factors_are_refused_or_rebuilt_exactly(p, q):
     assert decoded.tobytes() == exactly_rounded(p, q).tobytes()
 
 
-def test_the_rebuild_is_the_same_under_one_thread_and_many():
+def decoded_on_one_thread_and_many(codec: Codec, seed: int) -> tuple[bytes, np.ndarray]:
+    """A 384x320 delta's blob under ``codec`` and its rebuild, the same on one BLAS thread
+    and on many (asserted)."""
     spec = {"w": (384, 320)}
-    rng = np.random.default_rng(3)
-    delta = {"w": rng.standard_normal(spec["w"]).astype(np.float32)}
-    blob = make_codec("powersgd", rank=32).new_encoder(spec, 0).encode(delta, BINDING)
+    delta = {"w": np.random.default_rng(seed).standard_normal(spec["w"]).astype(np.float32)}
+    blob = codec.new_encoder(spec, 0).encode(delta, BINDING)
     with threadpool_limits(limits=1):
         alone = decode_update(blob, spec).delta["w"]
     with threadpool_limits(limits=None):
         together = decode_update(blob, spec).delta["w"]
     assert alone.tobytes() == together.tobytes()
+    return blob, alone
+
+
+def test_the_rebuild_is_the_same_under_one_thread_and_many():
+    rng = np.random.default_rng(3)
+    blob, alone = decoded_on_one_thread_and_many(make_codec("powersgd", rank=32), seed=3)
     stored = load_container_tensors(blob)
     rows = rng.choice(384, 4, replace=False)
     expected = exactly_rounded(stored["w:P"][rows], stored["w:Q"])
@@ -276,15 +289,8 @@ def test_the_rebuild_is_the_same_under_one_thread_and_many():
 
 
 def test_the_quantised_rebuild_is_the_same_under_one_thread_and_many():
-    spec = {"w": (384, 320)}
     rng = np.random.default_rng(4)
-    delta = {"w": rng.standard_normal(spec["w"]).astype(np.float32)}
-    blob = make_codec("powersgd-q8").new_encoder(spec, 0).encode(delta, BINDING)
-    with threadpool_limits(limits=1):
-        alone = decode_update(blob, spec).delta["w"]
-    with threadpool_limits(limits=None):
-        together = decode_update(blob, spec).delta["w"]
-    assert alone.tobytes() == together.tobytes()
+    blob, alone = decoded_on_one_thread_and_many(make_codec("powersgd-q8"), seed=4)
     stored = load_container_tensors(blob)
     scales, rank = stored["w:S"], stored["w:P"].shape[1]
     assert rank == 8

@@ -200,22 +200,32 @@ def test_readers_of_one_store_share_the_task_context_and_another_store_reads_it_
         load_task_context(chain, SharedReads(store), task_id)
 
 
-def test_a_global_model_is_decoded_once_per_attempt_and_each_reader_gets_its_own_copy(
-    monkeypatch,
-):
-    decoded = []
+def logreg_weights_and_spec() -> tuple[dict[str, np.ndarray], dict[str, tuple[int, ...]]]:
+    weights = TorchModelAdapter(build_model("logreg", 4, 3, seed=0)).get_weights()
+    return weights, {name: array.shape for name, array in weights.items()}
+
+
+@pytest.fixture
+def decoded(monkeypatch) -> list:
+    """The specs of the global models the shared reads decoded, one entry per decode."""
+    specs = []
 
     def counting_decode(blob, spec):
-        decoded.append(spec)
+        specs.append(spec)
         return decode_model(blob, spec)
 
     monkeypatch.setattr(
         "flare.federation.protocol.shared_recomputation.decode_model", counting_decode
     )
+    return specs
+
+
+def test_a_global_model_is_decoded_once_per_attempt_and_each_reader_gets_its_own_copy(
+    decoded,
+):
     store = CountingStore()
     reads = SharedReads(store)
-    weights = TorchModelAdapter(build_model("logreg", 4, 3, seed=0)).get_weights()
-    spec = {name: array.shape for name, array in weights.items()}
+    weights, spec = logreg_weights_and_spec()
     cid = store.put(encode_model(weights))
     first = reads.model(cid, spec)
     for array in first.values():
@@ -231,8 +241,7 @@ def test_a_global_model_is_decoded_once_per_attempt_and_each_reader_gets_its_own
 
 def test_a_model_that_does_not_fit_the_spec_is_refused_not_served_from_memory():
     reads = SharedReads(CountingStore())
-    weights = TorchModelAdapter(build_model("logreg", 4, 3, seed=0)).get_weights()
-    spec = {name: array.shape for name, array in weights.items()}
+    weights, spec = logreg_weights_and_spec()
     cid = reads.put(encode_model(weights))
     reads.model(cid, spec)
     with pytest.raises(MalformedArtifactError):
@@ -252,21 +261,11 @@ def test_the_simulation_store_skips_fsync_and_its_run_still_passes_the_audit(tmp
 
 
 def test_forget_keeps_the_next_attempts_base_model_and_checks_every_other_blob_again(
-    monkeypatch,
+    decoded,
 ):
-    decoded = []
-
-    def counting_decode(blob, spec):
-        decoded.append(spec)
-        return decode_model(blob, spec)
-
-    monkeypatch.setattr(
-        "flare.federation.protocol.shared_recomputation.decode_model", counting_decode
-    )
     store = CountingStore()
     reads = SharedReads(store)
-    weights = TorchModelAdapter(build_model("logreg", 4, 3, seed=0)).get_weights()
-    spec = {name: array.shape for name, array in weights.items()}
+    weights, spec = logreg_weights_and_spec()
     base = reads.put(encode_model(weights))  # the model a member proposed
     update = store.put(b"an update")
     reads.model(base, spec)
