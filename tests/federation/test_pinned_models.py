@@ -13,7 +13,12 @@ changes its models from the first round. The default run's models are unchanged 
 rule. The old committee and filter (``expected_committee=5``, ``aggregate_margin_bits=None``,
 the reference rule and floor off) are pinned too, for five rounds: before issue 13 they
 reproduced the models recorded before the refactor, round 5 retried once; with the grid, no
-round of theirs is retried.
+round of theirs was retried on the machine that recorded them first, and under the kernels
+below round 4 is retried once.
+
+Every CID here was recorded again when a machine of another CPU trained and encoded to other
+floats (torch's and OpenBLAS's kernels follow the CPU); the suite now runs those libraries on
+kernels that do not (``tests/conftest.py``), and these are the CIDs under them.
 """
 
 import pytest
@@ -24,24 +29,24 @@ from flare.federation.protocol.settings import ProtocolConfig
 from flare.federation.task_parameters import TaskParameters
 
 DEFAULT = [
-    "bafkreiajqmbaj2bp7ybvboaaglpeea2bcivueuwxfips26rivwhizozi7a",
-    "bafkreibdbxsydrw2kohxwatjm7rh3kz3y5l766vid35d4m72thzbaz5rni",
-    "bafkreihph36uhlmfeps2mk6tj5iut4nesl6hjn6hqlbojirracrod42wqa",
+    "bafkreih5cdggbrpbazog3xdjo2b7h3yahgtvo5jh57tod2o7uqticf2p2q",
+    "bafkreicg2c3jkv2hmhdregqu5v5qszee2dvgb5ctm54e7bk22oh7fhy7ym",
+    "bafkreiezpnhgmxjplxsvzxdegjundhiwdn6rwa7xir33he3gmbdyjz2eba",
 ]
 POWERSGD_DIRICHLET = [
-    "bafkreihjnbbhm34sbzsgqffin7xzura4wqgvhemn5xrzuavc6hff3m4svq",
-    "bafkreibriez2w2334j67hxozxyfrykncpe3pdtn4gmuy74hmy3o4ogksay",
-    "bafkreibj5vgaazmppnmf4daiobbwvlfanzzqvzhfjgn43icn2bjtizwtiy",
+    "bafkreiazvk2mbucqxnmhs7fbx7clsdr46cvn22moz3v6tpplxwnu7clxbi",
+    "bafkreic5xxsceqm6ui7uzj5ushf7no52jbisoixlobu5plshkigpznzn34",
+    "bafkreiaztuioh3ywyus4zrpkml3mia7v6z6ddxosb3aoolgt5nae3d3dpm",
 ]
 
 POWERSGD_DIRICHLET_OLD_COMMITTEE = [
-    "bafkreiblrtstsug3rgxvtec63zybrz2mns7rpb62mes2ttfawxvwxn6qsa",
-    "bafkreiaxamwhx6v3padulizedehujtbecaekdfkq5wd74o6dk5gatm7gky",
-    "bafkreigsvt2bko5threus6bnsz3llmxm3gr7ccn5r7g3bcogmypygwqgla",
-    "bafkreifjwikexf6zmdogzt23obfknesy3gihbihwuneclgkanddmtmf5fi",
-    "bafkreiebbh4bs2hipmqxiudpu5bgfjhxx6ntrynt46e72jvzd34ccr4bpm",
+    "bafkreig2qvzwzygfzpfxgywhbqv4bpy227bcbvll3f5rwbnxpnol23li7y",
+    "bafkreihwqemia4u23x7odp665brijkoycxwg6cvmtrwzqjmvnnrvf6x5xa",
+    "bafkreiafmtenkgkhwbuory4ogqxfendrlbbfu4ynugtnbuvn5aye5czlcy",
+    "bafkreiazws3jjxosofgaolozzxgduhq5qv4kp7rae6oqitwm4e5di3gzsi",
+    "bafkreic26qizdcb7gttgu5ajs25bufoo4wfftfb53lbdmjuhak7kyaylja",
 ]
-"""Five rounds with the committee of 5 seats and no aggregate margin, none retried."""
+"""Five rounds with the committee of 5 seats and no aggregate margin, round 4 retried once."""
 
 
 @pytest.mark.slow
@@ -75,5 +80,5 @@ def test_the_old_committee_and_filter_are_pinned_too():
     )
     protocol = ProtocolConfig(task=TaskParameters(expected_committee=5))
     report = ProtocolSimulation(config, protocol).run()
-    assert [len(r.protocol["failed_attempts"]) for r in report.rounds] == [0, 0, 0, 0, 0]
+    assert [len(r.protocol["failed_attempts"]) for r in report.rounds] == [0, 0, 0, 1, 0]
     assert [r.protocol["global_model"] for r in report.rounds] == POWERSGD_DIRICHLET_OLD_COMMITTEE

@@ -11,7 +11,7 @@ from flare.federation.protocol.driver import ProtocolSimulation
 from flare.federation.protocol.settings import ProtocolConfig
 
 RECOMPUTATION_SECONDS = 1.0
-DEFAULT_FIRST_ROUND_MODEL = "bafkreiajqmbaj2bp7ybvboaaglpeea2bcivueuwxfips26rivwhizozi7a"
+DEFAULT_FIRST_ROUND_MODEL = "bafkreih5cdggbrpbazog3xdjo2b7h3yahgtvo5jh57tod2o7uqticf2p2q"
 
 
 @pytest.mark.parametrize("dishonest_committee", [False, True])

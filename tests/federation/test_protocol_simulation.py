@@ -96,7 +96,7 @@ def test_dishonest_members_are_outvoted(tmp_path):
         clients=8,
         malicious=2,
         attack="scaling",
-        seed=2,
+        seed=5,
     )
     contested = [r for r in report.rounds if len(r.protocol["proposals"]) > 1]
     assert contested, "no attacker won a seat; pick another seed"
