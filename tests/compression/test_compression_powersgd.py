@@ -57,7 +57,14 @@ def test_delta_of_rank_at_most_r_is_reconstructed_to_within_the_grid(
     delta = {"w": (left @ right).astype(np.float32)}
     assume(delta["w"].any())
     spec = {"w": (rows, cols)}
-    blob = PowerSGDCodec(rank=rank).new_encoder(spec, seed).encode(delta, BINDING)
+    encoder = PowerSGDCodec(rank=rank).new_encoder(spec, seed)
+    # The power step is float32: a warm start almost orthogonal to the delta's rows leaves
+    # M @ Q to cancellation, whose rounding (which the CPU's sgemm kernel decides) bends P
+    # more than the grid does. Error feedback carries that part; this test is the grid's.
+    start = encoder.warm_q["w"]
+    exact = delta["w"].astype(np.float64) @ start.astype(np.float64)
+    assume(relative_error(delta["w"] @ start, exact) < grid_error(rank) / 64)
+    blob = encoder.encode(delta, BINDING)
     assert relative_error(decode_update(blob, spec).delta["w"], delta["w"]) < grid_error(rank)
 
 
