@@ -275,8 +275,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"{update_bytes / 1024:.0f} KiB of float32 per client: "
         f"`{AGGREGATOR}` compares the updates with each other, so its round is not streamed: "
         "it holds every client's encoded blob once all have trained, then every "
-        "decoded update (each blob freed as it is decoded) until it has aggregated, plus "
-        "what the aggregator stacks. Most of the floor is the interpreter "
+        "decoded update until it has aggregated (a dense tensor decodes to a read-only "
+        "view of its blob's bytes, so an uncompressed update is held once), plus what the "
+        "aggregator stacks. Most of the floor is the interpreter "
         "with torch and flare imported (the 'after imports' column; scikit-learn is loaded "
         "later, with the data).",
         "",

@@ -167,9 +167,10 @@ def _read_canonical(
         or match[0] != escaped_binding(binding)
     ):
         return None
-    # One copy, not one per tensor: the decoded tensors must be writable and must not
-    # hold the blob, so they are views of the data section's copy, one span each.
-    data = np.frombuffer(container, dtype=np.uint8, offset=header_end).copy()
+    # No copy: the tensors are read-only views of the blob's data section, which they keep
+    # alive. A caller that holds the blob anyway (a store, a shared read) then holds each
+    # update once, not twice; a fleet's round holds every update at once.
+    data = np.frombuffer(container, dtype=np.uint8, offset=header_end)
     tensors = {span.name: span.read(data) for span in expected.spans}
     floats = data[: expected.float_bytes].view(WIRE_DTYPES[FLOAT32])
     return CanonicalUpdate(expected.codec, binding, expected.layout, tensors, floats)

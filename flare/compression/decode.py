@@ -146,16 +146,21 @@ def _assemble(
     """The dense delta; ``floats``, when given, holds every float32 value of ``tensors``, so
     that one check clears them all and only a failed one looks for the tensor to name.
 
-    A dense tensor is stored as it travels, under its own name: it is taken as it is.
+    A dense tensor is stored as it travels, under its own name: it is taken as it is. Every
+    tensor returned is read-only, whichever way the blob was read: a writer's blob yields
+    views of its own bytes, and a caller that wrote into one would change the blob.
     """
     if floats is None or not all_finite(floats):
         for name, array in tensors.items():
             if not np.isfinite(array).all():
                 raise MalformedUpdateError(f"tensor {name!r} contains NaN or Inf")
-    return {
+    delta = {
         entry.name: tensors[entry.name] if entry.kind == DENSE else rebuild_tensor(entry, tensors)
         for entry in layout
     }
+    for array in delta.values():
+        array.flags.writeable = False
+    return delta
 
 
 def decode_update(

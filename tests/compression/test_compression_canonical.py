@@ -77,7 +77,7 @@ def test_the_writers_blobs_take_the_short_path_and_decode_as_fully_validated(
     for name, tensor in short.delta.items():
         assert tensor.dtype == full.delta[name].dtype and tensor.shape == full.delta[name].shape
         assert tensor.tobytes() == full.delta[name].tobytes()
-        assert tensor.flags.writeable
+        assert not tensor.flags.writeable and not full.delta[name].flags.writeable
 
 
 @settings(max_examples=60, deadline=None)

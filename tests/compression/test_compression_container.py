@@ -116,11 +116,19 @@ def test_a_non_finite_value_in_any_float_tensor_is_refused_by_name(
             decode_update(bytes(forged), spec)
 
 
-def test_decoded_tensors_are_independent_of_the_blob_and_of_each_other() -> None:
+@pytest.mark.parametrize("canonical", [True, False], ids=["writers-header", "full-validation"])
+def test_decoded_tensors_are_read_only_and_the_blob_cannot_change_through_them(
+    canonical: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer's blob decodes to views of its own bytes (no copy): nothing may write
+    through them, on either way of reading a blob."""
     spec = {"w": (3, 4), "b": (3,)}
     blob = encoded("none", {}, spec, 2)
+    if not canonical:
+        monkeypatch.setattr(decode_module, "read_canonical", lambda *args: None)
     decoded = decode_update(blob, spec).delta
-    before = decoded["w"].copy()
-    decoded["b"][:] = 7.0
-    assert decoded["w"].tobytes() == before.tobytes()
-    assert decode_update(blob, spec).delta["b"].tobytes() != decoded["b"].tobytes()
+    for tensor in decoded.values():
+        with pytest.raises(ValueError, match="read-only"):
+            tensor[...] = 7.0
+    assert np.shares_memory(decoded["w"], np.frombuffer(blob, np.uint8)) == canonical
+    assert decode_update(blob, spec).delta["b"].tobytes() == decoded["b"].tobytes()
