@@ -5,7 +5,7 @@
 # need, so the README's first command downloads neither. Extras once installed stay. What
 # only some commands need is set up by those commands: the Solidity tools
 # (scripts/install_tools.sh) and Kubo (scripts/install_kubo.sh) by scripts/test and, when
-# missing, by `flare node up`.
+# missing, by `flare node up`. The native pairing check (native/, Rust) is built here too.
 #
 # Quiet and idempotent: one line when there is work to do, nothing when a stamp says the
 # inputs have not changed since the last success and the extras asked for are installed.
@@ -54,4 +54,30 @@ python_env() {
     echo "$want $extras" >"$stamp"
 }
 
+# The native pairing check (native/, Rust through maturin): built into the environment when
+# its sources change. Without a Rust toolchain the pairing checks run on pyblst alone, the
+# same answers more slowly, and setup says so instead of failing.
+native_pairing() {
+    local stamp="$VENV/.flare-native-stamp" want
+    want="$(cat "$ROOT"/native/Cargo.toml "$ROOT"/native/Cargo.lock "$ROOT"/native/pyproject.toml \
+        "$ROOT"/native/src/*.rs | sha256sum | cut -d' ' -f1)"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        return 0
+    fi
+    if ! command -v cargo >/dev/null 2>&1; then
+        log "warning: no cargo (Rust) here: native/ is not built, and pairing checks run on" \
+            "pyblst alone (the same answers, more slowly)"
+        return 0
+    fi
+    log "building the native pairing check (native/; the first time fetches its crates)"
+    local native_log="$VENV/native.log"
+    if ! "$VENV/bin/python" -m pip install "$ROOT/native" >"$native_log" 2>&1; then
+        log "error: building native/ failed; the end of $native_log:"
+        tail -n 30 "$native_log" >&2
+        exit 1
+    fi
+    echo "$want" >"$stamp"
+}
+
 python_env
+native_pairing

@@ -25,7 +25,6 @@ from flare.crypto.pairing import (
     hashed_message,
     keep_derived,
     public_key_point,
-    signature_point,
     signature_verifies,
 )
 from flare.crypto.points import GROUP_ORDER, encode_compressed_g1, encode_compressed_g2
@@ -157,12 +156,11 @@ def verify(public_key: bytes, message: bytes, signature: bytes, dst: bytes) -> b
     :class:`InvalidPointEncoding`, because keys are validated once at registration and a bad
     one here is a caller's bug, not an attacker's forgery.
     """
-    key_point = public_key_point(public_key)
+    public_key_point(public_key)  # a malformed key raises here, as itself
     try:
-        parsed_signature = signature_point(signature)
+        return signature_verifies(public_key, message, signature, dst)
     except InvalidPointEncoding:
         return False
-    return signature_verifies(key_point, message, parsed_signature, dst)
 
 
 def _check_address(address: bytes) -> bytes:

@@ -26,6 +26,11 @@ from typing import Generic, TypeVar
 
 from pyblst import BlstP1Element, BlstP2Element, final_verify, miller_loop
 
+try:  # built from native/ by scripts/setup.sh; without it, pyblst runs every check whole
+    from flare_pairing import PairingCheck
+except ImportError:
+    PairingCheck = None
+
 from flare.crypto.errors import InvalidPointEncoding
 from flare.crypto.hash_to_curve import check_domain_tag
 from flare.crypto.points import (
@@ -104,13 +109,50 @@ def _parsed_public_key(data: object) -> BlstP2Element:
     return _in_subgroup(BlstP2Element, _compressed(compressed_x, sign), "G2")
 
 
-def signature_verifies(
-    public_key: BlstP2Element, message: bytes, signature: BlstP1Element, dst: bytes
-) -> bool:
-    """``e(signature, g2) == e(H(message), public_key)``: one final exponentiation of the
-    quotient of two Miller loops, the check EIP-2537's ``PAIRING_CHECK`` makes on chain."""
-    hashed = hashed_message(message, dst)
-    return final_verify(miller_loop(signature, G2_GENERATOR), miller_loop(hashed, public_key))
+KEYS_WITH_LINES_KEPT = 4096
+"""Public keys whose Miller-loop lines the native check keeps: a fleet's registered keys."""
+
+
+def signature_verifies(public_key: bytes, message: bytes, signature: bytes, dst: bytes) -> bool:
+    """``e(signature, g2) == e(H(message), public_key)`` for an EIP-2537 key and signature:
+    one final exponentiation of the quotient of two Miller loops, the check EIP-2537's
+    ``PAIRING_CHECK`` makes on chain.
+
+    Both are parsed first, as :func:`public_key_point` and :func:`signature_point` parse
+    them (raising :class:`InvalidPointEncoding`), so either way of checking sees only points
+    of the subgroup. With the native check (``native/``, built by ``scripts/setup.sh``), the
+    lines of ``g2`` and of each key are computed once, not at every check; without it, pyblst
+    runs both Miller loops whole. Both give the same answer for every input.
+    """
+    key_point = public_key_point(public_key)
+    signature_point_ = signature_point(signature)
+    native = _native_check()
+    if native is None:
+        hashed = hashed_message(message, dst)
+        return final_verify(
+            miller_loop(signature_point_, G2_GENERATOR), miller_loop(hashed, key_point)
+        )
+    return native.verify(
+        bytes(_blst_g2(public_key)), bytes(message), bytes(dst), bytes(_blst_g1(signature))
+    )
+
+
+def _blst_g1(encoding: bytes) -> bytes:
+    """blst's uncompressed form of an EIP-2537 G1 point: ``x || y``, each without its
+    16 bytes of zero padding."""
+    return encoding[16:64] + encoding[80:128]
+
+
+def _blst_g2(encoding: bytes) -> bytes:
+    """blst's uncompressed form of an EIP-2537 G2 point: ``x.c1 || x.c0 || y.c1 || y.c0``
+    (EIP-2537 puts ``c0`` first), each without its 16 bytes of zero padding."""
+    return encoding[80:128] + encoding[16:64] + encoding[208:256] + encoding[144:192]
+
+
+@functools.cache
+def _native_check() -> "PairingCheck | None":
+    """The native pairing check, made on first use; ``None`` where ``native/`` is not built."""
+    return None if PairingCheck is None else PairingCheck(KEYS_WITH_LINES_KEPT)
 
 
 HASHED_POINTS_KEPT = 256

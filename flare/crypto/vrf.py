@@ -11,7 +11,7 @@ from eth_hash.auto import keccak
 
 from flare.crypto.bls import SecretKey, sign
 from flare.crypto.errors import InvalidPointEncoding, VrfProofRejected
-from flare.crypto.pairing import public_key_point, signature_point, signature_verifies
+from flare.crypto.pairing import public_key_point, signature_verifies
 from flare.errors import ConfigError
 
 VRF_DST = b"FLARE-V1-VRF_BLS12381G1_XMD:SHA-256_SSWU_RO_"
@@ -76,12 +76,12 @@ def verify(public_key: bytes, message: bytes, proof: bytes) -> bytes:
     Raises :class:`VrfProofRejected` if the proof is malformed or does not verify, and
     :class:`InvalidPointEncoding` if the public key itself is malformed.
     """
-    key_point = public_key_point(public_key)
+    public_key_point(public_key)  # a malformed key raises here, as itself
     try:
-        proof_point = signature_point(proof)
+        verified = signature_verifies(public_key, message, proof, VRF_DST)
     except InvalidPointEncoding as exc:
         raise VrfProofRejected(f"malformed VRF proof: {exc}") from exc
-    if not signature_verifies(key_point, message, proof_point, VRF_DST):
+    if not verified:
         raise VrfProofRejected("VRF proof does not verify for this key and input")
     return output(proof)
 

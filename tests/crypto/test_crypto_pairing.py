@@ -5,6 +5,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +23,7 @@ from flare.crypto import (
     decode_g1,
     decode_g2,
     hash_to_g1,
+    pairing,
     sign,
     verify,
 )
@@ -60,15 +62,20 @@ def arkworks_outcome(public_key: bytes, message: bytes, signature: bytes, dst: b
 
 
 def blst_outcome(public_key: bytes, message: bytes, signature: bytes, dst: bytes) -> Outcome:
+    """The verifier's outcome, which the native check (``native/``) and pyblst alone must
+    both give: with them apart, every input is checked both ways."""
     try:
-        key = public_key_point(public_key)
+        public_key_point(public_key)
     except InvalidPointEncoding as exc:
         return ("key", str(exc))
     try:
-        point = signature_point(signature)
+        signature_point(signature)
     except InvalidPointEncoding as exc:
         return ("signature", str(exc))
-    return signature_verifies(key, message, point, dst)
+    native = signature_verifies(public_key, message, signature, dst)
+    with mock.patch.object(pairing, "_native_check", lambda: None):
+        assert signature_verifies(public_key, message, signature, dst) == native
+    return native
 
 
 def _words(encoding: bytes) -> list[int]:
@@ -220,3 +227,37 @@ def test_a_recent_public_key_is_parsed_once_and_a_bad_one_refused_every_time() -
     for _ in range(2):
         with pytest.raises(InvalidPointEncoding, match="not a point on the curve"):
             public_key_point(bad)
+
+
+def test_the_native_check_is_built_and_used() -> None:
+    """``scripts/setup.sh`` builds ``native/``: a checkout whose pairing checks fell back to
+    pyblst alone would pass every other test here, only slower."""
+    assert pairing._native_check() is not None
+
+
+def test_the_native_check_keeps_the_lines_of_as_many_keys_as_it_is_told() -> None:
+    """Past its capacity the oldest key's lines go, and that key still verifies (its lines
+    are computed again); a forged signature fails before and after."""
+    check = pairing.PairingCheck(2)
+    keys = [SecretKey(scalar) for scalar in (3, 5, 7)]
+    message = b"seat"
+    for _ in range(2):
+        for key in keys:
+            public_key, signature = key.public_key(), sign(key, message, VRF_DST)
+            arguments = (pairing._blst_g2(public_key), message, VRF_DST)
+            assert check.verify(*arguments, pairing._blst_g1(signature))
+            forged = sign(SecretKey(11), message, VRF_DST)
+            assert not check.verify(*arguments, pairing._blst_g1(forged))
+
+
+def test_the_native_check_refuses_bytes_that_are_not_points() -> None:
+    check = pairing.PairingCheck(1)
+    key = SecretKey(3)
+    public_key = pairing._blst_g2(key.public_key())
+    signature = pairing._blst_g1(sign(key, b"m", VRF_DST))
+    with pytest.raises(ValueError, match="96 bytes"):
+        check.verify(public_key, b"m", VRF_DST, signature[:-1])
+    with pytest.raises(ValueError, match="not a point of G1"):
+        check.verify(public_key, b"m", VRF_DST, signature[:-1] + bytes([signature[-1] ^ 1]))
+    with pytest.raises(ValueError, match="not a point of G2"):
+        check.verify(public_key[:-1] + bytes([public_key[-1] ^ 1]), b"m", VRF_DST, signature)
