@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,43 +63,52 @@ def crypto_rates(samples: int) -> dict[str, float]:
     }
 
 
+SIDES = ("offline", "protocol", "journaled")
+"""The runs of each repeat: offline; the protocol as ``flare simulate`` runs it by default
+(chain and store in this process's memory); and the protocol with its chain journaled to a
+file and its blobs in a directory (``--state``, ``--store``), which the auditor replays."""
+
+
 def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
-    """Seconds per round offline and through the protocol, in pairs, plus phase splits."""
-    offline, protocol, phases, verify_seconds = [], [], [], []
-    offline_cpu, protocol_cpu = [], []
-    parallel_protocol, committees = [], []
-    rounds_alone: dict[str, list[float]] = {"offline": [], "protocol": []}
+    """Seconds per round offline and through the protocol, alternating, plus phase splits."""
+    wall: dict[str, list[float]] = {side: [] for side in SIDES}
+    cpu: dict[str, list[float]] = {side: [] for side in SIDES}
+    rounds_alone: dict[str, list[float]] = {side: [] for side in SIDES}
+    side_by_side: dict[str, list[float]] = {"protocol": [], "journaled": []}
+    phases, verify_seconds, committees = [], [], []
     extra: list[dict[str, float]] = []
     for repeat in range(repeats):
         run_dir = workdir / f"run-{repeat}"
         shutil.rmtree(run_dir, ignore_errors=True)  # a chain file left there would be reopened
+        journaled = ProtocolConfig(state=run_dir / "chain.db", store=run_dir / "blobs")
         runs = {
             "offline": Simulation(config).run,
-            "protocol": ProtocolSimulation(
-                config, ProtocolConfig(state=run_dir / "chain.db", store=run_dir / "blobs")
-            ).run,
+            "protocol": ProtocolSimulation(config).run,
+            "journaled": ProtocolSimulation(config, journaled).run,
         }
-        # Each side goes first in every other pair: a load that rises or falls while a
-        # pair runs weighs on both sides alike over the repeats.
-        order = ["offline", "protocol"] if repeat % 2 == 0 else ["protocol", "offline"]
+        # Each side goes first in every other repeat and last in the others: a load that
+        # rises or falls while a repeat runs weighs on every side alike over the repeats.
+        order = SIDES if repeat % 2 == 0 else SIDES[::-1]
         timed = {side: timed_run(runs[side], config.rounds) for side in order}
-        offline_report, offline_wall, offline_cpu_s = timed["offline"]
-        report, protocol_wall, protocol_cpu_s = timed["protocol"]
-        offline.append(offline_wall)
-        offline_cpu.append(offline_cpu_s)
-        rounds_alone["offline"].append(seconds_per_round(offline_report))
-        protocol.append(protocol_wall)
-        protocol_cpu.append(protocol_cpu_s)
-        rounds_alone["protocol"].append(seconds_per_round(report))
-        serial_extra = 0.0
-        for record in report.rounds:
-            phases.append(record.timings)
-            committees.append(max(1, len(record.protocol["committee"])))
-            serial_extra += members_one_after_another(record)
-        parallel_protocol.append(protocol[-1] - serial_extra / config.rounds)
-        extra.append(
-            extra_time(offline_report, offline[-1], report, parallel_protocol[-1], serial_extra)
-        )
+        for side in SIDES:
+            report, wall_s, cpu_s = timed[side]
+            wall[side].append(wall_s)
+            cpu[side].append(cpu_s)
+            rounds_alone[side].append(seconds_per_round(report))
+        offline_report = timed["offline"][0]
+        for side in side_by_side:
+            report = timed[side][0]
+            serial_extra = sum(members_one_after_another(record) for record in report.rounds)
+            side_by_side[side].append(wall[side][-1] - serial_extra / config.rounds)
+            if side == "protocol":
+                phases += [record.timings for record in report.rounds]
+                committees += [max(1, len(r.protocol["committee"])) for r in report.rounds]
+                extra.append(
+                    extra_time(
+                        offline_report, wall["offline"][-1], report, side_by_side[side][-1],
+                        serial_extra,
+                    )
+                )  # fmt: skip
         with InMemoryChain(run_dir / "chain.db") as chain:
             started = time.perf_counter()
             verdict = verify_task(chain, DirectoryStore(run_dir / "blobs"), 1)
@@ -107,22 +117,23 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
     names = sorted({name for p in phases for name in p})
     split = {name: statistics.median(p.get(name, 0.0) for p in phases) for name in names}
     split["verify (auditor)"] = statistics.median(verify_seconds)
+
+    def ratio(numerators: list[float], denominators: list[float]) -> float:
+        return statistics.median(n / d for n, d in zip(numerators, denominators, strict=True))
+
     return {
-        "offline_s_per_round": statistics.median(offline),
-        "protocol_s_per_round": statistics.median(protocol),
-        "ratio": statistics.median(p / o for p, o in zip(protocol, offline, strict=True)),
-        "parallel_members_s_per_round": statistics.median(parallel_protocol),
-        "parallel_ratio": statistics.median(
-            p / o for p, o in zip(parallel_protocol, offline, strict=True)
-        ),
-        "offline_cpu_s_per_round": statistics.median(offline_cpu),
-        "protocol_cpu_s_per_round": statistics.median(protocol_cpu),
-        "cpu_ratio": statistics.median(
-            p / o for p, o in zip(protocol_cpu, offline_cpu, strict=True)
-        ),
-        "rounds_alone_ratio": statistics.median(
-            p / o for p, o in zip(rounds_alone["protocol"], rounds_alone["offline"], strict=True)
-        ),
+        "offline_s_per_round": statistics.median(wall["offline"]),
+        "protocol_s_per_round": statistics.median(wall["protocol"]),
+        "ratio": ratio(wall["protocol"], wall["offline"]),
+        "parallel_members_s_per_round": statistics.median(side_by_side["protocol"]),
+        "parallel_ratio": ratio(side_by_side["protocol"], wall["offline"]),
+        "offline_cpu_s_per_round": statistics.median(cpu["offline"]),
+        "protocol_cpu_s_per_round": statistics.median(cpu["protocol"]),
+        "cpu_ratio": ratio(cpu["protocol"], cpu["offline"]),
+        "rounds_alone_ratio": ratio(rounds_alone["protocol"], rounds_alone["offline"]),
+        "journaled_parallel_s_per_round": statistics.median(side_by_side["journaled"]),
+        "journaled_parallel_ratio": ratio(side_by_side["journaled"], wall["offline"]),
+        "journaled_rounds_alone_ratio": ratio(rounds_alone["journaled"], rounds_alone["offline"]),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "extra_median_s": {name: statistics.median(e[name] for e in extra) for name in extra[0]},
         "phase_median_s": split,
@@ -181,8 +192,15 @@ def seconds_per_round(report: SimulationReport) -> float:
     return sum(record.seconds for record in report.rounds) / len(report.rounds)
 
 
+ANVIL_ROUNDS = 3
+"""Rounds of each Anvil comparison run: a mined transaction per call makes a round some
+seconds long there."""
+
+
 def anvil_versus_memory(config: SimulationConfig, repeats: int, workdir: Path) -> dict | None:
-    """Seconds per round on a real Anvil (signed transactions) and on the in-memory chain."""
+    """Seconds per round on a real Anvil (signed transactions) and on the in-memory chain,
+    :data:`ANVIL_ROUNDS` rounds of ``config`` each."""
+    config = replace(config, rounds=ANVIL_ROUNDS)
     import socket
 
     from flare.node.anvil import AnvilConfig, AnvilNode, find_anvil
@@ -212,6 +230,7 @@ def anvil_versus_memory(config: SimulationConfig, repeats: int, workdir: Path) -
         "memory_s_per_round": statistics.median(memory),
         "anvil_s_per_round": statistics.median(anvil),
         "ratio": statistics.median(a / m for a, m in zip(anvil, memory, strict=True)),
+        "rounds": ANVIL_ROUNDS,
     }
 
 
@@ -275,7 +294,9 @@ def fleet_in_child(clients: int, repeats: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--rounds", type=int, default=SimulationConfig.rounds, help="rounds of each run"
+    )
     parser.add_argument("--crypto-samples", type=int, default=200)
     parser.add_argument("--fleet", type=int, default=1000, help="clients of the one-round fleet")
     parser.add_argument(

@@ -10,9 +10,12 @@ def render(result: dict) -> str:
         f"{result['machine']}.",
         f"{result['config']['clients']} clients ({result['config']['malicious']} sign-flip "
         f"attackers), MI filter, committee of {over['committee_median']:g} (median seats), "
-        "in-memory chain, on-disk blob store. Medians over repeats; offline and protocol runs "
-        "alternate in pairs, each side first in every other pair, and a ratio is the median "
-        "of the pairs' ratios. Members side by side: the round less the aggregate-phase time "
+        f"{result['config']['rounds']} rounds: `flare simulate`'s defaults, its chain and "
+        "store in memory. The same protocol with its chain journaled to a file and its blobs "
+        "in a directory (`--state`, `--store`) runs beside them (the journaled rows), and the "
+        "auditor replays those runs. Medians over repeats; the runs alternate, each side "
+        "first in every other repeat, and a ratio is the median of the repeats' ratios. "
+        "Members side by side: the round less the aggregate-phase time "
         "of every member but the slowest (members holding the same blobs share one recomputation, "
         "which counts in full in the member that ran it). 1-minute load average at the end "
         f"{over['load_average_1min']}: other jobs share the two cores, and CPU time moves "
@@ -61,7 +64,7 @@ def render(result: dict) -> str:
         lines += [
             "",
             "The same protocol run on a local Anvil (every call a signed, mined transaction) "
-            "against the in-memory chain, alternating:",
+            f"against the in-memory chain, alternating, {anvil.get('rounds', 3)} rounds each:",
             "",
             "| chain | s/round |",
             "|---|---:|",
@@ -84,7 +87,7 @@ def extra_lines(result: dict) -> list[str]:
     pairing = claims / crypto["vrf_verify_per_s"] + registrations / crypto["pop_verify_per_s"]
     said = {
         "total": "**the whole**: protocol (members side by side) less offline",
-        "set-up": "set-up and teardown beyond the offline run's: chain file, task, "
+        "set-up": "set-up and teardown beyond the offline run's: chain, task, "
         "every registration (its proof of possession checked on chain)",
         "vrf": "VRF proofs and the chain's checks of the seat claims",
         "chain": "the other transactions: seal, submit, propose, vote",
@@ -119,10 +122,20 @@ def rounds_alone_row(over: dict) -> list[str]:
     """The rounds-alone ratio's row (older tables did not record it)."""
     if "rounds_alone_ratio" not in over:
         return []
-    return [
+    rows = [
         "| protocol / offline, the rounds alone (set-up and teardown apart) "
         f"| {over['rounds_alone_ratio']:.2f}x |"
     ]
+    if "journaled_parallel_ratio" in over:  # older tables had the journaled run alone
+        rows += [
+            "| journaled protocol, members side by side, s/round "
+            f"| {over['journaled_parallel_s_per_round']:.3f} |",
+            "| journaled protocol / offline, members side by side "
+            f"| {over['journaled_parallel_ratio']:.2f}x |",
+            "| journaled protocol / offline, the rounds alone "
+            f"| {over['journaled_rounds_alone_ratio']:.2f}x |",
+        ]
+    return rows
 
 
 def at_revision(section: dict) -> str:
