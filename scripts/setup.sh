@@ -18,6 +18,7 @@ PYTHON_BIN="${PYTHON:-python3.11}"
 command -v "$PYTHON_BIN" >/dev/null 2>&1 || PYTHON_BIN=python3
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+SAID=""
 
 python_env() {
     local stamp="$VENV/.flare-stamp"
@@ -52,6 +53,7 @@ python_env() {
         exit 1
     fi
     echo "$want $extras" >"$stamp"
+    SAID=1
 }
 
 # The native pairing check (native/, Rust through maturin): built into the environment when
@@ -69,7 +71,9 @@ native_pairing() {
             "pyblst alone (the same answers, more slowly)"
         return 0
     fi
-    log "building the native pairing check (native/; the first time fetches its crates)"
+    # A fresh environment has said its one line already; a changed native/ says its own.
+    [[ -n "${SAID:-}" ]] || log "building the native pairing check (native/; the first" \
+        "time fetches its crates)"
     local native_log="$VENV/native.log"
     if ! "$VENV/bin/python" -m pip install "$ROOT/native" >"$native_log" 2>&1; then
         log "error: building native/ failed; the end of $native_log:"

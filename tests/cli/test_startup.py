@@ -278,8 +278,31 @@ def test_setup_says_one_line_keeps_pip_in_a_log_and_then_says_nothing(
     stamp = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     assert (venv / ".flare-stamp").read_text().strip() == f"{stamp} dev"
     assert f"install -e {ROOT}[dev]" in log  # the first command downloads no Ray
+    # native/ is built in the same breath, without a line of its own
+    assert f"pip install {ROOT / 'native'}" in (venv / "native.log").read_text()
+    assert (venv / ".flare-native-stamp").is_file()
     again = run_script("setup.sh", env)
     assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+
+
+def test_setup_rebuilds_a_changed_native_check_and_says_so(
+    tmp_path: Path, fake_python: Path
+) -> None:
+    venv = tmp_path / "venv"
+    env = {"FLARE_VENV": str(venv), "PYTHON": str(fake_python)}
+    assert run_script("setup.sh", env).returncode == 0
+    (venv / ".flare-native-stamp").write_text("older sources\n")
+    rebuilt = run_script("setup.sh", env)
+    assert rebuilt.returncode == 0
+    assert rebuilt.stderr.splitlines() == [
+        "[setup] building the native pairing check (native/; the first time fetches its crates)"
+    ]
+    failed = run_script("setup.sh", {**env, "FAKE_PIP_FAIL": "cargo failed"})
+    assert failed.returncode == 0  # the stamp is current: nothing to build
+    (venv / ".flare-native-stamp").unlink()
+    failed = run_script("setup.sh", {**env, "FAKE_PIP_FAIL": "cargo failed"})
+    assert failed.returncode == 1
+    assert "error: building native/ failed" in failed.stderr and "cargo failed" in failed.stderr
 
 
 def test_setup_adds_the_extras_asked_for_and_keeps_them(tmp_path: Path, fake_python: Path) -> None:
