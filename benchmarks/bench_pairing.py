@@ -54,12 +54,16 @@ from flare.crypto import (
 )
 from flare.crypto.bls import POP_DST, verify
 from flare.crypto.pairing import (
+    PairingCheck,
+    _blst_g1,
+    _blst_g2,
     _native_check,
     _recent_hashed_message,
     _recent_public_key_point,
     public_key_point,
     signature_point,
 )
+from flare.crypto.vrf import VRF_DST
 
 COEFFICIENT_BYTES = 16
 
@@ -88,6 +92,10 @@ class Inputs:
         self.blst_proofs = [signature_point(p) for p in self.proofs]
         self.blst_hashes = [pyblst.BlstP1Element.hash_to_group(m, POP_DST) for m in self.messages]
         self.scalars = [int.from_bytes(hashlib.sha256(m).digest(), "big") for m in self.messages]
+        self.arkworks_vrf_proofs = [decode_g1(p) for p in self.vrf_proofs]
+        self.arkworks_round_hash = G1Point.hash_to_curve(self.round_input, vrf.VRF_DST)
+        self.native_keys = [_blst_g2(pk) for pk in self.public_keys]
+        self.native_vrf_proofs = [_blst_g1(p) for p in self.vrf_proofs]
 
 
 def arkworks_verify(public_key: bytes, message: bytes, signature: bytes, dst: bytes) -> bool:
@@ -167,6 +175,7 @@ def rows(inputs: Inputs, batch: int) -> list[Row]:
                 pyblst.miller_loop(inputs.blst_hashes[i], inputs.blst_keys[i]),
             ),
         ),
+        *native_rows(inputs),
         (
             "G1 decompress + subgroup check",
             lambda i: G1Point.from_compressed_bytes(inputs.compressed_proofs[i]),
@@ -243,6 +252,31 @@ def rows(inputs: Inputs, batch: int) -> list[Row]:
             lambda i: arkworks_batch(inputs, batches[i % len(batches)]),
             lambda i: blst_batch(inputs, batches[i % len(batches)], g2),
         ),
+    ]
+
+
+def native_rows(inputs: Inputs) -> list[Row]:
+    """The pairing check of a seat claim by a registered key, its lines kept (``native/``),
+    where the native check is built: arkworks' check of the same decoded points beside it."""
+    if PairingCheck is None:
+        return []
+    check = PairingCheck(len(inputs.public_keys))
+    for i in range(len(inputs.public_keys)):  # every key's lines computed, as after registration
+        check.verify(
+            inputs.native_keys[i], inputs.round_input, VRF_DST, inputs.native_vrf_proofs[i]
+        )
+    neg_g2 = -G2Point()
+    return [
+        (
+            "pairing check, VRF proof of a registered key (native/, lines kept)",
+            lambda i: GT.pairing_check(
+                [inputs.arkworks_vrf_proofs[i], inputs.arkworks_round_hash],
+                [neg_g2, inputs.arkworks_keys[i]],
+            ),
+            lambda i: check.verify(
+                inputs.native_keys[i], inputs.round_input, VRF_DST, inputs.native_vrf_proofs[i]
+            ),
+        )
     ]
 
 
