@@ -134,10 +134,14 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
     q = np.ones((cols, rank), dtype=np.float32)
     p = np.ones((rows, rank), dtype=np.float32)
     encoder = codec.new_encoder(spec, 0)
-    codec_seconds, core_seconds, float32_floor_seconds = median_seconds(
+    dense_encoder = make_codec("none").new_encoder(spec, 0)
+    codec_seconds, core_seconds, float32_floor_seconds, framing_seconds = median_seconds(
         lambda: decode_update(encoder.encode({"w": delta}, BINDING), spec),
         _arithmetic(codec, spec, {"w": delta}, blob),
         lambda: (matrix @ q, matrix.T @ p),
+        # The same layer written and read with no compression at all: what a blob costs
+        # before any arithmetic (header, binding, container, validation, Python per call).
+        lambda: decode_update(dense_encoder.encode({"w": delta}, BINDING), spec),
     )
     optimal = optimal_error(delta, rank)
     return {
@@ -159,6 +163,7 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
         "core_seconds": core_seconds,
         "float32_floor_seconds": float32_floor_seconds,
         "time_vs_float32_floor": codec_seconds / float32_floor_seconds,
+        "framing_seconds": framing_seconds,
     }
 
 

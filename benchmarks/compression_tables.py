@@ -75,11 +75,13 @@ def layer_markdown(rows: list[dict], environment: dict | None) -> list[str]:
         "error and keeping the residual, the blob's header and container, its validation, "
         "Python per call); **f32 floor us**: the two bare float32 products M@Q and M^T@P; "
         f"**x f32**: codec / f32 floor, the issue's measure (target {TARGET_X}); **core x**: "
-        "core / f32 floor.",
+        "core / f32 floor; **none us**: the same layer encoded and decoded by the `none` "
+        "codec, which sends it as it is (header, binding, container, validation and no "
+        "arithmetic), and **none x**: that / f32 floor.",
         "",
         "| layer | r | ratio | error | SVD | x opt | warm | warm SVD | EF sum "
-        "| codec us | core us | rest us | f32 floor us | x f32 | core x |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| codec us | core us | rest us | f32 floor us | x f32 | core x | none us | none x |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         ratio = f"{row['ratio']:.1f}" if row["low_rank"] else f"{row['ratio']:.2f} dense"
@@ -91,11 +93,42 @@ def layer_markdown(rows: list[dict], environment: dict | None) -> list[str]:
             f"| {row['core_seconds'] * 1e6:.0f} "
             f"| {(row['codec_seconds'] - row['core_seconds']) * 1e6:.0f} "
             f"| {row['float32_floor_seconds'] * 1e6:.1f} | {row['time_vs_float32_floor']:.1f} "
-            f"| {row['core_seconds'] / row['float32_floor_seconds']:.1f} |"
+            f"| {row['core_seconds'] / row['float32_floor_seconds']:.1f} "
+            f"{_framing_cells(row)}|"
         )
     if rows:
         lines += ["", _verdict(rows)]
     return lines
+
+
+def _framing_cells(row: dict) -> str:
+    """The ``none`` codec's cells (older tables did not record them)."""
+    if "framing_seconds" not in row:
+        return "| | "
+    framing = row["framing_seconds"]
+    return f"| {framing * 1e6:.0f} | {framing / row['float32_floor_seconds']:.1f} "
+
+
+def _framing_sentence(rows: list[dict]) -> str:
+    """How many layers' floors the uncompressed blob alone already misses the target by."""
+    shapes: dict[tuple[int, ...], dict] = {}
+    for row in rows:  # each shape's first row: its lowest rank, its lowest floor
+        if "framing_seconds" in row:
+            shapes.setdefault(tuple(row["shape"]), row)
+    if not shapes:
+        return ""
+    over = [
+        row
+        for row in shapes.values()
+        if row["framing_seconds"] > TARGET_X * row["float32_floor_seconds"]
+    ]
+    framing = [row["framing_seconds"] * 1e6 for row in shapes.values()]
+    return (
+        f" Sending a layer with no compression at all (`none`) costs {min(framing):.0f}-"
+        f"{max(framing):.0f} us here, encode and decode: for {len(over)} of the "
+        f"{len(shapes)} layer shapes that alone is over {TARGET_X}x the floor of the "
+        "lowest rank measured, before any of PowerSGD's arithmetic."
+    )
 
 
 def _verdict(rows: list[dict]) -> str:
@@ -114,12 +147,12 @@ def _verdict(rows: list[dict]) -> str:
     )
     if met == len(factored):
         return verdict
-    return verdict + (
+    why = (
         f" The floor here is {min(floors):.0f}-{max(floors):.0f} us: two skinny products that "
         "read the float32 matrix once each. The arithmetic is float32 throughout (the power "
         "step's two products are those of the floor; each rebuild is one exact sgemm), so "
-        "its layer-sized work beyond the floor is the rebuild done twice, each with its +0 pass; "
-        "the rest of it is fixed cost per factored layer: some forty numpy calls (a "
+        "its layer-sized work beyond the floor is the rebuild done twice, each with its +0 "
+        "pass; the rest of it is fixed cost per factored layer: some forty numpy calls (a "
         "microsecond or more each: orthonormalisation through a Gram matrix, grid rounding "
         "and the decoder's grid check) and a Cholesky factor in Python floats, which alone "
         f"are a multiple of a floor this small. The rest, {min(rest):.0f}-{max(rest):.0f} us, "
@@ -130,6 +163,7 @@ def _verdict(rows: list[dict]) -> str:
         f"{max(floors):.0f} us would take those fixed costs down to a few microseconds: a "
         "compiled kernel per layer and a leaner container, not more numpy."
     )
+    return verdict + why + _framing_sentence(factored)
 
 
 def model_markdown(models: list[dict]) -> list[str]:

@@ -43,3 +43,19 @@ def test_each_section_names_the_revision_it_was_run_at() -> None:
     layers, task = text.split("## Codecs on the default task")
     assert "`abc1234`" in layers and "`def5678`" in task
     assert "not recorded" in markdown(dict(results, environments={}))
+
+
+def test_the_verdict_counts_the_shapes_whose_uncompressed_blob_alone_misses_the_target() -> None:
+    """Each shape is judged at its first row, its lowest rank; a blob sent as it is that costs
+    more than 3x that row's floor is counted, one that costs less is not."""
+    row = measure("test 48x40", (48, 40), 2)
+    floor = row["float32_floor_seconds"]
+    slow = dict(row, codec_seconds=9 * floor, time_vs_float32_floor=9.0)
+    cheap_framing = dict(slow, framing_seconds=2 * floor)
+    dear_framing = dict(slow, shape=[40, 48], framing_seconds=5 * floor)
+    higher_rank = dict(dear_framing, rank=8, framing_seconds=1 * floor)  # not its first row
+    verdict = layer_markdown([cheap_framing, dear_framing, higher_rank], ENVIRONMENT)[-1]
+    assert "for 1 of the 2 layer shapes that alone is over 3x the floor" in verdict
+    assert row["framing_seconds"] > 0
+    table = "\n".join(layer_markdown([row], ENVIRONMENT))
+    assert f"| {row['framing_seconds'] * 1e6:.0f} | " in table
