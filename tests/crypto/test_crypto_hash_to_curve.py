@@ -88,6 +88,11 @@ def test_bad_domain_tags_rejected(dst: bytes) -> None:
         hash_to_g1(b"m", dst)
     with pytest.raises(InvalidDomainTag):
         expand_message_xmd(b"m", dst, 32)
+    key = SecretKey.from_seed(bytes(32))
+    signature = sign(key, b"m", POP_DST)
+    for native in (pairing._native_check, lambda: None):  # the native check and pyblst alone
+        with mock.patch.object(pairing, "_native_check", native), pytest.raises(InvalidDomainTag):
+            pairing.signature_verifies(key.public_key(), b"m", signature, dst)
 
 
 @pytest.mark.parametrize("length", [0, 255 * 32 + 1, 70000])
