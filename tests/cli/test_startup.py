@@ -305,6 +305,20 @@ def test_setup_rebuilds_a_changed_native_check_and_says_so(
     assert "error: building native/ failed" in failed.stderr and "cargo failed" in failed.stderr
 
 
+def test_setup_without_cargo_says_so_and_leaves_the_pairing_checks_to_pyblst(
+    tmp_path: Path, fake_python: Path
+) -> None:
+    venv = tmp_path / "venv"
+    env = {"FLARE_VENV": str(venv), "PYTHON": str(fake_python), "PATH": "/usr/bin:/bin"}
+    first = run_script("setup.sh", env)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr.splitlines()[1:] == [
+        "[setup] warning: no cargo (Rust) here: native/ is not built, and pairing checks run on "
+        "pyblst alone (the same answers, more slowly)"
+    ]
+    assert not (venv / ".flare-native-stamp").exists() and not (venv / "native.log").exists()
+
+
 def test_setup_adds_the_extras_asked_for_and_keeps_them(tmp_path: Path, fake_python: Path) -> None:
     venv = tmp_path / "venv"
     env = {"FLARE_VENV": str(venv), "PYTHON": str(fake_python)}
