@@ -95,20 +95,20 @@ def overhead(config: SimulationConfig, repeats: int, workdir: Path) -> dict:
             wall[side].append(wall_s)
             cpu[side].append(cpu_s)
             rounds_alone[side].append(seconds_per_round(report))
-        offline_report = timed["offline"][0]
-        for side in side_by_side:
-            report = timed[side][0]
-            serial_extra = sum(members_one_after_another(record) for record in report.rounds)
-            side_by_side[side].append(wall[side][-1] - serial_extra / config.rounds)
-            if side == "protocol":
-                phases += [record.timings for record in report.rounds]
-                committees += [max(1, len(r.protocol["committee"])) for r in report.rounds]
-                extra.append(
-                    extra_time(
-                        offline_report, wall["offline"][-1], report, side_by_side[side][-1],
-                        serial_extra,
-                    )
-                )  # fmt: skip
+        serial_extra = {
+            side: sum(members_one_after_another(record) for record in timed[side][0].rounds)
+            for side in side_by_side
+        }
+        for side, seconds in side_by_side.items():
+            seconds.append(wall[side][-1] - serial_extra[side] / config.rounds)
+        report = timed["protocol"][0]
+        phases += [record.timings for record in report.rounds]
+        committees += [max(1, len(record.protocol["committee"])) for record in report.rounds]
+        protocol_s = side_by_side["protocol"][-1]
+        offline_report, offline_s = timed["offline"][0], wall["offline"][-1]
+        extra.append(
+            extra_time(offline_report, offline_s, report, protocol_s, serial_extra["protocol"])
+        )
         with InMemoryChain(run_dir / "chain.db") as chain:
             started = time.perf_counter()
             verdict = verify_task(chain, DirectoryStore(run_dir / "blobs"), 1)
