@@ -10,11 +10,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from flare.compression import Codec, PowerSGDCodec, UpdateBinding, decode_update, make_codec
-from flare.compression.layout import LOW_RANK_Q8
-from flare.compression.powersgd import PowerSGDEncoder
-from flare.compression.rebuild import rebuild_tensor
-from flare.compression.wire import load_container_tensors
+from flare.compression import PowerSGDCodec, UpdateBinding, decode_update, make_codec
+from flare.compression.canonical import spec_key
+from flare.compression.decode import header_limit
+from flare.compression.native import native_reader, native_writer, python_only
 
 SHAPES = {
     "mlp fc1 256x64": (256, 64),
@@ -134,14 +133,18 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
     q = np.ones((cols, rank), dtype=np.float32)
     p = np.ones((rows, rank), dtype=np.float32)
     encoder = codec.new_encoder(spec, 0)
+    reference = codec.new_encoder(spec, 0)
     dense_encoder = make_codec("none").new_encoder(spec, 0)
-    codec_seconds, core_seconds, float32_floor_seconds, framing_seconds = median_seconds(
-        lambda: decode_update(encoder.encode({"w": delta}, BINDING), spec),
-        _arithmetic(codec, spec, {"w": delta}, blob),
-        lambda: (matrix @ q, matrix.T @ p),
-        # The same layer written and read with no compression at all: what a blob costs
-        # before any arithmetic (header, binding, container, validation, Python per call).
-        lambda: decode_update(dense_encoder.encode({"w": delta}, BINDING), spec),
+    codec_seconds, native_seconds, python_seconds, float32_floor_seconds, framing_seconds = (
+        median_seconds(
+            lambda: decode_update(encoder.encode({"w": delta}, BINDING), spec),
+            _native_calls(encoder, spec, {"w": delta}),
+            lambda: _python_lane(reference, spec, {"w": delta}),
+            lambda: (matrix @ q, matrix.T @ p),
+            # The same layer written and read with no compression at all: what a blob costs
+            # before any arithmetic (header, binding, container, validation, Python per call).
+            lambda: decode_update(dense_encoder.encode({"w": delta}, BINDING), spec),
+        )
     )
     optimal = optimal_error(delta, rank)
     return {
@@ -160,7 +163,8 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
         "warm_optimal_error": warm_optimal,
         "feedback_sum_error": relative_error(sent_sum, true_sum),
         "codec_seconds": codec_seconds,
-        "core_seconds": core_seconds,
+        "native_seconds": native_seconds,
+        "python_seconds": python_seconds,
         "float32_floor_seconds": float32_floor_seconds,
         "time_vs_float32_floor": codec_seconds / float32_floor_seconds,
         "framing_seconds": framing_seconds,
@@ -182,11 +186,12 @@ def measure_model(model: str, codec_name: str) -> dict:
             q = np.ones((matrix.shape[1], entry.rank), dtype=np.float32)
             p = np.ones((matrix.shape[0], entry.rank), dtype=np.float32)
             products.append((matrix, q, p))
-    encode_seconds, decode_seconds, floor_seconds, arithmetic_seconds = median_seconds(
+    reference = codec.new_encoder(spec, 0)
+    encode_seconds, decode_seconds, floor_seconds, python_seconds = median_seconds(
         lambda: encoder.encode(delta, BINDING),
         lambda: decode_update(blob, spec),
         lambda: [(m @ q, m.T @ p) for m, q, p in products],
-        _arithmetic(codec, spec, delta, blob),
+        lambda: _python_lane(reference, spec, delta),
     )
     codec_seconds = encode_seconds + decode_seconds
     return {
@@ -198,31 +203,32 @@ def measure_model(model: str, codec_name: str) -> dict:
         "decode_seconds": decode_seconds,
         "float32_floor_seconds": floor_seconds,
         "time_vs_float32_floor": codec_seconds / floor_seconds,
-        "arithmetic_seconds": arithmetic_seconds,
-        "rest_seconds": codec_seconds - arithmetic_seconds,
+        "python_seconds": python_seconds,
+        "native": native_writer(encoder.container) is not None,
     }
 
 
-def _arithmetic(codec: Codec, spec: dict, delta: dict, blob: bytes) -> Callable[[], None]:
-    """The part of an encode + decode that is the factored layers' arithmetic: each power
-    step as the encoder takes it (M@Q, orthonormalisation, M^T@P, the factors rounded onto
-    their grids or quantised, and the rebuild for its error feedback), then the decoder's
-    rebuild (which checks the grids or codes)."""
-    stored = load_container_tensors(blob)  # PowerSGD blobs are never gzip-framed
-    encoder = codec.new_encoder(spec, 0)
-    assert isinstance(encoder, PowerSGDEncoder)
-    steps = []
-    for entry in codec.layout(spec):
-        if entry.is_low_rank:
-            factor = encoder._factor_quantised if entry.kind == LOW_RANK_Q8 else encoder._factor
-            steps.append((entry, delta[entry.name].reshape(entry.matrix_shape), factor))
+def _python_lane(encoder, spec: dict, delta: dict) -> None:
+    """Encode + decode with the native lane off: Python's reference, as without ``native/``."""
+    with python_only():
+        decode_update(encoder.encode(delta, BINDING), spec)
 
-    def arithmetic() -> None:
-        for entry, matrix, factor in steps:
-            factor(entry, matrix)
-            rebuild_tensor(entry, stored)
 
-    return arithmetic
+def _native_calls(encoder, spec: dict, delta: dict) -> Callable[[], None]:
+    """The compiled part of an encode + decode: the native writer's and reader's calls alone
+    (header, binding, power step, grids, rebuilds, error feedback), without Python's checks
+    and wrapping around them."""
+    writer = native_writer(encoder.container)
+    assert writer is not None, "native/ is not built: scripts/setup.sh builds it"
+    key, limit = spec_key(spec), header_limit(spec)
+    decode_update(encoder.encode(delta, BINDING), spec)  # teaches the reader this configuration
+    reader = native_reader(key)
+
+    def calls() -> None:
+        blob, _ = writer.encode(delta, BINDING, encoder.error_memory, encoder.warm_q)
+        assert reader.read(blob, limit) is not None
+
+    return calls
 
 
 def _unit(array: np.ndarray) -> np.ndarray:

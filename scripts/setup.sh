@@ -5,7 +5,7 @@
 # need, so the README's first command downloads neither. Extras once installed stay. What
 # only some commands need is set up by those commands: the Solidity tools
 # (scripts/install_tools.sh) and Kubo (scripts/install_kubo.sh) by scripts/test and, when
-# missing, by `flare node up`. The native pairing check (native/, Rust) is built here too.
+# missing, by `flare node up`. Flare's native kernels (native/, Rust) are built here too.
 #
 # Quiet and idempotent: one line when there is work to do, nothing when a stamp says the
 # inputs have not changed since the last success and the extras asked for are installed.
@@ -56,10 +56,10 @@ python_env() {
     SAID=1
 }
 
-# The native pairing check (native/, Rust through maturin): built into the environment when
-# its sources change. Without a Rust toolchain the pairing checks run on pyblst alone, the
-# same answers more slowly, and setup says so instead of failing.
-native_pairing() {
+# Flare's native kernels (native/, Rust through maturin: the pairing check and PowerSGD
+# blobs), built into the environment when their sources change. Without a Rust toolchain
+# Python runs both, the same answers more slowly, and setup says so instead of failing.
+native_kernels() {
     local stamp="$VENV/.flare-native-stamp" want
     want="$(cat "$ROOT"/native/Cargo.toml "$ROOT"/native/Cargo.lock "$ROOT"/native/pyproject.toml \
         "$ROOT"/native/src/*.rs | sha256sum | cut -d' ' -f1)"
@@ -67,13 +67,13 @@ native_pairing() {
         return 0
     fi
     if ! command -v cargo >/dev/null 2>&1; then
-        log "warning: no cargo (Rust) here: native/ is not built, and pairing checks run on" \
-            "pyblst alone (the same answers, more slowly)"
+        log "warning: no cargo (Rust) here: native/ is not built; pairing checks run on" \
+            "pyblst alone and PowerSGD blobs in Python (the same answers, more slowly)"
         return 0
     fi
     # A fresh environment has said its one line already; a changed native/ says its own.
-    [[ -n "${SAID:-}" ]] || log "building the native pairing check (native/; the first" \
-        "time fetches its crates)"
+    [[ -n "${SAID:-}" ]] || log "building the native kernels (native/; the first time" \
+        "fetches their crates)"
     local native_log="$VENV/native.log"
     if ! "$VENV/bin/python" -m pip install "$ROOT/native" >"$native_log" 2>&1; then
         log "error: building native/ failed; the end of $native_log:"
@@ -84,4 +84,4 @@ native_pairing() {
 }
 
 python_env
-native_pairing
+native_kernels

@@ -35,7 +35,7 @@ from flare.compression.container import (
     update_container,
 )
 from flare.compression.envelope import check_binding
-from flare.compression.layout import FLOAT32, TensorLayout
+from flare.compression.layout import FLOAT32
 from flare.compression.registry import make_codec
 from flare.errors import ConfigError
 from flare.tensors import ModelSpec
@@ -66,11 +66,10 @@ def expected_container(
 
 @dataclass(frozen=True)
 class CanonicalUpdate:
-    """A blob whose header is the writer's: what it is bound to, its layout and tensors."""
+    """A blob whose header is the writer's: its container, what it is bound to, its tensors."""
 
-    codec: str
+    container: UpdateContainer
     binding: UpdateBinding
-    layout: list[TensorLayout]
     tensors: dict[str, np.ndarray]
     floats: np.ndarray
     """Every float32 value of the update, one array: one finiteness check for all."""
@@ -173,4 +172,4 @@ def _read_canonical(
     data = np.frombuffer(container, dtype=np.uint8, offset=header_end)
     tensors = {span.name: span.read(data) for span in expected.spans}
     floats = data[: expected.float_bytes].view(WIRE_DTYPES[FLOAT32])
-    return CanonicalUpdate(expected.codec, binding, expected.layout, tensors, floats)
+    return CanonicalUpdate(expected, binding, tensors, floats)

@@ -16,6 +16,7 @@ from flare.compression.canonical import SpecKey, read_canonical, spec_key
 from flare.compression.dense import all_finite
 from flare.compression.envelope import read_envelope
 from flare.compression.layout import DENSE, FLOAT32, INT8, INT32, TensorLayout
+from flare.compression.native import learn, read_natively
 from flare.compression.rebuild import rebuild_tensor
 from flare.compression.registry import make_codec
 from flare.compression.wire import (
@@ -163,6 +164,26 @@ def _assemble(
     return delta
 
 
+def read_writers_blob(
+    container: bytes, spec: SpecKey, max_header_bytes: int, gzipped: bool
+) -> DecodedUpdate | None:
+    """The update in ``container`` if its header is exactly what Flare writes, else None
+    (then the full validation runs): natively where the native lane knows its configuration,
+    else by :func:`read_canonical`, which teaches the native lane the configuration it found."""
+    if not gzipped:
+        decoded = read_natively(container, spec, max_header_bytes)
+        if decoded is not None:
+            return decoded
+    canonical = read_canonical(container, spec, max_header_bytes, gzipped)
+    if canonical is None:
+        return None
+    written = canonical.container
+    delta = _assemble(canonical.tensors, written.layout, canonical.floats)
+    if not gzipped:
+        learn(spec, written)
+    return DecodedUpdate(delta=delta, binding=canonical.binding, codec=written.codec)
+
+
 def decode_update(
     blob: bytes, spec: ModelSpec, *, max_blob_bytes: int | None = None
 ) -> DecodedUpdate:
@@ -187,10 +208,9 @@ def _decode_update(blob: bytes, spec: ModelSpec, max_blob_bytes: int | None) -> 
         raise MalformedUpdateError(f"blob has {len(blob)} bytes, the limit is {limit}")
     gzipped = blob.startswith(GZIP_MAGIC)
     container = gzip_decompress(blob, limits.container) if gzipped else blob
-    canonical = read_canonical(container, key, limits.header, gzipped)
-    if canonical is not None:
-        delta = _assemble(canonical.tensors, canonical.layout, canonical.floats)
-        return DecodedUpdate(delta=delta, binding=canonical.binding, codec=canonical.codec)
+    decoded = read_writers_blob(container, key, limits.header, gzipped)
+    if decoded is not None:
+        return decoded
 
     header = read_container_header(container, limits.header, UPDATE_DTYPES)
     envelope = read_envelope(header.metadata)

@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 from pyblst import BlstP1Element, BlstP2Element, final_verify, miller_loop
 
 try:  # built from native/ by scripts/setup.sh; without it, pyblst runs every check whole
-    from flare_pairing import PairingCheck
+    from flare_native import PairingCheck
 except ImportError:
     PairingCheck = None
 

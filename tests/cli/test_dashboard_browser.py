@@ -131,7 +131,7 @@ def test_the_dashboard_shows_rounds_appear_while_a_task_runs(tmp_path: Path) -> 
         "--malicious",
         "1",
         "--rounds",
-        "400",  # far more than the test waits for: the task is still running at both loads
+        "20000",  # far more than the test waits for: the task is still running at both loads
         "--state",
         str(state),
         "--store",

@@ -285,7 +285,7 @@ def test_setup_says_one_line_keeps_pip_in_a_log_and_then_says_nothing(
     assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
 
 
-def test_setup_rebuilds_a_changed_native_check_and_says_so(
+def test_setup_rebuilds_changed_native_kernels_and_says_so(
     tmp_path: Path, fake_python: Path
 ) -> None:
     venv = tmp_path / "venv"
@@ -295,7 +295,7 @@ def test_setup_rebuilds_a_changed_native_check_and_says_so(
     rebuilt = run_script("setup.sh", env)
     assert rebuilt.returncode == 0
     assert rebuilt.stderr.splitlines() == [
-        "[setup] building the native pairing check (native/; the first time fetches its crates)"
+        "[setup] building the native kernels (native/; the first time fetches their crates)"
     ]
     failed = run_script("setup.sh", {**env, "FAKE_PIP_FAIL": "cargo failed"})
     assert failed.returncode == 0  # the stamp is current: nothing to build
@@ -305,7 +305,7 @@ def test_setup_rebuilds_a_changed_native_check_and_says_so(
     assert "error: building native/ failed" in failed.stderr and "cargo failed" in failed.stderr
 
 
-def test_setup_without_cargo_says_so_and_leaves_the_pairing_checks_to_pyblst(
+def test_setup_without_cargo_says_so_and_leaves_the_kernels_to_python(
     tmp_path: Path, fake_python: Path
 ) -> None:
     venv = tmp_path / "venv"
@@ -313,8 +313,8 @@ def test_setup_without_cargo_says_so_and_leaves_the_pairing_checks_to_pyblst(
     first = run_script("setup.sh", env)
     assert first.returncode == 0, first.stderr
     assert first.stderr.splitlines()[1:] == [
-        "[setup] warning: no cargo (Rust) here: native/ is not built, and pairing checks run on "
-        "pyblst alone (the same answers, more slowly)"
+        "[setup] warning: no cargo (Rust) here: native/ is not built; pairing checks run on "
+        "pyblst alone and PowerSGD blobs in Python (the same answers, more slowly)"
     ]
     assert not (venv / ".flare-native-stamp").exists() and not (venv / "native.log").exists()
 

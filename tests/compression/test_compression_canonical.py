@@ -61,7 +61,7 @@ def short_path(blob: bytes):
 
 def full_validation(blob: bytes, monkeypatch: pytest.MonkeyPatch):
     with monkeypatch.context() as patched:
-        patched.setattr(decode_module, "read_canonical", lambda *args: None)
+        patched.setattr(decode_module, "read_writers_blob", lambda *args: None)
         return decode_update(blob, SPEC)
 
 

@@ -78,7 +78,7 @@ def test_the_writer_writes_what_safetensors_writes_and_both_paths_decode_alike(
     short = decode_update(blob, spec)
     assert short.binding == binding
     with pytest.MonkeyPatch.context() as patched:
-        patched.setattr(decode_module, "read_canonical", lambda *args: None)
+        patched.setattr(decode_module, "read_writers_blob", lambda *args: None)
         full = decode_update(blob, spec)
     assert list(short.delta) == list(full.delta) == list(spec)
     for name, tensor in short.delta.items():
@@ -125,7 +125,7 @@ def test_decoded_tensors_are_read_only_and_the_blob_cannot_change_through_them(
     spec = {"w": (3, 4), "b": (3,)}
     blob = encoded("none", {}, spec, 2)
     if not canonical:
-        monkeypatch.setattr(decode_module, "read_canonical", lambda *args: None)
+        monkeypatch.setattr(decode_module, "read_writers_blob", lambda *args: None)
     decoded = decode_update(blob, spec).delta
     for tensor in decoded.values():
         with pytest.raises(ValueError, match="read-only"):
