@@ -184,6 +184,10 @@ def read_writers_blob(
     return DecodedUpdate(delta=delta, binding=canonical.binding, codec=written.codec)
 
 
+_REFUSING = refusing_as(MalformedUpdateError, "update blob")
+"""The net of every decode: it keeps no state, so one serves every call and thread."""
+
+
 def decode_update(
     blob: bytes, spec: ModelSpec, *, max_blob_bytes: int | None = None
 ) -> DecodedUpdate:
@@ -193,14 +197,15 @@ def decode_update(
     spec-derived limits always apply. Whatever the bytes, the only exception is
     :class:`MalformedUpdateError`, so a caller can treat it as "this update is rejected".
     """
-    with refusing_as(MalformedUpdateError, "update blob"):
+    with _REFUSING:
         return _decode_update(blob, spec, max_blob_bytes)
 
 
 def _decode_update(blob: bytes, spec: ModelSpec, max_blob_bytes: int | None) -> DecodedUpdate:
-    if not isinstance(blob, bytes | bytearray | memoryview):
-        raise MalformedUpdateError(f"blob must be bytes, got {type(blob).__name__}")
-    blob = bytes(blob)
+    if type(blob) is not bytes:
+        if not isinstance(blob, bytes | bytearray | memoryview):
+            raise MalformedUpdateError(f"blob must be bytes, got {type(blob).__name__}")
+        blob = bytes(blob)
     key = spec_key(spec)
     limits = _limits(key)
     limit = limits.blob if max_blob_bytes is None else min(max_blob_bytes, limits.blob)

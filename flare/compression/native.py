@@ -110,4 +110,4 @@ def read_natively(container: bytes, spec: tuple, max_header_bytes: int) -> Decod
         return None
     attempt, base_model, num_samples, round_, sender, task, codec, delta = read
     binding = UpdateBinding(sender, task, round_, attempt, base_model, num_samples)
-    return DecodedUpdate(delta=delta, binding=binding, codec=codec)
+    return DecodedUpdate(delta, binding, codec)

@@ -625,7 +625,7 @@ impl UpdateReader {
         else {
             return Ok(None);
         };
-        let header_end = 8 + header_len;
+        let header_end = header_len.saturating_add(8);
         if header_len > max_header_bytes
             || header_end > bytes.len()
             || !bytes[8..header_end].starts_with(&self.prefix)

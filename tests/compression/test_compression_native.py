@@ -6,14 +6,18 @@ binding. Its writer of ``none`` blobs writes Python's bytes; its PowerSGD power 
 an order of its own, the same on every instruction set, and is held to Python's result.
 """
 
+import struct
+
 import numpy as np
 import pytest
 from hostile_inputs import mutated
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import flare.compression.decode as decode_module
 from flare.compression import MalformedUpdateError, UpdateBinding, decode_update, make_codec
 from flare.compression.canonical import spec_key
+from flare.compression.container import HEADER_PREFIX
 from flare.compression.decode import header_limit
 from flare.compression.dense import checked_delta
 from flare.compression.native import native_writer, python_only, read_natively
@@ -66,6 +70,9 @@ def test_the_native_lane_is_built_and_writes_and_reads_the_writers_blobs() -> No
         read = native_read(blob)
         assert read is not None
         assert_same(read, python_decode(blob))
+        with python_only(), pytest.MonkeyPatch.context() as patched:
+            patched.setattr(decode_module, "read_writers_blob", lambda *args: None)
+            assert_same(read, decode_update(blob, SPEC))  # rules 3-8, each checked
     for codec_name in ("powersgd-q8", "gzip", "topk"):
         assert native_writer(make_codec(codec_name).new_encoder(SPEC, 0).container) is None
 
@@ -93,6 +100,37 @@ def test_whatever_the_native_reader_accepts_python_accepts_alike(codec_name: str
     if native is None:
         return
     assert_same(native, python_decode(forged))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    codec_name=st.sampled_from(sorted(CODECS)),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.binary(max_size=3)), min_size=1, max_size=3),
+)
+def test_a_binding_edited_in_place_is_read_natively_only_as_python_reads_it(
+    codec_name: str, edits: list[tuple[int, bytes]]
+) -> None:
+    """Bytes of the binding replaced, dropped or added, the header's length kept true: the
+    native reader's parser of labels and counters against Python's regular expression."""
+    blob = (
+        make_codec(codec_name, **CODECS[codec_name])
+        .new_encoder(SPEC, 2)
+        .encode(delta_of(3), BINDING)
+    )
+    decode_update(blob, SPEC)
+    (header_len,) = struct.unpack_from("<Q", blob)
+    header, data = bytearray(blob[8 : 8 + header_len]), blob[8 + header_len :]
+    start = len(HEADER_PREFIX)
+    end = header.index(b"}", start) + 1
+    for offset, replacement in edits:
+        at = start + offset % (end - start)
+        header[at : at + len(replacement) % 2 + 1] = replacement
+    header = header.rstrip(b" ")
+    header += b" " * (-len(header) % 8)
+    forged = struct.pack("<Q", len(header)) + bytes(header) + data
+    native = native_read(forged)
+    if native is not None:
+        assert_same(native, python_decode(forged))
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf, np.float32(1e-3), np.float32(3e38)], ids=str)
