@@ -20,11 +20,12 @@ ACCEPTED_PARAMS = {
 """Each codec's constructor parameters, read once: every decode checks a blob's against them."""
 
 
-def make_codec(name: str, **params: Any) -> Codec:
+def make_codec(name: str, /, **params: Any) -> Codec:
     """The codec called ``name`` configured with ``params``.
 
     Raises :class:`ConfigError` for an unknown name, an unknown parameter or a bad value,
-    so that both a typo in a config file and a forged blob fail with one clear line.
+    so that both a typo in a config file and a forged blob fail with one clear line. ``name``
+    is positional-only: a blob's params may hold any key, ``"name"`` included.
     """
     codec_class = CODECS.get(name) if isinstance(name, str) else None
     if codec_class is None:

@@ -610,8 +610,8 @@ impl UpdateReader {
         Ok(())
     }
 
-    /// `(attempt, base_model, num_samples, round, sender, task, codec, delta)` of a blob the
-    /// writer would put out, or None for Python to read.
+    /// `(binding fields, codec, delta)` of a blob the writer would put out (the fields by
+    /// `UpdateBinding`'s names), or None for Python to read.
     fn read<'py>(
         &self,
         container: &Bound<'py, PyBytes>,
@@ -685,17 +685,15 @@ impl UpdateReader {
             };
             delta.set_item(layer.name.bind(py), tensor)?;
         }
-        let fields = (
-            binding.attempt,
-            binding.base_model,
-            binding.num_samples,
-            binding.round,
-            binding.sender,
-            binding.task,
-            configuration.codec.clone_ref(py),
-            delta,
-        );
-        Ok(Some(fields.into_pyobject(py)?))
+        let fields = PyDict::new(py);
+        fields.set_item("sender", binding.sender)?;
+        fields.set_item("task", binding.task)?;
+        fields.set_item("round", binding.round)?;
+        fields.set_item("attempt", binding.attempt)?;
+        fields.set_item("base_model", binding.base_model)?;
+        fields.set_item("num_samples", binding.num_samples)?;
+        let read = (fields, configuration.codec.clone_ref(py), delta);
+        Ok(Some(read.into_pyobject(py)?))
     }
 }
 

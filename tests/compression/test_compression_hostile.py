@@ -287,6 +287,22 @@ def test_an_unexpected_parser_exception_still_leaves_as_the_typed_error(monkeypa
     assert isinstance(refusal.value.__cause__, FloatingPointError)
 
 
+@pytest.mark.parametrize("codec_name", sorted(CODECS))
+def test_params_naming_the_codec_argument_are_refused_as_unknown(codec_name):
+    """Hypothesis found it: ``make_codec(name, **params)`` with ``"name"`` among the params
+    once raised TypeError, which only the safety net caught."""
+    metadata = metadata_text(codec_name)
+    empty = '"params":{}' in metadata
+    hostile = (
+        metadata.replace('"params":{}', '"params":{"name":0}', 1)
+        if empty
+        else metadata.replace('"params":{"', '"params":{"name":0,"', 1)
+    )
+    with pytest.raises(MalformedUpdateError, match="unknown \\['name'\\]") as refusal:
+        decode_update(framed(codec_name, hostile), SPEC)
+    assert refusal.value.__cause__ is None
+
+
 def test_refusals_quote_only_the_start_of_a_long_value():
     long_name = "z" * 500
     hostile = metadata_text("none").replace('"codec":"none"', f'"codec":"{long_name}"')

@@ -6,6 +6,7 @@ binding. Its writer of ``none`` blobs writes Python's bytes; its PowerSGD power 
 an order of its own, the same on every instruction set, and is held to Python's result.
 """
 
+import dataclasses
 import struct
 
 import numpy as np
@@ -15,7 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import flare.compression.decode as decode_module
-from flare.compression import MalformedUpdateError, UpdateBinding, decode_update, make_codec
+from flare.compression import (
+    DecodedUpdate,
+    MalformedUpdateError,
+    UpdateBinding,
+    decode_update,
+    make_codec,
+)
 from flare.compression.canonical import spec_key
 from flare.compression.container import HEADER_PREFIX
 from flare.compression.decode import header_limit
@@ -52,6 +59,9 @@ def native_read(blob: bytes, spec: dict = SPEC):
 
 def assert_same(native, python) -> None:
     assert (native.codec, native.binding) == (python.codec, python.binding)
+    assert hash(native.binding) == hash(python.binding)
+    assert repr(native.binding) == repr(python.binding)
+    assert type(native.binding.round) is int and type(native.binding.sender) is str
     assert list(native.delta) == list(python.delta)
     for name, tensor in native.delta.items():
         assert tensor.dtype == np.float32 and tensor.shape == python.delta[name].shape
@@ -79,11 +89,26 @@ def test_the_native_lane_is_built_and_writes_and_reads_the_writers_blobs() -> No
 
 @settings(max_examples=60, deadline=None)
 @given(binding=bindings, seed=st.integers(0, 2**16))
-def test_a_none_blob_is_byte_for_byte_what_python_writes(binding: UpdateBinding, seed: int):
+def test_a_none_blob_is_byte_for_byte_what_python_writes_and_reads_back(
+    binding: UpdateBinding, seed: int
+):
     encoder = make_codec("none").new_encoder(SPEC, 0)
     delta = delta_of(seed)
     expected = encoder.container.write(binding, checked_delta(delta, SPEC))
     assert encoder.encode(delta, binding) == expected
+    decode_update(expected, SPEC)
+    read = native_read(expected)
+    assert read is not None and read.binding == binding
+    assert_same(read, python_decode(expected))
+
+
+def test_the_decoded_types_set_nothing_up_that_the_native_reader_skips() -> None:
+    """The reader fills the frozen dataclasses' fields directly (``native._filled``): right
+    only while ``__init__`` does nothing else."""
+    for cls in (UpdateBinding, DecodedUpdate):
+        assert dataclasses.is_dataclass(cls) and not hasattr(cls, "__post_init__")
+        assert all(field.default is dataclasses.MISSING for field in dataclasses.fields(cls))
+        assert cls.__setattr__ is not object.__setattr__  # frozen: nothing may set a field later
 
 
 @settings(max_examples=300, deadline=None)
