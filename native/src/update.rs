@@ -351,12 +351,48 @@ impl UpdateWriter {
         let Some(escaped) = escaped_binding(binding)? else {
             return Ok(None);
         };
-        // Per tensor, delta plus carried error (empty for a dense tensor).
-        let mut scratch: Vec<Vec<f32>> = self
+        // Per tensor, delta plus carried error (empty for a dense tensor), in one buffer this
+        // thread keeps: a fresh layer-sized allocation costs page faults at every blob.
+        let mut kept = SCRATCH.with_borrow_mut(std::mem::take);
+        let total: usize = self
             .layers
             .iter()
-            .map(|layer| vec![0f32; if layer.rank > 0 { layer.size() } else { 0 }])
-            .collect();
+            .filter(|layer| layer.rank > 0)
+            .map(Layer::size)
+            .sum();
+        if kept.len() < total {
+            kept.resize(total, 0.0);
+        }
+        let written = self.write(py, delta, &escaped, error_memory, warm_q, &mut kept);
+        SCRATCH.with_borrow_mut(|slot| *slot = kept);
+        written
+    }
+}
+
+thread_local! {
+    /// The writer's scratch, kept by each thread between blobs.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl UpdateWriter {
+    /// [`UpdateWriter::encode`] with the binding escaped and the scratch in hand.
+    fn write<'py>(
+        &self,
+        py: Python<'py>,
+        delta: &Bound<'py, PyDict>,
+        escaped: &[u8],
+        error_memory: &Bound<'py, PyDict>,
+        warm_q: &Bound<'py, PyDict>,
+        buffer: &mut [f32],
+    ) -> PyResult<Option<Written<'py>>> {
+        let mut scratch: Vec<&mut [f32]> = Vec::with_capacity(self.layers.len());
+        let mut rest = buffer;
+        for layer in &self.layers {
+            let size = if layer.rank > 0 { layer.size() } else { 0 };
+            let (mine, others) = rest.split_at_mut(size);
+            scratch.push(mine);
+            rest = others;
+        }
         let mut inputs = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             let Some(array) = float32_array(delta, &layer.name, &layer.shape)? else {
@@ -401,6 +437,7 @@ impl UpdateWriter {
         let mut factored = Vec::with_capacity(memory.len());
         let mut state = memory.iter();
         for ((layer, tensor), matrix) in self.layers.iter().zip(&values).zip(scratch.iter_mut()) {
+            let matrix: &mut [f32] = matrix;
             if layer.rank == 0 {
                 continue;
             }
@@ -417,7 +454,7 @@ impl UpdateWriter {
         let blob = PyBytes::new_with(py, 8 + header + self.data_bytes, |out| {
             out[..8].copy_from_slice(&(header as u64).to_le_bytes());
             let mut at = 8;
-            for piece in [&self.prefix[..], &escaped, &self.suffix] {
+            for piece in [&self.prefix[..], escaped, &self.suffix] {
                 out[at..at + piece.len()].copy_from_slice(piece);
                 at += piece.len();
             }
