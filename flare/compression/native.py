@@ -1,19 +1,20 @@
 """The native lane for ``none`` and ``powersgd`` blobs: each written and read in one call.
 
-``native/src/update.rs`` does, for one blob, what the writer and the decoder's short path do
-in Python: the header around the binding, the power step, the grids, the exact rebuild and
-error feedback. It is handed each codec configuration's pieces from here, so the bytes it
-puts out and accepts are those of :class:`~flare.compression.container.UpdateContainer`.
-It answers None wherever it does not take a blob (an unfamiliar header, a value off its
-grid, a rebuild float32 cannot hold, input that is not contiguous float32), and Python,
-the reference, then takes the blob whole: with its own reasons for a refusal, and its own
-arithmetic for the rare cases left to it.
+``native/src/writer.rs`` and ``reader.rs`` do, for one blob, what the writer and the
+decoder's short path do in Python: the header around the binding, the power step, the
+grids, the exact rebuild and error feedback. They are handed each codec configuration's
+pieces from here, so the bytes they put out and accept are those of
+:class:`~flare.compression.container.UpdateContainer`. They answer None wherever they do not
+take a blob (an unfamiliar header, a value off its grid, a rebuild float32 cannot hold,
+input that is not contiguous float32), and Python, the reference, then takes the blob
+whole: with its own reasons for a refusal, and its own arithmetic for the rare cases left
+to it.
 
-Only its power step's floats differ from Python's. Both take float32 products, numpy's
+Only the power step's floats differ between the lanes. Both take float32 products: numpy's
 through the CPU's BLAS kernel, the native ones as chains of fused multiply-adds in an order
-``native/src/lowrank.rs`` fixes, so that a client writes the same blob on any x86-64 CPU. A
-blob is written all by one lane or all by the other, and every decoder rebuilds either
-exactly. Where ``native/`` is not built, Python does everything.
+``native/src/dot.rs`` and ``lowrank.rs`` fix, so that a client writes the same blob on any
+x86-64 CPU. A blob is written all by one lane or all by the other, and every decoder
+rebuilds either exactly. Where ``native/`` is not built, Python does everything.
 """
 
 import sys

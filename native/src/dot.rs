@@ -7,7 +7,8 @@
 //! they write the same bits. Reading `M` along its rows needs no transpose: a product's
 //! cost is one pass over `M` and a few additions per entry.
 
-use crate::lowrank::{Level, Matrix};
+use crate::levels::Level;
+use crate::lowrank::Matrix;
 
 /// Sixteen float32 lanes and the operations a dot product needs.
 trait Lanes: Copy {

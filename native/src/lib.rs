@@ -2,15 +2,22 @@
 //! check with kept Miller-loop lines, and PowerSGD update blobs written and read whole.
 //! Python keeps a reference for each and runs it wherever this module is not built.
 
+mod binding;
 mod dot;
+mod grids;
+#[cfg(test)]
+mod kernel_tests;
+mod levels;
 mod lowrank;
 mod pairing;
+mod reader;
 mod update;
+mod writer;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
-use lowrank::Level;
+use levels::Level;
 
 /// The instruction sets the codec's kernels can run on here, narrowest first.
 #[pyfunction]
@@ -39,8 +46,8 @@ fn use_simd_level(level: &str) -> PyResult<()> {
 #[pymodule]
 fn flare_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<pairing::PairingCheck>()?;
-    module.add_class::<update::UpdateWriter>()?;
-    module.add_class::<update::UpdateReader>()?;
+    module.add_class::<writer::UpdateWriter>()?;
+    module.add_class::<reader::UpdateReader>()?;
     module.add_function(wrap_pyfunction!(simd_levels, module)?)?;
     module.add_function(wrap_pyfunction!(simd_level, module)?)?;
     module.add_function(wrap_pyfunction!(use_simd_level, module)?)?;

@@ -1,0 +1,241 @@
+//! The reader of one model spec's blobs, for the configurations Python has shown it: a
+//! header compared byte for byte, finite values, factors on their grids, the exact rebuild.
+
+use std::ffi::c_void;
+use std::sync::{Arc, Mutex};
+
+use numpy::npyffi::{self, npy_intp, NpyTypes, NPY_ARRAY_WRITEABLE, NPY_TYPES, PY_ARRAY_API};
+use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+
+use crate::binding::{read_binding, BindingReader};
+use crate::dot;
+use crate::grids::{self, Rebuild};
+use crate::lowrank::{self, Matrix};
+use crate::update::{f32_at, layers_from, padding, transpose, Layer, LayerRow, FLOAT32_BYTES};
+
+/// A float32 array of `shape` whose data is `bytes[offset..]`, read-only, kept alive by
+/// `owner` (the blob).
+fn view_of<'py>(
+    owner: &Bound<'py, PyBytes>,
+    offset: usize,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = owner.py();
+    let mut dims: Vec<npy_intp> = shape.iter().map(|d| *d as npy_intp).collect();
+    let mut strides = vec![FLOAT32_BYTES as npy_intp; shape.len()];
+    for axis in (0..shape.len().saturating_sub(1)).rev() {
+        strides[axis] = strides[axis + 1] * dims[axis + 1];
+    }
+    // SAFETY: the blob holds `prod(shape)` float32 values from `offset` (checked by the
+    // caller) and outlives the array, which holds a reference to it as its base; flags 0
+    // leave it read-only, and the given strides make numpy work out contiguity and alignment.
+    unsafe {
+        let descr = PY_ARRAY_API.PyArray_DescrFromType(py, NPY_TYPES::NPY_FLOAT as i32);
+        let data = owner.as_bytes().as_ptr().add(offset) as *mut c_void;
+        let array = PY_ARRAY_API.PyArray_NewFromDescr(
+            py,
+            PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
+            descr,
+            dims.len() as i32,
+            dims.as_mut_ptr(),
+            strides.as_mut_ptr(),
+            data,
+            0,
+            std::ptr::null_mut(),
+        );
+        if array.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let base = owner.clone().into_ptr();
+        if PY_ARRAY_API.PyArray_SetBaseObject(py, array as *mut npyffi::PyArrayObject, base) < 0 {
+            pyo3::ffi::Py_DECREF(array);
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Bound::from_owned_ptr(py, array))
+    }
+}
+
+/// A new read-only float32 array of `shape` holding `values`.
+fn array_of<'py>(
+    py: Python<'py>,
+    shape: &[usize],
+    fill: impl FnOnce(&mut [f32]),
+) -> Bound<'py, PyArrayDyn<f32>> {
+    // SAFETY: `fill` writes every element before numpy or Python sees the array.
+    unsafe {
+        let array = PyArrayDyn::<f32>::new(py, shape, false);
+        fill(array.as_slice_mut().expect("a new array is contiguous"));
+        (*array.as_array_ptr()).flags &= !NPY_ARRAY_WRITEABLE;
+        array
+    }
+}
+
+/// What a header's suffix names: its codec, the size of its data section and its tensors.
+struct Configuration {
+    codec: Py<PyString>,
+    data_bytes: usize,
+    layers: Vec<Layer>,
+}
+
+/// The reader of one model spec's blobs, for the configurations Python has registered.
+#[pyclass(module = "flare_native", frozen)]
+pub struct UpdateReader {
+    prefix: Vec<u8>,
+    /// Suffixes and what they name: a spec meets few configurations, so a scan comparing
+    /// lengths first beats hashing a suffix of several hundred bytes.
+    known: Mutex<Vec<(Vec<u8>, Arc<Configuration>)>>,
+}
+
+#[pymethods]
+impl UpdateReader {
+    #[new]
+    fn new(prefix: Vec<u8>) -> Self {
+        Self {
+            prefix,
+            known: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Read blobs whose header ends in `suffix` after the binding as `codec`'s, with
+    /// `layers` as [`UpdateWriter::new`] takes them.
+    fn register(
+        &self,
+        py: Python<'_>,
+        suffix: Vec<u8>,
+        codec: &str,
+        data_bytes: usize,
+        layers: Vec<LayerRow>,
+    ) -> PyResult<()> {
+        let configuration = Configuration {
+            codec: PyString::new(py, codec).unbind(),
+            data_bytes,
+            layers: layers_from(py, layers)?,
+        };
+        let mut known = self
+            .known
+            .lock()
+            .map_err(|_| PyValueError::new_err("a read panicked"))?;
+        known.retain(|(kept, _)| *kept != suffix);
+        known.push((suffix, Arc::new(configuration)));
+        Ok(())
+    }
+
+    /// `(binding fields, codec, delta)` of a blob the writer would put out (the fields by
+    /// `UpdateBinding`'s names), or None for Python to read.
+    fn read<'py>(
+        &self,
+        container: &Bound<'py, PyBytes>,
+        max_header_bytes: usize,
+    ) -> PyResult<Option<Bound<'py, PyTuple>>> {
+        let py = container.py();
+        let bytes = container.as_bytes();
+        let Some(header_len) = bytes
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
+        else {
+            return Ok(None);
+        };
+        let header_end = header_len.saturating_add(8);
+        if header_len > max_header_bytes
+            || header_end > bytes.len()
+            || !bytes[8..header_end].starts_with(&self.prefix)
+        {
+            return Ok(None);
+        }
+        let header = &bytes[..header_end];
+        let mut reader = BindingReader {
+            bytes: header,
+            at: 8 + self.prefix.len(),
+        };
+        let Some(binding) = read_binding(&mut reader) else {
+            return Ok(None);
+        };
+        let mut suffix_end = header_end;
+        while suffix_end > reader.at && header[suffix_end - 1] == b' ' {
+            suffix_end -= 1;
+        }
+        let suffix = &header[reader.at..suffix_end];
+        let known = self
+            .known
+            .lock()
+            .map_err(|_| PyValueError::new_err("a read panicked"))?;
+        let Some(configuration) = known
+            .iter()
+            .find(|(kept, _)| kept == suffix)
+            .map(|(_, found)| found.clone())
+        else {
+            return Ok(None);
+        };
+        drop(known);
+        let body = suffix_end - 8;
+        if header_len != body + padding(body)
+            || bytes.len() != header_end + configuration.data_bytes
+        {
+            return Ok(None);
+        }
+        let data = &bytes[header_end..];
+        let Some(floats) = f32_at(data, 0, configuration.data_bytes / FLOAT32_BYTES) else {
+            return Ok(None);
+        };
+        if !lowrank::all_finite(floats) {
+            return Ok(None);
+        }
+        let delta = PyDict::new(py);
+        for layer in &configuration.layers {
+            let tensor = if layer.rank == 0 {
+                if f32_at(data, layer.offsets.0, layer.size()).is_none() {
+                    return Ok(None);
+                }
+                view_of(container, header_end + layer.offsets.0, &layer.shape)?
+            } else {
+                match rebuilt(py, layer, data) {
+                    Some(array) => array.into_any(),
+                    None => return Ok(None),
+                }
+            };
+            delta.set_item(layer.name.bind(py), tensor)?;
+        }
+        let fields = PyDict::new(py);
+        fields.set_item("sender", binding.sender)?;
+        fields.set_item("task", binding.task)?;
+        fields.set_item("round", binding.round)?;
+        fields.set_item("attempt", binding.attempt)?;
+        fields.set_item("base_model", binding.base_model)?;
+        fields.set_item("num_samples", binding.num_samples)?;
+        let read = (fields, configuration.codec.clone_ref(py), delta);
+        Ok(Some(read.into_pyobject(py)?))
+    }
+}
+
+/// A factored layer rebuilt from the blob's factors, or None where they are off their grids
+/// or the rebuild is left to Python (`rebuild.low_rank_matrix`).
+fn rebuilt<'py>(
+    py: Python<'py>,
+    layer: &Layer,
+    data: &[u8],
+) -> Option<Bound<'py, PyArrayDyn<f32>>> {
+    let (rows, cols, rank) = (layer.rows, layer.cols, layer.rank);
+    let bits = grids::factor_bits(rank);
+    let p = f32_at(data, layer.offsets.0, rows * rank)?;
+    let q = f32_at(data, layer.offsets.1, cols * rank)?;
+    let p_grid = grids::on_grid(p, bits)?;
+    let q_grid = grids::on_grid(q, bits)?;
+    match grids::rebuild_kind(rank, p_grid, q_grid) {
+        Rebuild::Elsewhere => None,
+        Rebuild::Zero => Some(array_of(py, &layer.shape, |out| out.fill(0.0))),
+        Rebuild::Float32 => {
+            let q_t = transpose(q, cols, rank);
+            let q_t = Matrix {
+                values: &q_t,
+                rows: rank,
+                cols,
+            };
+            Some(array_of(py, &layer.shape, |out| {
+                dot::rebuild(p, q_t, None, out)
+            }))
+        }
+    }
+}
