@@ -21,7 +21,6 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
 
 from flare.compression.base import DecodedUpdate, UpdateBinding
 from flare.compression.container import HEADER_PREFIX, UpdateContainer
@@ -91,7 +90,7 @@ def native_writer(container: UpdateContainer) -> "UpdateWriter | None":
 @lru_cache(maxsize=64)
 def native_reader(spec: tuple) -> "UpdateReader":
     """The reader of one spec's blobs; it knows the configurations :func:`learn` taught it."""
-    return UpdateReader(HEADER_PREFIX)
+    return UpdateReader(HEADER_PREFIX, UpdateBinding, DecodedUpdate)
 
 
 def learn(spec: tuple, container: UpdateContainer) -> None:
@@ -107,21 +106,4 @@ def read_natively(container: bytes, spec: tuple, max_header_bytes: int) -> Decod
     """The update in the (not gzip-framed) ``container`` if the native reader takes it."""
     if UpdateReader is None or _python_only:
         return None
-    read = native_reader(spec).read(container, max_header_bytes)
-    if read is None:
-        return None
-    fields, codec, delta = read
-    return _filled(
-        DecodedUpdate, {"delta": delta, "binding": _filled(UpdateBinding, fields), "codec": codec}
-    )
-
-
-def _filled(cls: type, fields: dict) -> Any:
-    """An instance of the frozen dataclass ``cls`` holding ``fields``, which the native reader
-    has already checked as ``__init__`` would: set as its ``__dict__`` directly, which takes
-    a third of the time ``__init__`` does (a frozen dataclass sets each field through
-    ``object.__setattr__``), and a decode makes two. Equal to, and hashing as, the instance
-    ``__init__`` makes (``tests/compression/test_compression_native.py``)."""
-    instance = object.__new__(cls)
-    vars(instance).update(fields)
-    return instance
+    return native_reader(spec).read(container, max_header_bytes)

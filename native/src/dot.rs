@@ -31,6 +31,8 @@ trait Lanes: Copy {
     unsafe fn splat(value: f32) -> Self;
     /// `self - other` in every lane.
     unsafe fn minus(self, other: Self) -> Self;
+    /// `self + other` in every lane.
+    unsafe fn plus(self, other: Self) -> Self;
     /// `self + a * b` in every lane, rounded once.
     unsafe fn fused(self, a: Self, b: Self) -> Self;
     /// The lanes added in the pairwise order of the module's definition.
@@ -74,6 +76,10 @@ impl Lanes for Scalar {
     #[inline(always)]
     unsafe fn minus(self, other: Self) -> Self {
         Scalar(std::array::from_fn(|l| self.0[l] - other.0[l]))
+    }
+    #[inline(always)]
+    unsafe fn plus(self, other: Self) -> Self {
+        Scalar(std::array::from_fn(|l| self.0[l] + other.0[l]))
     }
     #[inline(always)]
     unsafe fn fused(self, a: Self, b: Self) -> Self {
@@ -148,6 +154,13 @@ mod x86 {
             )
         }
         #[inline(always)]
+        unsafe fn plus(self, other: Self) -> Self {
+            Avx2(
+                _mm256_add_ps(self.0, other.0),
+                _mm256_add_ps(self.1, other.1),
+            )
+        }
+        #[inline(always)]
         unsafe fn fused(self, a: Self, b: Self) -> Self {
             Avx2(
                 _mm256_fmadd_ps(a.0, b.0, self.0),
@@ -196,6 +209,10 @@ mod x86 {
             Avx512(_mm512_sub_ps(self.0, other.0))
         }
         #[inline(always)]
+        unsafe fn plus(self, other: Self) -> Self {
+            Avx512(_mm512_add_ps(self.0, other.0))
+        }
+        #[inline(always)]
         unsafe fn fused(self, a: Self, b: Self) -> Self {
             Avx512(_mm512_fmadd_ps(a.0, b.0, self.0))
         }
@@ -207,15 +224,8 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn project_avx2(
-        m: &[f32],
-        rows: usize,
-        cols: usize,
-        q_t: &[f32],
-        rank: usize,
-        out: &mut [f32],
-    ) {
-        super::project_groups::<Avx2, 1>(m, rows, cols, q_t, rank, out)
+    pub unsafe fn project_avx2(source: super::Rows, q_t: &[f32], rank: usize, out: &mut [f32]) {
+        super::project_groups::<Avx2, 1>(source, q_t, rank, out)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -245,97 +255,150 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn project_avx512(
-        m: &[f32],
-        rows: usize,
-        cols: usize,
-        q_t: &[f32],
-        rank: usize,
-        out: &mut [f32],
-    ) {
-        super::project_groups::<Avx512, 2>(m, rows, cols, q_t, rank, out)
+    pub unsafe fn project_avx512(source: super::Rows, q_t: &[f32], rank: usize, out: &mut [f32]) {
+        super::project_groups::<Avx512, 2>(source, q_t, rank, out)
     }
 }
 
-/// `P = M @ Q` (`rows x rank`) from `q_t`, `Q` transposed (`rank x cols`).
-pub fn project(m: Matrix<'_>, q_t: &[f32], rank: usize) -> Vec<f32> {
-    let (rows, cols) = (m.rows, m.cols);
-    assert!(m.values.len() >= rows * cols && q_t.len() >= rank * cols);
-    let mut out = vec![0f32; rows * rank];
+/// Where the product reads the rows of `M` (`rows x cols`, row-major): the sum
+/// `delta + error`, which the first group of columns writes into `m` as it reads it (one
+/// pass less over a layer that does not fit the nearest cache), the other groups from `m`.
+#[derive(Clone, Copy)]
+pub struct Rows {
+    m: *mut f32,
+    sum_of: Option<(*const f32, *const f32)>,
+    rows: usize,
+    cols: usize,
+}
+
+/// `m = delta + error`, element by element, and `P = m @ Q` (`rows x rank`) from `q_t`, `Q`
+/// transposed (`rank x cols`).
+pub fn project_sum(
+    delta: &[f32],
+    error: &[f32],
+    m: &mut [f32],
+    cols: usize,
+    q_t: &[f32],
+    rank: usize,
+) -> Vec<f32> {
+    let rows = m.len().checked_div(cols).unwrap_or(0);
+    assert!(delta.len() >= rows * cols && error.len() >= rows * cols);
+    let sum_of = Some((delta.as_ptr(), error.as_ptr()));
+    project_from(
+        Rows {
+            m: m.as_mut_ptr(),
+            sum_of,
+            rows,
+            cols,
+        },
+        q_t,
+        rank,
+    )
+}
+
+fn project_from(source: Rows, q_t: &[f32], rank: usize) -> Vec<f32> {
+    assert!(q_t.len() >= rank * source.cols);
+    let mut out = vec![0f32; source.rows * rank];
     // SAFETY: the level is supported where it is current; the kernels read `rows * cols`
-    // values of `m` and `rank * cols` of `q_t` (asserted above) and write `rows * rank`.
+    // values of each of `source`'s arrays and `rank * cols` of `q_t` (asserted by the
+    // callers and above), write `m` only when summing, and write `rows * rank` of `out`.
     unsafe {
         match Level::current() {
             #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => x86::project_avx512(m.values, rows, cols, q_t, rank, &mut out),
+            Level::Avx512 => x86::project_avx512(source, q_t, rank, &mut out),
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => x86::project_avx2(m.values, rows, cols, q_t, rank, &mut out),
-            _ => project_groups::<Scalar, 1>(m.values, rows, cols, q_t, rank, &mut out),
+            Level::Avx2 => x86::project_avx2(source, q_t, rank, &mut out),
+            _ => project_groups::<Scalar, 1>(source, q_t, rank, &mut out),
         }
     }
     out
 }
 
-/// Up to four columns of `P` at a time, `B` rows at a time: independent chains in flight.
+/// Up to four columns of `P` at a time, `B` rows at a time: independent chains in flight. The
+/// first group sums the rows where `source` asks for it; the others read them back.
 #[inline(always)]
 unsafe fn project_groups<V: Lanes, const B: usize>(
-    m: &[f32],
-    rows: usize,
-    cols: usize,
+    source: Rows,
     q_t: &[f32],
     rank: usize,
     out: &mut [f32],
 ) {
     let mut first = 0;
     while first < rank {
-        match rank - first {
-            1 => project_block::<V, 1, B>(m, rows, cols, q_t, rank, first, out),
-            2 => project_block::<V, 2, B>(m, rows, cols, q_t, rank, first, out),
-            3 => project_block::<V, 3, B>(m, rows, cols, q_t, rank, first, out),
-            _ => project_block::<V, 4, B>(m, rows, cols, q_t, rank, first, out),
+        let summing = first == 0 && source.sum_of.is_some();
+        match (rank - first, summing) {
+            (1, true) => project_block::<V, 1, B, true>(source, q_t, rank, first, out),
+            (2, true) => project_block::<V, 2, B, true>(source, q_t, rank, first, out),
+            (3, true) => project_block::<V, 3, B, true>(source, q_t, rank, first, out),
+            (_, true) => project_block::<V, 4, B, true>(source, q_t, rank, first, out),
+            (1, false) => project_block::<V, 1, B, false>(source, q_t, rank, first, out),
+            (2, false) => project_block::<V, 2, B, false>(source, q_t, rank, first, out),
+            (3, false) => project_block::<V, 3, B, false>(source, q_t, rank, first, out),
+            (_, false) => project_block::<V, 4, B, false>(source, q_t, rank, first, out),
         }
         first += (rank - first).min(4);
     }
 }
 
 #[inline(always)]
-unsafe fn project_block<V: Lanes, const R: usize, const B: usize>(
-    m: &[f32],
-    rows: usize,
-    cols: usize,
+unsafe fn project_block<V: Lanes, const R: usize, const B: usize, const SUM: bool>(
+    source: Rows,
     q_t: &[f32],
     rank: usize,
     first: usize,
     out: &mut [f32],
 ) {
-    let whole_rows = rows - rows % B;
+    let whole_rows = source.rows - source.rows % B;
     for i0 in (0..whole_rows).step_by(B) {
-        project_rows::<V, R, B>(m, cols, q_t, rank, first, i0, out);
+        project_rows::<V, R, B, SUM>(source, q_t, rank, first, i0, out);
     }
-    for i in whole_rows..rows {
-        project_rows::<V, R, 1>(m, cols, q_t, rank, first, i, out);
+    for i in whole_rows..source.rows {
+        project_rows::<V, R, 1, SUM>(source, q_t, rank, first, i, out);
     }
+}
+
+/// Row `i`'s 16 values from `offset` (`count` of them, the other lanes 0): summed and written
+/// to `m` first where `SUM`, else read from `m`.
+#[inline(always)]
+unsafe fn row_lanes<V: Lanes, const SUM: bool>(source: Rows, offset: usize, count: usize) -> V {
+    let load = |from: *const f32| {
+        if count == 16 {
+            V::load(from)
+        } else {
+            V::load_partial(from, count)
+        }
+    };
+    if !SUM {
+        return load(source.m.add(offset));
+    }
+    let (delta, error) = source.sum_of.expect("summing rows have their terms");
+    let sum = load(delta.add(offset)).plus(load(error.add(offset)));
+    if count == 16 {
+        sum.store(source.m.add(offset));
+    } else {
+        sum.store_partial(source.m.add(offset), count);
+    }
+    sum
 }
 
 /// Entries `first..first + R` of rows `i0..i0 + B`.
 #[inline(always)]
-unsafe fn project_rows<V: Lanes, const R: usize, const B: usize>(
-    m: &[f32],
-    cols: usize,
+unsafe fn project_rows<V: Lanes, const R: usize, const B: usize, const SUM: bool>(
+    source: Rows,
     q_t: &[f32],
     rank: usize,
     first: usize,
     i0: usize,
     out: &mut [f32],
 ) {
+    let cols = source.cols;
     let whole = cols - cols % 16;
-    let rows = m.as_ptr().add(i0 * cols);
     let factor = q_t.as_ptr().add(first * cols);
     let mut sums = [[V::zero(); R]; B];
     for start in (0..whole).step_by(16) {
         let q: [V; R] = std::array::from_fn(|k| V::load(factor.add(k * cols + start)));
         for (b, row_sums) in sums.iter_mut().enumerate() {
-            let x = V::load(rows.add(b * cols + start));
+            let x = row_lanes::<V, SUM>(source, (i0 + b) * cols + start, 16);
             for k in 0..R {
                 row_sums[k] = row_sums[k].fused(x, q[k]);
             }
@@ -346,7 +409,7 @@ unsafe fn project_rows<V: Lanes, const R: usize, const B: usize>(
         let q: [V; R] =
             std::array::from_fn(|k| V::load_partial(factor.add(k * cols + whole), count));
         for (b, row_sums) in sums.iter_mut().enumerate() {
-            let x = V::load_partial(rows.add(b * cols + whole), count);
+            let x = row_lanes::<V, SUM>(source, (i0 + b) * cols + whole, count);
             for k in 0..R {
                 row_sums[k] = row_sums[k].fused(x, q[k]);
             }

@@ -1,6 +1,6 @@
 //! The kernels against scalar references of their definitions, on every level this CPU runs.
 
-use crate::dot::{project, rebuild};
+use crate::dot::{project_sum, rebuild};
 use crate::grids::*;
 use crate::levels::Level;
 use crate::lowrank::*;
@@ -78,16 +78,19 @@ fn both_products_sum_in_their_defined_order_on_every_level() {
     for level in Level::supported() {
         Level::select(level);
         for (rows, cols, rank) in SHAPES {
-            let (m, q) = (values(rows * cols, rows), values(cols * rank, cols));
-            let projected = project(
-                Matrix {
-                    values: &m,
-                    rows,
-                    cols,
-                },
+            let (delta, error) = (values(rows * cols, rows), values(rows * cols, 7 * rows));
+            let q = values(cols * rank, cols);
+            let mut m = vec![f32::NAN; rows * cols];
+            let projected = project_sum(
+                &delta,
+                &error,
+                &mut m,
+                cols,
                 &transpose(&q, cols, rank),
                 rank,
             );
+            let sums: Vec<f32> = delta.iter().zip(&error).map(|(d, e)| d + e).collect();
+            assert_eq!(bits(&m), bits(&sums), "{level:?} {rows}x{cols} r{rank}");
             assert_eq!(
                 bits(&projected),
                 bits(&sequential_project(&m, rows, cols, &q, rank)),

@@ -26,18 +26,6 @@ pub struct Matrix<'a> {
 }
 
 per_level! {
-    /// `out = a + b`, element by element.
-    pub fn add(a: &[f32], b: &[f32], out: &mut [f32]) => add_inline
-}
-
-#[inline(always)]
-fn add_inline(a: &[f32], b: &[f32], out: &mut [f32]) {
-    for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
-        *o = x + y;
-    }
-}
-
-per_level! {
     /// Whether every value is finite.
     pub fn all_finite(values: &[f32]) -> bool => all_finite_inline
 }

@@ -165,8 +165,7 @@ impl UpdateWriter {
                 continue;
             }
             let (error, warm) = state.next().expect("a state per factored layer");
-            lowrank::add(tensor, error, matrix);
-            match power_step(layer, matrix, warm) {
+            match power_step(layer, tensor, error, matrix, warm) {
                 Some(step) => factored.push(step),
                 None => return Ok(None),
             }
@@ -272,20 +271,19 @@ fn float32_array<'py>(
     Ok((array.shape() == shape && array.is_c_contiguous()).then_some(array))
 }
 
-/// The power step on `matrix` (delta plus carried error), factors on their grids, or None
-/// where it is left to Python (`powersgd.PowerSGDEncoder._factor`).
-fn power_step(layer: &Layer, matrix: &[f32], warm_q: &[f32]) -> Option<Factored> {
+/// The power step on `delta + error`, which it writes into `matrix` on the way, the
+/// factors on their grids; None where it is left to Python (`PowerSGDEncoder._factor`).
+fn power_step(
+    layer: &Layer,
+    delta: &[f32],
+    error: &[f32],
+    matrix: &mut [f32],
+    warm_q: &[f32],
+) -> Option<Factored> {
     let (rows, cols, rank) = (layer.rows, layer.cols, layer.rank);
     let bits = grids::factor_bits(rank);
-    let projected = dot::project(
-        Matrix {
-            values: matrix,
-            rows,
-            cols,
-        },
-        &transpose(warm_q, cols, rank),
-        rank,
-    );
+    let warm_t = transpose(warm_q, cols, rank);
+    let projected = dot::project_sum(delta, error, matrix, cols, &warm_t, rank);
     let p = grids::onto_grid_f64(&lowrank::orthonormalise(&projected, rows, rank), bits)?;
     let mut back = vec![0f32; rank * cols];
     lowrank::combine_rows(

@@ -103,8 +103,8 @@ def test_a_none_blob_is_byte_for_byte_what_python_writes_and_reads_back(
 
 
 def test_the_decoded_types_set_nothing_up_that_the_native_reader_skips() -> None:
-    """The reader fills the frozen dataclasses' fields directly (``native._filled``): right
-    only while ``__init__`` does nothing else."""
+    """The native reader fills the frozen dataclasses' ``__dict__`` directly
+    (``native/src/reader.rs``, ``filled``): right only while ``__init__`` does nothing else."""
     for cls in (UpdateBinding, DecodedUpdate):
         assert dataclasses.is_dataclass(cls) and not hasattr(cls, "__post_init__")
         assert all(field.default is dataclasses.MISSING for field in dataclasses.fields(cls))
