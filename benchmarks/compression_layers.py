@@ -50,7 +50,9 @@ MODEL_CODECS = {"powersgd": {"rank": 4}, "powersgd-q8": {}}
 RANKS = (1, 2, 4, 8)
 SIGNAL_RANK = 8
 NOISE_FRACTION = 0.1
-REPEATS = 31
+REPEATS = 101
+"""Medians of this many runs: a layer takes microseconds, and a shared machine moves a median
+of 31 by a tenth from one run to the next."""
 ROUNDS = 10
 DRIFT = 0.05
 BINDING = UpdateBinding("0xbench", "bench", 0, 0, "bench-base", 1)
