@@ -10,22 +10,45 @@ const MAX_LABEL_CHARS: usize = 256;
 /// A counter has at most this many digits (`canonical._COUNTER`).
 const MAX_COUNTER_DIGITS: usize = 19;
 
+/// Whether a field's value is quoted text or a non-negative integer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Label,
+    Counter,
+}
+
+/// The binding's fields in the order its canonical JSON sorts them, each with what a header
+/// holds before its value (the key, escaped twice, and a label's opening quote).
+const FIELDS: [(&str, &str, Kind); 6] = [
+    ("attempt", "{\\\"attempt\\\":", Kind::Counter),
+    ("base_model", ",\\\"base_model\\\":\\\"", Kind::Label),
+    ("num_samples", ",\\\"num_samples\\\":", Kind::Counter),
+    ("round", ",\\\"round\\\":", Kind::Counter),
+    ("sender", ",\\\"sender\\\":\\\"", Kind::Label),
+    ("task", ",\\\"task\\\":\\\"", Kind::Label),
+];
+/// What follows a label: its closing quote, escaped.
+const LABEL_END: &str = "\\\"";
+/// What closes the binding.
+const BINDING_END: &str = "}";
+/// A quote inside a label, escaped twice (`\"` in the binding's JSON, escaped again).
+const ESCAPED_QUOTE: &[u8] = b"\\\\\\\"";
+/// A backslash inside a label, escaped twice.
+const ESCAPED_BACKSLASH: &[u8] = b"\\\\\\\\";
+
+/// The smallest value of the counter `field` (`envelope.check_binding`): one sample at least.
+fn lowest(field: &str) -> u64 {
+    u64::from(field == "num_samples")
+}
+
 /// The binding's canonical JSON as a header holds it (`container.escaped_binding`), or None
 /// where `check_binding` would refuse a field.
 pub(crate) fn escaped_binding(binding: &Bound<'_, PyAny>) -> PyResult<Option<Vec<u8>>> {
     let mut out = Vec::with_capacity(160);
-    let fields: [(&str, &str, bool); 6] = [
-        ("attempt", "{\\\"attempt\\\":", false),
-        ("base_model", ",\\\"base_model\\\":\\\"", true),
-        ("num_samples", ",\\\"num_samples\\\":", false),
-        ("round", ",\\\"round\\\":", false),
-        ("sender", ",\\\"sender\\\":\\\"", true),
-        ("task", ",\\\"task\\\":\\\"", true),
-    ];
-    for (field, opening, is_label) in fields {
+    for (field, opening, kind) in FIELDS {
         out.extend_from_slice(opening.as_bytes());
         let value = binding.getattr(field)?;
-        if is_label {
+        if kind == Kind::Label {
             let Ok(text) = value.downcast::<PyString>() else {
                 return Ok(None);
             };
@@ -38,26 +61,26 @@ pub(crate) fn escaped_binding(binding: &Bound<'_, PyAny>) -> PyResult<Option<Vec
             }
             for byte in text.bytes() {
                 match byte {
-                    b'"' => out.extend_from_slice(b"\\\\\\\""),
-                    b'\\' => out.extend_from_slice(b"\\\\\\\\"),
+                    b'"' => out.extend_from_slice(ESCAPED_QUOTE),
+                    b'\\' => out.extend_from_slice(ESCAPED_BACKSLASH),
                     _ => out.push(byte),
                 }
             }
-            out.extend_from_slice(b"\\\"");
+            out.extend_from_slice(LABEL_END.as_bytes());
         } else {
             if !value.is_exact_instance_of::<PyInt>() || value.is_instance_of::<PyBool>() {
                 return Ok(None);
             }
-            let Ok(counter) = value.extract::<i64>() else {
+            let Ok(counter) = value.extract::<u64>() else {
                 return Ok(None);
             };
-            if counter < i64::from(field == "num_samples") {
+            if counter > i64::MAX as u64 || counter < lowest(field) {
                 return Ok(None);
             }
             out.extend_from_slice(counter.to_string().as_bytes());
         }
     }
-    out.push(b'}');
+    out.extend_from_slice(BINDING_END.as_bytes());
     Ok(Some(out))
 }
 
@@ -90,10 +113,10 @@ impl BindingReader<'_> {
         let mut label = String::new();
         loop {
             let rest = &self.bytes[self.at..];
-            let (character, width) = if rest.starts_with(b"\\\\\\\"") {
-                ('"', 4)
-            } else if rest.starts_with(b"\\\\\\\\") {
-                ('\\', 4)
+            let (character, width) = if rest.starts_with(ESCAPED_QUOTE) {
+                ('"', ESCAPED_QUOTE.len())
+            } else if rest.starts_with(ESCAPED_BACKSLASH) {
+                ('\\', ESCAPED_BACKSLASH.len())
             } else {
                 match rest.first() {
                     Some(&byte)
@@ -113,37 +136,31 @@ impl BindingReader<'_> {
     }
 }
 
-/// What a header's binding says, in `UpdateBinding`'s field order less the types.
-pub(crate) struct Binding {
-    pub(crate) attempt: u64,
-    pub(crate) base_model: String,
-    pub(crate) num_samples: u64,
-    pub(crate) round: u64,
-    pub(crate) sender: String,
-    pub(crate) task: String,
+/// A field's value as a header holds it.
+pub(crate) enum Value {
+    Label(String),
+    Counter(u64),
 }
 
-pub(crate) fn read_binding(reader: &mut BindingReader<'_>) -> Option<Binding> {
-    reader.literal("{\\\"attempt\\\":")?;
-    let attempt = reader.counter()?;
-    reader.literal(",\\\"base_model\\\":\\\"")?;
-    let base_model = reader.label()?;
-    reader.literal("\\\",\\\"num_samples\\\":")?;
-    let num_samples = reader.counter()?;
-    reader.literal(",\\\"round\\\":")?;
-    let round = reader.counter()?;
-    reader.literal(",\\\"sender\\\":\\\"")?;
-    let sender = reader.label()?;
-    reader.literal("\\\",\\\"task\\\":\\\"")?;
-    let task = reader.label()?;
-    reader.literal("\\\"}")?;
-    let limit = i64::MAX as u64;
-    (attempt <= limit && round <= limit && (1..=limit).contains(&num_samples)).then_some(Binding {
-        attempt,
-        base_model,
-        num_samples,
-        round,
-        sender,
-        task,
-    })
+/// The fields of a binding that [`escaped_binding`] wrote, by name, from the reader's place;
+/// None for any other bytes, or a counter `check_binding` would refuse.
+pub(crate) fn read_binding(reader: &mut BindingReader<'_>) -> Option<Vec<(&'static str, Value)>> {
+    let mut fields = Vec::with_capacity(FIELDS.len());
+    for (field, opening, kind) in FIELDS {
+        reader.literal(opening)?;
+        let value = if kind == Kind::Label {
+            let label = reader.label()?;
+            reader.literal(LABEL_END)?;
+            Value::Label(label)
+        } else {
+            let counter = reader.counter()?;
+            if counter > i64::MAX as u64 || counter < lowest(field) {
+                return None;
+            }
+            Value::Counter(counter)
+        };
+        fields.push((field, value));
+    }
+    reader.literal(BINDING_END)?;
+    Some(fields)
 }

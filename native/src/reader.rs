@@ -10,7 +10,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyType};
 
-use crate::binding::{read_binding, BindingReader};
+use crate::binding::{read_binding, BindingReader, Value};
 use crate::dot;
 use crate::grids::{self, Rebuild};
 use crate::lowrank::{self, Matrix};
@@ -203,12 +203,12 @@ impl UpdateReader {
             delta.set_item(layer.name.bind(py), tensor)?;
         }
         let fields = PyDict::new(py);
-        fields.set_item("sender", binding.sender)?;
-        fields.set_item("task", binding.task)?;
-        fields.set_item("round", binding.round)?;
-        fields.set_item("attempt", binding.attempt)?;
-        fields.set_item("base_model", binding.base_model)?;
-        fields.set_item("num_samples", binding.num_samples)?;
+        for (field, value) in binding {
+            match value {
+                Value::Label(label) => fields.set_item(field, label)?,
+                Value::Counter(counter) => fields.set_item(field, counter)?,
+            }
+        }
         let binding = filled(self.binding_type.bind(py), fields)?;
         let decoded = PyDict::new(py);
         decoded.set_item("delta", delta)?;
