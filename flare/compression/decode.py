@@ -179,8 +179,7 @@ def read_writers_blob(
         return None
     written = canonical.container
     delta = _assemble(canonical.tensors, written.layout, canonical.floats)
-    if not gzipped:
-        learn(spec, written)
+    learn(spec, written)
     return DecodedUpdate(delta=delta, binding=canonical.binding, codec=written.codec)
 
 

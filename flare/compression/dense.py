@@ -17,7 +17,7 @@ from flare.compression.base import (
 )
 from flare.compression.container import container_for
 from flare.compression.layout import TensorLayout, plan_layout
-from flare.compression.native import native_writer
+from flare.compression.native import write_natively
 from flare.compression.wire import gzip_compress
 from flare.tensors import ModelSpec, Weights
 
@@ -65,11 +65,9 @@ class DenseEncoder(UpdateEncoder):
         self.container = container_for(codec, self.layout)
 
     def encode(self, delta: Weights, binding: UpdateBinding) -> bytes:
-        native = native_writer(self.container)
-        if native is not None and type(delta) is dict:
-            written = native.encode(delta, binding, {}, {})
-            if written is not None:
-                return written[0]
+        written = write_natively(self.container, delta, binding)
+        if written is not None:
+            return written[0]
         container = self.container.write(binding, checked_delta(delta, self.spec))
         return gzip_compress(container) if self.codec.gzip_wrapped else container
 

@@ -36,10 +36,26 @@ LayerRow = tuple[str, list[int], int, int, int]
 offsets of the tensor or of its factors P and Q in the data section."""
 
 
+_python_only = False
+
+
+@contextmanager
+def python_only() -> Iterator[None]:
+    """Every blob written and read by Python inside the block, as where ``native/`` is not
+    built: for comparing the two lanes (tests, ``benchmarks/bench_compression.py``)."""
+    global _python_only
+    previous, _python_only = _python_only, True
+    try:
+        yield
+    finally:
+        _python_only = previous
+
+
 def native_layers(container: UpdateContainer) -> list[LayerRow] | None:
     """``container``'s tensors for the native side, or None where one is neither dense nor
-    ``lowrank``, the container is gzip-framed or this machine is big-endian."""
-    if UpdateWriter is None or container.gzip_wrapped or sys.byteorder != "little":
+    ``lowrank``, the container is gzip-framed, this machine is big-endian or the native lane
+    is off."""
+    if UpdateWriter is None or _python_only or container.gzip_wrapped or sys.byteorder != "little":
         return None
     begins = {span.name: span.begin for span in container.spans}
     rows: list[LayerRow] = []
@@ -55,19 +71,6 @@ def native_layers(container: UpdateContainer) -> list[LayerRow] | None:
 
 
 _writers: dict[tuple[bytes, bool], "UpdateWriter | None"] = {}
-_python_only = False
-
-
-@contextmanager
-def python_only() -> Iterator[None]:
-    """Every blob written and read by Python inside the block, as where ``native/`` is not
-    built: for comparing the two lanes (tests, ``benchmarks/bench_compression.py``)."""
-    global _python_only
-    previous, _python_only = _python_only, True
-    try:
-        yield
-    finally:
-        _python_only = previous
 
 
 def native_writer(container: UpdateContainer) -> "UpdateWriter | None":
@@ -85,6 +88,22 @@ def native_writer(container: UpdateContainer) -> "UpdateWriter | None":
             else UpdateWriter(HEADER_PREFIX, container.suffix, container.data_bytes, layers)
         )
     return _writers[key]
+
+
+def write_natively(
+    container: UpdateContainer,
+    delta: object,
+    binding: UpdateBinding,
+    error_memory: dict | None = None,
+    warm_q: dict | None = None,
+) -> tuple[bytes, list[str]] | None:
+    """The blob of ``delta`` (and a PowerSGD encoder's state) written natively, with the
+    tensors whose new warm start has an all-zero column; None, with nothing changed, where
+    the native lane does not take it (then Python writes it)."""
+    writer = native_writer(container)
+    if writer is None or type(delta) is not dict:
+        return None
+    return writer.encode(delta, binding, error_memory or {}, warm_q or {})
 
 
 @lru_cache(maxsize=64)

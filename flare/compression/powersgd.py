@@ -39,7 +39,7 @@ from flare.compression.layout import (
     plan_layout,
     unambiguous,
 )
-from flare.compression.native import native_writer
+from flare.compression.native import write_natively
 from flare.compression.rebuild import (
     column_codes,
     column_scales,
@@ -160,14 +160,12 @@ class PowerSGDEncoder(UpdateEncoder):
 
     def encode(self, delta: Weights, binding: UpdateBinding) -> bytes:
         """Compress ``delta`` plus the carried error; update the state only on success."""
-        native = native_writer(self.container)
-        if native is not None and type(delta) is dict:
-            written = native.encode(delta, binding, self.error_memory, self.warm_q)
-            if written is not None:
-                blob, stuck = written
-                for name in stuck:
-                    self.warm_q[name] = self._reseed_zero_columns(self.warm_q[name])
-                return blob
+        written = write_natively(self.container, delta, binding, self.error_memory, self.warm_q)
+        if written is not None:
+            blob, stuck = written
+            for name in stuck:
+                self.warm_q[name] = self._reseed_zero_columns(self.warm_q[name])
+            return blob
         delta = checked_delta(delta, self.spec)
         tensors: dict[str, np.ndarray] = {}
         sent_q: dict[str, np.ndarray] = {}
