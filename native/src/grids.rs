@@ -4,7 +4,7 @@
 
 use crate::levels::per_level;
 
-pub const FLOAT32_MAX: f64 = f32::MAX as f64;
+const FLOAT32_MAX: f64 = f32::MAX as f64;
 const FLOAT32_TINY: f64 = f32::MIN_POSITIVE as f64;
 /// float32's smallest subnormal, 2^-149: every float32 is a multiple of it.
 const FLOAT32_SUBNORMAL: f64 = 1.401_298_464_324_817e-45;
