@@ -224,8 +224,13 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn project_avx2(source: super::Rows, q_t: &[f32], rank: usize, out: &mut [f32]) {
-        super::project_groups::<Avx2, 1>(source, q_t, rank, out)
+    pub unsafe fn project_avx2(
+        source: super::Rows,
+        q_t: &[f32],
+        rank: usize,
+        out: &mut [f32],
+    ) -> bool {
+        super::project_groups::<Avx2, false>(source, q_t, rank, out)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -255,8 +260,13 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn project_avx512(source: super::Rows, q_t: &[f32], rank: usize, out: &mut [f32]) {
-        super::project_groups::<Avx512, 2>(source, q_t, rank, out)
+    pub unsafe fn project_avx512(
+        source: super::Rows,
+        q_t: &[f32],
+        rank: usize,
+        out: &mut [f32],
+    ) -> bool {
+        super::project_groups::<Avx512, true>(source, q_t, rank, out)
     }
 }
 
@@ -272,7 +282,8 @@ pub struct Rows {
 }
 
 /// `m = delta + error`, element by element, and `P = m @ Q` (`rows x rank`) from `q_t`, `Q`
-/// transposed (`rank x cols`).
+/// transposed (`rank x cols`); None where a value of `m` is not finite (a value of `delta`
+/// is not, or the sum overflows), with `m` then partly written.
 pub fn project_sum(
     delta: &[f32],
     error: &[f32],
@@ -280,7 +291,7 @@ pub fn project_sum(
     cols: usize,
     q_t: &[f32],
     rank: usize,
-) -> Vec<f32> {
+) -> Option<Vec<f32>> {
     let rows = m.len().checked_div(cols).unwrap_or(0);
     assert!(delta.len() >= rows * cols && error.len() >= rows * cols);
     let sum_of = Some((delta.as_ptr(), error.as_ptr()));
@@ -296,7 +307,7 @@ pub fn project_sum(
     )
 }
 
-fn project_from(source: Rows, q_t: &[f32], rank: usize) -> Vec<f32> {
+fn project_from(source: Rows, q_t: &[f32], rank: usize) -> Option<Vec<f32>> {
     assert!(q_t.len() >= rank * source.cols);
     let mut out = vec![0f32; source.rows * rank];
     // SAFETY: the level is supported where it is current; the kernels read `rows * cols`
@@ -308,36 +319,54 @@ fn project_from(source: Rows, q_t: &[f32], rank: usize) -> Vec<f32> {
             Level::Avx512 => x86::project_avx512(source, q_t, rank, &mut out),
             #[cfg(target_arch = "x86_64")]
             Level::Avx2 => x86::project_avx2(source, q_t, rank, &mut out),
-            _ => project_groups::<Scalar, 1>(source, q_t, rank, &mut out),
+            _ => project_groups::<Scalar, false>(source, q_t, rank, &mut out),
         }
     }
-    out
+    .then_some(out)
 }
 
-/// Up to four columns of `P` at a time, `B` rows at a time: independent chains in flight. The
-/// first group sums the rows where `source` asks for it; the others read them back.
+/// Up to four columns of `P` at a time, several rows at a time (more where a group has
+/// fewer columns, and on AVX-512's 32 registers): independent chains in flight. The first
+/// group sums the rows where `source` asks for it, checking that every sum is finite; the
+/// others read them back. False where a sum is not finite.
 #[inline(always)]
-unsafe fn project_groups<V: Lanes, const B: usize>(
+unsafe fn project_groups<V: Lanes, const WIDE: bool>(
     source: Rows,
     q_t: &[f32],
     rank: usize,
     out: &mut [f32],
-) {
+) -> bool {
+    let mut finite = true;
     let mut first = 0;
     while first < rank {
         let summing = first == 0 && source.sum_of.is_some();
-        match (rank - first, summing) {
-            (1, true) => project_block::<V, 1, B, true>(source, q_t, rank, first, out),
-            (2, true) => project_block::<V, 2, B, true>(source, q_t, rank, first, out),
-            (3, true) => project_block::<V, 3, B, true>(source, q_t, rank, first, out),
-            (_, true) => project_block::<V, 4, B, true>(source, q_t, rank, first, out),
-            (1, false) => project_block::<V, 1, B, false>(source, q_t, rank, first, out),
-            (2, false) => project_block::<V, 2, B, false>(source, q_t, rank, first, out),
-            (3, false) => project_block::<V, 3, B, false>(source, q_t, rank, first, out),
-            (_, false) => project_block::<V, 4, B, false>(source, q_t, rank, first, out),
+        macro_rules! block {
+            ($r:literal, $wide:literal, $narrow:literal) => {
+                match (summing, WIDE) {
+                    (true, true) => {
+                        project_block::<V, $r, $wide, true>(source, q_t, rank, first, out)
+                    }
+                    (true, false) => {
+                        project_block::<V, $r, $narrow, true>(source, q_t, rank, first, out)
+                    }
+                    (false, true) => {
+                        project_block::<V, $r, $wide, false>(source, q_t, rank, first, out)
+                    }
+                    (false, false) => {
+                        project_block::<V, $r, $narrow, false>(source, q_t, rank, first, out)
+                    }
+                }
+            };
         }
+        finite &= match rank - first {
+            1 => block!(1, 4, 2),
+            2 => block!(2, 4, 1),
+            3 => block!(3, 2, 1),
+            _ => block!(4, 2, 1),
+        };
         first += (rank - first).min(4);
     }
+    finite
 }
 
 #[inline(always)]
@@ -347,14 +376,19 @@ unsafe fn project_block<V: Lanes, const R: usize, const B: usize, const SUM: boo
     rank: usize,
     first: usize,
     out: &mut [f32],
-) {
+) -> bool {
+    // x - x is 0 for a finite x and NaN otherwise: one sum per row block stays 0 exactly when
+    // every value summed is finite.
+    let mut checks = [V::zero(); B];
     let whole_rows = source.rows - source.rows % B;
     for i0 in (0..whole_rows).step_by(B) {
-        project_rows::<V, R, B, SUM>(source, q_t, rank, first, i0, out);
+        project_rows::<V, R, B, SUM>(source, q_t, rank, first, i0, out, &mut checks);
     }
+    let mut last = [V::zero(); 1];
     for i in whole_rows..source.rows {
-        project_rows::<V, R, 1, SUM>(source, q_t, rank, first, i, out);
+        project_rows::<V, R, 1, SUM>(source, q_t, rank, first, i, out, &mut last);
     }
+    checks.iter().chain(&last).all(|check| check.sum() == 0.0)
 }
 
 /// Row `i`'s 16 values from `offset` (`count` of them, the other lanes 0): summed and written
@@ -381,7 +415,8 @@ unsafe fn row_lanes<V: Lanes, const SUM: bool>(source: Rows, offset: usize, coun
     sum
 }
 
-/// Entries `first..first + R` of rows `i0..i0 + B`.
+/// Entries `first..first + R` of rows `i0..i0 + B`; where `SUM`, each row's `x - x` added
+/// into its check.
 #[inline(always)]
 unsafe fn project_rows<V: Lanes, const R: usize, const B: usize, const SUM: bool>(
     source: Rows,
@@ -390,6 +425,7 @@ unsafe fn project_rows<V: Lanes, const R: usize, const B: usize, const SUM: bool
     first: usize,
     i0: usize,
     out: &mut [f32],
+    checks: &mut [V; B],
 ) {
     let cols = source.cols;
     let whole = cols - cols % 16;
@@ -397,27 +433,40 @@ unsafe fn project_rows<V: Lanes, const R: usize, const B: usize, const SUM: bool
     let mut sums = [[V::zero(); R]; B];
     for start in (0..whole).step_by(16) {
         let q: [V; R] = std::array::from_fn(|k| V::load(factor.add(k * cols + start)));
-        for (b, row_sums) in sums.iter_mut().enumerate() {
-            let x = row_lanes::<V, SUM>(source, (i0 + b) * cols + start, 16);
-            for k in 0..R {
-                row_sums[k] = row_sums[k].fused(x, q[k]);
-            }
-        }
+        project_step::<V, R, B, SUM>(source, i0, start, 16, &q, &mut sums, checks);
     }
     if whole < cols {
         let count = cols - whole;
         let q: [V; R] =
             std::array::from_fn(|k| V::load_partial(factor.add(k * cols + whole), count));
-        for (b, row_sums) in sums.iter_mut().enumerate() {
-            let x = row_lanes::<V, SUM>(source, (i0 + b) * cols + whole, count);
-            for k in 0..R {
-                row_sums[k] = row_sums[k].fused(x, q[k]);
-            }
-        }
+        project_step::<V, R, B, SUM>(source, i0, whole, count, &q, &mut sums, checks);
     }
     for (b, row_sums) in sums.iter().enumerate() {
         for (k, lanes) in row_sums.iter().enumerate() {
             out[(i0 + b) * rank + first + k] = lanes.sum();
+        }
+    }
+}
+
+/// One group of 16 columns from `start` (`count` of them) of rows `i0..i0 + B`. A function,
+/// not a closure: a closure would not take its caller's target features, nor inline.
+#[inline(always)]
+unsafe fn project_step<V: Lanes, const R: usize, const B: usize, const SUM: bool>(
+    source: Rows,
+    i0: usize,
+    start: usize,
+    count: usize,
+    q: &[V; R],
+    sums: &mut [[V; R]; B],
+    checks: &mut [V; B],
+) {
+    for (b, row_sums) in sums.iter_mut().enumerate() {
+        let x = row_lanes::<V, SUM>(source, (i0 + b) * source.cols + start, count);
+        if SUM {
+            checks[b] = checks[b].plus(x.minus(x));
+        }
+        for k in 0..R {
+            row_sums[k] = row_sums[k].fused(x, q[k]);
         }
     }
 }

@@ -60,8 +60,11 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
         .collect()
 }
 
-const SHAPES: [(usize, usize, usize); 9] = [
+const SHAPES: [(usize, usize, usize); 12] = [
     (5, 9, 1),
+    (13, 150, 1),
+    (11, 100, 2),
+    (9, 70, 3),
     (15, 130, 8),
     (16, 17, 3),
     (37, 53, 5),
@@ -88,7 +91,8 @@ fn both_products_sum_in_their_defined_order_on_every_level() {
                 cols,
                 &transpose(&q, cols, rank),
                 rank,
-            );
+            )
+            .expect("finite sums");
             let sums: Vec<f32> = delta.iter().zip(&error).map(|(d, e)| d + e).collect();
             assert_eq!(bits(&m), bits(&sums), "{level:?} {rows}x{cols} r{rank}");
             assert_eq!(
@@ -113,6 +117,39 @@ fn both_products_sum_in_their_defined_order_on_every_level() {
                 bits(&sequential_combine(&m, rows, cols, &p, rank)),
                 "{level:?} {rows}x{cols} r{rank}"
             );
+        }
+    }
+    Level::select(*Level::supported().last().unwrap());
+}
+
+#[test]
+fn the_first_product_refuses_any_sum_that_is_not_finite() {
+    let _turn = LEVELS.lock().unwrap();
+    for level in Level::supported() {
+        Level::select(level);
+        for (rows, cols, rank) in SHAPES {
+            let q_t = values(cols * rank, cols);
+            let error = values(rows * cols, 7 * rows);
+            // The first value, the last (in a trailing row or partial block) and one between.
+            for at in [0, rows * cols / 2 + 1, rows * cols - 1] {
+                for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX] {
+                    let mut delta = values(rows * cols, rows);
+                    delta[at] = bad;
+                    let mut carried = error.clone();
+                    // f32::MAX is finite: the sum overflows only with a large carried error.
+                    carried[at] = if bad == f32::MAX {
+                        f32::MAX
+                    } else {
+                        carried[at]
+                    };
+                    let mut m = vec![0f32; rows * cols];
+                    let projected = project_sum(&delta, &carried, &mut m, cols, &q_t, rank);
+                    assert!(
+                        projected.is_none(),
+                        "{level:?} {rows}x{cols} r{rank} {bad} at {at}"
+                    );
+                }
+            }
         }
     }
     Level::select(*Level::supported().last().unwrap());

@@ -34,8 +34,9 @@ per_level! {
 #[allow(clippy::eq_op)] // `value - value` is the test: 0 exactly when `value` is finite
 fn all_finite_inline(values: &[f32]) -> bool {
     // x - x is 0 for a finite x and NaN otherwise; the sum of those is NaN exactly when one is.
-    let mut lanes = [0f32; LANES];
-    let chunks = values.chunks_exact(LANES);
+    // Four registers' worth of sums, so the additions do not wait on one another.
+    let mut lanes = [0f32; 4 * LANES];
+    let chunks = values.chunks_exact(4 * LANES);
     let tail = chunks.remainder();
     for chunk in chunks {
         for (lane, value) in lanes.iter_mut().zip(chunk) {
@@ -57,23 +58,26 @@ per_level! {
 
 #[inline(always)]
 fn combine_rows_inline(a: Matrix<'_>, coefficients: &[f32], rank: usize, out_t: &mut [f32]) {
+    // Enough independent chains (outputs times column blocks) that a fused multiply-add
+    // seldom waits on the one before it.
     let mut first = 0;
     while first < rank {
         match rank - first {
-            1 => combine_columns::<1>(a, coefficients, rank, first, out_t),
-            2 => combine_columns::<2>(a, coefficients, rank, first, out_t),
-            3 => combine_columns::<3>(a, coefficients, rank, first, out_t),
-            _ => combine_columns::<4>(a, coefficients, rank, first, out_t),
+            1 => combine_columns::<1, 4>(a, coefficients, rank, first, out_t),
+            2 => combine_columns::<2, 2>(a, coefficients, rank, first, out_t),
+            3 => combine_columns::<3, 2>(a, coefficients, rank, first, out_t),
+            _ => combine_columns::<4, 2>(a, coefficients, rank, first, out_t),
         }
         first += (rank - first).min(4);
     }
 }
 
-/// Outputs `first..first + R` of [`combine_rows`], [`LANES`] columns at a time held in
-/// registers over all rows (a last, partial block zero-padded); each output's sum runs over
-/// the rows in order however the columns are blocked, so the blocking changes no bit.
+/// Outputs `first..first + R` of [`combine_rows`], `BLOCKS` times [`LANES`] columns at a time
+/// held in registers over all rows, then single blocks, then a last, zero-padded partial one;
+/// each output's sum runs over the rows in order however the columns are blocked, so the
+/// blocking changes no bit.
 #[inline(always)]
-fn combine_columns<const R: usize>(
+fn combine_columns<const R: usize, const BLOCKS: usize>(
     a: Matrix<'_>,
     coefficients: &[f32],
     rank: usize,
@@ -81,29 +85,48 @@ fn combine_columns<const R: usize>(
     out_t: &mut [f32],
 ) {
     let n = a.cols;
+    let wide = n - n % (BLOCKS * LANES);
     let whole = n - n % LANES;
-    for start in (0..whole).step_by(LANES) {
-        let mut sums = [[0f32; LANES]; R];
-        for (r, row) in a.values.chunks_exact(n).take(a.rows).enumerate() {
-            let weights: &[f32; R] = coefficients[r * rank + first..][..R].try_into().unwrap();
-            let x: &[f32; LANES] = row[start..start + LANES].try_into().unwrap();
-            accumulate(&mut sums, weights, x);
-        }
-        for (k, lanes) in sums.iter().enumerate() {
-            out_t[(first + k) * n + start..][..LANES].copy_from_slice(lanes);
-        }
+    for start in (0..wide).step_by(BLOCKS * LANES) {
+        combine_span::<R, BLOCKS>(a, coefficients, rank, first, start, LANES, out_t);
+    }
+    for start in (wide..whole).step_by(LANES) {
+        combine_span::<R, 1>(a, coefficients, rank, first, start, LANES, out_t);
     }
     if whole < n {
-        let width = n - whole;
-        let mut sums = [[0f32; LANES]; R];
-        for (r, row) in a.values.chunks_exact(n).take(a.rows).enumerate() {
-            let weights: &[f32; R] = coefficients[r * rank + first..][..R].try_into().unwrap();
-            let x: [f32; LANES] =
-                std::array::from_fn(|l| if l < width { row[whole + l] } else { 0.0 });
-            accumulate(&mut sums, weights, &x);
+        combine_span::<R, 1>(a, coefficients, rank, first, whole, n - whole, out_t);
+    }
+}
+
+/// Columns `start..` of outputs `first..first + R`: `BLOCKS` blocks of [`LANES`], or one
+/// block of `width` (< [`LANES`]) columns read zero-padded.
+#[inline(always)]
+fn combine_span<const R: usize, const BLOCKS: usize>(
+    a: Matrix<'_>,
+    coefficients: &[f32],
+    rank: usize,
+    first: usize,
+    start: usize,
+    width: usize,
+    out_t: &mut [f32],
+) {
+    let n = a.cols;
+    let mut sums = [[[0f32; LANES]; R]; BLOCKS];
+    for (r, row) in a.values.chunks_exact(n).take(a.rows).enumerate() {
+        let weights: &[f32; R] = coefficients[r * rank + first..][..R].try_into().unwrap();
+        for (b, block_sums) in sums.iter_mut().enumerate() {
+            let from = start + b * LANES;
+            let x: [f32; LANES] = if width == LANES {
+                row[from..from + LANES].try_into().unwrap()
+            } else {
+                std::array::from_fn(|l| if l < width { row[from + l] } else { 0.0 })
+            };
+            accumulate(block_sums, weights, &x);
         }
-        for (k, lanes) in sums.iter().enumerate() {
-            out_t[(first + k) * n + whole..][..width].copy_from_slice(&lanes[..width]);
+    }
+    for (b, block_sums) in sums.iter().enumerate() {
+        for (k, lanes) in block_sums.iter().enumerate() {
+            out_t[(first + k) * n + start + b * LANES..][..width].copy_from_slice(&lanes[..width]);
         }
     }
 }

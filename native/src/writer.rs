@@ -153,7 +153,13 @@ impl UpdateWriter {
                 )
             })
             .collect();
-        if !values.iter().all(|tensor| lowrank::all_finite(tensor)) {
+        // A factored tensor's values are checked as the power step sums them.
+        let dense_finite = self
+            .layers
+            .iter()
+            .zip(&values)
+            .all(|(layer, tensor)| layer.rank > 0 || lowrank::all_finite(tensor));
+        if !dense_finite {
             return Ok(None);
         }
 
@@ -283,7 +289,7 @@ fn power_step(
     let (rows, cols, rank) = (layer.rows, layer.cols, layer.rank);
     let bits = grids::factor_bits(rank);
     let warm_t = transpose(warm_q, cols, rank);
-    let projected = dot::project_sum(delta, error, matrix, cols, &warm_t, rank);
+    let projected = dot::project_sum(delta, error, matrix, cols, &warm_t, rank)?;
     let p = grids::onto_grid_f64(&lowrank::orthonormalise(&projected, rows, rank), bits)?;
     let mut back = vec![0f32; rank * cols];
     lowrank::combine_rows(
