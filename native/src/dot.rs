@@ -1,4 +1,6 @@
-//! The power step's first product, `P = M @ Q`, as dot products along the rows of `M`.
+//! The power step's first product, `P = M @ Q`, as dot products along the rows of
+//! `M = delta + error` (summed where it is read: `M` is never stored), and the rebuild
+//! `P @ Q^T`, alone or as what is still owed.
 //!
 //! Each entry is defined as sixteen chains of fused multiply-adds, chain `l` taking the
 //! columns `j` with `j % 16 == l` in order from `+0`, then added pairwise: lane `l` to lane
@@ -8,7 +10,7 @@
 //! cost is one pass over `M` and a few additions per entry.
 
 use crate::levels::Level;
-use crate::lowrank::Matrix;
+use crate::lowrank::{Matrix, Sum};
 
 /// Sixteen float32 lanes and the operations a dot product needs.
 trait Lanes: Copy {
@@ -225,7 +227,7 @@ mod x86 {
 
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn project_avx2(
-        source: super::Rows,
+        source: super::Sum<'_>,
         q_t: &[f32],
         rank: usize,
         out: &mut [f32],
@@ -240,10 +242,10 @@ mod x86 {
         rows: usize,
         cols: usize,
         rank: usize,
-        from: Option<&[f32]>,
+        delta: Option<&[f32]>,
         out: &mut [f32],
     ) {
-        super::rebuild_blocks::<Avx2, 2, 2>(p, q_t, rows, cols, rank, from, out)
+        super::rebuild_blocks::<Avx2, 2, 2>(p, q_t, rows, cols, rank, delta, out)
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
@@ -253,15 +255,15 @@ mod x86 {
         rows: usize,
         cols: usize,
         rank: usize,
-        from: Option<&[f32]>,
+        delta: Option<&[f32]>,
         out: &mut [f32],
     ) {
-        super::rebuild_blocks::<Avx512, 2, 4>(p, q_t, rows, cols, rank, from, out)
+        super::rebuild_blocks::<Avx512, 2, 4>(p, q_t, rows, cols, rank, delta, out)
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
     pub unsafe fn project_avx512(
-        source: super::Rows,
+        source: super::Sum<'_>,
         q_t: &[f32],
         rank: usize,
         out: &mut [f32],
@@ -270,49 +272,17 @@ mod x86 {
     }
 }
 
-/// Where the product reads the rows of `M` (`rows x cols`, row-major): the sum
-/// `delta + error`, which the first group of columns writes into `m` as it reads it (one
-/// pass less over a layer that does not fit the nearest cache), the other groups from `m`.
-#[derive(Clone, Copy)]
-pub struct Rows {
-    m: *mut f32,
-    sum_of: Option<(*const f32, *const f32)>,
-    rows: usize,
-    cols: usize,
-}
-
-/// `m = delta + error`, element by element, and `P = m @ Q` (`rows x rank`) from `q_t`, `Q`
-/// transposed (`rank x cols`); None where a value of `m` is not finite (a value of `delta`
-/// is not, or the sum overflows), with `m` then partly written.
-pub fn project_sum(
-    delta: &[f32],
-    error: &[f32],
-    m: &mut [f32],
-    cols: usize,
-    q_t: &[f32],
-    rank: usize,
-) -> Option<Vec<f32>> {
-    let rows = m.len().checked_div(cols).unwrap_or(0);
-    assert!(delta.len() >= rows * cols && error.len() >= rows * cols);
-    let sum_of = Some((delta.as_ptr(), error.as_ptr()));
-    project_from(
-        Rows {
-            m: m.as_mut_ptr(),
-            sum_of,
-            rows,
-            cols,
-        },
-        q_t,
-        rank,
-    )
-}
-
-fn project_from(source: Rows, q_t: &[f32], rank: usize) -> Option<Vec<f32>> {
-    assert!(q_t.len() >= rank * source.cols);
-    let mut out = vec![0f32; source.rows * rank];
+/// `P = (delta + error) @ Q` (`rows x rank`) from `q_t`, `Q` transposed (`rank x cols`);
+/// None where a value of the sum is not finite (a value of `delta` is not, or the sum
+/// overflows).
+pub fn project_sum(source: Sum<'_>, q_t: &[f32], rank: usize) -> Option<Vec<f32>> {
+    let (rows, cols) = (source.rows, source.cols);
+    assert!(source.delta.len() >= rows * cols && source.error.len() >= rows * cols);
+    assert!(q_t.len() >= rank * cols);
+    let mut out = vec![0f32; rows * rank];
     // SAFETY: the level is supported where it is current; the kernels read `rows * cols`
-    // values of each of `source`'s arrays and `rank * cols` of `q_t` (asserted by the
-    // callers and above), write `m` only when summing, and write `rows * rank` of `out`.
+    // values of each of `source`'s arrays and `rank * cols` of `q_t` and write `rows * rank`
+    // of `out` (all asserted above).
     unsafe {
         match Level::current() {
             #[cfg(target_arch = "x86_64")]
@@ -327,11 +297,10 @@ fn project_from(source: Rows, q_t: &[f32], rank: usize) -> Option<Vec<f32>> {
 
 /// Up to four columns of `P` at a time, several rows at a time (more where a group has
 /// fewer columns, and on AVX-512's 32 registers): independent chains in flight. The first
-/// group sums the rows where `source` asks for it, checking that every sum is finite; the
-/// others read them back. False where a sum is not finite.
+/// group checks that every sum is finite. False where one is not.
 #[inline(always)]
 unsafe fn project_groups<V: Lanes, const WIDE: bool>(
-    source: Rows,
+    source: Sum<'_>,
     q_t: &[f32],
     rank: usize,
     out: &mut [f32],
@@ -339,10 +308,10 @@ unsafe fn project_groups<V: Lanes, const WIDE: bool>(
     let mut finite = true;
     let mut first = 0;
     while first < rank {
-        let summing = first == 0 && source.sum_of.is_some();
+        let checking = first == 0;
         macro_rules! block {
             ($r:literal, $wide:literal, $narrow:literal) => {
-                match (summing, WIDE) {
+                match (checking, WIDE) {
                     (true, true) => {
                         project_block::<V, $r, $wide, true>(source, q_t, rank, first, out)
                     }
@@ -370,56 +339,44 @@ unsafe fn project_groups<V: Lanes, const WIDE: bool>(
 }
 
 #[inline(always)]
-unsafe fn project_block<V: Lanes, const R: usize, const B: usize, const SUM: bool>(
-    source: Rows,
+unsafe fn project_block<V: Lanes, const R: usize, const B: usize, const CHECK: bool>(
+    source: Sum<'_>,
     q_t: &[f32],
     rank: usize,
     first: usize,
     out: &mut [f32],
 ) -> bool {
-    // x - x is 0 for a finite x and NaN otherwise: one sum per row block stays 0 exactly when
-    // every value summed is finite.
+    // x - x is 0 for a finite x and NaN otherwise: one sum per row of the block stays 0
+    // exactly when every value it saw is finite.
     let mut checks = [V::zero(); B];
     let whole_rows = source.rows - source.rows % B;
     for i0 in (0..whole_rows).step_by(B) {
-        project_rows::<V, R, B, SUM>(source, q_t, rank, first, i0, out, &mut checks);
+        project_rows::<V, R, B, CHECK>(source, q_t, rank, first, i0, out, &mut checks);
     }
     let mut last = [V::zero(); 1];
     for i in whole_rows..source.rows {
-        project_rows::<V, R, 1, SUM>(source, q_t, rank, first, i, out, &mut last);
+        project_rows::<V, R, 1, CHECK>(source, q_t, rank, first, i, out, &mut last);
     }
     checks.iter().chain(&last).all(|check| check.sum() == 0.0)
 }
 
-/// Row `i`'s 16 values from `offset` (`count` of them, the other lanes 0): summed and written
-/// to `m` first where `SUM`, else read from `m`.
+/// `delta + error` at `offset`: 16 values, or `count` of them with the other lanes 0.
 #[inline(always)]
-unsafe fn row_lanes<V: Lanes, const SUM: bool>(source: Rows, offset: usize, count: usize) -> V {
-    let load = |from: *const f32| {
-        if count == 16 {
-            V::load(from)
-        } else {
-            V::load_partial(from, count)
-        }
-    };
-    if !SUM {
-        return load(source.m.add(offset));
-    }
-    let (delta, error) = source.sum_of.expect("summing rows have their terms");
-    let sum = load(delta.add(offset)).plus(load(error.add(offset)));
+unsafe fn sum_lanes<V: Lanes>(source: Sum<'_>, offset: usize, count: usize) -> V {
+    let delta = source.delta.as_ptr().add(offset);
+    let error = source.error.as_ptr().add(offset);
     if count == 16 {
-        sum.store(source.m.add(offset));
+        V::load(delta).plus(V::load(error))
     } else {
-        sum.store_partial(source.m.add(offset), count);
+        V::load_partial(delta, count).plus(V::load_partial(error, count))
     }
-    sum
 }
 
-/// Entries `first..first + R` of rows `i0..i0 + B`; where `SUM`, each row's `x - x` added
+/// Entries `first..first + R` of rows `i0..i0 + B`; where `CHECK`, each row's `x - x` added
 /// into its check.
 #[inline(always)]
-unsafe fn project_rows<V: Lanes, const R: usize, const B: usize, const SUM: bool>(
-    source: Rows,
+unsafe fn project_rows<V: Lanes, const R: usize, const B: usize, const CHECK: bool>(
+    source: Sum<'_>,
     q_t: &[f32],
     rank: usize,
     first: usize,
@@ -433,13 +390,13 @@ unsafe fn project_rows<V: Lanes, const R: usize, const B: usize, const SUM: bool
     let mut sums = [[V::zero(); R]; B];
     for start in (0..whole).step_by(16) {
         let q: [V; R] = std::array::from_fn(|k| V::load(factor.add(k * cols + start)));
-        project_step::<V, R, B, SUM>(source, i0, start, 16, &q, &mut sums, checks);
+        project_step::<V, R, B, CHECK>(source, i0, start, 16, &q, &mut sums, checks);
     }
     if whole < cols {
         let count = cols - whole;
         let q: [V; R] =
             std::array::from_fn(|k| V::load_partial(factor.add(k * cols + whole), count));
-        project_step::<V, R, B, SUM>(source, i0, whole, count, &q, &mut sums, checks);
+        project_step::<V, R, B, CHECK>(source, i0, whole, count, &q, &mut sums, checks);
     }
     for (b, row_sums) in sums.iter().enumerate() {
         for (k, lanes) in row_sums.iter().enumerate() {
@@ -451,8 +408,8 @@ unsafe fn project_rows<V: Lanes, const R: usize, const B: usize, const SUM: bool
 /// One group of 16 columns from `start` (`count` of them) of rows `i0..i0 + B`. A function,
 /// not a closure: a closure would not take its caller's target features, nor inline.
 #[inline(always)]
-unsafe fn project_step<V: Lanes, const R: usize, const B: usize, const SUM: bool>(
-    source: Rows,
+unsafe fn project_step<V: Lanes, const R: usize, const B: usize, const CHECK: bool>(
+    source: Sum<'_>,
     i0: usize,
     start: usize,
     count: usize,
@@ -461,8 +418,8 @@ unsafe fn project_step<V: Lanes, const R: usize, const B: usize, const SUM: bool
     checks: &mut [V; B],
 ) {
     for (b, row_sums) in sums.iter_mut().enumerate() {
-        let x = row_lanes::<V, SUM>(source, (i0 + b) * source.cols + start, count);
-        if SUM {
+        let x: V = sum_lanes(source, (i0 + b) * source.cols + start, count);
+        if CHECK {
             checks[b] = checks[b].plus(x.minus(x));
         }
         for k in 0..R {
@@ -471,22 +428,23 @@ unsafe fn project_step<V: Lanes, const R: usize, const B: usize, const SUM: bool
     }
 }
 
-/// `out = P @ Q^T`, or `out = from - P @ Q^T` (`rows x cols`), for factors whose every
-/// partial sum float32 holds exactly: any order of the sums gives the same bits, so this
-/// one keeps the most chains in flight. Zeros come out `+0`.
-pub fn rebuild(p: &[f32], q_t: Matrix<'_>, from: Option<&[f32]>, out: &mut [f32]) {
+/// `out = P @ Q^T` (`rows x cols`), or, given `delta`, what is still owed in place of the
+/// carried error that `out` holds: `out = (delta + out) - P @ Q^T`. For factors whose every
+/// partial sum float32 holds exactly: any order of the sums gives the same bits, so this one
+/// keeps the most chains in flight. Zeros come out `+0`.
+pub fn rebuild(p: &[f32], q_t: Matrix<'_>, delta: Option<&[f32]>, out: &mut [f32]) {
     let (rank, cols) = (q_t.rows, q_t.cols);
     let rows = p.len().checked_div(rank).unwrap_or(0);
     assert!(q_t.values.len() >= rank * cols && out.len() >= rows * cols);
-    assert!(from.is_none_or(|from| from.len() >= rows * cols));
-    // SAFETY: as in [`project`]: the sizes are asserted above.
+    assert!(delta.is_none_or(|delta| delta.len() >= rows * cols));
+    // SAFETY: as in [`project_sum`]: the sizes are asserted above.
     unsafe {
         match Level::current() {
             #[cfg(target_arch = "x86_64")]
-            Level::Avx512 => x86::rebuild_avx512(p, q_t.values, rows, cols, rank, from, out),
+            Level::Avx512 => x86::rebuild_avx512(p, q_t.values, rows, cols, rank, delta, out),
             #[cfg(target_arch = "x86_64")]
-            Level::Avx2 => x86::rebuild_avx2(p, q_t.values, rows, cols, rank, from, out),
-            _ => rebuild_blocks::<Scalar, 1, 1>(p, q_t.values, rows, cols, rank, from, out),
+            Level::Avx2 => x86::rebuild_avx2(p, q_t.values, rows, cols, rank, delta, out),
+            _ => rebuild_blocks::<Scalar, 1, 1>(p, q_t.values, rows, cols, rank, delta, out),
         }
     }
 }
@@ -498,15 +456,15 @@ unsafe fn rebuild_blocks<V: Lanes, const ROWS: usize, const BLOCKS: usize>(
     rows: usize,
     cols: usize,
     rank: usize,
-    from: Option<&[f32]>,
+    delta: Option<&[f32]>,
     out: &mut [f32],
 ) {
     let whole_rows = rows - rows % ROWS;
     for i0 in (0..whole_rows).step_by(ROWS) {
-        rebuild_rows::<V, ROWS, BLOCKS>(p, q_t, cols, rank, i0, from, out);
+        rebuild_rows::<V, ROWS, BLOCKS>(p, q_t, cols, rank, i0, delta, out);
     }
     for i in whole_rows..rows {
-        rebuild_rows::<V, 1, BLOCKS>(p, q_t, cols, rank, i, from, out);
+        rebuild_rows::<V, 1, BLOCKS>(p, q_t, cols, rank, i, delta, out);
     }
 }
 
@@ -518,7 +476,7 @@ unsafe fn rebuild_rows<V: Lanes, const ROWS: usize, const BLOCKS: usize>(
     cols: usize,
     rank: usize,
     i0: usize,
-    from: Option<&[f32]>,
+    delta: Option<&[f32]>,
     out: &mut [f32],
 ) {
     let wide = cols - cols % (16 * BLOCKS);
@@ -555,9 +513,14 @@ unsafe fn rebuild_rows<V: Lanes, const ROWS: usize, const BLOCKS: usize>(
             let at = (i0 + r) * cols + start;
             for (b, sum) in row_sums.iter().enumerate().take(blocks) {
                 let at = at + 16 * b;
-                let value = match from {
-                    Some(from) if count == 16 => V::load(from.as_ptr().add(at)).minus(*sum),
-                    Some(from) => V::load_partial(from.as_ptr().add(at), count).minus(*sum),
+                let to = out.as_mut_ptr().add(at);
+                let value = match delta {
+                    Some(delta) if count == 16 => V::load(delta.as_ptr().add(at))
+                        .plus(V::load(to))
+                        .minus(*sum),
+                    Some(delta) => V::load_partial(delta.as_ptr().add(at), count)
+                        .plus(V::load_partial(to, count))
+                        .minus(*sum),
                     None => *sum,
                 };
                 if count == 16 {

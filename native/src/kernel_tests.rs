@@ -83,18 +83,15 @@ fn both_products_sum_in_their_defined_order_on_every_level() {
         for (rows, cols, rank) in SHAPES {
             let (delta, error) = (values(rows * cols, rows), values(rows * cols, 7 * rows));
             let q = values(cols * rank, cols);
-            let mut m = vec![f32::NAN; rows * cols];
-            let projected = project_sum(
-                &delta,
-                &error,
-                &mut m,
+            let sum = Sum {
+                delta: &delta,
+                error: &error,
+                rows,
                 cols,
-                &transpose(&q, cols, rank),
-                rank,
-            )
-            .expect("finite sums");
-            let sums: Vec<f32> = delta.iter().zip(&error).map(|(d, e)| d + e).collect();
-            assert_eq!(bits(&m), bits(&sums), "{level:?} {rows}x{cols} r{rank}");
+            };
+            let projected =
+                project_sum(sum, &transpose(&q, cols, rank), rank).expect("finite sums");
+            let m: Vec<f32> = delta.iter().zip(&error).map(|(d, e)| d + e).collect();
             assert_eq!(
                 bits(&projected),
                 bits(&sequential_project(&m, rows, cols, &q, rank)),
@@ -102,16 +99,7 @@ fn both_products_sum_in_their_defined_order_on_every_level() {
             );
             let p = values(rows * rank, 3);
             let mut back = vec![0f32; rank * cols];
-            combine_rows(
-                Matrix {
-                    values: &m,
-                    rows,
-                    cols,
-                },
-                &p,
-                rank,
-                &mut back,
-            );
+            combine_rows(sum, &p, rank, &mut back);
             assert_eq!(
                 bits(&back),
                 bits(&sequential_combine(&m, rows, cols, &p, rank)),
@@ -142,8 +130,13 @@ fn the_first_product_refuses_any_sum_that_is_not_finite() {
                     } else {
                         carried[at]
                     };
-                    let mut m = vec![0f32; rows * cols];
-                    let projected = project_sum(&delta, &carried, &mut m, cols, &q_t, rank);
+                    let sum = Sum {
+                        delta: &delta,
+                        error: &carried,
+                        rows,
+                        cols,
+                    };
+                    let projected = project_sum(sum, &q_t, rank);
                     assert!(
                         projected.is_none(),
                         "{level:?} {rows}x{cols} r{rank} {bad} at {at}"
@@ -201,9 +194,9 @@ fn the_rebuild_is_the_exact_product() {
             };
             let mut out = vec![0f32; rows * cols];
             rebuild(&p, factor, None, &mut out);
-            let m = values(rows * cols, 8);
-            let mut owed = vec![0f32; rows * cols];
-            rebuild(&p, factor, Some(&m), &mut owed);
+            let (delta, carried) = (values(rows * cols, 8), values(rows * cols, 9));
+            let mut owed = carried.clone();
+            rebuild(&p, factor, Some(&delta), &mut owed);
             for i in 0..rows {
                 for j in 0..cols {
                     let exact: f64 = (0..rank)
@@ -212,7 +205,7 @@ fn the_rebuild_is_the_exact_product() {
                     assert_eq!(out[i * cols + j].to_bits(), (exact as f32 + 0.0).to_bits());
                     assert_eq!(
                         owed[i * cols + j].to_bits(),
-                        (m[i * cols + j] - exact as f32).to_bits()
+                        ((delta[i * cols + j] + carried[i * cols + j]) - exact as f32).to_bits()
                     );
                 }
             }

@@ -1,5 +1,5 @@
 //! The rest of PowerSGD's power step on one layer, the same bits on every x86-64 CPU: the
-//! sum `delta + carried error`, the second product `M^T @ P`, and the orthonormalisation of
+//! second product `M^T @ P` on `M = delta + carried error`, and the orthonormalisation of
 //! `P` (the first product and the rebuild are `dot.rs`'s, the grids `grids.rs`'s).
 //!
 //! Each entry of `M^T @ P` is one chain of fused multiply-adds over the rows, in order, from
@@ -21,6 +21,17 @@ const DEPENDENT_COLUMN_TOLERANCE: f64 = 1e-5;
 #[derive(Clone, Copy)]
 pub struct Matrix<'a> {
     pub values: &'a [f32],
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// The row-major float32 matrix `delta + error` (`rows x cols`), never stored: each product
+/// sums its two terms where it reads them, a single rounding that gives the same bits each
+/// time. Storing it would cost a layer-sized write and, later, a read.
+#[derive(Clone, Copy)]
+pub struct Sum<'a> {
+    pub delta: &'a [f32],
+    pub error: &'a [f32],
     pub rows: usize,
     pub cols: usize,
 }
@@ -52,12 +63,12 @@ fn all_finite_inline(values: &[f32]) -> bool {
 per_level! {
     /// `out_t[k][j] = sum_r coefficients[r][k] a[r][j]`, summed in the order of `r` from `+0`
     /// (`a` is `rows x n`, `coefficients` is `rows x rank`, `out_t` is `rank x n`): the
-    /// power step's two products, `M^T @ P` on `M` and `(M @ Q)^T` on `M^T`.
-    pub fn combine_rows(a: Matrix<'_>, coefficients: &[f32], rank: usize, out_t: &mut [f32]) => combine_rows_inline
+    /// power step's second product, `(M^T @ P)^T`.
+    pub fn combine_rows(a: Sum<'_>, coefficients: &[f32], rank: usize, out_t: &mut [f32]) => combine_rows_inline
 }
 
 #[inline(always)]
-fn combine_rows_inline(a: Matrix<'_>, coefficients: &[f32], rank: usize, out_t: &mut [f32]) {
+fn combine_rows_inline(a: Sum<'_>, coefficients: &[f32], rank: usize, out_t: &mut [f32]) {
     // Enough independent chains (outputs times column blocks) that a fused multiply-add
     // seldom waits on the one before it.
     let mut first = 0;
@@ -78,7 +89,7 @@ fn combine_rows_inline(a: Matrix<'_>, coefficients: &[f32], rank: usize, out_t: 
 /// blocking changes no bit.
 #[inline(always)]
 fn combine_columns<const R: usize, const BLOCKS: usize>(
-    a: Matrix<'_>,
+    a: Sum<'_>,
     coefficients: &[f32],
     rank: usize,
     first: usize,
@@ -102,7 +113,7 @@ fn combine_columns<const R: usize, const BLOCKS: usize>(
 /// block of `width` (< [`LANES`]) columns read zero-padded.
 #[inline(always)]
 fn combine_span<const R: usize, const BLOCKS: usize>(
-    a: Matrix<'_>,
+    a: Sum<'_>,
     coefficients: &[f32],
     rank: usize,
     first: usize,
@@ -112,15 +123,23 @@ fn combine_span<const R: usize, const BLOCKS: usize>(
 ) {
     let n = a.cols;
     let mut sums = [[[0f32; LANES]; R]; BLOCKS];
-    for (r, row) in a.values.chunks_exact(n).take(a.rows).enumerate() {
+    let rows = a.delta.chunks_exact(n).zip(a.error.chunks_exact(n));
+    for (r, (delta, error)) in rows.take(a.rows).enumerate() {
         let weights: &[f32; R] = coefficients[r * rank + first..][..R].try_into().unwrap();
         for (b, block_sums) in sums.iter_mut().enumerate() {
             let from = start + b * LANES;
-            let x: [f32; LANES] = if width == LANES {
-                row[from..from + LANES].try_into().unwrap()
+            // Loops, not `array::from_fn`: its closure would not inline into this level.
+            let mut x = [0f32; LANES];
+            if width == LANES {
+                let (d, e) = (&delta[from..from + LANES], &error[from..from + LANES]);
+                for l in 0..LANES {
+                    x[l] = d[l] + e[l];
+                }
             } else {
-                std::array::from_fn(|l| if l < width { row[from + l] } else { 0.0 })
-            };
+                for l in 0..width {
+                    x[l] = delta[from + l] + error[from + l];
+                }
+            }
             accumulate(block_sums, weights, &x);
         }
     }

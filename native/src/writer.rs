@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use crate::binding::escaped_binding;
 use crate::dot;
 use crate::grids::{self, Rebuild};
-use crate::lowrank::{self, Matrix};
+use crate::lowrank::{self, Matrix, Sum};
 use crate::update::{layers_from, padding, put_f32, transpose, Layer, LayerRow, FLOAT32_BYTES};
 
 /// A blob and the tensors whose new warm start has an all-zero column.
@@ -74,31 +74,12 @@ impl UpdateWriter {
         let Some(escaped) = escaped_binding(binding)? else {
             return Ok(None);
         };
-        // Per tensor, delta plus carried error (empty for a dense tensor), in one buffer this
-        // thread keeps: a fresh layer-sized allocation costs page faults at every blob.
-        let mut kept = SCRATCH.with_borrow_mut(std::mem::take);
-        let total: usize = self
-            .layers
-            .iter()
-            .filter(|layer| layer.rank > 0)
-            .map(Layer::size)
-            .sum();
-        if kept.len() < total {
-            kept.resize(total, 0.0);
-        }
-        let written = self.write(py, delta, &escaped, error_memory, warm_q, &mut kept);
-        SCRATCH.with_borrow_mut(|slot| *slot = kept);
-        written
+        self.write(py, delta, &escaped, error_memory, warm_q)
     }
 }
 
-thread_local! {
-    /// The writer's scratch, kept by each thread between blobs.
-    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 impl UpdateWriter {
-    /// [`UpdateWriter::encode`] with the binding escaped and the scratch in hand.
+    /// [`UpdateWriter::encode`] with the binding escaped.
     fn write<'py>(
         &self,
         py: Python<'py>,
@@ -106,16 +87,7 @@ impl UpdateWriter {
         escaped: &[u8],
         error_memory: &Bound<'py, PyDict>,
         warm_q: &Bound<'py, PyDict>,
-        buffer: &mut [f32],
     ) -> PyResult<Option<Written<'py>>> {
-        let mut scratch: Vec<&mut [f32]> = Vec::with_capacity(self.layers.len());
-        let mut rest = buffer;
-        for layer in &self.layers {
-            let size = if layer.rank > 0 { layer.size() } else { 0 };
-            let (mine, others) = rest.split_at_mut(size);
-            scratch.push(mine);
-            rest = others;
-        }
         let mut inputs = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             let Some(array) = float32_array(delta, &layer.name, &layer.shape)? else {
@@ -165,13 +137,12 @@ impl UpdateWriter {
 
         let mut factored = Vec::with_capacity(memory.len());
         let mut state = memory.iter();
-        for ((layer, tensor), matrix) in self.layers.iter().zip(&values).zip(scratch.iter_mut()) {
-            let matrix: &mut [f32] = matrix;
+        for (layer, tensor) in self.layers.iter().zip(&values) {
             if layer.rank == 0 {
                 continue;
             }
             let (error, warm) = state.next().expect("a state per factored layer");
-            match power_step(layer, tensor, error, matrix, warm) {
+            match power_step(layer, tensor, error, warm) {
                 Some(step) => factored.push(step),
                 None => return Ok(None),
             }
@@ -205,7 +176,7 @@ impl UpdateWriter {
         let mut reseed = Vec::new();
         let mut steps = factored.iter();
         let mut state = memory.iter_mut();
-        for (layer, matrix) in self.layers.iter().zip(scratch.iter()) {
+        for (layer, tensor) in self.layers.iter().zip(&values) {
             if layer.rank == 0 {
                 continue;
             }
@@ -216,7 +187,7 @@ impl UpdateWriter {
                 rows: layer.rank,
                 cols: layer.cols,
             };
-            dot::rebuild(&step.p, q_t, Some(matrix), owed);
+            dot::rebuild(&step.p, q_t, Some(tensor), owed);
             next.copy_from_slice(&step.q);
             if step
                 .q_t
@@ -277,31 +248,22 @@ fn float32_array<'py>(
     Ok((array.shape() == shape && array.is_c_contiguous()).then_some(array))
 }
 
-/// The power step on `delta + error`, which it writes into `matrix` on the way, the
-/// factors on their grids; None where it is left to Python (`PowerSGDEncoder._factor`).
-fn power_step(
-    layer: &Layer,
-    delta: &[f32],
-    error: &[f32],
-    matrix: &mut [f32],
-    warm_q: &[f32],
-) -> Option<Factored> {
+/// The power step on `delta + error`, the factors on their grids; None where it is left to
+/// Python (`PowerSGDEncoder._factor`).
+fn power_step(layer: &Layer, delta: &[f32], error: &[f32], warm_q: &[f32]) -> Option<Factored> {
     let (rows, cols, rank) = (layer.rows, layer.cols, layer.rank);
     let bits = grids::factor_bits(rank);
+    let m = Sum {
+        delta,
+        error,
+        rows,
+        cols,
+    };
     let warm_t = transpose(warm_q, cols, rank);
-    let projected = dot::project_sum(delta, error, matrix, cols, &warm_t, rank)?;
+    let projected = dot::project_sum(m, &warm_t, rank)?;
     let p = grids::onto_grid_f64(&lowrank::orthonormalise(&projected, rows, rank), bits)?;
     let mut back = vec![0f32; rank * cols];
-    lowrank::combine_rows(
-        Matrix {
-            values: matrix,
-            rows,
-            cols,
-        },
-        &p.stored,
-        rank,
-        &mut back,
-    );
+    lowrank::combine_rows(m, &p.stored, rank, &mut back);
     let q_t = grids::onto_grid_f32(&back, bits)?;
     match grids::rebuild_kind(rank, (p.largest, p.step), (q_t.largest, q_t.step)) {
         Rebuild::Elsewhere => None,
