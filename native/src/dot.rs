@@ -39,6 +39,9 @@ trait Lanes: Copy {
     unsafe fn fused(self, a: Self, b: Self) -> Self;
     /// The lanes added in the pairwise order of the module's definition.
     unsafe fn sum(self) -> f32;
+    /// A hint that the line holding `at` is about to be written (no effect on any value).
+    #[inline(always)]
+    unsafe fn prefetch_for_write(_at: *const f32) {}
 }
 
 #[derive(Clone, Copy)]
@@ -173,6 +176,10 @@ mod x86 {
         unsafe fn sum(self) -> f32 {
             sum8(_mm256_add_ps(self.0, self.1))
         }
+        #[inline(always)]
+        unsafe fn prefetch_for_write(at: *const f32) {
+            _mm_prefetch::<_MM_HINT_ET0>(at as *const i8);
+        }
     }
 
     #[derive(Clone, Copy)]
@@ -222,6 +229,10 @@ mod x86 {
         unsafe fn sum(self) -> f32 {
             let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(self.0)));
             sum8(_mm256_add_ps(_mm512_castps512_ps256(self.0), high))
+        }
+        #[inline(always)]
+        unsafe fn prefetch_for_write(at: *const f32) {
+            _mm_prefetch::<_MM_HINT_ET0>(at as *const i8);
         }
     }
 
@@ -468,6 +479,9 @@ unsafe fn rebuild_blocks<V: Lanes, const ROWS: usize, const BLOCKS: usize>(
     }
 }
 
+/// How far ahead, in floats, the rebuild asks for the lines it is about to write.
+const WRITE_AHEAD: usize = 256;
+
 /// Rows `i0..i0 + ROWS` of the rebuild, `BLOCKS` groups of 16 columns at a time.
 #[inline(always)]
 unsafe fn rebuild_rows<V: Lanes, const ROWS: usize, const BLOCKS: usize>(
@@ -514,6 +528,11 @@ unsafe fn rebuild_rows<V: Lanes, const ROWS: usize, const BLOCKS: usize>(
             for (b, sum) in row_sums.iter().enumerate().take(blocks) {
                 let at = at + 16 * b;
                 let to = out.as_mut_ptr().add(at);
+                // A store to a line not in the nearest cache waits for it: asking for the
+                // lines a little ahead keeps those waits overlapped (same bits).
+                if delta.is_none() {
+                    V::prefetch_for_write(to.wrapping_add(WRITE_AHEAD));
+                }
                 let value = match delta {
                     Some(delta) if count == 16 => V::load(delta.as_ptr().add(at))
                         .plus(V::load(to))

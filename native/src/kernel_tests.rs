@@ -244,3 +244,36 @@ fn grids_follow_python() {
         Rebuild::Elsewhere
     );
 }
+
+#[test]
+fn transposes_swap_rows_and_columns() {
+    for (rows, cols) in [
+        (0, 3),
+        (1, 7),
+        (7, 1),
+        (37, 2),
+        (2, 37),
+        (130, 3),
+        (3, 130),
+        (64, 4),
+        (4, 64),
+        (200, 8),
+        (8, 200),
+        (21, 5),
+        (5, 21),
+        (9, 9),
+    ] {
+        let matrix = values(rows * cols, rows + cols);
+        let swapped = crate::update::transpose(&matrix, rows, cols);
+        assert_eq!(swapped.len(), rows * cols);
+        for i in 0..rows {
+            for j in 0..cols {
+                assert_eq!(
+                    swapped[j * rows + i].to_bits(),
+                    matrix[i * cols + j].to_bits(),
+                    "{rows}x{cols}"
+                );
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@
 //! is float64, in a fixed order too. Everything here mirrors `flare/compression/powersgd.py`,
 //! which remains the reference.
 
-use crate::levels::per_level;
+use crate::levels::{per_level, Level};
 
 /// Columns whose chains advance together: one AVX-512 register, two AVX2, four SSE2.
 const LANES: usize = 16;
@@ -70,14 +70,19 @@ per_level! {
 #[inline(always)]
 fn combine_rows_inline(a: Sum<'_>, coefficients: &[f32], rank: usize, out_t: &mut [f32]) {
     // Enough independent chains (outputs times column blocks) that a fused multiply-add
-    // seldom waits on the one before it.
+    // seldom waits on the one before it, as many as the level's registers hold.
+    let wide = Level::current() == Level::Avx512;
     let mut first = 0;
     while first < rank {
-        match rank - first {
-            1 => combine_columns::<1, 4>(a, coefficients, rank, first, out_t),
-            2 => combine_columns::<2, 2>(a, coefficients, rank, first, out_t),
-            3 => combine_columns::<3, 2>(a, coefficients, rank, first, out_t),
-            _ => combine_columns::<4, 2>(a, coefficients, rank, first, out_t),
+        match (rank - first, wide) {
+            (1, true) => combine_columns::<1, 8>(a, coefficients, rank, first, out_t),
+            (2, true) => combine_columns::<2, 4>(a, coefficients, rank, first, out_t),
+            (3, true) => combine_columns::<3, 4>(a, coefficients, rank, first, out_t),
+            (_, true) => combine_columns::<4, 4>(a, coefficients, rank, first, out_t),
+            (1, false) => combine_columns::<1, 4>(a, coefficients, rank, first, out_t),
+            (2, false) => combine_columns::<2, 2>(a, coefficients, rank, first, out_t),
+            (3, false) => combine_columns::<3, 2>(a, coefficients, rank, first, out_t),
+            (_, false) => combine_columns::<4, 2>(a, coefficients, rank, first, out_t),
         }
         first += (rank - first).min(4);
     }

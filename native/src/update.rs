@@ -85,10 +85,64 @@ pub(crate) fn put_f32(out: &mut [u8], offset: usize, values: &[f32]) {
 
 /// The transpose of `values`, a `rows x cols` row-major matrix.
 pub(crate) fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut out = vec![0f32; rows * cols];
-    for (i, row) in values.chunks_exact(cols.max(1)).take(rows).enumerate() {
-        for (j, value) in row.iter().enumerate() {
-            out[j * rows + i] = *value;
+    let values = &values[..rows * cols];
+    // A factor is a few columns (its rank) by hundreds of rows: its columns are split out, or
+    // interleaved back, sixteen values at a time with the rank known to the compiler.
+    match (rows.min(cols), rows >= cols) {
+        (0 | 1, _) => values.to_vec(),
+        (2, true) => split_columns::<2>(values, rows),
+        (3, true) => split_columns::<3>(values, rows),
+        (4, true) => split_columns::<4>(values, rows),
+        (8, true) => split_columns::<8>(values, rows),
+        (2, false) => interleave_rows::<2>(values, cols),
+        (3, false) => interleave_rows::<3>(values, cols),
+        (4, false) => interleave_rows::<4>(values, cols),
+        (8, false) => interleave_rows::<8>(values, cols),
+        _ => {
+            let mut out = vec![0f32; rows * cols];
+            for (i, row) in values.chunks_exact(cols).enumerate() {
+                for (j, value) in row.iter().enumerate() {
+                    out[j * rows + i] = *value;
+                }
+            }
+            out
+        }
+    }
+}
+
+/// The `C x rows` transpose of `values` (`rows x C`).
+fn split_columns<const C: usize>(values: &[f32], rows: usize) -> Vec<f32> {
+    let mut out = vec![0f32; rows * C];
+    let whole = rows - rows % 16;
+    for (k, column) in out.chunks_exact_mut(rows).enumerate() {
+        for i0 in (0..whole).step_by(16) {
+            let tile = &values[i0 * C..][..16 * C];
+            let to: &mut [f32; 16] = (&mut column[i0..i0 + 16]).try_into().unwrap();
+            for l in 0..16 {
+                to[l] = tile[l * C + k];
+            }
+        }
+        for i in whole..rows {
+            column[i] = values[i * C + k];
+        }
+    }
+    out
+}
+
+/// The `cols x C` transpose of `values` (`C x cols`).
+fn interleave_rows<const C: usize>(values: &[f32], cols: usize) -> Vec<f32> {
+    let mut out = vec![0f32; cols * C];
+    let whole = cols - cols % 16;
+    for (k, row) in values.chunks_exact(cols).enumerate() {
+        for j0 in (0..whole).step_by(16) {
+            let from: &[f32; 16] = row[j0..j0 + 16].try_into().unwrap();
+            let tile = &mut out[j0 * C..][..16 * C];
+            for l in 0..16 {
+                tile[l * C + k] = from[l];
+            }
+        }
+        for j in whole..cols {
+            out[j * C + k] = row[j];
         }
     }
     out
