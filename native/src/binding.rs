@@ -3,6 +3,7 @@
 //! parser that accepts that spelling alone (`canonical.BINDING_PATTERN`).
 
 use pyo3::prelude::*;
+use pyo3::sync::GILOnceCell;
 use pyo3::types::{PyBool, PyInt, PyString};
 
 /// Longest label of a binding, in characters (`envelope.MAX_LABEL_CHARS`).
@@ -36,6 +37,18 @@ const ESCAPED_QUOTE: &[u8] = b"\\\\\\\"";
 /// A backslash inside a label, escaped twice.
 const ESCAPED_BACKSLASH: &[u8] = b"\\\\\\\\";
 
+/// The fields' names as Python strings, made once: looking an attribute up by a fresh string
+/// would make and hash that string at every blob.
+pub(crate) fn field_names(py: Python<'_>) -> &'static [Py<PyString>] {
+    static NAMES: GILOnceCell<Vec<Py<PyString>>> = GILOnceCell::new();
+    NAMES.get_or_init(py, || {
+        FIELDS
+            .iter()
+            .map(|(field, ..)| PyString::intern(py, field).unbind())
+            .collect()
+    })
+}
+
 /// The smallest value of the counter `field` (`envelope.check_binding`): one sample at least.
 fn lowest(field: &str) -> u64 {
     u64::from(field == "num_samples")
@@ -45,9 +58,10 @@ fn lowest(field: &str) -> u64 {
 /// where `check_binding` would refuse a field.
 pub(crate) fn escaped_binding(binding: &Bound<'_, PyAny>) -> PyResult<Option<Vec<u8>>> {
     let mut out = Vec::with_capacity(160);
-    for (field, opening, kind) in FIELDS {
+    let names = field_names(binding.py());
+    for ((field, opening, kind), name) in FIELDS.into_iter().zip(names) {
         out.extend_from_slice(opening.as_bytes());
-        let value = binding.getattr(field)?;
+        let value = binding.getattr(name.bind(binding.py()))?;
         if kind == Kind::Label {
             let Ok(text) = value.downcast::<PyString>() else {
                 return Ok(None);

@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use numpy::npyffi::{self, npy_intp, NpyTypes, NPY_ARRAY_WRITEABLE, NPY_TYPES, PY_ARRAY_API};
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyType};
 
-use crate::binding::{read_binding, BindingReader, Value};
+use crate::binding::{field_names, read_binding, BindingReader, Value};
 use crate::dot;
 use crate::grids::{self, Rebuild};
 use crate::lowrank::{self, Matrix};
@@ -203,17 +204,18 @@ impl UpdateReader {
             delta.set_item(layer.name.bind(py), tensor)?;
         }
         let fields = PyDict::new(py);
-        for (field, value) in binding {
+        for (name, (_, value)) in field_names(py).iter().zip(binding) {
+            let name = name.bind(py);
             match value {
-                Value::Label(label) => fields.set_item(field, label)?,
-                Value::Counter(counter) => fields.set_item(field, counter)?,
+                Value::Label(label) => fields.set_item(name, label)?,
+                Value::Counter(counter) => fields.set_item(name, counter)?,
             }
         }
         let binding = filled(self.binding_type.bind(py), fields)?;
         let decoded = PyDict::new(py);
-        decoded.set_item("delta", delta)?;
-        decoded.set_item("binding", binding)?;
-        decoded.set_item("codec", configuration.codec.clone_ref(py))?;
+        decoded.set_item(intern!(py, "delta"), delta)?;
+        decoded.set_item(intern!(py, "binding"), binding)?;
+        decoded.set_item(intern!(py, "codec"), configuration.codec.clone_ref(py))?;
         Ok(Some(filled(self.decoded_type.bind(py), decoded)?))
     }
 }
@@ -228,7 +230,11 @@ fn filled<'py>(
     fields: Bound<'py, PyDict>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = cls.py();
-    let instance = py.get_type::<PyAny>().call_method1("__new__", (cls,))?;
+    // What `object.__new__(cls)` does for a class defined in Python, less its lookup and call.
+    // SAFETY: `cls` is a live type object; the result is a new reference or null with an error.
+    let instance = unsafe {
+        Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyType_GenericAlloc(cls.as_type_ptr(), 0))?
+    };
     // SAFETY: both pointers are live objects; a dataclass instance has a `__dict__` slot.
     if unsafe {
         pyo3::ffi::PyObject_GenericSetDict(instance.as_ptr(), fields.as_ptr(), std::ptr::null_mut())
