@@ -46,7 +46,7 @@ SpecKey = tuple[tuple[str, tuple[int, ...]], ...]
 
 def spec_key(spec: ModelSpec) -> SpecKey:
     """``spec`` as the key of the caches that depend on it."""
-    return tuple((name, tuple(shape)) for name, shape in spec.items())
+    return tuple([(name, tuple(shape)) for name, shape in spec.items()])  # a list is quicker
 
 
 @lru_cache(maxsize=64)
