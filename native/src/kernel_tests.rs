@@ -1,9 +1,10 @@
 //! The kernels against scalar references of their definitions, on every level this CPU runs.
 
-use crate::dot::{project_sum, rebuild};
+use crate::dot::{combine_rows, project_sum};
 use crate::grids::*;
 use crate::levels::Level;
 use crate::lowrank::*;
+use crate::rebuild::rebuild;
 use std::sync::Mutex;
 
 /// The level is process-wide; tests that switch it take turns.

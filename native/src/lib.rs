@@ -7,10 +7,12 @@ mod dot;
 mod grids;
 #[cfg(test)]
 mod kernel_tests;
+mod lanes;
 mod levels;
 mod lowrank;
 mod pairing;
 mod reader;
+mod rebuild;
 mod update;
 mod writer;
 

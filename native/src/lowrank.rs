@@ -1,18 +1,16 @@
 //! The rest of PowerSGD's power step on one layer, the same bits on every x86-64 CPU: the
-//! second product `M^T @ P` on `M = delta + carried error`, and the orthonormalisation of
-//! `P` (the first product and the rebuild are `dot.rs`'s, the grids `grids.rs`'s).
+//! matrices the kernels borrow, the finiteness check, and the orthonormalisation of `P`
+//! (the products are `dot.rs`'s, the rebuild `rebuild.rs`'s, the grids `grids.rs`'s).
 //!
-//! Each entry of `M^T @ P` is one chain of fused multiply-adds over the rows, in order, from
-//! `+0`. A fused multiply-add rounds once whatever computes it (the FMA unit of the AVX2 and
-//! AVX-512 levels, the correctly rounded software `fma` at the baseline), and Rust never
-//! reorders float operations, so every level (`levels.rs`) writes the same bits; only the
-//! vector width and how the independent chains are interleaved differ. The orthonormalisation
-//! is float64, in a fixed order too. Everything here mirrors `flare/compression/powersgd.py`,
+//! The orthonormalisation is float64, in a fixed order. A fused multiply-add rounds once
+//! whatever computes it (the FMA unit of the AVX2 and AVX-512 levels, the correctly rounded
+//! software `fma` at the baseline), and Rust never reorders float operations, so every level
+//! (`levels.rs`) gives the same bits. Everything here mirrors `flare/compression/powersgd.py`,
 //! which remains the reference.
 
-use crate::levels::{per_level, Level};
+use crate::levels::per_level;
 
-/// Columns whose chains advance together: one AVX-512 register, two AVX2, four SSE2.
+/// Values whose checks advance together: one AVX-512 register, two AVX2, four SSE2.
 const LANES: usize = 16;
 /// A column keeping less of its norm than this after projection is dependent.
 const DEPENDENT_COLUMN_TOLERANCE: f64 = 1e-5;
@@ -58,110 +56,6 @@ fn all_finite_inline(values: &[f32]) -> bool {
         *lane += value - value;
     }
     lanes.iter().all(|lane| *lane == 0.0)
-}
-
-per_level! {
-    /// `out_t[k][j] = sum_r coefficients[r][k] a[r][j]`, summed in the order of `r` from `+0`
-    /// (`a` is `rows x n`, `coefficients` is `rows x rank`, `out_t` is `rank x n`): the
-    /// power step's second product, `(M^T @ P)^T`.
-    pub fn combine_rows(a: Sum<'_>, coefficients: &[f32], rank: usize, out_t: &mut [f32]) => combine_rows_inline
-}
-
-#[inline(always)]
-fn combine_rows_inline(a: Sum<'_>, coefficients: &[f32], rank: usize, out_t: &mut [f32]) {
-    // Enough independent chains (outputs times column blocks) that a fused multiply-add
-    // seldom waits on the one before it, as many as the level's registers hold.
-    let wide = Level::current() == Level::Avx512;
-    let mut first = 0;
-    while first < rank {
-        match (rank - first, wide) {
-            (1, true) => combine_columns::<1, 8>(a, coefficients, rank, first, out_t),
-            (2, true) => combine_columns::<2, 4>(a, coefficients, rank, first, out_t),
-            (3, true) => combine_columns::<3, 4>(a, coefficients, rank, first, out_t),
-            (_, true) => combine_columns::<4, 4>(a, coefficients, rank, first, out_t),
-            (1, false) => combine_columns::<1, 4>(a, coefficients, rank, first, out_t),
-            (2, false) => combine_columns::<2, 2>(a, coefficients, rank, first, out_t),
-            (3, false) => combine_columns::<3, 2>(a, coefficients, rank, first, out_t),
-            (_, false) => combine_columns::<4, 2>(a, coefficients, rank, first, out_t),
-        }
-        first += (rank - first).min(4);
-    }
-}
-
-/// Outputs `first..first + R` of [`combine_rows`], `BLOCKS` times [`LANES`] columns at a time
-/// held in registers over all rows, then single blocks, then a last, zero-padded partial one;
-/// each output's sum runs over the rows in order however the columns are blocked, so the
-/// blocking changes no bit.
-#[inline(always)]
-fn combine_columns<const R: usize, const BLOCKS: usize>(
-    a: Sum<'_>,
-    coefficients: &[f32],
-    rank: usize,
-    first: usize,
-    out_t: &mut [f32],
-) {
-    let n = a.cols;
-    let wide = n - n % (BLOCKS * LANES);
-    let whole = n - n % LANES;
-    for start in (0..wide).step_by(BLOCKS * LANES) {
-        combine_span::<R, BLOCKS>(a, coefficients, rank, first, start, LANES, out_t);
-    }
-    for start in (wide..whole).step_by(LANES) {
-        combine_span::<R, 1>(a, coefficients, rank, first, start, LANES, out_t);
-    }
-    if whole < n {
-        combine_span::<R, 1>(a, coefficients, rank, first, whole, n - whole, out_t);
-    }
-}
-
-/// Columns `start..` of outputs `first..first + R`: `BLOCKS` blocks of [`LANES`], or one
-/// block of `width` (< [`LANES`]) columns read zero-padded.
-#[inline(always)]
-fn combine_span<const R: usize, const BLOCKS: usize>(
-    a: Sum<'_>,
-    coefficients: &[f32],
-    rank: usize,
-    first: usize,
-    start: usize,
-    width: usize,
-    out_t: &mut [f32],
-) {
-    let n = a.cols;
-    let mut sums = [[[0f32; LANES]; R]; BLOCKS];
-    let rows = a.delta.chunks_exact(n).zip(a.error.chunks_exact(n));
-    for (r, (delta, error)) in rows.take(a.rows).enumerate() {
-        let weights: &[f32; R] = coefficients[r * rank + first..][..R].try_into().unwrap();
-        for (b, block_sums) in sums.iter_mut().enumerate() {
-            let from = start + b * LANES;
-            // Loops, not `array::from_fn`: its closure would not inline into this level.
-            let mut x = [0f32; LANES];
-            if width == LANES {
-                let (d, e) = (&delta[from..from + LANES], &error[from..from + LANES]);
-                for l in 0..LANES {
-                    x[l] = d[l] + e[l];
-                }
-            } else {
-                for l in 0..width {
-                    x[l] = delta[from + l] + error[from + l];
-                }
-            }
-            accumulate(block_sums, weights, &x);
-        }
-    }
-    for (b, block_sums) in sums.iter().enumerate() {
-        for (k, lanes) in block_sums.iter().enumerate() {
-            out_t[(first + k) * n + start + b * LANES..][..width].copy_from_slice(&lanes[..width]);
-        }
-    }
-}
-
-#[inline(always)]
-fn accumulate<const R: usize>(sums: &mut [[f32; LANES]; R], weights: &[f32; R], x: &[f32; LANES]) {
-    for k in 0..R {
-        for l in 0..LANES {
-            sums[k][l] = weights[k].mul_add(x[l], sums[k][l]);
-        }
-    }
 }
 
 per_level! {

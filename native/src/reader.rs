@@ -12,9 +12,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyType};
 
 use crate::binding::{field_names, read_binding, BindingReader, Value};
-use crate::dot;
 use crate::grids::{self, Rebuild};
 use crate::lowrank::{self, Matrix};
+use crate::rebuild;
 use crate::update::{f32_at, layers_from, padding, transpose, Layer, LayerRow, FLOAT32_BYTES};
 
 /// A float32 array of `shape` whose data is `bytes[offset..]`, read-only, kept alive by
@@ -269,7 +269,7 @@ fn rebuilt<'py>(
                 cols,
             };
             Some(array_of(py, &layer.shape, |out| {
-                dot::rebuild(p, q_t, None, out)
+                rebuild::rebuild(p, q_t, None, out)
             }))
         }
     }

@@ -10,6 +10,7 @@ use crate::binding::escaped_binding;
 use crate::dot;
 use crate::grids::{self, Rebuild};
 use crate::lowrank::{self, Matrix, Sum};
+use crate::rebuild;
 use crate::update::{layers_from, padding, put_f32, transpose, Layer, LayerRow, FLOAT32_BYTES};
 
 /// A blob and the tensors whose new warm start has an all-zero column.
@@ -187,7 +188,7 @@ impl UpdateWriter {
                 rows: layer.rank,
                 cols: layer.cols,
             };
-            dot::rebuild(&step.p, q_t, Some(tensor), owed);
+            rebuild::rebuild(&step.p, q_t, Some(tensor), owed);
             next.copy_from_slice(&step.q);
             if step
                 .q_t
@@ -263,7 +264,7 @@ fn power_step(layer: &Layer, delta: &[f32], error: &[f32], warm_q: &[f32]) -> Op
     let projected = dot::project_sum(m, &warm_t, rank)?;
     let p = grids::onto_grid_f64(&lowrank::orthonormalise(&projected, rows, rank), bits)?;
     let mut back = vec![0f32; rank * cols];
-    lowrank::combine_rows(m, &p.stored, rank, &mut back);
+    dot::combine_rows(m, &p.stored, rank, &mut back);
     let q_t = grids::onto_grid_f32(&back, bits)?;
     match grids::rebuild_kind(rank, (p.largest, p.step), (q_t.largest, q_t.step)) {
         Rebuild::Elsewhere => None,
