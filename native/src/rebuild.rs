@@ -33,7 +33,7 @@ mod x86 {
         delta: Option<&[f32]>,
         out: &mut [f32],
     ) {
-        super::rebuild_blocks::<Avx512, 2, 4>(p, q_t, rows, cols, rank, delta, out)
+        super::rebuild_blocks::<Avx512, 4, 4>(p, q_t, rows, cols, rank, delta, out)
     }
 }
 
