@@ -12,7 +12,7 @@
 
 use crate::lanes::{Lanes, Scalar};
 use crate::levels::Level;
-use crate::lowrank::Sum;
+use crate::lowrank::{all_finite, Sum};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
@@ -20,7 +20,7 @@ mod x86 {
     use crate::lowrank::Sum;
 
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn project_avx2(source: Sum<'_>, q_t: &[f32], rank: usize, out: &mut [f32]) -> bool {
+    pub unsafe fn project_avx2(source: Sum<'_>, q_t: &[f32], rank: usize, out: &mut [f32]) {
         super::project_groups::<Avx2, false>(source, q_t, rank, out)
     }
 
@@ -35,19 +35,16 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn project_avx512(
-        source: Sum<'_>,
-        q_t: &[f32],
-        rank: usize,
-        out: &mut [f32],
-    ) -> bool {
+    pub unsafe fn project_avx512(source: Sum<'_>, q_t: &[f32], rank: usize, out: &mut [f32]) {
         super::project_groups::<Avx512, true>(source, q_t, rank, out)
     }
 }
 
 /// `P = (delta + error) @ Q` (`rows x rank`) from `q_t`, `Q` transposed (`rank x cols`);
-/// None where a value of the sum is not finite (a value of `delta` is not, or the sum
-/// overflows).
+/// None where a value of `P` is not finite. That is so wherever a value of the sum is not
+/// finite (a value of `delta` is not, or the sum overflows): an infinity or a NaN makes its
+/// chain infinite or NaN (times 0 too), which every later addition keeps, so the sum is
+/// checked in the few values of `P` rather than in every value of `M`.
 pub fn project_sum(source: Sum<'_>, q_t: &[f32], rank: usize) -> Option<Vec<f32>> {
     let (rows, cols) = (source.rows, source.cols);
     assert!(source.delta.len() >= rows * cols && source.error.len() >= rows * cols);
@@ -65,78 +62,55 @@ pub fn project_sum(source: Sum<'_>, q_t: &[f32], rank: usize) -> Option<Vec<f32>
             _ => project_groups::<Scalar, false>(source, q_t, rank, &mut out),
         }
     }
-    .then_some(out)
+    all_finite(&out).then_some(out)
 }
 
 /// Up to four columns of `P` at a time (eight where AVX-512's 32 registers hold their
 /// chains), several rows at a time (more where a group has fewer columns): independent
-/// chains in flight, and `M` read once per group. The first group checks that every sum is
-/// finite. False where one is not.
+/// chains in flight, and `M` read once per group.
 #[inline(always)]
 unsafe fn project_groups<V: Lanes, const WIDE: bool>(
     source: Sum<'_>,
     q_t: &[f32],
     rank: usize,
     out: &mut [f32],
-) -> bool {
-    let mut finite = true;
+) {
     let mut first = 0;
     while first < rank {
-        let checking = first == 0;
-        macro_rules! block {
-            ($r:literal, $wide:literal, $narrow:literal) => {
-                match (checking, WIDE) {
-                    (true, true) => {
-                        project_block::<V, $r, $wide, true>(source, q_t, rank, first, out)
-                    }
-                    (true, false) => {
-                        project_block::<V, $r, $narrow, true>(source, q_t, rank, first, out)
-                    }
-                    (false, true) => {
-                        project_block::<V, $r, $wide, false>(source, q_t, rank, first, out)
-                    }
-                    (false, false) => {
-                        project_block::<V, $r, $narrow, false>(source, q_t, rank, first, out)
-                    }
-                }
-            };
-        }
         let columns = match rank - first {
             8.. if WIDE => 8,
             left => left.min(4),
         };
-        finite &= match columns {
-            1 => block!(1, 4, 2),
-            2 => block!(2, 4, 1),
-            3 => block!(3, 2, 1),
-            4 => block!(4, 2, 1),
-            _ => block!(8, 2, 1),
-        };
+        match (columns, WIDE) {
+            (1, true) => project_block::<V, 1, 8>(source, q_t, rank, first, out),
+            (2, true) => project_block::<V, 2, 8>(source, q_t, rank, first, out),
+            (3, true) => project_block::<V, 3, 4>(source, q_t, rank, first, out),
+            (4, true) => project_block::<V, 4, 4>(source, q_t, rank, first, out),
+            (_, true) => project_block::<V, 8, 2>(source, q_t, rank, first, out),
+            (1, false) => project_block::<V, 1, 2>(source, q_t, rank, first, out),
+            (2, false) => project_block::<V, 2, 1>(source, q_t, rank, first, out),
+            (3, false) => project_block::<V, 3, 1>(source, q_t, rank, first, out),
+            (_, false) => project_block::<V, 4, 1>(source, q_t, rank, first, out),
+        }
         first += columns;
     }
-    finite
 }
 
 #[inline(always)]
-unsafe fn project_block<V: Lanes, const R: usize, const B: usize, const CHECK: bool>(
+unsafe fn project_block<V: Lanes, const R: usize, const B: usize>(
     source: Sum<'_>,
     q_t: &[f32],
     rank: usize,
     first: usize,
     out: &mut [f32],
-) -> bool {
-    // x - x is 0 for a finite x and NaN otherwise: one sum per row of the block stays 0
-    // exactly when every value it saw is finite.
-    let mut checks = [V::zero(); B];
+) {
     let whole_rows = source.rows - source.rows % B;
     for i0 in (0..whole_rows).step_by(B) {
-        project_rows::<V, R, B, CHECK>(source, q_t, rank, first, i0, out, &mut checks);
+        project_rows::<V, R, B>(source, q_t, rank, first, i0, out);
     }
-    let mut last = [V::zero(); 1];
     for i in whole_rows..source.rows {
-        project_rows::<V, R, 1, CHECK>(source, q_t, rank, first, i, out, &mut last);
+        project_rows::<V, R, 1>(source, q_t, rank, first, i, out);
     }
-    checks.iter().chain(&last).all(|check| check.sum() == 0.0)
 }
 
 /// `delta + error` at `offset`: 16 values, or `count` of them with the other lanes 0.
@@ -151,17 +125,15 @@ unsafe fn sum_lanes<V: Lanes>(source: Sum<'_>, offset: usize, count: usize) -> V
     }
 }
 
-/// Entries `first..first + R` of rows `i0..i0 + B`; where `CHECK`, each row's `x - x` added
-/// into its check.
+/// Entries `first..first + R` of rows `i0..i0 + B`.
 #[inline(always)]
-unsafe fn project_rows<V: Lanes, const R: usize, const B: usize, const CHECK: bool>(
+unsafe fn project_rows<V: Lanes, const R: usize, const B: usize>(
     source: Sum<'_>,
     q_t: &[f32],
     rank: usize,
     first: usize,
     i0: usize,
     out: &mut [f32],
-    checks: &mut [V; B],
 ) {
     let cols = source.cols;
     let whole = cols - cols % 16;
@@ -169,13 +141,13 @@ unsafe fn project_rows<V: Lanes, const R: usize, const B: usize, const CHECK: bo
     let mut sums = [[V::zero(); R]; B];
     for start in (0..whole).step_by(16) {
         let q: [V; R] = std::array::from_fn(|k| V::load(factor.add(k * cols + start)));
-        project_step::<V, R, B, CHECK>(source, i0, start, 16, &q, &mut sums, checks);
+        project_step::<V, R, B>(source, i0, start, 16, &q, &mut sums);
     }
     if whole < cols {
         let count = cols - whole;
         let q: [V; R] =
             std::array::from_fn(|k| V::load_partial(factor.add(k * cols + whole), count));
-        project_step::<V, R, B, CHECK>(source, i0, whole, count, &q, &mut sums, checks);
+        project_step::<V, R, B>(source, i0, whole, count, &q, &mut sums);
     }
     for (b, row_sums) in sums.iter().enumerate() {
         for (k, lanes) in row_sums.iter().enumerate() {
@@ -187,20 +159,16 @@ unsafe fn project_rows<V: Lanes, const R: usize, const B: usize, const CHECK: bo
 /// One group of 16 columns from `start` (`count` of them) of rows `i0..i0 + B`. A function,
 /// not a closure: a closure would not take its caller's target features, nor inline.
 #[inline(always)]
-unsafe fn project_step<V: Lanes, const R: usize, const B: usize, const CHECK: bool>(
+unsafe fn project_step<V: Lanes, const R: usize, const B: usize>(
     source: Sum<'_>,
     i0: usize,
     start: usize,
     count: usize,
     q: &[V; R],
     sums: &mut [[V; R]; B],
-    checks: &mut [V; B],
 ) {
     for (b, row_sums) in sums.iter_mut().enumerate() {
         let x: V = sum_lanes(source, (i0 + b) * source.cols + start, count);
-        if CHECK {
-            checks[b] = checks[b].plus(x.minus(x));
-        }
         for k in 0..R {
             row_sums[k] = row_sums[k].fused(x, q[k]);
         }

@@ -126,7 +126,7 @@ impl UpdateWriter {
                 )
             })
             .collect();
-        // A factored tensor's values are checked as the power step sums them.
+        // A factored tensor's values are checked through its first product (`project_sum`).
         let dense_finite = self
             .layers
             .iter()
