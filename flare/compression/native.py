@@ -12,7 +12,7 @@ to it.
 
 Only the power step's floats differ between the lanes. Both take float32 products: numpy's
 through the CPU's BLAS kernel, the native ones as chains of fused multiply-adds in an order
-``native/src/dot.rs`` and ``lowrank.rs`` fix, so that a client writes the same blob on any
+``native/src/dot.rs`` fixes, so that a client writes the same blob on any
 x86-64 CPU. A blob is written all by one lane or all by the other, and every decoder
 rebuilds either exactly. Where ``native/`` is not built, Python does everything.
 """

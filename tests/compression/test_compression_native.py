@@ -1,4 +1,4 @@
-"""The native lane (native/src/update.rs) against Python, the reference.
+"""The native lane (native/src/writer.rs and reader.rs) against Python, the reference.
 
 The reader is a second decoder of strangers' bytes, so it is held to one rule on any input:
 whatever it accepts, Python's full validation accepts too and decodes to the same bits and
