@@ -17,7 +17,17 @@ import multiprocessing
 import sys
 
 from common import OUTPUT_DIR, environment
-from compression_layers import MODEL_CODECS, MODELS, RANKS, SHAPES, measure, measure_model
+from compression_layers import (
+    MODEL_CODECS,
+    MODELS,
+    RANKS,
+    SHAPES,
+    TIMING_ROUNDS,
+    layer_timings,
+    measure,
+    measure_model,
+    with_timings,
+)
 from compression_tables import (
     COMMAND,
     TASK_CODECS,
@@ -95,8 +105,15 @@ def main() -> None:
         results["environments"]["layers"] = environment()
         # one BLAS thread: on a shared machine a second one mostly waits for its core
         with threadpool_limits(limits=1):
+            layers = [(label, shape, rank) for label, shape in SHAPES.items() for rank in RANKS]
+            rows = [measure(*layer) for layer in layers]
+            later = [
+                [layer_timings(shape, rank) for _, shape, rank in layers]
+                for _ in range(TIMING_ROUNDS - 1)
+            ]
             results["rows"] = [
-                measure(label, shape, rank) for label, shape in SHAPES.items() for rank in RANKS
+                with_timings(row, [row, *more])
+                for row, more in zip(rows, zip(*later, strict=True), strict=True)
             ]
             results["models"] = [
                 measure_model(model, codec) for model in MODELS for codec in MODEL_CODECS

@@ -53,6 +53,18 @@ NOISE_FRACTION = 0.1
 REPEATS = 101
 """Medians of this many runs: a layer takes microseconds, and a shared machine moves a median
 of 31 by a tenth from one run to the next."""
+TIMING_ROUNDS = 3
+"""Rounds of every layer's timings, each round over all layers before the next begins: a
+burst of load on the shared machine then moves one round's medians, not the table's."""
+TIMINGS = (
+    "codec_seconds",
+    "native_seconds",
+    "python_seconds",
+    "float32_floor_seconds",
+    "framing_seconds",
+)
+"""What each round times: the codec as a user calls it, its compiled calls alone, Python's
+reference lane, the two float32 products, and the layer sent uncompressed."""
 ROUNDS = 10
 DRIFT = 0.05
 BINDING = UpdateBinding("0xbench", "bench", 0, 0, "bench-base", 1)
@@ -130,26 +142,8 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
     warm = relative_error(decode_update(warm_blob, spec).delta["w"], step)
     warm_optimal = optimal_error(step, rank)
 
-    rows, cols = layout.matrix_shape
-    matrix = delta.reshape(rows, cols)
-    q = np.ones((cols, rank), dtype=np.float32)
-    p = np.ones((rows, rank), dtype=np.float32)
-    encoder = codec.new_encoder(spec, 0)
-    reference = codec.new_encoder(spec, 0)
-    dense_encoder = make_codec("none").new_encoder(spec, 0)
-    codec_seconds, native_seconds, python_seconds, float32_floor_seconds, framing_seconds = (
-        median_seconds(
-            lambda: decode_update(encoder.encode({"w": delta}, BINDING), spec),
-            _native_calls(encoder, spec, {"w": delta}),
-            lambda: _python_lane(reference, spec, {"w": delta}),
-            lambda: (matrix @ q, matrix.T @ p),
-            # The same layer written and read with no compression at all: what a blob costs
-            # before any arithmetic (header, binding, container, validation, Python per call).
-            lambda: decode_update(dense_encoder.encode({"w": delta}, BINDING), spec),
-        )
-    )
     optimal = optimal_error(delta, rank)
-    return {
+    row = {
         "layer": label,
         "shape": list(shape),
         "rank": rank,
@@ -164,13 +158,40 @@ def measure(label: str, shape: tuple[int, ...], rank: int) -> dict:
         "warm_error": warm,
         "warm_optimal_error": warm_optimal,
         "feedback_sum_error": relative_error(sent_sum, true_sum),
-        "codec_seconds": codec_seconds,
-        "native_seconds": native_seconds,
-        "python_seconds": python_seconds,
-        "float32_floor_seconds": float32_floor_seconds,
-        "time_vs_float32_floor": codec_seconds / float32_floor_seconds,
-        "framing_seconds": framing_seconds,
     }
+    return with_timings(row, [layer_timings(shape, rank)])
+
+
+def layer_timings(shape: tuple[int, ...], rank: int) -> dict[str, float]:
+    """One round of a layer's times (:data:`TIMINGS`), the codec and its floors taking turns."""
+    spec = {"w": shape}
+    delta = synthetic_delta(shape, seed=sum(shape))
+    codec = PowerSGDCodec(rank=rank)
+    rows, cols = codec.layout(spec)[0].matrix_shape
+    matrix = delta.reshape(rows, cols)
+    q = np.ones((cols, rank), dtype=np.float32)
+    p = np.ones((rows, rank), dtype=np.float32)
+    encoder = codec.new_encoder(spec, 0)
+    reference = codec.new_encoder(spec, 0)
+    dense_encoder = make_codec("none").new_encoder(spec, 0)
+    seconds = median_seconds(
+        lambda: decode_update(encoder.encode({"w": delta}, BINDING), spec),
+        _native_calls(encoder, spec, {"w": delta}),
+        lambda: _python_lane(reference, spec, {"w": delta}),
+        lambda: (matrix @ q, matrix.T @ p),
+        # The same layer written and read with no compression at all: what a blob costs
+        # before any arithmetic (header, binding, container, validation, Python per call).
+        lambda: decode_update(dense_encoder.encode({"w": delta}, BINDING), spec),
+    )
+    return dict(zip(TIMINGS, seconds, strict=True))
+
+
+def with_timings(row: dict, rounds: list[dict[str, float]]) -> dict:
+    """``row`` with each time the median of its ``rounds``, and the codec against its floor
+    from those medians."""
+    times = {key: statistics.median(taken[key] for taken in rounds) for key in TIMINGS}
+    codec_x = times["codec_seconds"] / times["float32_floor_seconds"]
+    return dict(row, **times, time_vs_float32_floor=codec_x)
 
 
 def measure_model(model: str, codec_name: str) -> dict:

@@ -3,7 +3,7 @@
 import json
 import statistics
 
-from compression_layers import DRIFT, NOISE_FRACTION, REPEATS, ROUNDS, SIGNAL_RANK
+from compression_layers import DRIFT, NOISE_FRACTION, REPEATS, ROUNDS, SIGNAL_RANK, TIMING_ROUNDS
 
 COMMAND = ".venv/bin/python benchmarks/bench_compression.py"
 TARGET_X = 3
@@ -50,7 +50,10 @@ def layer_markdown(rows: list[dict], environment: dict | None) -> list[str]:
         f"(seeded); times are medians of {REPEATS} runs in CPU time (`time.process_time`), "
         "which a shared machine's load disturbs less than wall time; they still move with "
         "it (shared caches). The codec and its floors take turns in every run, so each "
-        "ratio is taken side by side, under the same load.",
+        "ratio is taken side by side, under the same load. Every layer is timed in "
+        f"{TIMING_ROUNDS} rounds, each round over all layers before the next begins, and "
+        "each time shown is the median of its rounds: a burst of load moves one round, "
+        "not the table.",
         "",
         f"Input: seeded synthetic deltas with a decaying spectrum: a rank-{SIGNAL_RANK} signal "
         "with singular values 1, 2^-1/2, 2^-1, ... plus Gaussian noise whose Frobenius norm "

@@ -1,6 +1,6 @@
 """``bench_compression.py``'s per-layer rows and tables: what they record and what they say."""
 
-from compression_layers import measure
+from compression_layers import TIMINGS, measure, with_timings
 from compression_tables import layer_markdown, markdown
 
 ENVIRONMENT = {
@@ -53,3 +53,18 @@ def test_a_row_shows_the_native_calls_the_python_lane_and_the_uncompressed_blob(
     floor = row["float32_floor_seconds"]
     assert f"| {row['native_seconds'] * 1e6:.1f} | {row['python_seconds'] * 1e6:.0f} | " in table
     assert f"| {row['framing_seconds'] * 1e6:.1f} | {row['framing_seconds'] / floor:.1f} |" in table
+
+
+def test_each_time_is_the_median_of_its_rounds_and_the_ratio_is_taken_from_those() -> None:
+    row = measure("test 48x40", (48, 40), 2)
+    burst = dict.fromkeys(TIMINGS, 1.0) | {"codec_seconds": 50.0}
+    rounds = [
+        dict.fromkeys(TIMINGS, 1.0) | {"codec_seconds": 2.0},
+        burst,
+        dict.fromkeys(TIMINGS, 1.0) | {"codec_seconds": 3.0, "float32_floor_seconds": 1.5},
+    ]
+    timed = with_timings(row, rounds)
+    assert timed["codec_seconds"] == 3.0  # the burst's 50 is voted out
+    assert timed["float32_floor_seconds"] == 1.0
+    assert timed["time_vs_float32_floor"] == 3.0
+    assert timed["error"] == row["error"]  # sizes and errors are kept as measured
