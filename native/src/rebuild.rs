@@ -46,7 +46,8 @@ pub fn rebuild(p: &[f32], q_t: Matrix<'_>, delta: Option<&[f32]>, out: &mut [f32
     let rows = p.len().checked_div(rank).unwrap_or(0);
     assert!(q_t.values.len() >= rank * cols && out.len() >= rows * cols);
     assert!(delta.is_none_or(|delta| delta.len() >= rows * cols));
-    // SAFETY: as in [`project_sum`]: the sizes are asserted above.
+    // SAFETY: the level is supported where it is current, and the kernel reads and writes
+    // no more than the sizes asserted above.
     unsafe {
         match Level::current() {
             #[cfg(target_arch = "x86_64")]
