@@ -66,3 +66,19 @@ def as_float32(result: np.ndarray) -> np.ndarray:
     costs several times the arithmetic (a 1,000-client round spends a tenth of its local
     training in them)."""
     return result.astype(np.float32, copy=False)
+
+
+CACHE_LINE_BYTES = 64
+"""The cache line of x86-64 CPUs (and of most others): a 64-byte vector load or store that
+starts one touches one line; one that straddles two touches both."""
+
+
+def aligned_zeros(shape: tuple[int, ...], dtype: type = np.float32) -> np.ndarray:
+    """A C-contiguous array of zeros whose first element starts a cache line. numpy's own
+    allocation is 16-byte aligned, and the native kernels read and write layer-sized state
+    (a PowerSGD encoder's error memory) in 64-byte loads and stores."""
+    item = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * item.itemsize
+    storage = np.zeros(nbytes + CACHE_LINE_BYTES, dtype=np.uint8)
+    skip = -storage.ctypes.data % CACHE_LINE_BYTES
+    return storage[skip : skip + nbytes].view(item).reshape(shape)

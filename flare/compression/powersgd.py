@@ -52,7 +52,7 @@ from flare.compression.rebuild import (
     scale_products,
 )
 from flare.errors import ConfigError
-from flare.tensors import ModelSpec, Weights
+from flare.tensors import ModelSpec, Weights, aligned_zeros
 
 DEFAULT_RANK = 4
 MAX_RANK = 1024
@@ -152,11 +152,11 @@ class PowerSGDEncoder(UpdateEncoder):
         for entry in self.layout:
             if entry.rank is not None:
                 rows, cols = entry.matrix_shape
-                self.error_memory[entry.name] = np.zeros((rows, cols), dtype=np.float32)
+                self.error_memory[entry.name] = aligned_zeros((rows, cols))
                 self.warm_q[entry.name] = self.rng.standard_normal(
                     (cols, entry.rank), dtype=np.float32
                 )
-                self._scratch[entry.name] = np.empty((rows, cols), dtype=np.float32)
+                self._scratch[entry.name] = aligned_zeros((rows, cols))
 
     def encode(self, delta: Weights, binding: UpdateBinding) -> bytes:
         """Compress ``delta`` plus the carried error; update the state only on success."""

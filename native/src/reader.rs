@@ -5,7 +5,7 @@ use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
 use numpy::npyffi::{self, npy_intp, NpyTypes, NPY_ARRAY_WRITEABLE, NPY_TYPES, PY_ARRAY_API};
-use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -24,55 +24,85 @@ fn view_of<'py>(
     offset: usize,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: the blob holds `prod(shape)` float32 values from `offset` (checked by the
+    // caller).
+    unsafe {
+        let data = owner.as_bytes().as_ptr().add(offset) as *mut c_void;
+        view_at(owner.as_any(), data, shape)
+    }
+}
+
+/// A read-only float32 array of `shape` at `data`, with `owner` as its base.
+///
+/// # Safety
+/// `data` points at `prod(shape)` float32 values that `owner` holds for as long as it lives.
+unsafe fn view_at<'py>(
+    owner: &Bound<'py, PyAny>,
+    data: *mut c_void,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
     let py = owner.py();
     let mut dims: Vec<npy_intp> = shape.iter().map(|d| *d as npy_intp).collect();
     let mut strides = vec![FLOAT32_BYTES as npy_intp; shape.len()];
     for axis in (0..shape.len().saturating_sub(1)).rev() {
         strides[axis] = strides[axis + 1] * dims[axis + 1];
     }
-    // SAFETY: the blob holds `prod(shape)` float32 values from `offset` (checked by the
-    // caller) and outlives the array, which holds a reference to it as its base; flags 0
-    // leave it read-only, and the given strides make numpy work out contiguity and alignment.
-    unsafe {
-        let descr = PY_ARRAY_API.PyArray_DescrFromType(py, NPY_TYPES::NPY_FLOAT as i32);
-        let data = owner.as_bytes().as_ptr().add(offset) as *mut c_void;
-        let array = PY_ARRAY_API.PyArray_NewFromDescr(
-            py,
-            PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
-            descr,
-            dims.len() as i32,
-            dims.as_mut_ptr(),
-            strides.as_mut_ptr(),
-            data,
-            0,
-            std::ptr::null_mut(),
-        );
-        if array.is_null() {
-            return Err(PyErr::fetch(py));
-        }
-        let base = owner.clone().into_ptr();
-        if PY_ARRAY_API.PyArray_SetBaseObject(py, array as *mut npyffi::PyArrayObject, base) < 0 {
-            pyo3::ffi::Py_DECREF(array);
-            return Err(PyErr::fetch(py));
-        }
-        Ok(Bound::from_owned_ptr(py, array))
+    // Flags 0 leave the array read-only, and the given strides make numpy work out
+    // contiguity and alignment; the array holds a reference to `owner` as its base.
+    let descr = PY_ARRAY_API.PyArray_DescrFromType(py, NPY_TYPES::NPY_FLOAT as i32);
+    let array = PY_ARRAY_API.PyArray_NewFromDescr(
+        py,
+        PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
+        descr,
+        dims.len() as i32,
+        dims.as_mut_ptr(),
+        strides.as_mut_ptr(),
+        data,
+        0,
+        std::ptr::null_mut(),
+    );
+    if array.is_null() {
+        return Err(PyErr::fetch(py));
     }
+    let base = owner.clone().into_ptr();
+    if PY_ARRAY_API.PyArray_SetBaseObject(py, array as *mut npyffi::PyArrayObject, base) < 0 {
+        pyo3::ffi::Py_DECREF(array);
+        return Err(PyErr::fetch(py));
+    }
+    Ok(Bound::from_owned_ptr(py, array))
 }
 
-/// A new read-only float32 array of `shape` holding `values`.
+/// A new read-only float32 array of `shape` filled by `fill`, its first value at the start
+/// of a cache line: numpy's own allocation is 16-byte aligned, and a 64-byte store that
+/// straddles two lines costs both (the rebuild writes a whole layer in such stores).
 fn array_of<'py>(
     py: Python<'py>,
     shape: &[usize],
     fill: impl FnOnce(&mut [f32]),
-) -> Bound<'py, PyArrayDyn<f32>> {
-    // SAFETY: `fill` writes every element before numpy or Python sees the array.
+) -> PyResult<Bound<'py, PyAny>> {
+    let count: usize = shape.iter().product();
+    let spare = CACHE_LINE_BYTES / FLOAT32_BYTES;
+    // SAFETY: `storage` is a new contiguous array no one else sees yet, every value of it
+    // written below before Python can reach it (through the view's base); the view covers
+    // `count` of its values from `skip`, and `skip <= spare`.
     unsafe {
-        let array = PyArrayDyn::<f32>::new(py, shape, false);
-        fill(array.as_slice_mut().expect("a new array is contiguous"));
-        (*array.as_array_ptr()).flags &= !NPY_ARRAY_WRITEABLE;
-        array
+        let storage = PyArray1::<f32>::new(py, count + spare, false);
+        let values = storage.as_slice_mut().expect("a new array is contiguous");
+        let skip = values.as_ptr().align_offset(CACHE_LINE_BYTES).min(spare);
+        let (before, rest) = values.split_at_mut(skip);
+        let (used, after) = rest.split_at_mut(count);
+        before.fill(0.0);
+        after.fill(0.0);
+        fill(used);
+        // The view is read-only; so is what it views, reachable as its base.
+        (*storage.as_array_ptr()).flags &= !NPY_ARRAY_WRITEABLE;
+        let data = values.as_mut_ptr().add(skip) as *mut c_void;
+        view_at(storage.as_any(), data, shape)
     }
 }
+
+/// The size and alignment of a cache line on x86-64.
+const CACHE_LINE_BYTES: usize = 64;
 
 /// What a header's suffix names: its codec, the size of its data section and its tensors.
 struct Configuration {
@@ -196,8 +226,8 @@ impl UpdateReader {
                 }
                 view_of(container, header_end + layer.offsets.0, &layer.shape)?
             } else {
-                match rebuilt(py, layer, data) {
-                    Some(array) => array.into_any(),
+                match rebuilt(py, layer, data)? {
+                    Some(array) => array,
                     None => return Ok(None),
                 }
             };
@@ -251,16 +281,21 @@ fn rebuilt<'py>(
     py: Python<'py>,
     layer: &Layer,
     data: &[u8],
-) -> Option<Bound<'py, PyArrayDyn<f32>>> {
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     let (rows, cols, rank) = (layer.rows, layer.cols, layer.rank);
     let bits = grids::factor_bits(rank);
-    let p = f32_at(data, layer.offsets.0, rows * rank)?;
-    let q = f32_at(data, layer.offsets.1, cols * rank)?;
-    let p_grid = grids::on_grid(p, bits)?;
-    let q_grid = grids::on_grid(q, bits)?;
+    let (Some(p), Some(q)) = (
+        f32_at(data, layer.offsets.0, rows * rank),
+        f32_at(data, layer.offsets.1, cols * rank),
+    ) else {
+        return Ok(None);
+    };
+    let (Some(p_grid), Some(q_grid)) = (grids::on_grid(p, bits), grids::on_grid(q, bits)) else {
+        return Ok(None);
+    };
     match grids::rebuild_kind(rank, p_grid, q_grid) {
-        Rebuild::Elsewhere => None,
-        Rebuild::Zero => Some(array_of(py, &layer.shape, |out| out.fill(0.0))),
+        Rebuild::Elsewhere => Ok(None),
+        Rebuild::Zero => array_of(py, &layer.shape, |out| out.fill(0.0)).map(Some),
         Rebuild::Float32 => {
             let q_t = transpose(q, cols, rank);
             let q_t = Matrix {
@@ -268,9 +303,7 @@ fn rebuilt<'py>(
                 rows: rank,
                 cols,
             };
-            Some(array_of(py, &layer.shape, |out| {
-                rebuild::rebuild(p, q_t, None, out)
-            }))
+            array_of(py, &layer.shape, |out| rebuild::rebuild(p, q_t, None, out)).map(Some)
         }
     }
 }

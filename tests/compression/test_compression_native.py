@@ -248,3 +248,20 @@ def test_input_the_native_lane_does_not_take_is_encoded_by_python() -> None:
         encoder.encode(delta, UpdateBinding("", "t", 0, 0, "b", 1))
     with pytest.raises(MalformedUpdateError, match="binding round"):
         encoder.encode(delta, UpdateBinding("s", "t", True, 0, "b", 1))
+
+
+def test_a_rebuilt_tensor_starts_a_cache_line_and_nothing_writes_through_it() -> None:
+    """The reader places each factored layer it rebuilds on a 64-byte boundary (numpy's own
+    allocation is 16-byte aligned); the view and the storage behind it stay read-only."""
+    encoder = make_codec("powersgd", rank=2).new_encoder(SPEC, 0)
+    blob = encoder.encode(delta_of(1), BINDING)
+    decode_update(blob, SPEC)  # the first blob of a configuration teaches the reader
+    read = native_read(blob)
+    assert read is not None
+    for name in ("conv", "fc", "big"):  # the factored layers
+        tensor = read.delta[name]
+        assert tensor.ctypes.data % 64 == 0 and tensor.flags.c_contiguous
+        assert not tensor.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            tensor.base[0] = 1.0
+    assert_same(read, python_decode(blob))

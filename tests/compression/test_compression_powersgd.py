@@ -15,8 +15,10 @@ from flare.compression import (
     decode_update,
     make_codec,
 )
+from flare.compression.native import python_only
 from flare.compression.powersgd import CHOLESKY_MAX_RANK, orthonormalise
 from flare.compression.rebuild import factor_bits
+from flare.tensors import CACHE_LINE_BYTES, aligned_zeros
 
 BINDING = UpdateBinding("0xc1", "task-7", 3, 1, "bafkreigh2akiscaildc", 120)
 
@@ -210,3 +212,27 @@ def test_a_delta_overflowing_once_factored_is_refused_without_a_warning(codec_na
             encoder.encode({"w": np.full((64, 32), 3e38, np.float32)}, BINDING)
     delta = {"w": np.random.default_rng(11).standard_normal((64, 32)).astype(np.float32)}
     assert encoder.encode(delta, BINDING) == twin.encode(delta, BINDING)
+
+
+@pytest.mark.parametrize("shape", [(1,), (3, 5), (128, 256), (16, 1, 3, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int8])
+def test_aligned_zeros_start_a_cache_line_and_hold_nothing_else(shape, dtype) -> None:
+    array = aligned_zeros(shape, dtype)
+    assert array.ctypes.data % CACHE_LINE_BYTES == 0
+    assert array.shape == shape and array.dtype == dtype
+    assert array.flags.c_contiguous and array.flags.writeable
+    assert not array.any()
+    array[...] = 1  # writes land in the array alone
+    assert array.sum() == np.prod(shape)
+
+
+def test_an_encoders_layer_sized_state_starts_a_cache_line() -> None:
+    """The error memory and the scratch it swaps with are read and written in 64-byte
+    loads and stores; a line-aligned start keeps each of those in one line."""
+    spec = {"fc": (40, 24), "conv": (6, 2, 3, 3), "bias": (24,)}
+    encoder = PowerSGDCodec(rank=2).new_encoder(spec, 0)
+    delta = {name: np.ones(shape, dtype=np.float32) for name, shape in spec.items()}
+    for _ in range(3):  # the Python lane swaps the error memory with its scratch each time
+        with python_only():
+            encoder.encode(delta, BINDING)
+        assert all(a.ctypes.data % CACHE_LINE_BYTES == 0 for a in encoder.error_memory.values())
