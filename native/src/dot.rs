@@ -65,6 +65,17 @@ pub fn project_sum(source: Sum<'_>, q_t: &[f32], rank: usize) -> Option<Vec<f32>
     all_finite(&out).then_some(out)
 }
 
+/// How many of the `left` columns of `P` (or of `M^T @ P`) a product takes in its next pass
+/// over `M`: eight where `wide` (AVX-512's 32 registers hold a rank-8 group's chains), else
+/// up to four.
+#[inline(always)]
+fn group_size(left: usize, wide: bool) -> usize {
+    match left {
+        8.. if wide => 8,
+        _ => left.min(4),
+    }
+}
+
 /// Up to four columns of `P` at a time (eight where AVX-512's 32 registers hold their
 /// chains), several rows at a time (more where a group has fewer columns): independent
 /// chains in flight, and `M` read once per group.
@@ -77,10 +88,7 @@ unsafe fn project_groups<V: Lanes, const WIDE: bool>(
 ) {
     let mut first = 0;
     while first < rank {
-        let columns = match rank - first {
-            8.. if WIDE => 8,
-            left => left.min(4),
-        };
+        let columns = group_size(rank - first, WIDE);
         match (columns, WIDE) {
             (1, true) => project_block::<V, 1, 8>(source, q_t, rank, first, out),
             (2, true) => project_block::<V, 2, 8>(source, q_t, rank, first, out),
@@ -205,10 +213,7 @@ unsafe fn combine_groups<V: Lanes, const WIDE: bool>(
 ) {
     let mut first = 0;
     while first < rank {
-        let outputs = match rank - first {
-            8.. if WIDE => 8,
-            left => left.min(4),
-        };
+        let outputs = group_size(rank - first, WIDE);
         match (outputs, WIDE) {
             (1, true) => combine_block::<V, 1, 8>(source, p, rank, first, out_t),
             (2, true) => combine_block::<V, 2, 4>(source, p, rank, first, out_t),
